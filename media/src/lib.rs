@@ -8,9 +8,11 @@
 //! The worker pool with lazy workers, spanning routers and pipe blocks builds on
 //! [`MediaEngine`].
 
+mod capabilities;
 mod engine;
 mod error;
 
+pub use capabilities::consumer_capabilities;
 pub use engine::{MediaConfig, MediaEngine, RunningWorker};
 pub use error::MediaError;
 pub use mediasoup;

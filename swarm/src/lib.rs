@@ -5,15 +5,16 @@
 //! `oneshot` replies) and receives [`SwarmEvent`]s on a bounded channel. Callers
 //! never see libp2p's own event types.
 //!
-//! Layout: [`behaviour`] composes the protocols; `event_loop` owns the Swarm;
+//! Layout: `behaviour` composes the protocols; `event_loop` owns the Swarm;
 //! `handle` is the caller's API; [`SwarmConfig`] says how to start.
 
-pub mod behaviour;
+mod behaviour;
 mod config;
 mod error;
 mod event_loop;
 mod handle;
 
+pub use behaviour::PROTOCOL_VERSION;
 pub use config::SwarmConfig;
 pub use error::SwarmError;
 pub use handle::{SwarmEvent, SwarmHandle, start};

@@ -4,10 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU8, NonZeroU32};
 
 use mafalda_media::mediasoup::prelude::*;
-use mafalda_media::mediasoup::rtp_parameters::{
-    MimeTypeAudio, RtpCodecCapability, RtpCodecParameters, RtpCodecParametersParameters, RtpEncodingParameters,
-    RtpParameters,
-};
+use mafalda_media::mediasoup::types::data_structures::TransportTuple;
 
 /// Loopback, where every test socket and transport lives.
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -118,16 +118,18 @@ pub async fn send_paced(socket: &UdpSocket, target: SocketAddr, packets: &[RtpPa
     }
 }
 
-/// Receives RTP on `socket` (ignoring RTCP) until `expected` packets have come or
-/// nothing has arrived for `idle`.
-pub async fn receive_rtp(socket: &UdpSocket, expected: usize, idle: Duration) -> Vec<RtpPacket> {
+/// Receives the RTP packets of stream `ssrc` on `socket` until `expected` have come
+/// or nothing has arrived for `idle`. RTCP and other streams are skipped: mediasoup
+/// also sends bandwidth-probation padding packets (their own SSRC) on a transport.
+pub async fn receive_rtp(socket: &UdpSocket, ssrc: u32, expected: usize, idle: Duration) -> Vec<RtpPacket> {
     let mut received = Vec::with_capacity(expected);
     let mut buffer = vec![0u8; 2048];
     while received.len() < expected {
         match tokio::time::timeout(idle, socket.recv_from(&mut buffer)).await {
             Ok(Ok((len, _))) => {
-                if let Ok(packet) = RtpPacket::parse(&buffer[..len]) {
-                    received.push(packet);
+                match RtpPacket::parse(&buffer[..len]) {
+                    Ok(packet) if packet.ssrc == ssrc => received.push(packet),
+                    _ => {}
                 }
             }
             Ok(Err(error)) => panic!("receiving RTP: {error}"),
