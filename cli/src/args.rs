@@ -12,7 +12,14 @@ use mafalda_swarm::{Keypair, Multiaddr, SwarmConfig};
 /// A Mafalda Swarm node: a mediasoup SFU on a libp2p swarm, where streams published
 /// on any node can be found and consumed from any other.
 #[derive(Debug, Parser)]
-#[command(name = "mafalda-node", version, about, long_about = None)]
+#[command(
+    name = "mafalda-node",
+    version,
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug or RUST_LOG=mafalda_swarm=debug) to choose what is shown.\n\
+                  Example: start a first node, then a second one that joins through it:\n  \
+                  mafalda-node run\n  \
+                  mafalda-node run --bootstrap /ip4/127.0.0.1/tcp/PORT/p2p/PEER_ID"
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

@@ -23,11 +23,7 @@ pub struct MediaConfig {
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self {
-            workers: 1,
-            rtc_ports: 40000..=49999,
-            worker_log_level: WorkerLogLevel::Warn,
-        }
+        Self { workers: 1, rtc_ports: 40000..=49999, worker_log_level: WorkerLogLevel::Warn }
     }
 }
 

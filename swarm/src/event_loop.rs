@@ -141,12 +141,12 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
         match event {
-            swarm::SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
-                if num_established.get() == 1 {
-                    debug!(peer = %peer_id, "peer connected");
-                    let addr = endpoint.get_remote_address().clone();
-                    self.emit(SwarmEvent::PeerConnected { peer: peer_id, addr });
-                }
+            swarm::SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. }
+                if num_established.get() == 1 =>
+            {
+                debug!(peer = %peer_id, "peer connected");
+                let addr = endpoint.get_remote_address().clone();
+                self.emit(SwarmEvent::PeerConnected { peer: peer_id, addr });
             }
             swarm::SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 debug!(peer = %peer_id, "peer disconnected");
@@ -163,7 +163,9 @@ impl EventLoop {
                 Ok(rtt) => self.emit(SwarmEvent::PingRtt { peer, rtt }),
                 Err(error) => debug!(%peer, %error, "ping failed"),
             },
-            swarm::SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
+            swarm::SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id, info, ..
+            })) => {
                 debug!(peer = %peer_id, agent = %info.agent_version, "identified peer");
             }
             _ => {}

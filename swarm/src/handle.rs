@@ -55,9 +55,8 @@ pub async fn start(config: SwarmConfig) -> Result<(SwarmHandle, mpsc::Receiver<S
     let peer_id = config.keypair.public().to_peer_id();
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-    let mut event_loop = EventLoop::new(&config, command_rx, event_tx)?
-        .listen(&config.listen, config.listen_timeout)
-        .await?;
+    let mut event_loop =
+        EventLoop::new(&config, command_rx, event_tx)?.listen(&config.listen, config.listen_timeout).await?;
     event_loop.dial_all(&config.bootstrap);
     tokio::spawn(event_loop.run());
     Ok((SwarmHandle { peer_id, commands: command_tx }, event_rx))

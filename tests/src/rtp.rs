@@ -126,12 +126,10 @@ pub async fn receive_rtp(socket: &UdpSocket, ssrc: u32, expected: usize, idle: D
     let mut buffer = vec![0u8; 2048];
     while received.len() < expected {
         match tokio::time::timeout(idle, socket.recv_from(&mut buffer)).await {
-            Ok(Ok((len, _))) => {
-                match RtpPacket::parse(&buffer[..len]) {
-                    Ok(packet) if packet.ssrc == ssrc => received.push(packet),
-                    _ => {}
-                }
-            }
+            Ok(Ok((len, _))) => match RtpPacket::parse(&buffer[..len]) {
+                Ok(packet) if packet.ssrc == ssrc => received.push(packet),
+                _ => {}
+            },
             Ok(Err(error)) => panic!("receiving RTP: {error}"),
             Err(_) => break,
         }

@@ -10,8 +10,8 @@ use mafalda_media::mediasoup::router::NewTransport;
 use mafalda_media::mediasoup::types::srtp_parameters::SrtpParameters;
 use mafalda_media::{MediaConfig, MediaEngine, consumer_capabilities};
 use mafalda_tests::media::{
-    LOOPBACK, OPUS_PAYLOAD_TYPE, consumer_ssrc_and_payload_type, egress_transport, ingest_transport,
-    loopback_udp, opus_producer_parameters, opus_router_options,
+    LOOPBACK, OPUS_PAYLOAD_TYPE, consumer_ssrc_and_payload_type, egress_transport, ingest_transport, loopback_udp,
+    opus_producer_parameters, opus_router_options,
 };
 use mafalda_tests::rtp::{RtpPacket, assert_delivered, receive_rtp, send_paced, test_stream};
 use tokio::net::UdpSocket;

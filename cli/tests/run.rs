@@ -1,0 +1,96 @@
+//! `mafalda-node` as a user runs it: the real binary, started and stopped by signal.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_mafalda-node");
+/// The bound for an orderly exit after SIGINT/SIGTERM.
+const EXIT_WITHIN: Duration = Duration::from_secs(2);
+
+struct Started {
+    child: Child,
+    peer_id: String,
+    addrs: Vec<String>,
+}
+
+/// Starts `mafalda-node run` with `args` and reads its identity and addresses.
+fn start(args: &[&str]) -> Started {
+    let mut child = Command::new(BINARY)
+        .arg("run")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn mafalda-node");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a first line").expect("utf-8");
+    let peer_id = first.strip_prefix("peer id: ").expect("first line gives the peer id").to_owned();
+    let addr_line = lines.next().expect("an address line").expect("utf-8");
+    let addr = addr_line.strip_prefix("listening on: ").expect("second line gives an address").to_owned();
+    Started { child, peer_id, addrs: vec![addr] }
+}
+
+/// Sends `signal` and returns the exit status and how long the exit took.
+fn stop(mut child: Child, signal: &str) -> (std::process::ExitStatus, Duration) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+    assert!(status.expect("run kill").success(), "kill -{signal}");
+    let sent = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for mafalda-node") {
+            return (status, sent.elapsed());
+        }
+        if sent.elapsed() > EXIT_WITHIN * 3 {
+            let _ = child.kill();
+            panic!("mafalda-node still running {:?} after SIG{signal}", sent.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn run_prints_identity_and_addresses_and_exits_cleanly_on_sigint_and_sigterm() {
+    let first = start(&["--listen", "/ip4/127.0.0.1/tcp/0"]);
+    assert!(first.peer_id.starts_with("12D3KooW"), "an ed25519 peer id: {}", first.peer_id);
+    let addr = &first.addrs[0];
+    assert!(addr.starts_with("/ip4/127.0.0.1/tcp/"), "a loopback TCP address: {addr}");
+    assert!(addr.ends_with(&format!("/p2p/{}", first.peer_id)), "usable as a bootstrap address: {addr}");
+
+    // A second node joins through the first's printed address.
+    let second = start(&["--bootstrap", addr]);
+    assert_ne!(second.peer_id, first.peer_id);
+    std::thread::sleep(Duration::from_millis(300));
+
+    for (node, signal) in [(second, "INT"), (first, "TERM")] {
+        let (status, took) = stop(node.child, signal);
+        assert!(status.success(), "exit status after SIG{signal}: {status}");
+        assert!(took < EXIT_WITHIN, "exit after SIG{signal} took {took:?}");
+    }
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_clear_message() {
+    for (args, expected) in [
+        (&["run", "--listen", "not-a-multiaddr"][..], "--listen"),
+        (&["run", "--rtc-ports", "50000-40000"][..], "above MAX"),
+        (&["run", "--workers", "0"][..], "--workers"),
+    ] {
+        let output = Command::new(BINARY).args(args).output().expect("run mafalda-node");
+        assert_eq!(output.status.code(), Some(2), "usage error exit code for {args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "stderr for {args:?} names the problem: {stderr}");
+    }
+}
+
+#[test]
+fn version_and_help_describe_the_binary() {
+    let version = Command::new(BINARY).arg("--version").output().expect("run --version");
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("mafalda-node "));
+    let help = Command::new(BINARY).args(["run", "--help"]).output().expect("run --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--listen", "--bootstrap", "--workers", "--rtc-ports", "--worker-log-level"] {
+        assert!(help.contains(flag), "run --help explains {flag}");
+    }
+}

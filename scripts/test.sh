@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up everything (scripts/setup.sh) and runs every check and test of the
+# workspace: formatting, clippy with warnings denied, unit and integration tests
+# (real mediasoup workers and real libp2p on 127.0.0.1), and doc tests.
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+./scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "format"
+cargo fmt --all -- --check
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+step "doc tests"
+cargo test --workspace --locked --doc
