@@ -67,6 +67,8 @@ main() {
   require_command python3 "install python3 (Debian: python3)"
   python3 -m pip --version >/dev/null 2>&1 || die "pip for python3 not found (Debian: python3-pip)"
   require_command c++ "install a C++20 compiler (Debian: build-essential)"
+  cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found: rustup component add rustfmt"
+  cargo clippy --version >/dev/null 2>&1 || die "clippy not found: rustup component add clippy"
   mkdir -p "$tools"
   install_pip_tools
   if ! cargo nextest --version >/dev/null 2>&1; then
