@@ -49,7 +49,7 @@ install_pip_tools() {
   fi
   say "installing PyPI tools into .tools/python: $want"
   rm -rf "$tools/python.partial"
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-user \
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-cache-dir --no-user \
     --target "$tools/python.partial" "${PIP_TOOLS[@]}"
   rm -rf "$tools/python"
   mv "$tools/python.partial" "$tools/python"
