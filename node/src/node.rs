@@ -1,7 +1,7 @@
 //! A running node.
 
 use mafalda_media::MediaEngine;
-use mafalda_swarm::{Multiaddr, PeerId, SwarmEvent, SwarmHandle};
+use mafalda_swarm::{InboundCall, Multiaddr, PeerId, StartedSwarm, SwarmEvent, SwarmHandle};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
@@ -20,7 +20,7 @@ impl Node {
     /// Starts the mediasoup workers, then the swarm.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
         let media = MediaEngine::start(config.media).await?;
-        let (swarm, events) = match mafalda_swarm::start(config.swarm).await {
+        let StartedSwarm { handle: swarm, events, calls } = match mafalda_swarm::start(config.swarm).await {
             Ok(started) => started,
             Err(error) => {
                 media.close().await;
@@ -29,6 +29,8 @@ impl Node {
         };
         info!(peer = %swarm.peer_id(), workers = media.workers().len(), "node started");
         let swarm_events = tokio::spawn(log_swarm_events(events));
+        // No node-to-node methods yet: dropping each call answers it with an error.
+        tokio::spawn(refuse_calls(calls));
         Ok(Self { swarm, media, swarm_events })
     }
 
@@ -75,5 +77,11 @@ async fn log_swarm_events(mut events: mpsc::Receiver<SwarmEvent>) {
             SwarmEvent::PingRtt { peer, rtt } => debug!(%peer, ?rtt, "ping"),
             other => debug!(?other, "swarm event"),
         }
+    }
+}
+
+async fn refuse_calls(mut calls: mpsc::Receiver<InboundCall>) {
+    while let Some(call) = calls.recv().await {
+        debug!(peer = %call.peer, method = %call.request.method, "refusing node call: no methods yet");
     }
 }

@@ -1,32 +1,137 @@
-//! The composed libp2p behaviour of a node: one field per protocol.
+//! The composed libp2p behaviour of a node: one field per protocol, in the order
+//! their connection checks run (bans first).
 
-use std::time::Duration;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libp2p::identity::Keypair;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{identify, ping};
+use libp2p::{StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, kad, ping};
 
-/// Protocol version announced through identify; peers with another one are not ours.
+use crate::SwarmConfig;
+use crate::load::MAX_LOAD_REPORT_BYTES;
+use crate::rope_codec::{CborCodec, ROPE_PROTOCOL};
+use crate::rope_types::{RopeRequest, RopeResponse};
+
+/// Protocol version announced through identify.
 pub const PROTOCOL_VERSION: &str = "/mafalda/1.0.0";
+/// Our own Kademlia protocol, so the DHT holds Mafalda nodes only.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/mafalda/kad/1.0.0");
+/// The gossipsub topic of load reports (versioned with the report format).
+pub const LOAD_TOPIC: &str = "/mafalda/load/1";
+/// Most connections to one peer.
+const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+
+/// The ROPE request-response behaviour.
+pub(crate) type RopeBehaviour = request_response::Behaviour<CborCodec<RopeRequest, RopeResponse>>;
 
 /// The protocols every Mafalda Swarm node speaks.
 #[derive(NetworkBehaviour)]
-pub struct Behaviour {
-    /// Exchanges listen addresses and protocol versions with each connected peer.
-    pub identify: identify::Behaviour,
+pub(crate) struct Behaviour {
+    /// Refuses connections from banned peers.
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Bounds connections per peer.
+    pub(crate) limits: connection_limits::Behaviour,
+    /// Exchanges listen addresses and protocol versions.
+    pub(crate) identify: identify::Behaviour,
     /// Measures round-trip time to each connected peer (feeds the path cost).
-    pub ping: ping::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    /// Finds which peers provide a stream.
+    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    /// Spreads load reports.
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    /// ROPE calls between nodes.
+    pub(crate) rope: RopeBehaviour,
 }
 
 impl Behaviour {
     /// Builds the behaviour for a node with this identity.
-    pub fn new(keypair: &Keypair, ping_interval: Duration) -> Self {
-        Self {
+    pub(crate) fn new(keypair: &Keypair, config: &SwarmConfig) -> Result<Self, String> {
+        let peer_id = keypair.public().to_peer_id();
+        Ok(Self {
+            blocked: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+            ),
             identify: identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.to_owned(), keypair.public())
                     .with_agent_version(format!("mafalda-node/{}", env!("CARGO_PKG_VERSION"))),
             ),
-            ping: ping::Behaviour::new(ping::Config::new().with_interval(ping_interval)),
-        }
+            ping: ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval)),
+            kad: kademlia(peer_id, config),
+            gossipsub: gossip(keypair, config)?,
+            rope: request_response::Behaviour::with_codec(
+                CborCodec::new(config.rope.max_message_bytes),
+                [(ROPE_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(config.rope.request_timeout)
+                    .with_max_concurrent_streams(config.rope.max_inbound_per_peer.saturating_mul(4)),
+            ),
+        })
     }
+}
+
+fn kademlia(peer_id: libp2p::PeerId, config: &SwarmConfig) -> kad::Behaviour<MemoryStore> {
+    let settings = &config.kad;
+    let store = MemoryStore::with_config(
+        peer_id,
+        MemoryStoreConfig {
+            max_records: settings.max_records,
+            max_value_bytes: 64 * 1024,
+            max_providers_per_key: settings.max_providers_per_key,
+            max_provided_keys: settings.max_provided_keys,
+        },
+    );
+    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+    kad_config
+        .set_provider_record_ttl(Some(settings.provider_ttl))
+        .set_provider_publication_interval(Some(settings.provider_republish))
+        .set_record_ttl(Some(settings.provider_ttl))
+        .set_publication_interval(Some(settings.provider_republish))
+        .set_query_timeout(settings.query_timeout)
+        .set_periodic_bootstrap_interval(Some(settings.periodic_bootstrap));
+    let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+    // Serve the DHT even without a confirmed external address (loopback, simulations).
+    kad.set_mode(Some(kad::Mode::Server));
+    kad
+}
+
+fn gossip(keypair: &Keypair, config: &SwarmConfig) -> Result<gossipsub::Behaviour, String> {
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(config.gossip.heartbeat)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .max_transmit_size(MAX_LOAD_REPORT_BYTES + 1024)
+        .build()
+        .map_err(|e| format!("gossipsub config: {e}"))?;
+    let mut behaviour = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), gossip_config)
+        .map_err(|e| format!("gossipsub: {e}"))?;
+    let topic = gossipsub::IdentTopic::new(LOAD_TOPIC);
+    let (params, thresholds) = scoring(&topic);
+    behaviour.with_peer_score(params, thresholds).map_err(|e| format!("gossipsub scoring: {e}"))?;
+    behaviour.subscribe(&topic).map_err(|e| format!("gossipsub subscribe: {e}"))?;
+    Ok(behaviour)
+}
+
+/// Scoring that punishes invalid load reports hard and nothing else: reports are
+/// infrequent, so delivery-rate penalties would punish honest peers.
+fn scoring(topic: &gossipsub::IdentTopic) -> (gossipsub::PeerScoreParams, gossipsub::PeerScoreThresholds) {
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        // Squared count: -10, -40, -90 (graylisted after the third invalid message).
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..gossipsub::TopicScoreParams::default()
+    };
+    let mut params = gossipsub::PeerScoreParams::default();
+    params.topics.insert(topic.hash(), topic_params);
+    // Many nodes share one host in tests and simulations; loopback is not a Sybil.
+    params.ip_colocation_factor_whitelist =
+        HashSet::from([IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)]);
+    (params, gossipsub::PeerScoreThresholds::default())
 }

@@ -1,17 +1,22 @@
 //! Errors of the swarm crate.
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
+
+use crate::identity::IdentityError;
 
 /// What can go wrong starting or talking to the swarm.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SwarmError {
-    /// No listen address was given.
-    #[error("no listen address given")]
-    NoListenAddress,
-    /// A transport could not be built.
-    #[error("failed to build the libp2p transport: {0}")]
-    Transport(String),
+    /// The configuration is unusable.
+    #[error("invalid swarm configuration: {0}")]
+    InvalidConfig(String),
+    /// The identity file could not be used.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// A transport or behaviour could not be built.
+    #[error("failed to build the libp2p swarm: {0}")]
+    Build(String),
     /// Listening on an address failed.
     #[error("cannot listen on {addr}: {reason}")]
     Listen {
@@ -20,6 +25,9 @@ pub enum SwarmError {
         /// Why it failed.
         reason: String,
     },
+    /// A listener did not report its address in time.
+    #[error("listener on {0} did not start in time")]
+    ListenTimeout(Multiaddr),
     /// A dial could not be started.
     #[error("cannot dial {addr}: {reason}")]
     Dial {
@@ -28,10 +36,44 @@ pub enum SwarmError {
         /// Why it failed.
         reason: String,
     },
-    /// A listener did not report its address in time.
-    #[error("listener on {0} did not start in time")]
-    ListenTimeout(Multiaddr),
+    /// Providing a key failed (the local store is full).
+    #[error("cannot provide the key: {0}")]
+    Provide(String),
+    /// Publishing a load report failed.
+    #[error("cannot publish the load report: {0}")]
+    Publish(String),
     /// The swarm task has stopped; the handle is no longer usable.
+    #[error("the swarm task has stopped")]
+    Stopped,
+}
+
+/// Why a ROPE call to a peer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No response within the request timeout.
+    #[error("call to {0} timed out")]
+    Timeout(PeerId),
+    /// The peer could not be reached or the connection closed mid-call.
+    #[error("peer {peer} unreachable: {reason}")]
+    Unreachable {
+        /// The peer.
+        peer: PeerId,
+        /// What the transport said.
+        reason: String,
+    },
+    /// The peer does not speak ROPE.
+    #[error("peer {0} does not support the ROPE protocol")]
+    UnsupportedProtocol(PeerId),
+    /// The request or response broke the codec (too large, malformed).
+    #[error("call to {peer} failed in transit: {reason}")]
+    Io {
+        /// The peer.
+        peer: PeerId,
+        /// What failed.
+        reason: String,
+    },
+    /// The swarm task has stopped.
     #[error("the swarm task has stopped")]
     Stopped,
 }

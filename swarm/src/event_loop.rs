@@ -1,18 +1,34 @@
 //! The task that owns the libp2p Swarm: turns commands into swarm calls and
-//! swarm events into [`SwarmEvent`]s.
+//! swarm events into [`SwarmEvent`]s, and answers every pending request on every
+//! path (success, failure, deadline, shutdown).
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
+use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{self, DialError};
-use libp2p::{Multiaddr, PeerId, Swarm, identify, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::behaviour::{Behaviour, BehaviourEvent, LOAD_TOPIC};
+use crate::bootstrap::Bootstrap;
+use crate::error::CallError;
+use crate::find::PendingFind;
+use crate::handle::InboundCall;
+use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
+use crate::penalties::{PeerAction, Penalties};
+use crate::rope_types::{BUSY, RopeRequest, RopeResponse};
 use crate::{SwarmConfig, SwarmError, SwarmEvent};
+
+/// How often deadlines, retries and expiries are checked.
+const TICK: Duration = Duration::from_millis(100);
+/// Most provider lookups in flight at once.
+const MAX_PENDING_FINDS: usize = 256;
 
 /// A request from a [`SwarmHandle`](crate::SwarmHandle), answered on its `oneshot`.
 #[derive(Debug)]
@@ -20,40 +36,84 @@ pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), SwarmError>> },
+    Provide { key: RecordKey, reply: oneshot::Sender<Result<(), SwarmError>> },
+    StopProviding { key: RecordKey, reply: oneshot::Sender<()> },
+    FindProviders { key: RecordKey, deadline: Duration, reply: oneshot::Sender<Vec<PeerId>> },
+    PublishLoad { report: LoadReport, reply: oneshot::Sender<Result<(), SwarmError>> },
+    PeerLoads(oneshot::Sender<Vec<PeerLoad>>),
+    Rtts(oneshot::Sender<HashMap<PeerId, Duration>>),
+    Call { peer: PeerId, request: RopeRequest, reply: oneshot::Sender<Result<RopeResponse, CallError>> },
+    Respond { peer: PeerId, channel: ResponseChannel<RopeResponse>, response: RopeResponse },
     Shutdown(oneshot::Sender<()>),
 }
 
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
+    /// Weak so that the loop ends when every handle is gone.
+    command_sender: mpsc::WeakSender<Command>,
     events: mpsc::Sender<SwarmEvent>,
+    calls: mpsc::Sender<InboundCall>,
     dropped_events: u64,
+    load_topic: gossipsub::IdentTopic,
+    load_table: LoadTable,
+    rtts: HashMap<PeerId, Duration>,
+    provided: HashSet<RecordKey>,
+    finds: HashMap<QueryId, PendingFind>,
+    calls_out: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RopeResponse, CallError>>)>,
+    calls_in: HashMap<InboundRequestId, PeerId>,
+    calls_in_per_peer: HashMap<PeerId, usize>,
+    max_inbound_per_peer: usize,
+    penalties: Penalties,
+    bootstrap: Bootstrap,
+    joined: bool,
 }
 
 impl EventLoop {
     pub(crate) fn new(
         config: &SwarmConfig,
         commands: mpsc::Receiver<Command>,
+        command_sender: mpsc::Sender<Command>,
         events: mpsc::Sender<SwarmEvent>,
+        calls: mpsc::Sender<InboundCall>,
     ) -> Result<Self, SwarmError> {
-        let ping_interval = config.ping_interval;
         let idle = config.idle_connection_timeout;
         let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-            .map_err(|e| SwarmError::Transport(e.to_string()))?
-            .with_behaviour(|key| Behaviour::new(key, ping_interval))
-            .map_err(|e| SwarmError::Transport(e.to_string()))?
+            .map_err(|e| SwarmError::Build(e.to_string()))?
+            .with_quic()
+            .with_behaviour(|key| {
+                Behaviour::new(key, config).map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
+            })
+            .map_err(|e| SwarmError::Build(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build();
-        Ok(Self { swarm, commands, events, dropped_events: 0 })
+        let now = Instant::now();
+        Ok(Self {
+            swarm,
+            commands,
+            command_sender: command_sender.downgrade(),
+            events,
+            calls,
+            dropped_events: 0,
+            load_topic: gossipsub::IdentTopic::new(LOAD_TOPIC),
+            load_table: LoadTable::new(config.gossip.load_report_ttl, config.gossip.max_load_reports),
+            rtts: HashMap::new(),
+            provided: HashSet::new(),
+            finds: HashMap::new(),
+            calls_out: HashMap::new(),
+            calls_in: HashMap::new(),
+            calls_in_per_peer: HashMap::new(),
+            max_inbound_per_peer: config.rope.max_inbound_per_peer,
+            penalties: Penalties::new(config.ban_duration),
+            bootstrap: Bootstrap::new(config.bootstrap.clone(), config.bootstrap_retry, config.bootstrap_retry_max, now),
+            joined: false,
+        })
     }
 
     /// Listens on every address and waits until each listener has reported one.
     pub(crate) async fn listen(mut self, addrs: &[Multiaddr], timeout: Duration) -> Result<Self, SwarmError> {
-        if addrs.is_empty() {
-            return Err(SwarmError::NoListenAddress);
-        }
         let mut pending: HashMap<ListenerId, Multiaddr> = HashMap::new();
         for addr in addrs {
             let id = self
@@ -64,8 +124,7 @@ impl EventLoop {
         }
         let deadline = tokio::time::Instant::now() + timeout;
         while !pending.is_empty() {
-            let event = tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await;
-            let Ok(event) = event else {
+            let Ok(event) = tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await else {
                 let addr = pending.into_values().next().unwrap_or_else(Multiaddr::empty);
                 return Err(SwarmError::ListenTimeout(addr));
             };
@@ -91,30 +150,70 @@ impl EventLoop {
         Ok(self)
     }
 
-    pub(crate) fn dial_all(&mut self, addrs: &[Multiaddr]) {
-        for addr in addrs {
-            if let Err(error) = self.swarm.dial(addr.clone()) {
-                warn!(%addr, %error, "cannot dial bootstrap peer");
-            }
-        }
-    }
-
     pub(crate) async fn run(mut self) {
+        let seeds: Vec<(PeerId, Multiaddr)> =
+            self.bootstrap.peers().filter_map(|(peer, addr)| Some((peer?, addr.clone()))).collect();
+        for (peer, addr) in seeds {
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown(reply)) => {
+                        self.stop();
                         let _ = reply.send(());
-                        break;
+                        return;
                     }
                     Some(command) => self.on_command(command),
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = tick.tick() => self.on_tick(Instant::now()),
             }
         }
+        self.stop();
+    }
+
+    /// Answers everything still pending before the task ends.
+    fn stop(&mut self) {
+        for (_, mut find) in self.finds.drain() {
+            find.answer();
+        }
+        self.calls_out.clear();
         debug!(dropped_events = self.dropped_events, "swarm task stopped");
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let expired: Vec<QueryId> = self.finds.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            if let Some(mut find) = self.finds.remove(&id) {
+                find.answer();
+            }
+            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                query.finish();
+            }
+        }
+        let has_peers = self.swarm.connected_peers().next().is_some();
+        if let Some(next_wait) = self.bootstrap.due(now, has_peers) {
+            let attempts = self.bootstrap.attempts();
+            if attempts > 1 {
+                warn!(attempt = attempts, retry_in = ?next_wait, "no peer reachable yet; dialing the bootstrap peers again");
+            }
+            let addrs: Vec<Multiaddr> = self.bootstrap.peers().map(|(_, addr)| addr.clone()).collect();
+            for addr in addrs {
+                if let Err(error) = self.swarm.dial(addr.clone()) {
+                    warn!(%addr, %error, "cannot dial bootstrap peer");
+                }
+            }
+        }
+        self.load_table.expire(now);
+        for peer in self.penalties.expired_bans(now) {
+            info!(%peer, "ban ended");
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
     }
 
     fn on_command(&mut self, command: Command) {
@@ -132,6 +231,47 @@ impl EventLoop {
                     .map_err(|e: DialError| SwarmError::Dial { addr, reason: e.to_string() });
                 let _ = reply.send(result);
             }
+            Command::Provide { key, reply } => {
+                let result = self.swarm.behaviour_mut().kad.start_providing(key.clone());
+                let result = result.map(|_| ()).map_err(|e| SwarmError::Provide(e.to_string()));
+                if result.is_ok() {
+                    self.provided.insert(key);
+                }
+                let _ = reply.send(result);
+            }
+            Command::StopProviding { key, reply } => {
+                self.swarm.behaviour_mut().kad.stop_providing(&key);
+                self.provided.remove(&key);
+                let _ = reply.send(());
+            }
+            Command::FindProviders { key, deadline, reply } => self.start_find(key, deadline, reply),
+            Command::PublishLoad { report, reply } => {
+                let result = report.encode().map_err(|e| SwarmError::Publish(e.to_string())).and_then(|bytes| {
+                    let topic = self.load_topic.clone();
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .publish(topic, bytes)
+                        .map(|_| ())
+                        .map_err(|e| SwarmError::Publish(e.to_string()))
+                });
+                let _ = reply.send(result);
+            }
+            Command::PeerLoads(reply) => {
+                let _ = reply.send(self.load_table.snapshot(Instant::now()));
+            }
+            Command::Rtts(reply) => {
+                let _ = reply.send(self.rtts.clone());
+            }
+            Command::Call { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().rope.send_request(&peer, request);
+                self.calls_out.insert(id, (peer, reply));
+            }
+            Command::Respond { peer, channel, response } => {
+                if self.swarm.behaviour_mut().rope.send_response(channel, response).is_err() {
+                    debug!(%peer, "caller went away before the response");
+                }
+            }
             // Handled in `run`, which must leave the loop.
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
@@ -139,17 +279,83 @@ impl EventLoop {
         }
     }
 
+    fn start_find(&mut self, key: RecordKey, deadline: Duration, reply: oneshot::Sender<Vec<PeerId>>) {
+        let local = self.provided.contains(&key).then(|| *self.swarm.local_peer_id());
+        let mut find = PendingFind::new(reply, local, Instant::now() + deadline);
+        if self.finds.len() >= MAX_PENDING_FINDS {
+            warn!("too many provider lookups in flight; answering with local knowledge only");
+            find.answer();
+            return;
+        }
+        let id = self.swarm.behaviour_mut().kad.get_providers(key);
+        self.finds.insert(id, find);
+    }
+
+    fn on_providers_found(&mut self, id: QueryId, providers: HashSet<PeerId>) {
+        let local = *self.swarm.local_peer_id();
+        for peer in providers {
+            if peer == local || self.swarm.is_connected(&peer) {
+                if let Some(find) = self.finds.get_mut(&id) {
+                    find.add_reachable(peer);
+                }
+                continue;
+            }
+            // Dial while the query still holds the provider's addresses.
+            let dial = DialOpts::peer_id(peer).condition(PeerCondition::DisconnectedAndNotDialing).build();
+            match self.swarm.dial(dial) {
+                Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {
+                    if let Some(find) = self.finds.get_mut(&id) {
+                        find.add_dialing(peer);
+                    }
+                }
+                Err(error) => debug!(%peer, %error, "provider not dialable; left out"),
+            }
+        }
+    }
+
+    /// Updates lookups waiting on a dial to `peer`, and answers the complete ones.
+    fn on_dial_outcome(&mut self, peer: PeerId, reachable: bool) {
+        for find in self.finds.values_mut().filter(|f| f.is_dialing(&peer)) {
+            if reachable {
+                find.add_reachable(peer);
+            } else {
+                find.unreachable(&peer);
+            }
+        }
+        self.answer_complete_finds();
+    }
+
+    fn answer_complete_finds(&mut self) {
+        self.finds.retain(|_, find| {
+            if find.is_complete() {
+                find.answer();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
         match event {
-            swarm::SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. }
-                if num_established.get() == 1 =>
-            {
-                debug!(peer = %peer_id, "peer connected");
-                let addr = endpoint.get_remote_address().clone();
-                self.emit(SwarmEvent::PeerConnected { peer: peer_id, addr });
+            swarm::SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                self.on_dial_outcome(peer_id, true);
+                self.bootstrap.connected();
+                if !self.joined {
+                    self.joined = true;
+                    if let Err(error) = self.swarm.behaviour_mut().kad.bootstrap() {
+                        debug!(%error, "kademlia bootstrap not started yet");
+                    }
+                }
+                if num_established.get() == 1 {
+                    debug!(peer = %peer_id, "peer connected");
+                    let addr = endpoint.get_remote_address().clone();
+                    self.emit(SwarmEvent::PeerConnected { peer: peer_id, addr });
+                }
             }
             swarm::SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 debug!(peer = %peer_id, "peer disconnected");
+                self.rtts.remove(&peer_id);
                 self.emit(SwarmEvent::PeerDisconnected { peer: peer_id });
             }
             swarm::SwarmEvent::NewListenAddr { address, .. } => {
@@ -157,18 +363,167 @@ impl EventLoop {
                 self.emit(SwarmEvent::ListenAddr(address));
             }
             swarm::SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                warn!(peer = ?peer_id, %error, "outgoing connection failed");
+                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+                if let Some(peer) = peer_id
+                    && !self.swarm.is_connected(&peer)
+                {
+                    self.on_dial_outcome(peer, false);
+                }
             }
-            swarm::SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result, .. })) => match result {
-                Ok(rtt) => self.emit(SwarmEvent::PingRtt { peer, rtt }),
-                Err(error) => debug!(%peer, %error, "ping failed"),
-            },
-            swarm::SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id, info, ..
-            })) => {
-                debug!(peer = %peer_id, agent = %info.agent_version, "identified peer");
-            }
+            swarm::SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+                self.rtts.insert(peer, rtt);
+                self.emit(SwarmEvent::PingRtt { peer, rtt });
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let speaks_kad = info.protocols.iter().any(|p| *p == crate::behaviour::KAD_PROTOCOL);
+                if speaks_kad {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Kad(event) => self.on_kad_event(event),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message }) => {
+                self.on_load_message(propagation_source, message_id, message);
+            }
+            BehaviourEvent::Rope(event) => self.on_rope_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed { id, result, step, .. } = event else { return };
+        match result {
+            QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
+                self.on_providers_found(id, providers);
+            }
+            QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {}
+            QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),
+            QueryResult::StartProviding(Err(error)) => debug!(%error, "provider announcement incomplete"),
+            QueryResult::Bootstrap(Err(error)) => debug!(%error, "kademlia bootstrap incomplete"),
+            _ => return,
+        }
+        if step.last
+            && let Some(find) = self.finds.get_mut(&id)
+        {
+            find.query_finished();
+            self.answer_complete_finds();
+        }
+    }
+
+    fn on_load_message(
+        &mut self,
+        source: PeerId,
+        message_id: gossipsub::MessageId,
+        message: gossipsub::Message,
+    ) {
+        use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
+        let acceptance = match LoadReport::decode(&message.data) {
+            Ok(report) if Some(report.node) == message.source => {
+                self.load_table.insert(report, Instant::now());
+                Accept
+            }
+            Ok(report) => {
+                debug!(%source, claimed = %report.node, "load report speaks for another node");
+                Reject
+            }
+            Err(LoadReportError::UnsupportedVersion(version)) => {
+                debug!(%source, version, "load report of a newer format ignored");
+                Ignore
+            }
+            Err(error) => {
+                debug!(%source, %error, "invalid load report");
+                Reject
+            }
+        };
+        if acceptance == Reject {
+            self.penalise(source, PeerAction::InvalidGossip);
+        }
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
+    }
+
+    fn on_rope_event(&mut self, event: request_response::Event<RopeRequest, RopeResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request_id, request, channel }, .. } => {
+                self.on_inbound_call(peer, request_id, request, channel);
+            }
+            Event::Message { message: Message::Response { request_id, response }, .. } => {
+                if let Some((_, reply)) = self.calls_out.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some((_, reply)) = self.calls_out.remove(&request_id) {
+                    let _ = reply.send(Err(call_error(peer, error)));
+                }
+            }
+            Event::InboundFailure { peer, request_id, error, .. } => {
+                self.inbound_done(request_id);
+                if let request_response::InboundFailure::Io(io) = &error
+                    && io.kind() == std::io::ErrorKind::InvalidData
+                {
+                    debug!(%peer, %io, "malformed or oversized ROPE request");
+                    self.penalise(peer, PeerAction::BadRequest);
+                }
+            }
+            Event::ResponseSent { request_id, .. } => self.inbound_done(request_id),
+        }
+    }
+
+    fn on_inbound_call(
+        &mut self,
+        peer: PeerId,
+        request_id: InboundRequestId,
+        request: RopeRequest,
+        channel: ResponseChannel<RopeResponse>,
+    ) {
+        let in_flight = self.calls_in_per_peer.get(&peer).copied().unwrap_or(0);
+        if in_flight >= self.max_inbound_per_peer {
+            self.penalise(peer, PeerAction::RequestFlood);
+            let busy = RopeResponse::error(BUSY, "too many calls in flight from this peer");
+            let _ = self.swarm.behaviour_mut().rope.send_response(channel, busy);
+            return;
+        }
+        let Some(commands) = self.command_sender.upgrade() else { return };
+        match self.calls.try_send(InboundCall::new(peer, request, channel, commands)) {
+            Ok(()) => {
+                self.calls_in.insert(request_id, peer);
+                *self.calls_in_per_peer.entry(peer).or_default() += 1;
+            }
+            Err(error) => {
+                let call = error.into_inner();
+                if let Some(channel) = call.into_channel() {
+                    let busy = RopeResponse::error(BUSY, "node busy: too many calls waiting");
+                    let _ = self.swarm.behaviour_mut().rope.send_response(channel, busy);
+                }
+            }
+        }
+    }
+
+    fn inbound_done(&mut self, request_id: InboundRequestId) {
+        if let Some(peer) = self.calls_in.remove(&request_id)
+            && let Some(count) = self.calls_in_per_peer.get_mut(&peer)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.calls_in_per_peer.remove(&peer);
+            }
+        }
+    }
+
+    fn penalise(&mut self, peer: PeerId, action: PeerAction) {
+        if self.penalties.report(peer, action, Instant::now()) {
+            warn!(%peer, ?action, "peer banned for repeated misbehaviour");
+            self.swarm.behaviour_mut().blocked.block_peer(peer);
+            self.emit(SwarmEvent::PeerBanned { peer });
         }
     }
 
@@ -176,5 +531,17 @@ impl EventLoop {
         if self.events.try_send(event).is_err() {
             self.dropped_events += 1;
         }
+    }
+}
+
+fn call_error(peer: PeerId, error: request_response::OutboundFailure) -> CallError {
+    use request_response::OutboundFailure;
+    match error {
+        OutboundFailure::Timeout => CallError::Timeout(peer),
+        OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
+            CallError::Unreachable { peer, reason: error.to_string() }
+        }
+        OutboundFailure::UnsupportedProtocols => CallError::UnsupportedProtocol(peer),
+        OutboundFailure::Io(io) => CallError::Io { peer, reason: io.to_string() },
     }
 }

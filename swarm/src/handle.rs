@@ -1,17 +1,25 @@
-//! The caller's side: a cloneable handle over the swarm task, and its events.
+//! The caller's side: a cloneable handle over the swarm task, its events, and
+//! inbound ROPE calls to answer.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use libp2p::kad::RecordKey;
+use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
 
+use crate::error::CallError;
 use crate::event_loop::{Command, EventLoop};
+use crate::load::{LoadReport, PeerLoad};
+use crate::rope_types::{INTERNAL, RopeRequest, RopeResponse};
 use crate::{SwarmConfig, SwarmError};
 
 /// Commands waiting for the event loop; callers wait when it is full.
-const COMMAND_QUEUE: usize = 64;
+const COMMAND_QUEUE: usize = 256;
 /// Events waiting for the node; when full, new events are dropped and counted.
-const EVENT_QUEUE: usize = 256;
+const EVENT_QUEUE: usize = 1024;
 
 /// Something the node should know about the swarm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +46,65 @@ pub enum SwarmEvent {
     },
     /// The node is listening on a new address.
     ListenAddr(Multiaddr),
+    /// A peer misbehaved repeatedly and is banned for a while.
+    PeerBanned {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// A ROPE call from a peer, to be answered with [`InboundCall::respond`].
+/// Dropping it unanswered answers the caller with an internal error.
+#[derive(Debug)]
+pub struct InboundCall {
+    /// The calling peer.
+    pub peer: PeerId,
+    /// The call.
+    pub request: RopeRequest,
+    responder: Option<(ResponseChannel<RopeResponse>, mpsc::Sender<Command>)>,
+}
+
+impl InboundCall {
+    pub(crate) fn new(
+        peer: PeerId,
+        request: RopeRequest,
+        channel: ResponseChannel<RopeResponse>,
+        commands: mpsc::Sender<Command>,
+    ) -> Self {
+        Self { peer, request, responder: Some((channel, commands)) }
+    }
+
+    /// Takes the response channel out, so that dropping the call sends nothing.
+    pub(crate) fn into_channel(mut self) -> Option<ResponseChannel<RopeResponse>> {
+        self.responder.take().map(|(channel, _)| channel)
+    }
+
+    /// Sends the answer back to the caller.
+    pub async fn respond(mut self, response: RopeResponse) -> Result<(), SwarmError> {
+        let Some((channel, commands)) = self.responder.take() else { return Ok(()) };
+        commands.send(Command::Respond { peer: self.peer, channel, response }).await.map_err(|_| SwarmError::Stopped)
+    }
+}
+
+impl Drop for InboundCall {
+    fn drop(&mut self) {
+        if let Some((channel, commands)) = self.responder.take() {
+            debug!(peer = %self.peer, method = %self.request.method, "inbound call dropped unanswered");
+            let response = RopeResponse::error(INTERNAL, "the node dropped the call without answering");
+            let _ = commands.try_send(Command::Respond { peer: self.peer, channel, response });
+        }
+    }
+}
+
+/// What [`start`] hands back.
+#[derive(Debug)]
+pub struct StartedSwarm {
+    /// The handle to the swarm task.
+    pub handle: SwarmHandle,
+    /// Events about peers and addresses.
+    pub events: mpsc::Receiver<SwarmEvent>,
+    /// ROPE calls from peers, to answer.
+    pub calls: mpsc::Receiver<InboundCall>,
 }
 
 /// Cloneable handle to the swarm task. The task stops on [`SwarmHandle::shutdown`]
@@ -49,17 +116,24 @@ pub struct SwarmHandle {
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
-/// address (returning once each listener reports an address), dials the
-/// bootstrap peers, and hands back the handle and the event stream.
-pub async fn start(config: SwarmConfig) -> Result<(SwarmHandle, mpsc::Receiver<SwarmEvent>), SwarmError> {
+/// address (returning once each listener reports an address), and starts joining
+/// the swarm through the bootstrap peers (retrying in the background).
+pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
+    config.validate().map_err(SwarmError::InvalidConfig)?;
     let peer_id = config.keypair.public().to_peer_id();
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
-    let mut event_loop =
-        EventLoop::new(&config, command_rx, event_tx)?.listen(&config.listen, config.listen_timeout).await?;
-    event_loop.dial_all(&config.bootstrap);
+    let (call_tx, call_rx) = mpsc::channel(config.rope.inbound_queue);
+    let event_loop = EventLoop::new(&config, command_rx, command_tx.clone(), event_tx, call_tx)?
+        .listen(&config.listen, config.listen_timeout)
+        .await?;
     tokio::spawn(event_loop.run());
-    Ok((SwarmHandle { peer_id, commands: command_tx }, event_rx))
+    Ok(StartedSwarm { handle: SwarmHandle { peer_id, commands: command_tx }, events: event_rx, calls: call_rx })
+}
+
+/// The Kademlia key under which a stream id is provided.
+pub fn stream_key(stream_id: &str) -> RecordKey {
+    RecordKey::new(&format!("/mafalda/stream/{stream_id}"))
 }
 
 impl SwarmHandle {
@@ -81,6 +155,47 @@ impl SwarmHandle {
     /// Dials an address; resolves once the dial is under way (see [`SwarmEvent::PeerConnected`]).
     pub async fn dial(&self, addr: Multiaddr) -> Result<(), SwarmError> {
         self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Announces that this node provides `key` (re-announced periodically until
+    /// [`SwarmHandle::stop_providing`]). Resolves once the local record is stored;
+    /// the announcement to other peers continues in the background.
+    pub async fn provide(&self, key: RecordKey) -> Result<(), SwarmError> {
+        self.ask(|reply| Command::Provide { key, reply }).await?
+    }
+
+    /// Stops announcing `key`. Remote records expire after the provider TTL.
+    pub async fn stop_providing(&self, key: RecordKey) -> Result<(), SwarmError> {
+        self.ask(|reply| Command::StopProviding { key, reply }).await
+    }
+
+    /// The reachable providers of `key` found within `deadline` (this node first
+    /// if it provides the key). Providers that cannot be dialed are left out; an
+    /// empty list means none was found.
+    pub async fn find_providers(&self, key: RecordKey, deadline: Duration) -> Result<Vec<PeerId>, SwarmError> {
+        self.ask(|reply| Command::FindProviders { key, deadline, reply }).await
+    }
+
+    /// Gossips this node's load report.
+    pub async fn publish_load(&self, report: LoadReport) -> Result<(), SwarmError> {
+        self.ask(|reply| Command::PublishLoad { report, reply }).await?
+    }
+
+    /// The latest load report of every peer heard from recently, with its age.
+    pub async fn peer_loads(&self) -> Result<Vec<PeerLoad>, SwarmError> {
+        self.ask(Command::PeerLoads).await
+    }
+
+    /// The latest ping round-trip time to each connected peer.
+    pub async fn rtts(&self) -> Result<HashMap<PeerId, Duration>, SwarmError> {
+        self.ask(Command::Rtts).await
+    }
+
+    /// Calls `peer` over ROPE and waits for its answer (bounded by the request timeout).
+    pub async fn call(&self, peer: PeerId, request: RopeRequest) -> Result<RopeResponse, CallError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Call { peer, request, reply }).await.map_err(|_| CallError::Stopped)?;
+        answer.await.map_err(|_| CallError::Stopped)?
     }
 
     /// Closes every connection and stops the swarm task; resolves when it has stopped.

@@ -2,21 +2,47 @@
 //!
 //! One task owns the libp2p [`Swarm`](libp2p::Swarm) (the event loop); the rest
 //! of the node talks to it through a cloneable [`SwarmHandle`] (bounded commands,
-//! `oneshot` replies) and receives [`SwarmEvent`]s on a bounded channel. Callers
-//! never see libp2p's own event types.
+//! `oneshot` replies), receives [`SwarmEvent`]s, and answers [`InboundCall`]s.
+//! Callers never see libp2p's own event types.
 //!
-//! Layout: `behaviour` composes the protocols; `event_loop` owns the Swarm;
-//! `handle` is the caller's API; [`SwarmConfig`] says how to start.
+//! What the swarm does for the node:
+//! - **find streams**: Kademlia (own protocol name, server mode, provider records
+//!   that live minutes and are re-announced) maps [`stream_key`]s to providers;
+//!   [`SwarmHandle::find_providers`] returns the reachable ones within a deadline;
+//! - **spread load**: gossipsub carries signed, versioned [`LoadReport`]s; the
+//!   handle keeps the latest per peer with its age;
+//! - **carry ROPE**: request-response with a size-capped CBOR codec;
+//! - **measure RTT**: ping; **know peers**: identify;
+//! - **defend itself**: invalid gossip, malformed or oversized requests and call
+//!   floods are penalised, and repeat offenders are banned for a while.
+//!
+//! Layout: `behaviour` composes the protocols; `event_loop` owns the Swarm, with
+//! `find` (lookups in progress), `bootstrap` (joining, with backoff) and
+//! `penalties` (misbehaviour → bans); `handle` is the caller's API; `load` the
+//! report format and table; `identity` the key file; `rope_codec` the wire codec.
 
 mod behaviour;
+mod bootstrap;
 mod config;
 mod error;
 mod event_loop;
+mod find;
 mod handle;
+pub mod identity;
+mod load;
+mod penalties;
+mod rope_codec;
+mod rope_types;
 
-pub use behaviour::PROTOCOL_VERSION;
-pub use config::SwarmConfig;
-pub use error::SwarmError;
-pub use handle::{SwarmEvent, SwarmHandle, start};
+pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
+pub use config::{GossipSettings, KadSettings, RopeSettings, SwarmConfig};
+pub use error::{CallError, SwarmError};
+pub use handle::{InboundCall, StartedSwarm, SwarmEvent, SwarmHandle, start, stream_key};
 pub use libp2p::identity::Keypair;
+pub use libp2p::kad::RecordKey;
 pub use libp2p::{Multiaddr, PeerId};
+pub use load::{
+    LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad,
+};
+pub use rope_codec::{CborCodec, ROPE_PROTOCOL};
+pub use rope_types::{RopeRequest, RopeResponse};

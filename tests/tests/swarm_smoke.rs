@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mafalda_swarm::{Keypair, Multiaddr, SwarmConfig, SwarmEvent, start};
+use mafalda_swarm::{Keypair, Multiaddr, StartedSwarm, SwarmConfig, SwarmEvent, start};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -29,9 +29,10 @@ async fn wait_for<T>(events: &mut mpsc::Receiver<SwarmEvent>, mut pick: impl FnM
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_swarms_connect_and_ping() {
-    let (a, mut a_events) = start(config()).await.expect("start swarm a");
+    let StartedSwarm { handle: a, events: mut a_events, .. } = start(config()).await.expect("start swarm a");
     let a_addr = a.listen_addrs().await.expect("a's addresses").remove(0).with_p2p(a.peer_id()).expect("p2p suffix");
-    let (b, mut b_events) = start(config().with_bootstrap(vec![a_addr])).await.expect("start swarm b");
+    let StartedSwarm { handle: b, events: mut b_events, .. } =
+        start(config().with_bootstrap(vec![a_addr])).await.expect("start swarm b");
 
     let connected = wait_for(&mut a_events, |event| match event {
         SwarmEvent::PeerConnected { peer, .. } => Some(peer),
