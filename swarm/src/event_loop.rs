@@ -36,7 +36,7 @@ pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), SwarmError>> },
-    Provide { key: RecordKey, reply: oneshot::Sender<Result<(), SwarmError>> },
+    Provide { key: RecordKey, reply: oneshot::Sender<Result<usize, SwarmError>> },
     StopProviding { key: RecordKey, reply: oneshot::Sender<()> },
     FindProviders { key: RecordKey, deadline: Duration, reply: oneshot::Sender<Vec<PeerId>> },
     PublishLoad { report: LoadReport, reply: oneshot::Sender<Result<(), SwarmError>> },
@@ -60,6 +60,7 @@ pub(crate) struct EventLoop {
     rtts: HashMap<PeerId, Duration>,
     provided: HashSet<RecordKey>,
     finds: HashMap<QueryId, PendingFind>,
+    provides: HashMap<QueryId, oneshot::Sender<Result<usize, SwarmError>>>,
     calls_out: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RopeResponse, CallError>>)>,
     calls_in: HashMap<InboundRequestId, PeerId>,
     calls_in_per_peer: HashMap<PeerId, usize>,
@@ -102,6 +103,7 @@ impl EventLoop {
             rtts: HashMap::new(),
             provided: HashSet::new(),
             finds: HashMap::new(),
+            provides: HashMap::new(),
             calls_out: HashMap::new(),
             calls_in: HashMap::new(),
             calls_in_per_peer: HashMap::new(),
@@ -182,6 +184,7 @@ impl EventLoop {
         for (_, mut find) in self.finds.drain() {
             find.answer();
         }
+        self.provides.clear();
         self.calls_out.clear();
         debug!(dropped_events = self.dropped_events, "swarm task stopped");
     }
@@ -231,14 +234,15 @@ impl EventLoop {
                     .map_err(|e: DialError| SwarmError::Dial { addr, reason: e.to_string() });
                 let _ = reply.send(result);
             }
-            Command::Provide { key, reply } => {
-                let result = self.swarm.behaviour_mut().kad.start_providing(key.clone());
-                let result = result.map(|_| ()).map_err(|e| SwarmError::Provide(e.to_string()));
-                if result.is_ok() {
+            Command::Provide { key, reply } => match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
+                Ok(id) => {
                     self.provided.insert(key);
+                    self.provides.insert(id, reply);
                 }
-                let _ = reply.send(result);
-            }
+                Err(error) => {
+                    let _ = reply.send(Err(SwarmError::Provide(error.to_string())));
+                }
+            },
             Command::StopProviding { key, reply } => {
                 self.swarm.behaviour_mut().kad.stop_providing(&key);
                 self.provided.remove(&key);
@@ -399,14 +403,23 @@ impl EventLoop {
     }
 
     fn on_kad_event(&mut self, event: kad::Event) {
-        let kad::Event::OutboundQueryProgressed { id, result, step, .. } = event else { return };
+        let kad::Event::OutboundQueryProgressed { id, result, step, stats } = event else { return };
         match result {
             QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
                 self.on_providers_found(id, providers);
             }
             QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {}
             QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),
-            QueryResult::StartProviding(Err(error)) => debug!(%error, "provider announcement incomplete"),
+            QueryResult::StartProviding(result) => {
+                if let Some(reply) = self.provides.remove(&id) {
+                    let stored_at = match &result {
+                        Ok(_) => Ok(stats.num_successes()),
+                        Err(error) => Err(SwarmError::Provide(format!("announcement incomplete: {error}"))),
+                    };
+                    let _ = reply.send(stored_at.map(|n| n as usize));
+                }
+                return;
+            }
             QueryResult::Bootstrap(Err(error)) => debug!(%error, "kademlia bootstrap incomplete"),
             _ => return,
         }

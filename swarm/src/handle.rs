@@ -157,10 +157,12 @@ impl SwarmHandle {
         self.ask(|reply| Command::Dial { addr, reply }).await?
     }
 
-    /// Announces that this node provides `key` (re-announced periodically until
-    /// [`SwarmHandle::stop_providing`]). Resolves once the local record is stored;
-    /// the announcement to other peers continues in the background.
-    pub async fn provide(&self, key: RecordKey) -> Result<(), SwarmError> {
+    /// Announces that this node provides `key`, and keeps re-announcing it until
+    /// [`SwarmHandle::stop_providing`]. Resolves when the first announcement is done,
+    /// with the number of peers that answered it; if it could not complete (no
+    /// peers yet, timeout) the error says so, but the key stays provided and is
+    /// announced again at the next republish.
+    pub async fn provide(&self, key: RecordKey) -> Result<usize, SwarmError> {
         self.ask(|reply| Command::Provide { key, reply }).await?
     }
 

@@ -6,5 +6,6 @@
 
 pub mod media;
 pub mod rtp;
+pub mod swarm;
 
 use mafalda_nss_link as _;

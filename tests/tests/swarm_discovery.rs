@@ -1,0 +1,170 @@
+//! The swarm at scale, over real TCP on 127.0.0.1: Kademlia finds a provided key
+//! from every node, load reports reach every node and age out, and provider
+//! records disappear when providers stop or die.
+
+use std::time::{Duration, Instant};
+
+use mafalda_swarm::{GossipSettings, KadSettings, LoadReport, PeerId, SwarmConfig, WorkerLoad, stream_key};
+use mafalda_tests::swarm::{TestNode, eventually, loopback_config, spawn_swarm};
+
+/// Finds from every node but `provider`; returns how many did not see it.
+async fn finders_missing(nodes: &[TestNode], provider: usize, key: &str) -> Vec<usize> {
+    let target = nodes[provider].peer_id();
+    let finds = nodes.iter().enumerate().filter(|(i, _)| *i != provider).map(|(i, node)| async move {
+        let found = node.handle.find_providers(stream_key(key), Duration::from_secs(30)).await.expect("find");
+        (i, found.contains(&target))
+    });
+    futures::future::join_all(finds).await.into_iter().filter(|(_, found)| !found).map(|(i, _)| i).collect()
+}
+
+async fn provided_key_is_found_from_every_node(total: usize, seeds: usize, kad: KadSettings) {
+    let nodes = spawn_swarm(total, seeds, || loopback_config().with_kad(kad.clone())).await;
+    let provider = total / 2;
+    let key = "camera-1";
+    let stored_at = nodes[provider].handle.provide(stream_key(key)).await.expect("provide");
+    assert!(stored_at > 0, "the provider record was stored at some peers");
+    let missing = finders_missing(&nodes, provider, key).await;
+    assert!(missing.is_empty(), "nodes that did not find the provider: {missing:?}");
+    // The provider finds itself too, first.
+    let own = nodes[provider].handle.find_providers(stream_key(key), Duration::from_secs(5)).await.expect("find");
+    assert_eq!(own.first(), Some(&nodes[provider].peer_id()));
+    // A key nobody provides is not found, and the answer still comes in time.
+    let started = Instant::now();
+    let none = nodes[1].handle.find_providers(stream_key("nobody"), Duration::from_secs(5)).await.expect("find");
+    assert!(none.is_empty(), "no providers for an unprovided key: {none:?}");
+    assert!(started.elapsed() < Duration::from_secs(6), "bounded by the deadline");
+    for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_provided_at_one_node_is_found_from_all_30_nodes() {
+    provided_key_is_found_from_every_node(30, 2, KadSettings::default()).await;
+}
+
+/// Beyond one routing table (K = 20): lookups need more than one hop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_provided_at_one_node_is_found_from_all_100_nodes() {
+    // A hundred nodes share two cores here: queries get more time than on real hosts.
+    let mut kad = KadSettings::default();
+    kad.query_timeout = Duration::from_secs(30);
+    provided_key_is_found_from_every_node(100, 2, kad).await;
+}
+
+/// Whether every node but `publisher` holds a report from it with `cpu_percent`.
+async fn everyone_holds_report(nodes: &[TestNode], publisher: PeerId, cpu_percent: f32) -> bool {
+    for node in nodes.iter().filter(|n| n.peer_id() != publisher) {
+        let loads = node.handle.peer_loads().await.expect("loads");
+        let held = loads.iter().any(|l| {
+            l.report.node == publisher && l.report.workers.first().map(|w| w.cpu_percent) == Some(cpu_percent)
+        });
+        if !held {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_reports_reach_every_node_and_age_out_after_the_node_leaves() {
+    let ttl = Duration::from_secs(3);
+    let heartbeat = Duration::from_millis(500);
+    let config = || {
+        let mut gossip = GossipSettings::default();
+        gossip.load_report_ttl = ttl;
+        gossip.heartbeat = heartbeat;
+        loopback_config().with_gossip(gossip)
+    };
+    let nodes = spawn_swarm(30, 2, config).await;
+    let publisher = nodes[7].handle.clone();
+    let publisher_id = publisher.peer_id();
+
+    // A node publishes its load every heartbeat, as the node crate does.
+    let publishing = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(heartbeat);
+        loop {
+            tick.tick().await;
+            let mut report = LoadReport::new(publisher.peer_id());
+            report.workers = vec![WorkerLoad { cpu_percent: 42.0, consumers: 3, ..WorkerLoad::default() }];
+            report.capacity = 500;
+            if publisher.publish_load(report).await.is_err() {
+                // No subscribed peer yet (the mesh forms over a few heartbeats), or stopped.
+                continue;
+            }
+        }
+    });
+
+    let reached = eventually(Duration::from_secs(10), || everyone_holds_report(&nodes, publisher_id, 42.0)).await;
+    assert!(reached, "every node holds the publisher's current report");
+
+    publishing.abort();
+    nodes[7].handle.shutdown().await.expect("publisher leaves");
+    let aged_out = eventually(ttl * 3, || async {
+        for node in nodes.iter().filter(|n| n.peer_id() != publisher_id) {
+            let loads = node.handle.peer_loads().await.expect("loads");
+            if loads.iter().any(|l| l.report.node == publisher_id) {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(aged_out, "the report of the node that left aged out everywhere");
+    for node in nodes.iter().filter(|n| n.peer_id() != publisher_id) {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_and_dead_providers_drop_out_of_find_results() {
+    let ttl = Duration::from_secs(4);
+    let config = || {
+        let mut kad = KadSettings::default();
+        kad.provider_ttl = ttl;
+        kad.provider_republish = Duration::from_secs(2);
+        loopback_config().with_kad(kad)
+    };
+    let nodes = spawn_swarm(8, 1, config).await;
+    let (finder, stopper, dier) = (&nodes[1], &nodes[3], &nodes[5]);
+    let key = stream_key("lecture");
+    stopper.handle.provide(key.clone()).await.expect("provide");
+    dier.handle.provide(key.clone()).await.expect("provide");
+    let found = finder.handle.find_providers(key.clone(), Duration::from_secs(5)).await.expect("find");
+    assert!(found.contains(&stopper.peer_id()) && found.contains(&dier.peer_id()), "both found: {found:?}");
+
+    // Stopping is local; the remote records expire after the ttl.
+    stopper.handle.stop_providing(key.clone()).await.expect("stop");
+    let stopper_gone = eventually(ttl * 3, || async {
+        let found = finder.handle.find_providers(key.clone(), Duration::from_secs(5)).await.expect("find");
+        !found.contains(&stopper.peer_id()) && found.contains(&dier.peer_id())
+    })
+    .await;
+    assert!(stopper_gone, "the stopped provider dropped out, the other stayed");
+
+    // A dead provider's records still exist, but it cannot be dialed: once the
+    // finder has seen its connection drop, it is filtered out at once.
+    dier.handle.shutdown().await.expect("die");
+    let dier_id = dier.peer_id();
+    let disconnected = eventually(Duration::from_secs(5), || async {
+        !finder.handle.connected_peers().await.expect("peers").contains(&dier_id)
+    })
+    .await;
+    assert!(disconnected, "the finder noticed the provider died");
+    let found = finder.handle.find_providers(key.clone(), Duration::from_secs(5)).await.expect("find");
+    assert!(found.is_empty(), "an unreachable provider is filtered: {found:?}");
+    for node in nodes.iter().filter(|n| n.peer_id() != dier.peer_id()) {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_swarm_config_is_refused() {
+    let mut kad = KadSettings::default();
+    kad.provider_republish = kad.provider_ttl;
+    let error = mafalda_swarm::start(loopback_config().with_kad(kad)).await.expect_err("republish >= ttl");
+    assert!(error.to_string().contains("republish"), "{error}");
+    let empty = SwarmConfig::new(mafalda_swarm::Keypair::generate_ed25519(), vec![]);
+    let error = mafalda_swarm::start(empty).await.expect_err("no listen address");
+    assert!(error.to_string().contains("listen"), "{error}");
+}
