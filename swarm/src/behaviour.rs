@@ -107,8 +107,9 @@ fn gossip(keypair: &Keypair, config: &SwarmConfig) -> Result<gossipsub::Behaviou
         .max_transmit_size(MAX_LOAD_REPORT_BYTES + 1024)
         .build()
         .map_err(|e| format!("gossipsub config: {e}"))?;
-    let mut behaviour = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), gossip_config)
-        .map_err(|e| format!("gossipsub: {e}"))?;
+    let mut behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), gossip_config)
+            .map_err(|e| format!("gossipsub: {e}"))?;
     let topic = gossipsub::IdentTopic::new(LOAD_TOPIC);
     let (params, thresholds) = scoring(&topic);
     behaviour.with_peer_score(params, thresholds).map_err(|e| format!("gossipsub scoring: {e}"))?;

@@ -22,7 +22,8 @@ use crate::find::PendingFind;
 use crate::handle::InboundCall;
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
-use crate::rope_types::{BUSY, RopeRequest, RopeResponse};
+use crate::rope_codec::Inbound;
+use crate::rope_types::{BUSY, INVALID_REQUEST, RopeRequest, RopeResponse};
 use crate::{SwarmConfig, SwarmError, SwarmEvent};
 
 /// How often deadlines, retries and expiries are checked.
@@ -109,7 +110,12 @@ impl EventLoop {
             calls_in_per_peer: HashMap::new(),
             max_inbound_per_peer: config.rope.max_inbound_per_peer,
             penalties: Penalties::new(config.ban_duration),
-            bootstrap: Bootstrap::new(config.bootstrap.clone(), config.bootstrap_retry, config.bootstrap_retry_max, now),
+            bootstrap: Bootstrap::new(
+                config.bootstrap.clone(),
+                config.bootstrap_retry,
+                config.bootstrap_retry_max,
+                now,
+            ),
             joined: false,
         })
     }
@@ -268,7 +274,7 @@ impl EventLoop {
                 let _ = reply.send(self.rtts.clone());
             }
             Command::Call { peer, request, reply } => {
-                let id = self.swarm.behaviour_mut().rope.send_request(&peer, request);
+                let id = self.swarm.behaviour_mut().rope.send_request(&peer, Inbound::Request(request));
                 self.calls_out.insert(id, (peer, reply));
             }
             Command::Respond { peer, channel, response } => {
@@ -386,7 +392,7 @@ impl EventLoop {
                 self.emit(SwarmEvent::PingRtt { peer, rtt });
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
-                let speaks_kad = info.protocols.iter().any(|p| *p == crate::behaviour::KAD_PROTOCOL);
+                let speaks_kad = info.protocols.contains(&crate::behaviour::KAD_PROTOCOL);
                 if speaks_kad {
                     for addr in info.listen_addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
@@ -431,12 +437,7 @@ impl EventLoop {
         }
     }
 
-    fn on_load_message(
-        &mut self,
-        source: PeerId,
-        message_id: gossipsub::MessageId,
-        message: gossipsub::Message,
-    ) {
+    fn on_load_message(&mut self, source: PeerId, message_id: gossipsub::MessageId, message: gossipsub::Message) {
         use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
         let acceptance = match LoadReport::decode(&message.data) {
             Ok(report) if Some(report.node) == message.source => {
@@ -462,12 +463,18 @@ impl EventLoop {
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
     }
 
-    fn on_rope_event(&mut self, event: request_response::Event<RopeRequest, RopeResponse>) {
+    fn on_rope_event(&mut self, event: request_response::Event<Inbound<RopeRequest>, RopeResponse>) {
         use request_response::{Event, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request_id, request, channel }, .. } => {
-                self.on_inbound_call(peer, request_id, request, channel);
-            }
+            Event::Message { peer, message: Message::Request { request_id, request, channel }, .. } => match request {
+                Inbound::Request(request) => self.on_inbound_call(peer, request_id, request, channel),
+                Inbound::Rejected(reason) => {
+                    debug!(%peer, %reason, "ROPE request rejected");
+                    self.penalise(peer, PeerAction::BadRequest);
+                    let rejection = RopeResponse::error(INVALID_REQUEST, format!("request rejected: {reason}"));
+                    let _ = self.swarm.behaviour_mut().rope.send_response(channel, rejection);
+                }
+            },
             Event::Message { message: Message::Response { request_id, response }, .. } => {
                 if let Some((_, reply)) = self.calls_out.remove(&request_id) {
                     let _ = reply.send(Ok(response));
@@ -479,13 +486,8 @@ impl EventLoop {
                 }
             }
             Event::InboundFailure { peer, request_id, error, .. } => {
+                debug!(%peer, %error, "inbound ROPE call failed");
                 self.inbound_done(request_id);
-                if let request_response::InboundFailure::Io(io) = &error
-                    && io.kind() == std::io::ErrorKind::InvalidData
-                {
-                    debug!(%peer, %io, "malformed or oversized ROPE request");
-                    self.penalise(peer, PeerAction::BadRequest);
-                }
             }
             Event::ResponseSent { request_id, .. } => self.inbound_done(request_id),
         }

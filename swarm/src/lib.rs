@@ -41,8 +41,6 @@ pub use handle::{InboundCall, StartedSwarm, SwarmEvent, SwarmHandle, start, stre
 pub use libp2p::identity::Keypair;
 pub use libp2p::kad::RecordKey;
 pub use libp2p::{Multiaddr, PeerId};
-pub use load::{
-    LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad,
-};
-pub use rope_codec::{CborCodec, ROPE_PROTOCOL};
+pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};
+pub use rope_codec::{CborCodec, Inbound, ROPE_PROTOCOL};
 pub use rope_types::{RopeRequest, RopeResponse};

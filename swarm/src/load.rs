@@ -198,10 +198,7 @@ mod tests {
     #[test]
     fn rejects_garbage_oversize_other_versions_and_bad_numbers() {
         assert!(matches!(LoadReport::decode(b"\xff\x00garbage"), Err(LoadReportError::Malformed(_))));
-        assert!(matches!(
-            LoadReport::decode(&vec![0u8; MAX_LOAD_REPORT_BYTES + 1]),
-            Err(LoadReportError::TooLarge(_))
-        ));
+        assert!(matches!(LoadReport::decode(&vec![0u8; MAX_LOAD_REPORT_BYTES + 1]), Err(LoadReportError::TooLarge(_))));
         let mut newer = report();
         newer.version = 2;
         let mut bytes = Vec::new();

@@ -4,6 +4,11 @@
 //! single CBOR value written until the end of the stream. Reading stops one byte
 //! past the limit, so an oversized message is refused before it is decoded and
 //! never allocates more than the limit.
+//!
+//! A request that is oversized or malformed is not a stream error: it is read as
+//! [`Inbound::Rejected`], so the node can answer it with a clear error and count
+//! it against the sender (libp2p does not report a failed `read_request` to the
+//! behaviour, and the codec does not know which peer sent it).
 
 use std::io;
 use std::marker::PhantomData;
@@ -16,6 +21,15 @@ use serde::de::DeserializeOwned;
 
 /// Protocol name of ROPE between nodes.
 pub const ROPE_PROTOCOL: StreamProtocol = StreamProtocol::new("/mafalda/rope/1");
+
+/// A request as read from or written to the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inbound<Req> {
+    /// A well-formed request.
+    Request(Req),
+    /// Bytes that are not a request within the limits; the reason says why.
+    Rejected(String),
+}
 
 /// CBOR codec for request type `Req` and response type `Resp`, refusing messages
 /// larger than `max_bytes`.
@@ -53,7 +67,8 @@ impl<Req, Resp> CborCodec<Req, Resp> {
 
     fn encode<T: Serialize>(&self, value: &T) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        ciborium::into_writer(value, &mut bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        ciborium::into_writer(value, &mut bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         if bytes.len() > self.max_bytes {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -75,11 +90,19 @@ where
     Resp: Serialize + DeserializeOwned + Send + 'static,
 {
     type Protocol = StreamProtocol;
-    type Request = Req;
+    type Request = Inbound<Req>;
     type Response = Resp;
 
-    async fn read_request<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Req> {
-        self.read(io).await
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Inbound<Req>> {
+        match self.read(io).await {
+            Ok(request) => Ok(Inbound::Request(request)),
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => Ok(Inbound::Rejected(error.to_string())),
+            Err(error) => Err(error),
+        }
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp> {
@@ -90,8 +113,11 @@ where
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Req,
+        request: Inbound<Req>,
     ) -> io::Result<()> {
+        let Inbound::Request(request) = request else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a rejected request cannot be sent"));
+        };
         let bytes = self.encode(&request)?;
         write_all_and_close(io, bytes).await
     }
@@ -121,17 +147,21 @@ mod tests {
         block_on(async {
             let mut codec = TestCodec::new(64);
             let mut wire = Cursor::new(Vec::new());
-            codec.write_request(&ROPE_PROTOCOL, &mut wire, vec!["a".into(), "b".into()]).await.expect("write");
+            let request = Inbound::Request(vec!["a".to_owned(), "b".to_owned()]);
+            codec.write_request(&ROPE_PROTOCOL, &mut wire, request.clone()).await.expect("write");
             let mut read = Cursor::new(wire.into_inner());
-            assert_eq!(codec.read_request(&ROPE_PROTOCOL, &mut read).await.expect("read"), vec!["a", "b"]);
+            assert_eq!(codec.read_request(&ROPE_PROTOCOL, &mut read).await.expect("read"), request);
 
-            let big = vec!["x".repeat(100)];
+            let big = Inbound::Request(vec!["x".repeat(100)]);
             let error = codec.write_request(&ROPE_PROTOCOL, &mut Cursor::new(Vec::new()), big).await;
             assert_eq!(error.expect_err("too big to send").kind(), io::ErrorKind::InvalidInput);
 
             let mut oversized = Cursor::new(vec![0x61; 65]);
-            let error = codec.read_request(&ROPE_PROTOCOL, &mut oversized).await.expect_err("too big to read");
-            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            let read = codec.read_request(&ROPE_PROTOCOL, &mut oversized).await.expect("read as rejected");
+            assert!(matches!(read, Inbound::Rejected(ref reason) if reason.contains("limit")), "{read:?}");
+            let mut garbage_request = Cursor::new(vec![0xff, 0xfe, 0x00]);
+            let read = codec.read_request(&ROPE_PROTOCOL, &mut garbage_request).await.expect("read as rejected");
+            assert!(matches!(read, Inbound::Rejected(ref reason) if reason.contains("malformed")), "{read:?}");
 
             let mut garbage = Cursor::new(vec![0xff, 0xfe, 0x00]);
             let error = codec.read_response(&ROPE_PROTOCOL, &mut garbage).await.expect_err("garbage");

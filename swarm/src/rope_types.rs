@@ -37,5 +37,7 @@ impl RopeResponse {
 
 /// Error code the swarm answers with when the node cannot take more calls.
 pub const BUSY: i64 = -32000;
+/// Error code the swarm answers an oversized or malformed request with.
+pub const INVALID_REQUEST: i64 = -32600;
 /// Error code the swarm answers with when the node dropped a call unanswered.
 pub const INTERNAL: i64 = -32603;

@@ -1,0 +1,153 @@
+//! ROPE calls between nodes, and how a node defends itself: typed failures for
+//! vanished peers, oversized requests refused without harm, and a real libp2p
+//! peer gossiping garbage gets banned.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::{gossipsub, noise, tcp, yamux};
+use mafalda_swarm::{CallError, LOAD_TOPIC, RopeRequest, RopeResponse, RopeSettings, SwarmEvent};
+use mafalda_tests::swarm::{eventually, loopback_config, spawn_node, spawn_swarm, wait_for_event};
+
+fn request(method: &str, params: ciborium::Value) -> RopeRequest {
+    RopeRequest { method: method.to_owned(), params }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rope_call_between_peers_that_never_bootstrapped_from_each_other() {
+    let timeout = Duration::from_secs(2);
+    let config = || {
+        let mut rope = RopeSettings::default();
+        rope.request_timeout = timeout;
+        loopback_config().with_rope(rope)
+    };
+    // seed ← a, seed ← b: a and b only learn of each other through Kademlia.
+    let nodes = spawn_swarm(3, 1, config).await;
+    let (a, b) = (&nodes[1], &nodes[2]);
+    let params = ciborium::Value::Text("hello over ROPE".into());
+
+    let answered = eventually(Duration::from_secs(10), || async {
+        matches!(a.handle.call(b.peer_id(), request("echo", params.clone())).await,
+                 Ok(RopeResponse::Result(ref echoed)) if *echoed == params)
+    })
+    .await;
+    assert!(answered, "a reaches b through the DHT and gets its echo");
+
+    // b vanishes: the next call fails with a typed error within the timeout.
+    b.handle.shutdown().await.expect("b stops");
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout * 3, a.handle.call(b.peer_id(), request("echo", params))).await;
+    let error = result.expect("the call ends on its own").expect_err("b is gone");
+    assert!(matches!(error, CallError::Unreachable { .. } | CallError::Timeout(_)), "typed failure: {error:?}");
+    assert!(started.elapsed() <= timeout + Duration::from_millis(500), "within the timeout: {:?}", started.elapsed());
+    for node in [&nodes[0], a] {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_requests_are_refused_and_a_repeat_offender_is_banned() {
+    let small = {
+        let mut rope = RopeSettings::default();
+        rope.max_message_bytes = 1024;
+        loopback_config().with_rope(rope)
+    };
+    let mut server = spawn_node(small).await;
+    let offender = spawn_node(loopback_config().with_bootstrap(vec![server.addr.clone()])).await;
+    let honest = spawn_node(loopback_config().with_bootstrap(vec![server.addr.clone()])).await;
+    let big = ciborium::Value::Bytes(vec![7; 4096]);
+    let small_params = ciborium::Value::Integer(7.into());
+
+    // One oversized call is answered with a clear error; the server goes on serving.
+    let reply = offender.handle.call(server.peer_id(), request("echo", big.clone())).await;
+    match reply {
+        Ok(RopeResponse::Error { code, message }) => {
+            assert_eq!(code, -32600, "invalid request");
+            assert!(message.contains("limit"), "the error names the size limit: {message}");
+        }
+        other => panic!("expected an invalid-request error, got {other:?}"),
+    }
+    let served = eventually(Duration::from_secs(5), || async {
+        honest.handle.call(server.peer_id(), request("echo", small_params.clone())).await.is_ok()
+    })
+    .await;
+    assert!(served, "the server still answers an honest peer");
+
+    // Repeated oversized calls get the offender banned and disconnected.
+    for _ in 0..6 {
+        let _ = offender.handle.call(server.peer_id(), request("echo", big.clone())).await;
+    }
+    let banned = wait_for_event(&mut server.events, Duration::from_secs(5), |event| match event {
+        SwarmEvent::PeerBanned { peer } => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(banned, Some(offender.peer_id()), "the offender is banned");
+    let error = offender.handle.call(server.peer_id(), request("echo", small_params.clone())).await;
+    assert!(error.is_err(), "a banned peer's calls are refused: {error:?}");
+    assert!(honest.handle.call(server.peer_id(), request("echo", small_params)).await.is_ok(), "others unaffected");
+    for node in [&server, &offender, &honest] {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+/// A real libp2p peer speaking gossipsub on the load topic, publishing garbage.
+async fn rogue_gossiper(target: libp2p::Multiaddr) -> tokio::task::JoinHandle<()> {
+    let mut swarm: libp2p::Swarm<gossipsub::Behaviour> = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .expect("tcp")
+        .with_behaviour(|key| {
+            let config = gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Permissive)
+                .build()
+                .expect("gossipsub config");
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config).expect("gossipsub")
+        })
+        .expect("behaviour")
+        .build();
+    let topic = gossipsub::IdentTopic::new(LOAD_TOPIC);
+    swarm.behaviour_mut().subscribe(&topic).expect("subscribe");
+    swarm.dial(target).expect("dial");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut n = 0u32;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    n += 1;
+                    let garbage = format!("\u{ff}not a load report {n}").into_bytes();
+                    let _ = swarm.behaviour_mut().publish(topic.clone(), garbage);
+                }
+                _event = swarm.select_next_some() => {}
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_gossiping_garbage_is_banned_and_the_node_keeps_working() {
+    let mut node = spawn_node(loopback_config()).await;
+    let friend = spawn_node(loopback_config().with_bootstrap(vec![node.addr.clone()])).await;
+    let rogue = rogue_gossiper(node.addr.clone()).await;
+
+    let banned = wait_for_event(&mut node.events, Duration::from_secs(15), |event| match event {
+        SwarmEvent::PeerBanned { peer } => Some(peer),
+        _ => None,
+    })
+    .await;
+    let banned = banned.expect("the rogue is banned");
+    assert_ne!(banned, friend.peer_id(), "the honest peer is not the one banned");
+    let rogue_gone = eventually(Duration::from_secs(5), || async {
+        !node.handle.connected_peers().await.expect("peers").contains(&banned)
+    })
+    .await;
+    assert!(rogue_gone, "the banned rogue is disconnected");
+    let params = ciborium::Value::Bool(true);
+    let reply = friend.handle.call(node.peer_id(), request("echo", params.clone())).await;
+    assert_eq!(reply, Ok(RopeResponse::Result(params)), "the node still serves honest peers");
+    rogue.abort();
+    for n in [&node, &friend] {
+        n.handle.shutdown().await.expect("shutdown");
+    }
+}
