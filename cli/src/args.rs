@@ -1,6 +1,7 @@
 //! Command-line flags (each also settable from an environment variable).
 
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -50,6 +51,12 @@ pub(crate) struct RunArgs {
     #[arg(long = "bootstrap", value_name = "MULTIADDR", env = "MAFALDA_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Vec<Multiaddr>,
 
+    /// Key file holding the node's ed25519 identity (libp2p protobuf encoding). Created
+    /// with mode 0600 when missing, so the peer id survives restarts. Without it the node
+    /// runs with a fresh identity each time.
+    #[arg(long, value_name = "PATH", env = "MAFALDA_IDENTITY")]
+    identity: Option<PathBuf>,
+
     /// Number of mediasoup workers (one thread each; at most one per CPU core is sensible).
     #[arg(long, value_name = "N", env = "MAFALDA_WORKERS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -90,13 +97,20 @@ impl From<WorkerLog> for WorkerLogLevel {
 }
 
 impl RunArgs {
-    /// Turns the flags into a node configuration (a fresh identity for now).
+    /// Turns the flags into a node configuration, loading or creating the identity.
     pub(crate) fn into_config(self) -> anyhow::Result<NodeConfig> {
         let mut media = MediaConfig::default();
         media.workers = usize::from(self.workers);
         media.rtc_ports = self.rtc_ports;
         media.worker_log_level = self.worker_log_level.into();
-        let swarm = SwarmConfig::new(Keypair::generate_ed25519(), self.listen).with_bootstrap(self.bootstrap);
+        let keypair = match &self.identity {
+            Some(path) => mafalda_swarm::identity::load_or_create(path)?,
+            None => {
+                tracing::info!("no --identity given: running with a fresh, temporary identity");
+                Keypair::generate_ed25519()
+            }
+        };
+        let swarm = SwarmConfig::new(keypair, self.listen).with_bootstrap(self.bootstrap);
         Ok(NodeConfig::new(media, swarm))
     }
 }

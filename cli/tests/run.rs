@@ -71,6 +71,29 @@ fn run_prints_identity_and_addresses_and_exits_cleanly_on_sigint_and_sigterm() {
 }
 
 #[test]
+fn identity_file_keeps_the_peer_id_across_restarts_and_a_bad_one_is_refused() {
+    let dir = std::env::temp_dir().join(format!("mafalda-cli-identity-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let key = dir.join("node.key");
+    let key_arg = key.to_str().expect("utf-8 path");
+    let first = start(&["--identity", key_arg]);
+    let (status, _) = stop(first.child, "TERM");
+    assert!(status.success());
+    let second = start(&["--identity", key_arg]);
+    assert_eq!(second.peer_id, first.peer_id, "same identity after a restart");
+    let (status, _) = stop(second.child, "TERM");
+    assert!(status.success());
+
+    std::fs::write(&key, b"garbage").expect("corrupt the key");
+    let output = Command::new(BINARY).args(["run", "--identity", key_arg]).output().expect("run");
+    assert_eq!(output.status.code(), Some(1), "refused");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a libp2p ed25519 key"), "names the problem: {stderr}");
+    assert_eq!(std::fs::read(&key).expect("read"), b"garbage", "the bad key file is left alone");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn bad_flags_are_refused_with_a_clear_message() {
     for (args, expected) in [
         (&["run", "--listen", "not-a-multiaddr"][..], "--listen"),
@@ -90,7 +113,7 @@ fn version_and_help_describe_the_binary() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("mafalda-node "));
     let help = Command::new(BINARY).args(["run", "--help"]).output().expect("run --help");
     let help = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--listen", "--bootstrap", "--workers", "--rtc-ports", "--worker-log-level"] {
+    for flag in ["--listen", "--bootstrap", "--identity", "--workers", "--rtc-ports", "--worker-log-level"] {
         assert!(help.contains(flag), "run --help explains {flag}");
     }
 }
