@@ -9,7 +9,11 @@ use tokio::sync::mpsc;
 const DEADLINE: Duration = Duration::from_secs(10);
 
 fn config() -> SwarmConfig {
-    let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr");
+    config_on("/ip4/127.0.0.1/tcp/0")
+}
+
+fn config_on(listen: &str) -> SwarmConfig {
+    let listen: Multiaddr = listen.parse().expect("multiaddr");
     SwarmConfig::new(Keypair::generate_ed25519(), vec![listen]).with_ping_interval(Duration::from_millis(200))
 }
 
@@ -58,4 +62,58 @@ async fn two_swarms_connect_and_ping() {
     .await;
     assert_eq!(gone, b.peer_id(), "a sees b leave");
     a.shutdown().await.expect("stop a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_swarms_connect_over_quic_and_ping() {
+    let quic = "/ip4/127.0.0.1/udp/0/quic-v1";
+    let StartedSwarm { handle: a, .. } = start(config_on(quic)).await.expect("start swarm a");
+    let a_addr = a.listen_addrs().await.expect("a's addresses").remove(0);
+    assert!(a_addr.to_string().contains("/quic-v1"), "listening on QUIC: {a_addr}");
+    let a_addr = a_addr.with_p2p(a.peer_id()).expect("p2p suffix");
+    let StartedSwarm { handle: b, events: mut b_events, .. } =
+        start(config_on(quic).with_bootstrap(vec![a_addr])).await.expect("start swarm b");
+    let (peer, addr) = wait_for(&mut b_events, |event| match event {
+        SwarmEvent::PeerConnected { peer, addr } => Some((peer, addr)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, a.peer_id());
+    assert!(addr.to_string().contains("/quic-v1"), "connected over QUIC: {addr}");
+    let (peer, _) = wait_for(&mut b_events, |event| match event {
+        SwarmEvent::PingRtt { peer, rtt } => Some((peer, rtt)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(peer, a.peer_id(), "b pings a over QUIC");
+    b.shutdown().await.expect("stop b");
+    a.shutdown().await.expect("stop a");
+}
+
+/// A node started while its bootstrap peer is down keeps retrying (with backoff)
+/// and joins once the peer comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_retries_until_the_bootstrap_peer_comes_up() {
+    // Reserve a port, then free it: the seed will listen there later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let seed_key = Keypair::generate_ed25519();
+    let seed_id = seed_key.public().to_peer_id();
+    let seed_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{seed_id}").parse().expect("addr");
+
+    let StartedSwarm { handle: joiner, events: mut joiner_events, .. } =
+        start(config().with_bootstrap(vec![seed_addr])).await.expect("start the joiner alone");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(joiner.connected_peers().await.expect("peers").is_empty(), "nobody to join yet");
+
+    let seed_listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr");
+    let StartedSwarm { handle: seed, .. } =
+        start(SwarmConfig::new(seed_key, vec![seed_listen])).await.expect("the seed comes up");
+    let joined = wait_for(&mut joiner_events, |event| match event {
+        SwarmEvent::PeerConnected { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await;
+    assert_eq!(joined, seed_id, "the joiner connected to the seed on a retry");
+    joiner.shutdown().await.expect("stop");
+    seed.shutdown().await.expect("stop");
 }
