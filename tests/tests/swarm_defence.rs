@@ -21,17 +21,18 @@ async fn rope_call_between_peers_that_never_bootstrapped_from_each_other() {
         rope.request_timeout = timeout;
         loopback_config().with_rope(rope)
     };
-    // seed ← a, seed ← b: a and b only learn of each other through Kademlia.
+    // seed ← a, seed ← b: a learns of b only through Kademlia, as a node learns of
+    // a stream's provider before asking it to pipe the stream.
     let nodes = spawn_swarm(3, 1, config).await;
     let (a, b) = (&nodes[1], &nodes[2]);
-    let params = ciborium::Value::Text("hello over ROPE".into());
+    let key = mafalda_swarm::stream_key("b-stream");
+    b.handle.provide(key.clone()).await.expect("b provides");
+    let found = a.handle.find_providers(key, Duration::from_secs(5)).await.expect("find");
+    assert_eq!(found, vec![b.peer_id()], "a finds b");
 
-    let answered = eventually(Duration::from_secs(10), || async {
-        matches!(a.handle.call(b.peer_id(), request("echo", params.clone())).await,
-                 Ok(RopeResponse::Result(ref echoed)) if *echoed == params)
-    })
-    .await;
-    assert!(answered, "a reaches b through the DHT and gets its echo");
+    let params = ciborium::Value::Text("hello over ROPE".into());
+    let reply = a.handle.call(b.peer_id(), request("echo", params.clone())).await;
+    assert_eq!(reply, Ok(RopeResponse::Result(params.clone())), "b answers a's call");
 
     // b vanishes: the next call fails with a typed error within the timeout.
     b.handle.shutdown().await.expect("b stops");
