@@ -48,6 +48,17 @@ pub(crate) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// A ROPE call on its way to a peer.
+#[derive(Debug)]
+pub(crate) struct OutboundCall {
+    peer: PeerId,
+    /// Kept to send again once the peer's address is found.
+    request: RopeRequest,
+    reply: oneshot::Sender<Result<RopeResponse, CallError>>,
+    /// Whether the peer's addresses were already looked up in the DHT.
+    resolved: bool,
+}
+
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
@@ -62,7 +73,9 @@ pub(crate) struct EventLoop {
     provided: HashSet<RecordKey>,
     finds: HashMap<QueryId, PendingFind>,
     provides: HashMap<QueryId, oneshot::Sender<Result<usize, SwarmError>>>,
-    calls_out: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<RopeResponse, CallError>>)>,
+    calls_out: HashMap<OutboundRequestId, OutboundCall>,
+    /// Calls waiting for a Kademlia lookup of their peer's addresses.
+    resolving: HashMap<QueryId, Vec<OutboundCall>>,
     calls_in: HashMap<InboundRequestId, PeerId>,
     calls_in_per_peer: HashMap<PeerId, usize>,
     max_inbound_per_peer: usize,
@@ -106,6 +119,7 @@ impl EventLoop {
             finds: HashMap::new(),
             provides: HashMap::new(),
             calls_out: HashMap::new(),
+            resolving: HashMap::new(),
             calls_in: HashMap::new(),
             calls_in_per_peer: HashMap::new(),
             max_inbound_per_peer: config.rope.max_inbound_per_peer,
@@ -274,8 +288,7 @@ impl EventLoop {
                 let _ = reply.send(self.rtts.clone());
             }
             Command::Call { peer, request, reply } => {
-                let id = self.swarm.behaviour_mut().rope.send_request(&peer, Inbound::Request(request));
-                self.calls_out.insert(id, (peer, reply));
+                self.send_call(OutboundCall { peer, request, reply, resolved: false });
             }
             Command::Respond { peer, channel, response } => {
                 if self.swarm.behaviour_mut().rope.send_response(channel, response).is_err() {
@@ -286,6 +299,28 @@ impl EventLoop {
             Command::Shutdown(reply) => {
                 let _ = reply.send(());
             }
+        }
+    }
+
+    fn send_call(&mut self, call: OutboundCall) {
+        let request = Inbound::Request(call.request.clone());
+        let id = self.swarm.behaviour_mut().rope.send_request(&call.peer, request);
+        self.calls_out.insert(id, call);
+    }
+
+    /// Sends calls again after a DHT lookup of their peer. The lookup itself
+    /// usually contacts the peer (it is the closest to its own id), which gives
+    /// Kademlia its address; addresses reported for it are added too. A second
+    /// dial failure is final.
+    fn retry_resolved_calls(&mut self, calls: Vec<OutboundCall>, found: Vec<kad::PeerInfo>) {
+        for mut call in calls {
+            if let Some(info) = found.iter().find(|info| info.peer_id == call.peer) {
+                for addr in &info.addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&call.peer, addr.clone());
+                }
+            }
+            call.resolved = true;
+            self.send_call(call);
         }
     }
 
@@ -411,6 +446,16 @@ impl EventLoop {
     fn on_kad_event(&mut self, event: kad::Event) {
         let kad::Event::OutboundQueryProgressed { id, result, step, stats } = event else { return };
         match result {
+            QueryResult::GetClosestPeers(result) => {
+                let found = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                if let Some(calls) = self.resolving.remove(&id) {
+                    self.retry_resolved_calls(calls, found);
+                }
+                return;
+            }
             QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
                 self.on_providers_found(id, providers);
             }
@@ -476,13 +521,21 @@ impl EventLoop {
                 }
             },
             Event::Message { message: Message::Response { request_id, response }, .. } => {
-                if let Some((_, reply)) = self.calls_out.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                if let Some(call) = self.calls_out.remove(&request_id) {
+                    let _ = call.reply.send(Ok(response));
                 }
             }
             Event::OutboundFailure { peer, request_id, error, .. } => {
-                if let Some((_, reply)) = self.calls_out.remove(&request_id) {
-                    let _ = reply.send(Err(call_error(peer, error)));
+                let Some(call) = self.calls_out.remove(&request_id) else { return };
+                let unknown_address = matches!(error, request_response::OutboundFailure::DialFailure)
+                    && !call.resolved
+                    && !self.swarm.is_connected(&peer);
+                if unknown_address {
+                    // Look the peer up in the DHT, then try once more.
+                    let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.resolving.entry(id).or_default().push(call);
+                } else {
+                    let _ = call.reply.send(Err(call_error(peer, error)));
                 }
             }
             Event::InboundFailure { peer, request_id, error, .. } => {

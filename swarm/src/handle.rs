@@ -193,7 +193,8 @@ impl SwarmHandle {
         self.ask(Command::Rtts).await
     }
 
-    /// Calls `peer` over ROPE and waits for its answer (bounded by the request timeout).
+    /// Calls `peer` over ROPE and waits for its answer (bounded by the request
+    /// timeout). A peer with no known address is first looked up in the DHT.
     pub async fn call(&self, peer: PeerId, request: RopeRequest) -> Result<RopeResponse, CallError> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Call { peer, request, reply }).await.map_err(|_| CallError::Stopped)?;

@@ -46,6 +46,24 @@ async fn rope_call_between_peers_that_never_bootstrapped_from_each_other() {
     }
 }
 
+/// A call to a peer this node has never heard of looks its address up in the DHT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rope_call_to_an_unknown_peer_is_resolved_through_the_dht() {
+    let nodes = spawn_swarm(6, 1, loopback_config).await;
+    let (a, b) = (&nodes[1], &nodes[5]);
+    assert!(!a.handle.connected_peers().await.expect("peers").contains(&b.peer_id()), "not connected yet");
+    let params = ciborium::Value::Integer(42.into());
+    let reply = a.handle.call(b.peer_id(), request("echo", params.clone())).await;
+    assert_eq!(reply, Ok(RopeResponse::Result(params.clone())), "b found through the DHT and answered");
+
+    let stranger = mafalda_swarm::PeerId::random();
+    let error = a.handle.call(stranger, request("echo", params)).await.expect_err("nobody knows it");
+    assert!(matches!(error, CallError::Unreachable { peer, .. } if peer == stranger), "{error:?}");
+    for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_requests_are_refused_and_a_repeat_offender_is_banned() {
     let small = {
