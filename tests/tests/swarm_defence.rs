@@ -50,7 +50,13 @@ async fn rope_call_between_peers_that_never_bootstrapped_from_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rope_call_to_an_unknown_peer_is_resolved_through_the_dht() {
     let nodes = spawn_swarm(6, 1, loopback_config).await;
-    let (a, b) = (&nodes[1], &nodes[5]);
+    let (seed, a, b) = (&nodes[0], &nodes[1], &nodes[5]);
+    // The seed must know b (b has joined) for anyone to find b through it.
+    let joined = eventually(Duration::from_secs(10), || async {
+        seed.handle.connected_peers().await.expect("peers").contains(&b.peer_id())
+    })
+    .await;
+    assert!(joined, "b joined through the seed");
     assert!(!a.handle.connected_peers().await.expect("peers").contains(&b.peer_id()), "not connected yet");
     let params = ciborium::Value::Integer(42.into());
     let reply = a.handle.call(b.peer_id(), request("echo", params.clone())).await;
