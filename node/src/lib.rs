@@ -5,6 +5,7 @@
 //! (swarm first, so peers stop asking, then the mediasoup workers).
 
 mod config;
+pub mod cost;
 mod error;
 mod node;
 
