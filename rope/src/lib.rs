@@ -21,9 +21,10 @@ pub mod server;
 mod session;
 pub mod transport;
 
+pub use client::{CallError, Client, ClientConfig, ClientEvent, ConnectError};
+pub use server::{Handler, Peer, Server};
 
 pub use error::{ErrorCode, RpcError};
 pub use message::{
     Event, EventKind, Message, Notification, ObjectId, ObjectState, Request, RequestId, Response, Snapshot, Value,
 };
-

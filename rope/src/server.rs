@@ -1,1 +1,239 @@
-//! placeholder
+//! The ROPE server: a registry of objects whose methods clients call, a snapshot
+//! for each client that connects, and every creation, close and state change
+//! broadcast to every connected client.
+//!
+//! Consistency rule: a client subscribes to events and takes its snapshot under
+//! the registry lock, and every change is broadcast under that same lock, so each
+//! client sees exactly the snapshot followed by every later change, in order. A
+//! client too slow to keep up with the broadcast is sent a fresh snapshot.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{broadcast, mpsc};
+use tracing::debug;
+
+use crate::error::{ErrorCode, RpcError};
+use crate::message::{Event, EventKind, Message, ObjectId, ObjectState, Request, Snapshot, Value};
+pub use crate::session::Handler;
+use crate::session::{self, CallError, SessionHandle};
+use crate::transport::Connection;
+
+/// Events waiting for a slow client before it is resynchronised with a snapshot.
+const EVENT_BUFFER: usize = 1024;
+
+struct Entry {
+    object_type: String,
+    state: Value,
+    handler: Arc<dyn Handler>,
+}
+
+#[derive(Default)]
+struct Registry {
+    order: Vec<ObjectId>,
+    objects: HashMap<ObjectId, Entry>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    events: broadcast::Sender<Event>,
+    root: Arc<dyn Handler>,
+}
+
+/// A ROPE server. Cheap to clone; all clones share the registry.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("objects", &self.lock().order.len()).finish()
+    }
+}
+
+impl Server {
+    /// A server whose own methods (calls without a target) go to `root`.
+    pub fn new(root: Arc<dyn Handler>) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Self { inner: Arc::new(Inner { registry: Mutex::default(), events, root }) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        self.inner.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an object; its methods go to `handler`. Every client is told.
+    pub fn create(
+        &self,
+        id: impl Into<ObjectId>,
+        object_type: impl Into<String>,
+        state: Value,
+        handler: Arc<dyn Handler>,
+    ) -> Result<(), RpcError> {
+        let id = id.into();
+        let object_type = object_type.into();
+        let mut registry = self.lock();
+        if registry.objects.contains_key(&id) {
+            return Err(RpcError::new(ErrorCode::InvalidParams, format!("object {id} already exists")));
+        }
+        registry.order.push(id.clone());
+        registry.objects.insert(id.clone(), Entry { object_type: object_type.clone(), state: state.clone(), handler });
+        let _ = self.inner.events.send(Event { object: id, object_type, name: EventKind::Created, data: state });
+        Ok(())
+    }
+
+    /// Replaces an object's state. Every client is told.
+    pub fn set_state(&self, id: &str, state: Value) -> Result<(), RpcError> {
+        let mut registry = self.lock();
+        let entry = registry.objects.get_mut(id).ok_or_else(|| not_found(id))?;
+        entry.state = state.clone();
+        let event = Event {
+            object: id.to_owned(),
+            object_type: entry.object_type.clone(),
+            name: EventKind::Changed,
+            data: state,
+        };
+        let _ = self.inner.events.send(event);
+        Ok(())
+    }
+
+    /// Removes an object. Every client is told.
+    pub fn close(&self, id: &str) -> Result<(), RpcError> {
+        let mut registry = self.lock();
+        let entry = registry.objects.remove(id).ok_or_else(|| not_found(id))?;
+        registry.order.retain(|existing| existing != id);
+        let event =
+            Event { object: id.to_owned(), object_type: entry.object_type, name: EventKind::Closed, data: Value::Null };
+        let _ = self.inner.events.send(event);
+        Ok(())
+    }
+
+    /// Every object, in creation order.
+    pub fn snapshot(&self) -> Snapshot {
+        snapshot_of(&self.lock())
+    }
+
+    /// Handles one call: the server's own methods, or the target object's.
+    pub async fn dispatch(&self, request: Request) -> Result<Value, RpcError> {
+        let handler = match &request.target {
+            None => Arc::clone(&self.inner.root),
+            Some(target) => {
+                let registry = self.lock();
+                Arc::clone(&registry.objects.get(target).ok_or_else(|| not_found(target))?.handler)
+            }
+        };
+        handler.call(request).await
+    }
+
+    /// Serves one client until it disconnects: snapshot first, then events, while
+    /// answering its calls.
+    pub async fn serve(&self, connection: Connection) {
+        let (_, task) = self.accept(connection);
+        let _ = task.await;
+    }
+
+    /// Starts serving one client like [`Server::serve`]; returns a [`Peer`] for
+    /// calling the client (ROPE calls go both ways) and the task serving it.
+    pub fn accept(&self, connection: Connection) -> (Peer, tokio::task::JoinHandle<()>) {
+        let (inbound_tx, inbound_rx) = mpsc::channel(16);
+        let dispatcher: Arc<dyn Handler> = Arc::new(Dispatch(self.clone()));
+        let (session, session_task) = session::start(connection, dispatcher, inbound_tx);
+        let peer = Peer { session: session.clone() };
+        let server = self.clone();
+        let task = tokio::spawn(async move {
+            server.feed(&session, inbound_rx).await;
+            drop(session);
+            session_task.abort();
+        });
+        (peer, task)
+    }
+
+    /// Sends the snapshot, then every event, until the session ends.
+    async fn feed(&self, session: &SessionHandle, mut inbound: mpsc::Receiver<Message>) {
+        let (mut events, snapshot) = {
+            let registry = self.lock();
+            (self.inner.events.subscribe(), snapshot_of(&registry))
+        };
+        if session.send(Message::Snapshot(snapshot)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => {
+                        if session.send(Message::Event(event)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        debug!(missed, "client fell behind; sending a fresh snapshot");
+                        let snapshot = {
+                            let registry = self.lock();
+                            events = self.inner.events.subscribe();
+                            snapshot_of(&registry)
+                        };
+                        if session.send(Message::Snapshot(snapshot)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                // The server has no use for clients' notifications; the channel
+                // closing tells that the session ended.
+                message = inbound.recv() => if message.is_none() { return },
+            }
+        }
+    }
+}
+
+/// A connected client, for calling it from the server side.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    session: SessionHandle,
+}
+
+impl Peer {
+    /// Calls `method` on the client and waits up to `timeout` for its answer.
+    pub async fn call(
+        &self,
+        method: &str,
+        target: Option<ObjectId>,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        self.session.call(method, target, params, timeout).await
+    }
+
+    /// Whether the client is still connected.
+    pub fn is_connected(&self) -> bool {
+        self.session.is_connected()
+    }
+}
+
+struct Dispatch(Server);
+
+impl Handler for Dispatch {
+    fn call(&self, request: Request) -> BoxFuture<'static, Result<Value, RpcError>> {
+        let server = self.0.clone();
+        Box::pin(async move { server.dispatch(request).await })
+    }
+}
+
+fn snapshot_of(registry: &Registry) -> Snapshot {
+    let objects = registry
+        .order
+        .iter()
+        .filter_map(|id| {
+            let entry = registry.objects.get(id)?;
+            Some(ObjectState { id: id.clone(), object_type: entry.object_type.clone(), state: entry.state.clone() })
+        })
+        .collect();
+    Snapshot { objects }
+}
+
+fn not_found(id: &str) -> RpcError {
+    RpcError::new(ErrorCode::ObjectNotFound, format!("no object {id}"))
+}

@@ -2,8 +2,8 @@
 
 use mafalda_rope::codec::{CodecError, cbor, json};
 use mafalda_rope::{
-    ErrorCode, Event, EventKind, Message, Notification, ObjectState, Request, RequestId, Response, RpcError,
-    Snapshot, Value,
+    ErrorCode, Event, EventKind, Message, Notification, ObjectState, Request, RequestId, Response, RpcError, Snapshot,
+    Value,
 };
 
 fn samples() -> Vec<Message> {
