@@ -12,8 +12,7 @@ use libp2p::{StreamProtocol, allow_block_list, connection_limits, gossipsub, ide
 
 use crate::SwarmConfig;
 use crate::load::MAX_LOAD_REPORT_BYTES;
-use crate::rope_codec::{CborCodec, ROPE_PROTOCOL};
-use crate::rope_types::{RopeRequest, RopeResponse};
+use crate::rope_codec::{ROPE_PROTOCOL, RopeCodec};
 
 /// Protocol version announced through identify.
 pub const PROTOCOL_VERSION: &str = "/mafalda/1.0.0";
@@ -25,7 +24,7 @@ pub const LOAD_TOPIC: &str = "/mafalda/load/1";
 const MAX_CONNECTIONS_PER_PEER: u32 = 2;
 
 /// The ROPE request-response behaviour.
-pub(crate) type RopeBehaviour = request_response::Behaviour<CborCodec<RopeRequest, RopeResponse>>;
+pub(crate) type RopeBehaviour = request_response::Behaviour<RopeCodec>;
 
 /// The protocols every Mafalda Swarm node speaks.
 #[derive(NetworkBehaviour)]
@@ -64,7 +63,7 @@ impl Behaviour {
             kad: kademlia(peer_id, config),
             gossipsub: gossip(keypair, config)?,
             rope: request_response::Behaviour::with_codec(
-                CborCodec::new(config.rope.max_message_bytes),
+                RopeCodec::new(config.rope.max_message_bytes),
                 [(ROPE_PROTOCOL, ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(config.rope.request_timeout)

@@ -48,7 +48,7 @@ pub enum SwarmError {
 }
 
 /// Why a ROPE call to a peer failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
     /// No response within the request timeout.
@@ -73,6 +73,9 @@ pub enum CallError {
         /// What failed.
         reason: String,
     },
+    /// The peer answered with a ROPE error.
+    #[error("peer answered with an error: {0}")]
+    Remote(mafalda_rope::RpcError),
     /// The swarm task has stopped.
     #[error("the swarm task has stopped")]
     Stopped,

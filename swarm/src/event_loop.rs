@@ -23,8 +23,8 @@ use crate::handle::InboundCall;
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
 use crate::rope_codec::Inbound;
-use crate::rope_types::{BUSY, INVALID_REQUEST, RopeRequest, RopeResponse};
 use crate::{SwarmConfig, SwarmError, SwarmEvent};
+use mafalda_rope::{ErrorCode, Request as RopeRequest, RequestId, Response as RopeResponse, RpcError};
 
 /// How often deadlines, retries and expiries are checked.
 const TICK: Duration = Duration::from_millis(100);
@@ -508,16 +508,15 @@ impl EventLoop {
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
     }
 
-    fn on_rope_event(&mut self, event: request_response::Event<Inbound<RopeRequest>, RopeResponse>) {
+    fn on_rope_event(&mut self, event: request_response::Event<Inbound, RopeResponse>) {
         use request_response::{Event, Message};
         match event {
             Event::Message { peer, message: Message::Request { request_id, request, channel }, .. } => match request {
                 Inbound::Request(request) => self.on_inbound_call(peer, request_id, request, channel),
-                Inbound::Rejected(reason) => {
-                    debug!(%peer, %reason, "ROPE request rejected");
+                Inbound::Rejected { id, error } => {
+                    debug!(%peer, %error, "ROPE request rejected");
                     self.penalise(peer, PeerAction::BadRequest);
-                    let rejection = RopeResponse::error(INVALID_REQUEST, format!("request rejected: {reason}"));
-                    let _ = self.swarm.behaviour_mut().rope.send_response(channel, rejection);
+                    let _ = self.swarm.behaviour_mut().rope.send_response(channel, RopeResponse::err(id, error));
                 }
             },
             Event::Message { message: Message::Response { request_id, response }, .. } => {
@@ -556,7 +555,7 @@ impl EventLoop {
         let in_flight = self.calls_in_per_peer.get(&peer).copied().unwrap_or(0);
         if in_flight >= self.max_inbound_per_peer {
             self.penalise(peer, PeerAction::RequestFlood);
-            let busy = RopeResponse::error(BUSY, "too many calls in flight from this peer");
+            let busy = busy(&request.id, "too many calls in flight from this peer");
             let _ = self.swarm.behaviour_mut().rope.send_response(channel, busy);
             return;
         }
@@ -568,8 +567,9 @@ impl EventLoop {
             }
             Err(error) => {
                 let call = error.into_inner();
+                let id = call.request.id.clone();
                 if let Some(channel) = call.into_channel() {
-                    let busy = RopeResponse::error(BUSY, "node busy: too many calls waiting");
+                    let busy = busy(&id, "node busy: too many calls waiting");
                     let _ = self.swarm.behaviour_mut().rope.send_response(channel, busy);
                 }
             }
@@ -600,6 +600,10 @@ impl EventLoop {
             self.dropped_events += 1;
         }
     }
+}
+
+fn busy(id: &RequestId, message: &str) -> RopeResponse {
+    RopeResponse::err(Some(id.clone()), RpcError::new(ErrorCode::Busy, message))
 }
 
 fn call_error(peer: PeerId, error: request_response::OutboundFailure) -> CallError {

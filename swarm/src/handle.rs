@@ -2,6 +2,8 @@
 //! inbound ROPE calls to answer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use libp2p::kad::RecordKey;
@@ -13,8 +15,8 @@ use tracing::debug;
 use crate::error::CallError;
 use crate::event_loop::{Command, EventLoop};
 use crate::load::{LoadReport, PeerLoad};
-use crate::rope_types::{INTERNAL, RopeRequest, RopeResponse};
 use crate::{SwarmConfig, SwarmError};
+use mafalda_rope::{ErrorCode, ObjectId, Request as RopeRequest, RequestId, Response as RopeResponse, RpcError, Value};
 
 /// Commands waiting for the event loop; callers wait when it is full.
 const COMMAND_QUEUE: usize = 256;
@@ -79,9 +81,10 @@ impl InboundCall {
         self.responder.take().map(|(channel, _)| channel)
     }
 
-    /// Sends the answer back to the caller.
-    pub async fn respond(mut self, response: RopeResponse) -> Result<(), SwarmError> {
+    /// Sends the answer (a result or an error) back to the caller.
+    pub async fn respond(mut self, outcome: Result<Value, RpcError>) -> Result<(), SwarmError> {
         let Some((channel, commands)) = self.responder.take() else { return Ok(()) };
+        let response = RopeResponse { id: Some(self.request.id.clone()), outcome };
         commands.send(Command::Respond { peer: self.peer, channel, response }).await.map_err(|_| SwarmError::Stopped)
     }
 }
@@ -90,7 +93,8 @@ impl Drop for InboundCall {
     fn drop(&mut self) {
         if let Some((channel, commands)) = self.responder.take() {
             debug!(peer = %self.peer, method = %self.request.method, "inbound call dropped unanswered");
-            let response = RopeResponse::error(INTERNAL, "the node dropped the call without answering");
+            let error = RpcError::new(ErrorCode::InternalError, "the node dropped the call without answering");
+            let response = RopeResponse::err(Some(self.request.id.clone()), error);
             let _ = commands.try_send(Command::Respond { peer: self.peer, channel, response });
         }
     }
@@ -113,6 +117,7 @@ pub struct StartedSwarm {
 pub struct SwarmHandle {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
+    next_call_id: Arc<AtomicU64>,
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
@@ -128,7 +133,8 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
         .listen(&config.listen, config.listen_timeout)
         .await?;
     tokio::spawn(event_loop.run());
-    Ok(StartedSwarm { handle: SwarmHandle { peer_id, commands: command_tx }, events: event_rx, calls: call_rx })
+    let handle = SwarmHandle { peer_id, commands: command_tx, next_call_id: Arc::default() };
+    Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
 
 /// The Kademlia key under which a stream id is provided.
@@ -195,10 +201,19 @@ impl SwarmHandle {
 
     /// Calls `peer` over ROPE and waits for its answer (bounded by the request
     /// timeout). A peer with no known address is first looked up in the DHT.
-    pub async fn call(&self, peer: PeerId, request: RopeRequest) -> Result<RopeResponse, CallError> {
+    pub async fn call(
+        &self,
+        peer: PeerId,
+        method: &str,
+        target: Option<ObjectId>,
+        params: Value,
+    ) -> Result<Value, CallError> {
+        let id = RequestId::Number(self.next_call_id.fetch_add(1, Ordering::Relaxed));
+        let request = RopeRequest { id, method: method.to_owned(), target, params };
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Call { peer, request, reply }).await.map_err(|_| CallError::Stopped)?;
-        answer.await.map_err(|_| CallError::Stopped)?
+        let response = answer.await.map_err(|_| CallError::Stopped)??;
+        response.outcome.map_err(CallError::Remote)
     }
 
     /// Closes every connection and stops the swarm task; resolves when it has stopped.

@@ -11,7 +11,7 @@
 //!   [`SwarmHandle::find_providers`] returns the reachable ones within a deadline;
 //! - **spread load**: gossipsub carries signed, versioned [`LoadReport`]s; the
 //!   handle keeps the latest per peer with its age;
-//! - **carry ROPE**: request-response with a size-capped CBOR codec;
+//! - **carry ROPE**: request-response with ROPE's size-capped CBOR codec;
 //! - **measure RTT**: ping; **know peers**: identify;
 //! - **defend itself**: invalid gossip, malformed or oversized requests and call
 //!   floods are penalised, and repeat offenders are banned for a while.
@@ -32,7 +32,6 @@ pub mod identity;
 mod load;
 mod penalties;
 mod rope_codec;
-mod rope_types;
 
 pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
 pub use config::{GossipSettings, KadSettings, RopeSettings, SwarmConfig};
@@ -42,5 +41,4 @@ pub use libp2p::identity::Keypair;
 pub use libp2p::kad::RecordKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};
-pub use rope_codec::{CborCodec, Inbound, ROPE_PROTOCOL};
-pub use rope_types::{RopeRequest, RopeResponse};
+pub use rope_codec::{Inbound, ROPE_PROTOCOL, RopeCodec};

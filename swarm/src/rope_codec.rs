@@ -1,81 +1,59 @@
-//! ROPE over libp2p request-response: a size-capped CBOR codec.
-//!
-//! Each request-response substream carries one request and one response, each a
-//! single CBOR value written until the end of the stream. Reading stops one byte
-//! past the limit, so an oversized message is refused before it is decoded and
-//! never allocates more than the limit.
+//! ROPE over libp2p request-response: each substream carries one ROPE request
+//! and its response, each one CBOR message (ROPE's own codec) written until the
+//! end of the stream. Reading stops one byte past the limit, so an oversized
+//! message is refused before it is decoded and never allocates more than the limit.
 //!
 //! A request that is oversized or malformed is not a stream error: it is read as
-//! [`Inbound::Rejected`], so the node can answer it with a clear error and count
-//! it against the sender (libp2p does not report a failed `read_request` to the
-//! behaviour, and the codec does not know which peer sent it).
+//! [`Inbound::Rejected`], so the node can answer it with a clear JSON-RPC error
+//! and count it against the sender (libp2p does not report a failed
+//! `read_request` to the behaviour, and the codec does not know the sender).
 
 use std::io;
-use std::marker::PhantomData;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use mafalda_rope::codec::{CodecError, cbor};
+use mafalda_rope::{ErrorCode, Message, Request, RequestId, Response, RpcError};
 
 /// Protocol name of ROPE between nodes.
 pub const ROPE_PROTOCOL: StreamProtocol = StreamProtocol::new("/mafalda/rope/1");
 
 /// A request as read from or written to the wire.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Inbound<Req> {
+pub enum Inbound {
     /// A well-formed request.
-    Request(Req),
-    /// Bytes that are not a request within the limits; the reason says why.
-    Rejected(String),
+    Request(Request),
+    /// Bytes that are not a request within the limits.
+    Rejected {
+        /// The request id, when it could be read.
+        id: Option<RequestId>,
+        /// The error to answer with.
+        error: RpcError,
+    },
 }
 
-/// CBOR codec for request type `Req` and response type `Resp`, refusing messages
-/// larger than `max_bytes`.
-#[derive(Debug)]
-pub struct CborCodec<Req, Resp> {
+/// The ROPE codec for request-response, refusing messages larger than `max_bytes`.
+#[derive(Debug, Clone)]
+pub struct RopeCodec {
     max_bytes: usize,
-    types: PhantomData<fn() -> (Req, Resp)>,
 }
 
-impl<Req, Resp> Clone for CborCodec<Req, Resp> {
-    fn clone(&self) -> Self {
-        Self { max_bytes: self.max_bytes, types: PhantomData }
-    }
-}
-
-impl<Req, Resp> CborCodec<Req, Resp> {
+impl RopeCodec {
     /// A codec refusing messages over `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
-        Self { max_bytes, types: PhantomData }
+        Self { max_bytes }
     }
 
-    async fn read<T: DeserializeOwned, R: AsyncRead + Unpin + Send>(&self, io: &mut R) -> io::Result<T> {
+    async fn read_message<R: AsyncRead + Unpin + Send>(&self, io: &mut R) -> io::Result<Result<Message, CodecError>> {
         let mut bytes = Vec::new();
         let limit = u64::try_from(self.max_bytes).unwrap_or(u64::MAX).saturating_add(1);
         io.take(limit).read_to_end(&mut bytes).await?;
-        if bytes.len() > self.max_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("message exceeds the limit of {} bytes", self.max_bytes),
-            ));
-        }
-        ciborium::from_reader(bytes.as_slice())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("malformed CBOR message: {e}")))
+        Ok(cbor::decode_with_limit(&bytes, self.max_bytes))
     }
 
-    fn encode<T: Serialize>(&self, value: &T) -> io::Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        ciborium::into_writer(value, &mut bytes)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        if bytes.len() > self.max_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("message of {} bytes exceeds the limit of {} bytes", bytes.len(), self.max_bytes),
-            ));
-        }
-        Ok(bytes)
+    fn encode(&self, message: &Message) -> io::Result<Vec<u8>> {
+        cbor::encode_with_limit(message, self.max_bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
     }
 }
 
@@ -84,41 +62,48 @@ async fn write_all_and_close<W: AsyncWrite + Unpin + Send>(io: &mut W, bytes: Ve
     io.close().await
 }
 
-impl<Req, Resp> request_response::Codec for CborCodec<Req, Resp>
-where
-    Req: Serialize + DeserializeOwned + Send + 'static,
-    Resp: Serialize + DeserializeOwned + Send + 'static,
-{
+impl request_response::Codec for RopeCodec {
     type Protocol = StreamProtocol;
-    type Request = Inbound<Req>;
-    type Response = Resp;
+    type Request = Inbound;
+    type Response = Response;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<Inbound<Req>> {
-        match self.read(io).await {
-            Ok(request) => Ok(Inbound::Request(request)),
-            Err(error) if error.kind() == io::ErrorKind::InvalidData => Ok(Inbound::Rejected(error.to_string())),
-            Err(error) => Err(error),
-        }
+    ) -> io::Result<Inbound> {
+        Ok(match self.read_message(io).await? {
+            Ok(Message::Request(request)) => Inbound::Request(request),
+            Ok(_) => Inbound::Rejected {
+                id: None,
+                error: RpcError::new(ErrorCode::InvalidRequest, "only requests may open a ROPE stream"),
+            },
+            Err(error) => Inbound::Rejected { id: error.request_id(), error: error.to_rpc_error() },
+        })
     }
 
-    async fn read_response<T: AsyncRead + Unpin + Send>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Resp> {
-        self.read(io).await
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Response> {
+        match self.read_message(io).await? {
+            Ok(Message::Response(response)) => Ok(response),
+            Ok(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "expected a ROPE response")),
+            Err(error) => Err(io::Error::new(io::ErrorKind::InvalidData, error)),
+        }
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        request: Inbound<Req>,
+        request: Inbound,
     ) -> io::Result<()> {
         let Inbound::Request(request) = request else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a rejected request cannot be sent"));
         };
-        let bytes = self.encode(&request)?;
+        let bytes = self.encode(&Message::Request(request))?;
         write_all_and_close(io, bytes).await
     }
 
@@ -126,9 +111,9 @@ where
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        response: Resp,
+        response: Response,
     ) -> io::Result<()> {
-        let bytes = self.encode(&response)?;
+        let bytes = self.encode(&Message::Response(response))?;
         write_all_and_close(io, bytes).await
     }
 }
@@ -138,33 +123,37 @@ mod tests {
     use super::*;
     use futures::executor::block_on;
     use futures::io::Cursor;
+    use mafalda_rope::Value;
     use request_response::Codec;
 
-    type TestCodec = CborCodec<Vec<String>, u32>;
-
     #[test]
-    fn round_trips_and_refuses_oversized_and_garbage() {
+    fn round_trips_and_rejects_oversized_and_garbage() {
         block_on(async {
-            let mut codec = TestCodec::new(64);
+            let mut codec = RopeCodec::new(256);
+            let request = Request {
+                id: RequestId::Number(3),
+                method: "stream.describe".into(),
+                target: None,
+                params: Value::Text("cam".into()),
+            };
             let mut wire = Cursor::new(Vec::new());
-            let request = Inbound::Request(vec!["a".to_owned(), "b".to_owned()]);
-            codec.write_request(&ROPE_PROTOCOL, &mut wire, request.clone()).await.expect("write");
+            codec.write_request(&ROPE_PROTOCOL, &mut wire, Inbound::Request(request.clone())).await.expect("write");
             let mut read = Cursor::new(wire.into_inner());
-            assert_eq!(codec.read_request(&ROPE_PROTOCOL, &mut read).await.expect("read"), request);
+            assert_eq!(codec.read_request(&ROPE_PROTOCOL, &mut read).await.expect("read"), Inbound::Request(request));
 
-            let big = Inbound::Request(vec!["x".repeat(100)]);
-            let error = codec.write_request(&ROPE_PROTOCOL, &mut Cursor::new(Vec::new()), big).await;
+            let mut big = Request { id: RequestId::Number(4), method: "x".into(), target: None, params: Value::Null };
+            big.params = Value::Bytes(vec![0; 300]);
+            let error = codec.write_request(&ROPE_PROTOCOL, &mut Cursor::new(Vec::new()), Inbound::Request(big)).await;
             assert_eq!(error.expect_err("too big to send").kind(), io::ErrorKind::InvalidInput);
 
-            let mut oversized = Cursor::new(vec![0x61; 65]);
+            let mut oversized = Cursor::new(vec![0x61; 257]);
             let read = codec.read_request(&ROPE_PROTOCOL, &mut oversized).await.expect("read as rejected");
-            assert!(matches!(read, Inbound::Rejected(ref reason) if reason.contains("limit")), "{read:?}");
-            let mut garbage_request = Cursor::new(vec![0xff, 0xfe, 0x00]);
-            let read = codec.read_request(&ROPE_PROTOCOL, &mut garbage_request).await.expect("read as rejected");
-            assert!(matches!(read, Inbound::Rejected(ref reason) if reason.contains("malformed")), "{read:?}");
-
+            assert!(matches!(read, Inbound::Rejected { ref error, .. } if error.code == -32002), "{read:?}");
             let mut garbage = Cursor::new(vec![0xff, 0xfe, 0x00]);
-            let error = codec.read_response(&ROPE_PROTOCOL, &mut garbage).await.expect_err("garbage");
+            let read = codec.read_request(&ROPE_PROTOCOL, &mut garbage).await.expect("read as rejected");
+            assert!(matches!(read, Inbound::Rejected { ref error, .. } if error.code == -32700), "{read:?}");
+            let mut garbage = Cursor::new(vec![0xff, 0xfe, 0x00]);
+            let error = codec.read_response(&ROPE_PROTOCOL, &mut garbage).await.expect_err("garbage response");
             assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         });
     }

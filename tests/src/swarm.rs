@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use mafalda_swarm::{
-    InboundCall, Keypair, Multiaddr, PeerId, RopeResponse, StartedSwarm, SwarmConfig, SwarmEvent, SwarmHandle,
-};
+use mafalda_swarm::{InboundCall, Keypair, Multiaddr, PeerId, StartedSwarm, SwarmConfig, SwarmEvent, SwarmHandle};
 use tokio::sync::mpsc;
 
 /// One running test node.
@@ -43,7 +41,7 @@ pub async fn spawn_node(config: SwarmConfig) -> TestNode {
 async fn echo(mut calls: mpsc::Receiver<InboundCall>) {
     while let Some(call) = calls.recv().await {
         let params = call.request.params.clone();
-        let _ = call.respond(RopeResponse::Result(params)).await;
+        let _ = call.respond(Ok(params)).await;
     }
 }
 

@@ -6,12 +6,8 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::{gossipsub, noise, tcp, yamux};
-use mafalda_swarm::{CallError, LOAD_TOPIC, RopeRequest, RopeResponse, RopeSettings, SwarmEvent};
+use mafalda_swarm::{CallError, LOAD_TOPIC, RopeSettings, SwarmEvent};
 use mafalda_tests::swarm::{eventually, loopback_config, spawn_node, spawn_swarm, wait_for_event};
-
-fn request(method: &str, params: ciborium::Value) -> RopeRequest {
-    RopeRequest { method: method.to_owned(), params }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rope_call_between_peers_that_never_bootstrapped_from_each_other() {
@@ -31,13 +27,13 @@ async fn rope_call_between_peers_that_never_bootstrapped_from_each_other() {
     assert_eq!(found, vec![b.peer_id()], "a finds b");
 
     let params = ciborium::Value::Text("hello over ROPE".into());
-    let reply = a.handle.call(b.peer_id(), request("echo", params.clone())).await;
-    assert_eq!(reply, Ok(RopeResponse::Result(params.clone())), "b answers a's call");
+    let reply = a.handle.call(b.peer_id(), "echo", None, params.clone()).await;
+    assert_eq!(reply, Ok(params.clone()), "b answers a's call");
 
     // b vanishes: the next call fails with a typed error within the timeout.
     b.handle.shutdown().await.expect("b stops");
     let started = Instant::now();
-    let result = tokio::time::timeout(timeout * 3, a.handle.call(b.peer_id(), request("echo", params))).await;
+    let result = tokio::time::timeout(timeout * 3, a.handle.call(b.peer_id(), "echo", None, params)).await;
     let error = result.expect("the call ends on its own").expect_err("b is gone");
     assert!(matches!(error, CallError::Unreachable { .. } | CallError::Timeout(_)), "typed failure: {error:?}");
     assert!(started.elapsed() <= timeout + Duration::from_millis(500), "within the timeout: {:?}", started.elapsed());
@@ -60,11 +56,11 @@ async fn rope_call_needs_only_the_peer_id() {
     .await;
     assert!(joined, "b joined through the seed");
     let params = ciborium::Value::Integer(42.into());
-    let reply = a.handle.call(b.peer_id(), request("echo", params.clone())).await;
-    assert_eq!(reply, Ok(RopeResponse::Result(params.clone())), "b reached by id and answered");
+    let reply = a.handle.call(b.peer_id(), "echo", None, params.clone()).await;
+    assert_eq!(reply, Ok(params.clone()), "b reached by id and answered");
 
     let stranger = mafalda_swarm::PeerId::random();
-    let error = a.handle.call(stranger, request("echo", params)).await.expect_err("nobody knows it");
+    let error = a.handle.call(stranger, "echo", None, params).await.expect_err("nobody knows it");
     assert!(matches!(error, CallError::Unreachable { peer, .. } if peer == stranger), "{error:?}");
     for node in &nodes {
         node.handle.shutdown().await.expect("shutdown");
@@ -85,23 +81,23 @@ async fn oversized_requests_are_refused_and_a_repeat_offender_is_banned() {
     let small_params = ciborium::Value::Integer(7.into());
 
     // One oversized call is answered with a clear error; the server goes on serving.
-    let reply = offender.handle.call(server.peer_id(), request("echo", big.clone())).await;
+    let reply = offender.handle.call(server.peer_id(), "echo", None, big.clone()).await;
     match reply {
-        Ok(RopeResponse::Error { code, message }) => {
-            assert_eq!(code, -32600, "invalid request");
-            assert!(message.contains("limit"), "the error names the size limit: {message}");
+        Err(CallError::Remote(error)) => {
+            assert_eq!(error.code, -32002, "message too large");
+            assert!(error.message.contains("limit"), "the error names the size limit: {}", error.message);
         }
-        other => panic!("expected an invalid-request error, got {other:?}"),
+        other => panic!("expected a message-too-large error, got {other:?}"),
     }
     let served = eventually(Duration::from_secs(5), || async {
-        honest.handle.call(server.peer_id(), request("echo", small_params.clone())).await.is_ok()
+        honest.handle.call(server.peer_id(), "echo", None, small_params.clone()).await.is_ok()
     })
     .await;
     assert!(served, "the server still answers an honest peer");
 
     // Repeated oversized calls get the offender banned and disconnected.
     for _ in 0..6 {
-        let _ = offender.handle.call(server.peer_id(), request("echo", big.clone())).await;
+        let _ = offender.handle.call(server.peer_id(), "echo", None, big.clone()).await;
     }
     let banned = wait_for_event(&mut server.events, Duration::from_secs(5), |event| match event {
         SwarmEvent::PeerBanned { peer } => Some(peer),
@@ -109,9 +105,9 @@ async fn oversized_requests_are_refused_and_a_repeat_offender_is_banned() {
     })
     .await;
     assert_eq!(banned, Some(offender.peer_id()), "the offender is banned");
-    let error = offender.handle.call(server.peer_id(), request("echo", small_params.clone())).await;
+    let error = offender.handle.call(server.peer_id(), "echo", None, small_params.clone()).await;
     assert!(error.is_err(), "a banned peer's calls are refused: {error:?}");
-    assert!(honest.handle.call(server.peer_id(), request("echo", small_params)).await.is_ok(), "others unaffected");
+    assert!(honest.handle.call(server.peer_id(), "echo", None, small_params).await.is_ok(), "others unaffected");
     for node in [&server, &offender, &honest] {
         node.handle.shutdown().await.expect("shutdown");
     }
@@ -170,8 +166,8 @@ async fn a_peer_gossiping_garbage_is_banned_and_the_node_keeps_working() {
     .await;
     assert!(rogue_gone, "the banned rogue is disconnected");
     let params = ciborium::Value::Bool(true);
-    let reply = friend.handle.call(node.peer_id(), request("echo", params.clone())).await;
-    assert_eq!(reply, Ok(RopeResponse::Result(params)), "the node still serves honest peers");
+    let reply = friend.handle.call(node.peer_id(), "echo", None, params.clone()).await;
+    assert_eq!(reply, Ok(params), "the node still serves honest peers");
     rogue.abort();
     for n in [&node, &friend] {
         n.handle.shutdown().await.expect("shutdown");
