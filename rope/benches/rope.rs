@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use criterion::{Criterion, criterion_group};
+use criterion::Criterion;
 use futures::future::BoxFuture;
 use mafalda_rope::codec::{cbor, json};
 use mafalda_rope::transport::websocket;
@@ -82,11 +82,10 @@ fn websocket_round_trip(format: &str) {
     });
 }
 
-criterion_group!(benches, codecs);
-
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    let mut criterion = Criterion::default().configure_from_args();
+    codecs(&mut criterion);
+    criterion.final_summary();
     websocket_round_trip("");
     websocket_round_trip("?format=json");
 }
