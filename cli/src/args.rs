@@ -57,10 +57,10 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "PATH", env = "MAFALDA_IDENTITY")]
     identity: Option<PathBuf>,
 
-    /// Number of mediasoup workers (one thread each; at most one per CPU core is sensible).
-    #[arg(long, value_name = "N", env = "MAFALDA_WORKERS", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..=1024))]
-    workers: u16,
+    /// Most mediasoup workers (one thread each, started as load needs them; at most one
+    /// per CPU core is sensible). Default: the number of CPU cores.
+    #[arg(long, value_name = "N", env = "MAFALDA_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
 
     /// UDP/TCP port range for media transports, as MIN-MAX.
     #[arg(long, value_name = "MIN-MAX", env = "MAFALDA_RTC_PORTS", default_value = "40000-49999",
@@ -100,7 +100,9 @@ impl RunArgs {
     /// Turns the flags into a node configuration, loading or creating the identity.
     pub(crate) fn into_config(self) -> anyhow::Result<NodeConfig> {
         let mut media = MediaConfig::default();
-        media.workers = usize::from(self.workers);
+        if let Some(workers) = self.workers {
+            media.workers = usize::from(workers);
+        }
         media.rtc_ports = self.rtc_ports;
         media.worker_log_level = self.worker_log_level.into();
         let keypair = match &self.identity {

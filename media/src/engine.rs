@@ -1,29 +1,51 @@
-//! Starting and closing the node's mediasoup workers.
+//! The worker pool: up to N mediasoup workers, started when placement needs one,
+//! closed after an idle grace period, each with its thread id (for CPU) and its
+//! object counts; a worker that dies or closes is reported with what it held.
 
 use std::ops::RangeInclusive;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use mediasoup::worker::{Worker, WorkerLogLevel, WorkerSettings};
+use event_listener_primitives::HandlerId;
+use mediasoup::prelude::{Router, RouterOptions};
+use mediasoup::worker::{Worker, WorkerId, WorkerLogLevel, WorkerSettings};
 use mediasoup::worker_manager::WorkerManager;
-use tracing::{debug, info};
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
 
 use crate::MediaError;
+use crate::counters::{self, Counters, ObjectCounts};
+use crate::cpu::CpuSampler;
+use crate::placement::{Placement, PlacementPolicy, WorkerLoadView};
 
 /// Settings of the node's media side.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MediaConfig {
-    /// How many workers to start (each is one OS thread; ≤ 1 per CPU core is the rule).
+    /// Most workers (each is one OS thread; ≤ 1 per CPU core is the rule).
     pub workers: usize,
+    /// Workers kept even when idle (started at once).
+    pub min_workers: usize,
+    /// An idle worker above `min_workers` is closed after this long without routers.
+    pub idle_grace: Duration,
     /// UDP/TCP ports mediasoup may use for RTC transports.
     pub rtc_ports: RangeInclusive<u16>,
     /// Log level of mediasoup's own worker logs (forwarded to `tracing`).
     pub worker_log_level: WorkerLogLevel,
+    /// Where new routers and consumers go.
+    pub placement: PlacementPolicy,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
-        Self { workers: 1, rtc_ports: 40000..=49999, worker_log_level: WorkerLogLevel::Warn }
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            min_workers: 1,
+            idle_grace: Duration::from_secs(30),
+            rtc_ports: 40000..=49999,
+            worker_log_level: WorkerLogLevel::Warn,
+            placement: PlacementPolicy::default(),
+        }
     }
 }
 
@@ -32,6 +54,12 @@ impl MediaConfig {
         if self.workers == 0 {
             return Err(MediaError::InvalidConfig("workers must be at least 1".into()));
         }
+        if self.min_workers > self.workers {
+            return Err(MediaError::InvalidConfig(format!(
+                "min_workers ({}) exceeds workers ({})",
+                self.min_workers, self.workers
+            )));
+        }
         if self.rtc_ports.is_empty() || *self.rtc_ports.start() == 0 {
             return Err(MediaError::InvalidConfig(format!(
                 "rtc port range {}-{} is empty or starts at 0",
@@ -39,62 +67,268 @@ impl MediaConfig {
                 self.rtc_ports.end()
             )));
         }
+        if !(0.0..=1.0).contains(&self.placement.watermark) || self.placement.consumer_capacity == 0 {
+            return Err(MediaError::InvalidConfig("watermark must be within 0-1 and capacity above 0".into()));
+        }
         Ok(())
     }
 }
 
-/// A started worker and the OS thread id it runs on.
-#[derive(Debug, Clone)]
-pub struct RunningWorker {
-    /// The mediasoup worker handle.
-    pub worker: Worker,
-    /// Linux thread id of the worker thread (`/proc/self/task/<tid>`), once known.
+/// A worker's load and objects at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerStatus {
+    /// The worker.
+    pub id: WorkerId,
+    /// Linux thread id of its thread, once known.
     pub thread_id: Option<i32>,
+    /// CPU percent (one core = 100) at the last sample.
+    pub cpu_percent: f32,
+    /// Its objects.
+    pub objects: ObjectCounts,
 }
 
-/// The node's mediasoup workers and the manager that runs them.
-#[derive(Debug)]
+/// Something that happened to the pool.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// A worker started.
+    WorkerStarted {
+        /// The worker.
+        worker: WorkerId,
+    },
+    /// A worker is gone; the routers it held are lost.
+    WorkerGone {
+        /// The worker.
+        worker: WorkerId,
+        /// Routers it still held.
+        lost_routers: u32,
+        /// True when it died (crashed) rather than being closed.
+        died: bool,
+    },
+}
+
+struct Slot {
+    worker: Worker,
+    thread_id: Option<i32>,
+    counters: Arc<Counters>,
+    cpu_percent: f32,
+    idle_since: Option<Instant>,
+    _handlers: Vec<HandlerId>,
+}
+
+struct Inner {
+    config: MediaConfig,
+    manager: Mutex<Option<WorkerManager>>,
+    slots: Mutex<Vec<Slot>>,
+    cpu: Mutex<CpuSampler>,
+    events: broadcast::Sender<MediaEvent>,
+    /// Serialises worker creation so two placements cannot both start one.
+    creating: tokio::sync::Mutex<()>,
+}
+
+/// The node's mediasoup workers. Cheap to clone.
+#[derive(Clone)]
 pub struct MediaEngine {
-    manager: WorkerManager,
-    workers: Vec<RunningWorker>,
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine").field("workers", &lock(&self.inner.slots).len()).finish()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl MediaEngine {
-    /// Starts `config.workers` mediasoup workers.
+    /// Starts the pool with its `min_workers` workers.
     pub async fn start(config: MediaConfig) -> Result<Self, MediaError> {
         config.validate()?;
-        let manager = WorkerManager::new();
-        let mut workers = Vec::with_capacity(config.workers);
-        for index in 0..config.workers {
-            let thread_id = Arc::new(Mutex::new(None));
-            let mut settings = WorkerSettings::default();
-            settings.log_level = config.worker_log_level;
-            settings.log_tags = Vec::new();
-            settings.rtc_port_range = config.rtc_ports.clone();
-            settings.thread_initializer = Some(Arc::new({
-                let thread_id = Arc::clone(&thread_id);
-                move || {
-                    if let Ok(mut slot) = thread_id.lock() {
-                        *slot = current_thread_id();
-                    }
-                }
-            }));
-            let worker = manager.create_worker(settings).await.map_err(MediaError::WorkerStart)?;
-            let thread_id = thread_id.lock().ok().and_then(|slot| *slot);
-            info!(worker = %worker.id(), index, ?thread_id, "mediasoup worker started");
-            workers.push(RunningWorker { worker, thread_id });
+        let (events, _) = broadcast::channel(64);
+        let engine = Self {
+            inner: Arc::new(Inner {
+                manager: Mutex::new(Some(WorkerManager::new())),
+                slots: Mutex::default(),
+                cpu: Mutex::default(),
+                events,
+                creating: tokio::sync::Mutex::new(()),
+                config,
+            }),
+        };
+        for _ in 0..engine.inner.config.min_workers {
+            let _kept_by_the_pool = engine.start_worker().await?;
         }
-        Ok(Self { manager, workers })
+        Ok(engine)
+    }
+
+    /// Pool events (workers started and gone).
+    pub fn events(&self) -> broadcast::Receiver<MediaEvent> {
+        self.inner.events.subscribe()
     }
 
     /// The running workers, in start order.
-    pub fn workers(&self) -> &[RunningWorker] {
-        &self.workers
+    pub fn workers(&self) -> Vec<Worker> {
+        lock(&self.inner.slots).iter().map(|slot| slot.worker.clone()).collect()
     }
 
-    /// The worker manager, for creating further workers.
-    pub fn manager(&self) -> &WorkerManager {
-        &self.manager
+    /// Load and objects of every worker (CPU as of the last [`MediaEngine::sample_cpu`]).
+    pub fn status(&self) -> Vec<WorkerStatus> {
+        lock(&self.inner.slots)
+            .iter()
+            .map(|slot| WorkerStatus {
+                id: slot.worker.id(),
+                thread_id: slot.thread_id,
+                cpu_percent: slot.cpu_percent,
+                objects: slot.counters.snapshot(),
+            })
+            .collect()
+    }
+
+    /// Samples each worker thread's CPU use since the previous sample.
+    pub fn sample_cpu(&self) {
+        let now = Instant::now();
+        let mut cpu = lock(&self.inner.cpu);
+        for slot in lock(&self.inner.slots).iter_mut() {
+            if let Some(percent) = slot.thread_id.and_then(|tid| cpu.sample(tid, now)) {
+                slot.cpu_percent = percent;
+            }
+        }
+    }
+
+    /// The worker placement picks for new work, started if needed.
+    pub async fn place(&self) -> Result<Worker, MediaError> {
+        let _creating = self.inner.creating.lock().await;
+        let placement = {
+            let slots = lock(&self.inner.slots);
+            let views: Vec<WorkerLoadView> = slots
+                .iter()
+                .enumerate()
+                .map(|(index, slot)| WorkerLoadView {
+                    index,
+                    cpu_percent: slot.cpu_percent,
+                    consumers: slot.counters.snapshot().consumers,
+                })
+                .collect();
+            let can_grow = slots.len() < self.inner.config.workers;
+            match self.inner.config.placement.place(&views, can_grow) {
+                Placement::Existing(index) => Some(slots[index].worker.clone()),
+                Placement::NewWorker => None,
+            }
+        };
+        match placement {
+            Some(worker) => Ok(worker),
+            None => self.start_worker().await,
+        }
+    }
+
+    /// Creates a router on the worker placement picks.
+    pub async fn create_router(&self, options: RouterOptions) -> Result<Router, MediaError> {
+        let worker = self.place().await?;
+        self.create_router_on(&worker, options).await
+    }
+
+    /// Creates a router on a given worker.
+    pub async fn create_router_on(&self, worker: &Worker, options: RouterOptions) -> Result<Router, MediaError> {
+        let router = worker.create_router(options).await.map_err(|e| MediaError::Request(e.to_string()))?;
+        if let Some(slot) = lock(&self.inner.slots).iter_mut().find(|s| s.worker.id() == worker.id()) {
+            slot.idle_since = None;
+        }
+        Ok(router)
+    }
+
+    /// Closes workers above `min_workers` that have held no router for the grace period.
+    pub fn reap_idle(&self, now: Instant) {
+        let grace = self.inner.config.idle_grace;
+        let mut slots = lock(&self.inner.slots);
+        for slot in slots.iter_mut() {
+            let idle = slot.counters.snapshot().routers == 0;
+            slot.idle_since = match (idle, slot.idle_since) {
+                (true, None) => Some(now),
+                (true, since) => since,
+                (false, _) => None,
+            };
+        }
+        let min = self.inner.config.min_workers;
+        while slots.len() > min {
+            let Some(index) = slots
+                .iter()
+                .position(|s| s.idle_since.is_some_and(|since| now.saturating_duration_since(since) >= grace))
+            else {
+                break;
+            };
+            let slot = slots.remove(index);
+            info!(worker = %slot.worker.id(), "closing idle worker");
+            if let Some(tid) = slot.thread_id {
+                lock(&self.inner.cpu).forget(tid);
+            }
+            // Dropping the pool's handle closes the worker (nothing else holds it).
+        }
+    }
+
+    /// Stops using a worker: it closes once the last router on it is dropped.
+    pub fn retire(&self, worker: &WorkerId) -> bool {
+        let mut slots = lock(&self.inner.slots);
+        let before = slots.len();
+        slots.retain(|slot| slot.worker.id() != *worker);
+        slots.len() != before
+    }
+
+    async fn start_worker(&self) -> Result<Worker, MediaError> {
+        let manager = lock(&self.inner.manager).clone().ok_or(MediaError::Closed)?;
+        let config = &self.inner.config;
+        let thread_id = Arc::new(Mutex::new(None));
+        let mut settings = WorkerSettings::default();
+        settings.log_level = config.worker_log_level;
+        settings.log_tags = Vec::new();
+        settings.rtc_port_range = config.rtc_ports.clone();
+        settings.thread_initializer = Some(Arc::new({
+            let thread_id = Arc::clone(&thread_id);
+            move || *lock(&thread_id) = current_thread_id()
+        }));
+        let worker = manager.create_worker(settings).await.map_err(MediaError::WorkerStart)?;
+        let thread_id = *lock(&thread_id);
+        let counters = Arc::new(Counters::default());
+        let handlers = vec![counters::attach(&worker, Arc::clone(&counters)), self.watch(&worker, &counters)];
+        lock(&self.inner.slots).push(Slot {
+            worker: worker.clone(),
+            thread_id,
+            counters,
+            cpu_percent: 0.0,
+            idle_since: None,
+            _handlers: handlers,
+        });
+        info!(worker = %worker.id(), ?thread_id, "mediasoup worker started");
+        let _ = self.inner.events.send(MediaEvent::WorkerStarted { worker: worker.id() });
+        Ok(worker)
+    }
+
+    /// Reports the worker's end (death or close) and drops it from the pool.
+    fn watch(&self, worker: &Worker, counters: &Arc<Counters>) -> HandlerId {
+        let weak = Arc::downgrade(&self.inner);
+        let id = worker.id();
+        let counters = Arc::clone(counters);
+        let dead = {
+            let weak = weak.clone();
+            let counters = Arc::clone(&counters);
+            worker.on_dead(move |result| {
+                warn!(worker = %id, ?result, "mediasoup worker died");
+                if let Some(inner) = weak.upgrade() {
+                    let lost_routers = counters.snapshot().routers;
+                    lock(&inner.slots).retain(|slot| slot.worker.id() != id);
+                    let _ = inner.events.send(MediaEvent::WorkerGone { worker: id, lost_routers, died: true });
+                }
+            })
+        };
+        dead.detach();
+        worker.on_close(move || {
+            debug!(worker = %id, "mediasoup worker closed");
+            if let Some(inner) = weak.upgrade() {
+                let lost_routers = counters.snapshot().routers;
+                let _ = inner.events.send(MediaEvent::WorkerGone { worker: id, lost_routers, died: false });
+            }
+        })
     }
 
     /// Closes every worker and waits until their threads have exited.
@@ -102,9 +336,10 @@ impl MediaEngine {
     /// Dropping the manager blocks until its workers exit, so that wait runs on a
     /// blocking thread rather than stalling the async runtime.
     pub async fn close(self) {
-        let Self { manager, workers } = self;
-        let count = workers.len();
-        drop(workers);
+        let slots = std::mem::take(&mut *lock(&self.inner.slots));
+        let count = slots.len();
+        drop(slots);
+        let manager = lock(&self.inner.manager).take();
         let _ = tokio::task::spawn_blocking(move || drop(manager)).await;
         debug!(count, "mediasoup workers closed");
     }

@@ -12,4 +12,13 @@ pub enum MediaError {
     /// mediasoup could not start a worker thread.
     #[error("failed to start mediasoup worker: {0}")]
     WorkerStart(#[source] io::Error),
+    /// A mediasoup request failed (the text is mediasoup's).
+    #[error("mediasoup request failed: {0}")]
+    Request(String),
+    /// The producer is not known to this router.
+    #[error("unknown producer {0}")]
+    UnknownProducer(String),
+    /// The media engine has been closed.
+    #[error("the media engine is closed")]
+    Closed,
 }

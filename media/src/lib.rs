@@ -1,18 +1,31 @@
-//! mediasoup inside Mafalda Swarm: the node's media workers.
+//! mediasoup inside Mafalda Swarm: the node's media side.
 //!
 //! Media never passes through Rust: RTP moves inside mediasoup worker threads and
-//! between nodes over PipeTransports. This crate owns those workers: it starts
-//! them with the node's settings, remembers each worker thread's id (so per-worker
-//! CPU can be read from `/proc`), and closes them in the right order.
-//!
-//! The worker pool with lazy workers, spanning routers and pipe blocks builds on
-//! [`MediaEngine`].
+//! between nodes over PipeTransports. This crate owns those workers and offers the
+//! blocks the node assembles:
+//! - [`MediaEngine`]: the worker pool (lazy workers up to N, idle ones closed,
+//!   deaths reported), per-worker CPU and object counts;
+//! - [`placement`]: the packing policy (which worker), apart from the mechanism;
+//! - [`SpanningRouter`]: one logical router across workers, piping producers to
+//!   where consumers land, once;
+//! - [`pipe`]: cross-node pipe blocks (SRTP + RTX PipeTransports and the data
+//!   that travels between nodes);
+//! - [`transports`]: plain RTP in and out.
 
 mod capabilities;
+mod counters;
+pub mod cpu;
 mod engine;
 mod error;
+pub mod pipe;
+pub mod placement;
+mod spanning;
+pub mod transports;
 
 pub use capabilities::consumer_capabilities;
-pub use engine::{MediaConfig, MediaEngine, RunningWorker};
+pub use counters::ObjectCounts;
+pub use engine::{MediaConfig, MediaEngine, MediaEvent, WorkerStatus};
 pub use error::MediaError;
 pub use mediasoup;
+pub use placement::PlacementPolicy;
+pub use spanning::{PlainEgress, SpanningRouter};

@@ -24,6 +24,7 @@ const RECEIVE_IDLE: Duration = Duration::from_secs(3);
 async fn engine(workers: usize) -> MediaEngine {
     let mut config = MediaConfig::default();
     config.workers = workers;
+    config.min_workers = workers;
     MediaEngine::start(config).await.expect("start mediasoup workers")
 }
 
@@ -45,7 +46,7 @@ async fn send_and_receive(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtp_flows_from_plain_ingest_to_plain_egress_on_one_router() {
     let engine = engine(1).await;
-    let router = engine.workers()[0].worker.create_router(opus_router_options()).await.expect("router");
+    let router = engine.workers()[0].create_router(opus_router_options()).await.expect("router");
     let (ingest, ingest_addr) = ingest_transport(&router).await;
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))
@@ -70,8 +71,8 @@ async fn rtp_flows_from_plain_ingest_to_plain_egress_on_one_router() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtp_crosses_an_srtp_pipe_between_routers_on_two_workers() {
     let engine = engine(2).await;
-    let router_a = engine.workers()[0].worker.create_router(opus_router_options()).await.expect("router a");
-    let router_b = engine.workers()[1].worker.create_router(opus_router_options()).await.expect("router b");
+    let router_a = engine.workers()[0].create_router(opus_router_options()).await.expect("router a");
+    let router_b = engine.workers()[1].create_router(opus_router_options()).await.expect("router b");
 
     // Record the SRTP parameters of the pipe transports mediasoup creates for us.
     let pipe_srtp = Arc::new(Mutex::new(Vec::new()));
@@ -118,7 +119,7 @@ async fn rtp_crosses_an_srtp_pipe_between_routers_on_two_workers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn srtp_egress_sends_encrypted_authenticated_packets() {
     let engine = engine(1).await;
-    let router = engine.workers()[0].worker.create_router(opus_router_options()).await.expect("router");
+    let router = engine.workers()[0].create_router(opus_router_options()).await.expect("router");
     let (ingest, ingest_addr) = ingest_transport(&router).await;
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))

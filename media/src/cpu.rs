@@ -1,0 +1,93 @@
+//! CPU use of worker threads, read from `/proc/self/task/<tid>/stat`.
+//!
+//! mediasoup's Rust workers are threads of this process, so their CPU time is the
+//! thread's `utime + stime` (fields 14 and 15, in clock ticks). The percentage is
+//! the tick delta over the wall-clock delta between two samples.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Clock ticks per second of `/proc` times (USER_HZ, 100 on every Linux ABI we run on).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Total CPU ticks (user + system) a thread of this process has used.
+pub fn thread_ticks(thread_id: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{thread_id}/stat")).ok()?;
+    parse_ticks(&stat)
+}
+
+/// Parses utime + stime out of a `stat` line (the command name may hold spaces
+/// and parentheses, so fields are counted after its closing parenthesis).
+fn parse_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace();
+    // After the name: state is field 3, so utime (14) and stime (15) are the 12th and 13th.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Turns successive tick readings into CPU percentages (of one core).
+#[derive(Debug, Default)]
+pub struct CpuSampler {
+    last: HashMap<i32, (u64, Instant)>,
+}
+
+impl CpuSampler {
+    /// CPU percent of `thread_id` since the previous sample (None on the first
+    /// sample or if the thread is gone).
+    pub fn sample(&mut self, thread_id: i32, now: Instant) -> Option<f32> {
+        let ticks = thread_ticks(thread_id)?;
+        let previous = self.last.insert(thread_id, (ticks, now));
+        let (last_ticks, last_at) = previous?;
+        let elapsed = now.saturating_duration_since(last_at).as_secs_f64();
+        if elapsed <= 0.0 {
+            return None;
+        }
+        let busy = ticks.saturating_sub(last_ticks) as f64 / TICKS_PER_SECOND;
+        Some((busy / elapsed * 100.0) as f32)
+    }
+
+    /// Forgets a thread (its worker closed).
+    pub fn forget(&mut self, thread_id: i32) {
+        self.last.remove(&thread_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_utime_and_stime_even_with_odd_names() {
+        let stat = "1234 (mediasoup (w) 1) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 1 0 1 0 0";
+        assert_eq!(parse_ticks(stat), Some(300));
+        assert_eq!(parse_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn measures_a_busy_thread() {
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let busy = std::thread::spawn(move || {
+            let tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name()?.to_str()?.parse::<i32>().ok())
+                .expect("tid");
+            tid_tx.send(tid).expect("send tid");
+            let mut x = 0u64;
+            while stop_rx.try_recv().is_err() {
+                x = x.wrapping_mul(31).wrapping_add(7);
+                std::hint::black_box(x);
+            }
+        });
+        let tid = tid_rx.recv().expect("tid");
+        let mut sampler = CpuSampler::default();
+        assert_eq!(sampler.sample(tid, Instant::now()), None, "first sample has no baseline");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let percent = sampler.sample(tid, Instant::now()).expect("second sample");
+        stop_tx.send(()).expect("stop");
+        busy.join().expect("join");
+        assert!(percent > 30.0, "a spinning thread shows high CPU: {percent}");
+    }
+}

@@ -1,0 +1,108 @@
+//! Cross-node pipe blocks: the pieces two nodes assemble, through ROPE calls, to
+//! carry a producer from one to the other over a PipeTransport pair (RTX and SRTP
+//! on). The data structs are what travels between the nodes.
+//!
+//! Sender: [`open_pipe`] → send the [`PipeEndpoint`] → [`connect_pipe`] with the
+//! peer's endpoint → [`send_track`] for each producer → send the [`PipedTrack`].
+//! Receiver: [`open_pipe`] → [`connect_pipe`] → [`receive_track`] per track (same
+//! producer id, kind and RTP parameters).
+
+use std::net::IpAddr;
+
+use mediasoup::prelude::{
+    Consumer, ConsumerOptions, MediaKind, PipeTransport, PipeTransportOptions, PipeTransportRemoteParameters, Producer,
+    ProducerId, ProducerOptions, RtpCapabilities, RtpParameters, Transport,
+};
+use mediasoup::router::Router;
+use mediasoup::types::srtp_parameters::SrtpParameters;
+use serde::{Deserialize, Serialize};
+
+use crate::MediaError;
+use crate::transports::{tuple_local_addr, udp_listen_info};
+
+/// Where one end of a pipe listens, and the SRTP key it sends with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeEndpoint {
+    /// IP address the peer should send to.
+    pub ip: IpAddr,
+    /// UDP port.
+    pub port: u16,
+    /// SRTP parameters of this end (the peer decrypts with them).
+    pub srtp: Option<SrtpParameters>,
+}
+
+/// A producer as a pipe carries it: the receiver recreates it with these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipedTrack {
+    /// The producer id (kept the same on every node).
+    pub producer_id: ProducerId,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// RTP parameters as the pipe consumer sends them.
+    pub rtp_parameters: RtpParameters,
+    /// Whether the source producer is paused.
+    pub paused: bool,
+}
+
+fn request_error(error: impl std::fmt::Display) -> MediaError {
+    MediaError::Request(error.to_string())
+}
+
+/// Opens this node's end of a pipe on `router`, listening on `ip` (announcing
+/// `announced` if behind NAT); RTX and SRTP are on.
+pub async fn open_pipe(
+    router: &Router,
+    ip: IpAddr,
+    announced: Option<String>,
+) -> Result<(PipeTransport, PipeEndpoint), MediaError> {
+    let mut options = PipeTransportOptions::new(udp_listen_info(ip, announced.clone()));
+    options.enable_rtx = true;
+    options.enable_srtp = true;
+    let transport = router.create_pipe_transport(options).await.map_err(request_error)?;
+    let local = tuple_local_addr(&transport.tuple())?;
+    let ip = match announced.as_deref().map(str::parse::<IpAddr>) {
+        Some(Ok(announced)) => announced,
+        _ => local.ip(),
+    };
+    let endpoint = PipeEndpoint { ip, port: local.port(), srtp: transport.srtp_parameters() };
+    Ok((transport, endpoint))
+}
+
+/// Points this end at the peer's endpoint.
+pub async fn connect_pipe(transport: &PipeTransport, remote: &PipeEndpoint) -> Result<(), MediaError> {
+    transport
+        .connect(PipeTransportRemoteParameters {
+            ip: remote.ip,
+            port: remote.port,
+            srtp_parameters: remote.srtp.clone(),
+        })
+        .await
+        .map_err(request_error)
+}
+
+/// Sender side: consumes `producer_id` into the pipe; returns the pipe consumer
+/// (keep it: dropping it stops the flow) and the track for the receiver.
+pub async fn send_track(
+    transport: &PipeTransport,
+    producer_id: ProducerId,
+) -> Result<(Consumer, PipedTrack), MediaError> {
+    // Pipe consumers take the producer's parameters as they are; capabilities are unused.
+    let options = ConsumerOptions::new(producer_id, RtpCapabilities::default());
+    let consumer = transport.consume(options).await.map_err(request_error)?;
+    let track = PipedTrack {
+        producer_id,
+        kind: consumer.kind(),
+        rtp_parameters: consumer.rtp_parameters().clone(),
+        paused: consumer.producer_paused(),
+    };
+    Ok((consumer, track))
+}
+
+/// Receiver side: recreates the producer from `track` on this end of the pipe.
+pub async fn receive_track(transport: &PipeTransport, track: &PipedTrack) -> Result<Producer, MediaError> {
+    let mut options = ProducerOptions::new_pipe_transport(track.producer_id, track.kind, track.rtp_parameters.clone());
+    options.paused = track.paused;
+    transport.produce(options).await.map_err(request_error)
+}

@@ -1,0 +1,61 @@
+//! App transports: plain RTP in (comedia) and out, and the listen settings they share.
+
+use std::net::{IpAddr, SocketAddr};
+
+use mediasoup::prelude::{ListenInfo, PlainTransport, PlainTransportOptions, PlainTransportRemoteParameters, Protocol};
+use mediasoup::router::Router;
+use mediasoup::types::data_structures::TransportTuple;
+
+use crate::MediaError;
+
+/// A UDP listen info on `ip` with an ephemeral port, announcing `announced` if given.
+pub fn udp_listen_info(ip: IpAddr, announced: Option<String>) -> ListenInfo {
+    ListenInfo {
+        protocol: Protocol::Udp,
+        ip,
+        announced_address: announced,
+        expose_internal_ip: false,
+        port: None,
+        port_range: None,
+        flags: None,
+        send_buffer_size: None,
+        recv_buffer_size: None,
+    }
+}
+
+/// The local address of a transport tuple.
+pub fn tuple_local_addr(tuple: &TransportTuple) -> Result<SocketAddr, MediaError> {
+    let ip = tuple
+        .local_address()
+        .parse()
+        .map_err(|_| MediaError::Request(format!("transport address {} is not an IP", tuple.local_address())))?;
+    Ok(SocketAddr::new(ip, tuple.local_port()))
+}
+
+/// A plain transport that takes RTP from whoever sends first (comedia); returns
+/// it with the address to send to.
+pub async fn plain_ingest(router: &Router, ip: IpAddr) -> Result<(PlainTransport, SocketAddr), MediaError> {
+    let mut options = PlainTransportOptions::new(udp_listen_info(ip, None));
+    options.comedia = true;
+    options.rtcp_mux = true;
+    let transport = router.create_plain_transport(options).await.map_err(|e| MediaError::Request(e.to_string()))?;
+    let addr = tuple_local_addr(&transport.tuple())?;
+    Ok((transport, addr))
+}
+
+/// A plain transport that sends RTP to `destination`.
+pub async fn plain_egress(router: &Router, ip: IpAddr, destination: SocketAddr) -> Result<PlainTransport, MediaError> {
+    let mut options = PlainTransportOptions::new(udp_listen_info(ip, None));
+    options.rtcp_mux = true;
+    let transport = router.create_plain_transport(options).await.map_err(|e| MediaError::Request(e.to_string()))?;
+    transport
+        .connect(PlainTransportRemoteParameters {
+            ip: Some(destination.ip()),
+            port: Some(destination.port()),
+            rtcp_port: None,
+            srtp_parameters: None,
+        })
+        .await
+        .map_err(|e| MediaError::Request(e.to_string()))?;
+    Ok(transport)
+}
