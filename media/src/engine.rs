@@ -113,7 +113,17 @@ struct Slot {
     counters: Arc<Counters>,
     cpu_percent: f32,
     idle_since: Option<Instant>,
-    _handlers: Vec<HandlerId>,
+    handlers: Vec<HandlerId>,
+}
+
+impl Slot {
+    /// Leaves the pool: its handlers stay attached so that the worker's close is
+    /// still counted and reported once the last handle to it is dropped.
+    fn release(self) {
+        for handler in self.handlers {
+            handler.detach();
+        }
+    }
 }
 
 struct Inner {
@@ -264,15 +274,16 @@ impl MediaEngine {
                 lock(&self.inner.cpu).forget(tid);
             }
             // Dropping the pool's handle closes the worker (nothing else holds it).
+            slot.release();
         }
     }
 
     /// Stops using a worker: it closes once the last router on it is dropped.
     pub fn retire(&self, worker: &WorkerId) -> bool {
         let mut slots = lock(&self.inner.slots);
-        let before = slots.len();
-        slots.retain(|slot| slot.worker.id() != *worker);
-        slots.len() != before
+        let Some(index) = slots.iter().position(|slot| slot.worker.id() == *worker) else { return false };
+        slots.remove(index).release();
+        true
     }
 
     async fn start_worker(&self) -> Result<Worker, MediaError> {
@@ -297,7 +308,7 @@ impl MediaEngine {
             counters,
             cpu_percent: 0.0,
             idle_since: None,
-            _handlers: handlers,
+            handlers,
         });
         info!(worker = %worker.id(), ?thread_id, "mediasoup worker started");
         let _ = self.inner.events.send(MediaEvent::WorkerStarted { worker: worker.id() });

@@ -137,13 +137,12 @@ impl SpanningRouter {
         let router = self.router_on(&worker).await?;
         if router.id() != home.id() {
             let mut pipes = self.inner.pipes.lock().await;
-            let key = (producer_id, router.id());
-            if !pipes.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = pipes.entry((producer_id, router.id())) {
                 let pair = home
                     .pipe_producer_to_router(producer_id, PipeToRouterOptions::new(router.clone()))
                     .await
                     .map_err(|e| MediaError::Request(e.to_string()))?;
-                pipes.insert(key, pair);
+                slot.insert(pair);
             }
         }
         Ok(router)
