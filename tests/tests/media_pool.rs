@@ -135,7 +135,11 @@ async fn two_engines_joined_by_srtp_pipe_blocks_carry_rtp_and_tear_down() {
     // The source closes: the pipe consumer tells the origin node, which tells the
     // relay (through ROPE in the node; a channel here), which closes its producer.
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
-    pipe_consumer.on_producer_close(move || drop(closed_tx.send(()))).detach();
+    pipe_consumer
+        .on_producer_close(move || {
+            let _ = closed_tx.send(());
+        })
+        .detach();
     drop(producer);
     tokio::time::timeout(Duration::from_secs(3), closed_rx).await.expect("in time").expect("told");
     drop(relay_producer);
