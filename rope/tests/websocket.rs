@@ -256,3 +256,49 @@ async fn a_timed_out_call_is_a_typed_error_and_its_late_answer_is_dropped() {
     assert_eq!(result, Ok(Value::Bool(true)), "the next call gets its own answer");
     assert!(client.is_connected());
 }
+
+/// Calls go both ways: the server calls a method the client offers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_can_call_the_client() {
+    struct ClientMethods;
+    impl Handler for ClientMethods {
+        fn call(&self, request: Request) -> BoxFuture<'static, Result<Value, RpcError>> {
+            Box::pin(async move {
+                match request.method.as_str() {
+                    "client.whoami" => Ok(Value::Text("browser-7".into())),
+                    other => Err(RpcError::new(ErrorCode::MethodNotFound, format!("unknown method {other}"))),
+                }
+            })
+        }
+    }
+    let (server, _) = start_server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/v1/rope", listener.local_addr().expect("addr"));
+    let accepting = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let socket = tokio_tungstenite::accept_async(stream).await.expect("handshake");
+        let connection = websocket::connection(socket, websocket::Format::Cbor, mafalda_rope::codec::MAX_MESSAGE_SIZE);
+        server.accept(connection)
+    });
+    let (client, _events) =
+        Client::connect_with_handler(url, ClientConfig::default(), Arc::new(ClientMethods)).await.expect("connect");
+    let (peer, _task) = accepting.await.expect("accepted");
+    let timeout = Duration::from_secs(2);
+    assert_eq!(peer.call("client.whoami", None, Value::Null, timeout).await, Ok(Value::Text("browser-7".into())));
+    let unknown = peer.call("client.nope", None, Value::Null, timeout).await;
+    assert!(matches!(unknown, Err(CallError::Rpc(ref e)) if e.code == -32601), "{unknown:?}");
+    assert!(peer.is_connected());
+    drop(client);
+    let gone = eventually(|| !peer.is_connected()).await;
+    assert!(gone, "the server sees the client leave");
+}
+
+async fn eventually(check: impl Fn() -> bool) -> bool {
+    for _ in 0..50 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
