@@ -2,12 +2,15 @@
 //! closed after an idle grace period, each with its thread id (for CPU) and its
 //! object counts; a worker that dies or closes is reported with what it held.
 
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use event_listener_primitives::HandlerId;
-use mediasoup::prelude::{Router, RouterOptions};
+use mediasoup::prelude::{
+    ListenInfo, Protocol, Router, RouterOptions, WebRtcServer, WebRtcServerListenInfos, WebRtcServerOptions,
+};
 use mediasoup::worker::{Worker, WorkerId, WorkerLogLevel, WorkerSettings};
 use mediasoup::worker_manager::WorkerManager;
 use tokio::sync::broadcast;
@@ -34,6 +37,19 @@ pub struct MediaConfig {
     pub worker_log_level: WorkerLogLevel,
     /// Where new routers and consumers go.
     pub placement: PlacementPolicy,
+    /// If set, every worker gets a WebRtcServer listening here (for WebRTC transports).
+    pub webrtc: Option<WebRtcListen>,
+}
+
+/// Where each worker's WebRtcServer listens (UDP and TCP).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebRtcListen {
+    /// Local IP to listen on.
+    pub ip: IpAddr,
+    /// Address announced in ICE candidates (public IP or host name), if not `ip`.
+    pub announced_address: Option<String>,
+    /// Ports to pick from; each worker's server takes one.
+    pub ports: RangeInclusive<u16>,
 }
 
 impl Default for MediaConfig {
@@ -45,6 +61,7 @@ impl Default for MediaConfig {
             rtc_ports: 40000..=49999,
             worker_log_level: WorkerLogLevel::Warn,
             placement: PlacementPolicy::default(),
+            webrtc: None,
         }
     }
 }
@@ -111,6 +128,7 @@ struct Slot {
     worker: Worker,
     thread_id: Option<i32>,
     counters: Arc<Counters>,
+    webrtc_server: Option<WebRtcServer>,
     cpu_percent: f32,
     idle_since: Option<Instant>,
     handlers: Vec<HandlerId>,
@@ -248,6 +266,11 @@ impl MediaEngine {
         Ok(router)
     }
 
+    /// The WebRtcServer of `worker`, when the engine is configured with one.
+    pub fn webrtc_server(&self, worker: &WorkerId) -> Option<WebRtcServer> {
+        lock(&self.inner.slots).iter().find(|s| s.worker.id() == *worker).and_then(|s| s.webrtc_server.clone())
+    }
+
     /// Closes workers above `min_workers` that have held no router for the grace period.
     pub fn reap_idle(&self, now: Instant) {
         let grace = self.inner.config.idle_grace;
@@ -300,12 +323,17 @@ impl MediaEngine {
         }));
         let worker = manager.create_worker(settings).await.map_err(MediaError::WorkerStart)?;
         let thread_id = *lock(&thread_id);
+        let webrtc_server = match &config.webrtc {
+            Some(listen) => Some(webrtc_server(&worker, listen).await?),
+            None => None,
+        };
         let counters = Arc::new(Counters::default());
         let handlers = vec![counters::attach(&worker, Arc::clone(&counters)), self.watch(&worker, &counters)];
         lock(&self.inner.slots).push(Slot {
             worker: worker.clone(),
             thread_id,
             counters,
+            webrtc_server,
             cpu_percent: 0.0,
             idle_since: None,
             handlers,
@@ -354,6 +382,22 @@ impl MediaEngine {
         let _ = tokio::task::spawn_blocking(move || drop(manager)).await;
         debug!(count, "mediasoup workers closed");
     }
+}
+
+async fn webrtc_server(worker: &Worker, listen: &WebRtcListen) -> Result<WebRtcServer, MediaError> {
+    let info = |protocol| ListenInfo {
+        protocol,
+        ip: listen.ip,
+        announced_address: listen.announced_address.clone(),
+        expose_internal_ip: false,
+        port: None,
+        port_range: Some(listen.ports.clone()),
+        flags: None,
+        send_buffer_size: None,
+        recv_buffer_size: None,
+    };
+    let infos = WebRtcServerListenInfos::new(info(Protocol::Udp)).insert(info(Protocol::Tcp));
+    worker.create_webrtc_server(WebRtcServerOptions::new(infos)).await.map_err(|e| MediaError::Request(e.to_string()))
 }
 
 /// The calling thread's Linux thread id, read through `/proc/thread-self`

@@ -10,7 +10,7 @@
 //!   where consumers land, once;
 //! - [`pipe`]: cross-node pipe blocks (SRTP + RTX PipeTransports and the data
 //!   that travels between nodes);
-//! - [`transports`]: plain RTP in and out.
+//! - [`transports`]: plain RTP in and out, WebRTC through each worker's WebRtcServer.
 
 mod capabilities;
 mod counters;
@@ -24,7 +24,7 @@ pub mod transports;
 
 pub use capabilities::consumer_capabilities;
 pub use counters::ObjectCounts;
-pub use engine::{MediaConfig, MediaEngine, MediaEvent, WorkerStatus};
+pub use engine::{MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatus};
 pub use error::MediaError;
 pub use mediasoup;
 pub use placement::PlacementPolicy;

@@ -2,7 +2,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use mediasoup::prelude::{ListenInfo, PlainTransport, PlainTransportOptions, PlainTransportRemoteParameters, Protocol};
+use mediasoup::prelude::{
+    ListenInfo, PlainTransport, PlainTransportOptions, PlainTransportRemoteParameters, Protocol, WebRtcTransport,
+    WebRtcTransportOptions,
+};
 use mediasoup::router::Router;
 use mediasoup::types::data_structures::TransportTuple;
 
@@ -58,4 +61,15 @@ pub async fn plain_egress(router: &Router, ip: IpAddr, destination: SocketAddr) 
         .await
         .map_err(|e| MediaError::Request(e.to_string()))?;
     Ok(transport)
+}
+
+/// A WebRTC transport on `router`, through the WebRtcServer of the router's worker.
+pub async fn webrtc_transport(engine: &crate::MediaEngine, router: &Router) -> Result<WebRtcTransport, MediaError> {
+    let server = engine.webrtc_server(&router.worker().id()).ok_or_else(|| {
+        MediaError::InvalidConfig("WebRTC is not configured: the engine has no WebRtcServer listen address".into())
+    })?;
+    router
+        .create_webrtc_transport(WebRtcTransportOptions::new_with_server(server))
+        .await
+        .map_err(|e| MediaError::Request(e.to_string()))
 }

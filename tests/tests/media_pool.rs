@@ -231,3 +231,42 @@ async fn idle_workers_above_the_minimum_are_closed_after_the_grace_period() {
     drop(first);
     engine.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_transports_go_through_each_workers_webrtc_server() {
+    use mafalda_media::WebRtcListen;
+    use mafalda_media::transports::webrtc_transport;
+
+    let mut config = MediaConfig::default();
+    config.workers = 2;
+    config.min_workers = 2;
+    config.webrtc =
+        Some(WebRtcListen { ip: LOOPBACK, announced_address: Some("localhost".into()), ports: 46000..=46100 });
+    let engine = MediaEngine::start(config).await.expect("start with WebRTC");
+    let mut ports = Vec::new();
+    for worker in engine.workers() {
+        let router = engine.create_router_on(&worker, opus_router_options()).await.expect("router");
+        let transport = webrtc_transport(&engine, &router).await.expect("webrtc transport");
+        let candidates = transport.ice_candidates().clone();
+        assert_eq!(candidates.len(), 2, "one UDP and one TCP candidate: {candidates:?}");
+        for candidate in &candidates {
+            assert_eq!(candidate.address, "localhost", "the announced address is what clients see");
+            assert!((46000..=46100).contains(&candidate.port), "port from the range: {}", candidate.port);
+        }
+        ports.push(candidates[0].port);
+        drop((transport, router));
+    }
+    assert_ne!(ports[0], ports[1], "each worker's server has its own port");
+    engine.close().await;
+
+    let plain = engine_without_webrtc().await;
+    let router = plain.create_router(opus_router_options()).await.expect("router");
+    let error = webrtc_transport(&plain, &router).await.expect_err("not configured");
+    assert!(error.to_string().contains("WebRTC is not configured"), "{error}");
+    drop(router);
+    plain.close().await;
+}
+
+async fn engine_without_webrtc() -> MediaEngine {
+    engine(1, 1, 500).await
+}
