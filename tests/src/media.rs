@@ -1,10 +1,10 @@
-//! Small mediasoup set-ups for tests: an Opus router, plain transports on 127.0.0.1.
+//! Small mediasoup set-ups for tests: an Opus router and producer parameters
+//! (transports come from `mafalda_media::transports`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::{NonZeroU8, NonZeroU32};
 
 use mafalda_media::mediasoup::prelude::*;
-use mafalda_media::mediasoup::types::data_structures::TransportTuple;
 
 /// Loopback, where every test socket and transport lives.
 pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -37,60 +37,6 @@ pub fn opus_producer_parameters(ssrc: u32) -> RtpParameters {
         }],
         encodings: vec![RtpEncodingParameters { ssrc: Some(ssrc), ..RtpEncodingParameters::default() }],
         ..RtpParameters::default()
-    }
-}
-
-/// A UDP listen info on 127.0.0.1 with an ephemeral port.
-pub fn loopback_udp() -> ListenInfo {
-    ListenInfo {
-        protocol: Protocol::Udp,
-        ip: LOOPBACK,
-        announced_address: None,
-        expose_internal_ip: false,
-        port: None,
-        port_range: None,
-        flags: None,
-        send_buffer_size: None,
-        recv_buffer_size: None,
-    }
-}
-
-/// A plain transport that learns where RTP comes from (comedia) and its local address.
-pub async fn ingest_transport(router: &Router) -> (PlainTransport, SocketAddr) {
-    let mut options = PlainTransportOptions::new(loopback_udp());
-    options.comedia = true;
-    options.rtcp_mux = true;
-    let transport = router.create_plain_transport(options).await.expect("create ingest plain transport");
-    let addr = tuple_local_addr(&transport.tuple());
-    (transport, addr)
-}
-
-/// A plain transport that sends RTP to `destination`.
-pub async fn egress_transport(router: &Router, destination: SocketAddr) -> PlainTransport {
-    let mut options = PlainTransportOptions::new(loopback_udp());
-    options.comedia = false;
-    options.rtcp_mux = true;
-    let transport = router.create_plain_transport(options).await.expect("create egress plain transport");
-    transport
-        .connect(PlainTransportRemoteParameters {
-            ip: Some(destination.ip()),
-            port: Some(destination.port()),
-            rtcp_port: None,
-            srtp_parameters: None,
-        })
-        .await
-        .expect("connect egress plain transport");
-    transport
-}
-
-/// The local address of a transport tuple.
-pub fn tuple_local_addr(tuple: &TransportTuple) -> SocketAddr {
-    match tuple {
-        TransportTuple::WithRemote { local_address, local_port, .. }
-        | TransportTuple::LocalOnly { local_address, local_port, .. } => {
-            let ip = local_address.parse().expect("mediasoup reports an IP address");
-            SocketAddr::new(ip, *local_port)
-        }
     }
 }
 

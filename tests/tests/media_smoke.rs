@@ -8,10 +8,10 @@ use std::time::Duration;
 use mafalda_media::mediasoup::prelude::*;
 use mafalda_media::mediasoup::router::NewTransport;
 use mafalda_media::mediasoup::types::srtp_parameters::SrtpParameters;
+use mafalda_media::transports::{plain_egress, plain_ingest, udp_listen_info};
 use mafalda_media::{MediaConfig, MediaEngine, consumer_capabilities};
 use mafalda_tests::media::{
-    LOOPBACK, OPUS_PAYLOAD_TYPE, consumer_ssrc_and_payload_type, egress_transport, ingest_transport, loopback_udp,
-    opus_producer_parameters, opus_router_options,
+    LOOPBACK, OPUS_PAYLOAD_TYPE, consumer_ssrc_and_payload_type, opus_producer_parameters, opus_router_options,
 };
 use mafalda_tests::rtp::{RtpPacket, assert_delivered, receive_rtp, send_paced, test_stream};
 use tokio::net::UdpSocket;
@@ -47,14 +47,14 @@ async fn send_and_receive(
 async fn rtp_flows_from_plain_ingest_to_plain_egress_on_one_router() {
     let engine = engine(1).await;
     let router = engine.workers()[0].create_router(opus_router_options()).await.expect("router");
-    let (ingest, ingest_addr) = ingest_transport(&router).await;
+    let (ingest, ingest_addr) = plain_ingest(&router, LOOPBACK).await.expect("ingest");
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))
         .await
         .expect("produce");
 
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind receiver");
-    let egress = egress_transport(&router, receiver.local_addr().expect("addr")).await;
+    let egress = plain_egress(&router, LOOPBACK, receiver.local_addr().expect("addr")).await.expect("egress");
     let consumer = egress
         .consume(ConsumerOptions::new(producer.id(), consumer_capabilities(&router.rtp_capabilities())))
         .await
@@ -85,7 +85,7 @@ async fn rtp_crosses_an_srtp_pipe_between_routers_on_two_workers() {
         }
     });
 
-    let (ingest, ingest_addr) = ingest_transport(&router_a).await;
+    let (ingest, ingest_addr) = plain_ingest(&router_a, LOOPBACK).await.expect("ingest");
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))
         .await
@@ -100,7 +100,7 @@ async fn rtp_crosses_an_srtp_pipe_between_routers_on_two_workers() {
     assert!(!srtp.key_base64.is_empty(), "pipe SRTP key ({:?})", srtp.crypto_suite);
 
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind receiver");
-    let egress = egress_transport(&router_b, receiver.local_addr().expect("addr")).await;
+    let egress = plain_egress(&router_b, LOOPBACK, receiver.local_addr().expect("addr")).await.expect("egress");
     let consumer = egress
         .consume(ConsumerOptions::new(producer.id(), consumer_capabilities(&router_b.rtp_capabilities())))
         .await
@@ -120,7 +120,7 @@ async fn rtp_crosses_an_srtp_pipe_between_routers_on_two_workers() {
 async fn srtp_egress_sends_encrypted_authenticated_packets() {
     let engine = engine(1).await;
     let router = engine.workers()[0].create_router(opus_router_options()).await.expect("router");
-    let (ingest, ingest_addr) = ingest_transport(&router).await;
+    let (ingest, ingest_addr) = plain_ingest(&router, LOOPBACK).await.expect("ingest");
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))
         .await
@@ -128,7 +128,7 @@ async fn srtp_egress_sends_encrypted_authenticated_packets() {
 
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind receiver");
     let destination = receiver.local_addr().expect("addr");
-    let mut options = PlainTransportOptions::new(loopback_udp());
+    let mut options = PlainTransportOptions::new(udp_listen_info(LOOPBACK, None));
     options.rtcp_mux = true;
     options.enable_srtp = true;
     options.srtp_crypto_suite = SrtpCryptoSuite::AesCm128HmacSha180;
