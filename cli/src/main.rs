@@ -56,6 +56,8 @@ fn init_logging() {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Handlers first: a signal that arrives while starting must still stop us cleanly.
+    let signal = wait_for_signal()?;
     let config = args.into_config()?;
     let node = Node::start(config).await.context("starting the node")?;
 
@@ -64,7 +66,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         println!("listening on: {addr}");
     }
 
-    let signal = wait_for_signal().await?;
+    let signal = signal.await;
     info!(signal, "shutting down");
     if tokio::time::timeout(SHUTDOWN_GRACE, node.shutdown()).await.is_err() {
         warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; exiting anyway");
@@ -72,12 +74,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// Installs the SIGINT and SIGTERM handlers now; the returned future resolves
+/// with the name of the first signal received.
+fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    Ok(tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
     })
 }
