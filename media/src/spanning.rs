@@ -107,6 +107,11 @@ impl SpanningRouter {
         self.router_on(&worker).await
     }
 
+    /// The router a registered producer lives on.
+    pub fn home_router(&self, producer_id: &ProducerId) -> Option<Router> {
+        lock(&self.inner.homes).get(producer_id).cloned()
+    }
+
     /// Remembers where `producer` lives; forgets it and its pipes when it closes.
     pub fn register_producer(&self, producer: &Producer, router: &Router) {
         lock(&self.inner.homes).insert(producer.id(), router.clone());

@@ -1,9 +1,14 @@
 //! Everything a node needs to start.
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
 use mafalda_media::MediaConfig;
 use mafalda_swarm::SwarmConfig;
 
-/// Settings of a node: its media side and its swarm side.
+use crate::cost::CostWeights;
+
+/// Settings of a node: its media side, its swarm side and its stream policy.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NodeConfig {
@@ -11,11 +16,23 @@ pub struct NodeConfig {
     pub media: MediaConfig,
     /// libp2p identity, listen addresses, bootstrap peers.
     pub swarm: SwarmConfig,
+    /// IP that RTP ingest, egress and pipe transports listen on.
+    pub media_ip: IpAddr,
+    /// How long a stream lookup may take.
+    pub find_deadline: Duration,
+    /// How providers are ranked.
+    pub cost: CostWeights,
 }
 
 impl NodeConfig {
-    /// A node configuration from its two halves.
+    /// A node configuration from its two halves, with default stream policy.
     pub fn new(media: MediaConfig, swarm: SwarmConfig) -> Self {
-        Self { media, swarm }
+        Self {
+            media,
+            swarm,
+            media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            find_deadline: Duration::from_secs(5),
+            cost: CostWeights::default(),
+        }
     }
 }

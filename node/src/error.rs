@@ -1,6 +1,6 @@
 //! Errors of the node crate.
 
-/// What can go wrong running a node.
+/// What can go wrong running a node or serving an app.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
@@ -10,4 +10,21 @@ pub enum NodeError {
     /// The swarm side failed.
     #[error(transparent)]
     Swarm(#[from] mafalda_swarm::SwarmError),
+    /// The app's input is not acceptable; the text says why.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// No node provides the stream.
+    #[error("stream {0} not found")]
+    NotFound(String),
+    /// The stream is already published here.
+    #[error("stream {0} is already published on this node")]
+    AlreadyPublished(String),
+    /// Every provider of the stream refused or failed; the text lists why.
+    #[error("no provider could serve stream {stream}: {reasons}")]
+    NoProvider {
+        /// The stream.
+        stream: String,
+        /// What each provider answered.
+        reasons: String,
+    },
 }

@@ -1,14 +1,21 @@
 //! A Mafalda Swarm node: the policy that joins the media side
 //! ([`mafalda_media`]) and the peer-to-peer side ([`mafalda_swarm`]).
 //!
-//! [`Node::start`] brings both up and [`Node::shutdown`] takes them down in order
-//! (swarm first, so peers stop asking, then the mediasoup workers).
+//! A stream published on one node ([`Node::publish_rtp`]) is provided in the DHT;
+//! any node can [`Node::find`] it and [`Node::consume_rtp`] it: the node asks the
+//! providers for their description over ROPE (`stream.describe`), ranks them by
+//! [`cost`], and asks the cheapest to pipe the stream here (`stream.pipe`), then
+//! provides it itself as a relay one hop further from the origin.
 
+pub mod codecs;
 mod config;
 pub mod cost;
 mod error;
 mod node;
+mod remote;
+pub mod streams;
 
+pub use codecs::{Codec, TrackSpec};
 pub use config::NodeConfig;
 pub use error::NodeError;
-pub use node::Node;
+pub use node::{Egress, EgressTrack, Node, ProviderInfo, StreamStatus};

@@ -1,71 +1,373 @@
-//! A running node.
+//! A running node: publish, find and consume streams by id.
 
-use mafalda_media::MediaEngine;
-use mafalda_swarm::{InboundCall, Multiaddr, PeerId, StartedSwarm, SwarmEvent, SwarmHandle};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use mafalda_media::mediasoup::prelude::{ProducerOptions, Transport};
+use mafalda_media::pipe;
+use mafalda_media::transports::plain_ingest;
+use mafalda_media::{MediaEngine, PlainEgress, SpanningRouter};
+use mafalda_swarm::{InboundCall, Multiaddr, PeerId, StartedSwarm, SwarmEvent, SwarmHandle, stream_key};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use crate::{NodeConfig, NodeError};
+use crate::codecs::{TrackSpec, router_codecs};
+use crate::cost::Candidate;
+use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
+use crate::{NodeConfig, NodeError, remote};
+
+/// A provider of a stream as seen from this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderInfo {
+    /// The provider.
+    pub peer: String,
+    /// Its hops from the origin.
+    pub hops: u32,
+    /// Latest ping RTT to it, in ms (0 for this node itself).
+    pub rtt_ms: Option<f64>,
+    /// Its gossiped load, 0–1.
+    pub load: Option<f64>,
+    /// Peer ids from the origin to it.
+    pub path: Vec<String>,
+}
+
+/// One consumer track of an egress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressTrack {
+    /// SSRC the node sends with.
+    pub ssrc: u32,
+    /// Payload type the node sends with.
+    pub payload_type: u8,
+}
+
+/// A stream this node holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStatus {
+    /// The stream id.
+    pub stream: String,
+    /// The peer it is piped from, or none at the origin.
+    pub upstream: Option<String>,
+    /// Hops from the origin.
+    pub hops: u32,
+    /// Peer ids from the origin to this node.
+    pub path: Vec<String>,
+}
+
+/// A stream being sent out as RTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Egress {
+    /// Id to stop it with.
+    pub id: String,
+    /// What the node sends.
+    pub tracks: Vec<EgressTrack>,
+    /// Peer ids from the origin to this node.
+    pub path: Vec<String>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: NodeConfig,
+    pub(crate) swarm: SwarmHandle,
+    pub(crate) media: MediaEngine,
+    pub(crate) router: SpanningRouter,
+    pub(crate) streams: Mutex<HashMap<String, LocalStream>>,
+    egresses: Mutex<HashMap<String, Vec<PlainEgress>>>,
+    /// One lock per stream being pulled, so concurrent consumes share one pipe.
+    pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    next_egress: std::sync::atomic::AtomicU64,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A running node. Stop it with [`Node::shutdown`].
-#[derive(Debug)]
 pub struct Node {
-    swarm: SwarmHandle,
-    media: MediaEngine,
-    swarm_events: JoinHandle<()>,
+    inner: Arc<Inner>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("peer", &self.inner.swarm.peer_id()).finish_non_exhaustive()
+    }
 }
 
 impl Node {
-    /// Starts the mediasoup workers, then the swarm.
+    /// Starts the mediasoup workers, then the swarm, then serving peers' calls.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        let media = MediaEngine::start(config.media).await?;
-        let StartedSwarm { handle: swarm, events, calls } = match mafalda_swarm::start(config.swarm).await {
-            Ok(started) => started,
+        let media = MediaEngine::start(config.media.clone()).await?;
+        let router = match SpanningRouter::new(media.clone(), "node", router_codecs()).await {
+            Ok(router) => router,
             Err(error) => {
                 media.close().await;
                 return Err(error.into());
             }
         };
+        let StartedSwarm { handle: swarm, events, calls } = match mafalda_swarm::start(config.swarm.clone()).await {
+            Ok(started) => started,
+            Err(error) => {
+                drop(router);
+                media.close().await;
+                return Err(error.into());
+            }
+        };
         info!(peer = %swarm.peer_id(), workers = media.workers().len(), "node started");
-        let swarm_events = tokio::spawn(log_swarm_events(events));
-        // No node-to-node methods yet: dropping each call answers it with an error.
-        tokio::spawn(refuse_calls(calls));
-        Ok(Self { swarm, media, swarm_events })
+        let inner = Arc::new(Inner {
+            config,
+            swarm,
+            media,
+            router,
+            streams: Mutex::default(),
+            egresses: Mutex::default(),
+            pulling: Mutex::default(),
+            next_egress: std::sync::atomic::AtomicU64::new(1),
+        });
+        let tasks = vec![tokio::spawn(log_swarm_events(events)), tokio::spawn(serve_calls(Arc::clone(&inner), calls))];
+        Ok(Self { inner, tasks })
     }
 
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
-        self.swarm.peer_id()
+        self.inner.swarm.peer_id()
     }
 
     /// The addresses the node listens on, each ending in `/p2p/<peer id>` so it can
     /// be given to another node as a bootstrap address as is.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NodeError> {
         let peer = self.peer_id();
-        let addrs = self.swarm.listen_addrs().await?;
+        let addrs = self.inner.swarm.listen_addrs().await?;
         Ok(addrs.into_iter().map(|addr| addr.with_p2p(peer).unwrap_or_else(|addr| addr)).collect())
     }
 
     /// The swarm handle, for callers that talk to peers directly.
     pub fn swarm(&self) -> &SwarmHandle {
-        &self.swarm
+        &self.inner.swarm
     }
 
     /// The media engine.
     pub fn media(&self) -> &MediaEngine {
-        &self.media
+        &self.inner.media
     }
 
-    /// Stops the swarm (closing every connection), then closes the workers.
+    /// Publishes `stream` from plain RTP: returns the address to send RTP to
+    /// (the first sender is taken as the source), and provides the stream.
+    pub async fn publish_rtp(&self, stream: &str, tracks: Vec<TrackSpec>) -> Result<SocketAddr, NodeError> {
+        validate_stream_id(stream)?;
+        if tracks.is_empty() || tracks.len() > 8 {
+            return Err(NodeError::InvalidInput("a publication has 1 to 8 tracks".into()));
+        }
+        let parameters = tracks.iter().map(TrackSpec::rtp_parameters).collect::<Result<Vec<_>, _>>()?;
+        if lock(&self.inner.streams).contains_key(stream) {
+            return Err(NodeError::AlreadyPublished(stream.to_owned()));
+        }
+        let router = self.inner.router.ingest_router().await?;
+        let (ingest, addr) = plain_ingest(&router, self.inner.config.media_ip).await?;
+        let mut producers = Vec::new();
+        for (spec, rtp_parameters) in tracks.iter().zip(parameters) {
+            let producer = ingest
+                .produce(ProducerOptions::new(spec.kind, rtp_parameters))
+                .await
+                .map_err(|e| NodeError::InvalidInput(format!("track rejected: {e}")))?;
+            self.inner.router.register_producer(&producer, &router);
+            producers.push(producer);
+        }
+        let me = self.peer_id().to_string();
+        let local =
+            LocalStream { role: Role::Origin, hops: 0, path: vec![me], producers, keep: vec![Box::new(ingest)] };
+        {
+            let mut streams = lock(&self.inner.streams);
+            if streams.contains_key(stream) {
+                return Err(NodeError::AlreadyPublished(stream.to_owned()));
+            }
+            streams.insert(stream.to_owned(), local);
+        }
+        self.provide(stream).await;
+        info!(stream, %addr, "published");
+        Ok(addr)
+    }
+
+    async fn provide(&self, stream: &str) {
+        if let Err(error) = self.inner.swarm.provide(stream_key(stream)).await {
+            // The record is kept and announced again at the next republish.
+            debug!(stream, %error, "first provider announcement incomplete");
+        }
+    }
+
+    /// The streams this node holds, as origin or relay.
+    pub fn streams(&self) -> Vec<StreamStatus> {
+        let mut streams: Vec<StreamStatus> = lock(&self.inner.streams)
+            .iter()
+            .map(|(stream, local)| StreamStatus {
+                stream: stream.clone(),
+                upstream: match &local.role {
+                    Role::Origin => None,
+                    Role::Relay { upstream } => Some(upstream.to_string()),
+                },
+                hops: local.hops,
+                path: local.path.clone(),
+            })
+            .collect();
+        streams.sort_by(|a, b| a.stream.cmp(&b.stream));
+        streams
+    }
+
+    /// Stops a publication (or a relayed stream) here and withdraws it.
+    pub async fn unpublish(&self, stream: &str) -> Result<(), NodeError> {
+        let removed = lock(&self.inner.streams).remove(stream);
+        if removed.is_none() {
+            return Err(NodeError::NotFound(stream.to_owned()));
+        }
+        self.inner.swarm.stop_providing(stream_key(stream)).await?;
+        Ok(())
+    }
+
+    /// The providers of `stream` that answer, with their hops, RTT and load.
+    pub async fn find(&self, stream: &str) -> Result<Vec<ProviderInfo>, NodeError> {
+        validate_stream_id(stream)?;
+        remote::find(&self.inner, stream).await
+    }
+
+    /// Sends `stream` as RTP to `destination`: locally if this node holds it,
+    /// else after piping it here from the cheapest provider.
+    pub async fn consume_rtp(&self, stream: &str, destination: SocketAddr) -> Result<Egress, NodeError> {
+        validate_stream_id(stream)?;
+        self.ensure_local(stream).await?;
+        let (producer_ids, path) = {
+            let streams = lock(&self.inner.streams);
+            let local = streams.get(stream).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
+            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.path.clone())
+        };
+        let mut egresses = Vec::new();
+        let mut tracks = Vec::new();
+        for producer_id in producer_ids {
+            let egress = self.inner.router.consume_plain(producer_id, self.inner.config.media_ip, destination).await?;
+            let parameters = egress.consumer.rtp_parameters();
+            tracks.push(EgressTrack {
+                ssrc: parameters.encodings.first().and_then(|e| e.ssrc).unwrap_or_default(),
+                payload_type: parameters.codecs.first().map(|c| c.payload_type()).unwrap_or_default(),
+            });
+            egresses.push(egress);
+        }
+        let id = format!("egress-{}", self.inner.next_egress.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        lock(&self.inner.egresses).insert(id.clone(), egresses);
+        Ok(Egress { id, tracks, path })
+    }
+
+    /// Stops an egress.
+    pub fn stop_egress(&self, id: &str) -> Result<(), NodeError> {
+        lock(&self.inner.egresses).remove(id).map(drop).ok_or_else(|| NodeError::NotFound(id.to_owned()))
+    }
+
+    /// Makes sure this node holds `stream`, piping it from the cheapest provider.
+    async fn ensure_local(&self, stream: &str) -> Result<(), NodeError> {
+        if lock(&self.inner.streams).contains_key(stream) {
+            return Ok(());
+        }
+        let gate = Arc::clone(lock(&self.inner.pulling).entry(stream.to_owned()).or_default());
+        let _pulling = gate.lock().await;
+        if lock(&self.inner.streams).contains_key(stream) {
+            return Ok(()); // another consume pulled it meanwhile
+        }
+        let providers = remote::find(&self.inner, stream).await?;
+        let me = self.peer_id().to_string();
+        let candidates: Vec<Candidate> = providers
+            .iter()
+            .filter(|p| p.peer != me)
+            .filter_map(|p| {
+                Some(Candidate {
+                    peer: p.peer.parse().ok()?,
+                    hops: p.hops,
+                    rtt: p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+                    load: p.load,
+                })
+            })
+            .collect();
+        let mut reasons = Vec::new();
+        for candidate in self.inner.config.cost.rank(candidates) {
+            match remote::pull(&self.inner, stream, candidate.peer).await {
+                Ok(()) => {
+                    self.provide(stream).await;
+                    return Ok(());
+                }
+                Err(error) => {
+                    warn!(stream, peer = %candidate.peer, %error, "provider could not pipe the stream");
+                    reasons.push(format!("{}: {error}", candidate.peer));
+                }
+            }
+        }
+        if reasons.is_empty() {
+            return Err(NodeError::NotFound(stream.to_owned()));
+        }
+        Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: reasons.join("; ") })
+    }
+
+    /// Stops serving peers, closes the swarm, then the media objects and workers.
     pub async fn shutdown(self) {
-        let Self { swarm, media, swarm_events } = self;
-        if let Err(error) = swarm.shutdown().await {
+        let Self { inner, tasks } = self;
+        for task in tasks {
+            task.abort();
+        }
+        if let Err(error) = inner.swarm.shutdown().await {
             debug!(%error, "swarm already stopped");
         }
-        swarm_events.abort();
+        lock(&inner.egresses).clear();
+        lock(&inner.streams).clear();
+        let media = inner.media.clone();
+        drop(inner);
         media.close().await;
         info!("node stopped");
+    }
+}
+
+impl Inner {
+    /// The description of a stream held here.
+    pub(crate) fn describe(&self, stream: &str) -> Option<StreamDescription> {
+        lock(&self.streams).get(stream).map(|local| local.describe(stream))
+    }
+
+    /// Serves `stream.pipe`: opens a pipe to the asking node and sends every track.
+    pub(crate) async fn offer_pipe(&self, request: PipeRequest) -> Result<PipeOffer, NodeError> {
+        let (producer_ids, hops, path) = {
+            let streams = lock(&self.streams);
+            let local = streams.get(&request.stream).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.hops, local.path.clone())
+        };
+        let first = producer_ids.first().ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+        let router = self.router.home_router(first).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+        let (transport, endpoint) = pipe::open_pipe(&router, self.config.media_ip, None).await?;
+        pipe::connect_pipe(&transport, &request.endpoint).await?;
+        let mut tracks = Vec::new();
+        let mut consumers = Vec::new();
+        for producer_id in producer_ids {
+            let (consumer, track) = pipe::send_track(&transport, producer_id).await?;
+            consumers.push(consumer);
+            tracks.push(track);
+        }
+        if let Some(local) = lock(&self.streams).get_mut(&request.stream) {
+            local.keep.push(Box::new((transport, consumers)));
+        }
+        Ok(PipeOffer { endpoint, tracks, hops, path })
+    }
+}
+
+async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(64));
+    while let Some(call) = calls.recv().await {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let inner = Arc::clone(&inner);
+        tokio::spawn(async move {
+            let outcome = remote::handle(&inner, &call.request).await;
+            let _ = call.respond(outcome).await;
+            drop(permit);
+        });
     }
 }
 
@@ -77,11 +379,5 @@ async fn log_swarm_events(mut events: mpsc::Receiver<SwarmEvent>) {
             SwarmEvent::PingRtt { peer, rtt } => debug!(%peer, ?rtt, "ping"),
             other => debug!(?other, "swarm event"),
         }
-    }
-}
-
-async fn refuse_calls(mut calls: mpsc::Receiver<InboundCall>) {
-    while let Some(call) = calls.recv().await {
-        debug!(peer = %call.peer, method = %call.request.method, "refusing node call: no methods yet");
     }
 }

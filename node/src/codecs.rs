@@ -1,0 +1,135 @@
+//! The codecs a node's routers accept, and RTP parameters for a plain-RTP track.
+
+use std::num::{NonZeroU8, NonZeroU32};
+
+use mafalda_media::mediasoup::prelude::{
+    MediaKind, MimeTypeAudio, MimeTypeVideo, RtpCodecCapability, RtpCodecParameters, RtpCodecParametersParameters,
+    RtpEncodingParameters, RtpParameters,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::NodeError;
+
+/// A codec an app may publish with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// Opus audio, 48 kHz stereo.
+    Opus,
+    /// VP8 video.
+    Vp8,
+    /// H.264 video (packetization-mode 1, constrained baseline 3.1).
+    H264,
+}
+
+/// One track of an RTP publication, as the app describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackSpec {
+    /// Audio or video (must match the codec).
+    pub kind: MediaKind,
+    /// The codec.
+    pub codec: Codec,
+    /// RTP payload type the app sends with (96–127 for dynamic types).
+    pub payload_type: u8,
+    /// SSRC the app sends with.
+    pub ssrc: u32,
+}
+
+const fn nz32(value: u32) -> NonZeroU32 {
+    match NonZeroU32::new(value) {
+        Some(value) => value,
+        None => NonZeroU32::MIN,
+    }
+}
+
+fn h264_parameters() -> RtpCodecParametersParameters {
+    RtpCodecParametersParameters::from([
+        ("packetization-mode", 1_u32.into()),
+        ("level-asymmetry-allowed", 1_u32.into()),
+        ("profile-level-id", "42e01f".into()),
+    ])
+}
+
+/// Codecs every router of a node accepts.
+pub fn router_codecs() -> Vec<RtpCodecCapability> {
+    vec![
+        RtpCodecCapability::Audio {
+            mime_type: MimeTypeAudio::Opus,
+            preferred_payload_type: None,
+            clock_rate: nz32(48000),
+            channels: NonZeroU8::new(2).unwrap_or(NonZeroU8::MIN),
+            parameters: RtpCodecParametersParameters::default(),
+            rtcp_feedback: vec![],
+        },
+        RtpCodecCapability::Video {
+            mime_type: MimeTypeVideo::Vp8,
+            preferred_payload_type: None,
+            clock_rate: nz32(90000),
+            parameters: RtpCodecParametersParameters::default(),
+            rtcp_feedback: vec![],
+        },
+        RtpCodecCapability::Video {
+            mime_type: MimeTypeVideo::H264,
+            preferred_payload_type: None,
+            clock_rate: nz32(90000),
+            parameters: h264_parameters(),
+            rtcp_feedback: vec![],
+        },
+    ]
+}
+
+impl TrackSpec {
+    /// Checks the spec and turns it into producer RTP parameters.
+    pub fn rtp_parameters(&self) -> Result<RtpParameters, NodeError> {
+        let invalid = |reason: String| NodeError::InvalidInput(reason);
+        if !(96..=127).contains(&self.payload_type) {
+            return Err(invalid(format!("payloadType {} is not a dynamic type (96-127)", self.payload_type)));
+        }
+        let codec = match (self.kind, self.codec) {
+            (MediaKind::Audio, Codec::Opus) => RtpCodecParameters::Audio {
+                mime_type: MimeTypeAudio::Opus,
+                payload_type: self.payload_type,
+                clock_rate: nz32(48000),
+                channels: NonZeroU8::new(2).unwrap_or(NonZeroU8::MIN),
+                parameters: RtpCodecParametersParameters::default(),
+                rtcp_feedback: vec![],
+            },
+            (MediaKind::Video, Codec::Vp8) => RtpCodecParameters::Video {
+                mime_type: MimeTypeVideo::Vp8,
+                payload_type: self.payload_type,
+                clock_rate: nz32(90000),
+                parameters: RtpCodecParametersParameters::default(),
+                rtcp_feedback: vec![],
+            },
+            (MediaKind::Video, Codec::H264) => RtpCodecParameters::Video {
+                mime_type: MimeTypeVideo::H264,
+                payload_type: self.payload_type,
+                clock_rate: nz32(90000),
+                parameters: h264_parameters(),
+                rtcp_feedback: vec![],
+            },
+            (kind, codec) => return Err(invalid(format!("codec {codec:?} is not a {kind:?} codec"))),
+        };
+        Ok(RtpParameters {
+            codecs: vec![codec],
+            encodings: vec![RtpEncodingParameters { ssrc: Some(self.ssrc), ..RtpEncodingParameters::default() }],
+            ..RtpParameters::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_are_checked() {
+        let opus = TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: 111, ssrc: 1 };
+        assert!(opus.rtp_parameters().is_ok());
+        let mismatched = TrackSpec { kind: MediaKind::Audio, codec: Codec::Vp8, payload_type: 96, ssrc: 1 };
+        assert!(matches!(mismatched.rtp_parameters(), Err(NodeError::InvalidInput(_))));
+        let static_pt = TrackSpec { kind: MediaKind::Video, codec: Codec::H264, payload_type: 34, ssrc: 1 };
+        assert!(matches!(static_pt.rtp_parameters(), Err(NodeError::InvalidInput(_))));
+    }
+}

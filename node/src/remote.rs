@@ -1,0 +1,130 @@
+//! The node-to-node side of streams, over ROPE: the methods a node answers
+//! (`stream.describe`, `stream.pipe`) and the calls it makes (find, pull).
+
+use std::sync::Arc;
+
+use mafalda_media::pipe;
+use mafalda_rope::{ErrorCode, Request, RpcError, Value};
+use mafalda_swarm::{CallError, PeerId, stream_key};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, info};
+
+use crate::NodeError;
+use crate::node::{Inner, ProviderInfo, lock};
+use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
+
+/// Params of `stream.describe`.
+#[derive(Debug, serde::Deserialize, Serialize)]
+struct DescribeParams {
+    stream: String,
+}
+
+fn to_value<T: Serialize>(value: &T) -> Result<Value, RpcError> {
+    Value::serialized(value).map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
+    value.deserialized().map_err(|e| RpcError::new(ErrorCode::InvalidParams, e.to_string()))
+}
+
+fn rpc_error(error: NodeError) -> RpcError {
+    match error {
+        NodeError::NotFound(what) => RpcError::new(ErrorCode::ObjectNotFound, format!("{what} not here")),
+        NodeError::InvalidInput(why) => RpcError::new(ErrorCode::InvalidParams, why),
+        other => RpcError::new(ErrorCode::InternalError, other.to_string()),
+    }
+}
+
+/// Answers a peer's call.
+pub(crate) async fn handle(inner: &Arc<Inner>, request: &Request) -> Result<Value, RpcError> {
+    match request.method.as_str() {
+        "stream.describe" => {
+            let params: DescribeParams = from_value(&request.params)?;
+            validate_stream_id(&params.stream).map_err(rpc_error)?;
+            let description =
+                inner.describe(&params.stream).ok_or_else(|| rpc_error(NodeError::NotFound(params.stream)))?;
+            to_value(&description)
+        }
+        "stream.pipe" => {
+            let params: PipeRequest = from_value(&request.params)?;
+            validate_stream_id(&params.stream).map_err(rpc_error)?;
+            let offer = inner.offer_pipe(params).await.map_err(rpc_error)?;
+            to_value(&offer)
+        }
+        other => Err(RpcError::new(ErrorCode::MethodNotFound, format!("unknown method {other}"))),
+    }
+}
+
+async fn call<T: DeserializeOwned>(inner: &Inner, peer: PeerId, method: &str, params: Value) -> Result<T, CallError> {
+    let value = inner.swarm.call(peer, method, None, params).await?;
+    value.deserialized().map_err(|e| CallError::Io { peer, reason: format!("unexpected answer to {method}: {e}") })
+}
+
+/// The providers of `stream` that describe it, with RTT and load.
+pub(crate) async fn find(inner: &Arc<Inner>, stream: &str) -> Result<Vec<ProviderInfo>, NodeError> {
+    let providers = inner.swarm.find_providers(stream_key(stream), inner.config.find_deadline).await?;
+    let rtts = inner.swarm.rtts().await?;
+    let loads = inner.swarm.peer_loads().await?;
+    let me = inner.swarm.peer_id();
+    let params = Value::serialized(&DescribeParams { stream: stream.to_owned() })
+        .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+    let describes = providers.into_iter().map(|peer| {
+        let params = params.clone();
+        async move {
+            let description: Option<StreamDescription> = if peer == me {
+                inner.describe(stream)
+            } else {
+                match call(inner, peer, "stream.describe", params).await {
+                    Ok(description) => Some(description),
+                    Err(error) => {
+                        debug!(%peer, %error, "provider did not describe the stream");
+                        None
+                    }
+                }
+            };
+            description.map(|d| (peer, d))
+        }
+    });
+    let described: Vec<(PeerId, StreamDescription)> =
+        futures::future::join_all(describes).await.into_iter().flatten().collect();
+    if described.is_empty() {
+        return Err(NodeError::NotFound(stream.to_owned()));
+    }
+    Ok(described
+        .into_iter()
+        .map(|(peer, description)| ProviderInfo {
+            peer: peer.to_string(),
+            hops: description.hops,
+            rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
+            load: loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0),
+            path: description.path,
+        })
+        .collect())
+}
+
+/// Pipes `stream` here from `peer` and keeps it as a relay.
+pub(crate) async fn pull(inner: &Arc<Inner>, stream: &str, peer: PeerId) -> Result<(), NodeError> {
+    let router = inner.router.ingest_router().await?;
+    let (transport, endpoint) = pipe::open_pipe(&router, inner.config.media_ip, None).await?;
+    let request = PipeRequest { stream: stream.to_owned(), endpoint };
+    let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+    let offer: PipeOffer = call(inner, peer, "stream.pipe", params)
+        .await
+        .map_err(|e| NodeError::NoProvider { stream: stream.to_owned(), reasons: e.to_string() })?;
+    pipe::connect_pipe(&transport, &offer.endpoint).await?;
+    let mut producers = Vec::new();
+    for track in &offer.tracks {
+        let producer = pipe::receive_track(&transport, track).await?;
+        inner.router.register_producer(&producer, &router);
+        producers.push(producer);
+    }
+    let mut path = offer.path;
+    path.push(inner.swarm.peer_id().to_string());
+    let hops = offer.hops + 1;
+    info!(stream, upstream = %peer, hops, "relaying stream");
+    let local =
+        LocalStream { role: Role::Relay { upstream: peer }, hops, path, producers, keep: vec![Box::new(transport)] };
+    lock(&inner.streams).insert(stream.to_owned(), local);
+    Ok(())
+}

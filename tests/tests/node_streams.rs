@@ -1,0 +1,94 @@
+//! The core path across real nodes (mediasoup + libp2p + ROPE on 127.0.0.1): a
+//! stream published at one node is found and consumed at another, piped through
+//! the swarm, with real RTP checked at the receiving socket.
+
+use std::time::Duration;
+
+use mafalda_media::MediaConfig;
+use mafalda_media::mediasoup::prelude::MediaKind;
+use mafalda_node::{Codec, Node, NodeConfig, NodeError, TrackSpec};
+use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
+use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
+use mafalda_tests::swarm::loopback_config;
+use tokio::net::UdpSocket;
+
+const SSRC: u32 = 0x00c0_ffee;
+
+async fn node(bootstrap: Option<&Node>) -> Node {
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    let mut swarm = loopback_config();
+    if let Some(seed) = bootstrap {
+        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
+    }
+    Node::start(NodeConfig::new(media, swarm)).await.expect("start node")
+}
+
+fn opus_track() -> TrackSpec {
+    TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc: SSRC }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_published_at_one_end_of_a_line_is_consumed_at_the_other() {
+    // A ← B ← C: C knows A only through the swarm.
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let c = node(Some(&b)).await;
+    let (a_id, c_id) = (a.peer_id().to_string(), c.peer_id().to_string());
+
+    let ingest = a.publish_rtp("lecture", vec![opus_track()]).await.expect("publish at a");
+    let providers = c.find("lecture").await.expect("find from c");
+    assert_eq!(providers.len(), 1, "{providers:?}");
+    assert_eq!((providers[0].peer.as_str(), providers[0].hops), (a_id.as_str(), 0), "a is the origin");
+
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("lecture", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path, vec![a_id.clone(), c_id.clone()], "piped from the origin straight to c");
+    let track = egress.tracks[0].clone();
+
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 200);
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+
+    // C now relays it one hop further; B sees both providers.
+    let streams = c.streams();
+    assert_eq!(streams[0].upstream.as_deref(), Some(a_id.as_str()));
+    assert_eq!(streams[0].hops, 1);
+    let mut seen: Vec<(String, u32)> =
+        b.find("lecture").await.expect("find from b").into_iter().map(|p| (p.peer, p.hops)).collect();
+    seen.sort_by_key(|(_, hops)| *hops);
+    assert_eq!(seen, vec![(a_id, 0), (c_id, 1)]);
+
+    // A second egress at c shares the pipe already there (no new relay).
+    let second = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let again = c.consume_rtp("lecture", second.local_addr().expect("addr")).await.expect("second consume");
+    assert_eq!(again.path, egress.path);
+    assert_eq!(c.streams().len(), 1);
+
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_streams_and_bad_input_get_clear_errors() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let missing = b.consume_rtp("nobody-publishes-this", receiver.local_addr().expect("addr")).await;
+    assert!(matches!(missing, Err(NodeError::NotFound(_))), "{missing:?}");
+    assert!(matches!(b.find("nobody").await, Err(NodeError::NotFound(_))));
+    assert!(matches!(b.find("bad id!").await, Err(NodeError::InvalidInput(_))));
+    let wrong = TrackSpec { kind: MediaKind::Video, codec: Codec::Opus, payload_type: 100, ssrc: 1 };
+    assert!(matches!(a.publish_rtp("x", vec![wrong]).await, Err(NodeError::InvalidInput(_))));
+    a.publish_rtp("dup", vec![opus_track()]).await.expect("publish");
+    assert!(matches!(a.publish_rtp("dup", vec![opus_track()]).await, Err(NodeError::AlreadyPublished(_))));
+    assert!(a.streams().iter().all(|s| s.stream == "dup"), "failed publications left nothing behind");
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}
