@@ -11,7 +11,7 @@ use mafalda_tests::swarm::{TestNode, eventually, loopback_config, spawn_swarm};
 async fn finders_missing(nodes: &[TestNode], provider: usize, key: &str) -> Vec<usize> {
     let target = nodes[provider].peer_id();
     let finds = nodes.iter().enumerate().filter(|(i, _)| *i != provider).map(|(i, node)| async move {
-        let found = node.handle.find_providers(stream_key(key), Duration::from_secs(30)).await.expect("find");
+        let found = node.handle.find_providers(stream_key(key), Duration::from_secs(60)).await.expect("find");
         (i, found.contains(&target))
     });
     futures::future::join_all(finds).await.into_iter().filter(|(_, found)| !found).map(|(i, _)| i).collect()
@@ -48,7 +48,7 @@ async fn key_provided_at_one_node_is_found_from_all_30_nodes() {
 async fn key_provided_at_one_node_is_found_from_all_100_nodes() {
     // A hundred nodes share two cores here: queries get more time than on real hosts.
     let mut kad = KadSettings::default();
-    kad.query_timeout = Duration::from_secs(30);
+    kad.query_timeout = Duration::from_secs(60);
     provided_key_is_found_from_every_node(100, 2, kad).await;
 }
 
