@@ -78,7 +78,8 @@ pub(crate) struct Inner {
     pub(crate) media: MediaEngine,
     pub(crate) router: SpanningRouter,
     pub(crate) streams: Mutex<HashMap<String, LocalStream>>,
-    egresses: Mutex<HashMap<String, Vec<PlainEgress>>>,
+    /// Egress id → (stream, its consumers).
+    egresses: Mutex<HashMap<String, (String, Vec<PlainEgress>)>>,
     /// One lock per stream being pulled, so concurrent consumes share one pipe.
     pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     next_egress: std::sync::atomic::AtomicU64,
@@ -130,7 +131,10 @@ impl Node {
             pulling: Mutex::default(),
             next_egress: std::sync::atomic::AtomicU64::new(1),
         });
-        let tasks = vec![tokio::spawn(log_swarm_events(events)), tokio::spawn(serve_calls(Arc::clone(&inner), calls))];
+        let tasks = vec![
+            tokio::spawn(watch_swarm(Arc::clone(&inner), events)),
+            tokio::spawn(serve_calls(Arc::clone(&inner), calls)),
+        ];
         Ok(Self { inner, tasks })
     }
 
@@ -180,8 +184,14 @@ impl Node {
             producers.push(producer);
         }
         let me = self.peer_id().to_string();
-        let local =
-            LocalStream { role: Role::Origin, hops: 0, path: vec![me], producers, keep: vec![Box::new(ingest)] };
+        let local = LocalStream {
+            role: Role::Origin,
+            hops: 0,
+            path: vec![me],
+            producers,
+            downstream: Vec::new(),
+            keep: vec![Box::new(ingest)],
+        };
         {
             let mut streams = lock(&self.inner.streams);
             if streams.contains_key(stream) {
@@ -219,14 +229,10 @@ impl Node {
         streams
     }
 
-    /// Stops a publication (or a relayed stream) here and withdraws it.
+    /// Stops a publication (or a relayed stream) here, withdraws it, and tells
+    /// the nodes it was piped to, which do the same.
     pub async fn unpublish(&self, stream: &str) -> Result<(), NodeError> {
-        let removed = lock(&self.inner.streams).remove(stream);
-        if removed.is_none() {
-            return Err(NodeError::NotFound(stream.to_owned()));
-        }
-        self.inner.swarm.stop_providing(stream_key(stream)).await?;
-        Ok(())
+        if self.inner.end_stream(stream).await { Ok(()) } else { Err(NodeError::NotFound(stream.to_owned())) }
     }
 
     /// The providers of `stream` that answer, with their hops, RTT and load.
@@ -257,8 +263,13 @@ impl Node {
             egresses.push(egress);
         }
         let id = format!("egress-{}", self.inner.next_egress.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        lock(&self.inner.egresses).insert(id.clone(), egresses);
+        lock(&self.inner.egresses).insert(id.clone(), (stream.to_owned(), egresses));
         Ok(Egress { id, tracks, path })
+    }
+
+    /// How many egresses are running.
+    pub fn egress_count(&self) -> usize {
+        lock(&self.inner.egresses).len()
     }
 
     /// Stops an egress.
@@ -328,13 +339,45 @@ impl Node {
 }
 
 impl Inner {
+    /// Ends `stream` here: closes its producers (and so every consumer of them),
+    /// stops providing it, and tells its downstream peers. False if not held.
+    pub(crate) async fn end_stream(self: &Arc<Self>, stream: &str) -> bool {
+        let Some(local) = lock(&self.streams).remove(stream) else { return false };
+        info!(stream, downstream = local.downstream.len(), "stream ended here");
+        let downstream = local.downstream.clone();
+        drop(local);
+        lock(&self.egresses).retain(|_, (egress_stream, _)| egress_stream != stream);
+        if let Err(error) = self.swarm.stop_providing(stream_key(stream)).await {
+            debug!(stream, %error, "could not stop providing");
+        }
+        for peer in downstream {
+            let inner = Arc::clone(self);
+            let stream = stream.to_owned();
+            tokio::spawn(async move { remote::tell_closed(&inner, &stream, peer).await });
+        }
+        true
+    }
+
+    /// Ends every stream whose upstream is `peer` (it left or died).
+    pub(crate) async fn upstream_lost(self: &Arc<Self>, peer: PeerId) {
+        let lost: Vec<String> = lock(&self.streams)
+            .iter()
+            .filter(|(_, local)| local.role == Role::Relay { upstream: peer })
+            .map(|(stream, _)| stream.clone())
+            .collect();
+        for stream in lost {
+            warn!(%stream, upstream = %peer, "upstream gone; ending the relayed stream");
+            self.end_stream(&stream).await;
+        }
+    }
+
     /// The description of a stream held here.
     pub(crate) fn describe(&self, stream: &str) -> Option<StreamDescription> {
         lock(&self.streams).get(stream).map(|local| local.describe(stream))
     }
 
     /// Serves `stream.pipe`: opens a pipe to the asking node and sends every track.
-    pub(crate) async fn offer_pipe(&self, request: PipeRequest) -> Result<PipeOffer, NodeError> {
+    pub(crate) async fn offer_pipe(&self, peer: PeerId, request: PipeRequest) -> Result<PipeOffer, NodeError> {
         let (producer_ids, hops, path) = {
             let streams = lock(&self.streams);
             let local = streams.get(&request.stream).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
@@ -353,6 +396,9 @@ impl Inner {
         }
         if let Some(local) = lock(&self.streams).get_mut(&request.stream) {
             local.keep.push(Box::new((transport, consumers)));
+            if !local.downstream.contains(&peer) {
+                local.downstream.push(peer);
+            }
         }
         Ok(PipeOffer { endpoint, tracks, hops, path })
     }
@@ -364,18 +410,21 @@ async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) 
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
         let inner = Arc::clone(&inner);
         tokio::spawn(async move {
-            let outcome = remote::handle(&inner, &call.request).await;
+            let outcome = remote::handle(&inner, call.peer, &call.request).await;
             let _ = call.respond(outcome).await;
             drop(permit);
         });
     }
 }
 
-async fn log_swarm_events(mut events: mpsc::Receiver<SwarmEvent>) {
+async fn watch_swarm(inner: Arc<Inner>, mut events: mpsc::Receiver<SwarmEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             SwarmEvent::PeerConnected { peer, addr } => info!(%peer, %addr, "peer connected"),
-            SwarmEvent::PeerDisconnected { peer } => info!(%peer, "peer disconnected"),
+            SwarmEvent::PeerDisconnected { peer } => {
+                info!(%peer, "peer disconnected");
+                inner.upstream_lost(peer).await;
+            }
             SwarmEvent::PingRtt { peer, rtt } => debug!(%peer, ?rtt, "ping"),
             other => debug!(?other, "swarm event"),
         }

@@ -37,7 +37,7 @@ fn rpc_error(error: NodeError) -> RpcError {
 }
 
 /// Answers a peer's call.
-pub(crate) async fn handle(inner: &Arc<Inner>, request: &Request) -> Result<Value, RpcError> {
+pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) -> Result<Value, RpcError> {
     match request.method.as_str() {
         "stream.describe" => {
             let params: DescribeParams = from_value(&request.params)?;
@@ -49,8 +49,20 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: &Request) -> Result<Valu
         "stream.pipe" => {
             let params: PipeRequest = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(rpc_error)?;
-            let offer = inner.offer_pipe(params).await.map_err(rpc_error)?;
+            let offer = inner.offer_pipe(peer, params).await.map_err(rpc_error)?;
             to_value(&offer)
+        }
+        "stream.closed" => {
+            let params: DescribeParams = from_value(&request.params)?;
+            validate_stream_id(&params.stream).map_err(rpc_error)?;
+            // Only the node a stream comes from may end it here.
+            let from_upstream = lock(&inner.streams)
+                .get(&params.stream)
+                .is_some_and(|local| local.role == Role::Relay { upstream: peer });
+            if from_upstream {
+                inner.end_stream(&params.stream).await;
+            }
+            Ok(Value::Bool(from_upstream))
         }
         other => Err(RpcError::new(ErrorCode::MethodNotFound, format!("unknown method {other}"))),
     }
@@ -123,8 +135,22 @@ pub(crate) async fn pull(inner: &Arc<Inner>, stream: &str, peer: PeerId) -> Resu
     path.push(inner.swarm.peer_id().to_string());
     let hops = offer.hops + 1;
     info!(stream, upstream = %peer, hops, "relaying stream");
-    let local =
-        LocalStream { role: Role::Relay { upstream: peer }, hops, path, producers, keep: vec![Box::new(transport)] };
+    let local = LocalStream {
+        role: Role::Relay { upstream: peer },
+        hops,
+        path,
+        producers,
+        downstream: Vec::new(),
+        keep: vec![Box::new(transport)],
+    };
     lock(&inner.streams).insert(stream.to_owned(), local);
     Ok(())
+}
+
+/// Tells `peer` (downstream) that `stream` ended here.
+pub(crate) async fn tell_closed(inner: &Arc<Inner>, stream: &str, peer: PeerId) {
+    let Ok(params) = Value::serialized(&DescribeParams { stream: stream.to_owned() }) else { return };
+    if let Err(error) = inner.swarm.call(peer, "stream.closed", None, params).await {
+        debug!(stream, %peer, %error, "could not tell a downstream peer the stream ended");
+    }
 }

@@ -93,6 +93,8 @@ pub(crate) struct LocalStream {
     pub(crate) hops: u32,
     pub(crate) path: Vec<String>,
     pub(crate) producers: Vec<Producer>,
+    /// Peers this node pipes the stream to (told when it ends here).
+    pub(crate) downstream: Vec<PeerId>,
     /// Transports and pipe consumers that must live as long as the stream.
     pub(crate) keep: Vec<Box<dyn Any + Send>>,
 }

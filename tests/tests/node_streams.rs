@@ -92,3 +92,41 @@ async fn unknown_streams_and_bad_input_get_clear_errors() {
         node.shutdown().await;
     }
 }
+
+async fn line_with_relay() -> (Node, Node, Node) {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let c = node(Some(&b)).await;
+    a.publish_rtp("show", vec![opus_track()]).await.expect("publish at a");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    c.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(c.streams().len(), 1, "c relays the stream");
+    (a, b, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_a_publication_ends_it_at_every_relay() {
+    let (a, b, c) = line_with_relay().await;
+    a.unpublish("show").await.expect("unpublish");
+    assert!(matches!(a.unpublish("show").await, Err(NodeError::NotFound(_))), "already gone");
+    let ended = mafalda_tests::swarm::eventually(Duration::from_secs(5), || async {
+        c.streams().is_empty() && c.egress_count() == 0
+    })
+    .await;
+    assert!(ended, "the relay ended the stream and its egress");
+    assert!(matches!(b.find("show").await, Err(NodeError::NotFound(_))), "nobody serves it any more");
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_upstream_dies_ends_the_stream() {
+    let (a, b, c) = line_with_relay().await;
+    a.shutdown().await;
+    let ended = mafalda_tests::swarm::eventually(Duration::from_secs(5), || async { c.streams().is_empty() }).await;
+    assert!(ended, "the relay noticed its upstream died and withdrew the stream");
+    for node in [c, b] {
+        node.shutdown().await;
+    }
+}
