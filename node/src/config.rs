@@ -1,10 +1,11 @@
 //! Everything a node needs to start.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use mafalda_media::MediaConfig;
-use mafalda_swarm::SwarmConfig;
+use mafalda_swarm::{PeerId, SwarmConfig};
 
 use crate::cost::CostWeights;
 
@@ -22,6 +23,9 @@ pub struct NodeConfig {
     pub find_deadline: Duration,
     /// How providers are ranked.
     pub cost: CostWeights,
+    /// Extra latency assumed on the link to these peers, added to the measured RTT
+    /// when ranking providers (for simulations and tests of distance).
+    pub link_delay: HashMap<PeerId, Duration>,
 }
 
 impl NodeConfig {
@@ -33,6 +37,7 @@ impl NodeConfig {
             media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             find_deadline: Duration::from_secs(5),
             cost: CostWeights::default(),
+            link_delay: HashMap::new(),
         }
     }
 }

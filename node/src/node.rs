@@ -72,14 +72,21 @@ pub struct Egress {
     pub path: Vec<String>,
 }
 
+/// An egress: where a stream's RTP goes, and the consumers sending it.
+pub(crate) struct EgressRecord {
+    stream: String,
+    destination: SocketAddr,
+    /// Held so they keep sending; dropping the record closes them.
+    _consumers: Vec<PlainEgress>,
+}
+
 pub(crate) struct Inner {
     pub(crate) config: NodeConfig,
     pub(crate) swarm: SwarmHandle,
     pub(crate) media: MediaEngine,
     pub(crate) router: SpanningRouter,
     pub(crate) streams: Mutex<HashMap<String, LocalStream>>,
-    /// Egress id → (stream, its consumers).
-    egresses: Mutex<HashMap<String, (String, Vec<PlainEgress>)>>,
+    egresses: Mutex<HashMap<String, EgressRecord>>,
     /// One lock per stream being pulled, so concurrent consumes share one pipe.
     pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     next_egress: std::sync::atomic::AtomicU64,
@@ -245,26 +252,9 @@ impl Node {
     /// else after piping it here from the cheapest provider.
     pub async fn consume_rtp(&self, stream: &str, destination: SocketAddr) -> Result<Egress, NodeError> {
         validate_stream_id(stream)?;
-        self.ensure_local(stream).await?;
-        let (producer_ids, path) = {
-            let streams = lock(&self.inner.streams);
-            let local = streams.get(stream).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
-            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.path.clone())
-        };
-        let mut egresses = Vec::new();
-        let mut tracks = Vec::new();
-        for producer_id in producer_ids {
-            let egress = self.inner.router.consume_plain(producer_id, self.inner.config.media_ip, destination).await?;
-            let parameters = egress.consumer.rtp_parameters();
-            tracks.push(EgressTrack {
-                ssrc: parameters.encodings.first().and_then(|e| e.ssrc).unwrap_or_default(),
-                payload_type: parameters.codecs.first().map(|c| c.payload_type()).unwrap_or_default(),
-            });
-            egresses.push(egress);
-        }
+        self.inner.ensure_local(stream).await?;
         let id = format!("egress-{}", self.inner.next_egress.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        lock(&self.inner.egresses).insert(id.clone(), (stream.to_owned(), egresses));
-        Ok(Egress { id, tracks, path })
+        self.inner.open_egress(&id, stream, destination).await
     }
 
     /// How many egresses are running.
@@ -274,50 +264,8 @@ impl Node {
 
     /// Stops an egress.
     pub fn stop_egress(&self, id: &str) -> Result<(), NodeError> {
+        // Dropping the record closes its transports and consumers.
         lock(&self.inner.egresses).remove(id).map(drop).ok_or_else(|| NodeError::NotFound(id.to_owned()))
-    }
-
-    /// Makes sure this node holds `stream`, piping it from the cheapest provider.
-    async fn ensure_local(&self, stream: &str) -> Result<(), NodeError> {
-        if lock(&self.inner.streams).contains_key(stream) {
-            return Ok(());
-        }
-        let gate = Arc::clone(lock(&self.inner.pulling).entry(stream.to_owned()).or_default());
-        let _pulling = gate.lock().await;
-        if lock(&self.inner.streams).contains_key(stream) {
-            return Ok(()); // another consume pulled it meanwhile
-        }
-        let providers = remote::find(&self.inner, stream).await?;
-        let me = self.peer_id().to_string();
-        let candidates: Vec<Candidate> = providers
-            .iter()
-            .filter(|p| p.peer != me)
-            .filter_map(|p| {
-                Some(Candidate {
-                    peer: p.peer.parse().ok()?,
-                    hops: p.hops,
-                    rtt: p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
-                    load: p.load,
-                })
-            })
-            .collect();
-        let mut reasons = Vec::new();
-        for candidate in self.inner.config.cost.rank(candidates) {
-            match remote::pull(&self.inner, stream, candidate.peer).await {
-                Ok(()) => {
-                    self.provide(stream).await;
-                    return Ok(());
-                }
-                Err(error) => {
-                    warn!(stream, peer = %candidate.peer, %error, "provider could not pipe the stream");
-                    reasons.push(format!("{}: {error}", candidate.peer));
-                }
-            }
-        }
-        if reasons.is_empty() {
-            return Err(NodeError::NotFound(stream.to_owned()));
-        }
-        Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: reasons.join("; ") })
     }
 
     /// Stops serving peers, closes the swarm, then the media objects and workers.
@@ -339,6 +287,124 @@ impl Node {
 }
 
 impl Inner {
+    /// Makes sure this node holds `stream`, piping it from the cheapest provider.
+    pub(crate) async fn ensure_local(self: &Arc<Self>, stream: &str) -> Result<(), NodeError> {
+        if lock(&self.streams).contains_key(stream) {
+            return Ok(());
+        }
+        let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
+        let _pulling = gate.lock().await;
+        if lock(&self.streams).contains_key(stream) {
+            return Ok(()); // another consume pulled it meanwhile
+        }
+        let providers = remote::find(self, stream).await?;
+        let me = self.swarm.peer_id().to_string();
+        let candidates: Vec<Candidate> = providers
+            .iter()
+            .filter(|p| p.peer != me)
+            .filter_map(|p| {
+                let peer: PeerId = p.peer.parse().ok()?;
+                let delay = self.config.link_delay.get(&peer).copied().unwrap_or_default();
+                Some(Candidate {
+                    peer,
+                    hops: p.hops,
+                    rtt: p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0) + delay),
+                    load: p.load,
+                })
+            })
+            .collect();
+        let mut reasons = Vec::new();
+        for candidate in self.config.cost.rank(candidates) {
+            match remote::pull(self, stream, candidate.peer).await {
+                Ok(()) => {
+                    if let Err(error) = self.swarm.provide(stream_key(stream)).await {
+                        debug!(stream, %error, "first provider announcement incomplete");
+                    }
+                    return Ok(());
+                }
+                Err(error) => {
+                    warn!(stream, peer = %candidate.peer, %error, "provider could not pipe the stream");
+                    reasons.push(format!("{}: {error}", candidate.peer));
+                }
+            }
+        }
+        if reasons.is_empty() {
+            return Err(NodeError::NotFound(stream.to_owned()));
+        }
+        Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: reasons.join("; ") })
+    }
+
+    /// Sends `stream`'s tracks to `destination` under egress `id`.
+    pub(crate) async fn open_egress(
+        &self,
+        id: &str,
+        stream: &str,
+        destination: SocketAddr,
+    ) -> Result<Egress, NodeError> {
+        let (producer_ids, path) = {
+            let streams = lock(&self.streams);
+            let local = streams.get(stream).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
+            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.path.clone())
+        };
+        let mut consumers = Vec::new();
+        let mut tracks = Vec::new();
+        for producer_id in producer_ids {
+            let egress = self.router.consume_plain(producer_id, self.config.media_ip, destination).await?;
+            let parameters = egress.consumer.rtp_parameters();
+            tracks.push(EgressTrack {
+                ssrc: parameters.encodings.first().and_then(|e| e.ssrc).unwrap_or_default(),
+                payload_type: parameters.codecs.first().map(|c| c.payload_type()).unwrap_or_default(),
+            });
+            consumers.push(egress);
+        }
+        let record = EgressRecord { stream: stream.to_owned(), destination, _consumers: consumers };
+        lock(&self.egresses).insert(id.to_owned(), record);
+        Ok(Egress { id: id.to_owned(), tracks, path })
+    }
+
+    /// The upstream of `stream` is gone: pipe it again from another provider and
+    /// restart its egresses; if no provider is left, end it here.
+    pub(crate) async fn heal(self: &Arc<Self>, stream: &str, lost: PeerId) {
+        let removed = {
+            let mut streams = lock(&self.streams);
+            let relayed_from_lost = streams.get(stream).is_some_and(|l| l.role == Role::Relay { upstream: lost });
+            if relayed_from_lost { streams.remove(stream) } else { None }
+        };
+        let Some(local) = removed else { return };
+        let downstream = local.downstream.clone();
+        drop(local);
+        let started = std::time::Instant::now();
+        match self.ensure_local(stream).await {
+            Ok(()) => {
+                let egresses: Vec<(String, SocketAddr)> = lock(&self.egresses)
+                    .iter()
+                    .filter(|(_, record)| record.stream == stream)
+                    .map(|(id, record)| (id.clone(), record.destination))
+                    .collect();
+                for (id, destination) in egresses {
+                    if let Err(error) = self.open_egress(&id, stream, destination).await {
+                        warn!(stream, egress = %id, %error, "could not restart an egress");
+                        lock(&self.egresses).remove(&id);
+                    }
+                }
+                info!(stream, lost = %lost, took = ?started.elapsed(), "stream re-piped from another provider");
+            }
+            Err(error) => {
+                warn!(stream, lost = %lost, %error, "no other provider; ending the stream here");
+                lock(&self.egresses).retain(|_, record| record.stream != stream);
+                if let Err(error) = self.swarm.stop_providing(stream_key(stream)).await {
+                    debug!(stream, %error, "could not stop providing");
+                }
+            }
+        }
+        // Downstream pipes came from the old producers: let them re-pipe too.
+        for peer in downstream {
+            let inner = Arc::clone(self);
+            let stream = stream.to_owned();
+            tokio::spawn(async move { remote::tell_closed(&inner, &stream, peer).await });
+        }
+    }
+
     /// Ends `stream` here: closes its producers (and so every consumer of them),
     /// stops providing it, and tells its downstream peers. False if not held.
     pub(crate) async fn end_stream(self: &Arc<Self>, stream: &str) -> bool {
@@ -346,7 +412,7 @@ impl Inner {
         info!(stream, downstream = local.downstream.len(), "stream ended here");
         let downstream = local.downstream.clone();
         drop(local);
-        lock(&self.egresses).retain(|_, (egress_stream, _)| egress_stream != stream);
+        lock(&self.egresses).retain(|_, record| record.stream != stream);
         if let Err(error) = self.swarm.stop_providing(stream_key(stream)).await {
             debug!(stream, %error, "could not stop providing");
         }
@@ -358,7 +424,7 @@ impl Inner {
         true
     }
 
-    /// Ends every stream whose upstream is `peer` (it left or died).
+    /// Heals every stream whose upstream is `peer` (it left or died).
     pub(crate) async fn upstream_lost(self: &Arc<Self>, peer: PeerId) {
         let lost: Vec<String> = lock(&self.streams)
             .iter()
@@ -366,8 +432,9 @@ impl Inner {
             .map(|(stream, _)| stream.clone())
             .collect();
         for stream in lost {
-            warn!(%stream, upstream = %peer, "upstream gone; ending the relayed stream");
-            self.end_stream(&stream).await;
+            warn!(%stream, upstream = %peer, "upstream gone; looking for another provider");
+            let inner = Arc::clone(self);
+            tokio::spawn(async move { inner.heal(&stream, peer).await });
         }
     }
 

@@ -60,7 +60,9 @@ pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) 
                 .get(&params.stream)
                 .is_some_and(|local| local.role == Role::Relay { upstream: peer });
             if from_upstream {
-                inner.end_stream(&params.stream).await;
+                // Re-pipe from another provider if the stream still exists elsewhere.
+                let inner = Arc::clone(inner);
+                tokio::spawn(async move { inner.heal(&params.stream, peer).await });
             }
             Ok(Value::Bool(from_upstream))
         }

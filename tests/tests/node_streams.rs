@@ -15,13 +15,19 @@ use tokio::net::UdpSocket;
 const SSRC: u32 = 0x00c0_ffee;
 
 async fn node(bootstrap: Option<&Node>) -> Node {
+    node_with(bootstrap, |_| {}).await
+}
+
+async fn node_with(bootstrap: Option<&Node>, adjust: impl FnOnce(&mut NodeConfig)) -> Node {
     let mut media = MediaConfig::default();
     media.workers = 1;
     let mut swarm = loopback_config();
     if let Some(seed) = bootstrap {
         swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
     }
-    Node::start(NodeConfig::new(media, swarm)).await.expect("start node")
+    let mut config = NodeConfig::new(media, swarm);
+    adjust(&mut config);
+    Node::start(config).await.expect("start node")
 }
 
 fn opus_track() -> TrackSpec {
@@ -127,6 +133,65 @@ async fn a_relay_whose_upstream_dies_ends_the_stream() {
     let ended = mafalda_tests::swarm::eventually(Duration::from_secs(5), || async { c.streams().is_empty() }).await;
     assert!(ended, "the relay noticed its upstream died and withdrew the stream");
     for node in [c, b] {
+        node.shutdown().await;
+    }
+}
+
+/// A ← B ← C, with A far from C (80 ms injected into C's cost model): C pulls
+/// through the cheaper relay B. B dies mid-stream: C re-pipes from A and its
+/// egress resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_relay_in_the_middle_of_a_path_heals_within_two_seconds() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let a_peer = a.peer_id();
+    let c = node_with(Some(&b), |config| {
+        config.link_delay.insert(a_peer, Duration::from_millis(80));
+    })
+    .await;
+    let (a_id, b_id, c_id) = (a.peer_id().to_string(), b.peer_id().to_string(), c.peer_id().to_string());
+    let ingest = a.publish_rtp("match", vec![opus_track()]).await.expect("publish");
+    let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.consume_rtp("match", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("match", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path, vec![a_id.clone(), b_id.clone(), c_id.clone()], "c pulls through the relay b");
+
+    // Stream for 4 s; kill b after 1 s; record every arrival at c.
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 2000);
+    let sending = send_paced(&sender, ingest, &packets, Duration::from_millis(2));
+    let killing = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        b.shutdown().await;
+    };
+    let receiving = async {
+        // Media packets only (the test payloads), whatever SSRC the current consumer
+        // uses; mediasoup's bandwidth-probation padding would hide a media gap.
+        let mut arrivals = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut buffer = vec![0u8; 2048];
+        while let Ok(Ok((len, _))) = tokio::time::timeout(Duration::from_secs(3), receiver.recv_from(&mut buffer)).await
+        {
+            if let Ok(packet) = mafalda_tests::rtp::RtpPacket::parse(&buffer[..len])
+                && packet.payload.len() == 120
+                && packet.payload[0] == 0xfc
+            {
+                arrivals.push(std::time::Instant::now());
+                seen.insert(packet.payload[1..5].to_vec());
+            }
+        }
+        (arrivals, seen.len())
+    };
+    let ((), (), (arrivals, distinct)) = tokio::join!(sending, killing, receiving);
+    let gap = arrivals.windows(2).map(|w| w[1] - w[0]).max().expect("packets arrived");
+    eprintln!("egress gap while healing: {gap:?} ({distinct} distinct packets of 2000 received)");
+    assert!(distinct > 1500, "most packets arrived: {distinct}");
+    assert!(gap < Duration::from_secs(2), "the egress resumed within 2 s (gap {gap:?})");
+    let streams = c.streams();
+    assert_eq!(streams[0].upstream.as_deref(), Some(a_id.as_str()), "c now pulls from a");
+    assert_eq!(streams[0].path, vec![a_id, c_id]);
+    for node in [c, a] {
         node.shutdown().await;
     }
 }
