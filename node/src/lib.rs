@@ -13,6 +13,7 @@ pub mod cost;
 mod error;
 mod node;
 mod remote;
+pub mod api;
 pub mod streams;
 
 pub use codecs::{Codec, TrackSpec};

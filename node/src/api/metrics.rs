@@ -1,0 +1,49 @@
+//! `GET /metrics`: the node's state in Prometheus text format, encoded with the
+//! Prometheus project's own Rust client.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::ApiState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabel {
+    worker: String,
+}
+
+pub(super) async fn render(State(state): State<ApiState>) -> Response {
+    let node = &state.node;
+    node.media().sample_cpu();
+    let mut registry = Registry::with_prefix("mafalda");
+    let peers = Gauge::<i64>::default();
+    peers.set(node.swarm().connected_peers().await.map_or(0, |p| p.len() as i64));
+    registry.register("connected_peers", "Peers with an open connection", peers);
+    let streams = Gauge::<i64>::default();
+    streams.set(node.streams().len() as i64);
+    registry.register("streams", "Streams held (origin or relay)", streams);
+    let egresses = Gauge::<i64>::default();
+    egresses.set(node.egress_count() as i64);
+    registry.register("egresses", "RTP egresses running", egresses);
+    let cpu = Family::<WorkerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let consumers = Family::<WorkerLabel, Gauge<i64>>::default();
+    let transports = Family::<WorkerLabel, Gauge<i64>>::default();
+    for worker in node.media().status() {
+        let label = WorkerLabel { worker: worker.id.to_string() };
+        cpu.get_or_create(&label).set(f64::from(worker.cpu_percent));
+        consumers.get_or_create(&label).set(i64::from(worker.objects.consumers));
+        transports.get_or_create(&label).set(i64::from(worker.objects.transports));
+    }
+    registry.register("worker_cpu_percent", "CPU use of each mediasoup worker thread", cpu);
+    registry.register("worker_consumers", "Consumers on each worker (pipes included)", consumers);
+    registry.register("worker_transports", "Transports on each worker (pipes included)", transports);
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}

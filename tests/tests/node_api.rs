@@ -1,0 +1,133 @@
+//! The apps' HTTP API over real sockets: two nodes, a stream published through
+//! one API and taken out through the other, bad input, auth and metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mafalda_media::MediaConfig;
+use mafalda_node::{Node, NodeConfig, api};
+use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
+use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
+use mafalda_tests::swarm::loopback_config;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+const SSRC: u32 = 0x0a0b_0c0d;
+
+/// One HTTP/1.1 request; returns the status code and the body.
+async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to the API");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        request.push_str("Content-Type: application/json\r\n");
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.split(' ').nth(1).and_then(|code| code.parse().ok()).expect("status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+async fn node_with_api(bootstrap: Option<&Node>, token: Option<&str>) -> (Arc<Node>, SocketAddr) {
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    let mut swarm = loopback_config();
+    if let Some(seed) = bootstrap {
+        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
+    }
+    let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
+    let (addr, _task) = api::serve(Arc::clone(&node), listener, token.map(str::to_owned)).expect("serve API");
+    (node, addr)
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body expected ({e}): {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_through_one_api_and_take_out_through_another() {
+    let (a, a_api) = node_with_api(None, Some("s3cret")).await;
+    let (b, b_api) = node_with_api(Some(&a), None).await;
+    let token = Some("s3cret");
+
+    // Auth.
+    assert_eq!(http(a_api, "GET", "/v1/status", None, None).await.0, 401);
+    assert_eq!(http(a_api, "GET", "/v1/status", Some("wrong"), None).await.0, 401);
+    let (code, body) = http(a_api, "GET", "/v1/status", token, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(json(&body)["peerId"], a.peer_id().to_string());
+
+    // Publish at a.
+    let tracks = format!(r#"{{"tracks":[{{"kind":"audio","codec":"opus","payloadType":{OPUS_PAYLOAD_TYPE},"ssrc":{SSRC}}}]}}"#);
+    let (code, body) = http(a_api, "PUT", "/v1/streams/cam/rtp-ingest", token, Some(&tracks)).await;
+    assert_eq!(code, 201, "{body}");
+    let ingest = json(&body);
+    let ingest: SocketAddr =
+        format!("{}:{}", ingest["ip"].as_str().expect("ip"), ingest["port"]).parse().expect("ingest address");
+
+    // Find and take out at b.
+    let (code, body) = http(b_api, "GET", "/v1/streams/cam", None, None).await;
+    assert_eq!(code, 200, "{body}");
+    let providers = json(&body)["providers"].clone();
+    assert_eq!(providers[0]["peer"], a.peer_id().to_string());
+    assert_eq!(providers[0]["hops"], 0);
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let target = format!(r#"{{"ip":"127.0.0.1","port":{}}}"#, receiver.local_addr().expect("addr").port());
+    let (code, body) = http(b_api, "POST", "/v1/streams/cam/rtp-egress", None, Some(&target)).await;
+    assert_eq!(code, 201, "{body}");
+    let egress = json(&body);
+    assert_eq!(egress["path"], serde_json::json!([a.peer_id().to_string(), b.peer_id().to_string()]));
+    let ssrc = egress["tracks"][0]["ssrc"].as_u64().expect("ssrc") as u32;
+    let payload_type = egress["tracks"][0]["payloadType"].as_u64().expect("pt") as u8;
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 150);
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(&receiver, ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, payload_type, ssrc);
+
+    // Metrics, then stop the egress and the publication.
+    let (code, metrics) = http(b_api, "GET", "/metrics", None, None).await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("mafalda_streams 1") && metrics.contains("mafalda_egresses 1"), "{metrics}");
+    assert!(metrics.contains("mafalda_worker_cpu_percent{worker="), "{metrics}");
+    let egress_path = format!("/v1/streams/cam/rtp-egress/{}", egress["id"].as_str().expect("id"));
+    assert_eq!(http(b_api, "DELETE", &egress_path, None, None).await.0, 204);
+    assert_eq!(http(b_api, "DELETE", &egress_path, None, None).await.0, 404, "already stopped");
+    assert_eq!(http(a_api, "DELETE", "/v1/streams/cam/rtp-ingest", token, None).await.0, 204);
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_clear_errors() {
+    let (node, api) = node_with_api(None, None).await;
+    let (code, body) = http(api, "GET", "/v1/streams/nobody", None, None).await;
+    assert_eq!(code, 404, "{body}");
+    assert!(json(&body)["error"].as_str().expect("message").contains("not found"));
+    let (code, body) = http(api, "PUT", "/v1/streams/cam/rtp-ingest", None, Some("{not json")).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("error"), "{body}");
+    let unknown_codec = r#"{"tracks":[{"kind":"audio","codec":"mp3","payloadType":100,"ssrc":1}]}"#;
+    assert_eq!(http(api, "PUT", "/v1/streams/cam/rtp-ingest", None, Some(unknown_codec)).await.0, 422);
+    let mismatched = r#"{"tracks":[{"kind":"video","codec":"opus","payloadType":100,"ssrc":1}]}"#;
+    let (code, body) = http(api, "PUT", "/v1/streams/cam/rtp-ingest", None, Some(mismatched)).await;
+    assert_eq!(code, 400, "{body}");
+    let bad_id = r#"{"tracks":[{"kind":"audio","codec":"opus","payloadType":100,"ssrc":1}]}"#;
+    assert_eq!(http(api, "PUT", "/v1/streams/bad%20id/rtp-ingest", None, Some(bad_id)).await.0, 400);
+    let huge = format!(r#"{{"tracks":[],"pad":"{}"}}"#, "x".repeat(api::MAX_BODY_BYTES));
+    assert_eq!(http(api, "PUT", "/v1/streams/cam/rtp-ingest", None, Some(&huge)).await.0, 413);
+    let (code, body) = http(api, "GET", "/v1/status", None, None).await;
+    assert_eq!(code, 200);
+    assert_eq!(json(&body)["streams"], serde_json::json!([]), "failed requests changed nothing");
+    drop(node);
+}
