@@ -51,6 +51,19 @@ pub(crate) struct RunArgs {
     #[arg(long = "bootstrap", value_name = "MULTIADDR", env = "MAFALDA_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Vec<Multiaddr>,
 
+    /// Address of the apps' HTTP API (see the README): publish, find and consume
+    /// streams, status, /metrics. Keep it on loopback unless a token is set.
+    #[arg(long, value_name = "HOST:PORT", env = "MAFALDA_API", default_value = "127.0.0.1:7700")]
+    pub(crate) api: std::net::SocketAddr,
+
+    /// Bearer token the API requires on every request (Authorization: Bearer TOKEN).
+    #[arg(long, value_name = "TOKEN", env = "MAFALDA_API_TOKEN", hide_env_values = true)]
+    pub(crate) api_token: Option<String>,
+
+    /// IP address media (RTP ingest, egress and pipes between nodes) listens on.
+    #[arg(long, value_name = "IP", env = "MAFALDA_MEDIA_IP", default_value = "127.0.0.1")]
+    media_ip: std::net::IpAddr,
+
     /// Key file holding the node's ed25519 identity (libp2p protobuf encoding). Created
     /// with mode 0600 when missing, so the peer id survives restarts. Without it the node
     /// runs with a fresh identity each time.
@@ -98,12 +111,12 @@ impl From<WorkerLog> for WorkerLogLevel {
 
 impl RunArgs {
     /// Turns the flags into a node configuration, loading or creating the identity.
-    pub(crate) fn into_config(self) -> anyhow::Result<NodeConfig> {
+    pub(crate) fn into_config(&self) -> anyhow::Result<NodeConfig> {
         let mut media = MediaConfig::default();
         if let Some(workers) = self.workers {
             media.workers = usize::from(workers);
         }
-        media.rtc_ports = self.rtc_ports;
+        media.rtc_ports = self.rtc_ports.clone();
         media.worker_log_level = self.worker_log_level.into();
         let keypair = match &self.identity {
             Some(path) => mafalda_swarm::identity::load_or_create(path)?,
@@ -112,8 +125,10 @@ impl RunArgs {
                 Keypair::generate_ed25519()
             }
         };
-        let swarm = SwarmConfig::new(keypair, self.listen).with_bootstrap(self.bootstrap);
-        Ok(NodeConfig::new(media, swarm))
+        let swarm = SwarmConfig::new(keypair, self.listen.clone()).with_bootstrap(self.bootstrap.clone());
+        let mut config = NodeConfig::new(media, swarm);
+        config.media_ip = self.media_ip;
+        Ok(config)
     }
 }
 

@@ -7,6 +7,7 @@ mod args;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -59,19 +60,38 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while starting must still stop us cleanly.
     let signal = wait_for_signal()?;
     let config = args.into_config()?;
-    let node = Node::start(config).await.context("starting the node")?;
+    let listener = tokio::net::TcpListener::bind(args.api)
+        .await
+        .with_context(|| format!("cannot listen for the API on {}", args.api))?;
+    let node = Arc::new(Node::start(config).await.context("starting the node")?);
+    let (api_addr, api_task) = mafalda_node::api::serve(Arc::clone(&node), listener, args.api_token.clone())?;
 
-    println!("peer id: {}", node.peer_id());
+    say(&format!("peer id: {}", node.peer_id()));
     for addr in node.listen_addrs().await? {
-        println!("listening on: {addr}");
+        say(&format!("listening on: {addr}"));
     }
+    say(&format!("api: http://{api_addr}/v1/status"));
 
     let signal = signal.await;
     info!(signal, "shutting down");
-    if tokio::time::timeout(SHUTDOWN_GRACE, node.shutdown()).await.is_err() {
-        warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; exiting anyway");
+    api_task.abort();
+    let _ = api_task.await;
+    match Arc::try_unwrap(node) {
+        Ok(node) => {
+            if tokio::time::timeout(SHUTDOWN_GRACE, node.shutdown()).await.is_err() {
+                warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; exiting anyway");
+            }
+        }
+        Err(_) => warn!("node still in use at shutdown; exiting without an orderly close"),
     }
     Ok(())
+}
+
+/// Prints a line on stdout; a closed stdout (the reader went away) is not an error.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
 /// Installs the SIGINT and SIGTERM handlers now; the returned future resolves

@@ -18,6 +18,7 @@ struct Started {
 fn start(args: &[&str]) -> Started {
     let mut child = Command::new(BINARY)
         .arg("run")
+        .args(["--api", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -85,7 +86,8 @@ fn identity_file_keeps_the_peer_id_across_restarts_and_a_bad_one_is_refused() {
     assert!(status.success());
 
     std::fs::write(&key, b"garbage").expect("corrupt the key");
-    let output = Command::new(BINARY).args(["run", "--identity", key_arg]).output().expect("run");
+    let output =
+        Command::new(BINARY).args(["run", "--api", "127.0.0.1:0", "--identity", key_arg]).output().expect("run");
     assert_eq!(output.status.code(), Some(1), "refused");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a libp2p ed25519 key"), "names the problem: {stderr}");
@@ -113,7 +115,17 @@ fn version_and_help_describe_the_binary() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("mafalda-node "));
     let help = Command::new(BINARY).args(["run", "--help"]).output().expect("run --help");
     let help = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--listen", "--bootstrap", "--identity", "--workers", "--rtc-ports", "--worker-log-level"] {
+    for flag in [
+        "--listen",
+        "--bootstrap",
+        "--api",
+        "--api-token",
+        "--media-ip",
+        "--identity",
+        "--workers",
+        "--rtc-ports",
+        "--worker-log-level",
+    ] {
         assert!(help.contains(flag), "run --help explains {flag}");
     }
 }

@@ -7,13 +7,13 @@
 //! [`cost`], and asks the cheapest to pipe the stream here (`stream.pipe`), then
 //! provides it itself as a relay one hop further from the origin.
 
+pub mod api;
 pub mod codecs;
 mod config;
 pub mod cost;
 mod error;
 mod node;
 mod remote;
-pub mod api;
 pub mod streams;
 
 pub use codecs::{Codec, TrackSpec};

@@ -67,7 +67,8 @@ async fn publish_through_one_api_and_take_out_through_another() {
     assert_eq!(json(&body)["peerId"], a.peer_id().to_string());
 
     // Publish at a.
-    let tracks = format!(r#"{{"tracks":[{{"kind":"audio","codec":"opus","payloadType":{OPUS_PAYLOAD_TYPE},"ssrc":{SSRC}}}]}}"#);
+    let tracks =
+        format!(r#"{{"tracks":[{{"kind":"audio","codec":"opus","payloadType":{OPUS_PAYLOAD_TYPE},"ssrc":{SSRC}}}]}}"#);
     let (code, body) = http(a_api, "PUT", "/v1/streams/cam/rtp-ingest", token, Some(&tracks)).await;
     assert_eq!(code, 201, "{body}");
     let ingest = json(&body);

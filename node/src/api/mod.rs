@@ -42,7 +42,11 @@ struct ApiState {
 
 /// Serves the API for `node` on `listener` (with an optional bearer token).
 /// Returns the address it listens on and the serving task.
-pub fn serve(node: Arc<Node>, listener: TcpListener, token: Option<String>) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+pub fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    token: Option<String>,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let addr = listener.local_addr()?;
     let state = ApiState { node, token: token.map(Arc::from) };
     let app = Router::new()
