@@ -111,7 +111,7 @@ impl From<WorkerLog> for WorkerLogLevel {
 
 impl RunArgs {
     /// Turns the flags into a node configuration, loading or creating the identity.
-    pub(crate) fn into_config(&self) -> anyhow::Result<NodeConfig> {
+    pub(crate) fn node_config(&self) -> anyhow::Result<NodeConfig> {
         let mut media = MediaConfig::default();
         if let Some(workers) = self.workers {
             media.workers = usize::from(workers);

@@ -59,7 +59,7 @@ fn init_logging() {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while starting must still stop us cleanly.
     let signal = wait_for_signal()?;
-    let config = args.into_config()?;
+    let config = args.node_config()?;
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("cannot listen for the API on {}", args.api))?;

@@ -141,6 +141,7 @@ impl Node {
         let tasks = vec![
             tokio::spawn(watch_swarm(Arc::clone(&inner), events)),
             tokio::spawn(serve_calls(Arc::clone(&inner), calls)),
+            tokio::spawn(report_load(Arc::clone(&inner))),
         ];
         Ok(Self { inner, tasks })
     }
@@ -481,6 +482,40 @@ async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) 
             let _ = call.respond(outcome).await;
             drop(permit);
         });
+    }
+}
+
+/// How often the node gossips its load.
+const LOAD_REPORT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Gossips this node's load (per-worker CPU and objects) every interval, and
+/// closes workers that stayed idle past their grace period.
+async fn report_load(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(LOAD_REPORT_INTERVAL);
+    loop {
+        tick.tick().await;
+        inner.media.sample_cpu();
+        inner.media.reap_idle(std::time::Instant::now());
+        let mut report = mafalda_swarm::LoadReport::new(inner.swarm.peer_id());
+        let status = inner.media.status();
+        report.workers = status
+            .iter()
+            .map(|w| mafalda_swarm::WorkerLoad {
+                cpu_percent: w.cpu_percent,
+                routers: w.objects.routers,
+                transports: w.objects.transports,
+                producers: w.objects.producers,
+                consumers: w.objects.consumers,
+            })
+            .collect();
+        report.capacity = u32::try_from(inner.config.media.workers)
+            .unwrap_or(u32::MAX)
+            .saturating_mul(inner.config.media.placement.consumer_capacity);
+        report.streams_provided = u32::try_from(lock(&inner.streams).len()).unwrap_or(u32::MAX);
+        if let Err(error) = inner.swarm.publish_load(report).await {
+            // No subscribed peer yet is normal for a lone node.
+            debug!(%error, "load report not published");
+        }
     }
 }
 
