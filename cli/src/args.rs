@@ -30,6 +30,13 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Start a node, print its peer id and listen addresses, run until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Start a local 3-node swarm (A <- B <- C) on 127.0.0.1, publish a generated RTP
+    /// stream at A, take it out at C, and print the path and packet counts.
+    Demo {
+        /// Stop after this many seconds (default: run until Ctrl-C).
+        #[arg(long, value_name = "N")]
+        seconds: Option<u64>,
+    },
 }
 
 /// Flags of `mafalda-node run`.

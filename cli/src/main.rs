@@ -4,6 +4,7 @@
 //! subcommand and maps SIGINT/SIGTERM onto an orderly shutdown.
 
 mod args;
+mod demo;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -35,6 +36,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(args).await,
+            Command::Demo { seconds } => match wait_for_signal() {
+                Ok(stop) => demo::run(seconds, stop).await,
+                Err(error) => Err(error),
+            },
         }
     });
     // Worker threads are already closed; don't wait for stray blocking tasks.

@@ -129,3 +129,16 @@ fn version_and_help_describe_the_binary() {
         assert!(help.contains(flag), "run --help explains {flag}");
     }
 }
+
+#[test]
+fn demo_carries_a_stream_across_a_local_swarm() {
+    let output =
+        Command::new(BINARY).args(["demo", "--seconds", "2"]).env("RUST_LOG", "warn").output().expect("run the demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "demo exit status {}: {stdout}", output.status);
+    assert!(stdout.contains("the swarm's path: A -> "), "{stdout}");
+    let last = stdout.lines().rev().find(|l| l.starts_with("sent ")).expect("a packet count line");
+    let numbers: Vec<u64> = last.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(numbers.len() == 2 && numbers[1] > 0, "packets came out of C: {last}");
+    assert!(numbers[1] * 100 >= numbers[0] * 95, "at least 95 % delivered: {last}");
+}
