@@ -195,3 +195,68 @@ async fn killing_the_relay_in_the_middle_of_a_path_heals_within_two_seconds() {
         node.shutdown().await;
     }
 }
+
+/// Five nodes whose bootstrap links form a line: published at node 1, taken out
+/// at node 5; every node finds node 1 as the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_in_a_line_deliver_end_to_end() {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..5 {
+        let next = node(if i == 0 { None } else { Some(&nodes[i - 1]) }).await;
+        nodes.push(next);
+    }
+    let origin = nodes[0].peer_id().to_string();
+    let ingest = nodes[0].publish_rtp("line", vec![opus_track()]).await.expect("publish at node 1");
+    for node in &nodes[1..] {
+        let providers = node.find("line").await.expect("find");
+        assert!(providers.iter().any(|p| p.peer == origin && p.hops == 0), "node 1 is the origin: {providers:?}");
+    }
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = nodes[4].consume_rtp("line", receiver.local_addr().expect("addr")).await.expect("consume at node 5");
+    assert_eq!(egress.path.first(), Some(&origin));
+    let track = egress.tracks[0].clone();
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 300);
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+    for node in nodes.into_iter().rev() {
+        node.shutdown().await;
+    }
+}
+
+/// After every stop, the media objects are gone again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_egresses_and_publications_leaks_nothing() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let transports = |node: &Node| node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
+    let consumers = |node: &Node| node.media().status().iter().map(|w| w.objects.consumers).sum::<u32>();
+    let (a_before, b_before) = (transports(&a), transports(&b));
+
+    a.publish_rtp("leak", vec![opus_track()]).await.expect("publish");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = b.consume_rtp("leak", receiver.local_addr().expect("addr")).await.expect("consume");
+    assert!(transports(&a) > a_before && transports(&b) > b_before, "ingest, pipes and egress exist");
+
+    b.stop_egress(&egress.id).expect("stop egress");
+    a.unpublish("leak").await.expect("unpublish");
+    let clean = mafalda_tests::swarm::eventually(Duration::from_secs(5), || async {
+        transports(&a) == a_before && transports(&b) == b_before && consumers(&a) == 0 && consumers(&b) == 0
+    })
+    .await;
+    assert!(
+        clean,
+        "transports back to {a_before}/{b_before}, got {}/{}; consumers {}/{}",
+        transports(&a),
+        transports(&b),
+        consumers(&a),
+        consumers(&b)
+    );
+    assert!(b.streams().is_empty() && b.egress_count() == 0);
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}
