@@ -225,6 +225,21 @@ impl MediaEngine {
         }
     }
 
+    /// Whether every worker is over the watermark and no more may start: new
+    /// consumers would overload this node.
+    pub fn is_saturated(&self) -> bool {
+        let slots = lock(&self.inner.slots);
+        let policy = &self.inner.config.placement;
+        slots.len() >= self.inner.config.workers
+            && slots.iter().enumerate().all(|(index, slot)| {
+                !policy.has_room(&WorkerLoadView {
+                    index,
+                    cpu_percent: slot.cpu_percent,
+                    consumers: slot.counters.snapshot().consumers,
+                })
+            })
+    }
+
     /// The worker placement picks for new work, started if needed.
     pub async fn place(&self) -> Result<Worker, MediaError> {
         let _creating = self.inner.creating.lock().await;

@@ -19,6 +19,12 @@ pub enum NodeError {
     /// The stream is already published here.
     #[error("stream {0} is already published on this node")]
     AlreadyPublished(String),
+    /// This node is over its watermark; these peers also relay the stream.
+    #[error("busy; try {alternatives:?}")]
+    Busy {
+        /// Peer ids of other providers of the stream.
+        alternatives: Vec<String>,
+    },
     /// Every provider of the stream refused or failed; the text lists why.
     #[error("no provider could serve stream {stream}: {reasons}")]
     NoProvider {

@@ -315,17 +315,30 @@ impl Inner {
             })
             .collect();
         let mut reasons = Vec::new();
-        for candidate in self.config.cost.rank(candidates) {
-            match remote::pull(self, stream, candidate.peer).await {
+        let mut queue: std::collections::VecDeque<PeerId> =
+            self.config.cost.rank(candidates).into_iter().map(|c| c.peer).collect();
+        let mut tried = std::collections::HashSet::new();
+        while let Some(peer) = queue.pop_front() {
+            if !tried.insert(peer) || peer == self.swarm.peer_id() {
+                continue;
+            }
+            match remote::pull(self, stream, peer).await {
                 Ok(()) => {
                     if let Err(error) = self.swarm.provide(stream_key(stream)).await {
                         debug!(stream, %error, "first provider announcement incomplete");
                     }
                     return Ok(());
                 }
+                Err(NodeError::Busy { alternatives }) => {
+                    info!(stream, %peer, ?alternatives, "provider busy; trying the relays it named");
+                    reasons.push(format!("{peer}: busy"));
+                    for alternative in alternatives.iter().filter_map(|a| a.parse::<PeerId>().ok()).rev() {
+                        queue.push_front(alternative);
+                    }
+                }
                 Err(error) => {
-                    warn!(stream, peer = %candidate.peer, %error, "provider could not pipe the stream");
-                    reasons.push(format!("{}: {error}", candidate.peer));
+                    warn!(stream, %peer, %error, "provider could not pipe the stream");
+                    reasons.push(format!("{peer}: {error}"));
                 }
             }
         }
@@ -449,6 +462,11 @@ impl Inner {
         let (producer_ids, hops, path) = {
             let streams = lock(&self.streams);
             let local = streams.get(&request.stream).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+            if self.media.is_saturated() {
+                // Delegate: the nodes this one already feeds can serve the newcomer.
+                let alternatives = local.downstream.iter().filter(|d| **d != peer).map(ToString::to_string).collect();
+                return Err(NodeError::Busy { alternatives });
+            }
             (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.hops, local.path.clone())
         };
         let first = producer_ids.first().ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;

@@ -30,6 +30,10 @@ fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
 
 fn rpc_error(error: NodeError) -> RpcError {
     match error {
+        NodeError::Busy { alternatives } => {
+            let data = Value::Array(alternatives.into_iter().map(Value::Text).collect());
+            RpcError::new(ErrorCode::Busy, "busy: over the watermark").with_data(data)
+        }
         NodeError::NotFound(what) => RpcError::new(ErrorCode::ObjectNotFound, format!("{what} not here")),
         NodeError::InvalidInput(why) => RpcError::new(ErrorCode::InvalidParams, why),
         other => RpcError::new(ErrorCode::InternalError, other.to_string()),
@@ -123,9 +127,17 @@ pub(crate) async fn pull(inner: &Arc<Inner>, stream: &str, peer: PeerId) -> Resu
     let (transport, endpoint) = pipe::open_pipe(&router, inner.config.media_ip, None).await?;
     let request = PipeRequest { stream: stream.to_owned(), endpoint };
     let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-    let offer: PipeOffer = call(inner, peer, "stream.pipe", params)
-        .await
-        .map_err(|e| NodeError::NoProvider { stream: stream.to_owned(), reasons: e.to_string() })?;
+    let offer: PipeOffer = match call(inner, peer, "stream.pipe", params).await {
+        Ok(offer) => offer,
+        Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
+            let alternatives = match error.data {
+                Some(Value::Array(peers)) => peers.into_iter().filter_map(|p| p.into_text().ok()).collect(),
+                _ => Vec::new(),
+            };
+            return Err(NodeError::Busy { alternatives });
+        }
+        Err(error) => return Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: error.to_string() }),
+    };
     pipe::connect_pipe(&transport, &offer.endpoint).await?;
     let mut producers = Vec::new();
     for track in &offer.tracks {

@@ -260,3 +260,31 @@ async fn stopping_egresses_and_publications_leaks_nothing() {
         node.shutdown().await;
     }
 }
+
+/// A busy origin delegates: it answers "busy, try these" with the relays it
+/// feeds, and the newcomer is served by a relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_origin_sends_newcomers_to_its_relays() {
+    // A's single worker is full at 2 consumers (capacity 2, watermark 0.6).
+    let a = node_with(None, |config| {
+        let mut placement = mafalda_media::PlacementPolicy::default();
+        placement.consumer_capacity = 2;
+        config.media.placement = placement;
+    })
+    .await;
+    let b = node(Some(&a)).await;
+    let c = node(Some(&a)).await;
+    let (a_id, b_id, c_id) = (a.peer_id().to_string(), b.peer_id().to_string(), c.peer_id().to_string());
+    a.publish_rtp("popular", vec![opus_track()]).await.expect("publish");
+    let sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let sink_addr = sink.local_addr().expect("addr");
+    b.consume_rtp("popular", sink_addr).await.expect("b pulls from a (one pipe consumer on a)");
+    a.consume_rtp("popular", sink_addr).await.expect("a local egress fills a");
+    assert!(a.media().is_saturated(), "a is over its watermark");
+
+    let egress = c.consume_rtp("popular", sink_addr).await.expect("c is served");
+    assert_eq!(egress.path, vec![a_id, b_id, c_id], "c was sent to the relay b");
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
