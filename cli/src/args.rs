@@ -37,6 +37,38 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N")]
         seconds: Option<u64>,
     },
+    /// Show a running node's peer id, peers, workers and streams (through its API).
+    Status {
+        #[command(flatten)]
+        target: crate::client::ApiTarget,
+    },
+    /// Publish a stream at a node from plain RTP; prints where to send the RTP.
+    Publish {
+        /// Stream id (1-128 of A-Z a-z 0-9 - _ . :).
+        stream: String,
+        /// A track as KIND:CODEC:PAYLOAD_TYPE:SSRC (audio:opus, video:vp8, video:h264); repeat for several.
+        #[arg(long = "track", value_name = "TRACK", required = true, value_parser = crate::client::parse_track)]
+        tracks: Vec<serde_json::Value>,
+        #[command(flatten)]
+        target: crate::client::ApiTarget,
+    },
+    /// Find the providers of a stream from a node (hops, RTT, load).
+    Find {
+        /// Stream id.
+        stream: String,
+        #[command(flatten)]
+        target: crate::client::ApiTarget,
+    },
+    /// Have a node send a stream's RTP to an address (it pipes the stream there first if needed).
+    Consume {
+        /// Stream id.
+        stream: String,
+        /// Where to send the RTP, as IP:PORT.
+        #[arg(long, value_name = "IP:PORT")]
+        to: std::net::SocketAddr,
+        #[command(flatten)]
+        target: crate::client::ApiTarget,
+    },
 }
 
 /// Flags of `mafalda-node run`.

@@ -4,6 +4,7 @@
 //! subcommand and maps SIGINT/SIGTERM onto an orderly shutdown.
 
 mod args;
+mod client;
 mod demo;
 
 use std::io::IsTerminal;
@@ -40,6 +41,10 @@ fn main() -> ExitCode {
                 Ok(stop) => demo::run(seconds, stop).await,
                 Err(error) => Err(error),
             },
+            Command::Status { target } => client::status(&target).await,
+            Command::Publish { stream, tracks, target } => client::publish(&target, &stream, tracks).await,
+            Command::Find { stream, target } => client::find(&target, &stream).await,
+            Command::Consume { stream, to, target } => client::consume(&target, &stream, to).await,
         }
     });
     // Worker threads are already closed; don't wait for stray blocking tasks.

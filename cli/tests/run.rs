@@ -12,6 +12,7 @@ struct Started {
     child: Child,
     peer_id: String,
     addrs: Vec<String>,
+    api: String,
 }
 
 /// Starts `mafalda-node run` with `args` and reads its identity and addresses.
@@ -31,7 +32,13 @@ fn start(args: &[&str]) -> Started {
     let peer_id = first.strip_prefix("peer id: ").expect("first line gives the peer id").to_owned();
     let addr_line = lines.next().expect("an address line").expect("utf-8");
     let addr = addr_line.strip_prefix("listening on: ").expect("second line gives an address").to_owned();
-    Started { child, peer_id, addrs: vec![addr] }
+    let api_line = lines.next().expect("an api line").expect("utf-8");
+    let api = api_line
+        .strip_prefix("api: http://")
+        .and_then(|rest| rest.strip_suffix("/v1/status"))
+        .expect("third line gives the API address")
+        .to_owned();
+    Started { child, peer_id, addrs: vec![addr], api }
 }
 
 /// Sends `signal` and returns the exit status and how long the exit took.
@@ -141,4 +148,44 @@ fn demo_carries_a_stream_across_a_local_swarm() {
     let numbers: Vec<u64> = last.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     assert!(numbers.len() == 2 && numbers[1] > 0, "packets came out of C: {last}");
     assert!(numbers[1] * 100 >= numbers[0] * 95, "at least 95 % delivered: {last}");
+}
+
+fn client(args: &[&str]) -> std::process::Output {
+    Command::new(BINARY).args(args).env("RUST_LOG", "warn").output().expect("run a client subcommand")
+}
+
+#[test]
+fn client_subcommands_publish_find_and_consume_through_the_api() {
+    let first = start(&[]);
+    let second = start(&["--bootstrap", &first.addrs[0]]);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let published = client(&["publish", "cam", "--track", "audio:opus:111:42", "--api", &first.api]);
+    let text = String::from_utf8_lossy(&published.stdout);
+    assert!(published.status.success() && text.contains("send RTP to 127.0.0.1:"), "{text}");
+
+    let found = client(&["find", "cam", "--json", "--api", &second.api]);
+    let json: serde_json::Value = serde_json::from_slice(&found.stdout).expect("find --json prints JSON");
+    assert_eq!(json["providers"][0]["peer"], first.peer_id.as_str());
+    assert_eq!(json["providers"][0]["hops"], 0);
+
+    let consumed = client(&["consume", "cam", "--to", "127.0.0.1:5004", "--api", &second.api]);
+    let text = String::from_utf8_lossy(&consumed.stdout);
+    assert!(consumed.status.success(), "{text}");
+    assert!(text.contains(&format!("path: {} -> {}", first.peer_id, second.peer_id)), "{text}");
+
+    let status = client(&["status", "--api", &second.api]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&format!("peer id: {}", second.peer_id)) && text.contains("stream cam: hops 1"), "{text}");
+
+    let missing = client(&["find", "nobody", "--api", &second.api]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"), "the API's answer is shown");
+    let bad_track = client(&["publish", "x", "--track", "audio-opus", "--api", &first.api]);
+    assert_eq!(bad_track.status.code(), Some(2), "a malformed --track is a usage error");
+
+    for node in [second, first] {
+        let (status, _) = stop(node.child, "TERM");
+        assert!(status.success());
+    }
 }
