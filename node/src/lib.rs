@@ -12,6 +12,7 @@ pub mod codecs;
 mod config;
 pub mod cost;
 mod error;
+mod metrics;
 mod node;
 mod remote;
 pub mod streams;

@@ -85,6 +85,7 @@ pub(crate) struct Inner {
     pub(crate) swarm: SwarmHandle,
     pub(crate) media: MediaEngine,
     pub(crate) router: SpanningRouter,
+    pub(crate) metrics: crate::metrics::NodeMetrics,
     pub(crate) streams: Mutex<HashMap<String, LocalStream>>,
     egresses: Mutex<HashMap<String, EgressRecord>>,
     /// One lock per stream being pulled, so concurrent consumes share one pipe.
@@ -133,6 +134,7 @@ impl Node {
             swarm,
             media,
             router,
+            metrics: crate::metrics::NodeMetrics::default(),
             streams: Mutex::default(),
             egresses: Mutex::default(),
             pulling: Mutex::default(),
@@ -167,6 +169,11 @@ impl Node {
     /// The media engine.
     pub fn media(&self) -> &MediaEngine {
         &self.inner.media
+    }
+
+    /// Adds the node's counters and histograms (ROPE calls, find latency) to `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.inner.metrics.register(registry);
     }
 
     /// Publishes `stream` from plain RTP: returns the address to send RTP to
@@ -496,7 +503,9 @@ async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) 
         let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
         let inner = Arc::clone(&inner);
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let outcome = remote::handle(&inner, call.peer, &call.request).await;
+            inner.metrics.call(&call.request.method, "in", outcome.is_ok(), started.elapsed().as_secs_f64());
             let _ = call.respond(outcome).await;
             drop(permit);
         });

@@ -75,12 +75,21 @@ pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) 
 }
 
 async fn call<T: DeserializeOwned>(inner: &Inner, peer: PeerId, method: &str, params: Value) -> Result<T, CallError> {
-    let value = inner.swarm.call(peer, method, None, params).await?;
-    value.deserialized().map_err(|e| CallError::Io { peer, reason: format!("unexpected answer to {method}: {e}") })
+    let started = std::time::Instant::now();
+    let result = inner.swarm.call(peer, method, None, params).await;
+    inner.metrics.call(method, "out", result.is_ok(), started.elapsed().as_secs_f64());
+    result?.deserialized().map_err(|e| CallError::Io { peer, reason: format!("unexpected answer to {method}: {e}") })
 }
 
 /// The providers of `stream` that describe it, with RTT and load.
 pub(crate) async fn find(inner: &Arc<Inner>, stream: &str) -> Result<Vec<ProviderInfo>, NodeError> {
+    let started = std::time::Instant::now();
+    let found = find_described(inner, stream).await;
+    inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+    found
+}
+
+async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<Vec<ProviderInfo>, NodeError> {
     let providers = inner.swarm.find_providers(stream_key(stream), inner.config.find_deadline).await?;
     let rtts = inner.swarm.rtts().await?;
     let loads = inner.swarm.peer_loads().await?;

@@ -102,6 +102,12 @@ async fn publish_through_one_api_and_take_out_through_another() {
     assert_eq!(code, 200);
     assert!(metrics.contains("mafalda_streams 1") && metrics.contains("mafalda_egresses 1"), "{metrics}");
     assert!(metrics.contains("mafalda_worker_cpu_percent{worker="), "{metrics}");
+    assert!(metrics.contains("mafalda_find_latency_seconds_count 2"), "two finds (GET and the consume's) {metrics}");
+    assert!(
+        metrics.contains(r#"mafalda_rope_calls_total{method="stream.pipe",direction="out",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"mafalda_rope_call_latency_seconds_count{method="stream.describe"}"#), "{metrics}");
     let egress_path = format!("/v1/streams/cam/rtp-egress/{}", egress["id"].as_str().expect("id"));
     assert_eq!(http(b_api, "DELETE", &egress_path, None, None).await.0, 204);
     assert_eq!(http(b_api, "DELETE", &egress_path, None, None).await.0, 404, "already stopped");

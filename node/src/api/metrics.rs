@@ -41,6 +41,7 @@ pub(super) async fn render(State(state): State<ApiState>) -> Response {
     registry.register("worker_cpu_percent", "CPU use of each mediasoup worker thread", cpu);
     registry.register("worker_consumers", "Consumers on each worker (pipes included)", consumers);
     registry.register("worker_transports", "Transports on each worker (pipes included)", transports);
+    node.register_metrics(&mut registry);
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
