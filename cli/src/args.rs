@@ -103,6 +103,16 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "IP", env = "MAFALDA_MEDIA_IP", default_value = "127.0.0.1")]
     media_ip: std::net::IpAddr,
 
+    /// Address other nodes send pipe media to, when it differs from --media-ip (NAT, public IP).
+    #[arg(long, value_name = "IP", env = "MAFALDA_ANNOUNCED_IP")]
+    announced_ip: Option<std::net::IpAddr>,
+
+    /// Load (0-1 of a worker's CPU and consumer capacity) above which this node
+    /// counts as busy: new consumers go to other workers, then other nodes.
+    #[arg(long, value_name = "FRACTION", env = "MAFALDA_WATERMARK", default_value_t = 0.6,
+          value_parser = parse_watermark)]
+    watermark: f32,
+
     /// Key file holding the node's ed25519 identity (libp2p protobuf encoding). Created
     /// with mode 0600 when missing, so the peer id survives restarts. Without it the node
     /// runs with a fresh identity each time.
@@ -167,8 +177,17 @@ impl RunArgs {
         let swarm = SwarmConfig::new(keypair, self.listen.clone()).with_bootstrap(self.bootstrap.clone());
         let mut config = NodeConfig::new(media, swarm);
         config.media_ip = self.media_ip;
+        config.announced_ip = self.announced_ip;
+        config.media.placement.watermark = self.watermark;
+        config.cost.watermark = f64::from(self.watermark);
         Ok(config)
     }
+}
+
+fn parse_watermark(text: &str) -> anyhow::Result<f32> {
+    let value: f32 = text.parse().context("expected a fraction such as 0.6")?;
+    anyhow::ensure!(value > 0.0 && value <= 1.0, "the watermark is a fraction in (0, 1]");
+    Ok(value)
 }
 
 fn parse_port_range(text: &str) -> anyhow::Result<RangeInclusive<u16>> {

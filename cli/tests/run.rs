@@ -108,6 +108,7 @@ fn bad_flags_are_refused_with_a_clear_message() {
         (&["run", "--listen", "not-a-multiaddr"][..], "--listen"),
         (&["run", "--rtc-ports", "50000-40000"][..], "above MAX"),
         (&["run", "--workers", "0"][..], "--workers"),
+        (&["run", "--watermark", "1.5"][..], "fraction"),
     ] {
         let output = Command::new(BINARY).args(args).output().expect("run mafalda-node");
         assert_eq!(output.status.code(), Some(2), "usage error exit code for {args:?}");
@@ -128,6 +129,8 @@ fn version_and_help_describe_the_binary() {
         "--api",
         "--api-token",
         "--media-ip",
+        "--announced-ip",
+        "--watermark",
         "--identity",
         "--workers",
         "--rtc-ports",

@@ -19,6 +19,8 @@ pub struct NodeConfig {
     pub swarm: SwarmConfig,
     /// IP that RTP ingest, egress and pipe transports listen on.
     pub media_ip: IpAddr,
+    /// Address other nodes should send pipe media to, if not `media_ip` (NAT, public IP).
+    pub announced_ip: Option<IpAddr>,
     /// How long a stream lookup may take.
     pub find_deadline: Duration,
     /// How providers are ranked.
@@ -35,6 +37,7 @@ impl NodeConfig {
             media,
             swarm,
             media_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            announced_ip: None,
             find_deadline: Duration::from_secs(5),
             cost: CostWeights::default(),
             link_delay: HashMap::new(),

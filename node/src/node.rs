@@ -478,7 +478,8 @@ impl Inner {
         };
         let first = producer_ids.first().ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
         let router = self.router.home_router(first).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-        let (transport, endpoint) = pipe::open_pipe(&router, self.config.media_ip, None).await?;
+        let (transport, endpoint) =
+            pipe::open_pipe(&router, self.config.media_ip, self.config.announced_ip.map(|ip| ip.to_string())).await?;
         pipe::connect_pipe(&transport, &request.endpoint).await?;
         let mut tracks = Vec::new();
         let mut consumers = Vec::new();

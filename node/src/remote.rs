@@ -133,7 +133,8 @@ async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<Vec<Provider
 /// Pipes `stream` here from `peer` and keeps it as a relay.
 pub(crate) async fn pull(inner: &Arc<Inner>, stream: &str, peer: PeerId) -> Result<(), NodeError> {
     let router = inner.router.ingest_router().await?;
-    let (transport, endpoint) = pipe::open_pipe(&router, inner.config.media_ip, None).await?;
+    let (transport, endpoint) =
+        pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
     let request = PipeRequest { stream: stream.to_owned(), endpoint };
     let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
     let offer: PipeOffer = match call(inner, peer, "stream.pipe", params).await {
