@@ -412,13 +412,23 @@ impl Inner {
             }
             Err(error) => {
                 warn!(stream, lost = %lost, %error, "no other provider; ending the stream here");
-                lock(&self.egresses).retain(|_, record| record.stream != stream);
-                if let Err(error) = self.swarm.stop_providing(stream_key(stream)).await {
-                    debug!(stream, %error, "could not stop providing");
-                }
+                self.withdraw(stream).await;
             }
         }
         // Downstream pipes came from the old producers: let them re-pipe too.
+        self.tell_downstream(stream, downstream);
+    }
+
+    /// Drops `stream`'s egresses and stops providing it.
+    async fn withdraw(&self, stream: &str) {
+        lock(&self.egresses).retain(|_, record| record.stream != stream);
+        if let Err(error) = self.swarm.stop_providing(stream_key(stream)).await {
+            debug!(stream, %error, "could not stop providing");
+        }
+    }
+
+    /// Tells each downstream peer that `stream` ended here (in the background).
+    fn tell_downstream(self: &Arc<Self>, stream: &str, downstream: Vec<PeerId>) {
         for peer in downstream {
             let inner = Arc::clone(self);
             let stream = stream.to_owned();
@@ -433,15 +443,8 @@ impl Inner {
         info!(stream, downstream = local.downstream.len(), "stream ended here");
         let downstream = local.downstream.clone();
         drop(local);
-        lock(&self.egresses).retain(|_, record| record.stream != stream);
-        if let Err(error) = self.swarm.stop_providing(stream_key(stream)).await {
-            debug!(stream, %error, "could not stop providing");
-        }
-        for peer in downstream {
-            let inner = Arc::clone(self);
-            let stream = stream.to_owned();
-            tokio::spawn(async move { remote::tell_closed(&inner, &stream, peer).await });
-        }
+        self.withdraw(stream).await;
+        self.tell_downstream(stream, downstream);
         true
     }
 
