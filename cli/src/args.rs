@@ -113,6 +113,11 @@ pub(crate) struct RunArgs {
           value_parser = parse_watermark)]
     watermark: f32,
 
+    /// TOML file with any of these settings (keys like `api`, `bootstrap`, `workers`);
+    /// flags and environment variables win over it.
+    #[arg(long, value_name = "FILE", env = "MAFALDA_CONFIG")]
+    config: Option<PathBuf>,
+
     /// Key file holding the node's ed25519 identity (libp2p protobuf encoding). Created
     /// with mode 0600 when missing, so the peer id survives restarts. Without it the node
     /// runs with a fresh identity each time.
@@ -159,6 +164,49 @@ impl From<WorkerLog> for WorkerLogLevel {
 }
 
 impl RunArgs {
+    /// Fills every setting not given as a flag or environment variable from the
+    /// `--config` file, if there is one.
+    pub(crate) fn apply_config_file(&mut self, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+        let Some(path) = self.config.clone() else { return Ok(()) };
+        let file = crate::config_file::ConfigFile::load(&path)?;
+        let unset =
+            |id: &str| matches.value_source(id).is_none_or(|source| source == clap::parser::ValueSource::DefaultValue);
+        let bad = |key: &str, error: &dyn std::fmt::Display| anyhow::anyhow!("{}: {key}: {error}", path.display());
+        if let Some(listen) = file.listen.filter(|_| unset("listen")) {
+            self.listen = listen.iter().map(|a| a.parse().map_err(|e| bad("listen", &e))).collect::<Result<_, _>>()?;
+        }
+        if let Some(bootstrap) = file.bootstrap.filter(|_| unset("bootstrap")) {
+            self.bootstrap =
+                bootstrap.iter().map(|a| a.parse().map_err(|e| bad("bootstrap", &e))).collect::<Result<_, _>>()?;
+        }
+        if let Some(api) = file.api.filter(|_| unset("api")) {
+            self.api = api.parse().map_err(|e| bad("api", &e))?;
+        }
+        if let Some(token) = file.api_token.filter(|_| unset("api_token")) {
+            self.api_token = Some(token);
+        }
+        if let Some(ip) = file.media_ip.filter(|_| unset("media_ip")) {
+            self.media_ip = ip.parse().map_err(|e| bad("media_ip", &e))?;
+        }
+        if let Some(ip) = file.announced_ip.filter(|_| unset("announced_ip")) {
+            self.announced_ip = Some(ip.parse().map_err(|e| bad("announced_ip", &e))?);
+        }
+        if let Some(watermark) = file.watermark.filter(|_| unset("watermark")) {
+            self.watermark = parse_watermark(&watermark.to_string()).map_err(|e| bad("watermark", &e))?;
+        }
+        if let Some(identity) = file.identity.filter(|_| unset("identity")) {
+            self.identity = Some(identity);
+        }
+        if let Some(workers) = file.workers.filter(|_| unset("workers")) {
+            anyhow::ensure!(workers >= 1, "{}: workers must be at least 1", path.display());
+            self.workers = Some(workers);
+        }
+        if let Some(ports) = file.rtc_ports.filter(|_| unset("rtc_ports")) {
+            self.rtc_ports = parse_port_range(&ports).map_err(|e| bad("rtc_ports", &e))?;
+        }
+        Ok(())
+    }
+
     /// Turns the flags into a node configuration, loading or creating the identity.
     pub(crate) fn node_config(&self) -> anyhow::Result<NodeConfig> {
         let mut media = MediaConfig::default();

@@ -5,6 +5,7 @@
 
 mod args;
 mod client;
+mod config_file;
 mod demo;
 
 use std::io::IsTerminal;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use mafalda_node::Node;
 use mafalda_nss_link as _;
 use tracing::{info, warn};
@@ -25,7 +26,17 @@ use crate::args::{Cli, Command, RunArgs};
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    if let (Command::Run(args), Some(("run", run_matches))) = (&mut cli.command, matches.subcommand())
+        && let Err(error) = args.apply_config_file(run_matches)
+    {
+        eprintln!("error: {error:#}");
+        return ExitCode::from(2);
+    }
     init_logging();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

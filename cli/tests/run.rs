@@ -132,6 +132,7 @@ fn version_and_help_describe_the_binary() {
         "--announced-ip",
         "--watermark",
         "--identity",
+        "--config",
         "--workers",
         "--rtc-ports",
         "--worker-log-level",
@@ -191,4 +192,46 @@ fn client_subcommands_publish_find_and_consume_through_the_api() {
         let (status, _) = stop(node.child, "TERM");
         assert!(status.success());
     }
+}
+
+#[test]
+fn a_config_file_sets_what_flags_do_not_and_typos_are_refused() {
+    let dir = std::env::temp_dir().join(format!("mafalda-cli-config-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("node.key");
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "identity = {:?}\nworkers = 1\napi = \"127.0.0.1:1\"\nrtc_ports = \"41000-41999\"\n",
+            key.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let config_arg = config.to_str().expect("utf-8");
+
+    // The file's identity applies; the --api flag (given by start) wins over the file's.
+    let node = start(&["--config", config_arg]);
+    assert!(key.exists(), "the identity file named in the config was created");
+    assert!(!node.api.ends_with(":1"), "the --api flag won over the file: {}", node.api);
+    let (status, _) = stop(node.child, "TERM");
+    assert!(status.success());
+    let again = start(&["--config", config_arg]);
+    let peer_of_key = again.peer_id.clone();
+    let (status, _) = stop(again.child, "TERM");
+    assert!(status.success());
+    assert!(peer_of_key.starts_with("12D3KooW"));
+
+    std::fs::write(&config, "workerz = 2\n").expect("write typo");
+    let output = Command::new(BINARY).args(["run", "--config", config_arg]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("workerz") && stderr.contains("node.toml"), "names the key and file: {stderr}");
+
+    std::fs::write(&config, "listen = [\"not-a-multiaddr\"]\n").expect("write bad value");
+    let output = Command::new(BINARY).args(["run", "--config", config_arg]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("listen"));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1,0 +1,62 @@
+//! `mafalda-node run --config FILE`: the same settings as the flags, in TOML.
+//! A flag or its environment variable wins over the file; the file wins over
+//! the built-in default.
+//!
+//! ```toml
+//! listen = ["/ip4/0.0.0.0/tcp/4001"]
+//! bootstrap = ["/ip4/192.0.2.10/tcp/4001/p2p/12D3Koo..."]
+//! api = "127.0.0.1:7700"
+//! api_token = "change-me"
+//! media_ip = "0.0.0.0"
+//! announced_ip = "192.0.2.20"
+//! watermark = 0.6
+//! identity = "/var/lib/mafalda/node.key"
+//! workers = 4
+//! rtc_ports = "40000-49999"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything a config file may set (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigFile {
+    pub(crate) listen: Option<Vec<String>>,
+    pub(crate) bootstrap: Option<Vec<String>>,
+    pub(crate) api: Option<String>,
+    pub(crate) api_token: Option<String>,
+    pub(crate) media_ip: Option<String>,
+    pub(crate) announced_ip: Option<String>,
+    pub(crate) watermark: Option<f32>,
+    pub(crate) identity: Option<PathBuf>,
+    pub(crate) workers: Option<u16>,
+    pub(crate) rtc_ports: Option<String>,
+}
+
+impl ConfigFile {
+    /// Reads and checks a config file; unknown keys are errors (typos must not pass silently).
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_keys_and_refuses_unknown_ones() {
+        let file: ConfigFile =
+            toml::from_str("api = \"127.0.0.1:9000\"\nworkers = 2\nlisten = [\"/ip4/127.0.0.1/tcp/0\"]")
+                .expect("valid");
+        assert_eq!(file.api.as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(file.workers, Some(2));
+        assert!(toml::from_str::<ConfigFile>("apii = \"x\"").is_err(), "a typo is an error");
+        assert!(toml::from_str::<ConfigFile>("workers = \"many\"").is_err(), "a wrong type is an error");
+    }
+}
