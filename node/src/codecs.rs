@@ -133,3 +133,37 @@ mod tests {
         assert!(matches!(static_pt.rtp_parameters(), Err(NodeError::InvalidInput(_))));
     }
 }
+
+/// One track as apps see it: what a stream carries, or what an egress sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackSummary {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Codec name, lower case (`opus`, `vp8`, `h264`).
+    pub codec: String,
+    /// RTP payload type.
+    pub payload_type: u8,
+    /// SSRC (for an egress, the one the node sends with; it changes after a re-pipe).
+    pub ssrc: u32,
+}
+
+impl TrackSummary {
+    /// The summary of a track with these RTP parameters.
+    pub fn of(kind: MediaKind, parameters: &RtpParameters) -> Self {
+        let codec = parameters.codecs.first();
+        Self {
+            kind,
+            codec: codec.map(codec_name).unwrap_or_default(),
+            payload_type: codec.map(RtpCodecParameters::payload_type).unwrap_or_default(),
+            ssrc: parameters.encodings.first().and_then(|e| e.ssrc).unwrap_or_default(),
+        }
+    }
+}
+
+/// `opus` for `audio/opus`: the subtype of the codec's MIME type, lower case.
+fn codec_name(codec: &RtpCodecParameters) -> String {
+    let mime = serde_json::to_value(codec.mime_type()).ok();
+    let mime = mime.as_ref().and_then(serde_json::Value::as_str).unwrap_or_default();
+    mime.rsplit('/').next().unwrap_or_default().to_ascii_lowercase()
+}

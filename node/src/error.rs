@@ -34,3 +34,27 @@ pub enum NodeError {
         reasons: String,
     },
 }
+
+/// ROPE code for "already published" (apps' API).
+pub const ALREADY_PUBLISHED: i64 = -32010;
+/// ROPE code for "no provider could serve the stream" (apps' API).
+pub const NO_PROVIDER: i64 = -32011;
+
+impl From<NodeError> for mafalda_rope::RpcError {
+    fn from(error: NodeError) -> Self {
+        use mafalda_rope::{ErrorCode, RpcError, Value};
+        match error {
+            NodeError::Busy { alternatives } => {
+                let data = Value::Array(alternatives.into_iter().map(Value::Text).collect());
+                RpcError::new(ErrorCode::Busy, "busy: over the watermark").with_data(data)
+            }
+            NodeError::NotFound(what) => RpcError::new(ErrorCode::ObjectNotFound, format!("{what} not found")),
+            NodeError::InvalidInput(why) => RpcError::new(ErrorCode::InvalidParams, why),
+            error @ NodeError::AlreadyPublished(_) => {
+                RpcError::new(ErrorCode::Application(ALREADY_PUBLISHED), error.to_string())
+            }
+            error @ NodeError::NoProvider { .. } => RpcError::new(ErrorCode::Application(NO_PROVIDER), error.to_string()),
+            other => RpcError::new(ErrorCode::InternalError, other.to_string()),
+        }
+    }
+}

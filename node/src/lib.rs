@@ -12,12 +12,14 @@ pub mod codecs;
 mod config;
 pub mod cost;
 mod error;
+pub mod events;
 mod metrics;
 mod node;
 mod remote;
 pub mod streams;
 
-pub use codecs::{Codec, TrackSpec};
+pub use codecs::{Codec, TrackSpec, TrackSummary};
 pub use config::NodeConfig;
 pub use error::NodeError;
-pub use node::{Egress, EgressTrack, Node, ProviderInfo, StreamStatus};
+pub use events::{EgressStatus, NodeEvent};
+pub use node::{Egress, FoundStream, Node, ProviderInfo, StreamStatus};

@@ -11,13 +11,14 @@ use mafalda_media::transports::plain_ingest;
 use mafalda_media::{MediaEngine, PlainEgress, SpanningRouter};
 use mafalda_swarm::{InboundCall, Multiaddr, PeerId, StartedSwarm, SwarmEvent, SwarmHandle, stream_key};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::codecs::{TrackSpec, router_codecs};
+use crate::codecs::{TrackSpec, TrackSummary, router_codecs};
 use crate::cost::Candidate;
 use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
+use crate::events::{EVENT_BUFFER, EgressStatus, NodeEvent};
 use crate::{NodeConfig, NodeError, remote};
 
 /// A provider of a stream as seen from this node.
@@ -36,14 +37,16 @@ pub struct ProviderInfo {
     pub path: Vec<String>,
 }
 
-/// One consumer track of an egress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A stream found in the swarm: what it carries and who provides it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EgressTrack {
-    /// SSRC the node sends with.
-    pub ssrc: u32,
-    /// Payload type the node sends with.
-    pub payload_type: u8,
+pub struct FoundStream {
+    /// The stream id.
+    pub stream: String,
+    /// Its tracks, as the first provider that answered describes them.
+    pub tracks: Vec<TrackSummary>,
+    /// The providers that answered, with their hops, RTT and load.
+    pub providers: Vec<ProviderInfo>,
 }
 
 /// A stream this node holds.
@@ -67,7 +70,7 @@ pub struct Egress {
     /// Id to stop it with.
     pub id: String,
     /// What the node sends.
-    pub tracks: Vec<EgressTrack>,
+    pub tracks: Vec<TrackSummary>,
     /// Peer ids from the origin to this node.
     pub path: Vec<String>,
 }
@@ -76,6 +79,8 @@ pub struct Egress {
 pub(crate) struct EgressRecord {
     stream: String,
     destination: SocketAddr,
+    tracks: Vec<TrackSummary>,
+    path: Vec<String>,
     /// Held so they keep sending; dropping the record closes them.
     _consumers: Vec<PlainEgress>,
 }
@@ -91,6 +96,7 @@ pub(crate) struct Inner {
     /// One lock per stream being pulled, so concurrent consumes share one pipe.
     pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     next_egress: std::sync::atomic::AtomicU64,
+    events: broadcast::Sender<NodeEvent>,
 }
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -139,6 +145,7 @@ impl Node {
             egresses: Mutex::default(),
             pulling: Mutex::default(),
             next_egress: std::sync::atomic::AtomicU64::new(1),
+            events: broadcast::channel(EVENT_BUFFER).0,
         });
         let tasks = vec![
             tokio::spawn(watch_swarm(Arc::clone(&inner), events)),
@@ -212,6 +219,7 @@ impl Node {
             if streams.contains_key(stream) {
                 return Err(NodeError::AlreadyPublished(stream.to_owned()));
             }
+            self.inner.emit(NodeEvent::StreamHeld { status: status_of(stream, &local) });
             streams.insert(stream.to_owned(), local);
         }
         self.provide(stream).await;
@@ -228,18 +236,8 @@ impl Node {
 
     /// The streams this node holds, as origin or relay.
     pub fn streams(&self) -> Vec<StreamStatus> {
-        let mut streams: Vec<StreamStatus> = lock(&self.inner.streams)
-            .iter()
-            .map(|(stream, local)| StreamStatus {
-                stream: stream.clone(),
-                upstream: match &local.role {
-                    Role::Origin => None,
-                    Role::Relay { upstream } => Some(upstream.to_string()),
-                },
-                hops: local.hops,
-                path: local.path.clone(),
-            })
-            .collect();
+        let mut streams: Vec<StreamStatus> =
+            lock(&self.inner.streams).iter().map(|(stream, local)| status_of(stream, local)).collect();
         streams.sort_by(|a, b| a.stream.cmp(&b.stream));
         streams
     }
@@ -252,6 +250,11 @@ impl Node {
 
     /// The providers of `stream` that answer, with their hops, RTT and load.
     pub async fn find(&self, stream: &str) -> Result<Vec<ProviderInfo>, NodeError> {
+        Ok(self.find_stream(stream).await?.providers)
+    }
+
+    /// Finds `stream`: its tracks and the providers that answer.
+    pub async fn find_stream(&self, stream: &str) -> Result<FoundStream, NodeError> {
         validate_stream_id(stream)?;
         remote::find(&self.inner, stream).await
     }
@@ -270,10 +273,27 @@ impl Node {
         lock(&self.inner.egresses).len()
     }
 
+    /// The egresses running, by id.
+    pub fn egresses(&self) -> Vec<EgressStatus> {
+        let mut egresses: Vec<EgressStatus> =
+            lock(&self.inner.egresses).iter().map(|(id, record)| record.status(id)).collect();
+        egresses.sort_by(|a, b| a.id.cmp(&b.id));
+        egresses
+    }
+
     /// Stops an egress.
     pub fn stop_egress(&self, id: &str) -> Result<(), NodeError> {
         // Dropping the record closes its transports and consumers.
-        lock(&self.inner.egresses).remove(id).map(drop).ok_or_else(|| NodeError::NotFound(id.to_owned()))
+        let record = lock(&self.inner.egresses).remove(id).ok_or_else(|| NodeError::NotFound(id.to_owned()))?;
+        self.inner.emit(NodeEvent::EgressClosed { id: id.to_owned(), stream: record.stream, reason: "stopped".into() });
+        Ok(())
+    }
+
+    /// Changes from now on: streams held and ended, egresses opened, re-opened
+    /// and closed. A receiver that falls more than a few hundred events behind
+    /// gets `Lagged` and should re-read [`Node::streams`] and [`Node::egresses`].
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Stops serving peers, closes the swarm, then the media objects and workers.
@@ -305,7 +325,7 @@ impl Inner {
         if lock(&self.streams).contains_key(stream) {
             return Ok(()); // another consume pulled it meanwhile
         }
-        let providers = remote::find(self, stream).await?;
+        let providers = remote::find(self, stream).await?.providers;
         let me = self.swarm.peer_id().to_string();
         let candidates: Vec<Candidate> = providers
             .iter()
@@ -331,6 +351,9 @@ impl Inner {
             }
             match remote::pull(self, stream, peer).await {
                 Ok(()) => {
+                    if let Some(local) = lock(&self.streams).get(stream) {
+                        self.emit(NodeEvent::StreamHeld { status: status_of(stream, local) });
+                    }
                     if let Err(error) = self.swarm.provide(stream_key(stream)).await {
                         debug!(stream, %error, "first provider announcement incomplete");
                     }
@@ -371,16 +394,19 @@ impl Inner {
         let mut tracks = Vec::new();
         for producer_id in producer_ids {
             let egress = self.router.consume_plain(producer_id, self.config.media_ip, destination).await?;
-            let parameters = egress.consumer.rtp_parameters();
-            tracks.push(EgressTrack {
-                ssrc: parameters.encodings.first().and_then(|e| e.ssrc).unwrap_or_default(),
-                payload_type: parameters.codecs.first().map(|c| c.payload_type()).unwrap_or_default(),
-            });
+            tracks.push(TrackSummary::of(egress.consumer.kind(), egress.consumer.rtp_parameters()));
             consumers.push(egress);
         }
-        let record = EgressRecord { stream: stream.to_owned(), destination, _consumers: consumers };
+        let record =
+            EgressRecord { stream: stream.to_owned(), destination, tracks: tracks.clone(), path: path.clone(), _consumers: consumers };
+        self.emit(NodeEvent::EgressOpened { egress: record.status(id) });
         lock(&self.egresses).insert(id.to_owned(), record);
         Ok(Egress { id: id.to_owned(), tracks, path })
+    }
+
+    /// Tells the apps; nobody listening is fine.
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
     }
 
     /// The upstream of `stream` is gone: pipe it again from another provider and
@@ -406,6 +432,8 @@ impl Inner {
                     if let Err(error) = self.open_egress(&id, stream, destination).await {
                         warn!(stream, egress = %id, %error, "could not restart an egress");
                         lock(&self.egresses).remove(&id);
+                        let reason = format!("could not restart after a re-pipe: {error}");
+                        self.emit(NodeEvent::EgressClosed { id, stream: stream.to_owned(), reason });
                     }
                 }
                 info!(stream, lost = %lost, took = ?started.elapsed(), "stream re-piped from another provider");
@@ -421,7 +449,19 @@ impl Inner {
 
     /// Drops `stream`'s egresses and stops providing it.
     async fn withdraw(&self, stream: &str) {
-        lock(&self.egresses).retain(|_, record| record.stream != stream);
+        let closed: Vec<String> = {
+            let mut egresses = lock(&self.egresses);
+            let ids: Vec<String> =
+                egresses.iter().filter(|(_, record)| record.stream == stream).map(|(id, _)| id.clone()).collect();
+            for id in &ids {
+                egresses.remove(id);
+            }
+            ids
+        };
+        for id in closed {
+            self.emit(NodeEvent::EgressClosed { id, stream: stream.to_owned(), reason: "stream ended".into() });
+        }
+        self.emit(NodeEvent::StreamEnded { stream: stream.to_owned() });
         if let Err(error) = self.swarm.stop_providing(stream_key(stream)).await {
             debug!(stream, %error, "could not stop providing");
         }
@@ -560,6 +600,30 @@ async fn watch_swarm(inner: Arc<Inner>, mut events: mpsc::Receiver<SwarmEvent>) 
             }
             SwarmEvent::PingRtt { peer, rtt } => debug!(%peer, ?rtt, "ping"),
             other => debug!(?other, "swarm event"),
+        }
+    }
+}
+
+fn status_of(stream: &str, local: &LocalStream) -> StreamStatus {
+    StreamStatus {
+        stream: stream.to_owned(),
+        upstream: match &local.role {
+            Role::Origin => None,
+            Role::Relay { upstream } => Some(upstream.to_string()),
+        },
+        hops: local.hops,
+        path: local.path.clone(),
+    }
+}
+
+impl EgressRecord {
+    fn status(&self, id: &str) -> EgressStatus {
+        EgressStatus {
+            id: id.to_owned(),
+            stream: self.stream.clone(),
+            destination: self.destination,
+            tracks: self.tracks.clone(),
+            path: self.path.clone(),
         }
     }
 }

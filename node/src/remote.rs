@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info};
 
 use crate::NodeError;
-use crate::node::{Inner, ProviderInfo, lock};
+use crate::codecs::TrackSummary;
+use crate::node::{FoundStream, Inner, ProviderInfo, lock};
 use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
 
 /// Params of `stream.describe`.
@@ -29,15 +30,7 @@ fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
 }
 
 fn rpc_error(error: NodeError) -> RpcError {
-    match error {
-        NodeError::Busy { alternatives } => {
-            let data = Value::Array(alternatives.into_iter().map(Value::Text).collect());
-            RpcError::new(ErrorCode::Busy, "busy: over the watermark").with_data(data)
-        }
-        NodeError::NotFound(what) => RpcError::new(ErrorCode::ObjectNotFound, format!("{what} not here")),
-        NodeError::InvalidInput(why) => RpcError::new(ErrorCode::InvalidParams, why),
-        other => RpcError::new(ErrorCode::InternalError, other.to_string()),
-    }
+    error.into()
 }
 
 /// Answers a peer's call.
@@ -82,14 +75,14 @@ async fn call<T: DeserializeOwned>(inner: &Inner, peer: PeerId, method: &str, pa
 }
 
 /// The providers of `stream` that describe it, with RTT and load.
-pub(crate) async fn find(inner: &Arc<Inner>, stream: &str) -> Result<Vec<ProviderInfo>, NodeError> {
+pub(crate) async fn find(inner: &Arc<Inner>, stream: &str) -> Result<FoundStream, NodeError> {
     let started = std::time::Instant::now();
     let found = find_described(inner, stream).await;
     inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
     found
 }
 
-async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<Vec<ProviderInfo>, NodeError> {
+async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<FoundStream, NodeError> {
     let providers = inner.swarm.find_providers(stream_key(stream), inner.config.find_deadline).await?;
     let rtts = inner.swarm.rtts().await?;
     let loads = inner.swarm.peer_loads().await?;
@@ -118,7 +111,13 @@ async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<Vec<Provider
     if described.is_empty() {
         return Err(NodeError::NotFound(stream.to_owned()));
     }
-    Ok(described
+    let tracks = described[0]
+        .1
+        .tracks
+        .iter()
+        .map(|track| TrackSummary::of(track.kind, &track.rtp_parameters))
+        .collect();
+    let providers = described
         .into_iter()
         .map(|(peer, description)| ProviderInfo {
             peer: peer.to_string(),
@@ -127,7 +126,8 @@ async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<Vec<Provider
             load: loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0),
             path: description.path,
         })
-        .collect())
+        .collect();
+    Ok(FoundStream { stream: stream.to_owned(), tracks, providers })
 }
 
 /// Pipes `stream` here from `peer` and keeps it as a relay.

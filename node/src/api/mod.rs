@@ -9,14 +9,17 @@
 //! | POST | `/v1/streams/{id}/rtp-egress` | send the stream's RTP to an address |
 //! | DELETE | `/v1/streams/{id}/rtp-egress/{egressId}` | stop that egress |
 //! | GET | `/metrics` | Prometheus text |
+//! | GET | `/v1/rope` | WebSocket: the same as ROPE calls, and node changes as ROPE events ([`rope`]) |
 //!
 //! With a token, every request must carry `Authorization: Bearer <token>` (401
 //! otherwise). Bodies are limited to 64 KiB; ids are validated; errors are JSON
 //! `{"error": "..."}` with 400, 401, 404, 409, 502 or 500.
 
 mod metrics;
+mod ops;
+pub mod rope;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -25,11 +28,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, put};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::{Node, NodeError, TrackSpec};
+use crate::{Node, NodeError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -38,6 +40,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 struct ApiState {
     node: Arc<Node>,
     token: Option<Arc<str>>,
+    rope_connections: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves the API for `node` on `listener` (with an optional bearer token).
@@ -48,13 +51,18 @@ pub fn serve(
     token: Option<String>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let addr = listener.local_addr()?;
-    let state = ApiState { node, token: token.map(Arc::from) };
+    let state = ApiState {
+        node,
+        token: token.map(Arc::from),
+        rope_connections: Arc::new(tokio::sync::Semaphore::new(rope::MAX_CONNECTIONS)),
+    };
     let app = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/streams/{id}", get(find))
         .route("/v1/streams/{id}/rtp-ingest", put(publish).delete(unpublish))
         .route("/v1/streams/{id}/rtp-egress", axum::routing::post(consume))
         .route("/v1/streams/{id}/rtp-egress/{egress}", delete(stop_egress))
+        .route("/v1/rope", get(rope::upgrade))
         .route("/metrics", get(metrics::render))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -73,7 +81,8 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .or_else(|| query_token(&request));
         // Compare in constant time over the token's length.
         let matches = presented.is_some_and(|p| {
             p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
@@ -85,7 +94,17 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
     next.run(request).await
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+/// The `access_token` query parameter of a `/v1/rope` request (browsers cannot
+/// set headers on a WebSocket); other paths take the header only, so tokens do
+/// not end up in ordinary URLs and their logs.
+fn query_token(request: &Request) -> Option<&str> {
+    if request.uri().path() != "/v1/rope" {
+        return None;
+    }
+    request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("access_token="))
+}
+
+pub(crate) fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 
@@ -125,103 +144,39 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WorkerJson {
-    id: String,
-    cpu_percent: f32,
-    routers: u32,
-    transports: u32,
-    producers: u32,
-    consumers: u32,
-}
-
-async fn status(State(state): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let node = &state.node;
-    node.media().sample_cpu();
-    let listen: Vec<String> = node.listen_addrs().await?.iter().map(ToString::to_string).collect();
-    let peers: Vec<String> =
-        node.swarm().connected_peers().await.map_err(NodeError::from)?.iter().map(ToString::to_string).collect();
-    let workers: Vec<WorkerJson> = node
-        .media()
-        .status()
-        .into_iter()
-        .map(|w| WorkerJson {
-            id: w.id.to_string(),
-            cpu_percent: w.cpu_percent,
-            routers: w.objects.routers,
-            transports: w.objects.transports,
-            producers: w.objects.producers,
-            consumers: w.objects.consumers,
-        })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "peerId": node.peer_id().to_string(),
-        "listenAddrs": listen,
-        "connectedPeers": peers,
-        "workers": workers,
-        "streams": node.streams(),
-        "egresses": node.egress_count(),
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IngestBody {
-    tracks: Vec<TrackSpec>,
-}
-
-#[derive(Serialize)]
-struct IngestAnswer {
-    ip: IpAddr,
-    port: u16,
+async fn status(State(state): State<ApiState>) -> Result<Json<ops::StatusAnswer>, ApiError> {
+    Ok(Json(ops::status(&state.node).await?))
 }
 
 async fn publish(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Body(body): Body<IngestBody>,
-) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
-    let addr = state.node.publish_rtp(&id, body.tracks).await?;
-    Ok((StatusCode::CREATED, Json(IngestAnswer { ip: addr.ip(), port: addr.port() })))
+    Body(body): Body<ops::IngestBody>,
+) -> Result<(StatusCode, Json<ops::IngestAnswer>), ApiError> {
+    Ok((StatusCode::CREATED, Json(ops::publish(&state.node, &id, body).await?)))
 }
 
 async fn unpublish(State(state): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    crate::streams::validate_stream_id(&id)?;
-    state.node.unpublish(&id).await?;
+    ops::unpublish(&state.node, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn find(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
-    let providers = state.node.find(&id).await?;
-    Ok(Json(serde_json::json!({ "stream": id, "providers": providers })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EgressBody {
-    ip: IpAddr,
-    port: u16,
+async fn find(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Json<crate::FoundStream>, ApiError> {
+    Ok(Json(ops::find(&state.node, &id).await?))
 }
 
 async fn consume(
     State(state): State<ApiState>,
     Path(id): Path<String>,
-    Body(body): Body<EgressBody>,
+    Body(body): Body<ops::EgressBody>,
 ) -> Result<(StatusCode, Json<crate::Egress>), ApiError> {
-    if body.port == 0 {
-        return Err(NodeError::InvalidInput("port must be 1-65535".into()).into());
-    }
-    let egress = state.node.consume_rtp(&id, SocketAddr::new(body.ip, body.port)).await?;
-    Ok((StatusCode::CREATED, Json(egress)))
+    Ok((StatusCode::CREATED, Json(ops::consume(&state.node, &id, body).await?)))
 }
 
 async fn stop_egress(
     State(state): State<ApiState>,
     Path((id, egress)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    crate::streams::validate_stream_id(&id)?;
-    crate::streams::validate_stream_id(&egress)?;
-    state.node.stop_egress(&egress)?;
+    ops::stop_egress(&state.node, &id, &egress)?;
     Ok(StatusCode::NO_CONTENT)
 }

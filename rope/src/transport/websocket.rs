@@ -33,7 +33,8 @@ pub enum Format {
 }
 
 impl Format {
-    fn from_query(query: Option<&str>) -> Self {
+    /// The format a URL query asks for: `format=json` is JSON, anything else CBOR.
+    pub fn from_query(query: Option<&str>) -> Self {
         let json = query.is_some_and(|q| q.split('&').any(|pair| pair == "format=json"));
         if json { Self::Json } else { Self::Cbor }
     }
@@ -85,6 +86,28 @@ where
         })
     });
     Connection { sink: Box::pin(sink), stream: Box::pin(stream) }
+}
+
+/// Wraps a connection that an HTTP server already upgraded to WebSocket (the
+/// `101 Switching Protocols` answer sent by the caller, with
+/// [`accept_key`]) as the server side of a ROPE connection, with the same
+/// frame limits as [`serve`].
+pub async fn from_upgraded<S>(io: S, format: Format) -> Connection
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let socket = WebSocketStream::from_raw_socket(
+        io,
+        tungstenite::protocol::Role::Server,
+        Some(config(codec::MAX_MESSAGE_SIZE)),
+    )
+    .await;
+    connection(socket, format, codec::MAX_MESSAGE_SIZE)
+}
+
+/// The `Sec-WebSocket-Accept` value answering a client's `Sec-WebSocket-Key`.
+pub fn accept_key(client_key: &[u8]) -> String {
+    tungstenite::handshake::derive_accept_key(client_key)
 }
 
 /// Connects to a ROPE server at `url` (`ws://host:port/path[?format=json]`).

@@ -1,0 +1,116 @@
+//! The apps' operations, one implementation behind both HTTP and ROPE: each
+//! takes the node and typed input and returns typed output or a [`NodeError`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::streams::validate_stream_id;
+use crate::{Egress, FoundStream, Node, NodeError, StreamStatus, TrackSpec};
+
+/// One mediasoup worker in a status answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WorkerJson {
+    id: String,
+    cpu_percent: f32,
+    routers: u32,
+    transports: u32,
+    producers: u32,
+    consumers: u32,
+}
+
+/// Answer to `status`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StatusAnswer {
+    peer_id: String,
+    listen_addrs: Vec<String>,
+    connected_peers: Vec<String>,
+    workers: Vec<WorkerJson>,
+    streams: Vec<StreamStatus>,
+    egresses: usize,
+}
+
+pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
+    node.media().sample_cpu();
+    let listen_addrs = node.listen_addrs().await?.iter().map(ToString::to_string).collect();
+    let connected_peers = node.swarm().connected_peers().await?.iter().map(ToString::to_string).collect();
+    let workers = node
+        .media()
+        .status()
+        .into_iter()
+        .map(|w| WorkerJson {
+            id: w.id.to_string(),
+            cpu_percent: w.cpu_percent,
+            routers: w.objects.routers,
+            transports: w.objects.transports,
+            producers: w.objects.producers,
+            consumers: w.objects.consumers,
+        })
+        .collect();
+    Ok(StatusAnswer {
+        peer_id: node.peer_id().to_string(),
+        listen_addrs,
+        connected_peers,
+        workers,
+        streams: node.streams(),
+        egresses: node.egress_count(),
+    })
+}
+
+/// Input of `publish`: the tracks the app will send.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IngestBody {
+    pub(super) tracks: Vec<TrackSpec>,
+}
+
+/// Answer to `publish`: where to send the RTP.
+#[derive(Debug, Serialize)]
+pub(super) struct IngestAnswer {
+    ip: IpAddr,
+    port: u16,
+}
+
+pub(super) async fn publish(node: &Node, stream: &str, body: IngestBody) -> Result<IngestAnswer, NodeError> {
+    let addr = node.publish_rtp(stream, body.tracks).await?;
+    Ok(IngestAnswer { ip: addr.ip(), port: addr.port() })
+}
+
+pub(super) async fn unpublish(node: &Node, stream: &str) -> Result<(), NodeError> {
+    validate_stream_id(stream)?;
+    node.unpublish(stream).await
+}
+
+pub(super) async fn find(node: &Node, stream: &str) -> Result<FoundStream, NodeError> {
+    node.find_stream(stream).await
+}
+
+/// Input of `consume`: where the RTP goes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EgressBody {
+    pub(super) ip: IpAddr,
+    pub(super) port: u16,
+}
+
+pub(super) async fn consume(node: &Node, stream: &str, body: EgressBody) -> Result<Egress, NodeError> {
+    if body.port == 0 {
+        return Err(NodeError::InvalidInput("port must be 1-65535".into()));
+    }
+    if body.ip.is_unspecified() || body.ip.is_multicast() {
+        return Err(NodeError::InvalidInput(format!("cannot send RTP to {}", body.ip)));
+    }
+    node.consume_rtp(stream, SocketAddr::new(body.ip, body.port)).await
+}
+
+/// Stops egress `egress` of `stream` (not found if it sends another stream).
+pub(super) fn stop_egress(node: &Node, stream: &str, egress: &str) -> Result<(), NodeError> {
+    validate_stream_id(stream)?;
+    validate_stream_id(egress)?;
+    if !node.egresses().iter().any(|e| e.id == egress && e.stream == stream) {
+        return Err(NodeError::NotFound(format!("egress {egress} of stream {stream}")));
+    }
+    node.stop_egress(egress)
+}
