@@ -112,6 +112,14 @@ pub(crate) async fn publish(target: &ApiTarget, stream: &str, tracks: Vec<Value>
 pub(crate) async fn find(target: &ApiTarget, stream: &str) -> anyhow::Result<()> {
     let json = target.request("GET", &format!("/v1/streams/{stream}"), None).await?;
     target.print(&json, |f| {
+        for track in f["tracks"].as_array().into_iter().flatten() {
+            println!(
+                "track {} {}  payload type {}",
+                track["kind"].as_str().unwrap_or("?"),
+                track["codec"].as_str().unwrap_or("?"),
+                track["payloadType"]
+            );
+        }
         for provider in f["providers"].as_array().into_iter().flatten() {
             println!(
                 "{}  hops {}  rtt {}  load {}",
@@ -132,7 +140,13 @@ pub(crate) async fn consume(target: &ApiTarget, stream: &str, to: SocketAddr) ->
     target.print(&json, |e| {
         println!("egress {}: sending {stream} to {to}", e["id"].as_str().unwrap_or("?"));
         for track in e["tracks"].as_array().into_iter().flatten() {
-            println!("  ssrc {} payload type {}", track["ssrc"], track["payloadType"]);
+            println!(
+                "  {} {}  ssrc {}  payload type {}",
+                track["kind"].as_str().unwrap_or("?"),
+                track["codec"].as_str().unwrap_or("?"),
+                track["ssrc"],
+                track["payloadType"]
+            );
         }
         let path: Vec<&str> = e["path"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         println!("  path: {}", path.join(" -> "));

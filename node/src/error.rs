@@ -53,7 +53,9 @@ impl From<NodeError> for mafalda_rope::RpcError {
             error @ NodeError::AlreadyPublished(_) => {
                 RpcError::new(ErrorCode::Application(ALREADY_PUBLISHED), error.to_string())
             }
-            error @ NodeError::NoProvider { .. } => RpcError::new(ErrorCode::Application(NO_PROVIDER), error.to_string()),
+            error @ NodeError::NoProvider { .. } => {
+                RpcError::new(ErrorCode::Application(NO_PROVIDER), error.to_string())
+            }
             other => RpcError::new(ErrorCode::InternalError, other.to_string()),
         }
     }

@@ -17,8 +17,8 @@ use tracing::{debug, info, warn};
 
 use crate::codecs::{TrackSpec, TrackSummary, router_codecs};
 use crate::cost::Candidate;
-use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
 use crate::events::{EVENT_BUFFER, EgressStatus, NodeEvent};
+use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
 use crate::{NodeConfig, NodeError, remote};
 
 /// A provider of a stream as seen from this node.
@@ -397,8 +397,13 @@ impl Inner {
             tracks.push(TrackSummary::of(egress.consumer.kind(), egress.consumer.rtp_parameters()));
             consumers.push(egress);
         }
-        let record =
-            EgressRecord { stream: stream.to_owned(), destination, tracks: tracks.clone(), path: path.clone(), _consumers: consumers };
+        let record = EgressRecord {
+            stream: stream.to_owned(),
+            destination,
+            tracks: tracks.clone(),
+            path: path.clone(),
+            _consumers: consumers,
+        };
         self.emit(NodeEvent::EgressOpened { egress: record.status(id) });
         lock(&self.egresses).insert(id.to_owned(), record);
         Ok(Egress { id: id.to_owned(), tracks, path })

@@ -111,12 +111,8 @@ async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<FoundStream,
     if described.is_empty() {
         return Err(NodeError::NotFound(stream.to_owned()));
     }
-    let tracks = described[0]
-        .1
-        .tracks
-        .iter()
-        .map(|track| TrackSummary::of(track.kind, &track.rtp_parameters))
-        .collect();
+    let tracks =
+        described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
     let providers = described
         .into_iter()
         .map(|(peer, description)| ProviderInfo {

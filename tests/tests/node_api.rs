@@ -1,5 +1,6 @@
 //! The apps' HTTP API over real sockets: two nodes, a stream published through
-//! one API and taken out through the other, bad input, auth and metrics.
+//! one API and taken out through the other, bad input, auth and metrics; and
+//! the same over the ROPE WebSocket API.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use mafalda_media::MediaConfig;
 use mafalda_node::{Node, NodeConfig, api};
+use mafalda_rope::{Client, ClientConfig, ClientEvent, EventKind, Value};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
 use mafalda_tests::swarm::loopback_config;
@@ -137,4 +139,105 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(code, 200);
     assert_eq!(json(&body)["streams"], serde_json::json!([]), "failed requests changed nothing");
     drop(node);
+}
+
+/// Waits for the next object event on `id`, skipping others.
+async fn object_event(events: &mut tokio::sync::mpsc::Receiver<ClientEvent>, id: &str) -> mafalda_rope::Event {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(ClientEvent::Object(event))) if event.object == id => return event,
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => panic!("no event on object {id}"),
+        }
+    }
+}
+
+fn value(json: serde_json::Value) -> Value {
+    Value::serialized(&json).expect("CBOR value")
+}
+
+fn unvalue(value: Value) -> serde_json::Value {
+    value.deserialized().expect("JSON value")
+}
+
+/// The WebSocket API: the HTTP operations as ROPE calls (JSON at one node, CBOR
+/// at the other), node changes as object events, bad calls as typed errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rope_websocket_api_does_what_http_does_and_reports_changes() {
+    let (a, a_api) = node_with_api(None, Some("s3cret")).await;
+    let (b, b_api) = node_with_api(Some(&a), None).await;
+    let unauthorized = Client::connect(format!("ws://{a_api}/v1/rope?format=json"), ClientConfig::default()).await;
+    assert!(unauthorized.is_err(), "no token, no connection");
+    let url = format!("ws://{a_api}/v1/rope?format=json&access_token=s3cret");
+    let (at_a, mut a_events) = Client::connect(url, ClientConfig::default()).await.expect("connect to a");
+    let (at_b, mut b_events) =
+        Client::connect(format!("ws://{b_api}/v1/rope"), ClientConfig::default()).await.expect("connect to b");
+    assert!(at_a.mirror().is_empty() && at_b.mirror().is_empty(), "nothing held yet");
+
+    // Publish at a over JSON: the answer says where to send, the stream appears as an object.
+    let tracks =
+        serde_json::json!([{"kind": "audio", "codec": "opus", "payloadType": OPUS_PAYLOAD_TYPE, "ssrc": SSRC}]);
+    let ingest = unvalue(
+        at_a.call("stream.publish", None, value(serde_json::json!({"stream": "cam", "tracks": tracks})))
+            .await
+            .expect("publish"),
+    );
+    let ingest: SocketAddr =
+        format!("{}:{}", ingest["ip"].as_str().expect("ip"), ingest["port"]).parse().expect("ingest address");
+    let created = object_event(&mut a_events, "stream:cam").await;
+    assert_eq!(created.name, EventKind::Created);
+    assert_eq!(unvalue(created.data)["hops"], 0);
+
+    // Find and consume at b over CBOR.
+    let found =
+        unvalue(at_b.call("stream.find", None, value(serde_json::json!({"stream": "cam"}))).await.expect("find"));
+    assert_eq!(found["tracks"][0]["codec"], "opus", "{found}");
+    assert_eq!(found["providers"][0]["peer"], a.peer_id().to_string());
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let port = receiver.local_addr().expect("addr").port();
+    let egress = unvalue(
+        at_b.call("stream.consume", None, value(serde_json::json!({"stream": "cam", "ip": "127.0.0.1", "port": port})))
+            .await
+            .expect("consume"),
+    );
+    let egress_id = egress["id"].as_str().expect("egress id").to_owned();
+    assert_eq!(object_event(&mut b_events, "stream:cam").await.name, EventKind::Created, "b now relays cam");
+    let opened = object_event(&mut b_events, &egress_id).await;
+    assert_eq!(opened.name, EventKind::Created);
+    assert_eq!(unvalue(opened.data)["tracks"], egress["tracks"], "the object's state is the egress");
+    let ssrc = egress["tracks"][0]["ssrc"].as_u64().expect("ssrc") as u32;
+    let payload_type = egress["tracks"][0]["payloadType"].as_u64().expect("pt") as u8;
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 150);
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(&receiver, ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, payload_type, ssrc);
+
+    // Bad calls get typed errors and change nothing.
+    let code = |result: Result<Value, mafalda_rope::CallError>| match result {
+        Err(mafalda_rope::CallError::Rpc(error)) => error.code,
+        other => panic!("an error expected, got {other:?}"),
+    };
+    assert_eq!(code(at_b.call("stream.find", None, value(serde_json::json!({"stream": "nobody"}))).await), -32001);
+    assert_eq!(code(at_b.call("stream.find", None, value(serde_json::json!({"stream": "bad id"}))).await), -32602);
+    assert_eq!(code(at_b.call("stream.consume", None, value(serde_json::json!({"stream": "cam"}))).await), -32602);
+    assert_eq!(code(at_b.call("stream.teleport", None, Value::Null).await), -32601);
+    assert_eq!(code(at_b.call("close", Some("egress-999"), Value::Null).await), -32001);
+    let again = serde_json::json!({"stream": "cam", "tracks": tracks});
+    assert_eq!(code(at_a.call("stream.publish", None, value(again)).await), -32010, "already published");
+
+    // Close the egress through its object, then end the publication at a:
+    // b's relay of it ends too, and b's app is told.
+    at_b.call("close", Some(&egress_id), Value::Null).await.expect("close the egress");
+    assert_eq!(object_event(&mut b_events, &egress_id).await.name, EventKind::Closed);
+    at_a.call("close", Some("stream:cam"), Value::Null).await.expect("end the publication");
+    assert_eq!(object_event(&mut a_events, "stream:cam").await.name, EventKind::Closed);
+    assert_eq!(object_event(&mut b_events, "stream:cam").await.name, EventKind::Closed, "the relay ended");
+    let status = unvalue(at_b.call("node.status", None, Value::Null).await.expect("status"));
+    assert_eq!((status["streams"].clone(), status["egresses"].clone()), (serde_json::json!([]), serde_json::json!(0)));
+    assert!(at_b.mirror().is_empty(), "the mirror follows the node");
+    drop((a, b));
 }

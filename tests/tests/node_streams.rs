@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mafalda_media::MediaConfig;
 use mafalda_media::mediasoup::prelude::MediaKind;
-use mafalda_node::{Codec, Node, NodeConfig, NodeError, TrackSpec};
+use mafalda_node::{Codec, Node, NodeConfig, NodeError, NodeEvent, TrackSpec};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
 use mafalda_tests::swarm::loopback_config;
@@ -158,6 +158,7 @@ async fn killing_the_relay_in_the_middle_of_a_path_heals_within_two_seconds() {
     assert_eq!(egress.path, vec![a_id.clone(), b_id.clone(), c_id.clone()], "c pulls through the relay b");
 
     // Stream for 4 s; kill b after 1 s; record every arrival at c.
+    let mut c_events = c.subscribe();
     let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 2000);
     let sending = send_paced(&sender, ingest, &packets, Duration::from_millis(2));
@@ -169,6 +170,7 @@ async fn killing_the_relay_in_the_middle_of_a_path_heals_within_two_seconds() {
         // Media packets only (the test payloads), whatever SSRC the current consumer
         // uses; mediasoup's bandwidth-probation padding would hide a media gap.
         let mut arrivals = Vec::new();
+        let mut last_ssrc = 0;
         let mut seen = std::collections::HashSet::new();
         let mut buffer = vec![0u8; 2048];
         while let Ok(Ok((len, _))) = tokio::time::timeout(Duration::from_secs(3), receiver.recv_from(&mut buffer)).await
@@ -178,19 +180,35 @@ async fn killing_the_relay_in_the_middle_of_a_path_heals_within_two_seconds() {
                 && packet.payload[0] == 0xfc
             {
                 arrivals.push(std::time::Instant::now());
+                last_ssrc = packet.ssrc;
                 seen.insert(packet.payload[1..5].to_vec());
             }
         }
-        (arrivals, seen.len())
+        (arrivals, seen.len(), last_ssrc)
     };
-    let ((), (), (arrivals, distinct)) = tokio::join!(sending, killing, receiving);
+    let ((), (), (arrivals, distinct, last_ssrc)) = tokio::join!(sending, killing, receiving);
     let gap = arrivals.windows(2).map(|w| w[1] - w[0]).max().expect("packets arrived");
     eprintln!("egress gap while healing: {gap:?} ({distinct} distinct packets of 2000 received)");
     assert!(distinct > 1500, "most packets arrived: {distinct}");
     assert!(gap < Duration::from_secs(2), "the egress resumed within 2 s (gap {gap:?})");
     let streams = c.streams();
     assert_eq!(streams[0].upstream.as_deref(), Some(a_id.as_str()), "c now pulls from a");
-    assert_eq!(streams[0].path, vec![a_id, c_id]);
+    assert_eq!(streams[0].path, vec![a_id.clone(), c_id.clone()]);
+
+    // The app was told: the egress re-opened with the new path and new SSRCs,
+    // and those are the SSRCs the packets now arrive with.
+    let mut reopened = None;
+    while let Ok(event) = c_events.try_recv() {
+        if let NodeEvent::EgressOpened { egress: status } = event
+            && status.id == egress.id
+        {
+            reopened = Some(status);
+        }
+    }
+    let reopened = reopened.expect("an EgressOpened event for the healed egress");
+    assert_eq!(reopened.path, vec![a_id, c_id]);
+    assert_ne!(reopened.tracks[0].ssrc, egress.tracks[0].ssrc, "a new consumer, a new SSRC");
+    assert_eq!(last_ssrc, reopened.tracks[0].ssrc, "packets now carry the announced SSRC");
     for node in [c, a] {
         node.shutdown().await;
     }
