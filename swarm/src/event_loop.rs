@@ -61,6 +61,8 @@ pub(crate) struct OutboundCall {
 
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
+    /// libp2p's own metrics (connections, Kademlia, gossipsub, identify, ping).
+    metrics: libp2p::metrics::Metrics,
     commands: mpsc::Receiver<Command>,
     /// Weak so that the loop ends when every handle is gone.
     command_sender: mpsc::WeakSender<Command>,
@@ -87,6 +89,7 @@ pub(crate) struct EventLoop {
 impl EventLoop {
     pub(crate) fn new(
         config: &SwarmConfig,
+        registry: &mut prometheus_client::registry::Registry,
         commands: mpsc::Receiver<Command>,
         command_sender: mpsc::Sender<Command>,
         events: mpsc::Sender<SwarmEvent>,
@@ -98,6 +101,7 @@ impl EventLoop {
             .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
             .map_err(|e| SwarmError::Build(e.to_string()))?
             .with_quic()
+            .with_bandwidth_metrics(registry)
             .with_behaviour(|key| {
                 Behaviour::new(key, config).map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
             })
@@ -107,6 +111,7 @@ impl EventLoop {
         let now = Instant::now();
         Ok(Self {
             swarm,
+            metrics: libp2p::metrics::Metrics::new(registry),
             commands,
             command_sender: command_sender.downgrade(),
             events,
@@ -382,6 +387,7 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
+        libp2p::metrics::Recorder::record(&self.metrics, &event);
         match event {
             swarm::SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
                 self.on_dial_outcome(peer_id, true);
@@ -421,6 +427,14 @@ impl EventLoop {
     }
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        use libp2p::metrics::Recorder;
+        match &event {
+            BehaviourEvent::Ping(event) => self.metrics.record(event),
+            BehaviourEvent::Identify(event) => self.metrics.record(event),
+            BehaviourEvent::Kad(event) => self.metrics.record(event),
+            BehaviourEvent::Gossipsub(event) => self.metrics.record(event),
+            _ => {}
+        }
         match event {
             BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
                 self.rtts.insert(peer, rtt);

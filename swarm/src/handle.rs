@@ -116,6 +116,8 @@ pub struct StartedSwarm {
 #[derive(Debug, Clone)]
 pub struct SwarmHandle {
     peer_id: PeerId,
+    /// libp2p's metrics, recorded by the swarm task; read-only here.
+    metrics: Arc<prometheus_client::registry::Registry>,
     commands: mpsc::Sender<Command>,
     next_call_id: Arc<AtomicU64>,
 }
@@ -129,11 +131,13 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let (call_tx, call_rx) = mpsc::channel(config.rope.inbound_queue);
-    let event_loop = EventLoop::new(&config, command_rx, command_tx.clone(), event_tx, call_tx)?
+    let mut registry = prometheus_client::registry::Registry::with_prefix("libp2p");
+    let event_loop = EventLoop::new(&config, &mut registry, command_rx, command_tx.clone(), event_tx, call_tx)?
         .listen(&config.listen, config.listen_timeout)
         .await?;
     tokio::spawn(event_loop.run());
-    let handle = SwarmHandle { peer_id, commands: command_tx, next_call_id: Arc::default() };
+    let handle =
+        SwarmHandle { peer_id, metrics: Arc::new(registry), commands: command_tx, next_call_id: Arc::default() };
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
 
@@ -146,6 +150,13 @@ impl SwarmHandle {
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// libp2p's metrics (bandwidth, connections, Kademlia, gossipsub,
+    /// identify, ping; names start with `libp2p_`) in the OpenMetrics text format,
+    /// without the closing `# EOF` so the caller can append them to its own.
+    pub fn encode_metrics(&self, out: &mut String) -> std::fmt::Result {
+        prometheus_client::encoding::text::encode_registry(out, &self.metrics)
     }
 
     /// The addresses the node listens on now.

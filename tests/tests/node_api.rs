@@ -110,6 +110,12 @@ async fn publish_through_one_api_and_take_out_through_another() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"mafalda_rope_call_latency_seconds_count{method="stream.describe"}"#), "{metrics}");
+    // libp2p's own metrics follow, once, before the single closing EOF.
+    assert!(metrics.contains("libp2p_swarm_connections_established_total"), "{metrics}");
+    assert!(metrics.contains("libp2p_bandwidth_bytes_total"), "{metrics}");
+    assert!(metrics.contains("libp2p_kad_"), "{metrics}");
+    assert_eq!(metrics.matches("# EOF").count(), 1, "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     let egress_path = format!("/v1/streams/cam/rtp-egress/{}", egress["id"].as_str().expect("id"));
     assert_eq!(http(b_api, "DELETE", &egress_path, None, None).await.0, 204);
     assert_eq!(http(b_api, "DELETE", &egress_path, None, None).await.0, 404, "already stopped");

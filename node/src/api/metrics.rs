@@ -1,5 +1,6 @@
 //! `GET /metrics`: the node's state in Prometheus text format, encoded with the
-//! Prometheus project's own Rust client.
+//! Prometheus project's own Rust client, followed by libp2p's own metrics
+//! (`libp2p_*`: bandwidth, connections, Kademlia, gossipsub, identify, ping).
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -43,8 +44,11 @@ pub(super) async fn render(State(state): State<ApiState>) -> Response {
     registry.register("worker_transports", "Transports on each worker (pipes included)", transports);
     node.register_metrics(&mut registry);
     let mut text = String::new();
-    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+    if prometheus_client::encoding::text::encode_registry(&mut text, &registry).is_err()
+        || node.swarm().encode_metrics(&mut text).is_err()
+    {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
+    prometheus_client::encoding::text::encode_eof(&mut text).ok();
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
