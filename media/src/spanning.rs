@@ -140,17 +140,33 @@ impl SpanningRouter {
             .ok_or_else(|| MediaError::UnknownProducer(producer_id.to_string()))?;
         let worker = self.inner.engine.place().await?;
         let router = self.router_on(&worker).await?;
-        if router.id() != home.id() {
-            let mut pipes = self.inner.pipes.lock().await;
-            if let std::collections::hash_map::Entry::Vacant(slot) = pipes.entry((producer_id, router.id())) {
-                let pair = home
-                    .pipe_producer_to_router(producer_id, PipeToRouterOptions::new(router.clone()))
-                    .await
-                    .map_err(|e| MediaError::Request(e.to_string()))?;
-                slot.insert(pair);
-            }
-        }
+        self.pipe_from_home(producer_id, &home, &router).await?;
         Ok(router)
+    }
+
+    /// Makes `producer_id` consumable on `router` (one of this spanning router's,
+    /// e.g. the one a WebRTC transport lives on), piping it there once if needed.
+    pub async fn make_available(&self, producer_id: ProducerId, router: &Router) -> Result<(), MediaError> {
+        let home = lock(&self.inner.homes)
+            .get(&producer_id)
+            .cloned()
+            .ok_or_else(|| MediaError::UnknownProducer(producer_id.to_string()))?;
+        self.pipe_from_home(producer_id, &home, router).await
+    }
+
+    async fn pipe_from_home(&self, producer_id: ProducerId, home: &Router, router: &Router) -> Result<(), MediaError> {
+        if router.id() == home.id() {
+            return Ok(());
+        }
+        let mut pipes = self.inner.pipes.lock().await;
+        if let std::collections::hash_map::Entry::Vacant(slot) = pipes.entry((producer_id, router.id())) {
+            let pair = home
+                .pipe_producer_to_router(producer_id, PipeToRouterOptions::new(router.clone()))
+                .await
+                .map_err(|e| MediaError::Request(e.to_string()))?;
+            slot.insert(pair);
+        }
+        Ok(())
     }
 
     /// Consumes `producer_id` into a plain transport sending to `destination`.

@@ -17,6 +17,7 @@ mod metrics;
 mod node;
 mod remote;
 pub mod streams;
+mod webrtc;
 
 pub use codecs::{Codec, TrackSpec, TrackSummary};
 pub use config::NodeConfig;

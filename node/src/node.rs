@@ -105,7 +105,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// A running node. Stop it with [`Node::shutdown`].
 pub struct Node {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -609,7 +609,7 @@ async fn watch_swarm(inner: Arc<Inner>, mut events: mpsc::Receiver<SwarmEvent>) 
     }
 }
 
-fn status_of(stream: &str, local: &LocalStream) -> StreamStatus {
+pub(crate) fn status_of(stream: &str, local: &LocalStream) -> StreamStatus {
     StreamStatus {
         stream: stream.to_owned(),
         upstream: match &local.role {

@@ -102,12 +102,21 @@ impl Server {
 
     /// Removes an object. Every client is told.
     pub fn close(&self, id: &str) -> Result<(), RpcError> {
-        let mut registry = self.lock();
-        let entry = registry.objects.remove(id).ok_or_else(|| not_found(id))?;
-        registry.order.retain(|existing| existing != id);
-        let event =
-            Event { object: id.to_owned(), object_type: entry.object_type, name: EventKind::Closed, data: Value::Null };
-        let _ = self.inner.events.send(event);
+        let handler = {
+            let mut registry = self.lock();
+            let entry = registry.objects.remove(id).ok_or_else(|| not_found(id))?;
+            registry.order.retain(|existing| existing != id);
+            let event = Event {
+                object: id.to_owned(),
+                object_type: entry.object_type,
+                name: EventKind::Closed,
+                data: Value::Null,
+            };
+            let _ = self.inner.events.send(event);
+            entry.handler
+        };
+        // Dropped outside the lock: a handler's drop may close other objects.
+        drop(handler);
         Ok(())
     }
 
@@ -236,4 +245,41 @@ fn snapshot_of(registry: &Registry) -> Snapshot {
 
 fn not_found(id: &str) -> RpcError {
     RpcError::new(ErrorCode::ObjectNotFound, format!("no object {id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::NoMethods;
+
+    /// Closes another object when dropped, as a media object whose close
+    /// cascades to its children does.
+    struct ClosesOnDrop {
+        server: Mutex<Option<Server>>,
+        other: &'static str,
+    }
+
+    impl Handler for ClosesOnDrop {
+        fn call(&self, request: Request) -> BoxFuture<'static, Result<Value, RpcError>> {
+            NoMethods.call(request)
+        }
+    }
+
+    impl Drop for ClosesOnDrop {
+        fn drop(&mut self) {
+            if let Some(server) = self.server.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                let _ = server.close(self.other);
+            }
+        }
+    }
+
+    #[test]
+    fn a_handler_may_close_objects_while_being_dropped() {
+        let server = Server::new(Arc::new(NoMethods));
+        server.create("child", "t", Value::Null, Arc::new(NoMethods)).expect("child");
+        let parent = ClosesOnDrop { server: Mutex::new(Some(server.clone())), other: "child" };
+        server.create("parent", "t", Value::Null, Arc::new(parent)).expect("parent");
+        server.close("parent").expect("close parent");
+        assert!(server.snapshot().objects.is_empty(), "the child was closed by the parent's drop");
+    }
 }

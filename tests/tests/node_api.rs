@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mafalda_media::MediaConfig;
+use mafalda_media::{MediaConfig, WebRtcListen};
 use mafalda_node::{Node, NodeConfig, api};
 use mafalda_rope::{Client, ClientConfig, ClientEvent, EventKind, Value};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
@@ -246,4 +246,120 @@ async fn rope_websocket_api_does_what_http_does_and_reports_changes() {
     assert_eq!((status["streams"].clone(), status["egresses"].clone()), (serde_json::json!([]), serde_json::json!(0)));
     assert!(at_b.mirror().is_empty(), "the mirror follows the node");
     drop((a, b));
+}
+
+/// A node whose workers serve WebRTC on one free loopback port each.
+async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr, u16) {
+    let port = {
+        let probe = std::net::TcpListener::bind((LOOPBACK, 0)).expect("probe a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    media.webrtc = Some(WebRtcListen { ip: LOOPBACK, announced_address: None, ports: port..=port });
+    let mut swarm = loopback_config();
+    if let Some(seed) = bootstrap {
+        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
+    }
+    let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
+    let (addr, _task) = api::serve(Arc::clone(&node), listener, None).expect("serve API");
+    (node, addr, port)
+}
+
+fn transports(node: &Node) -> u32 {
+    node.media().status().iter().map(|w| w.objects.transports).sum()
+}
+
+/// Remote control of media objects: what mediasoup-client needs (capabilities,
+/// transports, produce, consume, resume) against real mediasoup, the stream
+/// published at one node and consumed at another through a pipe; everything a
+/// connection made closes when it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_objects_are_driven_over_rope_and_closed_with_their_connection() {
+    let (a, a_api, a_port) = webrtc_node_with_api(None).await;
+    let (b, b_api, _) = webrtc_node_with_api(Some(&a)).await;
+    let (at_a, mut a_events) =
+        Client::connect(format!("ws://{a_api}/v1/rope?format=json"), ClientConfig::default()).await.expect("a");
+    let (at_b, _) = Client::connect(format!("ws://{b_api}/v1/rope"), ClientConfig::default()).await.expect("b");
+    let a_transports_before = transports(&a);
+
+    let caps = unvalue(at_a.call("router.rtpCapabilities", None, Value::Null).await.expect("capabilities"));
+    let mimes: Vec<&str> =
+        caps["codecs"].as_array().expect("codecs").iter().filter_map(|c| c["mimeType"].as_str()).collect();
+    assert!(mimes.contains(&"audio/opus") && mimes.contains(&"video/VP8"), "{mimes:?}");
+
+    // Publish one Opus track from a WebRTC send transport at a.
+    let send = unvalue(at_a.call("webrtc.createTransport", None, Value::Null).await.expect("send transport"));
+    let send_id = send["id"].as_str().expect("id").to_owned();
+    let candidate = &send["iceCandidates"][0];
+    assert_eq!(
+        (candidate["address"].as_str(), candidate["port"].as_u64()),
+        (Some("127.0.0.1"), Some(u64::from(a_port)))
+    );
+    assert!(send["dtlsParameters"]["fingerprints"].as_array().is_some_and(|f| !f.is_empty()), "{send}");
+    let created = object_event(&mut a_events, &send_id).await;
+    assert_eq!((created.name, created.object_type.as_str()), (EventKind::Created, "webRtcTransport"));
+    assert_eq!(unvalue(created.data), serde_json::json!({"iceState": "new", "dtlsState": "new"}));
+    let rtp_parameters = serde_json::json!({
+        "mid": "0",
+        "codecs": [{"mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2,
+                    "parameters": {"useinbandfec": 1}, "rtcpFeedback": []}],
+        "encodings": [{"ssrc": 11111111}],
+        "headerExtensions": [],
+        "rtcp": {"cname": "browser", "reducedSize": true}
+    });
+    let produce = serde_json::json!({"stream": "web", "kind": "audio", "rtpParameters": rtp_parameters});
+    let produced = unvalue(at_a.call("produce", Some(&send_id), value(produce)).await.expect("produce"));
+    let producer_id = produced["id"].as_str().expect("producer id").to_owned();
+    assert_eq!(a.streams()[0].stream, "web", "the track is a stream at a");
+
+    // Consume it at b: piped from a, consumer paused until resumed.
+    let b_caps = at_b.call("router.rtpCapabilities", None, Value::Null).await.expect("capabilities");
+    let recv = unvalue(at_b.call("webrtc.createTransport", None, Value::Null).await.expect("recv transport"));
+    let recv_id = recv["id"].as_str().expect("id").to_owned();
+    let consume = serde_json::json!({"stream": "web", "rtpCapabilities": unvalue(b_caps)});
+    let consumers = unvalue(at_b.call("consume", Some(&recv_id), value(consume)).await.expect("consume"));
+    assert_eq!(consumers[0]["producerId"], producer_id.as_str(), "same producer id across the pipe");
+    assert_eq!(consumers[0]["kind"], "audio");
+    assert_eq!(consumers[0]["rtpParameters"]["codecs"][0]["mimeType"], "audio/opus");
+    let consumer_id = consumers[0]["id"].as_str().expect("consumer id").to_owned();
+    at_b.call("resume", Some(&consumer_id), Value::Null).await.expect("resume");
+    assert_eq!(b.streams()[0].upstream, Some(a.peer_id().to_string()), "b relays from a");
+
+    // Bad calls are refused with typed errors.
+    let code = |result: Result<Value, mafalda_rope::CallError>| match result {
+        Err(mafalda_rope::CallError::Rpc(error)) => error.code,
+        other => panic!("an error expected, got {other:?}"),
+    };
+    let no_codecs = serde_json::json!({"stream": "web", "rtpCapabilities": {"codecs": [], "headerExtensions": []}});
+    assert_eq!(code(at_b.call("consume", Some(&recv_id), value(no_codecs)).await), -32602, "no common codec");
+    let bad_dtls = serde_json::json!({"dtlsParameters": {"role": "client", "fingerprints": "nope"}});
+    assert_eq!(code(at_b.call("connect", Some(&recv_id), value(bad_dtls)).await), -32602);
+    let bad_kind = serde_json::json!({"stream": "web2", "kind": "smell", "rtpParameters": rtp_parameters});
+    assert_eq!(code(at_a.call("produce", Some(&send_id), value(bad_kind)).await), -32602);
+
+    // a's app disconnects: its transport and producer close, the stream ends at a
+    // and at its relay b.
+    drop(at_a);
+    let gone = mafalda_tests::swarm::eventually(Duration::from_secs(10), || async {
+        transports(&a) < a_transports_before + 1 && a.streams().is_empty() && b.streams().is_empty()
+    })
+    .await;
+    assert!(gone, "a: {} transports, streams {:?}; b streams {:?}", transports(&a), a.streams(), b.streams());
+    assert!(at_b.mirror().iter().all(|o| o.object_type != "consumer"), "b's consumer closed with the stream's end");
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webrtc_on_a_node_without_it_is_a_clear_error() {
+    let (node, api) = node_with_api(None, None).await;
+    let (client, _) = Client::connect(format!("ws://{api}/v1/rope"), ClientConfig::default()).await.expect("connect");
+    match client.call("webrtc.createTransport", None, Value::Null).await {
+        Err(mafalda_rope::CallError::Rpc(error)) => {
+            assert!(error.message.contains("WebRTC is not configured"), "{error:?}")
+        }
+        other => panic!("an error expected, got {other:?}"),
+    }
+    drop(node);
 }

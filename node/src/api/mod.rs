@@ -18,6 +18,7 @@
 mod metrics;
 mod ops;
 pub mod rope;
+pub mod webrtc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

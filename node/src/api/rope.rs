@@ -12,7 +12,8 @@
 //! | egress id | `egress` | [`EgressStatus`] | `close` |
 //!
 //! An egress whose stream is re-piped from another provider sends with new
-//! SSRCs: its object's `changed` event carries them. Browsers cannot set an
+//! SSRCs: its object's `changed` event carries them. WebRTC clients create
+//! and drive media objects on the same connection (see [`super::webrtc`]). Browsers cannot set an
 //! `Authorization` header on a WebSocket, so with a token this path also
 //! accepts it as the query parameter `access_token`.
 
@@ -98,7 +99,9 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 
 /// Serves one app connection until it closes.
 async fn serve_app(node: Arc<Node>, connection: mafalda_rope::transport::Connection) {
-    let server = Server::new(Arc::new(AppMethods { node: Arc::clone(&node) }));
+    let methods = Arc::new(AppMethods { node: Arc::clone(&node), server: std::sync::Mutex::default() });
+    let server = Server::new(Arc::clone(&methods) as Arc<dyn Handler>);
+    *methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server.clone());
     // Subscribe before the first sync so no change falls between the two.
     let events = node.subscribe();
     sync_objects(&node, &server);
@@ -107,6 +110,12 @@ async fn serve_app(node: Arc<Node>, connection: mafalda_rope::transport::Connect
     let (_peer, session) = server.accept(connection);
     let _ = session.await;
     mirror.abort();
+    // Close what the app made (transports, producers, consumers) and break the
+    // handler-to-server links so nothing outlives the connection.
+    methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    for object in server.snapshot().objects {
+        let _ = server.close(&object.id);
+    }
     debug!("app disconnected");
 }
 
@@ -163,18 +172,18 @@ fn sync_objects(node: &Arc<Node>, server: &Server) {
 }
 
 /// Answers through JSON so addresses and ids read the same in CBOR and JSON.
-fn to_value<T: Serialize>(answer: &T) -> Result<Value, RpcError> {
+pub(super) fn to_value<T: Serialize>(answer: &T) -> Result<Value, RpcError> {
     let json = serde_json::to_value(answer).map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))?;
     Value::serialized(&json).map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))
 }
 
-fn params<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
+pub(super) fn params<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
     let invalid = |e: String| RpcError::new(ErrorCode::InvalidParams, format!("invalid params: {e}"));
     let json: serde_json::Value = value.deserialized().map_err(|e| invalid(e.to_string()))?;
     serde_json::from_value(json).map_err(|e| invalid(e.to_string()))
 }
 
-fn unknown(method: &str) -> RpcError {
+pub(super) fn unknown(method: &str) -> RpcError {
     RpcError::new(ErrorCode::MethodNotFound, format!("unknown method {method}"))
 }
 
@@ -205,15 +214,23 @@ struct EgressParams {
     egress: String,
 }
 
-/// The connection's own methods: the HTTP operations.
+/// The connection's own methods: the HTTP operations, and creating media objects.
 struct AppMethods {
     node: Arc<Node>,
+    /// The connection's server, to create media objects in; emptied when the
+    /// connection ends (the server owns this handler, so this would be a cycle).
+    server: std::sync::Mutex<Option<Server>>,
 }
 
 impl Handler for AppMethods {
     fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
         let node = Arc::clone(&self.node);
+        let server = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         Box::pin(async move {
+            if request.method.starts_with("router.") || request.method.starts_with("webrtc.") {
+                let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
+                return super::webrtc::call(&node, &server, &request).await;
+            }
             let node = node.as_ref();
             match request.method.as_str() {
                 "node.status" => to_value(&ops::status(node).await?),
