@@ -134,6 +134,12 @@ pub(crate) struct RunArgs {
           value_parser = parse_port_range)]
     rtc_ports: RangeInclusive<u16>,
 
+    /// Serve WebRTC clients (browsers with mediasoup-client, through the ROPE WebSocket
+    /// API): each mediasoup worker listens on one UDP+TCP port of MIN-MAX on --media-ip
+    /// (announced as --announced-ip). Keep it outside --rtc-ports. Off when not given.
+    #[arg(long, value_name = "MIN-MAX", env = "MAFALDA_WEBRTC_PORTS", value_parser = parse_port_range)]
+    webrtc_ports: Option<RangeInclusive<u16>>,
+
     /// Level of mediasoup's own worker logs (shown through RUST_LOG as target "mediasoup").
     #[arg(long, value_enum, value_name = "LEVEL", env = "MAFALDA_WORKER_LOG_LEVEL", default_value_t = WorkerLog::Warn)]
     worker_log_level: WorkerLog,
@@ -204,6 +210,9 @@ impl RunArgs {
         if let Some(ports) = file.rtc_ports.filter(|_| unset("rtc_ports")) {
             self.rtc_ports = parse_port_range(&ports).map_err(|e| bad("rtc_ports", &e))?;
         }
+        if let Some(ports) = file.webrtc_ports.filter(|_| unset("webrtc_ports")) {
+            self.webrtc_ports = Some(parse_port_range(&ports).map_err(|e| bad("webrtc_ports", &e))?);
+        }
         Ok(())
     }
 
@@ -215,6 +224,15 @@ impl RunArgs {
         }
         media.rtc_ports = self.rtc_ports.clone();
         media.worker_log_level = self.worker_log_level.into();
+        if let Some(ports) = &self.webrtc_ports {
+            let overlaps = ports.start() <= self.rtc_ports.end() && self.rtc_ports.start() <= ports.end();
+            anyhow::ensure!(!overlaps, "--webrtc-ports must not overlap --rtc-ports");
+            media.webrtc = Some(mafalda_media::WebRtcListen {
+                ip: self.media_ip,
+                announced_address: self.announced_ip.map(|ip| ip.to_string()),
+                ports: ports.clone(),
+            });
+        }
         let keypair = match &self.identity {
             Some(path) => mafalda_swarm::identity::load_or_create(path)?,
             None => {

@@ -13,6 +13,7 @@
 //! identity = "/var/lib/mafalda/node.key"
 //! workers = 4
 //! rtc_ports = "40000-49999"
+//! webrtc_ports = "39000-39015"
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ pub(crate) struct ConfigFile {
     pub(crate) identity: Option<PathBuf>,
     pub(crate) workers: Option<u16>,
     pub(crate) rtc_ports: Option<String>,
+    pub(crate) webrtc_ports: Option<String>,
 }
 
 impl ConfigFile {

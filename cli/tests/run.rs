@@ -118,6 +118,17 @@ fn bad_flags_are_refused_with_a_clear_message() {
 }
 
 #[test]
+fn webrtc_ports_inside_the_rtc_range_are_refused() {
+    let output = Command::new(BINARY)
+        .args(["run", "--api", "127.0.0.1:0", "--webrtc-ports", "40000-40003"])
+        .output()
+        .expect("run mafalda-node");
+    assert!(!output.status.success(), "refused");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must not overlap --rtc-ports"), "names the problem: {stderr}");
+}
+
+#[test]
 fn version_and_help_describe_the_binary() {
     let version = Command::new(BINARY).arg("--version").output().expect("run --version");
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("mafalda-node "));
