@@ -131,7 +131,8 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
     let (call_tx, call_rx) = mpsc::channel(config.rope.inbound_queue);
-    let mut registry = prometheus_client::registry::Registry::with_prefix("libp2p");
+    // libp2p-metrics adds the `libp2p_` prefix itself.
+    let mut registry = prometheus_client::registry::Registry::default();
     let event_loop = EventLoop::new(&config, &mut registry, command_rx, command_tx.clone(), event_tx, call_tx)?
         .listen(&config.listen, config.listen_timeout)
         .await?;

@@ -111,7 +111,8 @@ async fn publish_through_one_api_and_take_out_through_another() {
     );
     assert!(metrics.contains(r#"mafalda_rope_call_latency_seconds_count{method="stream.describe"}"#), "{metrics}");
     // libp2p's own metrics follow, once, before the single closing EOF.
-    assert!(metrics.contains("libp2p_swarm_connections_established_total"), "{metrics}");
+    assert!(metrics.contains("\nlibp2p_swarm_connections_established_total"), "{metrics}");
+    assert!(!metrics.contains("libp2p_libp2p"), "one prefix: {metrics}");
     assert!(metrics.contains("libp2p_bandwidth_bytes_total"), "{metrics}");
     assert!(metrics.contains("libp2p_kad_"), "{metrics}");
     assert_eq!(metrics.matches("# EOF").count(), 1, "{metrics}");

@@ -1,0 +1,457 @@
+//! Runs a [`Scenario`] with real nodes in this process (real mediasoup workers,
+//! real libp2p over 127.0.0.1) and records what happened: every find, every
+//! consumer's path and packets, churn, and each node's state at the end.
+//! [`crate::report`] turns the observations into figures.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use mafalda_media::MediaConfig;
+use mafalda_media::mediasoup::prelude::MediaKind;
+use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
+use mafalda_swarm::{Keypair, Multiaddr, PeerId, SwarmConfig};
+use mafalda_tests::rtp::{RtpPacket, test_stream};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::UdpSocket;
+use tracing::{info, warn};
+
+use crate::scenario::{Scenario, Topology};
+
+/// Packet interval of the generated streams (Opus-like, 50 packets/s).
+pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
+const PAYLOAD_TYPE: u8 = 100;
+
+/// Why a run could not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A node did not start.
+    #[error("node {index} did not start: {reason}")]
+    NodeStart {
+        /// Its index.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A stream could not be published.
+    #[error("stream {stream} could not be published: {reason}")]
+    Publish {
+        /// The stream.
+        stream: String,
+        /// Why.
+        reason: String,
+    },
+    /// A local socket failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One consumer's story.
+#[derive(Debug, Clone)]
+pub struct ConsumerRecord {
+    /// Consumer number.
+    pub index: usize,
+    /// The stream it consumed.
+    pub stream: usize,
+    /// The node it entered at.
+    pub entry: usize,
+    /// When it arrived, since the streams started.
+    pub arrived: Duration,
+    /// How long `find` took, or why it failed.
+    pub find: Result<Duration, String>,
+    /// Providers the find returned.
+    pub providers: usize,
+    /// Node indices from the origin to the entry node, or why consuming failed.
+    pub path: Result<Vec<usize>, String>,
+    /// Consume call to first packet at the socket.
+    pub first_packet: Option<Duration>,
+    /// (packet index, arrival since the streams started) of every media packet.
+    pub arrivals: Vec<(u32, Duration)>,
+}
+
+/// A node killed (and maybe restarted) during the run.
+#[derive(Debug, Clone)]
+pub struct ChurnRecord {
+    /// Node index.
+    pub node: usize,
+    /// When it was killed, since the streams started.
+    pub killed_at: Duration,
+    /// When it was back, if it came back.
+    pub restarted_at: Option<Duration>,
+    /// Consumers whose path went through it when it was killed.
+    pub affected: Vec<usize>,
+}
+
+/// A node's state at the end of the run.
+#[derive(Debug, Clone)]
+pub struct NodeRecord {
+    /// Node index.
+    pub index: usize,
+    /// Its peer id.
+    pub peer: String,
+    /// Whom it bootstrapped from.
+    pub bootstrap: Option<usize>,
+    /// Whether it was running at the end.
+    pub alive: bool,
+    /// Egresses it ran at the end (consumers served).
+    pub egresses: usize,
+    /// (stream id, upstream node index) of each stream it held; no upstream at an origin.
+    pub held: Vec<(String, Option<usize>)>,
+    /// Mean CPU of its mediasoup workers, percent.
+    pub cpu_percent: f64,
+    /// libp2p bytes in + out over the run (all control-plane traffic: DHT,
+    /// gossip, identify, ping, ROPE).
+    pub control_bytes: u64,
+}
+
+/// Everything a run observed.
+#[derive(Debug, Clone)]
+pub struct Observations {
+    /// The scenario run.
+    pub scenario: Scenario,
+    /// From the streams' start to the end of media.
+    pub media_time: Duration,
+    /// Packets sent per stream, with each one's send time since the streams started.
+    pub sent: Vec<Vec<Duration>>,
+    /// Consumers.
+    pub consumers: Vec<ConsumerRecord>,
+    /// Churn events.
+    pub churn: Vec<ChurnRecord>,
+    /// Nodes at the end.
+    pub nodes: Vec<NodeRecord>,
+    /// Time to start every node and let the swarm settle.
+    pub startup: Duration,
+}
+
+struct SimNode {
+    keypair: Keypair,
+    peer: PeerId,
+    bootstrap: Option<usize>,
+    link_delay: HashMap<PeerId, Duration>,
+    node: Option<Arc<Node>>,
+    addr: Option<Multiaddr>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn start_node(sim: &SimNode, bootstrap: Option<Multiaddr>) -> Result<Node, String> {
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?;
+    let swarm = SwarmConfig::new(sim.keypair.clone(), vec![listen]).with_bootstrap(bootstrap.into_iter().collect());
+    let mut config = NodeConfig::new(media, swarm);
+    config.link_delay = sim.link_delay.clone();
+    config.find_deadline = Duration::from_secs(10);
+    Node::start(config).await.map_err(|e| e.to_string())
+}
+
+/// Runs `scenario` and returns what happened.
+pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
+    let mut rng = StdRng::seed_from_u64(scenario.seed);
+    let started = Instant::now();
+    let mut sims: Vec<SimNode> = (0..scenario.nodes)
+        .map(|i| {
+            let keypair = Keypair::generate_ed25519();
+            let bootstrap = match (i, scenario.topology) {
+                (0, _) => None,
+                (_, Topology::Chain) => Some(i - 1),
+                (_, Topology::Star) => Some(0),
+                (_, Topology::Random) => Some(rng.random_range(0..i)),
+            };
+            SimNode {
+                peer: keypair.public().to_peer_id(),
+                keypair,
+                bootstrap,
+                link_delay: HashMap::new(),
+                node: None,
+                addr: None,
+            }
+        })
+        .collect();
+    for link in &scenario.latency {
+        let (a, b) = (sims[link.a].peer, sims[link.b].peer);
+        sims[link.a].link_delay.insert(b, Duration::from_millis(link.ms));
+        sims[link.b].link_delay.insert(a, Duration::from_millis(link.ms));
+    }
+    for i in 0..sims.len() {
+        let bootstrap = sims[i].bootstrap.and_then(|b| sims[b].addr.clone());
+        let node = start_node(&sims[i], bootstrap).await.map_err(|reason| RunError::NodeStart { index: i, reason })?;
+        let addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
+        sims[i].addr = addr;
+        sims[i].node = Some(Arc::new(node));
+    }
+    // Let Kademlia routing tables and gossip meshes form.
+    tokio::time::sleep(Duration::from_secs(2) + Duration::from_millis(20 * scenario.nodes as u64)).await;
+    let startup = started.elapsed();
+    info!(nodes = scenario.nodes, ?startup, "swarm up");
+    let peers: HashMap<String, usize> = sims.iter().enumerate().map(|(i, s)| (s.peer.to_string(), i)).collect();
+    let peers = Arc::new(peers);
+
+    // Publish, and send RTP into each publication.
+    let t0 = Instant::now();
+    let packets_total = (scenario.duration_s / PACKET_INTERVAL.as_secs_f64()).ceil() as u32;
+    let mut senders = Vec::new();
+    let sent: Vec<Arc<Mutex<Vec<Duration>>>> = scenario.streams.iter().map(|_| Arc::default()).collect();
+    for (s, stream) in scenario.streams.iter().enumerate() {
+        let Some(node) = sims[stream.at].node.clone() else { continue };
+        let ssrc = 0x5100_0000 + s as u32;
+        let track = TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: PAYLOAD_TYPE, ssrc };
+        let ingest = node
+            .publish_rtp(&stream.id, vec![track])
+            .await
+            .map_err(|e| RunError::Publish { stream: stream.id.clone(), reason: e.to_string() })?;
+        if scenario.media {
+            let socket = UdpSocket::bind("127.0.0.1:0").await?;
+            let log = Arc::clone(&sent[s]);
+            let packets = test_stream(ssrc, PAYLOAD_TYPE, packets_total);
+            senders.push(tokio::spawn(send(socket, ingest, packets, log, t0)));
+        }
+    }
+
+    // Consumers arrive at random entry nodes, round-robin over the streams.
+    let churned: Vec<usize> = scenario.churn.iter().map(|c| c.node).collect();
+    let mut arrivals: Vec<f64> = (0..scenario.consumers.count)
+        .map(|_| rng.random_range(scenario.consumers.arrive_from_s..=scenario.consumers.arrive_until_s))
+        .collect();
+    arrivals.sort_by(f64::total_cmp);
+    let records: Arc<Mutex<Vec<ConsumerRecord>>> = Arc::default();
+    let end = t0 + Duration::from_secs_f64(scenario.duration_s);
+    let mut consumers = Vec::new();
+    for (k, at) in arrivals.into_iter().enumerate() {
+        let stream = k % scenario.streams.len();
+        let origin = scenario.streams[stream].at;
+        let candidates: Vec<usize> = (0..scenario.nodes).filter(|i| *i != origin && !churned.contains(i)).collect();
+        let Some(&entry) = candidates.get(rng.random_range(0..candidates.len().max(1))) else { continue };
+        let Some(node) = sims[entry].node.clone() else { continue };
+        let job = ConsumerJob {
+            index: k,
+            stream,
+            stream_id: scenario.streams[stream].id.clone(),
+            entry,
+            node,
+            arrive: t0 + Duration::from_secs_f64(at),
+            t0,
+            end,
+            media: scenario.media,
+            peers: Arc::clone(&peers),
+            records: Arc::clone(&records),
+        };
+        consumers.push(tokio::spawn(job.run()));
+    }
+
+    // Churn.
+    let mut churn_records = Vec::new();
+    let mut churn_plan: Vec<_> = scenario.churn.clone();
+    churn_plan.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    for churn in churn_plan {
+        tokio::time::sleep_until((t0 + Duration::from_secs_f64(churn.at_s)).into()).await;
+        let Some(node) = sims[churn.node].node.take() else { continue };
+        let peer = sims[churn.node].peer.to_string();
+        let affected: Vec<usize> = lock(&records)
+            .iter()
+            .filter(|r| r.path.as_ref().is_ok_and(|p| p.contains(&churn.node)))
+            .map(|r| r.index)
+            .collect();
+        let killed_at = t0.elapsed();
+        warn!(node = churn.node, %peer, affected = affected.len(), "killing node");
+        shutdown(node).await;
+        let mut record = ChurnRecord { node: churn.node, killed_at, restarted_at: None, affected };
+        if let Some(after) = churn.restart_after_s {
+            tokio::time::sleep(Duration::from_secs_f64(after)).await;
+            let bootstrap = sims[churn.node].bootstrap.and_then(|b| sims[b].addr.clone());
+            match start_node(&sims[churn.node], bootstrap).await {
+                Ok(node) => {
+                    sims[churn.node].addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
+                    sims[churn.node].node = Some(Arc::new(node));
+                    record.restarted_at = Some(t0.elapsed());
+                }
+                Err(reason) => warn!(node = churn.node, %reason, "restart failed"),
+            }
+        }
+        churn_records.push(record);
+    }
+
+    tokio::time::sleep_until(end.into()).await;
+    for sender in senders {
+        let _ = sender.await;
+    }
+    for consumer in consumers {
+        let _ = consumer.await;
+    }
+    let media_time = t0.elapsed();
+    let run_time = started.elapsed().as_secs_f64();
+
+    // Each node's state at the end.
+    let mut nodes = Vec::new();
+    for (i, sim) in sims.iter().enumerate() {
+        let mut record = NodeRecord {
+            index: i,
+            peer: sim.peer.to_string(),
+            bootstrap: sim.bootstrap,
+            alive: sim.node.is_some(),
+            egresses: 0,
+            held: Vec::new(),
+            cpu_percent: 0.0,
+            control_bytes: 0,
+        };
+        if let Some(node) = &sim.node {
+            // The node samples its workers' CPU every 2 s; read its latest figure.
+            record.egresses = node.egress_count();
+            record.held = node
+                .streams()
+                .into_iter()
+                .map(|s| (s.stream, s.upstream.and_then(|u| peers.get(&u).copied())))
+                .collect();
+            let workers = node.media().status();
+            record.cpu_percent =
+                workers.iter().map(|w| f64::from(w.cpu_percent)).sum::<f64>() / workers.len().max(1) as f64;
+            record.control_bytes = bandwidth_bytes(node);
+        }
+        nodes.push(record);
+    }
+    let _ = run_time;
+    for sim in &mut sims {
+        if let Some(node) = sim.node.take() {
+            shutdown(node).await;
+        }
+    }
+    let consumers = std::mem::take(&mut *lock(&records));
+    let mut consumers = consumers;
+    consumers.sort_by_key(|c| c.index);
+    Ok(Observations {
+        scenario: scenario.clone(),
+        media_time,
+        sent: sent.iter().map(|s| lock(s).clone()).collect(),
+        consumers,
+        churn: churn_records,
+        nodes,
+        startup,
+    })
+}
+
+/// Shuts a node down once nothing else holds it.
+async fn shutdown(node: Arc<Node>) {
+    let mut node = node;
+    for _ in 0..100 {
+        match Arc::try_unwrap(node) {
+            Ok(owned) => return owned.shutdown().await,
+            Err(shared) => {
+                node = shared;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    warn!("a node was still in use at shutdown; dropping it");
+}
+
+/// Sums `libp2p_bandwidth_bytes_total` over protocols and directions.
+fn bandwidth_bytes(node: &Node) -> u64 {
+    let mut text = String::new();
+    if node.swarm().encode_metrics(&mut text).is_err() {
+        return 0;
+    }
+    text.lines()
+        .filter(|line| line.starts_with("libp2p_bandwidth_bytes_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|bytes| bytes as u64)
+        .sum()
+}
+
+async fn send(
+    socket: UdpSocket,
+    target: SocketAddr,
+    packets: Vec<RtpPacket>,
+    log: Arc<Mutex<Vec<Duration>>>,
+    t0: Instant,
+) {
+    let mut ticker = tokio::time::interval(PACKET_INTERVAL);
+    for packet in packets {
+        ticker.tick().await;
+        if socket.send_to(&packet.encode(), target).await.is_ok() {
+            lock(&log).push(t0.elapsed());
+        }
+    }
+}
+
+struct ConsumerJob {
+    index: usize,
+    stream: usize,
+    stream_id: String,
+    entry: usize,
+    node: Arc<Node>,
+    arrive: Instant,
+    t0: Instant,
+    end: Instant,
+    media: bool,
+    peers: Arc<HashMap<String, usize>>,
+    records: Arc<Mutex<Vec<ConsumerRecord>>>,
+}
+
+impl ConsumerJob {
+    async fn run(self) {
+        tokio::time::sleep_until(self.arrive.into()).await;
+        let mut record = ConsumerRecord {
+            index: self.index,
+            stream: self.stream,
+            entry: self.entry,
+            arrived: self.t0.elapsed(),
+            find: Err("not run".into()),
+            providers: 0,
+            path: Err("not consumed".into()),
+            first_packet: None,
+            arrivals: Vec::new(),
+        };
+        let started = Instant::now();
+        match self.node.find_stream(&self.stream_id).await {
+            Ok(found) => {
+                record.find = Ok(started.elapsed());
+                record.providers = found.providers.len();
+            }
+            Err(error) => record.find = Err(error.to_string()),
+        }
+        if !self.media || record.find.is_err() {
+            lock(&self.records).push(record);
+            return;
+        }
+        let Ok(socket) = UdpSocket::bind("127.0.0.1:0").await else { return };
+        let Ok(destination) = socket.local_addr() else { return };
+        let started = Instant::now();
+        match self.node.consume_rtp(&self.stream_id, destination).await {
+            Ok(egress) => {
+                record.path = Ok(egress.path.iter().filter_map(|p| self.peers.get(p).copied()).collect());
+            }
+            Err(error) => {
+                record.path = Err(error.to_string());
+                lock(&self.records).push(record);
+                return;
+            }
+        }
+        // Publish the path now: churn looks at it to know who is affected.
+        let index = self.index;
+        lock(&self.records).push(record);
+        let mut buffer = vec![0u8; 2048];
+        let mut first_packet = None;
+        let mut arrivals = Vec::new();
+        let stop = self.end + Duration::from_millis(500);
+        while let Ok(Ok((len, _))) = tokio::time::timeout_at(stop.into(), socket.recv_from(&mut buffer)).await {
+            if let Ok(packet) = RtpPacket::parse(&buffer[..len])
+                && packet.payload.len() >= 5
+                && packet.payload[0] == 0xfc
+            {
+                first_packet.get_or_insert_with(|| started.elapsed());
+                let sequence =
+                    u32::from_be_bytes([packet.payload[1], packet.payload[2], packet.payload[3], packet.payload[4]]);
+                arrivals.push((sequence, self.t0.elapsed()));
+            }
+        }
+        let mut records = lock(&self.records);
+        if let Some(record) = records.iter_mut().find(|r| r.index == index) {
+            record.first_packet = first_packet;
+            record.arrivals = arrivals;
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Scenario files: what to run, in TOML. Every field is checked before a node
+//! starts, with an error that names the field.
+//!
+//! ```toml
+//! name = "ci"
+//! nodes = 9
+//! topology = "chain"          # chain | star | random: who bootstraps from whom
+//! seed = 7                    # randomness (random topology, entry nodes, arrivals)
+//! duration_s = 20             # how long media flows after the first stream starts
+//! media = true                # false: control plane only (publish + find, no RTP)
+//!
+//! [[streams]]
+//! id = "cam-1"
+//! at = 0                      # index of the publishing node
+//!
+//! [consumers]
+//! count = 6                   # consumers at random entry nodes (never the origin)
+//! arrive_from_s = 1
+//! arrive_until_s = 6
+//!
+//! [[churn]]
+//! node = 4                    # killed at `at_s`, started again after `restart_after_s`
+//! at_s = 10
+//! restart_after_s = 3
+//!
+//! [[latency]]                 # extra link latency, added to the RTT the cost model sees
+//! a = 0
+//! b = 8
+//! ms = 40
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// How nodes bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Node i bootstraps from node i − 1.
+    Chain,
+    /// Every node bootstraps from node 0.
+    Star,
+    /// Node i bootstraps from a random earlier node.
+    Random,
+}
+
+/// A stream published during the run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// Stream id.
+    pub id: String,
+    /// Index of the node that publishes it.
+    pub at: usize,
+}
+
+/// Consumers arriving over time at random entry nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSpec {
+    /// How many.
+    pub count: usize,
+    /// First arrival, seconds after the streams start.
+    #[serde(default)]
+    pub arrive_from_s: f64,
+    /// Last arrival.
+    #[serde(default)]
+    pub arrive_until_s: f64,
+}
+
+/// A node killed and (optionally) restarted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnSpec {
+    /// Index of the node.
+    pub node: usize,
+    /// When it is killed, seconds after the streams start.
+    pub at_s: f64,
+    /// When it starts again after being killed (never if absent).
+    pub restart_after_s: Option<f64>,
+}
+
+/// Extra latency on the link between two nodes (both directions).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    /// One end.
+    pub a: usize,
+    /// The other end.
+    pub b: usize,
+    /// Extra latency in milliseconds.
+    pub ms: u64,
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name, used in reports.
+    pub name: String,
+    /// How many nodes.
+    pub nodes: usize,
+    /// Bootstrap links.
+    pub topology: Topology,
+    /// Seed of every random choice.
+    #[serde(default)]
+    pub seed: u64,
+    /// Seconds media flows after the streams start.
+    pub duration_s: f64,
+    /// Whether RTP flows (false: control plane only).
+    #[serde(default = "yes")]
+    pub media: bool,
+    /// Streams published.
+    pub streams: Vec<StreamSpec>,
+    /// Consumers.
+    pub consumers: ConsumerSpec,
+    /// Nodes killed and restarted.
+    #[serde(default)]
+    pub churn: Vec<ChurnSpec>,
+    /// Extra link latencies.
+    #[serde(default)]
+    pub latency: Vec<LatencySpec>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Why a scenario cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown fields.
+    #[error("{path} is not a valid scenario: {reason}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value is out of range.
+    #[error("invalid scenario: {0}")]
+    Invalid(String),
+}
+
+/// Most nodes a scenario may start in one process.
+pub const MAX_NODES: usize = 500;
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text).map_err(|error| match error {
+            ScenarioError::Parse { reason, .. } => ScenarioError::Parse { path: path.display().to_string(), reason },
+            other => other,
+        })
+    }
+
+    /// Parses and checks a scenario.
+    pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        let scenario: Self = toml::from_str(text)
+            .map_err(|e| ScenarioError::Parse { path: "scenario".into(), reason: e.to_string() })?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let invalid = |message: String| Err(ScenarioError::Invalid(message));
+        if !(2..=MAX_NODES).contains(&self.nodes) {
+            return invalid(format!("nodes must be 2-{MAX_NODES}"));
+        }
+        if !(self.duration_s > 0.0 && self.duration_s <= 3600.0) {
+            return invalid("duration_s must be in (0, 3600]".into());
+        }
+        if self.streams.is_empty() {
+            return invalid("at least one stream".into());
+        }
+        for stream in &self.streams {
+            if stream.at >= self.nodes {
+                return invalid(format!(
+                    "stream {} is published at node {}, but there are {}",
+                    stream.id, stream.at, self.nodes
+                ));
+            }
+            if self.churn.iter().any(|c| c.node == stream.at) {
+                return invalid(format!("node {} publishes {} and cannot churn", stream.at, stream.id));
+            }
+        }
+        let c = &self.consumers;
+        if !(0.0..=c.arrive_until_s).contains(&c.arrive_from_s) || c.arrive_until_s >= self.duration_s {
+            return invalid("consumers must arrive in 0 <= arrive_from_s <= arrive_until_s < duration_s".into());
+        }
+        for churn in &self.churn {
+            if churn.node >= self.nodes || !(churn.at_s > 0.0 && churn.at_s < self.duration_s) {
+                return invalid(format!("churn of node {} at {} s is outside the run", churn.node, churn.at_s));
+            }
+            if churn.restart_after_s.is_some_and(|after| after <= 0.0) {
+                return invalid("restart_after_s must be positive".into());
+            }
+        }
+        for link in &self.latency {
+            if link.a >= self.nodes || link.b >= self.nodes || link.a == link.b {
+                return invalid(format!("latency link {}-{} is not between two nodes", link.a, link.b));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = r#"
+        name = "t"
+        nodes = 3
+        topology = "chain"
+        duration_s = 5
+        [[streams]]
+        id = "s"
+        at = 0
+        [consumers]
+        count = 2
+    "#;
+
+    #[test]
+    fn a_small_scenario_parses_with_defaults() {
+        let scenario = Scenario::parse(SMALL).expect("valid");
+        assert_eq!((scenario.nodes, scenario.topology, scenario.media), (3, Topology::Chain, true));
+    }
+
+    #[test]
+    fn bad_scenarios_are_refused_naming_the_problem() {
+        for (change, expected) in [
+            ("nodes = 3", "nodes = 1"),
+            ("at = 0", "at = 9"),
+            ("count = 2", "count = 2\narrive_until_s = 9"),
+            ("topology = \"chain\"", "topology = \"ring\""),
+            ("duration_s = 5", "duration_s = 5\nspeed = 3"),
+        ] {
+            let text = SMALL.replace(change, expected);
+            assert!(Scenario::parse(&text).is_err(), "{expected} must be refused");
+        }
+    }
+}
