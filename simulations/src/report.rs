@@ -298,6 +298,12 @@ fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerRep
         _ if obs.scenario.media && consumer.first_packet.is_none() => Some("no packet arrived".into()),
         _ => None,
     };
+    // A consumer at a node that was killed ends with it: count until then.
+    let ended = obs.churn.iter().filter(|c| c.node == consumer.entry).map(|c| c.killed_at).min();
+    let sent: &[Duration] = match ended {
+        Some(killed_at) => &sent[..sent.iter().take_while(|at| **at < killed_at).count()],
+        None => sent,
+    };
     let received_indices: BTreeSet<u32> = consumer.arrivals.iter().map(|(index, _)| *index).collect();
     let (expected, received) = match received_indices.first() {
         Some(&first) => {

@@ -218,15 +218,20 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         .map(|_| rng.random_range(scenario.consumers.arrive_from_s..=scenario.consumers.arrive_until_s))
         .collect();
     arrivals.sort_by(f64::total_cmp);
+    // (arrival, stream, entry): placed consumers first, then random ones.
+    let mut plan: Vec<(f64, usize, Option<usize>)> =
+        scenario.consumer.iter().map(|c| (c.at_s, c.stream, Some(c.entry))).collect();
+    let placed = plan.len();
+    plan.extend(arrivals.into_iter().enumerate().map(|(k, at)| (at, (placed + k) % scenario.streams.len(), None)));
     let records: Arc<Mutex<Vec<ConsumerRecord>>> = Arc::default();
     let end = t0 + Duration::from_secs_f64(scenario.duration_s);
     let mut consumers = Vec::new();
-    for (k, at) in arrivals.into_iter().enumerate() {
-        let stream = k % scenario.streams.len();
+    for (k, (at, stream, placed_entry)) in plan.into_iter().enumerate() {
         let origin = scenario.streams[stream].at;
         let candidates: Vec<usize> = (0..scenario.nodes).filter(|i| *i != origin && !churned.contains(i)).collect();
-        let Some(&entry) = candidates.get(rng.random_range(0..candidates.len().max(1))) else { continue };
-        let Some(node) = sims[entry].node.clone() else { continue };
+        let random_entry = candidates.get(rng.random_range(0..candidates.len().max(1))).copied();
+        let Some(entry) = placed_entry.or(random_entry) else { continue };
+        let Some(node) = sims[entry].node.as_ref().map(Arc::downgrade) else { continue };
         let job = ConsumerJob {
             index: k,
             stream,
@@ -253,7 +258,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         let peer = sims[churn.node].peer.to_string();
         let affected: Vec<usize> = lock(&records)
             .iter()
-            .filter(|r| r.path.as_ref().is_ok_and(|p| p.contains(&churn.node)))
+            .filter(|r| r.entry != churn.node && r.path.as_ref().is_ok_and(|p| p.contains(&churn.node)))
             .map(|r| r.index)
             .collect();
         let killed_at = t0.elapsed();
@@ -382,7 +387,8 @@ struct ConsumerJob {
     stream: usize,
     stream_id: String,
     entry: usize,
-    node: Arc<Node>,
+    /// Weak: a killed node must not be kept alive by its consumers.
+    node: std::sync::Weak<Node>,
     arrive: Instant,
     t0: Instant,
     end: Instant,
@@ -405,8 +411,9 @@ impl ConsumerJob {
             first_packet: None,
             arrivals: Vec::new(),
         };
+        let Some(node) = self.node.upgrade() else { return };
         let started = Instant::now();
-        match self.node.find_stream(&self.stream_id).await {
+        match node.find_stream(&self.stream_id).await {
             Ok(found) => {
                 record.find = Ok(started.elapsed());
                 record.providers = found.providers.len();
@@ -420,7 +427,9 @@ impl ConsumerJob {
         let Ok(socket) = UdpSocket::bind("127.0.0.1:0").await else { return };
         let Ok(destination) = socket.local_addr() else { return };
         let started = Instant::now();
-        match self.node.consume_rtp(&self.stream_id, destination).await {
+        let consumed = node.consume_rtp(&self.stream_id, destination).await;
+        drop(node);
+        match consumed {
             Ok(egress) => {
                 record.path = Ok(egress.path.iter().filter_map(|p| self.peers.get(p).copied()).collect());
             }

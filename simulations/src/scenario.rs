@@ -18,6 +18,11 @@
 //! arrive_from_s = 1
 //! arrive_until_s = 6
 //!
+//! [[consumer]]               # placed by hand: entry node, stream index, arrival
+//! entry = 4
+//! stream = 0
+//! at_s = 0.5
+//!
 //! [[churn]]
 //! node = 4                    # killed at `at_s`, started again after `restart_after_s`
 //! at_s = 10
@@ -69,6 +74,18 @@ pub struct ConsumerSpec {
     pub arrive_until_s: f64,
 }
 
+/// One consumer placed by hand (in addition to the random ones).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlacedConsumer {
+    /// Entry node.
+    pub entry: usize,
+    /// Index of the stream in `streams`.
+    pub stream: usize,
+    /// Arrival, seconds after the streams start.
+    pub at_s: f64,
+}
+
 /// A node killed and (optionally) restarted.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,8 +130,12 @@ pub struct Scenario {
     pub media: bool,
     /// Streams published.
     pub streams: Vec<StreamSpec>,
-    /// Consumers.
+    /// Consumers at random entry nodes.
     pub consumers: ConsumerSpec,
+    /// Consumers placed by hand (to build relay chains that churn then breaks; a
+    /// consumer at a node that is killed ends with it and counts until then).
+    #[serde(default)]
+    pub consumer: Vec<PlacedConsumer>,
     /// Nodes killed and restarted.
     #[serde(default)]
     pub churn: Vec<ChurnSpec>,
@@ -198,6 +219,17 @@ impl Scenario {
         let c = &self.consumers;
         if !(0.0..=c.arrive_until_s).contains(&c.arrive_from_s) || c.arrive_until_s >= self.duration_s {
             return invalid("consumers must arrive in 0 <= arrive_from_s <= arrive_until_s < duration_s".into());
+        }
+        for placed in &self.consumer {
+            if placed.entry >= self.nodes || placed.stream >= self.streams.len() {
+                return invalid(format!(
+                    "placed consumer at node {} of stream {} does not exist",
+                    placed.entry, placed.stream
+                ));
+            }
+            if !(placed.at_s >= 0.0 && placed.at_s < self.duration_s) {
+                return invalid(format!("placed consumer at node {} must arrive during the run", placed.entry));
+            }
         }
         for churn in &self.churn {
             if churn.node >= self.nodes || !(churn.at_s > 0.0 && churn.at_s < self.duration_s) {
