@@ -23,10 +23,9 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,mafalda_simulations=info")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("warn,mafalda_simulations=info,libp2p_gossipsub=error")
+        }))
         .with_writer(std::io::stderr)
         .init();
     let scenario = mafalda_simulations::Scenario::load(&args.scenario)?;

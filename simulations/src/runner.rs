@@ -185,7 +185,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         sims[i].node = Some(Arc::new(node));
     }
     // Let Kademlia routing tables and gossip meshes form.
-    tokio::time::sleep(Duration::from_secs(2) + Duration::from_millis(20 * scenario.nodes as u64)).await;
+    tokio::time::sleep(Duration::from_secs(2) + Duration::from_millis(100 * scenario.nodes as u64)).await;
     let startup = started.elapsed();
     info!(nodes = scenario.nodes, ?startup, "swarm up");
     let peers: HashMap<String, usize> = sims.iter().enumerate().map(|(i, s)| (s.peer.to_string(), i)).collect();
