@@ -228,10 +228,7 @@ impl Node {
     }
 
     async fn provide(&self, stream: &str) {
-        if let Err(error) = self.inner.swarm.provide(stream_key(stream)).await {
-            // The record is kept and announced again at the next republish.
-            debug!(stream, %error, "first provider announcement incomplete");
-        }
+        self.inner.announce(stream).await;
     }
 
     /// The streams this node holds, as origin or relay.
@@ -354,9 +351,7 @@ impl Inner {
                     if let Some(local) = lock(&self.streams).get(stream) {
                         self.emit(NodeEvent::StreamHeld { status: status_of(stream, local) });
                     }
-                    if let Err(error) = self.swarm.provide(stream_key(stream)).await {
-                        debug!(stream, %error, "first provider announcement incomplete");
-                    }
+                    self.announce(stream).await;
                     return Ok(());
                 }
                 Err(NodeError::Busy { alternatives }) => {
@@ -409,6 +404,34 @@ impl Inner {
         Ok(Egress { id: id.to_owned(), tracks, path })
     }
 
+    /// Provides `stream` in the DHT. When no peer stored the record (a busy or
+    /// still-forming swarm), tries again in the background after 1, 2, 4, 8
+    /// and 16 s while the stream is held, rather than waiting minutes for
+    /// Kademlia's next republication.
+    pub(crate) async fn announce(self: &Arc<Self>, stream: &str) {
+        if matches!(self.swarm.provide(stream_key(stream)).await, Ok(stored) if stored > 0) {
+            return;
+        }
+        // Weak: a node shutting down must not be kept alive by its retries.
+        let weak = Arc::downgrade(self);
+        let stream = stream.to_owned();
+        tokio::spawn(async move {
+            for delay in [1, 2, 4, 8, 16] {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                let Some(inner) = weak.upgrade() else { return };
+                if !lock(&inner.streams).contains_key(&stream) {
+                    return;
+                }
+                match inner.swarm.provide(stream_key(&stream)).await {
+                    Ok(stored) if stored > 0 => return debug!(stream, stored, "provider record stored on retry"),
+                    Ok(_) => debug!(stream, "no peer stored the provider record yet"),
+                    Err(error) => debug!(stream, %error, "provider announcement failed"),
+                }
+            }
+            warn!(stream, "no peer stored the provider record; Kademlia republishes it later");
+        });
+    }
+
     /// Tells the apps; nobody listening is fine.
     pub(crate) fn emit(&self, event: NodeEvent) {
         let _ = self.events.send(event);
@@ -416,7 +439,10 @@ impl Inner {
 
     /// The upstream of `stream` is gone: pipe it again from another provider and
     /// restart its egresses; if no provider is left, end it here.
-    pub(crate) async fn heal(self: &Arc<Self>, stream: &str, lost: PeerId) {
+    /// `attempts` bounds how often it looks for another provider (with 1, 2,
+    /// 4 s pauses): a dead upstream's neighbours may be slow to answer on a
+    /// busy swarm, and one failed lookup should not end the stream downstream.
+    pub(crate) async fn heal(self: &Arc<Self>, stream: &str, lost: PeerId, attempts: u32) {
         let removed = {
             let mut streams = lock(&self.streams);
             let relayed_from_lost = streams.get(stream).is_some_and(|l| l.role == Role::Relay { upstream: lost });
@@ -426,7 +452,14 @@ impl Inner {
         let downstream = local.downstream.clone();
         drop(local);
         let started = std::time::Instant::now();
-        match self.ensure_local(stream).await {
+        let mut outcome = self.ensure_local(stream).await;
+        for pause in [1, 2, 4].into_iter().take(attempts.saturating_sub(1) as usize) {
+            let Err(error) = &outcome else { break };
+            info!(stream, %error, retry_in_s = pause, "no provider yet; looking again");
+            tokio::time::sleep(Duration::from_secs(pause)).await;
+            outcome = self.ensure_local(stream).await;
+        }
+        match outcome {
             Ok(()) => {
                 let egresses: Vec<(String, SocketAddr)> = lock(&self.egresses)
                     .iter()
@@ -503,7 +536,7 @@ impl Inner {
         for stream in lost {
             warn!(%stream, upstream = %peer, "upstream gone; looking for another provider");
             let inner = Arc::clone(self);
-            tokio::spawn(async move { inner.heal(&stream, peer).await });
+            tokio::spawn(async move { inner.heal(&stream, peer, HEAL_ATTEMPTS_AFTER_DEATH).await });
         }
     }
 
@@ -560,6 +593,10 @@ async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) 
         });
     }
 }
+
+/// Lookups for another provider when the upstream died (1 when told the
+/// stream closed upstream: that is news, not a glitch).
+pub(crate) const HEAL_ATTEMPTS_AFTER_DEATH: u32 = 4;
 
 /// How often the node samples its load.
 const LOAD_SAMPLE_INTERVAL: Duration = Duration::from_secs(2);

@@ -59,7 +59,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) 
             if from_upstream {
                 // Re-pipe from another provider if the stream still exists elsewhere.
                 let inner = Arc::clone(inner);
-                tokio::spawn(async move { inner.heal(&params.stream, peer).await });
+                tokio::spawn(async move { inner.heal(&params.stream, peer, 1).await });
             }
             Ok(Value::Bool(from_upstream))
         }

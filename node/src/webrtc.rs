@@ -79,9 +79,7 @@ impl Node {
         };
         end_stream_when_closed(&self.inner, &producer, stream);
         if first {
-            if let Err(error) = self.inner.swarm.provide(mafalda_swarm::stream_key(stream)).await {
-                tracing::debug!(stream, %error, "first provider announcement incomplete");
-            }
+            self.inner.announce(stream).await;
             info!(stream, "published from WebRTC");
         }
         Ok(producer)

@@ -69,6 +69,8 @@ pub struct ConsumerRecord {
     pub first_packet: Option<Duration>,
     /// (packet index, arrival since the streams started) of every media packet.
     pub arrivals: Vec<(u32, Duration)>,
+    /// When it stopped listening, since the streams started.
+    pub listened_until: Duration,
 }
 
 /// A node killed (and maybe restarted) during the run.
@@ -78,6 +80,8 @@ pub struct ChurnRecord {
     pub node: usize,
     /// When it was killed, since the streams started.
     pub killed_at: Duration,
+    /// Whether the scenario restarts it.
+    pub restart_planned: bool,
     /// When it was back, if it came back.
     pub restarted_at: Option<Duration>,
     /// Consumers whose path went through it when it was killed.
@@ -213,7 +217,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
     }
 
     // Consumers arrive at random entry nodes, round-robin over the streams.
-    let churned: Vec<usize> = scenario.churn.iter().map(|c| c.node).collect();
+    let churned: Vec<usize> = scenario.churn.iter().filter_map(|c| c.node).collect();
     let mut arrivals: Vec<f64> = (0..scenario.consumers.count)
         .map(|_| rng.random_range(scenario.consumers.arrive_from_s..=scenario.consumers.arrive_until_s))
         .collect();
@@ -254,27 +258,38 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
     churn_plan.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for churn in churn_plan {
         tokio::time::sleep_until((t0 + Duration::from_secs_f64(churn.at_s)).into()).await;
-        let Some(node) = sims[churn.node].node.take() else { continue };
-        let peer = sims[churn.node].peer.to_string();
+        let origins: Vec<usize> = scenario.streams.iter().map(|s| s.at).collect();
+        let Some(target) = churn.node.or_else(|| busiest_relay(&lock(&records), &origins)) else {
+            warn!("no relay to kill: every consumer pulls from an origin");
+            continue;
+        };
+        let Some(node) = sims[target].node.take() else { continue };
+        let peer = sims[target].peer.to_string();
         let affected: Vec<usize> = lock(&records)
             .iter()
-            .filter(|r| r.entry != churn.node && r.path.as_ref().is_ok_and(|p| p.contains(&churn.node)))
+            .filter(|r| r.entry != target && r.path.as_ref().is_ok_and(|p| p.contains(&target)))
             .map(|r| r.index)
             .collect();
         let killed_at = t0.elapsed();
-        warn!(node = churn.node, %peer, affected = affected.len(), "killing node");
+        warn!(node = target, %peer, affected = affected.len(), "killing node");
         shutdown(node).await;
-        let mut record = ChurnRecord { node: churn.node, killed_at, restarted_at: None, affected };
+        let mut record = ChurnRecord {
+            node: target,
+            killed_at,
+            restart_planned: churn.restart_after_s.is_some(),
+            restarted_at: None,
+            affected,
+        };
         if let Some(after) = churn.restart_after_s {
             tokio::time::sleep(Duration::from_secs_f64(after)).await;
-            let bootstrap = sims[churn.node].bootstrap.and_then(|b| sims[b].addr.clone());
-            match start_node(&sims[churn.node], bootstrap).await {
+            let bootstrap = sims[target].bootstrap.and_then(|b| sims[b].addr.clone());
+            match start_node(&sims[target], bootstrap).await {
                 Ok(node) => {
-                    sims[churn.node].addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
-                    sims[churn.node].node = Some(Arc::new(node));
+                    sims[target].addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
+                    sims[target].node = Some(Arc::new(node));
                     record.restarted_at = Some(t0.elapsed());
                 }
-                Err(reason) => warn!(node = churn.node, %reason, "restart failed"),
+                Err(reason) => warn!(node = target, %reason, "restart failed"),
             }
         }
         churn_records.push(record);
@@ -336,6 +351,20 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         nodes,
         startup,
     })
+}
+
+/// The node in the middle of the most consumers' paths (not an origin, not
+/// the consumer's own entry node).
+fn busiest_relay(records: &[ConsumerRecord], origins: &[usize]) -> Option<usize> {
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    for path in records.iter().filter_map(|r| r.path.as_ref().ok()) {
+        for node in path.iter().skip(1).take(path.len().saturating_sub(2)) {
+            if !origins.contains(node) {
+                *counts.entry(*node).or_default() += 1;
+            }
+        }
+    }
+    counts.into_iter().max_by_key(|(node, count)| (*count, std::cmp::Reverse(*node))).map(|(node, _)| node)
 }
 
 /// Shuts a node down once nothing else holds it.
@@ -410,6 +439,7 @@ impl ConsumerJob {
             path: Err("not consumed".into()),
             first_packet: None,
             arrivals: Vec::new(),
+            listened_until: Duration::ZERO,
         };
         let Some(node) = self.node.upgrade() else { return };
         let started = Instant::now();
@@ -461,6 +491,7 @@ impl ConsumerJob {
         if let Some(record) = records.iter_mut().find(|r| r.index == index) {
             record.first_packet = first_packet;
             record.arrivals = arrivals;
+            record.listened_until = self.t0.elapsed();
         }
     }
 }

@@ -25,6 +25,8 @@
 //!
 //! [[churn]]
 //! node = 4                    # killed at `at_s`, started again after `restart_after_s`
+//!                             # (or `busiest_relay = true`: the node relaying to the
+//!                             # most consumers at that moment)
 //! at_s = 10
 //! restart_after_s = 3
 //!
@@ -90,8 +92,12 @@ pub struct PlacedConsumer {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChurnSpec {
-    /// Index of the node.
-    pub node: usize,
+    /// Index of the node; or leave it out and set `busiest_relay`.
+    pub node: Option<usize>,
+    /// Kill the node that relays to the most consumers at that moment (a
+    /// non-origin node in the middle of their paths).
+    #[serde(default)]
+    pub busiest_relay: bool,
     /// When it is killed, seconds after the streams start.
     pub at_s: f64,
     /// When it starts again after being killed (never if absent).
@@ -212,7 +218,7 @@ impl Scenario {
                     stream.id, stream.at, self.nodes
                 ));
             }
-            if self.churn.iter().any(|c| c.node == stream.at) {
+            if self.churn.iter().any(|c| c.node == Some(stream.at)) {
                 return invalid(format!("node {} publishes {} and cannot churn", stream.at, stream.id));
             }
         }
@@ -232,8 +238,13 @@ impl Scenario {
             }
         }
         for churn in &self.churn {
-            if churn.node >= self.nodes || !(churn.at_s > 0.0 && churn.at_s < self.duration_s) {
-                return invalid(format!("churn of node {} at {} s is outside the run", churn.node, churn.at_s));
+            match (churn.node, churn.busiest_relay) {
+                (Some(node), false) if node < self.nodes => {}
+                (None, true) => {}
+                _ => return invalid("each churn names one existing `node` or sets `busiest_relay = true`".into()),
+            }
+            if !(churn.at_s > 0.0 && churn.at_s < self.duration_s) {
+                return invalid(format!("churn at {} s is outside the run", churn.at_s));
             }
             if churn.restart_after_s.is_some_and(|after| after <= 0.0) {
                 return invalid("restart_after_s must be positive".into());
