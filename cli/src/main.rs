@@ -55,7 +55,9 @@ fn main() -> ExitCode {
             Command::Status { target } => client::status(&target).await,
             Command::Publish { stream, tracks, target } => client::publish(&target, &stream, tracks).await,
             Command::Find { stream, target } => client::find(&target, &stream).await,
-            Command::Consume { stream, to, target } => client::consume(&target, &stream, to).await,
+            Command::Consume { stream, to, ports, sdp, target } => {
+                client::consume(&target, &stream, to, ports, sdp.as_deref()).await
+            }
         }
     });
     // Worker threads are already closed; don't wait for stray blocking tasks.

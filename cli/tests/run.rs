@@ -245,3 +245,87 @@ fn a_config_file_sets_what_flags_do_not_and_typos_are_refused() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("listen"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A free UDP port on 127.0.0.1 (bound, then released for the receiver).
+fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// Lines of ffmpeg's `framecrc` output for stream `index`: one per decoded frame.
+fn decoded_frames(framecrc: &str, index: usize) -> usize {
+    framecrc.lines().filter(|line| line.split(',').next().map(str::trim) == Some(&index.to_string())).count()
+}
+
+/// An independent RTP stack at both ends: ffmpeg publishes a VP8 + Opus test
+/// pattern into `rtp-ingest` at one node; a second ffmpeg decodes the stream
+/// taken out of another node through the SDP `consume --sdp` wrote.
+#[test]
+fn ffmpeg_publishes_at_one_node_and_ffmpeg_decodes_at_another() {
+    let first = start(&[]);
+    let second = start(&["--bootstrap", &first.addrs[0]]);
+    std::thread::sleep(Duration::from_millis(300));
+    let published = client(&[
+        "publish",
+        "tv",
+        "--json",
+        "--track",
+        "video:vp8:101:1111",
+        "--track",
+        "audio:opus:100:2222",
+        "--api",
+        &first.api,
+    ]);
+    assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+    let ingest: serde_json::Value = serde_json::from_slice(&published.stdout).expect("publish --json prints JSON");
+    let ingest = format!("{}:{}", ingest["ip"].as_str().expect("ip"), ingest["port"]);
+
+    // Both tracks from one local port (comedia latches on the first source).
+    let local = free_udp_port();
+    let out = format!("udp://{ingest}?localport={local}&reuse=1&pkt_size=1200");
+    let mut sender = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(["-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15"])
+        .args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "14"])
+        .args(["-map", "0:v", "-c:v", "libvpx", "-deadline", "realtime", "-g", "15", "-b:v", "300k"])
+        .args(["-payload_type", "101", "-ssrc", "1111", "-f", "rtp", &out])
+        .args(["-map", "1:a", "-c:a", "libopus", "-payload_type", "100", "-ssrc", "2222", "-f", "rtp", &out])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ffmpeg is installed (scripts/setup.sh installs it)");
+    std::thread::sleep(Duration::from_secs(1));
+
+    let (video_port, audio_port) = (free_udp_port(), free_udp_port());
+    let sdp = std::env::temp_dir().join(format!("mafalda-ffmpeg-{}.sdp", std::process::id()));
+    let sdp_arg = sdp.to_str().expect("utf-8 path");
+    let ports = format!("{video_port},{audio_port}");
+    let to = format!("127.0.0.1:{video_port}");
+    let consumed = client(&["consume", "tv", "--to", &to, "--ports", &ports, "--sdp", sdp_arg, "--api", &second.api]);
+    assert!(consumed.status.success(), "{}", String::from_utf8_lossy(&consumed.stderr));
+    let text = std::fs::read_to_string(&sdp).expect("the SDP file");
+    assert!(text.contains(&format!("m=video {video_port} RTP/AVP")) && text.contains("VP8/90000"), "{text}");
+    assert!(text.contains(&format!("m=audio {audio_port} RTP/AVP")) && text.contains("opus/48000/2"), "{text}");
+
+    let receiver = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-protocol_whitelist", "file,udp,rtp"])
+        .args(["-i", sdp_arg, "-t", "6", "-f", "framecrc", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the receiving ffmpeg");
+    let _ = sender.kill();
+    let _ = sender.wait();
+    let _ = std::fs::remove_file(&sdp);
+    let framecrc = String::from_utf8_lossy(&receiver.stdout);
+    let (video, audio) = (decoded_frames(&framecrc, 0), decoded_frames(&framecrc, 1));
+    eprintln!("ffmpeg decoded {video} video frames and {audio} audio frames from the egress");
+    assert!(receiver.status.success(), "receiver failed: {}", String::from_utf8_lossy(&receiver.stderr));
+    assert!(video >= 30, "video frames decoded: {video}");
+    assert!(audio >= 100, "audio frames decoded: {audio}");
+    for node in [second.child, first.child] {
+        let (status, _) = stop(node, "TERM");
+        assert!(status.success());
+    }
+}

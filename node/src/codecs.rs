@@ -167,3 +167,28 @@ fn codec_name(codec: &RtpCodecParameters) -> String {
     let mime = mime.as_ref().and_then(serde_json::Value::as_str).unwrap_or_default();
     mime.rsplit('/').next().unwrap_or_default().to_ascii_lowercase()
 }
+
+/// An SDP for a plain-RTP receiver of `tracks`, track `i` arriving at
+/// `ip:ports[i]` (RTCP on the same port).
+pub fn receiver_sdp(stream: &str, ip: std::net::IpAddr, tracks: &[TrackSummary], ports: &[u16]) -> String {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut sdp = format!("v=0\r\no=- 0 0 IN {family} {ip}\r\ns=mafalda {stream}\r\nc=IN {family} {ip}\r\nt=0 0\r\n");
+    for (track, port) in tracks.iter().zip(ports) {
+        let kind = match track.kind {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        };
+        let pt = track.payload_type;
+        sdp.push_str(&format!("m={kind} {port} RTP/AVP {pt}\r\n"));
+        match track.codec.as_str() {
+            "opus" => sdp.push_str(&format!("a=rtpmap:{pt} opus/48000/2\r\n")),
+            "vp8" => sdp.push_str(&format!("a=rtpmap:{pt} VP8/90000\r\n")),
+            "h264" => sdp.push_str(&format!(
+                "a=rtpmap:{pt} H264/90000\r\na=fmtp:{pt} packetization-mode=1;profile-level-id=42e01f\r\n"
+            )),
+            other => sdp.push_str(&format!("a=rtpmap:{pt} {other}/90000\r\n")),
+        }
+        sdp.push_str(&format!("a=ssrc:{} cname:mafalda\r\na=rtcp-mux\r\na=recvonly\r\n", track.ssrc));
+    }
+    sdp
+}

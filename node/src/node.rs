@@ -73,12 +73,17 @@ pub struct Egress {
     pub tracks: Vec<TrackSummary>,
     /// Peer ids from the origin to this node.
     pub path: Vec<String>,
+    /// An SDP describing what arrives at the destination, for receivers such
+    /// as `ffmpeg -protocol_whitelist file,udp,rtp -i egress.sdp`.
+    pub sdp: String,
 }
 
 /// An egress: where a stream's RTP goes, and the consumers sending it.
 pub(crate) struct EgressRecord {
     stream: String,
     destination: SocketAddr,
+    /// Per-track destination ports, when the app asked for them.
+    track_ports: Option<Vec<u16>>,
     tracks: Vec<TrackSummary>,
     path: Vec<String>,
     /// Held so they keep sending; dropping the record closes them.
@@ -259,10 +264,25 @@ impl Node {
     /// Sends `stream` as RTP to `destination`: locally if this node holds it,
     /// else after piping it here from the cheapest provider.
     pub async fn consume_rtp(&self, stream: &str, destination: SocketAddr) -> Result<Egress, NodeError> {
+        self.consume_rtp_to_ports(stream, destination, None).await
+    }
+
+    /// Like [`Node::consume_rtp`], sending track `i` to port `track_ports[i]` of
+    /// the destination's IP (one port per track, as ffmpeg and GStreamer expect
+    /// from an SDP) when `track_ports` is given.
+    pub async fn consume_rtp_to_ports(
+        &self,
+        stream: &str,
+        destination: SocketAddr,
+        track_ports: Option<Vec<u16>>,
+    ) -> Result<Egress, NodeError> {
         validate_stream_id(stream)?;
+        if track_ports.as_ref().is_some_and(|ports| ports.is_empty() || ports.contains(&0)) {
+            return Err(NodeError::InvalidInput("track ports must be 1-65535, one per track".into()));
+        }
         self.inner.ensure_local(stream).await?;
         let id = format!("egress-{}", self.inner.next_egress.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        self.inner.open_egress(&id, stream, destination).await
+        self.inner.open_egress(&id, stream, destination, track_ports).await
     }
 
     /// How many egresses are running.
@@ -379,6 +399,7 @@ impl Inner {
         id: &str,
         stream: &str,
         destination: SocketAddr,
+        track_ports: Option<Vec<u16>>,
     ) -> Result<Egress, NodeError> {
         let (producer_ids, path) = {
             let streams = lock(&self.streams);
@@ -388,20 +409,35 @@ impl Inner {
         let mut consumers = Vec::new();
         let mut tracks = Vec::new();
         for producer_id in producer_ids {
-            let egress = self.router.consume_plain(producer_id, self.config.media_ip, destination).await?;
+            let port = match &track_ports {
+                Some(ports) => *ports.get(consumers.len()).ok_or_else(|| {
+                    NodeError::InvalidInput(format!(
+                        "stream {stream} has more tracks than the {} ports given",
+                        ports.len()
+                    ))
+                })?,
+                None => destination.port(),
+            };
+            let target = SocketAddr::new(destination.ip(), port);
+            let egress = self.router.consume_plain(producer_id, self.config.media_ip, target).await?;
             tracks.push(TrackSummary::of(egress.consumer.kind(), egress.consumer.rtp_parameters()));
             consumers.push(egress);
         }
         let record = EgressRecord {
             stream: stream.to_owned(),
             destination,
+            track_ports: track_ports.clone(),
             tracks: tracks.clone(),
             path: path.clone(),
             _consumers: consumers,
         };
+        let ports: Vec<u16> = (0..tracks.len())
+            .map(|i| track_ports.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(destination.port()))
+            .collect();
+        let sdp = crate::codecs::receiver_sdp(stream, destination.ip(), &tracks, &ports);
         self.emit(NodeEvent::EgressOpened { egress: record.status(id) });
         lock(&self.egresses).insert(id.to_owned(), record);
-        Ok(Egress { id: id.to_owned(), tracks, path })
+        Ok(Egress { id: id.to_owned(), tracks, path, sdp })
     }
 
     /// Provides `stream` in the DHT. When no peer stored the record (a busy or
@@ -461,13 +497,13 @@ impl Inner {
         }
         match outcome {
             Ok(()) => {
-                let egresses: Vec<(String, SocketAddr)> = lock(&self.egresses)
+                let egresses: Vec<(String, SocketAddr, Option<Vec<u16>>)> = lock(&self.egresses)
                     .iter()
                     .filter(|(_, record)| record.stream == stream)
-                    .map(|(id, record)| (id.clone(), record.destination))
+                    .map(|(id, record)| (id.clone(), record.destination, record.track_ports.clone()))
                     .collect();
-                for (id, destination) in egresses {
-                    if let Err(error) = self.open_egress(&id, stream, destination).await {
+                for (id, destination, track_ports) in egresses {
+                    if let Err(error) = self.open_egress(&id, stream, destination, track_ports).await {
                         warn!(stream, egress = %id, %error, "could not restart an egress");
                         lock(&self.egresses).remove(&id);
                         let reason = format!("could not restart after a re-pipe: {error}");

@@ -93,6 +93,9 @@ pub(super) async fn find(node: &Node, stream: &str) -> Result<FoundStream, NodeE
 pub(super) struct EgressBody {
     pub(super) ip: IpAddr,
     pub(super) port: u16,
+    /// One port per track (in the stream's track order) instead of `port` for all.
+    #[serde(default)]
+    pub(super) ports: Option<Vec<u16>>,
 }
 
 pub(super) async fn consume(node: &Node, stream: &str, body: EgressBody) -> Result<Egress, NodeError> {
@@ -102,7 +105,7 @@ pub(super) async fn consume(node: &Node, stream: &str, body: EgressBody) -> Resu
     if body.ip.is_unspecified() || body.ip.is_multicast() {
         return Err(NodeError::InvalidInput(format!("cannot send RTP to {}", body.ip)));
     }
-    node.consume_rtp(stream, SocketAddr::new(body.ip, body.port)).await
+    node.consume_rtp_to_ports(stream, SocketAddr::new(body.ip, body.port), body.ports).await
 }
 
 /// Stops egress `egress` of `stream` (not found if it sends another stream).

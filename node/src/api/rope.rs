@@ -206,6 +206,8 @@ struct ConsumeParams {
     stream: String,
     ip: std::net::IpAddr,
     port: u16,
+    #[serde(default)]
+    ports: Option<Vec<u16>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -249,7 +251,9 @@ impl Handler for AppMethods {
                 }
                 "stream.consume" => {
                     let p: ConsumeParams = params(&request.params)?;
-                    to_value(&ops::consume(node, &p.stream, EgressBody { ip: p.ip, port: p.port }).await?)
+                    to_value(
+                        &ops::consume(node, &p.stream, EgressBody { ip: p.ip, port: p.port, ports: p.ports }).await?,
+                    )
                 }
                 "egress.close" => {
                     let p: EgressParams = params(&request.params)?;
