@@ -34,12 +34,15 @@ pub(crate) struct NodeMetrics {
     pub(crate) rope_calls: Family<CallLabels, Counter>,
     pub(crate) rope_latency: Family<MethodLabel, Histogram, fn() -> Histogram>,
     pub(crate) find_latency: Histogram,
+    /// WebRTC transports whose DTLS handshake failed (bad fingerprint, no SRTP profile...).
+    pub(crate) dtls_failures: Counter,
 }
 
 impl Default for NodeMetrics {
     fn default() -> Self {
         Self {
             rope_calls: Family::default(),
+            dtls_failures: Counter::default(),
             rope_latency: Family::new_with_constructor(latency_histogram),
             find_latency: latency_histogram(),
         }
@@ -65,5 +68,10 @@ impl NodeMetrics {
             self.rope_latency.clone(),
         );
         registry.register("find_latency_seconds", "Time to find a stream's providers", self.find_latency.clone());
+        registry.register(
+            "webrtc_dtls_failures",
+            "WebRTC transports whose DTLS handshake failed",
+            self.dtls_failures.clone(),
+        );
     }
 }

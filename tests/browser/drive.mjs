@@ -6,6 +6,8 @@
 //
 // node drive.mjs --publish ws://A/v1/rope --consume ws://C/v1/rope --stream ID \
 //     [--screenshot FILE] [--status http://C/v1/status]
+// node drive.mjs --break-dtls ws://A/v1/rope --stream ID
+//     publishes with a wrong DTLS fingerprint and reports what the page shows.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +20,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith('--') ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
 );
-for (const key of ['publish', 'consume', 'stream']) {
+for (const key of args['break-dtls'] ? ['stream'] : ['publish', 'consume', 'stream']) {
   if (!args[key]) throw new Error(`missing --${key}`);
 }
 
@@ -63,19 +65,28 @@ try {
     if (error) throw new Error(`${role} page: ${error}`);
     return page;
   };
-  await open('publish', args.publish);
-  const player = await open('consume', args.consume);
-  const sample = () => player.evaluate(() => window.mafaldaStats());
-  await player.waitForTimeout(4000);
-  const first = await sample();
-  await player.waitForTimeout(3000);
-  const second = await sample();
-  result.first = first;
-  result.second = second;
-  result.status = await player.evaluate(() => document.getElementById('status').textContent);
-  if (args.status) result.node = await (await fetch(args.status)).json();
-  if (args.screenshot) await player.screenshot({ path: args.screenshot });
-  result.ok = second.bytesReceived > first.bytesReceived && second.framesDecoded > first.framesDecoded && first.framesDecoded > 0;
+  if (args['break-dtls']) {
+    const page = await context.newPage();
+    const query = new URLSearchParams({ ws: args['break-dtls'], stream: args.stream, role: 'publish', breakDtls: '1' });
+    await page.goto(`${origin}/?${query}`);
+    await page.waitForFunction(() => window.mafaldaFailed || window.mafaldaError, null, { timeout: 30000 });
+    result.status = await page.evaluate(() => document.getElementById('status').textContent);
+    result.ok = result.status.includes('failed');
+  } else {
+    await open('publish', args.publish);
+    const player = await open('consume', args.consume);
+    const sample = () => player.evaluate(() => window.mafaldaStats());
+    await player.waitForTimeout(4000);
+    const first = await sample();
+    await player.waitForTimeout(3000);
+    const second = await sample();
+    result.first = first;
+    result.second = second;
+    result.status = await player.evaluate(() => document.getElementById('status').textContent);
+    if (args.status) result.node = await (await fetch(args.status)).json();
+    if (args.screenshot) await player.screenshot({ path: args.screenshot });
+    result.ok = second.bytesReceived > first.bytesReceived && second.framesDecoded > first.framesDecoded && first.framesDecoded > 0;
+  }
 } catch (error) {
   result.error = error.message;
 } finally {

@@ -35,34 +35,45 @@ async fn webrtc_node(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr) {
     (node, addr)
 }
 
+/// Runs `tests/browser/drive.mjs` with `args`; returns its JSON result and stderr.
+async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/drive.mjs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(driver)
+            .args(args)
+            .output()
+            .expect("node runs tests/browser/drive.mjs (scripts/setup.sh installs its packages)")
+    })
+    .await
+    .expect("driver task");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let result = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
+    (result, stderr)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
     let (a, a_api) = webrtc_node(None).await;
     let (b, _) = webrtc_node(Some(&a)).await;
     let (c, c_api) = webrtc_node(Some(&b)).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let screenshot = root.join("target/browser-consumer.png");
-    let driver = root.join("tests/browser/drive.mjs");
-    let output = tokio::task::spawn_blocking({
-        let (driver, screenshot) = (driver.clone(), screenshot.clone());
-        move || {
-            Command::new("node")
-                .arg(driver)
-                .args(["--publish", &format!("ws://{a_api}/v1/rope"), "--consume", &format!("ws://{c_api}/v1/rope")])
-                .args(["--stream", "webcam", "--status", &format!("http://{c_api}/v1/status")])
-                .arg("--screenshot")
-                .arg(screenshot)
-                .output()
-                .expect("node runs tests/browser/drive.mjs (scripts/setup.sh installs its packages)")
-        }
-    })
-    .await
-    .expect("driver task");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let result: serde_json::Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
+    let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-consumer.png");
+    let (result, stderr) = drive(vec![
+        "--publish".into(),
+        format!("ws://{a_api}/v1/rope"),
+        "--consume".into(),
+        format!("ws://{c_api}/v1/rope"),
+        "--stream".into(),
+        "webcam".into(),
+        "--status".into(),
+        format!("http://{c_api}/v1/status"),
+        "--screenshot".into(),
+        screenshot.to_string_lossy().into_owned(),
+    ])
+    .await;
     eprintln!("browser result: {result}");
     assert_eq!(result["ok"], true, "inbound bytes and decoded frames grow: {result}\n{stderr}");
     let (first, second) = (&result["first"], &result["second"]);
@@ -74,4 +85,21 @@ async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
     assert!(stream["upstream"].is_string(), "C got it through a pipe from another node: {result}");
     assert!(screenshot.exists(), "a screenshot of the playing page");
     drop((a, b, c));
+}
+
+/// A failed DTLS handshake (the page announces a fingerprint that is not its
+/// own) is an error the page shows and the node counts, not a silent black video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_dtls_handshake_is_shown_in_the_page_and_counted_by_the_node() {
+    let (a, a_api) = webrtc_node(None).await;
+    let (result, stderr) =
+        drive(vec!["--break-dtls".into(), format!("ws://{a_api}/v1/rope"), "--stream".into(), "broken".into()]).await;
+    eprintln!("browser result: {result}");
+    assert_eq!(result["ok"], true, "the page says the connection failed: {result}\n{stderr}");
+    let mut metrics = String::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    a.register_metrics(&mut registry);
+    prometheus_client::encoding::text::encode(&mut metrics, &registry).expect("encode");
+    assert!(metrics.contains("webrtc_dtls_failures_total 1"), "the node counted the failure: {metrics}");
+    drop(a);
 }

@@ -339,6 +339,18 @@ async fn webrtc_objects_are_driven_over_rope_and_closed_with_their_connection() 
     assert_eq!(code(at_b.call("connect", Some(&recv_id), value(bad_dtls)).await), -32602);
     let bad_kind = serde_json::json!({"stream": "web2", "kind": "smell", "rtpParameters": rtp_parameters});
     assert_eq!(code(at_a.call("produce", Some(&send_id), value(bad_kind)).await), -32602);
+    let mut vp9 = rtp_parameters.clone();
+    vp9["codecs"][0] = serde_json::json!({"mimeType": "video/VP9", "payloadType": 98, "clockRate": 90000,
+                                          "parameters": {}, "rtcpFeedback": []});
+    let unsupported = serde_json::json!({"stream": "web3", "kind": "video", "rtpParameters": vp9});
+    match at_a.call("produce", Some(&send_id), value(unsupported)).await {
+        Err(mafalda_rope::CallError::Rpc(error)) => {
+            assert_eq!(error.code, -32602);
+            assert!(error.message.contains("track rejected"), "says which track and why: {error:?}");
+        }
+        other => panic!("an unsupported codec is refused, got {other:?}"),
+    }
+    assert_eq!(a.streams().len(), 1, "the refused tracks published nothing");
 
     // a's app disconnects: its transport and producer close, the stream ends at a
     // and at its relay b.

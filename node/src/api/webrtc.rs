@@ -78,10 +78,13 @@ async fn create_transport(node: &Arc<Node>, server: &Server) -> Result<Value, Rp
     };
     let publish = Arc::new(publish);
     let on_dtls = {
-        let (publish, id) = (Arc::clone(&publish), id.clone());
+        let (publish, id, node) = (Arc::clone(&publish), id.clone(), Arc::downgrade(node));
         transport.on_dtls_state_change(move |dtls| {
             if dtls == DtlsState::Failed {
                 warn!(transport = %id, "DTLS handshake failed: no media will flow on this transport");
+                if let Some(node) = node.upgrade() {
+                    node.inner.metrics.dtls_failures.inc();
+                }
             }
             publish(&|state| state.dtls_state = dtls);
         })

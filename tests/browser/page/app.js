@@ -12,7 +12,7 @@ function show(text) {
   statusBox.textContent = text;
 }
 
-/** A minimal ROPE client: calls and their answers; events are ignored here. */
+/** A minimal ROPE client: calls and their answers, and the events this page cares about. */
 class Rope {
   constructor(url) {
     this.next = 1;
@@ -24,6 +24,7 @@ class Rope {
     });
     this.socket.onmessage = (message) => {
       const data = JSON.parse(message.data);
+      if (data.method === 'rope.event') return this.onEvent(data.params);
       if (data.id === undefined || !this.pending.has(data.id)) return;
       const { resolve, reject } = this.pending.get(data.id);
       this.pending.delete(data.id);
@@ -34,6 +35,14 @@ class Rope {
       for (const { reject } of this.pending.values()) reject(new Error('connection to the node closed'));
       this.pending.clear();
     };
+  }
+
+  /** The node tells what happens to our objects; a failed DTLS handshake must not be a silent black video. */
+  onEvent(event) {
+    if (event.objectType === 'webRtcTransport' && event.data && event.data.dtlsState === 'failed') {
+      show(`error: the node reports that the DTLS handshake failed on transport ${event.object}: no media will flow`);
+      window.mafaldaFailed = true;
+    }
   }
 
   async call(method, params = null, target = undefined) {
@@ -58,10 +67,17 @@ async function transport(rope, device, direction) {
   };
   const made = direction === 'send' ? device.createSendTransport(options) : device.createRecvTransport(options);
   made.on('connect', ({ dtlsParameters }, done, fail) => {
+    if (query.has('breakDtls')) {
+      // For the failure test: announce a fingerprint that is not ours.
+      dtlsParameters.fingerprints = dtlsParameters.fingerprints.map((f) => ({ ...f, value: f.value.replace(/[0-9A-F]/g, '0') }));
+    }
     rope.call('connect', { dtlsParameters }, info.id).then(done, fail);
   });
   made.on('connectionstatechange', (state) => {
-    if (state === 'failed') show(`the WebRTC connection failed (ICE/DTLS): no media will flow`);
+    if (state === 'failed') {
+      show('error: the WebRTC connection failed (ICE or DTLS): no media will flow');
+      window.mafaldaFailed = true;
+    }
   });
   return made;
 }
