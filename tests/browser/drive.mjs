@@ -70,8 +70,10 @@ try {
     const query = new URLSearchParams({ ws: args['break-dtls'], stream: args.stream, role: 'publish', breakDtls: '1' });
     await page.goto(`${origin}/?${query}`);
     await page.waitForFunction(() => window.mafaldaFailed || window.mafaldaError, null, { timeout: 30000 });
+    // Give late progress a chance to (wrongly) replace the error on screen.
+    await page.waitForTimeout(1000);
     result.status = await page.evaluate(() => document.getElementById('status').textContent);
-    result.ok = result.status.includes('failed');
+    result.ok = result.status.startsWith('error:') && result.status.includes('failed');
   } else {
     await open('publish', args.publish);
     const player = await open('consume', args.consume);

@@ -192,8 +192,16 @@ impl Handler for TransportObject {
                         });
                         let state = to_value(&serde_json::json!({"stream": p.stream, "kind": consumer.kind()}))?;
                         // The stream ended (or was re-piped): the app sees the consumer closed.
+                        // Closed from the runtime, not inside mediasoup's callback: dropping
+                        // the last consumer handle there would re-enter mediasoup's handlers.
                         let (closer, closed_id) = (server.clone(), id.clone());
-                        consumer.on_producer_close(move || drop(closer.close(&closed_id))).detach();
+                        let runtime = tokio::runtime::Handle::current();
+                        consumer
+                            .on_producer_close(move || {
+                                let (closer, closed_id) = (closer.clone(), closed_id.clone());
+                                runtime.spawn(async move { drop(closer.close(&closed_id)) });
+                            })
+                            .detach();
                         server.create(
                             id.clone(),
                             TYPES[2],

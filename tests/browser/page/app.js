@@ -9,7 +9,8 @@ const statusBox = document.getElementById('status');
 const video = document.getElementById('video');
 
 function show(text) {
-  statusBox.textContent = text;
+  // An error stays on screen: later progress must not hide it.
+  if (!window.mafaldaFailed) statusBox.textContent = text;
 }
 
 /** A minimal ROPE client: calls and their answers, and the events this page cares about. */
@@ -139,4 +140,5 @@ async function main() {
 main().catch((error) => {
   show(`error: ${error.message}`);
   window.mafaldaError = error.message;
+  window.mafaldaFailed = true;
 });
