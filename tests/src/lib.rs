@@ -5,6 +5,7 @@
 //! repeating how a packet is laid out or how a plain transport is opened.
 
 pub mod media;
+pub mod node;
 pub mod rtp;
 pub mod swarm;
 

@@ -6,34 +6,10 @@
 //! `tests/browser/drive.mjs` does the browser side; `scripts/setup.sh`
 //! installs chromium and its npm packages.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 
-use mafalda_media::{MediaConfig, WebRtcListen};
-use mafalda_node::{Node, NodeConfig, api};
-use mafalda_tests::media::LOOPBACK;
-use mafalda_tests::swarm::loopback_config;
-use tokio::net::TcpListener;
-
-async fn webrtc_node(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr) {
-    let port = {
-        let probe = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("probe a free port");
-        probe.local_addr().expect("addr").port()
-    };
-    let mut media = MediaConfig::default();
-    media.workers = 1;
-    media.webrtc = Some(WebRtcListen { ip: LOOPBACK, announced_address: None, ports: port..=port });
-    let mut swarm = loopback_config();
-    if let Some(seed) = bootstrap {
-        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
-    }
-    let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
-    let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
-    let (addr, _task) = api::serve(Arc::clone(&node), listener, None).expect("serve API");
-    (node, addr)
-}
+use mafalda_tests::node::webrtc_node_with_api;
 
 /// Runs `tests/browser/drive.mjs` with `args`; returns its JSON result and stderr.
 async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
@@ -56,9 +32,9 @@ async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
-    let (a, a_api) = webrtc_node(None).await;
-    let (b, _) = webrtc_node(Some(&a)).await;
-    let (c, c_api) = webrtc_node(Some(&b)).await;
+    let (a, a_api, _) = webrtc_node_with_api(None).await;
+    let (b, _, _) = webrtc_node_with_api(Some(&a)).await;
+    let (c, c_api, _) = webrtc_node_with_api(Some(&b)).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-consumer.png");
     let (result, stderr) = drive(vec![
@@ -91,7 +67,7 @@ async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
 /// own) is an error the page shows and the node counts, not a silent black video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_dtls_handshake_is_shown_in_the_page_and_counted_by_the_node() {
-    let (a, a_api) = webrtc_node(None).await;
+    let (a, a_api, _) = webrtc_node_with_api(None).await;
     let (result, stderr) =
         drive(vec!["--break-dtls".into(), format!("ws://{a_api}/v1/rope"), "--stream".into(), "broken".into()]).await;
     eprintln!("browser result: {result}");

@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mafalda_media::{MediaConfig, WebRtcListen};
+use mafalda_media::MediaConfig;
 use mafalda_node::{Node, NodeConfig, api};
 use mafalda_rope::{Client, ClientConfig, ClientEvent, EventKind, Value};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
+use mafalda_tests::node::webrtc_node_with_api;
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
 use mafalda_tests::swarm::loopback_config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,6 +52,20 @@ async fn node_with_api(bootstrap: Option<&Node>, token: Option<&str>) -> (Arc<No
     (node, addr)
 }
 
+/// Sends 150 Opus packets into `ingest` and checks they all come out at
+/// `receiver`, in order and intact, with the SSRC and payload type `egress` announced.
+async fn deliver_through(ingest: SocketAddr, receiver: &UdpSocket, egress: &serde_json::Value) {
+    let ssrc = egress["tracks"][0]["ssrc"].as_u64().expect("ssrc") as u32;
+    let payload_type = egress["tracks"][0]["payloadType"].as_u64().expect("pt") as u8;
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 150);
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(receiver, ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, payload_type, ssrc);
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON body expected ({e}): {body}"))
 }
@@ -89,15 +104,7 @@ async fn publish_through_one_api_and_take_out_through_another() {
     assert_eq!(code, 201, "{body}");
     let egress = json(&body);
     assert_eq!(egress["path"], serde_json::json!([a.peer_id().to_string(), b.peer_id().to_string()]));
-    let ssrc = egress["tracks"][0]["ssrc"].as_u64().expect("ssrc") as u32;
-    let payload_type = egress["tracks"][0]["payloadType"].as_u64().expect("pt") as u8;
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 150);
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(&receiver, ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, payload_type, ssrc);
+    deliver_through(ingest, &receiver, &egress).await;
 
     // Metrics, then stop the egress and the publication.
     let (code, metrics) = http(b_api, "GET", "/metrics", None, None).await;
@@ -213,15 +220,7 @@ async fn rope_websocket_api_does_what_http_does_and_reports_changes() {
     let opened = object_event(&mut b_events, &egress_id).await;
     assert_eq!(opened.name, EventKind::Created);
     assert_eq!(unvalue(opened.data)["tracks"], egress["tracks"], "the object's state is the egress");
-    let ssrc = egress["tracks"][0]["ssrc"].as_u64().expect("ssrc") as u32;
-    let payload_type = egress["tracks"][0]["payloadType"].as_u64().expect("pt") as u8;
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 150);
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(&receiver, ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, payload_type, ssrc);
+    deliver_through(ingest, &receiver, &egress).await;
 
     // Bad calls get typed errors and change nothing.
     let code = |result: Result<Value, mafalda_rope::CallError>| match result {
@@ -247,25 +246,6 @@ async fn rope_websocket_api_does_what_http_does_and_reports_changes() {
     assert_eq!((status["streams"].clone(), status["egresses"].clone()), (serde_json::json!([]), serde_json::json!(0)));
     assert!(at_b.mirror().is_empty(), "the mirror follows the node");
     drop((a, b));
-}
-
-/// A node whose workers serve WebRTC on one free loopback port each.
-async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr, u16) {
-    let port = {
-        let probe = std::net::TcpListener::bind((LOOPBACK, 0)).expect("probe a free port");
-        probe.local_addr().expect("addr").port()
-    };
-    let mut media = MediaConfig::default();
-    media.workers = 1;
-    media.webrtc = Some(WebRtcListen { ip: LOOPBACK, announced_address: None, ports: port..=port });
-    let mut swarm = loopback_config();
-    if let Some(seed) = bootstrap {
-        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
-    }
-    let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
-    let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
-    let (addr, _task) = api::serve(Arc::clone(&node), listener, None).expect("serve API");
-    (node, addr, port)
 }
 
 fn transports(node: &Node) -> u32 {

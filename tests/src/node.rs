@@ -1,0 +1,32 @@
+//! Nodes with their apps' API on 127.0.0.1 for tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mafalda_media::{MediaConfig, WebRtcListen};
+use mafalda_node::{Node, NodeConfig, api};
+use tokio::net::TcpListener;
+
+use crate::media::LOOPBACK;
+use crate::swarm::loopback_config;
+
+/// A one-worker node whose worker also serves WebRTC on one free loopback port
+/// (returned), with its API on an ephemeral port (returned), joining through
+/// `bootstrap` if given.
+pub async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr, u16) {
+    let port = {
+        let probe = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("probe a free port");
+        probe.local_addr().expect("addr").port()
+    };
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    media.webrtc = Some(WebRtcListen { ip: LOOPBACK, announced_address: None, ports: port..=port });
+    let mut swarm = loopback_config();
+    if let Some(seed) = bootstrap {
+        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
+    }
+    let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
+    let (addr, _task) = api::serve(Arc::clone(&node), listener, None).expect("serve API");
+    (node, addr, port)
+}
