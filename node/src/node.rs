@@ -227,13 +227,9 @@ impl Node {
             self.inner.emit(NodeEvent::StreamHeld { status: status_of(stream, &local) });
             streams.insert(stream.to_owned(), local);
         }
-        self.provide(stream).await;
+        self.inner.announce(stream).await;
         info!(stream, %addr, "published");
         Ok(addr)
-    }
-
-    async fn provide(&self, stream: &str) {
-        self.inner.announce(stream).await;
     }
 
     /// The streams this node holds, as origin or relay.

@@ -29,29 +29,25 @@ fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
     value.deserialized().map_err(|e| RpcError::new(ErrorCode::InvalidParams, e.to_string()))
 }
 
-fn rpc_error(error: NodeError) -> RpcError {
-    error.into()
-}
-
 /// Answers a peer's call.
 pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) -> Result<Value, RpcError> {
     match request.method.as_str() {
         "stream.describe" => {
             let params: DescribeParams = from_value(&request.params)?;
-            validate_stream_id(&params.stream).map_err(rpc_error)?;
+            validate_stream_id(&params.stream).map_err(RpcError::from)?;
             let description =
-                inner.describe(&params.stream).ok_or_else(|| rpc_error(NodeError::NotFound(params.stream)))?;
+                inner.describe(&params.stream).ok_or_else(|| RpcError::from(NodeError::NotFound(params.stream)))?;
             to_value(&description)
         }
         "stream.pipe" => {
             let params: PipeRequest = from_value(&request.params)?;
-            validate_stream_id(&params.stream).map_err(rpc_error)?;
-            let offer = inner.offer_pipe(peer, params).await.map_err(rpc_error)?;
+            validate_stream_id(&params.stream).map_err(RpcError::from)?;
+            let offer = inner.offer_pipe(peer, params).await.map_err(RpcError::from)?;
             to_value(&offer)
         }
         "stream.closed" => {
             let params: DescribeParams = from_value(&request.params)?;
-            validate_stream_id(&params.stream).map_err(rpc_error)?;
+            validate_stream_id(&params.stream).map_err(RpcError::from)?;
             // Only the node a stream comes from may end it here.
             let from_upstream = lock(&inner.streams)
                 .get(&params.stream)

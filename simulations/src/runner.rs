@@ -303,7 +303,6 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         let _ = consumer.await;
     }
     let media_time = t0.elapsed();
-    let run_time = started.elapsed().as_secs_f64();
 
     // Each node's state at the end.
     let mut nodes = Vec::new();
@@ -333,14 +332,12 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         }
         nodes.push(record);
     }
-    let _ = run_time;
     for sim in &mut sims {
         if let Some(node) = sim.node.take() {
             shutdown(node).await;
         }
     }
-    let consumers = std::mem::take(&mut *lock(&records));
-    let mut consumers = consumers;
+    let mut consumers = std::mem::take(&mut *lock(&records));
     consumers.sort_by_key(|c| c.index);
     Ok(Observations {
         scenario: scenario.clone(),
