@@ -32,13 +32,18 @@ pub mod identity;
 mod load;
 mod penalties;
 mod rope_codec;
+pub mod swarm_key;
 
 pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
-pub use config::{GossipSettings, KadSettings, RopeSettings, SwarmConfig};
+pub use config::{ConnectionSettings, GossipSettings, KadSettings, RopeSettings, SwarmConfig};
 pub use error::{CallError, SwarmError};
-pub use handle::{InboundCall, StartedSwarm, SwarmEvent, SwarmHandle, start, stream_key};
+pub use handle::{
+    InboundCall, MAX_STREAM_ID_LEN, STREAM_KEY_PREFIX, StartedSwarm, SwarmEvent, SwarmHandle, is_stream_key, start,
+    stream_key,
+};
 pub use libp2p::identity::Keypair;
 pub use libp2p::kad::RecordKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};
 pub use rope_codec::{Inbound, ROPE_PROTOCOL, RopeCodec};
+pub use swarm_key::{SwarmKey, SwarmKeyError, SwarmKeyFormatError};
