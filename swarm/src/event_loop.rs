@@ -101,15 +101,14 @@ fn build_swarm(
     let tcp_config = tcp::Config::default().nodelay(true);
     let behaviour = |key: &libp2p::identity::Keypair| Behaviour::new(key, config).map_err(BoxError::from);
     let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone()).with_tokio();
-    let build_error = |e: &dyn std::fmt::Display| SwarmError::Build(e.to_string());
     let swarm = match config.swarm_key {
         None => builder
             .with_tcp(tcp_config, noise::Config::new, yamux::Config::default)
-            .map_err(|e| build_error(&e))?
+            .map_err(|e| SwarmError::Build(e.to_string()))?
             .with_quic()
             .with_bandwidth_metrics(registry)
             .with_behaviour(behaviour)
-            .map_err(|e| build_error(&e))?
+            .map_err(|e| SwarmError::Build(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .with_connection_timeout(handshake_timeout)
             .build(),
@@ -125,10 +124,10 @@ fn build_swarm(
                         .authenticate(noise)
                         .multiplex(yamux::Config::default()))
                 })
-                .map_err(|e| build_error(&e))?
+                .map_err(|e| SwarmError::Build(e.to_string()))?
                 .with_bandwidth_metrics(registry)
                 .with_behaviour(behaviour)
-                .map_err(|e| build_error(&e))?
+                .map_err(|e| SwarmError::Build(e.to_string()))?
                 .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
                 .with_connection_timeout(handshake_timeout)
                 .build()
