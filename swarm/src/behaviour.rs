@@ -20,8 +20,9 @@ pub const PROTOCOL_VERSION: &str = "/mafalda/1.0.0";
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/mafalda/kad/1.0.0");
 /// The gossipsub topic of load reports (versioned with the report format).
 pub const LOAD_TOPIC: &str = "/mafalda/load/1";
-/// Most connections to one peer.
-const MAX_CONNECTIONS_PER_PEER: u32 = 2;
+/// Largest Kademlia message, in bytes (libp2p's default, stated here so the bound
+/// is ours): provider records and peer lists fit easily.
+const MAX_KAD_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// The ROPE request-response behaviour.
 pub(crate) type RopeBehaviour = request_response::Behaviour<RopeCodec>;
@@ -31,7 +32,7 @@ pub(crate) type RopeBehaviour = request_response::Behaviour<RopeCodec>;
 pub(crate) struct Behaviour {
     /// Refuses connections from banned peers.
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
-    /// Bounds connections per peer.
+    /// Bounds connections: in all, per direction, pending and per peer.
     pub(crate) limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and protocol versions.
     pub(crate) identify: identify::Behaviour,
@@ -51,10 +52,7 @@ impl Behaviour {
         let peer_id = keypair.public().to_peer_id();
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
-            limits: connection_limits::Behaviour::new(
-                connection_limits::ConnectionLimits::default()
-                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
-            ),
+            limits: connection_limits(config),
             identify: identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.to_owned(), keypair.public())
                     .with_agent_version(format!("mafalda-node/{}", env!("CARGO_PKG_VERSION"))),
@@ -73,13 +71,29 @@ impl Behaviour {
     }
 }
 
+fn connection_limits(config: &SwarmConfig) -> connection_limits::Behaviour {
+    let c = &config.connections;
+    connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(c.max_established))
+            .with_max_established_incoming(Some(c.max_established_incoming))
+            .with_max_pending_incoming(Some(c.max_pending_incoming))
+            .with_max_pending_outgoing(Some(c.max_pending_outgoing))
+            .with_max_established_per_peer(Some(c.max_per_peer)),
+    )
+}
+
+/// Kademlia for provider records only: inbound records are filtered
+/// (`StoreInserts::FilterBoth`) and the event loop stores well-formed provider
+/// records and never a PUT_VALUE record.
 fn kademlia(peer_id: libp2p::PeerId, config: &SwarmConfig) -> kad::Behaviour<MemoryStore> {
     let settings = &config.kad;
     let store = MemoryStore::with_config(
         peer_id,
         MemoryStoreConfig {
             max_records: settings.max_records,
-            max_value_bytes: 64 * 1024,
+            // The node never stores values; the bound stays small in case one slips in.
+            max_value_bytes: 1024,
             max_providers_per_key: settings.max_providers_per_key,
             max_provided_keys: settings.max_provided_keys,
         },
@@ -88,8 +102,12 @@ fn kademlia(peer_id: libp2p::PeerId, config: &SwarmConfig) -> kad::Behaviour<Mem
     kad_config
         .set_provider_record_ttl(Some(settings.provider_ttl))
         .set_provider_publication_interval(Some(settings.provider_republish))
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        .set_max_packet_size(MAX_KAD_MESSAGE_BYTES)
+        // No value records: nothing to keep, replicate or republish.
         .set_record_ttl(Some(settings.provider_ttl))
-        .set_publication_interval(Some(settings.provider_republish))
+        .set_replication_interval(None)
+        .set_publication_interval(None)
         .set_query_timeout(settings.query_timeout)
         .set_periodic_bootstrap_interval(Some(settings.periodic_bootstrap));
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);

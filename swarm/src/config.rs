@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use libp2p::Multiaddr;
 use libp2p::identity::Keypair;
+use libp2p::multiaddr::Protocol;
+
+use crate::swarm_key::SwarmKey;
 
 /// Kademlia settings.
 #[derive(Debug, Clone)]
@@ -86,6 +89,52 @@ impl Default for RopeSettings {
     }
 }
 
+/// Connection limits: what keeps a flood of connections (most cheaply from fresh
+/// identities, which bans cannot stop) from exhausting the node's memory, file
+/// descriptors and CPU, while honest peers keep being served.
+///
+/// The defaults suit a media node: it keeps a connection to each peer it pipes
+/// streams with or gossips to (tens to a few hundred in a large swarm), not to
+/// thousands. Incoming connections may fill only half of the established total,
+/// so an inbound flood never crowds out the connections the node opens itself
+/// (bootstrap, Kademlia lookups, pipes to a stream's provider).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionSettings {
+    /// Most established connections in all (default 512: several times the peers a
+    /// node works with, well below a process's usual 1024 file descriptors once
+    /// WebRTC sockets are counted).
+    pub max_established: u32,
+    /// Most established connections opened by peers (default 256: half the total).
+    pub max_established_incoming: u32,
+    /// Most incoming connections still in their handshake (default 64). A
+    /// handshake costs a TCP accept and a noise key exchange; this bounds what
+    /// half-open or slow peers can hold, and the handshake timeout frees them.
+    pub max_pending_incoming: u32,
+    /// Most outgoing connections being set up (default 128: a provider lookup
+    /// dials every provider it finds at once, and bootstrap dials every seed).
+    pub max_pending_outgoing: u32,
+    /// Most connections with one peer (default 2: one each way when two nodes dial
+    /// each other at once; more only costs memory).
+    pub max_per_peer: u32,
+    /// How long a new connection may take to complete its transport, pnet, noise
+    /// and yamux handshakes (default 10 s, libp2p's own default).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            max_established: 512,
+            max_established_incoming: 256,
+            max_pending_incoming: 64,
+            max_pending_outgoing: 128,
+            max_per_peer: 2,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Settings for [`start`](crate::start).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -115,6 +164,14 @@ pub struct SwarmConfig {
     pub gossip: GossipSettings,
     /// ROPE settings.
     pub rope: RopeSettings,
+    /// Connection limits.
+    pub connections: ConnectionSettings,
+    /// The private swarm's pre-shared key. With one, TCP connections are
+    /// encrypted with it (libp2p pnet) before noise, only nodes holding the same
+    /// key can connect, and QUIC is not used (pnet cannot protect it): QUIC listen
+    /// or bootstrap addresses are refused at start. Without one (the default),
+    /// the node speaks TCP and QUIC to anyone.
+    pub swarm_key: Option<SwarmKey>,
 }
 
 impl SwarmConfig {
@@ -133,6 +190,8 @@ impl SwarmConfig {
             kad: KadSettings::default(),
             gossip: GossipSettings::default(),
             rope: RopeSettings::default(),
+            connections: ConnectionSettings::default(),
+            swarm_key: None,
         }
     }
 
@@ -166,6 +225,27 @@ impl SwarmConfig {
         self
     }
 
+    /// Sets the connection limits.
+    pub fn with_connections(mut self, connections: ConnectionSettings) -> Self {
+        self.connections = connections;
+        self
+    }
+
+    /// Makes the node a member of the private swarm of `key` (see [`SwarmConfig::swarm_key`]).
+    pub fn with_swarm_key(mut self, key: SwarmKey) -> Self {
+        self.swarm_key = Some(key);
+        self
+    }
+
+    /// The first listen or bootstrap address that uses QUIC, which a private
+    /// swarm cannot protect.
+    pub(crate) fn quic_addr(&self) -> Option<&Multiaddr> {
+        self.listen
+            .iter()
+            .chain(&self.bootstrap)
+            .find(|addr| addr.iter().any(|p| matches!(p, Protocol::Quic | Protocol::QuicV1)))
+    }
+
     /// Checks values that would make the swarm misbehave.
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.listen.is_empty() {
@@ -179,6 +259,18 @@ impl SwarmConfig {
         }
         if self.rope.max_message_bytes == 0 || self.rope.inbound_queue == 0 || self.rope.max_inbound_per_peer == 0 {
             return Err("ROPE limits must be at least 1".into());
+        }
+        let c = &self.connections;
+        if [
+            c.max_established,
+            c.max_established_incoming,
+            c.max_pending_incoming,
+            c.max_pending_outgoing,
+            c.max_per_peer,
+        ]
+        .contains(&0)
+        {
+            return Err("connection limits must be at least 1".into());
         }
         Ok(())
     }

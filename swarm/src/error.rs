@@ -3,6 +3,7 @@
 use libp2p::{Multiaddr, PeerId};
 
 use crate::identity::IdentityError;
+use crate::swarm_key::SwarmKeyError;
 
 /// What can go wrong starting or talking to the swarm.
 #[derive(Debug, thiserror::Error)]
@@ -11,9 +12,19 @@ pub enum SwarmError {
     /// The configuration is unusable.
     #[error("invalid swarm configuration: {0}")]
     InvalidConfig(String),
+    /// A private swarm (one with a swarm key) was given a QUIC address to listen
+    /// on or bootstrap through: pnet protects TCP only, so QUIC is not built.
+    #[error("{addr} uses QUIC, which a private swarm cannot protect (pnet covers TCP only): use a TCP address")]
+    QuicInPrivateSwarm {
+        /// The QUIC listen or bootstrap address.
+        addr: Multiaddr,
+    },
     /// The identity file could not be used.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The swarm key file could not be used.
+    #[error(transparent)]
+    SwarmKey(#[from] SwarmKeyError),
     /// A transport or behaviour could not be built.
     #[error("failed to build the libp2p swarm: {0}")]
     Build(String),

@@ -7,11 +7,15 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
+use libp2p::core::{Transport, upgrade};
+use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
+use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{self, DialError};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, noise, ping, tcp, yamux};
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -19,7 +23,7 @@ use crate::behaviour::{Behaviour, BehaviourEvent, LOAD_TOPIC};
 use crate::bootstrap::Bootstrap;
 use crate::error::CallError;
 use crate::find::PendingFind;
-use crate::handle::InboundCall;
+use crate::handle::{InboundCall, is_stream_key};
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
 use crate::rope_codec::Inbound;
@@ -59,10 +63,85 @@ pub(crate) struct OutboundCall {
     resolved: bool,
 }
 
+/// Counters of inbound Kademlia records the node refused to store.
+#[derive(Debug, Clone, Default)]
+struct KadRefused {
+    /// PUT_VALUE records (the swarm keeps provider records only).
+    records: Counter,
+    /// Provider records under a key that is not a stream key, or that the store refused.
+    providers: Counter,
+}
+
+impl KadRefused {
+    fn new(registry: &mut prometheus_client::registry::Registry) -> Self {
+        let refused = Self::default();
+        registry.register(
+            "mafalda_swarm_kad_records_refused",
+            "PUT_VALUE records received and not stored (the swarm keeps provider records only)",
+            refused.records.clone(),
+        );
+        registry.register(
+            "mafalda_swarm_kad_provider_records_refused",
+            "Provider records received and not stored (not a stream key, or the store is full)",
+            refused.providers.clone(),
+        );
+        refused
+    }
+}
+
+/// Builds the Swarm: TCP (noise, yamux) and QUIC, or, with a swarm key, TCP
+/// only, wrapped in pnet before noise.
+fn build_swarm(
+    config: &SwarmConfig,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Result<Swarm<Behaviour>, SwarmError> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let idle = config.idle_connection_timeout;
+    let handshake_timeout = config.connections.handshake_timeout;
+    let tcp_config = tcp::Config::default().nodelay(true);
+    let behaviour = |key: &libp2p::identity::Keypair| Behaviour::new(key, config).map_err(BoxError::from);
+    let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone()).with_tokio();
+    let swarm = match config.swarm_key {
+        None => builder
+            .with_tcp(tcp_config, noise::Config::new, yamux::Config::default)
+            .map_err(|e| SwarmError::Build(e.to_string()))?
+            .with_quic()
+            .with_bandwidth_metrics(registry)
+            .with_behaviour(behaviour)
+            .map_err(|e| SwarmError::Build(e.to_string()))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_connection_timeout(handshake_timeout)
+            .build(),
+        Some(key) => {
+            info!(fingerprint = %key.fingerprint(), "private swarm: TCP with pnet, no QUIC");
+            let psk = key.pre_shared_key();
+            builder
+                .with_other_transport(|keypair| -> Result<_, BoxError> {
+                    let noise = noise::Config::new(keypair)?;
+                    Ok(tcp::tokio::Transport::new(tcp_config)
+                        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+                        .upgrade(upgrade::Version::V1Lazy)
+                        .authenticate(noise)
+                        .multiplex(yamux::Config::default()))
+                })
+                .map_err(|e| SwarmError::Build(e.to_string()))?
+                .with_bandwidth_metrics(registry)
+                .with_behaviour(behaviour)
+                .map_err(|e| SwarmError::Build(e.to_string()))?
+                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+                .with_connection_timeout(handshake_timeout)
+                .build()
+        }
+    };
+    Ok(swarm)
+}
+
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     /// libp2p's own metrics (connections, Kademlia, gossipsub, identify, ping).
     metrics: libp2p::metrics::Metrics,
+    /// Inbound Kademlia records not stored.
+    kad_refused: KadRefused,
     commands: mpsc::Receiver<Command>,
     /// Weak so that the loop ends when every handle is gone.
     command_sender: mpsc::WeakSender<Command>,
@@ -95,23 +174,13 @@ impl EventLoop {
         events: mpsc::Sender<SwarmEvent>,
         calls: mpsc::Sender<InboundCall>,
     ) -> Result<Self, SwarmError> {
-        let idle = config.idle_connection_timeout;
-        let swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
-            .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-            .map_err(|e| SwarmError::Build(e.to_string()))?
-            .with_quic()
-            .with_bandwidth_metrics(registry)
-            .with_behaviour(|key| {
-                Behaviour::new(key, config).map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })
-            })
-            .map_err(|e| SwarmError::Build(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .build();
+        let swarm = build_swarm(config, registry)?;
+        let kad_refused = KadRefused::new(registry);
         let now = Instant::now();
         Ok(Self {
             swarm,
             metrics: libp2p::metrics::Metrics::new(registry),
+            kad_refused,
             commands,
             command_sender: command_sender.downgrade(),
             events,
@@ -458,6 +527,10 @@ impl EventLoop {
     }
 
     fn on_kad_event(&mut self, event: kad::Event) {
+        if let kad::Event::InboundRequest { request } = event {
+            self.on_kad_inbound(request);
+            return;
+        }
         let kad::Event::OutboundQueryProgressed { id, result, step, stats } = event else { return };
         match result {
             QueryResult::GetClosestPeers(result) => {
@@ -493,6 +566,33 @@ impl EventLoop {
         {
             find.query_finished();
             self.answer_complete_finds();
+        }
+    }
+
+    /// Stores what Kademlia passed on for filtering: well-formed provider records
+    /// only. Kademlia itself drops a provider record whose provider is not the
+    /// peer that sent it, before this sees it (the event does not name the sender).
+    fn on_kad_inbound(&mut self, request: kad::InboundRequest) {
+        match request {
+            kad::InboundRequest::PutRecord { source, record, .. } => {
+                self.kad_refused.records.inc();
+                let key_bytes = record.map_or(0, |r| r.key.as_ref().len());
+                debug!(peer = %source, key_bytes, "PUT_VALUE record not stored: the swarm keeps provider records only");
+            }
+            kad::InboundRequest::AddProvider { record: Some(record) } => {
+                if !is_stream_key(&record.key) {
+                    self.kad_refused.providers.inc();
+                    debug!(provider = %record.provider, key_bytes = record.key.as_ref().len(),
+                           "provider record for a key that is not a stream key not stored");
+                    return;
+                }
+                let provider = record.provider;
+                if let Err(error) = self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
+                    self.kad_refused.providers.inc();
+                    debug!(%provider, %error, "provider record not stored");
+                }
+            }
+            _ => {}
         }
     }
 

@@ -127,6 +127,11 @@ pub struct SwarmHandle {
 /// the swarm through the bootstrap peers (retrying in the background).
 pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     config.validate().map_err(SwarmError::InvalidConfig)?;
+    if config.swarm_key.is_some()
+        && let Some(addr) = config.quic_addr()
+    {
+        return Err(SwarmError::QuicInPrivateSwarm { addr: addr.clone() });
+    }
     let peer_id = config.keypair.public().to_peer_id();
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::channel(EVENT_QUEUE);
@@ -142,9 +147,23 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
 
+/// Prefix of every Kademlia key the swarm uses.
+pub const STREAM_KEY_PREFIX: &str = "/mafalda/stream/";
+/// Longest stream id in a stream key (the node's own limit on stream ids).
+pub const MAX_STREAM_ID_LEN: usize = 128;
+
 /// The Kademlia key under which a stream id is provided.
 pub fn stream_key(stream_id: &str) -> RecordKey {
-    RecordKey::new(&format!("/mafalda/stream/{stream_id}"))
+    RecordKey::new(&format!("{STREAM_KEY_PREFIX}{stream_id}"))
+}
+
+/// Whether `key` is a well-formed stream key: [`STREAM_KEY_PREFIX`] followed by
+/// 1–[`MAX_STREAM_ID_LEN`] characters of `A-Z a-z 0-9 - _ . :`. Provider records
+/// under any other key are not stored.
+pub fn is_stream_key(key: &RecordKey) -> bool {
+    let Some(id) = key.as_ref().strip_prefix(STREAM_KEY_PREFIX.as_bytes()) else { return false };
+    (1..=MAX_STREAM_ID_LEN).contains(&id.len())
+        && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 impl SwarmHandle {
@@ -154,8 +173,10 @@ impl SwarmHandle {
     }
 
     /// libp2p's metrics (bandwidth, connections, Kademlia, gossipsub,
-    /// identify, ping; names start with `libp2p_`) in the OpenMetrics text format,
-    /// without the closing `# EOF` so the caller can append them to its own.
+    /// identify, ping; names start with `libp2p_`) and the swarm's own (names
+    /// start with `mafalda_swarm_`: Kademlia records refused) in the OpenMetrics
+    /// text format, without the closing `# EOF` so the caller can append them to
+    /// its own.
     pub fn encode_metrics(&self, out: &mut String) -> std::fmt::Result {
         prometheus_client::encoding::text::encode_registry(out, &self.metrics)
     }
@@ -237,5 +258,24 @@ impl SwarmHandle {
         let (reply, answer) = oneshot::channel();
         self.commands.send(command(reply)).await.map_err(|_| SwarmError::Stopped)?;
         answer.await.map_err(|_| SwarmError::Stopped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_keys_are_checked_like_stream_ids() {
+        assert!(is_stream_key(&stream_key("camera-1")));
+        assert!(is_stream_key(&stream_key("a")));
+        assert!(is_stream_key(&stream_key("Room_2.cam:main")));
+        assert!(is_stream_key(&stream_key(&"x".repeat(MAX_STREAM_ID_LEN))));
+        assert!(!is_stream_key(&stream_key("")), "empty id");
+        assert!(!is_stream_key(&stream_key(&"x".repeat(MAX_STREAM_ID_LEN + 1))), "too long");
+        assert!(!is_stream_key(&stream_key("a/b")), "slash");
+        assert!(!is_stream_key(&stream_key("caméra")), "not ASCII");
+        assert!(!is_stream_key(&RecordKey::new(b"/mafalda/other/x")), "other prefix");
+        assert!(!is_stream_key(&RecordKey::new(b"\xff\x00")), "binary");
     }
 }

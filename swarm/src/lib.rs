@@ -14,12 +14,24 @@
 //! - **carry ROPE**: request-response with ROPE's size-capped CBOR codec;
 //! - **measure RTT**: ping; **know peers**: identify;
 //! - **defend itself**: invalid gossip, malformed or oversized requests and call
-//!   floods are penalised, and repeat offenders are banned for a while.
+//!   floods are penalised, and repeat offenders are banned for a while;
+//!   [`ConnectionSettings`] bound connections (in all, incoming, pending, per
+//!   peer) so a flood of fresh identities cannot crowd out honest peers; the DHT
+//!   stores provider records under well-formed [`stream_key`]s only, never
+//!   PUT_VALUE records;
+//! - **stay private** when asked: with a [`SwarmKey`]
+//!   ([`SwarmConfig::with_swarm_key`]) TCP is wrapped in libp2p pnet before noise,
+//!   only nodes with the same key can connect, and QUIC (which pnet cannot
+//!   protect) is refused ([`SwarmError::QuicInPrivateSwarm`]).
+//!
+//! `PROTOCOL.md` (next to this crate's `Cargo.toml`) describes everything the
+//! swarm puts on the wire, with golden byte vectors checked by the tests.
 //!
 //! Layout: `behaviour` composes the protocols; `event_loop` owns the Swarm, with
 //! `find` (lookups in progress), `bootstrap` (joining, with backoff) and
 //! `penalties` (misbehaviour → bans); `handle` is the caller's API; `load` the
-//! report format and table; `identity` the key file; `rope_codec` the wire codec.
+//! report format and table; `identity` the node's key file; `swarm_key` the
+//! private swarm's pre-shared key; `rope_codec` the wire codec.
 
 mod behaviour;
 mod bootstrap;
@@ -32,13 +44,18 @@ pub mod identity;
 mod load;
 mod penalties;
 mod rope_codec;
+pub mod swarm_key;
 
 pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
-pub use config::{GossipSettings, KadSettings, RopeSettings, SwarmConfig};
+pub use config::{ConnectionSettings, GossipSettings, KadSettings, RopeSettings, SwarmConfig};
 pub use error::{CallError, SwarmError};
-pub use handle::{InboundCall, StartedSwarm, SwarmEvent, SwarmHandle, start, stream_key};
+pub use handle::{
+    InboundCall, MAX_STREAM_ID_LEN, STREAM_KEY_PREFIX, StartedSwarm, SwarmEvent, SwarmHandle, is_stream_key, start,
+    stream_key,
+};
 pub use libp2p::identity::Keypair;
 pub use libp2p::kad::RecordKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};
 pub use rope_codec::{Inbound, ROPE_PROTOCOL, RopeCodec};
+pub use swarm_key::{SwarmKey, SwarmKeyError, SwarmKeyFormatError};
