@@ -5,7 +5,8 @@
 //! Sender: [`open_pipe`] → send the [`PipeEndpoint`] → [`connect_pipe`] with the
 //! peer's endpoint → [`send_track`] for each producer → send the [`PipedTrack`].
 //! Receiver: [`open_pipe`] → [`connect_pipe`] → [`receive_track`] per track (same
-//! producer id, kind and RTP parameters).
+//! kind and RTP parameters; a producer id of its own, so a peer can never make
+//! ids collide with producers the receiver already has).
 
 use std::net::IpAddr;
 
@@ -24,7 +25,9 @@ use crate::transports::{tuple_local_addr, udp_listen_info};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipeEndpoint {
-    /// IP address the peer should send to.
+    /// IP address the peer should send to (as text on every encoding, so
+    /// other implementations read `"127.0.0.1"`, not serde's enum form).
+    #[serde(with = "ip_as_text")]
     pub ip: IpAddr,
     /// UDP port.
     pub port: u16,
@@ -36,8 +39,6 @@ pub struct PipeEndpoint {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipedTrack {
-    /// The producer id (kept the same on every node).
-    pub producer_id: ProducerId,
     /// Audio or video.
     pub kind: MediaKind,
     /// RTP parameters as the pipe consumer sends them.
@@ -92,7 +93,6 @@ pub async fn send_track(
     let options = ConsumerOptions::new(producer_id, RtpCapabilities::default());
     let consumer = transport.consume(options).await.map_err(request_error)?;
     let track = PipedTrack {
-        producer_id,
         kind: consumer.kind(),
         rtp_parameters: consumer.rtp_parameters().clone(),
         paused: consumer.producer_paused(),
@@ -100,9 +100,33 @@ pub async fn send_track(
     Ok((consumer, track))
 }
 
-/// Receiver side: recreates the producer from `track` on this end of the pipe.
+/// Receiver side: recreates the producer from `track` on this end of the pipe,
+/// under a fresh producer id. The caller checks `track` first: its RTP
+/// parameters come from another node.
 pub async fn receive_track(transport: &PipeTransport, track: &PipedTrack) -> Result<Producer, MediaError> {
-    let mut options = ProducerOptions::new_pipe_transport(track.producer_id, track.kind, track.rtp_parameters.clone());
+    let mut options = ProducerOptions::new_pipe_transport(fresh_producer_id()?, track.kind, track.rtp_parameters.clone());
     options.paused = track.paused;
     transport.produce(options).await.map_err(request_error)
+}
+
+/// A new random producer id (mediasoup's own constructor is private).
+fn fresh_producer_id() -> Result<ProducerId, MediaError> {
+    uuid::Uuid::new_v4().to_string().parse().map_err(|_| MediaError::Request("cannot make a producer id".into()))
+}
+
+/// `IpAddr` as its text form in every encoding (serde's derive writes CBOR as
+/// an enum of octet arrays).
+mod ip_as_text {
+    use std::net::IpAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(ip: &IpAddr, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(ip)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<IpAddr, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }

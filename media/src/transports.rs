@@ -35,13 +35,30 @@ pub fn tuple_local_addr(tuple: &TransportTuple) -> Result<SocketAddr, MediaError
     Ok(SocketAddr::new(ip, tuple.local_port()))
 }
 
-/// A plain transport that takes RTP from whoever sends first (comedia); returns
-/// it with the address to send to.
-pub async fn plain_ingest(router: &Router, ip: IpAddr) -> Result<(PlainTransport, SocketAddr), MediaError> {
+/// A plain transport for RTP in; returns it with the address to send to.
+/// Without `source` it takes RTP from whoever sends first (comedia); with it,
+/// it is connected to `source` and mediasoup drops packets from any other
+/// address, so nobody else can take the ingest over.
+pub async fn plain_ingest(
+    router: &Router,
+    ip: IpAddr,
+    source: Option<SocketAddr>,
+) -> Result<(PlainTransport, SocketAddr), MediaError> {
     let mut options = PlainTransportOptions::new(udp_listen_info(ip, None));
-    options.comedia = true;
+    options.comedia = source.is_none();
     options.rtcp_mux = true;
     let transport = router.create_plain_transport(options).await.map_err(|e| MediaError::Request(e.to_string()))?;
+    if let Some(source) = source {
+        transport
+            .connect(PlainTransportRemoteParameters {
+                ip: Some(source.ip()),
+                port: Some(source.port()),
+                rtcp_port: None,
+                srtp_parameters: None,
+            })
+            .await
+            .map_err(|e| MediaError::Request(e.to_string()))?;
+    }
     let addr = tuple_local_addr(&transport.tuple())?;
     Ok((transport, addr))
 }

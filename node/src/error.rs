@@ -25,6 +25,27 @@ pub enum NodeError {
         /// Peer ids of other providers of the stream.
         alternatives: Vec<String>,
     },
+    /// The caller may not do this (a pipe to an address that is not the
+    /// caller's, over a per-peer cap, closing another owner's object...).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A stream's signed provenance did not verify.
+    #[error("stream {stream} refused: {source}")]
+    Provenance {
+        /// The stream.
+        stream: String,
+        /// What did not verify.
+        source: crate::record::RecordError,
+    },
+    /// Two origins provide streams under one id; the app must pin one
+    /// (`ID@PEERID`).
+    #[error("stream {stream} has {} origins ({}): pin one as {stream}@PEERID", origins.len(), origins.join(", "))]
+    OriginConflict {
+        /// The stream.
+        stream: String,
+        /// The origins' peer ids.
+        origins: Vec<String>,
+    },
     /// Every provider of the stream refused or failed; the text lists why.
     #[error("no provider could serve stream {stream}: {reasons}")]
     NoProvider {
@@ -39,6 +60,12 @@ pub enum NodeError {
 pub const ALREADY_PUBLISHED: i64 = -32010;
 /// ROPE code for "no provider could serve the stream" (apps' API).
 pub const NO_PROVIDER: i64 = -32011;
+/// ROPE code for "forbidden" (apps' API and node to node).
+pub const FORBIDDEN: i64 = -32003;
+/// ROPE code for "the stream's provenance did not verify".
+pub const UNTRUSTED: i64 = -32012;
+/// ROPE code for "two origins under one id".
+pub const ORIGIN_CONFLICT: i64 = -32013;
 
 impl From<NodeError> for mafalda_rope::RpcError {
     fn from(error: NodeError) -> Self {
@@ -55,6 +82,15 @@ impl From<NodeError> for mafalda_rope::RpcError {
             }
             error @ NodeError::NoProvider { .. } => {
                 RpcError::new(ErrorCode::Application(NO_PROVIDER), error.to_string())
+            }
+            error @ NodeError::Forbidden(_) => RpcError::new(ErrorCode::Application(FORBIDDEN), error.to_string()),
+            error @ NodeError::Provenance { .. } => {
+                RpcError::new(ErrorCode::Application(UNTRUSTED), error.to_string())
+            }
+            NodeError::OriginConflict { stream, origins } => {
+                let message = NodeError::OriginConflict { stream, origins: origins.clone() }.to_string();
+                let data = Value::Array(origins.into_iter().map(Value::Text).collect());
+                RpcError::new(ErrorCode::Application(ORIGIN_CONFLICT), message).with_data(data)
             }
             other => RpcError::new(ErrorCode::InternalError, other.to_string()),
         }

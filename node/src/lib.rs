@@ -15,12 +15,24 @@ mod error;
 pub mod events;
 mod metrics;
 mod node;
+mod pipes;
+pub mod record;
 mod remote;
+mod rtp_checks;
+#[cfg(test)]
+mod wire_tests;
 pub mod streams;
 mod webrtc;
 
 pub use codecs::{Codec, TrackSpec, TrackSummary};
+
+/// The ROPE error codes a node answers with, beside the JSON-RPC ones.
+pub mod error_codes {
+    pub use crate::error::{ALREADY_PUBLISHED, FORBIDDEN, NO_PROVIDER, ORIGIN_CONFLICT, UNTRUSTED};
+}
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use events::{EgressStatus, NodeEvent};
 pub use node::{Egress, FoundStream, Node, ProviderInfo, StreamStatus};
+pub use pipes::MAX_PIPES_PER_PEER;
+pub use streams::StreamRef;

@@ -10,7 +10,8 @@ use prometheus_client::registry::Registry;
 /// Labels of a ROPE call count.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct CallLabels {
-    pub(crate) method: String,
+    /// One of [`KNOWN_METHODS`], or `other`.
+    pub(crate) method: &'static str,
     /// `in` (a peer called us) or `out` (we called a peer).
     pub(crate) direction: &'static str,
     /// `ok` or `error`.
@@ -20,7 +21,17 @@ pub(crate) struct CallLabels {
 /// Labels of a ROPE latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct MethodLabel {
-    pub(crate) method: String,
+    pub(crate) method: &'static str,
+}
+
+/// The node-to-node methods a node speaks. Only these become label values: a
+/// peer naming ten thousand made-up methods must not make ten thousand series.
+pub(crate) const KNOWN_METHODS: &[&str] =
+    &["stream.describe", "stream.pipe", "stream.unpipe", "stream.closed"];
+
+/// The label value for `method`: itself if known, else `other`.
+fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS.iter().find(|known| **known == method).copied().unwrap_or("other")
 }
 
 fn latency_histogram() -> Histogram {
@@ -52,10 +63,11 @@ impl Default for NodeMetrics {
 impl NodeMetrics {
     /// Counts one ROPE call.
     pub(crate) fn call(&self, method: &str, direction: &'static str, ok: bool, seconds: f64) {
-        let labels = CallLabels { method: method.to_owned(), direction, outcome: if ok { "ok" } else { "error" } };
+        let method = method_label(method);
+        let labels = CallLabels { method, direction, outcome: if ok { "ok" } else { "error" } };
         self.rope_calls.get_or_create(&labels).inc();
         if direction == "out" {
-            self.rope_latency.get_or_create(&MethodLabel { method: method.to_owned() }).observe(seconds);
+            self.rope_latency.get_or_create(&MethodLabel { method }).observe(seconds);
         }
     }
 
@@ -73,5 +85,26 @@ impl NodeMetrics {
             "WebRTC transports whose DTLS handshake failed",
             self.dtls_failures.clone(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let metrics = NodeMetrics::default();
+        for i in 0..10_000 {
+            metrics.call(&format!("made.up.{i}"), "in", false, 0.0);
+        }
+        metrics.call("stream.pipe", "in", true, 0.0);
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let series = text.lines().filter(|l| l.starts_with("rope_calls_total{")).count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains(r#"method="other""#) && !text.contains("made.up"));
     }
 }

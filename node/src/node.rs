@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mafalda_media::mediasoup::prelude::{ProducerOptions, Transport};
-use mafalda_media::pipe;
 use mafalda_media::transports::plain_ingest;
 use mafalda_media::{MediaEngine, PlainEgress, SpanningRouter};
 use mafalda_swarm::{InboundCall, Multiaddr, PeerId, StartedSwarm, SwarmEvent, SwarmHandle, stream_key};
@@ -18,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::codecs::{TrackSpec, TrackSummary, router_codecs};
 use crate::cost::Candidate;
 use crate::events::{EVENT_BUFFER, EgressStatus, NodeEvent};
-use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
+use crate::streams::{LocalStream, Role, StreamDescription, StreamRef, validate_stream_id, version_now};
 use crate::{NodeConfig, NodeError, remote};
 
 /// A provider of a stream as seen from this node.
@@ -27,6 +26,8 @@ use crate::{NodeConfig, NodeError, remote};
 pub struct ProviderInfo {
     /// The provider.
     pub peer: String,
+    /// The origin whose signed record the provider holds.
+    pub origin: String,
     /// Its hops from the origin.
     pub hops: u32,
     /// Latest ping RTT to it, in ms (0 for this node itself).
@@ -43,6 +44,10 @@ pub struct ProviderInfo {
 pub struct FoundStream {
     /// The stream id.
     pub stream: String,
+    /// The origins whose signed records the providers hold: one, unless
+    /// several nodes published under this id (then consuming needs the
+    /// id pinned as `ID@PEERID`).
+    pub origins: Vec<String>,
     /// Its tracks, as the first provider that answered describes them.
     pub tracks: Vec<TrackSummary>,
     /// The providers that answered, with their hops, RTT and load.
@@ -57,10 +62,14 @@ pub struct StreamStatus {
     pub stream: String,
     /// The peer it is piped from, or none at the origin.
     pub upstream: Option<String>,
+    /// The origin's peer id (whose signed record this node holds).
+    pub origin: String,
     /// Hops from the origin.
     pub hops: u32,
     /// Peer ids from the origin to this node.
     pub path: Vec<String>,
+    /// Peers this node pipes the stream to.
+    pub downstream: Vec<String>,
 }
 
 /// A stream being sent out as RTP.
@@ -191,7 +200,22 @@ impl Node {
     /// Publishes `stream` from plain RTP: returns the address to send RTP to
     /// (the first sender is taken as the source), and provides the stream.
     pub async fn publish_rtp(&self, stream: &str, tracks: Vec<TrackSpec>) -> Result<SocketAddr, NodeError> {
+        self.publish_rtp_from(stream, tracks, None).await
+    }
+
+    /// Like [`Node::publish_rtp`]; with `source`, the ingest takes packets
+    /// from that address only, so nobody else can take the publication over
+    /// by sending first.
+    pub async fn publish_rtp_from(
+        &self,
+        stream: &str,
+        tracks: Vec<TrackSpec>,
+        source: Option<SocketAddr>,
+    ) -> Result<SocketAddr, NodeError> {
         validate_stream_id(stream)?;
+        if source.is_some_and(|s| s.port() == 0 || s.ip().is_unspecified()) {
+            return Err(NodeError::InvalidInput("source must be a concrete IP:PORT".into()));
+        }
         if tracks.is_empty() || tracks.len() > 8 {
             return Err(NodeError::InvalidInput("a publication has 1 to 8 tracks".into()));
         }
@@ -200,7 +224,7 @@ impl Node {
             return Err(NodeError::AlreadyPublished(stream.to_owned()));
         }
         let router = self.inner.router.ingest_router().await?;
-        let (ingest, addr) = plain_ingest(&router, self.inner.config.media_ip).await?;
+        let (ingest, addr) = plain_ingest(&router, self.inner.config.media_ip, source).await?;
         let mut producers = Vec::new();
         for (spec, rtp_parameters) in tracks.iter().zip(parameters) {
             let producer = ingest
@@ -210,15 +234,8 @@ impl Node {
             self.inner.router.register_producer(&producer, &router);
             producers.push(producer);
         }
-        let me = self.peer_id().to_string();
-        let local = LocalStream {
-            role: Role::Origin,
-            hops: 0,
-            path: vec![me],
-            producers,
-            downstream: Vec::new(),
-            keep: vec![Box::new(ingest)],
-        };
+        let keypair = &self.inner.config.swarm.keypair;
+        let local = LocalStream::originate(keypair, stream, version_now(), producers, Some(Box::new(ingest)))?;
         {
             let mut streams = lock(&self.inner.streams);
             if streams.contains_key(stream) {
@@ -228,7 +245,7 @@ impl Node {
             streams.insert(stream.to_owned(), local);
         }
         self.inner.announce(stream).await;
-        info!(stream, %addr, "published");
+        info!(stream, %addr, ?source, "published");
         Ok(addr)
     }
 
@@ -252,13 +269,14 @@ impl Node {
     }
 
     /// Finds `stream`: its tracks and the providers that answer.
+    /// `stream` is an id, or `ID@PEERID` to see only that origin's stream.
     pub async fn find_stream(&self, stream: &str) -> Result<FoundStream, NodeError> {
-        validate_stream_id(stream)?;
-        remote::find(&self.inner, stream).await
+        remote::find(&self.inner, &StreamRef::parse(stream)?).await
     }
 
     /// Sends `stream` as RTP to `destination`: locally if this node holds it,
-    /// else after piping it here from the cheapest provider.
+    /// else after piping it here from the cheapest provider. `stream` may pin
+    /// its origin as `ID@PEERID`.
     pub async fn consume_rtp(&self, stream: &str, destination: SocketAddr) -> Result<Egress, NodeError> {
         self.consume_rtp_to_ports(stream, destination, None).await
     }
@@ -272,13 +290,13 @@ impl Node {
         destination: SocketAddr,
         track_ports: Option<Vec<u16>>,
     ) -> Result<Egress, NodeError> {
-        validate_stream_id(stream)?;
+        let wanted = StreamRef::parse(stream)?;
         if track_ports.as_ref().is_some_and(|ports| ports.is_empty() || ports.contains(&0)) {
             return Err(NodeError::InvalidInput("track ports must be 1-65535, one per track".into()));
         }
-        self.inner.ensure_local(stream).await?;
+        self.inner.ensure_local(&wanted).await?;
         let id = format!("egress-{}", self.inner.next_egress.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        self.inner.open_egress(&id, stream, destination, track_ports).await
+        self.inner.open_egress(&id, &wanted.id, destination, track_ports).await
     }
 
     /// How many egresses are running.
@@ -328,17 +346,39 @@ impl Node {
 }
 
 impl Inner {
-    /// Makes sure this node holds `stream`, piping it from the cheapest provider.
-    pub(crate) async fn ensure_local(self: &Arc<Self>, stream: &str) -> Result<(), NodeError> {
-        if lock(&self.streams).contains_key(stream) {
+    /// Whether this node holds `wanted` (of the pinned origin, if pinned).
+    fn holds(&self, wanted: &StreamRef) -> Result<bool, NodeError> {
+        let streams = lock(&self.streams);
+        let Some(local) = streams.get(&wanted.id) else { return Ok(false) };
+        match wanted.origin {
+            Some(origin) if origin != local.verified.origin => Err(NodeError::OriginConflict {
+                stream: wanted.id.clone(),
+                origins: vec![local.verified.origin.to_string(), origin.to_string()],
+            }),
+            _ => Ok(true),
+        }
+    }
+
+    /// Makes sure this node holds `wanted`, piping it from the cheapest
+    /// provider (of its pinned origin, if pinned; refused if two origins
+    /// provide the id and none is pinned).
+    pub(crate) async fn ensure_local(self: &Arc<Self>, wanted: &StreamRef) -> Result<(), NodeError> {
+        let stream = wanted.id.as_str();
+        if self.holds(wanted)? {
             return Ok(());
         }
         let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
         let _pulling = gate.lock().await;
-        if lock(&self.streams).contains_key(stream) {
+        if self.holds(wanted)? {
             return Ok(()); // another consume pulled it meanwhile
         }
-        let providers = remote::find(self, stream).await?.providers;
+        let found = remote::find(self, wanted).await?;
+        let origin = match (wanted.origin, found.origins.as_slice()) {
+            (Some(origin), _) => origin,
+            (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,
+            (None, _) => return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins }),
+        };
+        let providers = found.providers;
         let me = self.swarm.peer_id().to_string();
         let candidates: Vec<Candidate> = providers
             .iter()
@@ -362,7 +402,11 @@ impl Inner {
             if !tried.insert(peer) || peer == self.swarm.peer_id() {
                 continue;
             }
-            match remote::pull(self, stream, peer).await {
+            if tried.len() > MAX_PULL_ATTEMPTS {
+                reasons.push(format!("gave up after {MAX_PULL_ATTEMPTS} providers"));
+                break;
+            }
+            match crate::pipes::pull(self, stream, peer, Some(origin)).await {
                 Ok(()) => {
                     if let Some(local) = lock(&self.streams).get(stream) {
                         self.emit(NodeEvent::StreamHeld { status: status_of(stream, local) });
@@ -400,7 +444,7 @@ impl Inner {
         let (producer_ids, path) = {
             let streams = lock(&self.streams);
             let local = streams.get(stream).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
-            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.path.clone())
+            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.path())
         };
         let mut consumers = Vec::new();
         let mut tracks = Vec::new();
@@ -481,15 +525,18 @@ impl Inner {
             if relayed_from_lost { streams.remove(stream) } else { None }
         };
         let Some(local) = removed else { return };
-        let downstream = local.downstream.clone();
+        let downstream: Vec<PeerId> = local.pipes.keys().copied().collect();
+        // Heal from the same origin only: a lost upstream is no reason to
+        // accept another node's stream under this id.
+        let wanted = StreamRef { id: stream.to_owned(), origin: Some(local.verified.origin) };
         drop(local);
         let started = std::time::Instant::now();
-        let mut outcome = self.ensure_local(stream).await;
+        let mut outcome = self.ensure_local(&wanted).await;
         for pause in [1, 2, 4].into_iter().take(attempts.saturating_sub(1) as usize) {
             let Err(error) = &outcome else { break };
             info!(stream, %error, retry_in_s = pause, "no provider yet; looking again");
             tokio::time::sleep(Duration::from_secs(pause)).await;
-            outcome = self.ensure_local(stream).await;
+            outcome = self.ensure_local(&wanted).await;
         }
         match outcome {
             Ok(()) => {
@@ -550,11 +597,22 @@ impl Inner {
     /// stops providing it, and tells its downstream peers. False if not held.
     pub(crate) async fn end_stream(self: &Arc<Self>, stream: &str) -> bool {
         let Some(local) = lock(&self.streams).remove(stream) else { return false };
-        info!(stream, downstream = local.downstream.len(), "stream ended here");
-        let downstream = local.downstream.clone();
+        info!(stream, downstream = local.pipes.len(), "stream ended here");
+        let downstream: Vec<PeerId> = local.pipes.keys().copied().collect();
+        let upstream = match local.role {
+            Role::Relay { upstream } => Some(upstream),
+            Role::Origin => None,
+        };
         drop(local);
         self.withdraw(stream).await;
         self.tell_downstream(stream, downstream);
+        if let Some(upstream) = upstream {
+            // Done with the upstream's pipe: it can close it now rather than
+            // keep sending until the stream ends there.
+            let inner = Arc::clone(self);
+            let stream = stream.to_owned();
+            tokio::spawn(async move { crate::pipes::tell_unpipe(&inner, &stream, upstream).await });
+        }
         true
     }
 
@@ -576,39 +634,6 @@ impl Inner {
     pub(crate) fn describe(&self, stream: &str) -> Option<StreamDescription> {
         lock(&self.streams).get(stream).map(|local| local.describe(stream))
     }
-
-    /// Serves `stream.pipe`: opens a pipe to the asking node and sends every track.
-    pub(crate) async fn offer_pipe(&self, peer: PeerId, request: PipeRequest) -> Result<PipeOffer, NodeError> {
-        let (producer_ids, hops, path) = {
-            let streams = lock(&self.streams);
-            let local = streams.get(&request.stream).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-            if self.media.is_saturated() {
-                // Delegate: the nodes this one already feeds can serve the newcomer.
-                let alternatives = local.downstream.iter().filter(|d| **d != peer).map(ToString::to_string).collect();
-                return Err(NodeError::Busy { alternatives });
-            }
-            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.hops, local.path.clone())
-        };
-        let first = producer_ids.first().ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-        let router = self.router.home_router(first).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-        let (transport, endpoint) =
-            pipe::open_pipe(&router, self.config.media_ip, self.config.announced_ip.map(|ip| ip.to_string())).await?;
-        pipe::connect_pipe(&transport, &request.endpoint).await?;
-        let mut tracks = Vec::new();
-        let mut consumers = Vec::new();
-        for producer_id in producer_ids {
-            let (consumer, track) = pipe::send_track(&transport, producer_id).await?;
-            consumers.push(consumer);
-            tracks.push(track);
-        }
-        if let Some(local) = lock(&self.streams).get_mut(&request.stream) {
-            local.keep.push(Box::new((transport, consumers)));
-            if !local.downstream.contains(&peer) {
-                local.downstream.push(peer);
-            }
-        }
-        Ok(PipeOffer { endpoint, tracks, hops, path })
-    }
 }
 
 async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) {
@@ -618,13 +643,16 @@ async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) 
         let inner = Arc::clone(&inner);
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let outcome = remote::handle(&inner, call.peer, &call.request).await;
+            let outcome = remote::handle(&inner, call.peer, call.remote_ip, &call.request).await;
             inner.metrics.call(&call.request.method, "in", outcome.is_ok(), started.elapsed().as_secs_f64());
             let _ = call.respond(outcome).await;
             drop(permit);
         });
     }
 }
+
+/// Most providers one consume tries (busy ones name others to try).
+const MAX_PULL_ATTEMPTS: usize = 16;
 
 /// Lookups for another provider when the upstream died (1 when told the
 /// stream closed upstream: that is news, not a glitch).
@@ -694,6 +722,8 @@ async fn watch_swarm(inner: Arc<Inner>, mut events: mpsc::Receiver<SwarmEvent>) 
             SwarmEvent::PeerConnected { peer, addr } => info!(%peer, %addr, "peer connected"),
             SwarmEvent::PeerDisconnected { peer } => {
                 info!(%peer, "peer disconnected");
+                // Nothing keeps sending to a peer that is gone.
+                inner.release_peer(peer);
                 inner.upstream_lost(peer).await;
             }
             SwarmEvent::PingRtt { peer, rtt } => debug!(%peer, ?rtt, "ping"),
@@ -709,8 +739,14 @@ pub(crate) fn status_of(stream: &str, local: &LocalStream) -> StreamStatus {
             Role::Origin => None,
             Role::Relay { upstream } => Some(upstream.to_string()),
         },
-        hops: local.hops,
-        path: local.path.clone(),
+        origin: local.verified.origin.to_string(),
+        hops: local.hops(),
+        path: local.path(),
+        downstream: {
+            let mut peers: Vec<String> = local.pipes.keys().map(ToString::to_string).collect();
+            peers.sort();
+            peers
+        },
     }
 }
 

@@ -1,25 +1,21 @@
 //! The node-to-node side of streams, over ROPE: the methods a node answers
-//! (`stream.describe`, `stream.pipe`) and the calls it makes (find, pull).
+//! (`stream.describe`, `stream.pipe`, `stream.unpipe`, `stream.closed`) and
+//! the calls it makes to find a stream (the pipe handshake is in `pipes`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use mafalda_media::pipe;
 use mafalda_rope::{ErrorCode, Request, RpcError, Value};
 use mafalda_swarm::{CallError, PeerId, stream_key};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{debug, info};
+use tracing::{debug, warn};
 
 use crate::NodeError;
 use crate::codecs::TrackSummary;
 use crate::node::{FoundStream, Inner, ProviderInfo, lock};
-use crate::streams::{LocalStream, PipeOffer, PipeRequest, Role, StreamDescription, validate_stream_id};
-
-/// Params of `stream.describe`.
-#[derive(Debug, serde::Deserialize, Serialize)]
-struct DescribeParams {
-    stream: String,
-}
+use crate::record::{self, MAX_TRACKS, RecordError, Verified};
+use crate::streams::{PipeRequest, Role, StreamDescription, StreamParams, StreamRef, validate_stream_id};
 
 fn to_value<T: Serialize>(value: &T) -> Result<Value, RpcError> {
     Value::serialized(value).map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))
@@ -29,11 +25,16 @@ fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, RpcError> {
     value.deserialized().map_err(|e| RpcError::new(ErrorCode::InvalidParams, e.to_string()))
 }
 
-/// Answers a peer's call.
-pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) -> Result<Value, RpcError> {
+/// Answers a peer's call; `remote_ip` is where its connection comes from.
+pub(crate) async fn handle(
+    inner: &Arc<Inner>,
+    peer: PeerId,
+    remote_ip: Option<IpAddr>,
+    request: &Request,
+) -> Result<Value, RpcError> {
     match request.method.as_str() {
         "stream.describe" => {
-            let params: DescribeParams = from_value(&request.params)?;
+            let params: StreamParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;
             let description =
                 inner.describe(&params.stream).ok_or_else(|| RpcError::from(NodeError::NotFound(params.stream)))?;
@@ -42,11 +43,16 @@ pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) 
         "stream.pipe" => {
             let params: PipeRequest = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;
-            let offer = inner.offer_pipe(peer, params).await.map_err(RpcError::from)?;
+            let offer = inner.offer_pipe(peer, remote_ip, params).await.map_err(RpcError::from)?;
             to_value(&offer)
         }
+        "stream.unpipe" => {
+            let params: StreamParams = from_value(&request.params)?;
+            validate_stream_id(&params.stream).map_err(RpcError::from)?;
+            Ok(Value::Bool(inner.release_pipe(&params.stream, peer)))
+        }
         "stream.closed" => {
-            let params: DescribeParams = from_value(&request.params)?;
+            let params: StreamParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;
             // Only the node a stream comes from may end it here.
             let from_upstream = lock(&inner.streams)
@@ -59,31 +65,57 @@ pub(crate) async fn handle(inner: &Arc<Inner>, peer: PeerId, request: &Request) 
             }
             Ok(Value::Bool(from_upstream))
         }
-        other => Err(RpcError::new(ErrorCode::MethodNotFound, format!("unknown method {other}"))),
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            Err(RpcError::new(ErrorCode::MethodNotFound, format!("unknown method {shown}")))
+        }
     }
 }
 
-async fn call<T: DeserializeOwned>(inner: &Inner, peer: PeerId, method: &str, params: Value) -> Result<T, CallError> {
+/// Calls `method` at `peer` and decodes the answer, counting it in the metrics.
+pub(crate) async fn call<T: DeserializeOwned>(
+    inner: &Inner,
+    peer: PeerId,
+    method: &str,
+    params: Value,
+) -> Result<T, CallError> {
     let started = std::time::Instant::now();
     let result = inner.swarm.call(peer, method, None, params).await;
     inner.metrics.call(method, "out", result.is_ok(), started.elapsed().as_secs_f64());
     result?.deserialized().map_err(|e| CallError::Io { peer, reason: format!("unexpected answer to {method}: {e}") })
 }
 
-/// The providers of `stream` that describe it, with RTT and load.
-pub(crate) async fn find(inner: &Arc<Inner>, stream: &str) -> Result<FoundStream, NodeError> {
+/// The providers of `stream` whose signed provenance verifies, with RTT and
+/// load; all within the node's find deadline.
+pub(crate) async fn find(inner: &Arc<Inner>, stream: &StreamRef) -> Result<FoundStream, NodeError> {
     let started = std::time::Instant::now();
     let found = find_described(inner, stream).await;
     inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
     found
 }
 
-async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<FoundStream, NodeError> {
-    let providers = inner.swarm.find_providers(stream_key(stream), inner.config.find_deadline).await?;
+/// A provider's description, checked: its provenance leads from the origin
+/// to it, and its tracks are the ones the origin signed.
+pub(crate) fn check_description(stream: &str, provider: PeerId, description: &StreamDescription) -> Result<Verified, RecordError> {
+    if description.tracks.len() > MAX_TRACKS {
+        return Err(RecordError::TracksDiffer(format!("{} tracks described", description.tracks.len())));
+    }
+    let verified = description.provenance.verify(stream, provider)?;
+    record::check_tracks(&verified.record, description.tracks.iter().map(|t| (t.kind, &t.rtp_parameters)))?;
+    Ok(verified)
+}
+
+async fn find_described(inner: &Arc<Inner>, wanted: &StreamRef) -> Result<FoundStream, NodeError> {
+    let stream = wanted.id.as_str();
+    // One deadline for the whole find: the lookup gets most of it, the
+    // describes what is left, so a provider that never answers cannot hold
+    // the find past it.
+    let deadline = tokio::time::Instant::now() + inner.config.find_deadline;
+    let providers = inner.swarm.find_providers(stream_key(stream), inner.config.find_deadline * 3 / 4).await?;
     let rtts = inner.swarm.rtts().await?;
     let loads = inner.swarm.peer_loads().await?;
     let me = inner.swarm.peer_id();
-    let params = Value::serialized(&DescribeParams { stream: stream.to_owned() })
+    let params = Value::serialized(&StreamParams { stream: stream.to_owned() })
         .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
     let describes = providers.into_iter().map(|peer| {
         let params = params.clone();
@@ -91,81 +123,60 @@ async fn find_described(inner: &Arc<Inner>, stream: &str) -> Result<FoundStream,
             let description: Option<StreamDescription> = if peer == me {
                 inner.describe(stream)
             } else {
-                match call(inner, peer, "stream.describe", params).await {
-                    Ok(description) => Some(description),
-                    Err(error) => {
+                match tokio::time::timeout_at(deadline, call(inner, peer, "stream.describe", params)).await {
+                    Ok(Ok(description)) => Some(description),
+                    Ok(Err(error)) => {
                         debug!(%peer, %error, "provider did not describe the stream");
+                        None
+                    }
+                    Err(_) => {
+                        debug!(%peer, "provider did not describe the stream before the find deadline");
                         None
                     }
                 }
             };
-            description.map(|d| (peer, d))
+            let description = description?;
+            match check_description(stream, peer, &description) {
+                Ok(verified) => Some((peer, description, verified)),
+                Err(error) => {
+                    warn!(stream, %peer, %error, "provider's description refused");
+                    None
+                }
+            }
         }
     });
-    let described: Vec<(PeerId, StreamDescription)> =
+    let mut described: Vec<(PeerId, StreamDescription, Verified)> =
         futures::future::join_all(describes).await.into_iter().flatten().collect();
+    if let Some(origin) = wanted.origin {
+        described.retain(|(_, _, verified)| verified.origin == origin);
+    }
     if described.is_empty() {
         return Err(NodeError::NotFound(stream.to_owned()));
     }
-    let tracks =
-        described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
+    let mut origins: Vec<String> = described.iter().map(|(_, _, v)| v.origin.to_string()).collect();
+    origins.sort();
+    origins.dedup();
+    if origins.len() > 1 {
+        warn!(stream, ?origins, "two origins provide streams under one id");
+    }
+    let tracks = described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
     let providers = described
         .into_iter()
-        .map(|(peer, description)| ProviderInfo {
+        .map(|(peer, _, verified)| ProviderInfo {
             peer: peer.to_string(),
-            hops: description.hops,
+            origin: verified.origin.to_string(),
+            hops: verified.hops(),
             rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
             load: loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0),
-            path: description.path,
+            path: verified.path.iter().map(ToString::to_string).collect(),
         })
         .collect();
-    Ok(FoundStream { stream: stream.to_owned(), tracks, providers })
-}
-
-/// Pipes `stream` here from `peer` and keeps it as a relay.
-pub(crate) async fn pull(inner: &Arc<Inner>, stream: &str, peer: PeerId) -> Result<(), NodeError> {
-    let router = inner.router.ingest_router().await?;
-    let (transport, endpoint) =
-        pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
-    let request = PipeRequest { stream: stream.to_owned(), endpoint };
-    let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-    let offer: PipeOffer = match call(inner, peer, "stream.pipe", params).await {
-        Ok(offer) => offer,
-        Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
-            let alternatives = match error.data {
-                Some(Value::Array(peers)) => peers.into_iter().filter_map(|p| p.into_text().ok()).collect(),
-                _ => Vec::new(),
-            };
-            return Err(NodeError::Busy { alternatives });
-        }
-        Err(error) => return Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: error.to_string() }),
-    };
-    pipe::connect_pipe(&transport, &offer.endpoint).await?;
-    let mut producers = Vec::new();
-    for track in &offer.tracks {
-        let producer = pipe::receive_track(&transport, track).await?;
-        inner.router.register_producer(&producer, &router);
-        producers.push(producer);
-    }
-    let mut path = offer.path;
-    path.push(inner.swarm.peer_id().to_string());
-    let hops = offer.hops + 1;
-    info!(stream, upstream = %peer, hops, "relaying stream");
-    let local = LocalStream {
-        role: Role::Relay { upstream: peer },
-        hops,
-        path,
-        producers,
-        downstream: Vec::new(),
-        keep: vec![Box::new(transport)],
-    };
-    lock(&inner.streams).insert(stream.to_owned(), local);
-    Ok(())
+    Ok(FoundStream { stream: stream.to_owned(), origins, tracks, providers })
 }
 
 /// Tells `peer` (downstream) that `stream` ended here.
 pub(crate) async fn tell_closed(inner: &Arc<Inner>, stream: &str, peer: PeerId) {
-    let Ok(params) = Value::serialized(&DescribeParams { stream: stream.to_owned() }) else { return };
+    let Ok(params) = Value::serialized(&StreamParams { stream: stream.to_owned() }) else { return };
     if let Err(error) = inner.swarm.call(peer, "stream.closed", None, params).await {
         debug!(stream, %peer, %error, "could not tell a downstream peer the stream ended");
     }

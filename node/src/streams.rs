@@ -2,10 +2,13 @@
 //! exchange about streams (the data of the `stream.*` ROPE methods).
 
 use std::any::Any;
+use std::collections::HashMap;
 
-use mafalda_media::mediasoup::prelude::{MediaKind, Producer, ProducerId, RtpParameters};
+use mafalda_media::mediasoup::prelude::{Consumer, MediaKind, PipeTransport, Producer, RtpParameters};
 use mafalda_media::pipe::{PipeEndpoint, PipedTrack};
-use mafalda_swarm::PeerId;
+use mafalda_swarm::{Keypair, PeerId};
+
+use crate::record::{Provenance, RecordTrack, Verified};
 use serde::{Deserialize, Serialize};
 
 /// Longest stream id accepted.
@@ -25,15 +28,40 @@ pub fn validate_stream_id(id: &str) -> Result<(), crate::NodeError> {
     }
 }
 
+/// A stream id as apps give it: `ID`, or `ID@PEERID` to pin the origin (the
+/// only node whose signed record is accepted for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRef {
+    /// The stream id.
+    pub id: String,
+    /// The origin the app pinned, if any.
+    pub origin: Option<PeerId>,
+}
+
+impl StreamRef {
+    /// Parses `ID` or `ID@PEERID`, validating both parts.
+    pub fn parse(text: &str) -> Result<Self, crate::NodeError> {
+        let (id, origin) = match text.split_once('@') {
+            Some((id, origin)) => {
+                let origin = origin.parse::<PeerId>().map_err(|_| {
+                    crate::NodeError::InvalidInput(format!("{origin:.60} after @ is not a peer id"))
+                })?;
+                (id, Some(origin))
+            }
+            None => (text, None),
+        };
+        validate_stream_id(id)?;
+        Ok(Self { id: id.to_owned(), origin })
+    }
+}
+
 /// One track of a stream as nodes describe it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackInfo {
-    /// Producer id (the same on every node holding the stream).
-    pub producer_id: ProducerId,
     /// Audio or video.
     pub kind: MediaKind,
-    /// RTP parameters of the producer.
+    /// RTP parameters of the describing node's producer.
     pub rtp_parameters: RtpParameters,
 }
 
@@ -43,12 +71,11 @@ pub struct TrackInfo {
 pub struct StreamDescription {
     /// The stream id.
     pub stream: String,
-    /// Its tracks.
+    /// Its tracks, as the provider holds them.
     pub tracks: Vec<TrackInfo>,
-    /// Hops from the origin (0 = this is the origin).
-    pub hops: u32,
-    /// Peer ids from the origin to the describing node.
-    pub path: Vec<String>,
+    /// The origin's signed record and the hand-offs down to the provider: its
+    /// hops and path from the origin, signed by the nodes on the way.
+    pub provenance: Provenance,
 }
 
 /// Asks a provider to pipe a stream here (params of `stream.pipe`).
@@ -57,7 +84,8 @@ pub struct StreamDescription {
 pub struct PipeRequest {
     /// The stream.
     pub stream: String,
-    /// The asking node's end of the pipe.
+    /// The asking node's end of the pipe. Its IP must be the IP the asking
+    /// node's libp2p connection comes from: a node pipes only to the asker.
     pub endpoint: PipeEndpoint,
 }
 
@@ -67,12 +95,17 @@ pub struct PipeRequest {
 pub struct PipeOffer {
     /// The provider's end.
     pub endpoint: PipeEndpoint,
-    /// The tracks it sends.
+    /// The tracks it sends, in the order of the origin's record.
     pub tracks: Vec<PipedTrack>,
-    /// The provider's hops from the origin.
-    pub hops: u32,
-    /// Peer ids from the origin to the provider.
-    pub path: Vec<String>,
+    /// The provider's provenance, extended by a hand-off to the asking node.
+    pub provenance: Provenance,
+}
+
+/// Params of `stream.describe`, `stream.unpipe` and `stream.closed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamParams {
+    /// The stream.
+    pub stream: String,
 }
 
 /// Whether this node is a stream's origin or a relay of it.
@@ -87,31 +120,94 @@ pub enum Role {
     },
 }
 
+/// A pipe this node feeds another node through; dropping it closes the
+/// transport and its consumers.
+pub(crate) struct DownstreamPipe {
+    pub(crate) _transport: PipeTransport,
+    pub(crate) _consumers: Vec<Consumer>,
+}
+
 /// A stream held by this node.
 pub(crate) struct LocalStream {
     pub(crate) role: Role,
-    pub(crate) hops: u32,
-    pub(crate) path: Vec<String>,
+    /// Where the stream comes from, signed (passed on to downstream nodes).
+    pub(crate) provenance: Provenance,
+    /// What the provenance says, checked.
+    pub(crate) verified: Verified,
     pub(crate) producers: Vec<Producer>,
-    /// Peers this node pipes the stream to (told when it ends here).
-    pub(crate) downstream: Vec<PeerId>,
-    /// Transports and pipe consumers that must live as long as the stream.
-    pub(crate) keep: Vec<Box<dyn Any + Send>>,
+    /// Pipes to downstream peers: at most one per peer, told when the stream
+    /// ends here, closed when the peer leaves or says it is done.
+    pub(crate) pipes: HashMap<PeerId, DownstreamPipe>,
+    /// What feeds the producers (the ingest transport, or the upstream pipe);
+    /// held so it lives as long as the stream.
+    pub(crate) _source: Option<Box<dyn Any + Send>>,
 }
 
 impl LocalStream {
+    /// A stream published here, with its record signed by `keypair`.
+    pub(crate) fn originate(
+        keypair: &Keypair,
+        stream: &str,
+        version: u64,
+        producers: Vec<Producer>,
+        source: Option<Box<dyn Any + Send>>,
+    ) -> Result<Self, crate::NodeError> {
+        let provenance = Provenance::originate(keypair, stream, version, record_tracks(&producers)?);
+        let verified = provenance
+            .verify(stream, keypair.public().to_peer_id())
+            .map_err(|source| crate::NodeError::Provenance { stream: stream.to_owned(), source })?;
+        Ok(Self { role: Role::Origin, provenance, verified, producers, pipes: HashMap::new(), _source: source })
+    }
+
+    /// Re-signs the record of a stream published here after its tracks changed.
+    pub(crate) fn resign(&mut self, keypair: &Keypair, stream: &str) -> Result<(), crate::NodeError> {
+        let version = self.verified.record.version.saturating_add(1).max(version_now());
+        let provenance = Provenance::originate(keypair, stream, version, record_tracks(&self.producers)?);
+        self.verified = provenance
+            .verify(stream, keypair.public().to_peer_id())
+            .map_err(|source| crate::NodeError::Provenance { stream: stream.to_owned(), source })?;
+        self.provenance = provenance;
+        Ok(())
+    }
+
     pub(crate) fn describe(&self, stream: &str) -> StreamDescription {
         StreamDescription {
             stream: stream.to_owned(),
             tracks: self
                 .producers
                 .iter()
-                .map(|p| TrackInfo { producer_id: p.id(), kind: p.kind(), rtp_parameters: p.rtp_parameters().clone() })
+                .map(|p| TrackInfo { kind: p.kind(), rtp_parameters: p.rtp_parameters().clone() })
                 .collect(),
-            hops: self.hops,
-            path: self.path.clone(),
+            provenance: self.provenance.clone(),
         }
     }
+
+    /// Hops from the origin.
+    pub(crate) fn hops(&self) -> u32 {
+        self.verified.hops()
+    }
+
+    /// Peer ids from the origin to this node.
+    pub(crate) fn path(&self) -> Vec<String> {
+        self.verified.path.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// The record tracks of `producers`.
+fn record_tracks(producers: &[Producer]) -> Result<Vec<RecordTrack>, crate::NodeError> {
+    producers
+        .iter()
+        .map(|p| RecordTrack::of(p.kind(), p.rtp_parameters()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| crate::NodeError::InvalidInput(e.to_string()))
+}
+
+/// A record version for a publication starting now: milliseconds since the
+/// Unix epoch, so a restarted origin's record is newer than its last one.
+pub(crate) fn version_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -123,6 +219,16 @@ mod tests {
         assert!(validate_stream_id("camera-1.main:hd").is_ok());
         for bad in ["", "has space", "slash/", &"x".repeat(129), "ünicode"] {
             assert!(validate_stream_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn stream_refs_pin_an_origin() {
+        let peer = PeerId::random();
+        assert_eq!(StreamRef::parse("cam").unwrap(), StreamRef { id: "cam".into(), origin: None });
+        assert_eq!(StreamRef::parse(&format!("cam@{peer}")).unwrap().origin, Some(peer));
+        for bad in ["cam@", "cam@notapeer", "@x", "a@b@c", "bad id@x"] {
+            assert!(StreamRef::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

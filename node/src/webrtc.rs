@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::events::NodeEvent;
 use crate::node::{Inner, lock, status_of};
-use crate::streams::{LocalStream, Role, validate_stream_id};
+use crate::streams::{LocalStream, Role, StreamRef, validate_stream_id, version_now};
 use crate::{Node, NodeError};
 
 /// Most tracks one stream may have.
@@ -63,18 +63,24 @@ impl Node {
         self.inner.router.register_producer(&producer, transport.router());
         let first = {
             let mut streams = lock(&self.inner.streams);
-            let me = self.peer_id().to_string();
-            let local = streams.entry(stream.to_owned()).or_insert_with(|| LocalStream {
-                role: Role::Origin,
-                hops: 0,
-                path: vec![me],
-                producers: Vec::new(),
-                downstream: Vec::new(),
-                keep: Vec::new(),
-            });
-            local.producers.push(producer.clone());
-            let first = local.producers.len() == 1;
-            self.inner.emit(NodeEvent::StreamHeld { status: status_of(stream, local) });
+            let keypair = &self.inner.config.swarm.keypair;
+            let first = match streams.get_mut(stream) {
+                Some(local) => {
+                    // A new track: the origin signs the record again, so the
+                    // pipes it offers from now on match what it says.
+                    local.producers.push(producer.clone());
+                    local.resign(keypair, stream)?;
+                    false
+                }
+                None => {
+                    let local = LocalStream::originate(keypair, stream, version_now(), vec![producer.clone()], None)?;
+                    streams.insert(stream.to_owned(), local);
+                    true
+                }
+            };
+            if let Some(local) = streams.get(stream) {
+                self.inner.emit(NodeEvent::StreamHeld { status: status_of(stream, local) });
+            }
             first
         };
         end_stream_when_closed(&self.inner, &producer, stream);
@@ -85,7 +91,7 @@ impl Node {
         Ok(producer)
     }
 
-    /// Consumes every track of `stream` on `transport` with the app's
+    /// Consumes every track of `stream` (an id, or `ID@PEERID`) on `transport` with the app's
     /// `capabilities`, piping the stream here first if another node has it.
     /// Consumers start paused: the app resumes them once it is ready.
     pub async fn consume_webrtc(
@@ -94,11 +100,11 @@ impl Node {
         stream: &str,
         capabilities: RtpCapabilities,
     ) -> Result<Vec<Consumer>, NodeError> {
-        validate_stream_id(stream)?;
-        self.inner.ensure_local(stream).await?;
+        let wanted = StreamRef::parse(stream)?;
+        self.inner.ensure_local(&wanted).await?;
         let producers: Vec<_> = {
             let streams = lock(&self.inner.streams);
-            let local = streams.get(stream).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
+            let local = streams.get(&wanted.id).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
             local.producers.iter().map(Producer::id).collect()
         };
         let router = transport.router();

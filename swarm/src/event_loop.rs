@@ -159,6 +159,9 @@ pub(crate) struct EventLoop {
     resolving: HashMap<QueryId, Vec<OutboundCall>>,
     calls_in: HashMap<InboundRequestId, PeerId>,
     calls_in_per_peer: HashMap<PeerId, usize>,
+    /// The remote IP of each open connection, so a call's answerer knows
+    /// which address the caller really speaks from.
+    connection_ips: HashMap<libp2p::swarm::ConnectionId, std::net::IpAddr>,
     max_inbound_per_peer: usize,
     penalties: Penalties,
     bootstrap: Bootstrap,
@@ -196,6 +199,7 @@ impl EventLoop {
             resolving: HashMap::new(),
             calls_in: HashMap::new(),
             calls_in_per_peer: HashMap::new(),
+            connection_ips: HashMap::new(),
             max_inbound_per_peer: config.rope.max_inbound_per_peer,
             penalties: Penalties::new(config.ban_duration),
             bootstrap: Bootstrap::new(
@@ -457,8 +461,14 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
         libp2p::metrics::Recorder::record(&self.metrics, &event);
+        if let swarm::SwarmEvent::ConnectionClosed { connection_id, .. } = &event {
+            self.connection_ips.remove(connection_id);
+        }
         match event {
-            swarm::SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            swarm::SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+                if let Some(ip) = ip_of(endpoint.get_remote_address()) {
+                    self.connection_ips.insert(connection_id, ip);
+                }
                 self.on_dial_outcome(peer_id, true);
                 self.bootstrap.connected();
                 if !self.joined {
@@ -625,14 +635,19 @@ impl EventLoop {
     fn on_rope_event(&mut self, event: request_response::Event<Inbound, RopeResponse>) {
         use request_response::{Event, Message};
         match event {
-            Event::Message { peer, message: Message::Request { request_id, request, channel }, .. } => match request {
-                Inbound::Request(request) => self.on_inbound_call(peer, request_id, request, channel),
-                Inbound::Rejected { id, error } => {
-                    debug!(%peer, %error, "ROPE request rejected");
-                    self.penalise(peer, PeerAction::BadRequest);
-                    let _ = self.swarm.behaviour_mut().rope.send_response(channel, RopeResponse::err(id, error));
+            Event::Message { peer, connection_id, message: Message::Request { request_id, request, channel } } => {
+                match request {
+                    Inbound::Request(request) => {
+                        let remote_ip = self.connection_ips.get(&connection_id).copied();
+                        self.on_inbound_call(peer, remote_ip, request_id, request, channel);
+                    }
+                    Inbound::Rejected { id, error } => {
+                        debug!(%peer, %error, "ROPE request rejected");
+                        self.penalise(peer, PeerAction::BadRequest);
+                        let _ = self.swarm.behaviour_mut().rope.send_response(channel, RopeResponse::err(id, error));
+                    }
                 }
-            },
+            }
             Event::Message { message: Message::Response { request_id, response }, .. } => {
                 if let Some(call) = self.calls_out.remove(&request_id) {
                     let _ = call.reply.send(Ok(response));
@@ -662,6 +677,7 @@ impl EventLoop {
     fn on_inbound_call(
         &mut self,
         peer: PeerId,
+        remote_ip: Option<std::net::IpAddr>,
         request_id: InboundRequestId,
         request: RopeRequest,
         channel: ResponseChannel<RopeResponse>,
@@ -674,7 +690,7 @@ impl EventLoop {
             return;
         }
         let Some(commands) = self.command_sender.upgrade() else { return };
-        match self.calls.try_send(InboundCall::new(peer, request, channel, commands)) {
+        match self.calls.try_send(InboundCall::new(peer, remote_ip, request, channel, commands)) {
             Ok(()) => {
                 self.calls_in.insert(request_id, peer);
                 *self.calls_in_per_peer.entry(peer).or_default() += 1;
@@ -714,6 +730,16 @@ impl EventLoop {
             self.dropped_events += 1;
         }
     }
+}
+
+/// The IP address a multiaddr starts with, if any (IPv4-mapped IPv6 as IPv4).
+fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    use libp2p::multiaddr::Protocol;
+    addr.iter().find_map(|protocol| match protocol {
+        Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(ip.to_canonical()),
+        _ => None,
+    })
 }
 
 fn busy(id: &RequestId, message: &str) -> RopeResponse {

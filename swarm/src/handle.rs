@@ -61,6 +61,10 @@ pub enum SwarmEvent {
 pub struct InboundCall {
     /// The calling peer.
     pub peer: PeerId,
+    /// The IP address of the connection the call came over (what the peer has
+    /// shown is its own, as far as the network goes); `None` for transports
+    /// without one (relayed or in-memory).
+    pub remote_ip: Option<std::net::IpAddr>,
     /// The call.
     pub request: RopeRequest,
     responder: Option<(ResponseChannel<RopeResponse>, mpsc::Sender<Command>)>,
@@ -69,11 +73,12 @@ pub struct InboundCall {
 impl InboundCall {
     pub(crate) fn new(
         peer: PeerId,
+        remote_ip: Option<std::net::IpAddr>,
         request: RopeRequest,
         channel: ResponseChannel<RopeResponse>,
         commands: mpsc::Sender<Command>,
     ) -> Self {
-        Self { peer, request, responder: Some((channel, commands)) }
+        Self { peer, remote_ip, request, responder: Some((channel, commands)) }
     }
 
     /// Takes the response channel out, so that dropping the call sends nothing.

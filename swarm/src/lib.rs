@@ -53,7 +53,7 @@ pub use handle::{
     InboundCall, MAX_STREAM_ID_LEN, STREAM_KEY_PREFIX, StartedSwarm, SwarmEvent, SwarmHandle, is_stream_key, start,
     stream_key,
 };
-pub use libp2p::identity::Keypair;
+pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::kad::RecordKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};

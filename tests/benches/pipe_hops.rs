@@ -41,10 +41,10 @@ async fn chain(hops: usize) -> Chain {
         engines.push(engine);
     }
     let mut keep: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
-    let (ingest, ingest_addr) = plain_ingest(&routers[0], LOOPBACK).await.expect("ingest");
+    let (ingest, ingest_addr) = plain_ingest(&routers[0], LOOPBACK, None).await.expect("ingest");
     let producer =
         ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(SSRC))).await.expect("produce");
-    let producer_id = producer.id();
+    let mut producer_id = producer.id();
     keep.push(Box::new(ingest));
     keep.push(Box::new(producer));
     for hop in 0..hops {
@@ -54,6 +54,7 @@ async fn chain(hops: usize) -> Chain {
         pipe::connect_pipe(&to, &from_end).await.expect("connect");
         let (consumer, track) = pipe::send_track(&from, producer_id).await.expect("send");
         let piped = pipe::receive_track(&to, &track).await.expect("receive");
+        producer_id = piped.id();
         keep.push(Box::new((from, to, consumer, piped)));
     }
     let last = &routers[hops];

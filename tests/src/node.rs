@@ -30,3 +30,17 @@ pub async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, Socke
     let (addr, _task) = api::serve(Arc::clone(&node), listener, None).expect("serve API");
     (node, addr, port)
 }
+
+/// A one-worker node on 127.0.0.1 joining through `bootstrap` if given, with
+/// `adjust` applied to its configuration before it starts.
+pub async fn node_with(bootstrap: Option<&Node>, adjust: impl FnOnce(&mut NodeConfig)) -> Node {
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    let mut swarm = loopback_config();
+    if let Some(seed) = bootstrap {
+        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
+    }
+    let mut config = NodeConfig::new(media, swarm);
+    adjust(&mut config);
+    Node::start(config).await.expect("start node")
+}

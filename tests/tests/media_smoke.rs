@@ -47,7 +47,7 @@ async fn send_and_receive(
 async fn rtp_flows_from_plain_ingest_to_plain_egress_on_one_router() {
     let engine = engine(1).await;
     let router = engine.workers()[0].create_router(opus_router_options()).await.expect("router");
-    let (ingest, ingest_addr) = plain_ingest(&router, LOOPBACK).await.expect("ingest");
+    let (ingest, ingest_addr) = plain_ingest(&router, LOOPBACK, None).await.expect("ingest");
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))
         .await
@@ -85,7 +85,7 @@ async fn rtp_crosses_an_srtp_pipe_between_routers_on_two_workers() {
         }
     });
 
-    let (ingest, ingest_addr) = plain_ingest(&router_a, LOOPBACK).await.expect("ingest");
+    let (ingest, ingest_addr) = plain_ingest(&router_a, LOOPBACK, None).await.expect("ingest");
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))
         .await
@@ -120,7 +120,7 @@ async fn rtp_crosses_an_srtp_pipe_between_routers_on_two_workers() {
 async fn srtp_egress_sends_encrypted_authenticated_packets() {
     let engine = engine(1).await;
     let router = engine.workers()[0].create_router(opus_router_options()).await.expect("router");
-    let (ingest, ingest_addr) = plain_ingest(&router, LOOPBACK).await.expect("ingest");
+    let (ingest, ingest_addr) = plain_ingest(&router, LOOPBACK, None).await.expect("ingest");
     let producer = ingest
         .produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(PRODUCER_SSRC)))
         .await

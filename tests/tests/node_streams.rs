@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use mafalda_media::MediaConfig;
 use mafalda_media::mediasoup::prelude::MediaKind;
-use mafalda_node::{Codec, Node, NodeConfig, NodeError, NodeEvent, TrackSpec};
+use mafalda_node::{Codec, Node, NodeError, NodeEvent, TrackSpec};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
-use mafalda_tests::swarm::loopback_config;
+use mafalda_tests::node::node_with;
 use tokio::net::UdpSocket;
 
 const SSRC: u32 = 0x00c0_ffee;
@@ -18,17 +17,6 @@ async fn node(bootstrap: Option<&Node>) -> Node {
     node_with(bootstrap, |_| {}).await
 }
 
-async fn node_with(bootstrap: Option<&Node>, adjust: impl FnOnce(&mut NodeConfig)) -> Node {
-    let mut media = MediaConfig::default();
-    media.workers = 1;
-    let mut swarm = loopback_config();
-    if let Some(seed) = bootstrap {
-        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
-    }
-    let mut config = NodeConfig::new(media, swarm);
-    adjust(&mut config);
-    Node::start(config).await.expect("start node")
-}
 
 fn opus_track() -> TrackSpec {
     TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc: SSRC }

@@ -124,7 +124,9 @@ impl IntoResponse for ApiError {
             NodeError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             NodeError::NotFound(_) => StatusCode::NOT_FOUND,
             NodeError::AlreadyPublished(_) => StatusCode::CONFLICT,
-            NodeError::NoProvider { .. } => StatusCode::BAD_GATEWAY,
+            NodeError::NoProvider { .. } | NodeError::Provenance { .. } => StatusCode::BAD_GATEWAY,
+            NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
+            NodeError::OriginConflict { .. } => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         error(status, self.0.to_string())

@@ -64,6 +64,10 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
 #[serde(deny_unknown_fields)]
 pub(super) struct IngestBody {
     pub(super) tracks: Vec<TrackSpec>,
+    /// `IP:PORT` the RTP comes from; when given, packets from anywhere else
+    /// are dropped (without it, the first sender becomes the source).
+    #[serde(default)]
+    pub(super) source: Option<SocketAddr>,
 }
 
 /// Answer to `publish`: where to send the RTP.
@@ -74,7 +78,7 @@ pub(super) struct IngestAnswer {
 }
 
 pub(super) async fn publish(node: &Node, stream: &str, body: IngestBody) -> Result<IngestAnswer, NodeError> {
-    let addr = node.publish_rtp(stream, body.tracks).await?;
+    let addr = node.publish_rtp_from(stream, body.tracks, body.source).await?;
     Ok(IngestAnswer { ip: addr.ip(), port: addr.port() })
 }
 

@@ -198,6 +198,9 @@ struct StreamParams {
 struct PublishParams {
     stream: String,
     tracks: Vec<TrackSpec>,
+    /// Take RTP only from this `IP:PORT`.
+    #[serde(default)]
+    source: Option<std::net::SocketAddr>,
 }
 
 #[derive(serde::Deserialize)]
@@ -238,7 +241,7 @@ impl Handler for AppMethods {
                 "node.status" => to_value(&ops::status(node).await?),
                 "stream.publish" => {
                     let p: PublishParams = params(&request.params)?;
-                    to_value(&ops::publish(node, &p.stream, IngestBody { tracks: p.tracks }).await?)
+                    to_value(&ops::publish(node, &p.stream, IngestBody { tracks: p.tracks, source: p.source }).await?)
                 }
                 "stream.unpublish" => {
                     let p: StreamParams = params(&request.params)?;

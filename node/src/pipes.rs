@@ -1,0 +1,209 @@
+//! Both halves of the pipe handshake between two nodes (`stream.pipe`), the
+//! checks each side makes on what the other sends, and the pipes a provider
+//! keeps for its downstream peers.
+//!
+//! Asker ([`pull`]): opens its end, asks, then — before mediasoup sees
+//! anything from the offer — checks the provider's signed provenance (it must
+//! lead from the origin to this node), that the tracks are the ones the origin
+//! signed, and each track's RTP parameters; producers get ids of its own.
+//!
+//! Provider ([`Inner::offer_pipe`]): pipes only to the IP the asking peer's
+//! connection comes from, keeps at most one pipe per peer and stream (a new
+//! request replaces the old pipe) and [`MAX_PIPES_PER_PEER`] in all, and
+//! closes a peer's pipes when it says it is done (`stream.unpipe`) or
+//! disconnects ([`Inner::release_peer`]).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use mafalda_media::pipe;
+use mafalda_rope::{ErrorCode, Value};
+use mafalda_swarm::{CallError, PeerId};
+use tracing::{debug, info, warn};
+
+use crate::NodeError;
+use crate::node::{Inner, lock};
+use crate::record::{self, MAX_TRACKS};
+use crate::remote::call;
+use crate::rtp_checks::check_piped_parameters;
+use crate::streams::{DownstreamPipe, LocalStream, PipeOffer, PipeRequest, Role, StreamParams};
+
+/// Most pipes one peer may hold from this node, over all streams.
+pub const MAX_PIPES_PER_PEER: usize = 32;
+
+impl Inner {
+    /// Serves `stream.pipe` from `peer`, whose connection comes from `remote_ip`.
+    pub(crate) async fn offer_pipe(
+        &self,
+        peer: PeerId,
+        remote_ip: Option<IpAddr>,
+        request: PipeRequest,
+    ) -> Result<PipeOffer, NodeError> {
+        let asked = request.endpoint.ip.to_canonical();
+        if remote_ip.map(|ip| ip.to_canonical()) != Some(asked) {
+            let from = remote_ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+            warn!(%peer, endpoint = %asked, %from, "refused a pipe to an address that is not the asker's");
+            return Err(NodeError::Forbidden(format!(
+                "a pipe goes only to the asking node: endpoint {asked} is not the address its connection comes from ({from})"
+            )));
+        }
+        if request.endpoint.srtp.is_none() || request.endpoint.port == 0 {
+            return Err(NodeError::InvalidInput("a pipe endpoint needs a port and SRTP parameters".into()));
+        }
+        let (producer_ids, provenance) = {
+            let streams = lock(&self.streams);
+            let local = streams.get(&request.stream).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+            if self.media.is_saturated() {
+                // Delegate: the peers this node pipes to right now hold the stream.
+                let alternatives = local.pipes.keys().filter(|d| **d != peer).map(ToString::to_string).collect();
+                return Err(NodeError::Busy { alternatives });
+            }
+            let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
+            if !local.pipes.contains_key(&peer) && held >= MAX_PIPES_PER_PEER {
+                return Err(NodeError::Forbidden(over_cap()));
+            }
+            let keypair = &self.config.swarm.keypair;
+            let provenance = local.provenance.hand_off(keypair, &local.verified, peer);
+            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), provenance)
+        };
+        let first = producer_ids.first().ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+        let router = self.router.home_router(first).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+        let (transport, endpoint) =
+            pipe::open_pipe(&router, self.config.media_ip, self.config.announced_ip.map(|ip| ip.to_string())).await?;
+        pipe::connect_pipe(&transport, &request.endpoint).await?;
+        let mut tracks = Vec::new();
+        let mut consumers = Vec::new();
+        for producer_id in producer_ids {
+            let (consumer, track) = pipe::send_track(&transport, producer_id).await?;
+            consumers.push(consumer);
+            tracks.push(track);
+        }
+        let pipe = DownstreamPipe { _transport: transport, _consumers: consumers };
+        // Checked again now: concurrent requests from one peer all passed the
+        // first check while their pipes were being made.
+        let (replaced, refused) = {
+            let mut streams = lock(&self.streams);
+            let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
+            match streams.get_mut(&request.stream) {
+                Some(local) if local.pipes.contains_key(&peer) || held < MAX_PIPES_PER_PEER => {
+                    (local.pipes.insert(peer, pipe), None)
+                }
+                Some(_) => (None, Some((pipe, NodeError::Forbidden(over_cap())))),
+                // The stream ended meanwhile: the pipe closes, the asker hears of it.
+                None => (None, Some((pipe, NodeError::NotFound(request.stream.clone())))),
+            }
+        };
+        // Closing mediasoup objects outside the lock.
+        let replaced = replaced.is_some();
+        if let Some((pipe, error)) = refused {
+            drop(pipe);
+            return Err(error);
+        }
+        debug!(stream = %request.stream, %peer, replaced, "piping to a downstream peer");
+        Ok(PipeOffer { endpoint, tracks, provenance })
+    }
+
+    /// `peer` is done with `stream` (`stream.unpipe`): closes its pipe.
+    pub(crate) fn release_pipe(&self, stream: &str, peer: PeerId) -> bool {
+        let released = lock(&self.streams).get_mut(stream).and_then(|local| local.pipes.remove(&peer));
+        released.is_some()
+    }
+
+    /// `peer` left: closes every pipe to it. Returns how many.
+    pub(crate) fn release_peer(&self, peer: PeerId) -> usize {
+        // Drop the pipes after the lock: closing them calls into mediasoup.
+        let released: Vec<DownstreamPipe> =
+            lock(&self.streams).values_mut().filter_map(|local| local.pipes.remove(&peer)).collect();
+        if !released.is_empty() {
+            info!(%peer, pipes = released.len(), "closed the pipes to a peer that left");
+        }
+        released.len()
+    }
+
+}
+
+fn over_cap() -> String {
+    format!("at most {MAX_PIPES_PER_PEER} pipes per peer")
+}
+
+/// Pipes `stream` here from `peer` and keeps it as a relay. With `origin`,
+/// only that origin's stream is accepted.
+pub(crate) async fn pull(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    origin: Option<PeerId>,
+) -> Result<(), NodeError> {
+    let router = inner.router.ingest_router().await?;
+    let (transport, endpoint) =
+        pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
+    let request = PipeRequest { stream: stream.to_owned(), endpoint };
+    let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+    let offer: PipeOffer = match call(inner, peer, "stream.pipe", params).await {
+        Ok(offer) => offer,
+        Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
+            let alternatives = match error.data {
+                Some(Value::Array(peers)) => peers.into_iter().filter_map(|p| p.into_text().ok()).take(16).collect(),
+                _ => Vec::new(),
+            };
+            return Err(NodeError::Busy { alternatives });
+        }
+        Err(error) => return Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: error.to_string() }),
+    };
+    let me = inner.swarm.peer_id();
+    let verified = check_offer(stream, me, origin, &offer)?;
+    pipe::connect_pipe(&transport, &offer.endpoint).await?;
+    let mut producers = Vec::new();
+    for track in &offer.tracks {
+        let producer = pipe::receive_track(&transport, track).await?;
+        inner.router.register_producer(&producer, &router);
+        producers.push(producer);
+    }
+    info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), "relaying stream");
+    let local = LocalStream {
+        role: Role::Relay { upstream: peer },
+        provenance: offer.provenance,
+        verified,
+        producers,
+        pipes: std::collections::HashMap::new(),
+        _source: Some(Box::new(transport)),
+    };
+    lock(&inner.streams).insert(stream.to_owned(), local);
+    Ok(())
+}
+
+/// Everything the asker checks in an offer before any of it reaches mediasoup.
+pub(crate) fn check_offer(
+    stream: &str,
+    me: PeerId,
+    origin: Option<PeerId>,
+    offer: &PipeOffer,
+) -> Result<record::Verified, NodeError> {
+    let refused = |source| NodeError::Provenance { stream: stream.to_owned(), source };
+    if offer.tracks.is_empty() || offer.tracks.len() > MAX_TRACKS {
+        let reason = format!("{} tracks offered (1 to {MAX_TRACKS})", offer.tracks.len());
+        return Err(refused(record::RecordError::TracksDiffer(reason)));
+    }
+    let verified = offer.provenance.verify(stream, me).map_err(refused)?;
+    if let Some(origin) = origin
+        && verified.origin != origin
+    {
+        let reason = format!("the provider offers the stream of {}, not of {origin}", verified.origin);
+        return Err(refused(record::RecordError::BrokenChain(reason)));
+    }
+    record::check_tracks(&verified.record, offer.tracks.iter().map(|t| (t.kind, &t.rtp_parameters))).map_err(refused)?;
+    for (index, track) in offer.tracks.iter().enumerate() {
+        check_piped_parameters(track.kind, &track.rtp_parameters).map_err(|reason| {
+            refused(record::RecordError::TracksDiffer(format!("track {index}: {reason}")))
+        })?;
+    }
+    Ok(verified)
+}
+
+/// Tells `upstream` this node no longer needs its pipe of `stream`.
+pub(crate) async fn tell_unpipe(inner: &Arc<Inner>, stream: &str, upstream: PeerId) {
+    let Ok(params) = Value::serialized(&StreamParams { stream: stream.to_owned() }) else { return };
+    if let Err(error) = call::<bool>(inner, upstream, "stream.unpipe", params).await {
+        debug!(stream, %upstream, %error, "could not tell the upstream peer its pipe is no longer needed");
+    }
+}

@@ -1,0 +1,469 @@
+//! Attacks on a node by real rogues: a bare swarm member (built from the swarm
+//! crate, speaking ROPE over libp2p like a node would, but with its own
+//! intentions), a raw UDP sender, against real nodes with real mediasoup on
+//! 127.0.0.1. Each case checks what reaches real sockets.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mafalda_media::mediasoup::prelude::MediaKind;
+use mafalda_node::record::{HANDOFF_DOMAIN, Handoff, Provenance, RecordTrack, Signed};
+use mafalda_node::streams::StreamDescription;
+use mafalda_node::{Codec, MAX_PIPES_PER_PEER, Node, NodeError, TrackSpec};
+use mafalda_rope::{RpcError, Value};
+use mafalda_swarm::{CallError, InboundCall, Keypair, PeerId, StartedSwarm, SwarmHandle, stream_key};
+use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
+use mafalda_tests::node::node_with;
+use mafalda_tests::rtp::{receive_rtp, send_paced, test_stream};
+use mafalda_tests::swarm::{eventually, loopback_config};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+const SSRC: u32 = 0x0bad_cafe;
+/// A victim on another loopback address than the rogue's connection.
+const VICTIM_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+/// An SRTP key of the right length (AEAD_AES_256_GCM: 32 + 12 bytes), as a
+/// rogue would make one up.
+const SRTP_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKis=";
+
+fn opus_track() -> TrackSpec {
+    TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc: SSRC }
+}
+
+async fn node(bootstrap: Option<&Node>) -> Node {
+    node_with(bootstrap, |_| {}).await
+}
+
+/// A swarm member that is not a node: it calls whatever it likes and answers
+/// calls its own way.
+struct Rogue {
+    keypair: Keypair,
+    handle: SwarmHandle,
+    calls: mpsc::Receiver<InboundCall>,
+}
+
+impl Rogue {
+    async fn join(seed: &Node) -> Self {
+        let keypair = Keypair::generate_ed25519();
+        let mut config = loopback_config();
+        config.keypair = keypair.clone();
+        let config = config.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
+        let StartedSwarm { handle, calls, .. } = mafalda_swarm::start(config).await.expect("rogue starts");
+        let rogue = Self { keypair, handle, calls };
+        let seed_id = seed.peer_id();
+        let handle = rogue.handle.clone();
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                let handle = handle.clone();
+                async move { handle.connected_peers().await.is_ok_and(|p| p.contains(&seed_id)) }
+            })
+            .await,
+            "the rogue joins"
+        );
+        rogue
+    }
+
+    fn peer_id(&self) -> PeerId {
+        self.handle.peer_id()
+    }
+
+    async fn call(&self, peer: PeerId, method: &str, params: serde_json::Value) -> Result<Value, CallError> {
+        self.handle.call(peer, method, None, Value::serialized(&params).expect("value")).await
+    }
+
+    /// Asks `node` to pipe `stream` to `endpoint`.
+    async fn pipe(&self, node: &Node, stream: &str, endpoint: SocketAddr) -> Result<Value, CallError> {
+        let params = serde_json::json!({
+            "stream": stream,
+            "endpoint": {"ip": endpoint.ip(), "port": endpoint.port(),
+                         "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+        });
+        self.call(node.peer_id(), "stream.pipe", params).await
+    }
+}
+
+fn remote_code(result: &Result<Value, CallError>) -> Option<i64> {
+    match result {
+        Err(CallError::Remote(RpcError { code, .. })) => Some(*code),
+        _ => None,
+    }
+}
+
+/// Counts the datagrams that reach `socket` within `window`.
+async fn count_datagrams(socket: &UdpSocket, window: Duration) -> usize {
+    let mut buffer = [0u8; 2048];
+    let mut count = 0;
+    let end = tokio::time::Instant::now() + window;
+    while let Ok(Ok(_)) = tokio::time::timeout_at(end, socket.recv_from(&mut buffer)).await {
+        count += 1;
+    }
+    count
+}
+
+/// Sends RTP into `ingest` every 5 ms until `stop` is dropped.
+fn keep_sending(ingest: SocketAddr) -> tokio::sync::oneshot::Sender<()> {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
+        for packet in test_stream(SSRC, OPUS_PAYLOAD_TYPE, 100_000) {
+            if stopped.try_recv() != Err(tokio::sync::oneshot::error::TryRecvError::Empty) {
+                return;
+            }
+            let _ = sender.send_to(&packet.encode(), ingest).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    stop
+}
+
+fn transports(node: &Node) -> u32 {
+    node.media().status().iter().map(|w| w.objects.transports).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
+    let a = node(None).await;
+    let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish");
+    let _sending = keep_sending(ingest);
+    let baseline = transports(&a);
+    let rogue = Rogue::join(&a).await;
+
+    // A pipe to a victim socket that is not the rogue's own address: refused,
+    // and not one packet reaches the victim.
+    let victim = UdpSocket::bind((VICTIM_IP, 0)).await.expect("bind victim");
+    let refused = rogue.pipe(&a, "show", victim.local_addr().expect("addr")).await;
+    assert_eq!(remote_code(&refused), Some(mafalda_node::error_codes::FORBIDDEN), "{refused:?}");
+    let at_victim = count_datagrams(&victim, Duration::from_secs(2)).await;
+    assert_eq!(at_victim, 0, "packets reached the victim");
+    assert_eq!(transports(&a), baseline, "a refused pipe leaves nothing behind");
+
+    // 300 requests for one stream to the rogue's own socket: one pipe stands.
+    let own = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind own");
+    let own_addr = own.local_addr().expect("addr");
+    for _ in 0..300 {
+        rogue.pipe(&a, "show", own_addr).await.expect("a pipe to the asker's own address");
+    }
+    assert_eq!(transports(&a), baseline + 1, "300 requests for one stream leave one pipe");
+    assert_eq!(a.streams()[0].downstream, vec![rogue.peer_id().to_string()]);
+    assert!(count_datagrams(&own, Duration::from_millis(500)).await > 10, "the asker's own pipe carries media");
+
+    // Pipes over many streams are capped per peer.
+    for i in 0..MAX_PIPES_PER_PEER + 5 {
+        a.publish_rtp(&format!("extra-{i}"), vec![opus_track()]).await.expect("publish extra");
+    }
+    let mut granted = 1; // "show"
+    let mut forbidden = 0;
+    for i in 0..MAX_PIPES_PER_PEER + 5 {
+        match rogue.pipe(&a, &format!("extra-{i}"), own_addr).await {
+            Ok(_) => granted += 1,
+            Err(CallError::Remote(error)) if error.code == mafalda_node::error_codes::FORBIDDEN => forbidden += 1,
+            Err(other) => panic!("unexpected answer: {other}"),
+        }
+    }
+    assert_eq!((granted, forbidden), (MAX_PIPES_PER_PEER, 6), "pipes per peer are capped");
+
+    // An honest consumer is still served.
+    let b = node(Some(&a)).await;
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = b.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("honest consume");
+    let got = receive_rtp(&receiver, egress.tracks[0].ssrc, 50, Duration::from_secs(3)).await;
+    assert!(got.len() >= 50, "the honest consumer got {} packets", got.len());
+
+    // The rogue leaves: its pipes close within 2 s and nothing reaches its socket after.
+    let before = transports(&a);
+    rogue.handle.shutdown().await.expect("rogue leaves");
+    let left = Instant::now();
+    let closed = eventually(Duration::from_secs(2), || async { transports(&a) == before - MAX_PIPES_PER_PEER as u32 }).await;
+    assert!(closed, "the rogue's pipes closed within 2 s (transports {} of {before})", transports(&a));
+    let closed_after = left.elapsed();
+    while count_datagrams(&own, Duration::from_millis(100)).await > 0 {} // in flight
+    assert_eq!(count_datagrams(&own, Duration::from_secs(1)).await, 0, "packets still sent to a peer that left");
+    assert!(a.streams().iter().all(|s| !s.downstream.contains(&rogue.peer_id().to_string())));
+    println!("pipes closed {closed_after:?} after the rogue left; {at_victim} packets at the victim");
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}
+
+/// What the rogue answers when asked about a stream.
+#[derive(Clone)]
+enum Forgery {
+    /// Its own record, honestly signed: a second origin under the same id.
+    OwnRecord,
+    /// A record naming the real origin, signed by the rogue.
+    ClaimsRealOrigin(PeerId),
+    /// The real origin's record replayed as if the rogue were the origin.
+    Replay(Provenance),
+    /// Its own record with a hand-off claiming `u32::MAX` hops.
+    HugeHops,
+    /// Its own record and 1000 tracks in the offer.
+    ThousandTracks,
+    /// Its own record and RTP parameters mediasoup must never see.
+    MalformedRtp,
+    /// Never answers `stream.describe`.
+    Silent,
+}
+
+fn record_track() -> RecordTrack {
+    RecordTrack { kind: MediaKind::Audio, mime_type: "audio/opus".into(), clock_rate: 48_000, channels: Some(2), encodings: 1 }
+}
+
+fn opus_parameters(ssrc: u32) -> serde_json::Value {
+    serde_json::json!({
+        "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2,
+                    "parameters": {}, "rtcpFeedback": []}],
+        "headerExtensions": [], "encodings": [{"ssrc": ssrc}], "rtcp": {"reducedSize": true}
+    })
+}
+
+/// Answers every call the rogue gets with `forgery`, until dropped.
+fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, tokio::task::JoinHandle<()>) {
+    let (peer, handle) = (rogue.peer_id(), rogue.handle.clone());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(call) = rogue.calls.recv().await {
+            let stream = call.request.params.deserialized::<serde_json::Value>().ok().and_then(|p| p["stream"].as_str().map(str::to_owned)).unwrap_or_default();
+            let asker = call.peer;
+            let own = Provenance::originate(&rogue.keypair, &stream, 1, vec![record_track()]);
+            let provenance = match &forgery {
+                Forgery::Silent if call.request.method == "stream.describe" => {
+                    held.push(call); // never answered
+                    continue;
+                }
+                Forgery::ClaimsRealOrigin(origin) => {
+                    let record = serde_json::json!({"stream": stream, "origin": origin.to_string(), "version": 9, "tracks": [record_track()]});
+                    let record = Signed::sign(&rogue.keypair, mafalda_node::record::RECORD_DOMAIN, &record);
+                    Provenance { record, handoffs: vec![] }
+                }
+                Forgery::Replay(real) => real.clone(),
+                Forgery::HugeHops => {
+                    let handoff = Handoff { stream: stream.clone(), version: 1, from: peer.to_string(), to: asker.to_string(), hops: u32::MAX };
+                    Provenance { record: own.record.clone(), handoffs: vec![Signed::sign(&rogue.keypair, HANDOFF_DOMAIN, &handoff)] }
+                }
+                _ => own.clone(),
+            };
+            // For a pipe, the rogue's hand-off to the asker (honest in form).
+            let offered = if matches!(forgery, Forgery::OwnRecord | Forgery::ThousandTracks | Forgery::MalformedRtp) {
+                let verified = provenance.verify(&stream, peer).expect("own record verifies");
+                provenance.hand_off(&rogue.keypair, &verified, asker)
+            } else {
+                provenance.clone()
+            };
+            let tracks = match forgery {
+                Forgery::ThousandTracks => (0..1000).map(|i| opus_parameters(1000 + i)).collect::<Vec<_>>(),
+                Forgery::MalformedRtp => vec![serde_json::json!({
+                    "codecs": [{"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": []},
+                               {"mimeType": "audio/opus", "payloadType": 100, "clockRate": 48000, "channels": 2, "parameters": {}, "rtcpFeedback": []}],
+                    "headerExtensions": [{"uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 0, "encrypt": false}],
+                    "encodings": [{}], "rtcp": {"reducedSize": true}
+                })],
+                _ => vec![opus_parameters(4242)],
+            };
+            let answer = match call.request.method.as_str() {
+                "stream.describe" => serde_json::json!({
+                    "stream": stream,
+                    "tracks": tracks.iter().map(|t| serde_json::json!({"kind": "audio", "rtpParameters": t})).collect::<Vec<_>>(),
+                    "hops": u32::MAX,
+                    "path": vec!["x"; 1000],
+                }),
+                "stream.pipe" => serde_json::json!({
+                    "endpoint": {"ip": "127.0.0.1", "port": 9, "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+                    "tracks": tracks.iter().map(|t| serde_json::json!({"kind": "audio", "rtpParameters": t, "paused": false, "producerId": "00000000-0000-4000-8000-000000000000"})).collect::<Vec<_>>(),
+                    "hops": u32::MAX,
+                }),
+                _ => serde_json::Value::Null,
+            };
+            // Signed items travel as CBOR byte strings: put them in as such.
+            let mut answer = Value::serialized(&answer).expect("value");
+            if let Value::Map(entries) = &mut answer {
+                let provenance = if call.request.method == "stream.pipe" { &offered } else { &provenance };
+                entries.push((Value::Text("provenance".into()), Value::serialized(provenance).expect("value")));
+            }
+            let _ = call.respond(Ok(answer)).await;
+        }
+    });
+    (peer, handle, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_providers_never_feed_a_consumer() {
+    let a = node(None).await;
+    let b = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
+    let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish at a");
+    let _sending = keep_sending(ingest);
+    let real = {
+        let found = b.find_stream("show").await.expect("find");
+        assert_eq!(found.origins, vec![a.peer_id().to_string()]);
+        // The real origin's provenance, as any member can get it.
+        let params = Value::serialized(&serde_json::json!({"stream": "show"})).expect("value");
+        let description: StreamDescription =
+            b.swarm().call(a.peer_id(), "stream.describe", None, params).await.expect("describe").deserialized().expect("decode");
+        description.provenance
+    };
+
+    let forgeries = [
+        ("own record", Forgery::OwnRecord),
+        ("claims the real origin", Forgery::ClaimsRealOrigin(a.peer_id())),
+        ("replays the real record", Forgery::Replay(real)),
+        ("u32::MAX hops", Forgery::HugeHops),
+        ("1000 tracks", Forgery::ThousandTracks),
+        ("malformed RTP parameters", Forgery::MalformedRtp),
+        ("never describes", Forgery::Silent),
+    ];
+    for (name, forgery) in forgeries {
+        let (rogue_id, rogue, task) = answer_with(Rogue::join(&a).await, forgery.clone());
+        rogue.provide(stream_key("show")).await.expect("the rogue provides the id");
+        // A consumer that hears of the rogue: fresh, so it holds nothing yet.
+        let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
+        let started = Instant::now();
+        let found = c.find_stream("show").await.expect("find");
+        assert!(started.elapsed() < Duration::from_secs(3), "{name}: find took {:?}", started.elapsed());
+        let rogue_listed = found.providers.iter().any(|p| p.peer == rogue_id.to_string());
+        let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+        let consumed = c.consume_rtp("show", receiver.local_addr().expect("addr")).await;
+        match forgery {
+            Forgery::OwnRecord | Forgery::ThousandTracks | Forgery::MalformedRtp => {
+                // Honestly signed by the rogue: a second origin, reported as a conflict.
+                assert!(rogue_listed || matches!(forgery, Forgery::ThousandTracks), "{name}: {found:?}");
+                if rogue_listed {
+                    assert_eq!(found.origins.len(), 2, "{name}: {found:?}");
+                    assert!(matches!(consumed, Err(NodeError::OriginConflict { .. })), "{name}: {consumed:?}");
+                }
+                // Pinned to the rogue, its broken offers are refused before mediasoup.
+                if !matches!(forgery, Forgery::OwnRecord) {
+                    let pinned = c.consume_rtp(&format!("show@{rogue_id}"), receiver.local_addr().expect("addr")).await;
+                    assert!(pinned.is_err(), "{name}: {pinned:?}");
+                }
+            }
+            _ => {
+                assert!(!rogue_listed, "{name}: the forged provider is listed: {found:?}");
+                assert!(consumed.is_ok(), "{name}: {consumed:?}");
+            }
+        }
+        // Pinned to the real origin, the consumer gets the real origin's media.
+        let egress = c
+            .consume_rtp(&format!("show@{}", a.peer_id()), receiver.local_addr().expect("addr"))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: pinned consume failed: {e}"));
+        assert_eq!(egress.path.first(), Some(&a.peer_id().to_string()), "{name}");
+        assert!(!egress.path.contains(&rogue_id.to_string()), "{name}: piped through the rogue");
+        let track = egress.tracks[0].clone();
+        let received = receive_rtp(&receiver, track.ssrc, 30, Duration::from_secs(2)).await;
+        assert!(received.len() >= 30, "{name}: {} packets of the real stream", received.len());
+        assert!(received.iter().all(|p| p.payload.len() > 8 && p.payload != b"intruder"), "{name}");
+        // Every node is still healthy.
+        for node in [&a, &b, &c] {
+            node.find_stream("show").await.unwrap_or_else(|e| panic!("{name}: node unhealthy: {e}"));
+        }
+        task.abort();
+        rogue.shutdown().await.expect("rogue leaves");
+        c.shutdown().await;
+    }
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_with_a_source_takes_packets_from_it_only() {
+    let a = node(None).await;
+    let source = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind source");
+    let intruder = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind intruder");
+    let ingest = a
+        .publish_rtp_from("show", vec![opus_track()], Some(source.local_addr().expect("addr")))
+        .await
+        .expect("publish with a source");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = a.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("consume");
+    let track = egress.tracks[0].clone();
+
+    // The intruder sends first, with the right SSRC and its own payload.
+    let mut forged = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 100);
+    for packet in &mut forged {
+        packet.payload = b"intruder".to_vec();
+    }
+    let ((), from_intruder) = tokio::join!(
+        send_paced(&intruder, ingest, &forged, Duration::from_millis(2)),
+        receive_rtp(&receiver, track.ssrc, forged.len(), Duration::from_millis(800)),
+    );
+    assert!(from_intruder.is_empty(), "{} intruder packets became the stream", from_intruder.len());
+
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 100);
+    let ((), ()) = tokio::join!(
+        send_paced(&source, ingest, &packets, Duration::from_millis(2)),
+        send_paced(&intruder, ingest, &forged, Duration::from_millis(2)),
+    );
+    let received = receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_millis(800)).await;
+    assert!(received.iter().all(|p| p.payload != b"intruder"), "an intruder packet got through");
+    assert!(received.len() >= 95, "{} of {} packets from the source", received.len(), packets.len());
+
+    assert!(matches!(
+        a.publish_rtp_from("bad", vec![opus_track()], Some(SocketAddr::new(LOOPBACK, 0))).await,
+        Err(NodeError::InvalidInput(_))
+    ));
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_made_up_methods_leave_metrics_bounded() {
+    let a = node(None).await;
+    let rogue = Rogue::join(&a).await;
+    let target = a.peer_id();
+    let mut distinct = HashSet::new();
+    for batch in 0..(10_000 / 25) {
+        let calls = (0..25).map(|i| {
+            let method = format!("made.up.{batch}.{i}");
+            distinct.insert(method.clone());
+            let handle = rogue.handle.clone();
+            async move { handle.call(target, &method, None, Value::Null).await }
+        });
+        for outcome in futures::future::join_all(calls).await {
+            assert!(matches!(outcome, Err(CallError::Remote(_))), "{outcome:?}");
+        }
+    }
+    assert_eq!(distinct.len(), 10_000);
+    let mut registry = prometheus_client::registry::Registry::default();
+    a.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    assert!(!text.contains("made.up"), "a made-up method became a label");
+    let series = text.lines().filter(|l| l.starts_with("rope_calls_total{")).count();
+    assert!(series <= 8, "{series} call series: {text}");
+    println!("10000 unknown methods: {series} call series, /metrics is {} bytes", text.len());
+    rogue.handle.shutdown().await.expect("leave");
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_swarm_carries_streams_and_keeps_other_keys_out() {
+    let key = mafalda_swarm::SwarmKey::generate();
+    let a = node_with(None, |config| config.swarm = config.swarm.clone().with_swarm_key(key)).await;
+    let b = node_with(Some(&a), |config| config.swarm = config.swarm.clone().with_swarm_key(key)).await;
+    let ingest = a.publish_rtp("private", vec![opus_track()]).await.expect("publish");
+    let _sending = keep_sending(ingest);
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = b.consume_rtp("private", receiver.local_addr().expect("addr")).await.expect("consume with the key");
+    let got = receive_rtp(&receiver, egress.tracks[0].ssrc, 30, Duration::from_secs(2)).await;
+    assert!(got.len() >= 30, "{} packets through the private swarm", got.len());
+
+    // A node with another key, and one with none, bootstrapping from a: neither joins.
+    let other = node_with(Some(&a), |config| {
+        config.swarm = config.swarm.clone().with_swarm_key(mafalda_swarm::SwarmKey::generate());
+        config.find_deadline = Duration::from_secs(1);
+    })
+    .await;
+    let open = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for outsider in [&other, &open] {
+        assert!(outsider.swarm().connected_peers().await.expect("peers").is_empty(), "an outsider connected");
+        assert!(matches!(outsider.find("private").await, Err(NodeError::NotFound(_))));
+        let params = Value::serialized(&serde_json::json!({"stream": "private"})).expect("value");
+        let call = outsider.swarm().call(a.peer_id(), "stream.describe", None, params).await;
+        assert!(call.is_err(), "an outsider made a call: {call:?}");
+    }
+    assert_eq!(a.swarm().connected_peers().await.expect("peers"), vec![b.peer_id()]);
+    for node in [open, other, b, a] {
+        node.shutdown().await;
+    }
+}
