@@ -104,7 +104,8 @@ pub async fn send_track(
 /// under a fresh producer id. The caller checks `track` first: its RTP
 /// parameters come from another node.
 pub async fn receive_track(transport: &PipeTransport, track: &PipedTrack) -> Result<Producer, MediaError> {
-    let mut options = ProducerOptions::new_pipe_transport(fresh_producer_id()?, track.kind, track.rtp_parameters.clone());
+    let mut options =
+        ProducerOptions::new_pipe_transport(fresh_producer_id()?, track.kind, track.rtp_parameters.clone());
     options.paused = track.paused;
     transport.produce(options).await.map_err(request_error)
 }

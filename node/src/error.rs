@@ -84,9 +84,7 @@ impl From<NodeError> for mafalda_rope::RpcError {
                 RpcError::new(ErrorCode::Application(NO_PROVIDER), error.to_string())
             }
             error @ NodeError::Forbidden(_) => RpcError::new(ErrorCode::Application(FORBIDDEN), error.to_string()),
-            error @ NodeError::Provenance { .. } => {
-                RpcError::new(ErrorCode::Application(UNTRUSTED), error.to_string())
-            }
+            error @ NodeError::Provenance { .. } => RpcError::new(ErrorCode::Application(UNTRUSTED), error.to_string()),
             NodeError::OriginConflict { stream, origins } => {
                 let message = NodeError::OriginConflict { stream, origins: origins.clone() }.to_string();
                 let data = Value::Array(origins.into_iter().map(Value::Text).collect());

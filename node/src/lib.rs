@@ -19,10 +19,10 @@ mod pipes;
 pub mod record;
 mod remote;
 mod rtp_checks;
-#[cfg(test)]
-mod wire_tests;
 pub mod streams;
 mod webrtc;
+#[cfg(test)]
+mod wire_tests;
 
 pub use codecs::{Codec, TrackSpec, TrackSummary};
 

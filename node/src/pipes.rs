@@ -119,7 +119,6 @@ impl Inner {
         }
         released.len()
     }
-
 }
 
 fn over_cap() -> String {
@@ -191,11 +190,11 @@ pub(crate) fn check_offer(
         let reason = format!("the provider offers the stream of {}, not of {origin}", verified.origin);
         return Err(refused(record::RecordError::BrokenChain(reason)));
     }
-    record::check_tracks(&verified.record, offer.tracks.iter().map(|t| (t.kind, &t.rtp_parameters))).map_err(refused)?;
+    record::check_tracks(&verified.record, offer.tracks.iter().map(|t| (t.kind, &t.rtp_parameters)))
+        .map_err(refused)?;
     for (index, track) in offer.tracks.iter().enumerate() {
-        check_piped_parameters(track.kind, &track.rtp_parameters).map_err(|reason| {
-            refused(record::RecordError::TracksDiffer(format!("track {index}: {reason}")))
-        })?;
+        check_piped_parameters(track.kind, &track.rtp_parameters)
+            .map_err(|reason| refused(record::RecordError::TracksDiffer(format!("track {index}: {reason}"))))?;
     }
     Ok(verified)
 }

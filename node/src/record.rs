@@ -156,10 +156,10 @@ pub struct RecordTrack {
 impl RecordTrack {
     /// What `rtp_parameters` carries (its first codec is the media codec).
     pub fn of(kind: MediaKind, rtp_parameters: &RtpParameters) -> Result<Self, RecordError> {
-        let codec = rtp_parameters.codecs.first().ok_or_else(|| RecordError::Malformed {
-            what: "track",
-            reason: "no codec".into(),
-        })?;
+        let codec = rtp_parameters
+            .codecs
+            .first()
+            .ok_or_else(|| RecordError::Malformed { what: "track", reason: "no codec".into() })?;
         let encodings = u8::try_from(rtp_parameters.encodings.len()).unwrap_or(u8::MAX);
         Ok(Self {
             kind,
@@ -295,17 +295,18 @@ impl Provenance {
             if usize::try_from(handoff.hops).ok() != Some(index + 1) {
                 return Err(RecordError::BrokenChain(format!("hand-off {index} claims {} hops", handoff.hops)));
             }
-            let to: PeerId = handoff
-                .to
-                .parse()
-                .map_err(|_| RecordError::BrokenChain(format!("hand-off {index} names no peer")))?;
+            let to: PeerId =
+                handoff.to.parse().map_err(|_| RecordError::BrokenChain(format!("hand-off {index} names no peer")))?;
             if path.contains(&to) {
                 return Err(RecordError::BrokenChain(format!("hand-off {index} loops back to {to}")));
             }
             path.push(to);
         }
         if path[path.len() - 1] != holder {
-            return Err(RecordError::BrokenChain(format!("the chain ends at {}, not at {holder}", path[path.len() - 1])));
+            return Err(RecordError::BrokenChain(format!(
+                "the chain ends at {}, not at {holder}",
+                path[path.len() - 1]
+            )));
         }
         Ok(Verified { origin: path[0], record, path })
     }
@@ -353,7 +354,8 @@ mod tests {
 
     #[test]
     fn a_chain_verifies_from_origin_to_holder() {
-        let (origin, relay, consumer) = (Keypair::generate_ed25519(), Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (origin, relay, consumer) =
+            (Keypair::generate_ed25519(), Keypair::generate_ed25519(), Keypair::generate_ed25519());
         let at_origin = Provenance::originate(&origin, "cam", 7, vec![track()]);
         let verified = at_origin.verify("cam", origin.public().to_peer_id()).unwrap();
         assert_eq!(verified.hops(), 0);
@@ -366,12 +368,16 @@ mod tests {
         assert_eq!(verified.path.len(), 3);
         // Presented by anyone else than the node it leads to, it fails.
         assert!(matches!(at_consumer.verify("cam", relay.public().to_peer_id()), Err(RecordError::BrokenChain(_))));
-        assert!(matches!(at_consumer.verify("other", consumer.public().to_peer_id()), Err(RecordError::OtherStream { .. })));
+        assert!(matches!(
+            at_consumer.verify("other", consumer.public().to_peer_id()),
+            Err(RecordError::OtherStream { .. })
+        ));
     }
 
     #[test]
     fn forgeries_are_refused() {
-        let (origin, rogue, me) = (Keypair::generate_ed25519(), Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let (origin, rogue, me) =
+            (Keypair::generate_ed25519(), Keypair::generate_ed25519(), Keypair::generate_ed25519());
         let real = Provenance::originate(&origin, "cam", 1, vec![track()]);
         // A record naming the real origin but signed by the rogue.
         let mut record = StreamRecord {
@@ -392,7 +398,10 @@ mod tests {
         let replayed = real.hand_off(&rogue, &verified, me.public().to_peer_id());
         assert!(matches!(replayed.verify("cam", me.public().to_peer_id()), Err(RecordError::BrokenChain(_))));
         // A record signed as a hand-off does not verify as a record (domains).
-        let cross = Provenance { record: real.hand_off(&origin, &verified, me.public().to_peer_id()).handoffs[0].clone(), handoffs: vec![] };
+        let cross = Provenance {
+            record: real.hand_off(&origin, &verified, me.public().to_peer_id()).handoffs[0].clone(),
+            handoffs: vec![],
+        };
         assert!(cross.verify("cam", origin.public().to_peer_id()).is_err());
         // Oversized and garbage items.
         let mut huge = real.clone();

@@ -96,7 +96,11 @@ pub(crate) async fn find(inner: &Arc<Inner>, stream: &StreamRef) -> Result<Found
 
 /// A provider's description, checked: its provenance leads from the origin
 /// to it, and its tracks are the ones the origin signed.
-pub(crate) fn check_description(stream: &str, provider: PeerId, description: &StreamDescription) -> Result<Verified, RecordError> {
+pub(crate) fn check_description(
+    stream: &str,
+    provider: PeerId,
+    description: &StreamDescription,
+) -> Result<Verified, RecordError> {
     if description.tracks.len() > MAX_TRACKS {
         return Err(RecordError::TracksDiffer(format!("{} tracks described", description.tracks.len())));
     }
@@ -159,7 +163,8 @@ async fn find_described(inner: &Arc<Inner>, wanted: &StreamRef) -> Result<FoundS
     if origins.len() > 1 {
         warn!(stream, ?origins, "two origins provide streams under one id");
     }
-    let tracks = described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
+    let tracks =
+        described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
     let providers = described
         .into_iter()
         .map(|(peer, _, verified)| ProviderInfo {

@@ -132,7 +132,10 @@ mod tests {
     use crate::codecs::TrackSpec;
 
     fn vp8() -> RtpParameters {
-        let spec: TrackSpec = serde_json::from_value(serde_json::json!({"kind": "video", "codec": "vp8", "payloadType": 96, "ssrc": 1111})).unwrap();
+        let spec: TrackSpec = serde_json::from_value(
+            serde_json::json!({"kind": "video", "codec": "vp8", "payloadType": 96, "ssrc": 1111}),
+        )
+        .unwrap();
         spec.rtp_parameters().unwrap()
     }
 

@@ -43,9 +43,9 @@ impl StreamRef {
     pub fn parse(text: &str) -> Result<Self, crate::NodeError> {
         let (id, origin) = match text.split_once('@') {
             Some((id, origin)) => {
-                let origin = origin.parse::<PeerId>().map_err(|_| {
-                    crate::NodeError::InvalidInput(format!("{origin:.60} after @ is not a peer id"))
-                })?;
+                let origin = origin
+                    .parse::<PeerId>()
+                    .map_err(|_| crate::NodeError::InvalidInput(format!("{origin:.60} after @ is not a peer id")))?;
                 (id, Some(origin))
             }
             None => (text, None),

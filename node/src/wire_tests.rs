@@ -189,9 +189,8 @@ fn every_node_message_survives_fuzzing() {
     // The unmutated seeds pass, so the checks are not refusing everything.
     for (name, seed) in &seeds {
         let ok = match *name {
-            "description" => {
-                decode::<StreamDescription>(seed).map(|d| crate::remote::check_description("cam", me, &d).map(|_| ()).map_err(|e| e.to_string()))
-            }
+            "description" => decode::<StreamDescription>(seed)
+                .map(|d| crate::remote::check_description("cam", me, &d).map(|_| ()).map_err(|e| e.to_string())),
             "offer" => decode::<PipeOffer>(seed)
                 .map(|o| crate::pipes::check_offer("cam", me, None, &o).map(|_| ()).map_err(|e| e.to_string())),
             _ => continue,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_node::{Codec, Node, NodeError, NodeEvent, TrackSpec};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
 use mafalda_tests::node::node_with;
+use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
 use tokio::net::UdpSocket;
 
 const SSRC: u32 = 0x00c0_ffee;
@@ -16,7 +16,6 @@ const SSRC: u32 = 0x00c0_ffee;
 async fn node(bootstrap: Option<&Node>) -> Node {
     node_with(bootstrap, |_| {}).await
 }
-
 
 fn opus_track() -> TrackSpec {
     TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc: SSRC }

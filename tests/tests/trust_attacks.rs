@@ -174,7 +174,8 @@ async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
     let before = transports(&a);
     rogue.handle.shutdown().await.expect("rogue leaves");
     let left = Instant::now();
-    let closed = eventually(Duration::from_secs(2), || async { transports(&a) == before - MAX_PIPES_PER_PEER as u32 }).await;
+    let closed =
+        eventually(Duration::from_secs(2), || async { transports(&a) == before - MAX_PIPES_PER_PEER as u32 }).await;
     assert!(closed, "the rogue's pipes closed within 2 s (transports {} of {before})", transports(&a));
     let closed_after = left.elapsed();
     while count_datagrams(&own, Duration::from_millis(100)).await > 0 {} // in flight
@@ -206,7 +207,13 @@ enum Forgery {
 }
 
 fn record_track() -> RecordTrack {
-    RecordTrack { kind: MediaKind::Audio, mime_type: "audio/opus".into(), clock_rate: 48_000, channels: Some(2), encodings: 1 }
+    RecordTrack {
+        kind: MediaKind::Audio,
+        mime_type: "audio/opus".into(),
+        clock_rate: 48_000,
+        channels: Some(2),
+        encodings: 1,
+    }
 }
 
 fn opus_parameters(ssrc: u32) -> serde_json::Value {
@@ -223,7 +230,13 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Some(call) = rogue.calls.recv().await {
-            let stream = call.request.params.deserialized::<serde_json::Value>().ok().and_then(|p| p["stream"].as_str().map(str::to_owned)).unwrap_or_default();
+            let stream = call
+                .request
+                .params
+                .deserialized::<serde_json::Value>()
+                .ok()
+                .and_then(|p| p["stream"].as_str().map(str::to_owned))
+                .unwrap_or_default();
             let asker = call.peer;
             let own = Provenance::originate(&rogue.keypair, &stream, 1, vec![record_track()]);
             let provenance = match &forgery {
@@ -238,8 +251,17 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
                 }
                 Forgery::Replay(real) => real.clone(),
                 Forgery::HugeHops => {
-                    let handoff = Handoff { stream: stream.clone(), version: 1, from: peer.to_string(), to: asker.to_string(), hops: u32::MAX };
-                    Provenance { record: own.record.clone(), handoffs: vec![Signed::sign(&rogue.keypair, HANDOFF_DOMAIN, &handoff)] }
+                    let handoff = Handoff {
+                        stream: stream.clone(),
+                        version: 1,
+                        from: peer.to_string(),
+                        to: asker.to_string(),
+                        hops: u32::MAX,
+                    };
+                    Provenance {
+                        record: own.record.clone(),
+                        handoffs: vec![Signed::sign(&rogue.keypair, HANDOFF_DOMAIN, &handoff)],
+                    }
                 }
                 _ => own.clone(),
             };
@@ -297,8 +319,13 @@ async fn forged_providers_never_feed_a_consumer() {
         assert_eq!(found.origins, vec![a.peer_id().to_string()]);
         // The real origin's provenance, as any member can get it.
         let params = Value::serialized(&serde_json::json!({"stream": "show"})).expect("value");
-        let description: StreamDescription =
-            b.swarm().call(a.peer_id(), "stream.describe", None, params).await.expect("describe").deserialized().expect("decode");
+        let description: StreamDescription = b
+            .swarm()
+            .call(a.peer_id(), "stream.describe", None, params)
+            .await
+            .expect("describe")
+            .deserialized()
+            .expect("decode");
         description.provenance
     };
 
