@@ -25,6 +25,9 @@ pub struct NodeConfig {
     pub find_deadline: Duration,
     /// How providers are ranked.
     pub cost: CostWeights,
+    /// How long a relay keeps a stream nobody here consumes (a consumer that
+    /// comes back within it reuses the pipe).
+    pub relay_linger: Duration,
     /// Extra latency assumed on the link to these peers, added to the measured RTT
     /// when ranking providers (for simulations and tests of distance).
     pub link_delay: HashMap<PeerId, Duration>,
@@ -40,6 +43,7 @@ impl NodeConfig {
             announced_ip: None,
             find_deadline: Duration::from_secs(5),
             cost: CostWeights::default(),
+            relay_linger: crate::release::DEFAULT_RELAY_LINGER,
             link_delay: HashMap::new(),
         }
     }

@@ -70,6 +70,10 @@ pub struct StreamStatus {
     pub path: Vec<String>,
     /// Peers this node pipes the stream to.
     pub downstream: Vec<String>,
+    /// What consumes the stream here: egresses, WebRTC consumers and pipes
+    /// to downstream peers (a relay with none lets the stream go after
+    /// its linger).
+    pub local_consumers: usize,
 }
 
 /// A stream being sent out as RTP.
@@ -107,6 +111,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: crate::metrics::NodeMetrics,
     pub(crate) streams: Mutex<HashMap<String, LocalStream>>,
     egresses: Mutex<HashMap<String, EgressRecord>>,
+    /// Open WebRTC consumers per stream (the app connections own them).
+    pub(crate) webrtc_consumers: Mutex<HashMap<String, usize>>,
     /// One lock per stream being pulled, so concurrent consumes share one pipe.
     pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     next_egress: std::sync::atomic::AtomicU64,
@@ -157,6 +163,7 @@ impl Node {
             metrics: crate::metrics::NodeMetrics::default(),
             streams: Mutex::default(),
             egresses: Mutex::default(),
+            webrtc_consumers: Mutex::default(),
             pulling: Mutex::default(),
             next_egress: std::sync::atomic::AtomicU64::new(1),
             events: broadcast::channel(EVENT_BUFFER).0,
@@ -165,6 +172,7 @@ impl Node {
             tokio::spawn(watch_swarm(Arc::clone(&inner), events)),
             tokio::spawn(serve_calls(Arc::clone(&inner), calls)),
             tokio::spawn(report_load(Arc::clone(&inner))),
+            tokio::spawn(release_idle_relays(Arc::clone(&inner))),
         ];
         Ok(Self { inner, tasks })
     }
@@ -241,7 +249,7 @@ impl Node {
             if streams.contains_key(stream) {
                 return Err(NodeError::AlreadyPublished(stream.to_owned()));
             }
-            self.inner.emit(NodeEvent::StreamHeld { status: status_of(stream, &local) });
+            self.inner.emit(NodeEvent::StreamHeld { status: self.inner.status_of(stream, &local) });
             streams.insert(stream.to_owned(), local);
         }
         self.inner.announce(stream).await;
@@ -252,7 +260,7 @@ impl Node {
     /// The streams this node holds, as origin or relay.
     pub fn streams(&self) -> Vec<StreamStatus> {
         let mut streams: Vec<StreamStatus> =
-            lock(&self.inner.streams).iter().map(|(stream, local)| status_of(stream, local)).collect();
+            lock(&self.inner.streams).iter().map(|(stream, local)| self.inner.status_of(stream, local)).collect();
         streams.sort_by(|a, b| a.stream.cmp(&b.stream));
         streams
     }
@@ -409,7 +417,7 @@ impl Inner {
             match crate::pipes::pull(self, stream, peer, Some(origin)).await {
                 Ok(()) => {
                     if let Some(local) = lock(&self.streams).get(stream) {
-                        self.emit(NodeEvent::StreamHeld { status: status_of(stream, local) });
+                        self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
                     }
                     self.announce(stream).await;
                     return Ok(());
@@ -478,6 +486,11 @@ impl Inner {
         self.emit(NodeEvent::EgressOpened { egress: record.status(id) });
         lock(&self.egresses).insert(id.to_owned(), record);
         Ok(Egress { id: id.to_owned(), tracks, path, sdp })
+    }
+
+    /// How many egresses send `stream`.
+    pub(crate) fn egress_count_of(&self, stream: &str) -> usize {
+        lock(&self.egresses).values().filter(|record| record.stream == stream).count()
     }
 
     /// Provides `stream` in the DHT. When no peer stored the record (a busy or
@@ -670,6 +683,19 @@ const LOAD_CPU_CHANGE: f32 = 5.0;
 /// gossips it when it changed noticeably or the heartbeat is due (reporting
 /// every sample made gossip traffic grow with the swarm's size squared); also
 /// closes workers that stayed idle past their grace period.
+/// How often relays with no local consumer are checked.
+const RELEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Lets go of relayed streams nobody here consumes (see `release`).
+async fn release_idle_relays(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(RELEASE_CHECK_INTERVAL);
+    let mut linger = crate::release::Linger::default();
+    loop {
+        tick.tick().await;
+        inner.release_idle_relays(&mut linger, std::time::Instant::now()).await;
+    }
+}
+
 async fn report_load(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(LOAD_SAMPLE_INTERVAL);
     let mut last: Option<(std::time::Instant, mafalda_swarm::LoadReport)> = None;
@@ -732,21 +758,26 @@ async fn watch_swarm(inner: Arc<Inner>, mut events: mpsc::Receiver<SwarmEvent>) 
     }
 }
 
-pub(crate) fn status_of(stream: &str, local: &LocalStream) -> StreamStatus {
-    StreamStatus {
-        stream: stream.to_owned(),
-        upstream: match &local.role {
-            Role::Origin => None,
-            Role::Relay { upstream } => Some(upstream.to_string()),
-        },
-        origin: local.verified.origin.to_string(),
-        hops: local.hops(),
-        path: local.path(),
-        downstream: {
-            let mut peers: Vec<String> = local.pipes.keys().map(ToString::to_string).collect();
-            peers.sort();
-            peers
-        },
+impl Inner {
+    /// What `local` looks like from outside (the caller may hold the streams lock).
+    pub(crate) fn status_of(&self, stream: &str, local: &LocalStream) -> StreamStatus {
+        let webrtc = lock(&self.webrtc_consumers).get(stream).copied().unwrap_or(0);
+        StreamStatus {
+            local_consumers: self.egress_count_of(stream) + webrtc + local.pipes.len(),
+            stream: stream.to_owned(),
+            upstream: match &local.role {
+                Role::Origin => None,
+                Role::Relay { upstream } => Some(upstream.to_string()),
+            },
+            origin: local.verified.origin.to_string(),
+            hops: local.hops(),
+            path: local.path(),
+            downstream: {
+                let mut peers: Vec<String> = local.pipes.keys().map(ToString::to_string).collect();
+                peers.sort();
+                peers
+            },
+        }
     }
 }
 

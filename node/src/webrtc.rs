@@ -15,7 +15,7 @@ use mafalda_media::transports::webrtc_transport;
 use tracing::info;
 
 use crate::events::NodeEvent;
-use crate::node::{Inner, lock, status_of};
+use crate::node::{Inner, lock};
 use crate::streams::{LocalStream, Role, StreamRef, validate_stream_id, version_now};
 use crate::{Node, NodeError};
 
@@ -79,7 +79,7 @@ impl Node {
                 }
             };
             if let Some(local) = streams.get(stream) {
-                self.inner.emit(NodeEvent::StreamHeld { status: status_of(stream, local) });
+                self.inner.emit(NodeEvent::StreamHeld { status: self.inner.status_of(stream, local) });
             }
             first
         };
@@ -118,6 +118,7 @@ impl Node {
             let mut options = ConsumerOptions::new(producer_id, capabilities.clone());
             options.paused = true;
             let consumer = transport.consume(options).await.map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+            count_while_open(&self.inner, &consumer, &wanted.id);
             consumers.push(consumer);
         }
         Ok(consumers)
@@ -157,4 +158,24 @@ impl Node {
             end_track(&runtime, Arc::clone(&self.inner), stream.to_owned(), producer_id);
         }
     }
+}
+
+/// Counts `consumer` as a local consumer of `stream` until it closes (a relay
+/// with none lets the stream go after its linger).
+fn count_while_open(inner: &Arc<Inner>, consumer: &Consumer, stream: &str) {
+    *lock(&inner.webrtc_consumers).entry(stream.to_owned()).or_default() += 1;
+    let weak = Arc::downgrade(inner);
+    let stream = stream.to_owned();
+    consumer
+        .on_close(move || {
+            let Some(inner) = weak.upgrade() else { return };
+            let mut counts = lock(&inner.webrtc_consumers);
+            if let Some(count) = counts.get_mut(&stream) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(&stream);
+                }
+            }
+        })
+        .detach();
 }
