@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use mafalda_media::{MediaConfig, WebRtcListen};
-use mafalda_node::{Node, NodeConfig, api};
+use mafalda_node::api::{self, ApiConfig};
+use mafalda_node::{Node, NodeConfig};
 use tokio::net::TcpListener;
 
 use crate::media::LOOPBACK;
@@ -14,6 +15,12 @@ use crate::swarm::loopback_config;
 /// (returned), with its API on an ephemeral port (returned), joining through
 /// `bootstrap` if given.
 pub async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr, u16) {
+    webrtc_node_with_api_config(bootstrap, ApiConfig::default()).await
+}
+
+/// [`webrtc_node_with_api`] with the API set up as `config` says (tokens,
+/// origins, hosts, caps).
+pub async fn webrtc_node_with_api_config(bootstrap: Option<&Node>, config: ApiConfig) -> (Arc<Node>, SocketAddr, u16) {
     let port = {
         let probe = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("probe a free port");
         probe.local_addr().expect("addr").port()
@@ -27,7 +34,7 @@ pub async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, Socke
     }
     let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
     let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
-    let (addr, _task) = api::serve(Arc::clone(&node), listener, None).expect("serve API");
+    let (addr, _task) = api::serve_with(Arc::clone(&node), listener, config).expect("serve API");
     (node, addr, port)
 }
 

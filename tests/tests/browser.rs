@@ -9,7 +9,17 @@
 use std::path::Path;
 use std::process::Command;
 
-use mafalda_tests::node::webrtc_node_with_api;
+use mafalda_node::api::ApiConfig;
+use mafalda_tests::node::webrtc_node_with_api_config;
+
+/// A free TCP port on 127.0.0.1 for the driver's page server, and nodes whose
+/// API lets pages from that origin (and no other) open `/v1/rope`.
+async fn page_port_and_api() -> (u16, ApiConfig) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut config = ApiConfig::default();
+    config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
+    (port, config)
+}
 
 /// Runs `tests/browser/drive.mjs` with `args`; returns its JSON result and stderr.
 async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
@@ -32,9 +42,10 @@ async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
-    let (a, a_api, _) = webrtc_node_with_api(None).await;
-    let (b, _, _) = webrtc_node_with_api(Some(&a)).await;
-    let (c, c_api, _) = webrtc_node_with_api(Some(&b)).await;
+    let (page_port, config) = page_port_and_api().await;
+    let (a, a_api, _) = webrtc_node_with_api_config(None, config.clone()).await;
+    let (b, _, _) = webrtc_node_with_api_config(Some(&a), config.clone()).await;
+    let (c, c_api, _) = webrtc_node_with_api_config(Some(&b), config).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-consumer.png");
     let (result, stderr) = drive(vec![
@@ -48,6 +59,8 @@ async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
         format!("http://{c_api}/v1/status"),
         "--screenshot".into(),
         screenshot.to_string_lossy().into_owned(),
+        "--page-port".into(),
+        page_port.to_string(),
     ])
     .await;
     eprintln!("browser result: {result}");
@@ -67,9 +80,17 @@ async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
 /// own) is an error the page shows and the node counts, not a silent black video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_dtls_handshake_is_shown_in_the_page_and_counted_by_the_node() {
-    let (a, a_api, _) = webrtc_node_with_api(None).await;
-    let (result, stderr) =
-        drive(vec!["--break-dtls".into(), format!("ws://{a_api}/v1/rope"), "--stream".into(), "broken".into()]).await;
+    let (page_port, config) = page_port_and_api().await;
+    let (a, a_api, _) = webrtc_node_with_api_config(None, config).await;
+    let (result, stderr) = drive(vec![
+        "--break-dtls".into(),
+        format!("ws://{a_api}/v1/rope"),
+        "--stream".into(),
+        "broken".into(),
+        "--page-port".into(),
+        page_port.to_string(),
+    ])
+    .await;
     eprintln!("browser result: {result}");
     assert_eq!(result["ok"], true, "the page says the connection failed: {result}\n{stderr}");
     let mut metrics = String::new();

@@ -13,17 +13,42 @@
 //!
 //! With a token, every request must carry `Authorization: Bearer <token>` (401
 //! otherwise). Bodies are limited to 64 KiB; ids are validated; errors are JSON
-//! `{"error": "..."}` with 400, 401, 404, 409, 502 or 500.
+//! `{"error": "..."}` with 400, 401, 403, 404, 409, 421, 429, 502 or 500.
+//!
+//! # Trust ([`ApiConfig`]; the `mafalda-node run` flags in brackets)
+//!
+//! - **Pages and names** (`--api-origins`, `--api-hosts`): a request whose
+//!   `Origin` is not the node's own or listed is refused with 403, WebSocket
+//!   upgrades included; one whose `Host` is not the API's own address or a
+//!   listed name with 421 (DNS rebinding). See [`trust`] for the exact rules.
+//! - **Tokens** (`--api-token`, `--api-admin-token`): the app token is what
+//!   apps (and the pages they serve) hold; the admin token is the operator's.
+//!   Either one opens the API; only the admin token may close what others made.
+//!   The `mafalda-node` binary refuses a non-loopback `--api` without a token
+//!   unless `--api-insecure` is given.
+//! - **Owners** ([`owners`]): what an app makes through the API — egresses,
+//!   publications, WebRTC transports, producers and consumers — belongs to
+//!   whoever made it: over HTTP the token presented (or "anonymous" when no
+//!   token is configured), over ROPE the connection. Only its owner or the
+//!   admin token may close it (403, ROPE [`FORBIDDEN`] otherwise); objects the
+//!   API did not make (relays piped here) only the admin. Everything a ROPE
+//!   connection made closes when it disconnects.
+//! - **Caps** ([`Limits`]): each owner holds at most 64 egresses, 16
+//!   transports, 64 producers, 256 consumers and 16 publications; one more is
+//!   refused (429, ROPE [`LIMIT_REACHED`]) and nothing is made.
 
 mod metrics;
 mod ops;
+pub mod owners;
 pub mod rope;
+pub mod trust;
 pub mod webrtc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,40 +57,107 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use self::owners::{AccessError, FORBIDDEN, LIMIT_REACHED, Limits, ObjectKind};
+use self::owners::{Caller, ObjectKind as Kind, Owner, Owners, TokenRole};
+pub use self::trust::{AllowedHost, AllowedOrigin, TrustConfigError};
 use crate::{Node, NodeError};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Who may use the API, from where, and how much each caller may hold.
+/// `ApiConfig::default()` is no token, the node's own origin and address only,
+/// and the default [`Limits`].
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// The app token: required on every request when set; owns what it makes.
+    pub token: Option<String>,
+    /// The admin token: also opens the API, and may close every object.
+    pub admin_token: Option<String>,
+    /// Origins allowed besides the node's own (`*`: any; unsafe).
+    pub origins: Vec<AllowedOrigin>,
+    /// Names (or addresses) the API is reached by besides its bound address.
+    pub hosts: Vec<AllowedHost>,
+    /// Caps per owner.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Tokens stay out of logs.
+        f.debug_struct("ApiConfig")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("origins", &self.origins)
+            .field("hosts", &self.hosts)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 struct ApiState {
     node: Arc<Node>,
     token: Option<Arc<str>>,
+    admin_token: Option<Arc<str>>,
+    trust: Arc<trust::Trust>,
+    owners: Arc<Owners>,
+    /// Numbers ROPE connections, each its own owner.
+    next_connection: Arc<AtomicU64>,
     rope_connections: Arc<tokio::sync::Semaphore>,
 }
 
-/// Serves the API for `node` on `listener` (with an optional bearer token).
-/// Returns the address it listens on and the serving task.
+/// Serves the API for `node` on `listener` with an optional bearer token and
+/// otherwise [`ApiConfig::default`]. Returns the address it listens on and the
+/// serving task.
 pub fn serve(
     node: Arc<Node>,
     listener: TcpListener,
     token: Option<String>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    serve_with(node, listener, ApiConfig { token, ..ApiConfig::default() })
+}
+
+/// Serves the API for `node` on `listener` as `config` says. Returns the
+/// address it listens on and the serving task; an empty token, or an admin
+/// token equal to the app token, is an `InvalidInput` error.
+pub fn serve_with(
+    node: Arc<Node>,
+    listener: TcpListener,
+    config: ApiConfig,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let invalid = |message: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, message.to_owned());
+    if config.token.as_deref() == Some("") || config.admin_token.as_deref() == Some("") {
+        return Err(invalid("API tokens must not be empty"));
+    }
+    if config.admin_token.is_some() && config.admin_token == config.token {
+        // The same secret cannot tell an app from the operator.
+        return Err(invalid("the admin token must differ from the app token"));
+    }
     let addr = listener.local_addr()?;
     let state = ApiState {
         node,
-        token: token.map(Arc::from),
+        token: config.token.map(Arc::from),
+        admin_token: config.admin_token.map(Arc::from),
+        trust: Arc::new(trust::Trust::new(addr, config.hosts, config.origins)),
+        owners: Owners::new(config.limits),
+        next_connection: Arc::new(AtomicU64::new(1)),
         rope_connections: Arc::new(tokio::sync::Semaphore::new(rope::MAX_CONNECTIONS)),
     };
+    let publish_route =
+        put(publish).route_layer(middleware::from_fn_with_state(state.clone(), own_publication)).delete(unpublish);
     let app = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/streams/{id}", get(find))
-        .route("/v1/streams/{id}/rtp-ingest", put(publish).delete(unpublish))
+        .route("/v1/streams/{id}/rtp-ingest", publish_route)
         .route("/v1/streams/{id}/rtp-egress", axum::routing::post(consume))
         .route("/v1/streams/{id}/rtp-egress/{egress}", delete(stop_egress))
         .route("/v1/rope", get(rope::upgrade))
         .route("/metrics", get(metrics::render))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        // Outermost: a foreign page or name learns nothing, not even whether a token is needed.
+        .layer(middleware::from_fn_with_state(state.clone(), trust::check))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     let task = tokio::spawn(async move {
@@ -76,23 +168,33 @@ pub fn serve(
     Ok((addr, task))
 }
 
-async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
+/// Checks the token and tells the handlers who is calling ([`Caller`]).
+async fn authorize(State(state): State<ApiState>, mut request: Request, next: Next) -> Response {
+    let role = if state.token.is_none() && state.admin_token.is_none() {
+        TokenRole::Anonymous
+    } else {
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
             .or_else(|| query_token(&request));
-        // Compare in constant time over the token's length.
-        let matches = presented.is_some_and(|p| {
-            p.len() == token.len() && p.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-        });
-        if !matches {
+        let is = |token: &Option<Arc<str>>| token.as_deref().zip(presented).is_some_and(|(t, p)| same(t, p));
+        if is(&state.admin_token) {
+            TokenRole::Admin
+        } else if is(&state.token) {
+            TokenRole::App
+        } else {
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token".into());
         }
-    }
+    };
+    request.extensions_mut().insert(Caller { owner: Owner::Http(role), admin: role == TokenRole::Admin });
     next.run(request).await
+}
+
+/// Compares in constant time over the token's length.
+fn same(token: &str, presented: &str) -> bool {
+    presented.len() == token.len() && presented.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 /// The `access_token` query parameter of a `/v1/rope` request (browsers cannot
@@ -103,6 +205,26 @@ fn query_token(request: &Request) -> Option<&str> {
         return None;
     }
     request.uri().query()?.split('&').find_map(|pair| pair.strip_prefix("access_token="))
+}
+
+/// Counts an HTTP publication against its caller's cap and records it as
+/// theirs once made (the publish handler itself stays about the body).
+async fn own_publication(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut slot = match state.owners.reserve(&state.node, &caller, Kind::Publication, 1) {
+        Ok(slot) => slot,
+        Err(refused) => return ops::Refused::from(refused).into_response(),
+    };
+    let response = next.run(request).await;
+    if response.status() == StatusCode::CREATED {
+        slot.commit(&id, None).keep();
+    }
+    response
 }
 
 pub(crate) fn error(status: StatusCode, message: String) -> Response {
@@ -159,8 +281,12 @@ async fn publish(
     Ok((StatusCode::CREATED, Json(ops::publish(&state.node, &id, body).await?)))
 }
 
-async fn unpublish(State(state): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    ops::unpublish(&state.node, &id).await?;
+async fn unpublish(
+    State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ops::Refused> {
+    ops::unpublish_as(&state.node, &state.owners, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -170,16 +296,18 @@ async fn find(State(state): State<ApiState>, Path(id): Path<String>) -> Result<J
 
 async fn consume(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Body(body): Body<ops::EgressBody>,
-) -> Result<(StatusCode, Json<crate::Egress>), ApiError> {
-    Ok((StatusCode::CREATED, Json(ops::consume(&state.node, &id, body).await?)))
+) -> Result<(StatusCode, Json<crate::Egress>), ops::Refused> {
+    Ok((StatusCode::CREATED, Json(ops::consume_as(&state.node, &state.owners, &caller, &id, body).await?)))
 }
 
 async fn stop_egress(
     State(state): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path((id, egress)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    ops::stop_egress(&state.node, &id, &egress)?;
+) -> Result<StatusCode, ops::Refused> {
+    ops::stop_egress_as(&state.node, &state.owners, &caller, &id, &egress)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,11 +2,40 @@
 //! takes the node and typed input and returns typed output or a [`NodeError`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::owners::{AccessError, Caller, ObjectKind, Owners};
 use crate::streams::validate_stream_id;
 use crate::{Egress, FoundStream, Node, NodeError, StreamStatus, TrackSpec};
+
+/// Why an operation was refused: by the node, or by the API's owner rules.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Refused {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+}
+
+impl axum::response::IntoResponse for Refused {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            Self::Node(error) => super::ApiError::from(error).into_response(),
+            Self::Access(error) => super::error(error.status(), error.to_string()),
+        }
+    }
+}
+
+impl From<Refused> for mafalda_rope::RpcError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::Node(error) => error.into(),
+            Refused::Access(error) => error.into(),
+        }
+    }
+}
 
 /// One mediasoup worker in a status answer.
 #[derive(Debug, Serialize)]
@@ -120,4 +149,46 @@ pub(super) fn stop_egress(node: &Node, stream: &str, egress: &str) -> Result<(),
         return Err(NodeError::NotFound(format!("egress {egress} of stream {stream}")));
     }
     node.stop_egress(egress)
+}
+
+/// [`consume`] counted against `caller`'s cap and recorded as theirs.
+pub(super) async fn consume_as(
+    node: &Node,
+    owners: &Arc<Owners>,
+    caller: &Caller,
+    stream: &str,
+    body: EgressBody,
+) -> Result<Egress, Refused> {
+    let mut slot = owners.reserve(node, caller, ObjectKind::Egress, 1)?;
+    let egress = consume(node, stream, body).await?;
+    slot.commit(&egress.id, None).keep();
+    Ok(egress)
+}
+
+/// [`stop_egress`] if `caller` made the egress or is the admin.
+pub(super) fn stop_egress_as(
+    node: &Node,
+    owners: &Owners,
+    caller: &Caller,
+    stream: &str,
+    egress: &str,
+) -> Result<(), Refused> {
+    validate_stream_id(stream)?;
+    validate_stream_id(egress)?;
+    // Not found before forbidden: an egress that is not there is nobody's.
+    if !node.egresses().iter().any(|e| e.id == egress && e.stream == stream) {
+        return Err(NodeError::NotFound(format!("egress {egress} of stream {stream}")).into());
+    }
+    owners.may_close(node, caller, ObjectKind::Egress, egress)?;
+    Ok(stop_egress(node, stream, egress)?)
+}
+
+/// [`unpublish`] if `caller` published the stream or is the admin.
+pub(super) async fn unpublish_as(node: &Node, owners: &Owners, caller: &Caller, stream: &str) -> Result<(), Refused> {
+    validate_stream_id(stream)?;
+    if !node.streams().iter().any(|s| s.stream == stream) {
+        return Err(NodeError::NotFound(stream.to_owned()).into());
+    }
+    owners.may_close(node, caller, ObjectKind::Publication, stream)?;
+    Ok(unpublish(node, stream).await?)
 }

@@ -3,19 +3,27 @@
 //!
 //! Each connection gets its own ROPE server. Its methods without a target are
 //! the HTTP operations (`node.status`, `stream.publish`, `stream.unpublish`,
-//! `stream.find`, `stream.consume`, `egress.close`); its objects mirror what
-//! the node holds, so the app is told of every change as a ROPE event:
+//! `stream.find`, `stream.consume`, `egress.close`) and `object.close {id}`,
+//! which closes any object by id — a `stream:<id>`, an egress, or a WebRTC
+//! transport, producer or consumer of any connection — if this connection
+//! made it or holds the admin token (error [`super::FORBIDDEN`] otherwise).
+//! Its objects mirror what the node holds, so the app is told of every change
+//! as a ROPE event:
 //!
 //! | object id | type | state | methods |
 //! |---|---|---|---|
 //! | `stream:<id>` | `stream` | [`StreamStatus`](crate::StreamStatus) | `close`, `consume` |
 //! | egress id | `egress` | [`EgressStatus`] | `close` |
 //!
-//! An egress whose stream is re-piped from another provider sends with new
-//! SSRCs: its object's `changed` event carries them. WebRTC clients create
-//! and drive media objects on the same connection (see [`super::webrtc`]). Browsers cannot set an
-//! `Authorization` header on a WebSocket, so with a token this path also
-//! accepts it as the query parameter `access_token`.
+//! Every connection sees every stream and egress, but may close only those it
+//! made (the admin token: all); what it made — egresses, publications, media
+//! objects — closes when it disconnects. An egress whose stream is re-piped
+//! from another provider sends with new SSRCs: its object's `changed` event
+//! carries them. WebRTC clients create and drive media objects on the same
+//! connection (see [`super::webrtc`]). Browsers cannot set an `Authorization`
+//! header on a WebSocket, so with a token this path also accepts it as the
+//! query parameter `access_token`; the token decides only whether the
+//! connection is the admin, the connection itself is the owner.
 
 use std::sync::Arc;
 
@@ -26,15 +34,16 @@ use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use hyper_util::rt::TokioIo;
 use mafalda_rope::transport::websocket::{Format, accept_key, from_upgraded};
-use mafalda_rope::{ErrorCode, Handler, Request as RopeRequest, RpcError, Server, Value};
+use mafalda_rope::{ErrorCode, Handler, Request as RopeRequest, RequestId, RpcError, Server, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tracing::{Instrument, debug};
 
 use super::ops::{self, EgressBody, IngestBody};
+use super::owners::{Access, Caller, ObjectKind, Owner};
 use super::{ApiState, error};
-use crate::{EgressStatus, Node, NodeEvent, TrackSpec};
+use crate::{EgressStatus, Node, NodeError, NodeEvent, TrackSpec};
 
 /// Most `/v1/rope` connections open at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -59,16 +68,25 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
     let Some(on_upgrade) = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "connection cannot be upgraded".into());
     };
+    let Some(token) = request.extensions().get::<Caller>().copied() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "request not authorized".into());
+    };
     let Ok(permit) = Arc::clone(&state.rope_connections).try_acquire_owned() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, format!("at most {MAX_CONNECTIONS} ROPE connections"));
     };
+    // The connection owns what it makes; its token decides only whether it is the admin.
+    let connection = state.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let access = Access {
+        owners: Arc::clone(&state.owners),
+        caller: Caller { owner: Owner::Connection(connection), admin: token.admin },
+    };
     let format = Format::from_query(request.uri().query());
     let node = Arc::clone(&state.node);
-    let span = tracing::info_span!("rope_app", ?format);
+    let span = tracing::info_span!("rope_app", connection, ?format);
     tokio::spawn(
         async move {
             match on_upgrade.await {
-                Ok(upgraded) => serve_app(node, from_upgraded(TokioIo::new(upgraded), format).await).await,
+                Ok(upgraded) => serve_app(node, access, from_upgraded(TokioIo::new(upgraded), format).await).await,
                 Err(error) => debug!(%error, "WebSocket upgrade failed"),
             }
             drop(permit);
@@ -98,14 +116,15 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// Serves one app connection until it closes.
-async fn serve_app(node: Arc<Node>, connection: mafalda_rope::transport::Connection) {
-    let methods = Arc::new(AppMethods { node: Arc::clone(&node), server: std::sync::Mutex::default() });
+async fn serve_app(node: Arc<Node>, access: Access, connection: mafalda_rope::transport::Connection) {
+    let methods =
+        Arc::new(AppMethods { node: Arc::clone(&node), access: access.clone(), server: std::sync::Mutex::default() });
     let server = Server::new(Arc::clone(&methods) as Arc<dyn Handler>);
     *methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server.clone());
     // Subscribe before the first sync so no change falls between the two.
     let events = node.subscribe();
-    sync_objects(&node, &server);
-    let mirror = tokio::spawn(mirror_node(Arc::clone(&node), server.clone(), events));
+    sync_objects(&node, &access, &server);
+    let mirror = tokio::spawn(mirror_node(Arc::clone(&node), access.clone(), server.clone(), events));
     debug!("app connected");
     let (_peer, session) = server.accept(connection);
     let _ = session.await;
@@ -116,15 +135,23 @@ async fn serve_app(node: Arc<Node>, connection: mafalda_rope::transport::Connect
     for object in server.snapshot().objects {
         let _ = server.close(&object.id);
     }
+    // Then the egresses and publications it made, which live in the node.
+    for (kind, id) in access.owners.take_owned(access.caller.owner) {
+        match kind {
+            ObjectKind::Egress => drop(node.stop_egress(&id)),
+            ObjectKind::Publication => drop(node.unpublish(&id).await),
+            ObjectKind::Transport | ObjectKind::Producer | ObjectKind::Consumer => {}
+        }
+    }
     debug!("app disconnected");
 }
 
 /// Keeps the connection's objects equal to what the node holds.
-async fn mirror_node(node: Arc<Node>, server: Server, mut events: broadcast::Receiver<NodeEvent>) {
+async fn mirror_node(node: Arc<Node>, access: Access, server: Server, mut events: broadcast::Receiver<NodeEvent>) {
     loop {
         match events.recv().await {
             // A lag loses nothing: every sync compares against the node itself.
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => sync_objects(&node, &server),
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => sync_objects(&node, &access, &server),
             Err(broadcast::error::RecvError::Closed) => return,
         }
     }
@@ -139,16 +166,17 @@ fn stream_object_id(stream: &str) -> String {
 
 /// Creates, updates and closes the `stream` and `egress` objects so they match
 /// the node; other objects are left alone.
-fn sync_objects(node: &Arc<Node>, server: &Server) {
+fn sync_objects(node: &Arc<Node>, access: &Access, server: &Server) {
     let mut wanted: Vec<(String, &'static str, Value, Arc<dyn Handler>)> = Vec::new();
     for status in node.streams() {
         let Ok(state) = to_value(&status) else { continue };
-        let handler = Arc::new(StreamObject { node: Arc::clone(node), stream: status.stream.clone() });
+        let handler =
+            Arc::new(StreamObject { node: Arc::clone(node), access: access.clone(), stream: status.stream.clone() });
         wanted.push((stream_object_id(&status.stream), STREAM_TYPE, state, handler));
     }
     for egress in node.egresses() {
         let Ok(state) = to_value(&egress) else { continue };
-        let handler = Arc::new(EgressObject { node: Arc::clone(node), egress: egress.clone() });
+        let handler = Arc::new(EgressObject { node: Arc::clone(node), access: access.clone(), egress: egress.clone() });
         wanted.push((egress.id.clone(), EGRESS_TYPE, state, handler));
     }
     let existing = server.snapshot().objects;
@@ -219,9 +247,16 @@ struct EgressParams {
     egress: String,
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectParams {
+    id: String,
+}
+
 /// The connection's own methods: the HTTP operations, and creating media objects.
 struct AppMethods {
     node: Arc<Node>,
+    access: Access,
     /// The connection's server, to create media objects in; emptied when the
     /// connection ends (the server owns this handler, so this would be a cycle).
     server: std::sync::Mutex<Option<Server>>,
@@ -229,23 +264,29 @@ struct AppMethods {
 
 impl Handler for AppMethods {
     fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
-        let node = Arc::clone(&self.node);
+        let (node, access) = (Arc::clone(&self.node), self.access.clone());
         let server = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         Box::pin(async move {
             if request.method.starts_with("router.") || request.method.starts_with("webrtc.") {
                 let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
-                return super::webrtc::call(&node, &server, &request).await;
+                return super::webrtc::call(&node, &access, &server, &request).await;
             }
+            let (owners, caller) = (&access.owners, &access.caller);
             let node = node.as_ref();
             match request.method.as_str() {
                 "node.status" => to_value(&ops::status(node).await?),
                 "stream.publish" => {
                     let p: PublishParams = params(&request.params)?;
-                    to_value(&ops::publish(node, &p.stream, IngestBody { tracks: p.tracks, source: p.source }).await?)
+                    let mut slot = owners.reserve(node, caller, ObjectKind::Publication, 1)?;
+                    let answer = to_value(
+                        &ops::publish(node, &p.stream, IngestBody { tracks: p.tracks, source: p.source }).await?,
+                    )?;
+                    slot.commit(&p.stream, None).keep();
+                    Ok(answer)
                 }
                 "stream.unpublish" => {
                     let p: StreamParams = params(&request.params)?;
-                    ops::unpublish(node, &p.stream).await?;
+                    ops::unpublish_as(node, owners, caller, &p.stream).await?;
                     Ok(Value::Null)
                 }
                 "stream.find" => {
@@ -254,14 +295,18 @@ impl Handler for AppMethods {
                 }
                 "stream.consume" => {
                     let p: ConsumeParams = params(&request.params)?;
-                    to_value(
-                        &ops::consume(node, &p.stream, EgressBody { ip: p.ip, port: p.port, ports: p.ports }).await?,
-                    )
+                    let body = EgressBody { ip: p.ip, port: p.port, ports: p.ports };
+                    to_value(&ops::consume_as(node, owners, caller, &p.stream, body).await?)
                 }
                 "egress.close" => {
                     let p: EgressParams = params(&request.params)?;
                     crate::streams::validate_stream_id(&p.egress)?;
-                    node.stop_egress(&p.egress)?;
+                    close_egress(node, &access, &p.egress)?;
+                    Ok(Value::Null)
+                }
+                "object.close" => {
+                    let p: ObjectParams = params(&request.params)?;
+                    close_object(node, &access, &p.id).await?;
                     Ok(Value::Null)
                 }
                 other => Err(unknown(other)),
@@ -270,25 +315,59 @@ impl Handler for AppMethods {
     }
 }
 
-/// A stream the node holds: `close` ends it here, `consume` sends it as RTP.
+/// Stops egress `id` (of whichever stream) if `access` may.
+fn close_egress(node: &Node, access: &Access, id: &str) -> Result<(), RpcError> {
+    let stream = node
+        .egresses()
+        .into_iter()
+        .find(|e| e.id == id)
+        .map(|e| e.stream)
+        .ok_or_else(|| NodeError::NotFound(format!("egress {id}")))?;
+    Ok(ops::stop_egress_as(node, &access.owners, &access.caller, &stream, id)?)
+}
+
+/// `object.close`: any object by id, this connection's or (for its owner and
+/// the admin) another's.
+async fn close_object(node: &Node, access: &Access, id: &str) -> Result<(), RpcError> {
+    if let Some(stream) = id.strip_prefix("stream:") {
+        return Ok(ops::unpublish_as(node, &access.owners, &access.caller, stream).await?);
+    }
+    if node.egresses().iter().any(|e| e.id == id) {
+        return close_egress(node, access, id);
+    }
+    let (kind, server) = access.owners.webrtc_object(id).ok_or_else(|| NodeError::NotFound(format!("object {id}")))?;
+    access.owners.may_close(node, &access.caller, kind, id)?;
+    // Through the object's own `close`, so a transport takes its producers and consumers along.
+    let close = RopeRequest {
+        id: RequestId::Number(0),
+        method: "close".into(),
+        target: Some(id.to_owned()),
+        params: Value::Null,
+    };
+    server.dispatch(close).await.map(drop)
+}
+
+/// A stream the node holds: `close` ends it here (its publisher and the admin
+/// may), `consume` sends it as RTP.
 struct StreamObject {
     node: Arc<Node>,
+    access: Access,
     stream: String,
 }
 
 impl Handler for StreamObject {
     fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
-        let node = Arc::clone(&self.node);
+        let (node, access) = (Arc::clone(&self.node), self.access.clone());
         let stream = self.stream.clone();
         Box::pin(async move {
             match request.method.as_str() {
                 "close" => {
-                    ops::unpublish(&node, &stream).await?;
+                    ops::unpublish_as(&node, &access.owners, &access.caller, &stream).await?;
                     Ok(Value::Null)
                 }
                 "consume" => {
                     let body: EgressBody = params(&request.params)?;
-                    to_value(&ops::consume(&node, &stream, body).await?)
+                    to_value(&ops::consume_as(&node, &access.owners, &access.caller, &stream, body).await?)
                 }
                 other => Err(unknown(other)),
             }
@@ -296,18 +375,25 @@ impl Handler for StreamObject {
     }
 }
 
-/// An egress: `close` stops it.
+/// An egress: `close` stops it (its maker and the admin may).
 struct EgressObject {
     node: Arc<Node>,
+    access: Access,
     egress: EgressStatus,
 }
 
 impl Handler for EgressObject {
     fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
         let outcome = match request.method.as_str() {
-            "close" => ops::stop_egress(&self.node, &self.egress.stream, &self.egress.id)
-                .map(|()| Value::Null)
-                .map_err(RpcError::from),
+            "close" => ops::stop_egress_as(
+                &self.node,
+                &self.access.owners,
+                &self.access.caller,
+                &self.egress.stream,
+                &self.egress.id,
+            )
+            .map(|()| Value::Null)
+            .map_err(RpcError::from),
             other => Err(unknown(other)),
         };
         Box::pin(async move { outcome })

@@ -15,6 +15,13 @@
 //! A transport's object state is `{iceState, dtlsState}` and changes as those
 //! do, so a failed DTLS handshake reaches the app as an event (and the node's
 //! log as a warning). Everything a connection made closes when it disconnects.
+//!
+//! Each connection holds at most [`Limits`](super::Limits) transports,
+//! producers and consumers (error [`super::LIMIT_REACHED`] past them, nothing
+//! made). A track joins a stream only if this connection published it (or
+//! holds the admin token): another app's stream is not one to add tracks to.
+//! The admin closes another connection's objects with `object.close`
+//! ([`super::rope`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,6 +35,7 @@ use mafalda_rope::{ErrorCode, Handler, Request as RopeRequest, RpcError, Server,
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use super::owners::{Access, AccessError, ObjectKind, Registration};
 use super::rope::{params, to_value, unknown};
 use crate::Node;
 
@@ -35,10 +43,15 @@ use crate::Node;
 pub(super) const TYPES: [&str; 3] = ["webRtcTransport", "producer", "consumer"];
 
 /// Handles the connection's media calls without a target.
-pub(super) async fn call(node: &Arc<Node>, server: &Server, request: &RopeRequest) -> Result<Value, RpcError> {
+pub(super) async fn call(
+    node: &Arc<Node>,
+    access: &Access,
+    server: &Server,
+    request: &RopeRequest,
+) -> Result<Value, RpcError> {
     match request.method.as_str() {
         "router.rtpCapabilities" => to_value(&node.rtp_capabilities().await?),
-        "webrtc.createTransport" => create_transport(node, server).await,
+        "webrtc.createTransport" => create_transport(node, access, server).await,
         other => Err(unknown(other)),
     }
 }
@@ -59,7 +72,8 @@ struct TransportState {
     dtls_state: DtlsState,
 }
 
-async fn create_transport(node: &Arc<Node>, server: &Server) -> Result<Value, RpcError> {
+async fn create_transport(node: &Arc<Node>, access: &Access, server: &Server) -> Result<Value, RpcError> {
+    let mut slot = access.owners.reserve(node, &access.caller, ObjectKind::Transport, 1)?;
     let transport = node.webrtc_transport().await?;
     let id = transport.id().to_string();
     let state = Arc::new(Mutex::new(TransportState { ice_state: IceState::New, dtls_state: DtlsState::New }));
@@ -102,10 +116,12 @@ async fn create_transport(node: &Arc<Node>, server: &Server) -> Result<Value, Rp
     let initial = to_value(&*state.lock().unwrap_or_else(PoisonError::into_inner))?;
     let object = TransportObject {
         node: Arc::clone(node),
+        access: access.clone(),
         server: server.clone(),
         transport,
         children: Arc::default(),
         _handlers: [Box::new(on_dtls), Box::new(on_ice)],
+        _registration: slot.commit(&id, Some(server.clone())),
     };
     server.create(id, TYPES[0], initial, Arc::new(object))?;
     to_value(&answer)
@@ -114,11 +130,13 @@ async fn create_transport(node: &Arc<Node>, server: &Server) -> Result<Value, Rp
 /// A WebRTC transport of the connection.
 struct TransportObject {
     node: Arc<Node>,
+    access: Access,
     server: Server,
     transport: WebRtcTransport,
     /// Producer and consumer objects made on it (closed with it).
     children: Arc<Mutex<Vec<String>>>,
     _handlers: [Box<dyn std::any::Any + Send + Sync>; 2],
+    _registration: Registration,
 }
 
 #[derive(Deserialize)]
@@ -158,7 +176,7 @@ struct ConsumerAnswer {
 impl Handler for TransportObject {
     fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
         let (node, server, transport) = (Arc::clone(&self.node), self.server.clone(), self.transport.clone());
-        let children = Arc::clone(&self.children);
+        let (children, access) = (Arc::clone(&self.children), self.access.clone());
         Box::pin(async move {
             match request.method.as_str() {
                 "connect" => {
@@ -169,20 +187,38 @@ impl Handler for TransportObject {
                 }
                 "produce" => {
                     let p: ProduceParams = params(&request.params)?;
+                    let mut slot = access.owners.reserve(&node, &access.caller, ObjectKind::Producer, 1)?;
+                    let mut publication = publication_slot(&node, &access, &p.stream)?;
                     let producer = node.produce_webrtc(&transport, &p.stream, p.kind, p.rtp_parameters).await?;
+                    if let Some(publication) = &mut publication {
+                        publication.commit(&p.stream, None).keep();
+                    }
                     let id = producer.id().to_string();
                     let state = to_value(&serde_json::json!({"stream": p.stream, "kind": p.kind}))?;
-                    let object =
-                        ProducerObject { node: Arc::clone(&node), server: server.clone(), stream: p.stream, producer };
+                    let object = ProducerObject {
+                        node: Arc::clone(&node),
+                        server: server.clone(),
+                        stream: p.stream,
+                        producer,
+                        _registration: slot.commit(&id, Some(server.clone())),
+                    };
                     server.create(id.clone(), TYPES[1], state, Arc::new(object))?;
                     lock(&children).push(id.clone());
                     to_value(&serde_json::json!({ "id": id }))
                 }
                 "consume" => {
                     let p: ConsumeParams = params(&request.params)?;
+                    // One slot up front (fail before piping anything here), the
+                    // rest once the track count is known; dropping the consumers
+                    // closes them, so a refusal makes nothing.
+                    let mut slot = access.owners.reserve(&node, &access.caller, ObjectKind::Consumer, 1)?;
                     let consumers = node.consume_webrtc(&transport, &p.stream, p.rtp_capabilities).await?;
+                    let mut more = match consumers.len() {
+                        0 | 1 => None,
+                        n => Some(access.owners.reserve(&node, &access.caller, ObjectKind::Consumer, n - 1)?),
+                    };
                     let mut answers = Vec::new();
-                    for consumer in consumers {
+                    for (index, consumer) in consumers.into_iter().enumerate() {
                         let id = consumer.id().to_string();
                         answers.push(ConsumerAnswer {
                             id: id.clone(),
@@ -202,12 +238,13 @@ impl Handler for TransportObject {
                                 runtime.spawn(async move { drop(closer.close(&closed_id)) });
                             })
                             .detach();
-                        server.create(
-                            id.clone(),
-                            TYPES[2],
-                            state,
-                            Arc::new(ConsumerObject { server: server.clone(), consumer }),
-                        )?;
+                        let slot = match (index, more.as_mut()) {
+                            (0, _) | (_, None) => &mut slot,
+                            (_, Some(more)) => more,
+                        };
+                        let registration = slot.commit(&id, Some(server.clone()));
+                        let object = ConsumerObject { server: server.clone(), consumer, _registration: registration };
+                        server.create(id.clone(), TYPES[2], state, Arc::new(object))?;
                         lock(&children).push(id);
                     }
                     to_value(&answers)
@@ -232,6 +269,7 @@ struct ProducerObject {
     server: Server,
     stream: String,
     producer: Producer,
+    _registration: Registration,
 }
 
 impl Drop for ProducerObject {
@@ -259,6 +297,7 @@ impl Handler for ProducerObject {
 struct ConsumerObject {
     server: Server,
     consumer: Consumer,
+    _registration: Registration,
 }
 
 impl Handler for ConsumerObject {
@@ -273,6 +312,25 @@ impl Handler for ConsumerObject {
             }
             Ok(Value::Null)
         })
+    }
+}
+
+/// A track for `stream`: a new publication (counted against the caller's cap,
+/// returned to be recorded once made), or another track of one the caller
+/// made; another owner's stream is refused (the admin may add to any).
+fn publication_slot(node: &Node, access: &Access, stream: &str) -> Result<Option<super::owners::Slot>, RpcError> {
+    let published_here = node.streams().iter().any(|s| s.stream == stream && s.hops == 0);
+    if !published_here {
+        return Ok(Some(access.owners.reserve(node, &access.caller, ObjectKind::Publication, 1)?));
+    }
+    match access.owners.publication_owner(node, stream) {
+        Some(owner) if owner == access.caller.owner => Ok(None),
+        _ if access.caller.admin => Ok(None),
+        owner => Err(AccessError::Forbidden {
+            what: format!("stream {stream}"),
+            owner: owner.map_or_else(|| "the node itself (not through this API)".to_owned(), |o| o.to_string()),
+        }
+        .into()),
     }
 }
 
