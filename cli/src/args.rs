@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mafalda_media::MediaConfig;
 use mafalda_media::mediasoup::worker::WorkerLogLevel;
 use mafalda_node::NodeConfig;
+use mafalda_node::api::{AllowedHost, AllowedOrigin, ApiConfig};
 use mafalda_swarm::{Keypair, Multiaddr, SwarmConfig};
 
 /// A Mafalda Swarm node: a mediasoup SFU on a libp2p swarm, where streams published
@@ -103,9 +104,41 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "HOST:PORT", env = "MAFALDA_API", default_value = "127.0.0.1:7700")]
     pub(crate) api: std::net::SocketAddr,
 
-    /// Bearer token the API requires on every request (Authorization: Bearer TOKEN).
+    /// Bearer token the API requires on every request (Authorization: Bearer TOKEN): the app
+    /// token. What a request or ROPE connection makes with it, only that request's token (over
+    /// HTTP) or that connection (over ROPE) and the admin token may close.
     #[arg(long, value_name = "TOKEN", env = "MAFALDA_API_TOKEN", hide_env_values = true)]
     pub(crate) api_token: Option<String>,
+
+    /// File whose first line is the app token, instead of --api-token (keeps it out of `ps`).
+    #[arg(long, value_name = "FILE", env = "MAFALDA_API_TOKEN_FILE", conflicts_with = "api_token")]
+    api_token_file: Option<PathBuf>,
+
+    /// Admin token: opens the API like --api-token and may also close what any app made.
+    /// For operators, not for pages. Must differ from --api-token.
+    #[arg(long, value_name = "TOKEN", env = "MAFALDA_API_ADMIN_TOKEN", hide_env_values = true)]
+    api_admin_token: Option<String>,
+
+    /// File whose first line is the admin token, instead of --api-admin-token.
+    #[arg(long, value_name = "FILE", env = "MAFALDA_API_ADMIN_TOKEN_FILE", conflicts_with = "api_admin_token")]
+    api_admin_token_file: Option<PathBuf>,
+
+    /// Web origins (http[s]://HOST[:PORT]) whose pages may use the API, WebSocket included,
+    /// besides the node's own (http://<--api address>); other origins get 403. Programs that
+    /// send no Origin are not affected. `*` lets every web page the user visits drive the
+    /// node: unsafe.
+    #[arg(long, value_name = "ORIGIN,...", env = "MAFALDA_API_ORIGINS", value_delimiter = ',')]
+    api_origins: Vec<AllowedOrigin>,
+
+    /// Names the API is reached by besides its address (NAME, or NAME:PORT to pin the port),
+    /// e.g. a reverse proxy's DNS name; requests for any other Host get 421 (DNS rebinding).
+    #[arg(long, value_name = "NAME,...", env = "MAFALDA_API_HOSTS", value_delimiter = ',')]
+    api_hosts: Vec<AllowedHost>,
+
+    /// Serve the API on a non-loopback --api without a token. Anyone who can reach the
+    /// address can then publish, consume and close streams on this node.
+    #[arg(long, env = "MAFALDA_API_INSECURE")]
+    api_insecure: bool,
 
     /// IP address media (RTP ingest, egress and pipes between nodes) listens on.
     #[arg(long, value_name = "IP", env = "MAFALDA_MEDIA_IP", default_value = "127.0.0.1")]
@@ -196,8 +229,31 @@ impl RunArgs {
         if let Some(api) = file.api.filter(|_| unset("api")) {
             self.api = api.parse().map_err(|e| bad("api", &e))?;
         }
-        if let Some(token) = file.api_token.filter(|_| unset("api_token")) {
+        if let Some(token) = file.api_token.filter(|_| unset("api_token") && unset("api_token_file")) {
             self.api_token = Some(token);
+        }
+        if let Some(path) = file.api_token_file.filter(|_| unset("api_token") && unset("api_token_file")) {
+            self.api_token_file = Some(path);
+        }
+        if let Some(token) = file.api_admin_token.filter(|_| unset("api_admin_token") && unset("api_admin_token_file"))
+        {
+            self.api_admin_token = Some(token);
+        }
+        if let Some(path) =
+            file.api_admin_token_file.filter(|_| unset("api_admin_token") && unset("api_admin_token_file"))
+        {
+            self.api_admin_token_file = Some(path);
+        }
+        if let Some(origins) = file.api_origins.filter(|_| unset("api_origins")) {
+            self.api_origins =
+                origins.iter().map(|o| o.parse().map_err(|e| bad("api_origins", &e))).collect::<Result<_, _>>()?;
+        }
+        if let Some(hosts) = file.api_hosts.filter(|_| unset("api_hosts")) {
+            self.api_hosts =
+                hosts.iter().map(|h| h.parse().map_err(|e| bad("api_hosts", &e))).collect::<Result<_, _>>()?;
+        }
+        if let Some(insecure) = file.api_insecure.filter(|_| unset("api_insecure")) {
+            self.api_insecure = insecure;
         }
         if let Some(ip) = file.media_ip.filter(|_| unset("media_ip")) {
             self.media_ip = ip.parse().map_err(|e| bad("media_ip", &e))?;
@@ -222,6 +278,30 @@ impl RunArgs {
             self.webrtc_ports = Some(parse_port_range(&ports).map_err(|e| bad("webrtc_ports", &e))?);
         }
         Ok(())
+    }
+
+    /// The API's settings, tokens read from their files; refuses a non-loopback
+    /// --api without a token unless --api-insecure says that is meant.
+    pub(crate) fn api_config(&self) -> anyhow::Result<ApiConfig> {
+        let token = read_token(self.api_token.as_ref(), self.api_token_file.as_ref(), "--api-token-file")?;
+        let admin =
+            read_token(self.api_admin_token.as_ref(), self.api_admin_token_file.as_ref(), "--api-admin-token-file")?;
+        anyhow::ensure!(admin.is_none() || admin != token, "--api-admin-token must differ from --api-token");
+        if token.is_none() && admin.is_none() && !self.api.ip().is_loopback() && !self.api_insecure {
+            anyhow::bail!(
+                "--api {} is not a loopback address and no API token is set: anyone who can reach it could \
+                 publish, consume and close streams on this node. Set --api-token TOKEN (or --api-token-file, \
+                 MAFALDA_API_TOKEN, api_token in the config file), or keep --api on 127.0.0.1, or pass \
+                 --api-insecure (MAFALDA_API_INSECURE=true) to run without a token anyway",
+                self.api
+            );
+        }
+        let mut config = ApiConfig::default();
+        config.token = token;
+        config.admin_token = admin;
+        config.origins = self.api_origins.clone();
+        config.hosts = self.api_hosts.clone();
+        Ok(config)
     }
 
     /// Turns the flags into a node configuration, loading or creating the identity.
@@ -256,6 +336,16 @@ impl RunArgs {
         config.cost.watermark = f64::from(self.watermark);
         Ok(config)
     }
+}
+
+/// A token given as a flag, or the first line of its file (not empty).
+fn read_token(given: Option<&String>, file: Option<&PathBuf>, flag: &str) -> anyhow::Result<Option<String>> {
+    let Some(path) = file else { return Ok(given.cloned()) };
+    anyhow::ensure!(given.is_none(), "give a token or {flag}, not both");
+    let text = std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    anyhow::ensure!(!token.is_empty(), "{flag}: {} holds no token", path.display());
+    Ok(Some(token.to_owned()))
 }
 
 fn parse_watermark(text: &str) -> anyhow::Result<f32> {

@@ -7,6 +7,10 @@
 //! bootstrap = ["/ip4/192.0.2.10/tcp/4001/p2p/12D3Koo..."]
 //! api = "127.0.0.1:7700"
 //! api_token = "change-me"
+//! api_admin_token_file = "/etc/mafalda/admin-token"
+//! api_origins = ["https://app.example"]
+//! api_hosts = ["media.example.com"]
+//! api_insecure = false
 //! media_ip = "0.0.0.0"
 //! announced_ip = "192.0.2.20"
 //! watermark = 0.6
@@ -29,6 +33,12 @@ pub(crate) struct ConfigFile {
     pub(crate) bootstrap: Option<Vec<String>>,
     pub(crate) api: Option<String>,
     pub(crate) api_token: Option<String>,
+    pub(crate) api_token_file: Option<PathBuf>,
+    pub(crate) api_admin_token: Option<String>,
+    pub(crate) api_admin_token_file: Option<PathBuf>,
+    pub(crate) api_origins: Option<Vec<String>>,
+    pub(crate) api_hosts: Option<Vec<String>>,
+    pub(crate) api_insecure: Option<bool>,
     pub(crate) media_ip: Option<String>,
     pub(crate) announced_ip: Option<String>,
     pub(crate) watermark: Option<f32>,

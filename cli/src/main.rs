@@ -82,12 +82,14 @@ fn init_logging() {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while starting must still stop us cleanly.
     let signal = wait_for_signal()?;
+    // The API's settings first: a refusal must come before any side effect (an identity file).
+    let api_config = args.api_config()?;
     let config = args.node_config()?;
     let listener = tokio::net::TcpListener::bind(args.api)
         .await
         .with_context(|| format!("cannot listen for the API on {}", args.api))?;
     let node = Arc::new(Node::start(config).await.context("starting the node")?);
-    let (api_addr, api_task) = mafalda_node::api::serve(Arc::clone(&node), listener, args.api_token.clone())?;
+    let (api_addr, api_task) = mafalda_node::api::serve_with(Arc::clone(&node), listener, api_config)?;
 
     say(&format!("peer id: {}", node.peer_id()));
     for addr in node.listen_addrs().await? {

@@ -15,11 +15,13 @@ struct Started {
     api: String,
 }
 
-/// Starts `mafalda-node run` with `args` and reads its identity and addresses.
+/// Starts `mafalda-node run` with `args` (the API on 127.0.0.1:0 unless they
+/// give `--api`) and reads its identity and addresses.
 fn start(args: &[&str]) -> Started {
+    let api: &[&str] = if args.contains(&"--api") { &[] } else { &["--api", "127.0.0.1:0"] };
     let mut child = Command::new(BINARY)
         .arg("run")
-        .args(["--api", "127.0.0.1:0"])
+        .args(api)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -139,6 +141,11 @@ fn version_and_help_describe_the_binary() {
         "--bootstrap",
         "--api",
         "--api-token",
+        "--api-token-file",
+        "--api-admin-token",
+        "--api-origins",
+        "--api-hosts",
+        "--api-insecure",
         "--media-ip",
         "--announced-ip",
         "--watermark",
@@ -150,6 +157,62 @@ fn version_and_help_describe_the_binary() {
     ] {
         assert!(help.contains(flag), "run --help explains {flag}");
     }
+}
+
+/// `GET /v1/status` on 127.0.0.1 at the port of `api` (which may be bound to
+/// all addresses: the test only ever talks to loopback); returns the status line.
+fn status_line(api: &str, token: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let port = api.rsplit(':').next().expect("a port");
+    let mut stream = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).expect("connect to the API");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}Connection: close\r\n\r\n")
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response.lines().next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn a_routable_api_without_a_token_is_refused_unless_insecure() {
+    let dir = std::env::temp_dir().join(format!("mafalda-cli-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("node.key");
+    let key_arg = key.to_str().expect("utf-8 path");
+    let output = Command::new(BINARY)
+        .args(["run", "--api", "0.0.0.0:0", "--identity", key_arg])
+        .env("RUST_LOG", "warn")
+        .env_remove("MAFALDA_API_TOKEN")
+        .output()
+        .expect("run mafalda-node");
+    assert!(!output.status.success(), "refused");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("0.0.0.0:0 is not a loopback address and no API token is set")
+            && stderr.contains("--api-token")
+            && stderr.contains("--api-insecure"),
+        "says what is wrong and how to fix it: {stderr}"
+    );
+    assert!(output.stdout.is_empty(), "nothing started");
+    assert!(!key.exists(), "refused before doing anything");
+
+    // Meant: it starts (the test talks to it on loopback only).
+    let insecure = start(&["--api", "0.0.0.0:0", "--api-insecure"]);
+    assert!(insecure.api.starts_with("0.0.0.0:"), "{}", insecure.api);
+    assert!(status_line(&insecure.api, None).contains(" 200 "));
+    let (status, _) = stop(insecure.child, "TERM");
+    assert!(status.success());
+
+    // With a token from a file it starts too, and the token is required.
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cret\n").expect("write the token");
+    let guarded = start(&["--api", "0.0.0.0:0", "--api-token-file", token.to_str().expect("utf-8")]);
+    assert!(status_line(&guarded.api, None).contains(" 401 "));
+    assert!(status_line(&guarded.api, Some("s3cret")).contains(" 200 "), "the file's first line is the token");
+    let (status, _) = stop(guarded.child, "TERM");
+    assert!(status.success());
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
