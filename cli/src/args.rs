@@ -38,6 +38,10 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N")]
         seconds: Option<u64>,
     },
+    /// Print a fresh private-swarm key (for `run --swarm-key FILE`): save it with
+    /// `mafalda-node swarm-key > swarm.key && chmod 600 swarm.key` and give the same file
+    /// to every node of the swarm.
+    SwarmKey,
     /// Show a running node's peer id, peers, workers and streams (through its API).
     Status {
         #[command(flatten)]
@@ -50,6 +54,10 @@ pub(crate) enum Command {
         /// A track as KIND:CODEC:PAYLOAD_TYPE:SSRC (audio:opus, video:vp8, video:h264); repeat for several.
         #[arg(long = "track", value_name = "TRACK", required = true, value_parser = crate::client::parse_track)]
         tracks: Vec<serde_json::Value>,
+        /// Take RTP only from this IP:PORT (without it, the first sender to reach
+        /// the ingest port becomes the source, whoever it is).
+        #[arg(long, value_name = "IP:PORT")]
+        source: Option<std::net::SocketAddr>,
         #[command(flatten)]
         target: crate::client::ApiTarget,
     },
@@ -98,6 +106,35 @@ pub(crate) struct RunArgs {
     /// (as printed by another node's "listening on:" line); repeat for several.
     #[arg(long = "bootstrap", value_name = "MULTIADDR", env = "MAFALDA_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Vec<Multiaddr>,
+
+    /// Private swarm: a pre-shared key file in the libp2p/IPFS format
+    /// (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits; make one with
+    /// `mafalda-node swarm-key`). Only nodes with the same key can connect or make a
+    /// single call. Without it, any host that reaches --listen is a member. QUIC
+    /// addresses are refused with a key (libp2p's pnet covers TCP only).
+    #[arg(long, value_name = "FILE", env = "MAFALDA_SWARM_KEY")]
+    swarm_key: Option<PathBuf>,
+
+    /// Most libp2p connections in all.
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_CONNECTIONS", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+
+    /// Most connections other hosts opened (the rest stay free for the node's own dials).
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_INCOMING", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_incoming: u32,
+
+    /// Most incoming connections still in their handshake; a flood of fresh
+    /// identities beyond it is refused at once.
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_PENDING_INCOMING", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_pending_incoming: u32,
+
+    /// Most connections to or from one peer.
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_CONNECTIONS_PER_PEER", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_peer: u32,
 
     /// Address of the apps' HTTP API (see the README): publish, find and consume
     /// streams, status, /metrics. Keep it on loopback unless a token is set.
@@ -226,6 +263,20 @@ impl RunArgs {
             self.bootstrap =
                 bootstrap.iter().map(|a| a.parse().map_err(|e| bad("bootstrap", &e))).collect::<Result<_, _>>()?;
         }
+        if let Some(key) = file.swarm_key.filter(|_| unset("swarm_key")) {
+            self.swarm_key = Some(key);
+        }
+        for (id, value, target) in [
+            ("max_connections", file.max_connections, &mut self.max_connections),
+            ("max_incoming", file.max_incoming, &mut self.max_incoming),
+            ("max_pending_incoming", file.max_pending_incoming, &mut self.max_pending_incoming),
+            ("max_connections_per_peer", file.max_connections_per_peer, &mut self.max_connections_per_peer),
+        ] {
+            if let Some(value) = value.filter(|_| unset(id)) {
+                anyhow::ensure!(value >= 1, "{}: {id} must be at least 1", path.display());
+                *target = value;
+            }
+        }
         if let Some(api) = file.api.filter(|_| unset("api")) {
             self.api = api.parse().map_err(|e| bad("api", &e))?;
         }
@@ -328,7 +379,19 @@ impl RunArgs {
                 Keypair::generate_ed25519()
             }
         };
-        let swarm = SwarmConfig::new(keypair, self.listen.clone()).with_bootstrap(self.bootstrap.clone());
+        let mut connections = mafalda_swarm::ConnectionSettings::default();
+        connections.max_established = self.max_connections;
+        connections.max_established_incoming = self.max_incoming;
+        connections.max_pending_incoming = self.max_pending_incoming;
+        connections.max_per_peer = self.max_connections_per_peer;
+        let mut swarm = SwarmConfig::new(keypair, self.listen.clone())
+            .with_bootstrap(self.bootstrap.clone())
+            .with_connections(connections);
+        if let Some(path) = &self.swarm_key {
+            let key = mafalda_swarm::SwarmKey::load(path)?;
+            tracing::info!(fingerprint = %key.fingerprint(), "private swarm: only nodes with this swarm key can connect");
+            swarm = swarm.with_swarm_key(key);
+        }
         let mut config = NodeConfig::new(media, swarm);
         config.media_ip = self.media_ip;
         config.announced_ip = self.announced_ip;

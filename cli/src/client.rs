@@ -99,8 +99,16 @@ pub(crate) fn parse_track(text: &str) -> anyhow::Result<Value> {
 }
 
 /// `mafalda-node publish`.
-pub(crate) async fn publish(target: &ApiTarget, stream: &str, tracks: Vec<Value>) -> anyhow::Result<()> {
-    let body = serde_json::json!({ "tracks": tracks });
+pub(crate) async fn publish(
+    target: &ApiTarget,
+    stream: &str,
+    tracks: Vec<Value>,
+    source: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::json!({ "tracks": tracks });
+    if let Some(source) = source {
+        body["source"] = Value::String(source.to_string());
+    }
     let json = target.request("PUT", &format!("/v1/streams/{stream}/rtp-ingest"), Some(&body)).await?;
     target.print(&json, |a| {
         println!("publishing {stream}: send RTP to {}:{}", a["ip"].as_str().unwrap_or("?"), a["port"])

@@ -31,6 +31,11 @@ use serde::Deserialize;
 pub(crate) struct ConfigFile {
     pub(crate) listen: Option<Vec<String>>,
     pub(crate) bootstrap: Option<Vec<String>>,
+    pub(crate) swarm_key: Option<PathBuf>,
+    pub(crate) max_connections: Option<u32>,
+    pub(crate) max_incoming: Option<u32>,
+    pub(crate) max_pending_incoming: Option<u32>,
+    pub(crate) max_connections_per_peer: Option<u32>,
     pub(crate) api: Option<String>,
     pub(crate) api_token: Option<String>,
     pub(crate) api_token_file: Option<PathBuf>,

@@ -52,8 +52,14 @@ fn main() -> ExitCode {
                 Ok(stop) => demo::run(seconds, stop).await,
                 Err(error) => Err(error),
             },
+            Command::SwarmKey => {
+                print!("{}", mafalda_swarm::SwarmKey::generate().to_key_file());
+                Ok(())
+            }
             Command::Status { target } => client::status(&target).await,
-            Command::Publish { stream, tracks, target } => client::publish(&target, &stream, tracks).await,
+            Command::Publish { stream, tracks, source, target } => {
+                client::publish(&target, &stream, tracks, source).await
+            }
             Command::Find { stream, target } => client::find(&target, &stream).await,
             Command::Consume { stream, to, ports, sdp, target } => {
                 client::consume(&target, &stream, to, ports, sdp.as_deref()).await

@@ -101,7 +101,7 @@ mod tests {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("test value");
         let series = text.lines().filter(|l| l.starts_with("rope_calls_total{")).count();
         assert_eq!(series, 2, "{text}");
         assert!(text.contains(r#"method="other""#) && !text.contains("made.up"));

@@ -357,13 +357,13 @@ mod tests {
         let (origin, relay, consumer) =
             (Keypair::generate_ed25519(), Keypair::generate_ed25519(), Keypair::generate_ed25519());
         let at_origin = Provenance::originate(&origin, "cam", 7, vec![track()]);
-        let verified = at_origin.verify("cam", origin.public().to_peer_id()).unwrap();
+        let verified = at_origin.verify("cam", origin.public().to_peer_id()).expect("test value");
         assert_eq!(verified.hops(), 0);
         let at_relay = at_origin.hand_off(&origin, &verified, relay.public().to_peer_id());
-        let verified = at_relay.verify("cam", relay.public().to_peer_id()).unwrap();
+        let verified = at_relay.verify("cam", relay.public().to_peer_id()).expect("test value");
         assert_eq!(verified.hops(), 1);
         let at_consumer = at_relay.hand_off(&relay, &verified, consumer.public().to_peer_id());
-        let verified = at_consumer.verify("cam", consumer.public().to_peer_id()).unwrap();
+        let verified = at_consumer.verify("cam", consumer.public().to_peer_id()).expect("test value");
         assert_eq!(verified.origin, origin.public().to_peer_id());
         assert_eq!(verified.path.len(), 3);
         // Presented by anyone else than the node it leads to, it fails.
@@ -394,7 +394,7 @@ mod tests {
         tampered.record.payload[3] ^= 1;
         assert!(matches!(tampered.verify("cam", origin.public().to_peer_id()), Err(RecordError::BadSignature(_))));
         // The real record replayed by the rogue, with a hand-off it signed itself.
-        let verified = real.verify("cam", origin.public().to_peer_id()).unwrap();
+        let verified = real.verify("cam", origin.public().to_peer_id()).expect("test value");
         let replayed = real.hand_off(&rogue, &verified, me.public().to_peer_id());
         assert!(matches!(replayed.verify("cam", me.public().to_peer_id()), Err(RecordError::BrokenChain(_))));
         // A record signed as a hand-off does not verify as a record (domains).
@@ -435,9 +435,9 @@ mod tests {
         // A loop: origin → a → origin.
         let (origin, a) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
         let start = Provenance::originate(&origin, "cam", 1, vec![track()]);
-        let v0 = start.verify("cam", origin.public().to_peer_id()).unwrap();
+        let v0 = start.verify("cam", origin.public().to_peer_id()).expect("test value");
         let at_a = start.hand_off(&origin, &v0, a.public().to_peer_id());
-        let v1 = at_a.verify("cam", a.public().to_peer_id()).unwrap();
+        let v1 = at_a.verify("cam", a.public().to_peer_id()).expect("test value");
         let back = at_a.hand_off(&a, &v1, origin.public().to_peer_id());
         assert!(matches!(back.verify("cam", origin.public().to_peer_id()), Err(RecordError::BrokenChain(_))));
     }

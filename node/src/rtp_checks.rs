@@ -135,8 +135,8 @@ mod tests {
         let spec: TrackSpec = serde_json::from_value(
             serde_json::json!({"kind": "video", "codec": "vp8", "payloadType": 96, "ssrc": 1111}),
         )
-        .unwrap();
-        spec.rtp_parameters().unwrap()
+        .expect("test value");
+        spec.rtp_parameters().expect("test value")
     }
 
     #[test]

@@ -225,8 +225,8 @@ mod tests {
     #[test]
     fn stream_refs_pin_an_origin() {
         let peer = PeerId::random();
-        assert_eq!(StreamRef::parse("cam").unwrap(), StreamRef { id: "cam".into(), origin: None });
-        assert_eq!(StreamRef::parse(&format!("cam@{peer}")).unwrap().origin, Some(peer));
+        assert_eq!(StreamRef::parse("cam").expect("test value"), StreamRef { id: "cam".into(), origin: None });
+        assert_eq!(StreamRef::parse(&format!("cam@{peer}")).expect("test value").origin, Some(peer));
         for bad in ["cam@", "cam@notapeer", "@x", "a@b@c", "bad id@x"] {
             assert!(StreamRef::parse(bad).is_err(), "{bad:?}");
         }
