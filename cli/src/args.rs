@@ -191,6 +191,13 @@ pub(crate) struct RunArgs {
           value_parser = parse_watermark)]
     watermark: f32,
 
+    /// How long a relay keeps a stream after its last local consumer (egress, WebRTC
+    /// consumer or downstream pipe) left; a consumer back in time reuses the pipe.
+    /// Then it closes its upstream pipe and stops providing the stream.
+    #[arg(long, value_name = "SECONDS", env = "MAFALDA_RELAY_LINGER", default_value_t = 10.0,
+          value_parser = parse_seconds)]
+    relay_linger: f64,
+
     /// TOML file with any of these settings (keys like `api`, `bootstrap`, `workers`);
     /// flags and environment variables win over it.
     #[arg(long, value_name = "FILE", env = "MAFALDA_CONFIG")]
@@ -315,6 +322,9 @@ impl RunArgs {
         if let Some(watermark) = file.watermark.filter(|_| unset("watermark")) {
             self.watermark = parse_watermark(&watermark.to_string()).map_err(|e| bad("watermark", &e))?;
         }
+        if let Some(linger) = file.relay_linger.filter(|_| unset("relay_linger")) {
+            self.relay_linger = parse_seconds(&linger.to_string()).map_err(|e| bad("relay_linger", &e))?;
+        }
         if let Some(identity) = file.identity.filter(|_| unset("identity")) {
             self.identity = Some(identity);
         }
@@ -397,6 +407,7 @@ impl RunArgs {
         config.announced_ip = self.announced_ip;
         config.media.placement.watermark = self.watermark;
         config.cost.watermark = f64::from(self.watermark);
+        config.relay_linger = std::time::Duration::from_secs_f64(self.relay_linger);
         Ok(config)
     }
 }
@@ -409,6 +420,12 @@ fn read_token(given: Option<&String>, file: Option<&PathBuf>, flag: &str) -> any
     let token = text.lines().next().unwrap_or("").trim();
     anyhow::ensure!(!token.is_empty(), "{flag}: {} holds no token", path.display());
     Ok(Some(token.to_owned()))
+}
+
+fn parse_seconds(text: &str) -> anyhow::Result<f64> {
+    let value: f64 = text.parse().context("expected a number of seconds such as 10 or 0.5")?;
+    anyhow::ensure!(value.is_finite() && (0.0..=86_400.0).contains(&value), "seconds must be 0 to 86400");
+    Ok(value)
 }
 
 fn parse_watermark(text: &str) -> anyhow::Result<f32> {

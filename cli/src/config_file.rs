@@ -47,6 +47,7 @@ pub(crate) struct ConfigFile {
     pub(crate) media_ip: Option<String>,
     pub(crate) announced_ip: Option<String>,
     pub(crate) watermark: Option<f32>,
+    pub(crate) relay_linger: Option<f64>,
     pub(crate) identity: Option<PathBuf>,
     pub(crate) workers: Option<u16>,
     pub(crate) rtc_ports: Option<String>,
