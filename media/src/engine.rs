@@ -144,8 +144,18 @@ impl Slot {
     }
 }
 
+/// Something holding routers on the pool's workers that can let go of the idle
+/// ones (a [`crate::SpanningRouter`]); [`MediaEngine::reap_idle`] asks it first.
+pub(crate) trait IdleRelease: Send + Sync {
+    /// Drops what it holds that nobody uses; must not wait.
+    fn release_idle(&self);
+}
+
 struct Inner {
     config: MediaConfig,
+    /// Asked to let go of idle routers before idle workers are looked for; weak so
+    /// that a dropped spanning router is simply skipped.
+    releasers: Mutex<Vec<std::sync::Weak<dyn IdleRelease>>>,
     manager: Mutex<Option<WorkerManager>>,
     slots: Mutex<Vec<Slot>>,
     cpu: Mutex<CpuSampler>,
@@ -178,6 +188,7 @@ impl MediaEngine {
         let engine = Self {
             inner: Arc::new(Inner {
                 manager: Mutex::new(Some(WorkerManager::new())),
+                releasers: Mutex::default(),
                 slots: Mutex::default(),
                 cpu: Mutex::default(),
                 events,
@@ -286,8 +297,20 @@ impl MediaEngine {
         lock(&self.inner.slots).iter().find(|s| s.worker.id() == *worker).and_then(|s| s.webrtc_server.clone())
     }
 
-    /// Closes workers above `min_workers` that have held no router for the grace period.
+    /// Lets every live [`crate::SpanningRouter`] on this engine drop its idle
+    /// pipes and empty routers (see [`crate::SpanningRouter::release_idle`]), then
+    /// closes workers above `min_workers` that have held no router for the grace
+    /// period. A worker emptied by this call starts its grace now.
     pub fn reap_idle(&self, now: Instant) {
+        let releasers: Vec<Arc<dyn IdleRelease>> = {
+            let mut list = lock(&self.inner.releasers);
+            list.retain(|weak| weak.strong_count() > 0);
+            list.iter().filter_map(std::sync::Weak::upgrade).collect()
+        };
+        // Outside the lock: releasing closes mediasoup objects, whose callbacks run now.
+        for releaser in releasers {
+            releaser.release_idle();
+        }
         let grace = self.inner.config.idle_grace;
         let mut slots = lock(&self.inner.slots);
         for slot in slots.iter_mut() {
@@ -314,6 +337,11 @@ impl MediaEngine {
             // Dropping the pool's handle closes the worker (nothing else holds it).
             slot.release();
         }
+    }
+
+    /// Has `releaser` asked to let go of idle routers on every [`MediaEngine::reap_idle`].
+    pub(crate) fn register_idle_release(&self, releaser: std::sync::Weak<dyn IdleRelease>) {
+        lock(&self.inner.releasers).push(releaser);
     }
 
     /// Stops using a worker: it closes once the last router on it is dropped.

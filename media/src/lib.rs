@@ -7,7 +7,10 @@
 //!   deaths reported), per-worker CPU and object counts;
 //! - [`placement`]: the packing policy (which worker), apart from the mechanism;
 //! - [`SpanningRouter`]: one logical router across workers, piping producers to
-//!   where consumers land, once;
+//!   where consumers land, once; pipes nobody consumes and routers that hold
+//!   nothing are let go on each [`MediaEngine::reap_idle`], so workers used for a
+//!   while become idle again and the pool closes them after their grace (a node
+//!   only has to call `reap_idle` periodically, which it does);
 //! - [`pipe`]: cross-node pipe blocks (SRTP + RTX PipeTransports and the data
 //!   that travels between nodes);
 //! - [`transports`]: plain RTP in and out, WebRTC through each worker's WebRtcServer.
@@ -28,4 +31,4 @@ pub use engine::{MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatu
 pub use error::MediaError;
 pub use mediasoup;
 pub use placement::PlacementPolicy;
-pub use spanning::{PlainEgress, SpanningRouter};
+pub use spanning::{PlainEgress, Released, SpanningRouter};
