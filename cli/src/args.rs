@@ -30,7 +30,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Start a node, print its peer id and listen addresses, run until SIGINT or SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start a local 3-node swarm (A <- B <- C) on 127.0.0.1, publish a generated RTP
     /// stream at A, take it out at C, and print the path and packet counts.
     Demo {

@@ -5,7 +5,23 @@
 //! any node can [`Node::find`] it and [`Node::consume_rtp`] it: the node asks the
 //! providers for their description over ROPE (`stream.describe`), ranks them by
 //! [`cost`], and asks the cheapest to pipe the stream here (`stream.pipe`), then
-//! provides it itself as a relay one hop further from the origin.
+//! provides it itself as a relay one hop further from the origin. The origin
+//! signs what the stream is ([`record`]); every hop checks it.
+//!
+//! Layout:
+//! - `node`: the [`Node`] handle apps hold (publish, find, consume, egresses,
+//!   events) and its start and stop; `inner`: the state its tasks share;
+//!   `lifecycle`: the tasks it owns (cancelled and awaited at shutdown);
+//! - getting a stream here: `acquire` (find, rank, pull), `pipes` (both halves
+//!   of the pipe handshake and the downstream pipes a node feeds), `remote`
+//!   (the node-to-node methods and the find), [`record`] and `rtp_checks`
+//!   (what a node checks in what peers send), [`streams`] (what is held, the
+//!   wire structs);
+//! - keeping it right: `heal` (a source gone: re-pipe or end, with one set of
+//!   verbs), `release` (relays let go of streams nobody consumes), `announce`
+//!   (providing in the DHT), `load_report` (gossiped load);
+//! - apps: `egress` (plain RTP out), `webrtc` (WebRTC in and out), [`api`]
+//!   (HTTP and ROPE over WebSocket), [`events`], `metrics`.
 
 pub mod api;
 pub mod codecs;
@@ -13,6 +29,14 @@ mod config;
 pub mod cost;
 mod error;
 pub mod events;
+
+mod acquire;
+mod announce;
+mod egress;
+mod heal;
+mod inner;
+mod lifecycle;
+mod load_report;
 mod metrics;
 mod node;
 mod pipes;

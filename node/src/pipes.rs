@@ -22,7 +22,7 @@ use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
 
 use crate::NodeError;
-use crate::node::{Inner, lock};
+use crate::inner::{Inner, lock};
 use crate::record::{self, MAX_TRACKS};
 use crate::remote::call;
 use crate::rtp_checks::check_piped_parameters;
@@ -33,6 +33,7 @@ pub const MAX_PIPES_PER_PEER: usize = 32;
 
 impl Inner {
     /// Serves `stream.pipe` from `peer`, whose connection comes from `remote_ip`.
+    #[tracing::instrument(name = "stream", skip_all, fields(id = %request.stream, %peer))]
     pub(crate) async fn offer_pipe(
         &self,
         peer: PeerId,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use crate::node::{Inner, lock};
+use crate::inner::{Inner, lock};
 use crate::streams::Role;
 
 /// Default time a relay keeps a stream nobody here consumes.
@@ -70,6 +70,19 @@ impl Inner {
                 self.end_stream(&stream).await;
             }
         }
+    }
+}
+
+/// How often relays with no local consumer are checked.
+const RELEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Lets go of relayed streams nobody here consumes (see `release`).
+pub(crate) async fn release_idle_relays(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(RELEASE_CHECK_INTERVAL);
+    let mut linger = Linger::default();
+    loop {
+        tick.tick().await;
+        inner.release_idle_relays(&mut linger, std::time::Instant::now()).await;
     }
 }
 

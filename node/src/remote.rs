@@ -6,14 +6,16 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use mafalda_rope::{ErrorCode, Request, RpcError, Value};
-use mafalda_swarm::{CallError, PeerId, stream_key};
+use mafalda_swarm::{CallError, InboundCall, PeerId, stream_key};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::NodeError;
 use crate::codecs::TrackSummary;
-use crate::node::{FoundStream, Inner, ProviderInfo, lock};
+use crate::inner::{Inner, lock};
+use crate::node::{FoundStream, ProviderInfo};
 use crate::record::{self, MAX_TRACKS, RecordError, Verified};
 use crate::streams::{PipeRequest, Role, StreamDescription, StreamParams, StreamRef, validate_stream_id};
 
@@ -61,7 +63,7 @@ pub(crate) async fn handle(
             if from_upstream {
                 // Re-pipe from another provider if the stream still exists elsewhere.
                 let inner = Arc::clone(inner);
-                tokio::spawn(async move { inner.heal(&params.stream, peer, 1).await });
+                inner.clone().spawn("heal", async move { inner.heal(&params.stream, peer, 1).await });
             }
             Ok(Value::Bool(from_upstream))
         }
@@ -184,5 +186,24 @@ pub(crate) async fn tell_closed(inner: &Arc<Inner>, stream: &str, peer: PeerId) 
     let Ok(params) = Value::serialized(&StreamParams { stream: stream.to_owned() }) else { return };
     if let Err(error) = inner.swarm.call(peer, "stream.closed", None, params).await {
         debug!(stream, %peer, %error, "could not tell a downstream peer the stream ended");
+    }
+}
+
+/// Answers peers' calls, at most 64 at once, each in a task of the node.
+pub(crate) async fn serve_calls(inner: Arc<Inner>, mut calls: mpsc::Receiver<InboundCall>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(64));
+    while let Some(call) = calls.recv().await {
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+        let task_inner = Arc::clone(&inner);
+        let span = tracing::debug_span!("call", peer = %call.peer, method = %call.request.method.chars().take(64).collect::<String>());
+        let answer = async move {
+            let inner = task_inner;
+            let started = std::time::Instant::now();
+            let outcome = handle(&inner, call.peer, call.remote_ip, &call.request).await;
+            inner.metrics.call(&call.request.method, "in", outcome.is_ok(), started.elapsed().as_secs_f64());
+            let _ = call.respond(outcome).await;
+            drop(permit);
+        };
+        inner.spawn("answer a call", tracing::Instrument::instrument(answer, span));
     }
 }

@@ -15,7 +15,7 @@ use mafalda_media::transports::webrtc_transport;
 use tracing::info;
 
 use crate::events::NodeEvent;
-use crate::node::{Inner, lock};
+use crate::inner::{Inner, lock};
 use crate::streams::{LocalStream, Role, StreamRef, validate_stream_id, version_now};
 use crate::{Node, NodeError};
 
@@ -145,7 +145,9 @@ fn end_stream_when_closed(inner: &Arc<Inner>, producer: &Producer, stream: &str)
 fn end_track(runtime: &tokio::runtime::Handle, inner: Arc<Inner>, stream: String, producer_id: ProducerId) {
     let ours = lock(&inner.streams).get(&stream).is_some_and(|l| l.producers.iter().any(|p| p.id() == producer_id));
     if ours {
-        runtime.spawn(async move { inner.end_stream(&stream).await });
+        inner.clone().tasks.spawn_on(runtime, "end stream", async move {
+            inner.end_stream(&stream).await;
+        });
     }
 }
 

@@ -1,0 +1,108 @@
+//! Getting a stream here: finding its providers, ranking them by cost and
+//! asking the cheapest to pipe it (busy ones name others to try); concurrent
+//! consumes of one stream share one pull.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mafalda_swarm::PeerId;
+use tracing::{info, warn};
+
+use crate::cost::Candidate;
+use crate::events::NodeEvent;
+use crate::inner::{Inner, lock};
+use crate::streams::StreamRef;
+use crate::{NodeError, remote};
+
+/// Most providers one consume tries (busy ones name others to try).
+const MAX_PULL_ATTEMPTS: usize = 16;
+
+impl Inner {
+    /// Whether this node holds `wanted` (of the pinned origin, if pinned).
+    pub(crate) fn holds(&self, wanted: &StreamRef) -> Result<bool, NodeError> {
+        let streams = lock(&self.streams);
+        let Some(local) = streams.get(&wanted.id) else { return Ok(false) };
+        match wanted.origin {
+            Some(origin) if origin != local.verified.origin => Err(NodeError::OriginConflict {
+                stream: wanted.id.clone(),
+                origins: vec![local.verified.origin.to_string(), origin.to_string()],
+            }),
+            _ => Ok(true),
+        }
+    }
+
+    /// Makes sure this node holds `wanted`, piping it from the cheapest
+    /// provider (of its pinned origin, if pinned; refused if two origins
+    /// provide the id and none is pinned).
+    #[tracing::instrument(name = "stream", skip_all, fields(id = %wanted.id))]
+    pub(crate) async fn ensure_local(self: &Arc<Self>, wanted: &StreamRef) -> Result<(), NodeError> {
+        let stream = wanted.id.as_str();
+        if self.holds(wanted)? {
+            return Ok(());
+        }
+        let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
+        let _pulling = gate.lock().await;
+        if self.holds(wanted)? {
+            return Ok(()); // another consume pulled it meanwhile
+        }
+        let found = remote::find(self, wanted).await?;
+        let origin = match (wanted.origin, found.origins.as_slice()) {
+            (Some(origin), _) => origin,
+            (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,
+            (None, _) => return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins }),
+        };
+        let providers = found.providers;
+        let me = self.swarm.peer_id().to_string();
+        let candidates: Vec<Candidate> = providers
+            .iter()
+            .filter(|p| p.peer != me)
+            .filter_map(|p| {
+                let peer: PeerId = p.peer.parse().ok()?;
+                let delay = self.config.link_delay.get(&peer).copied().unwrap_or_default();
+                Some(Candidate {
+                    peer,
+                    hops: p.hops,
+                    rtt: p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0) + delay),
+                    load: p.load,
+                })
+            })
+            .collect();
+        let mut reasons = Vec::new();
+        let mut queue: std::collections::VecDeque<PeerId> =
+            self.config.cost.rank(candidates).into_iter().map(|c| c.peer).collect();
+        let mut tried = std::collections::HashSet::new();
+        while let Some(peer) = queue.pop_front() {
+            if !tried.insert(peer) || peer == self.swarm.peer_id() {
+                continue;
+            }
+            if tried.len() > MAX_PULL_ATTEMPTS {
+                reasons.push(format!("gave up after {MAX_PULL_ATTEMPTS} providers"));
+                break;
+            }
+            match crate::pipes::pull(self, stream, peer, Some(origin)).await {
+                Ok(()) => {
+                    if let Some(local) = lock(&self.streams).get(stream) {
+                        self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
+                    }
+                    self.announce(stream).await;
+                    return Ok(());
+                }
+                Err(NodeError::Busy { alternatives }) => {
+                    info!(stream, %peer, ?alternatives, "provider busy; trying the relays it named");
+                    reasons.push(format!("{peer}: busy"));
+                    for alternative in alternatives.iter().filter_map(|a| a.parse::<PeerId>().ok()).rev() {
+                        queue.push_front(alternative);
+                    }
+                }
+                Err(error) => {
+                    warn!(stream, %peer, %error, "provider could not pipe the stream");
+                    reasons.push(format!("{peer}: {error}"));
+                }
+            }
+        }
+        if reasons.is_empty() {
+            return Err(NodeError::NotFound(stream.to_owned()));
+        }
+        Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: reasons.join("; ") })
+    }
+}

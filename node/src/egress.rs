@@ -1,0 +1,90 @@
+//! Egresses: a stream's tracks sent as plain RTP to an address, restarted
+//! with new SSRCs after a re-pipe.
+
+use std::net::SocketAddr;
+
+use mafalda_media::PlainEgress;
+
+use crate::NodeError;
+use crate::codecs::TrackSummary;
+use crate::events::{EgressStatus, NodeEvent};
+use crate::inner::{Inner, lock};
+use crate::node::Egress;
+
+/// An egress: where a stream's RTP goes, and the consumers sending it.
+pub(crate) struct EgressRecord {
+    pub(crate) stream: String,
+    pub(crate) destination: SocketAddr,
+    /// Per-track destination ports, when the app asked for them.
+    pub(crate) track_ports: Option<Vec<u16>>,
+    tracks: Vec<TrackSummary>,
+    path: Vec<String>,
+    /// Held so they keep sending; dropping the record closes them.
+    _consumers: Vec<PlainEgress>,
+}
+
+impl Inner {
+    /// Sends `stream`'s tracks to `destination` under egress `id`.
+    pub(crate) async fn open_egress(
+        &self,
+        id: &str,
+        stream: &str,
+        destination: SocketAddr,
+        track_ports: Option<Vec<u16>>,
+    ) -> Result<Egress, NodeError> {
+        let (producer_ids, path) = {
+            let streams = lock(&self.streams);
+            let local = streams.get(stream).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
+            (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), local.path())
+        };
+        let mut consumers = Vec::new();
+        let mut tracks = Vec::new();
+        for producer_id in producer_ids {
+            let port = match &track_ports {
+                Some(ports) => *ports.get(consumers.len()).ok_or_else(|| {
+                    NodeError::InvalidInput(format!(
+                        "stream {stream} has more tracks than the {} ports given",
+                        ports.len()
+                    ))
+                })?,
+                None => destination.port(),
+            };
+            let target = SocketAddr::new(destination.ip(), port);
+            let egress = self.router.consume_plain(producer_id, self.config.media_ip, target).await?;
+            tracks.push(TrackSummary::of(egress.consumer.kind(), egress.consumer.rtp_parameters()));
+            consumers.push(egress);
+        }
+        let record = EgressRecord {
+            stream: stream.to_owned(),
+            destination,
+            track_ports: track_ports.clone(),
+            tracks: tracks.clone(),
+            path: path.clone(),
+            _consumers: consumers,
+        };
+        let ports: Vec<u16> = (0..tracks.len())
+            .map(|i| track_ports.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(destination.port()))
+            .collect();
+        let sdp = crate::codecs::receiver_sdp(stream, destination.ip(), &tracks, &ports);
+        self.emit(NodeEvent::EgressOpened { egress: record.status(id) });
+        lock(&self.egresses).insert(id.to_owned(), record);
+        Ok(Egress { id: id.to_owned(), tracks, path, sdp })
+    }
+
+    /// How many egresses send `stream`.
+    pub(crate) fn egress_count_of(&self, stream: &str) -> usize {
+        lock(&self.egresses).values().filter(|record| record.stream == stream).count()
+    }
+}
+
+impl EgressRecord {
+    pub(crate) fn status(&self, id: &str) -> EgressStatus {
+        EgressStatus {
+            id: id.to_owned(),
+            stream: self.stream.clone(),
+            destination: self.destination,
+            tracks: self.tracks.clone(),
+            path: self.path.clone(),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The state a node's tasks share ([`Inner`]) and the small verbs every
+//! part of the node uses on it: emitting events, describing and showing a
+//! stream, spawning a task the node owns.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use mafalda_media::{MediaEngine, SpanningRouter};
+use mafalda_swarm::SwarmHandle;
+use tokio::sync::broadcast;
+
+use crate::NodeConfig;
+use crate::egress::EgressRecord;
+use crate::events::NodeEvent;
+use crate::lifecycle::Tasks;
+use crate::node::StreamStatus;
+use crate::streams::{LocalStream, Role, StreamDescription};
+
+pub(crate) struct Inner {
+    pub(crate) config: NodeConfig,
+    pub(crate) swarm: SwarmHandle,
+    pub(crate) media: MediaEngine,
+    pub(crate) router: SpanningRouter,
+    pub(crate) metrics: crate::metrics::NodeMetrics,
+    pub(crate) streams: Mutex<HashMap<String, LocalStream>>,
+    pub(crate) egresses: Mutex<HashMap<String, EgressRecord>>,
+    /// Open WebRTC consumers per stream (the app connections own them).
+    pub(crate) webrtc_consumers: Mutex<HashMap<String, usize>>,
+    /// One lock per stream being pulled, so concurrent consumes share one pipe.
+    pub(crate) pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) next_egress: std::sync::atomic::AtomicU64,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    /// Every task the node starts, and the token that stops them.
+    pub(crate) tasks: Tasks,
+}
+
+/// Locks `mutex`, carrying on after a panic elsewhere poisoned it (the data
+/// are plain maps that stay consistent between statements).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    /// Tells the apps; nobody listening is fine.
+    pub(crate) fn emit(&self, event: NodeEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// The description of a stream held here.
+    pub(crate) fn describe(&self, stream: &str) -> Option<StreamDescription> {
+        lock(&self.streams).get(stream).map(|local| local.describe(stream))
+    }
+
+    /// Runs `future` as a task of this node: cancelled at shutdown, waited for.
+    pub(crate) fn spawn(&self, name: &'static str, future: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(name, future);
+    }
+}
+
+impl Inner {
+    /// What `local` looks like from outside (the caller may hold the streams lock).
+    pub(crate) fn status_of(&self, stream: &str, local: &LocalStream) -> StreamStatus {
+        let webrtc = lock(&self.webrtc_consumers).get(stream).copied().unwrap_or(0);
+        StreamStatus {
+            local_consumers: self.egress_count_of(stream) + webrtc + local.pipes.len(),
+            stream: stream.to_owned(),
+            upstream: match &local.role {
+                Role::Origin => None,
+                Role::Relay { upstream } => Some(upstream.to_string()),
+            },
+            origin: local.verified.origin.to_string(),
+            hops: local.hops(),
+            path: local.path(),
+            downstream: {
+                let mut peers: Vec<String> = local.pipes.keys().map(ToString::to_string).collect();
+                peers.sort();
+                peers
+            },
+        }
+    }
+}
