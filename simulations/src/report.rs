@@ -101,6 +101,12 @@ pub struct NodeReport {
     pub cpu_percent: f64,
     /// libp2p bytes per second over the run.
     pub control_bytes_per_s: f64,
+    /// Most mediasoup workers at once.
+    pub workers_peak: usize,
+    /// Workers closed after their idle grace.
+    pub workers_closed: usize,
+    /// Workers at the end.
+    pub workers_end: usize,
 }
 
 /// A pipe between two nodes at the end of the run.
@@ -242,6 +248,9 @@ pub fn build(obs: &Observations) -> Report {
             relays: n.held.iter().filter(|(_, up)| up.is_some()).count(),
             cpu_percent: n.cpu_percent,
             control_bytes_per_s: n.control_bytes as f64 / run_s,
+            workers_peak: n.workers_peak,
+            workers_closed: n.workers_closed,
+            workers_end: n.workers_end,
         })
         .collect();
     let control: Vec<f64> = node_reports.iter().filter(|n| n.alive).map(|n| n.control_bytes_per_s).collect();
@@ -475,13 +484,22 @@ pub fn markdown(report: &Report) -> String {
     if !busy.is_empty() {
         let _ = writeln!(
             md,
-            "\n| node | consumers | streams held | relays | worker CPU | libp2p B/s |\n|---|---|---|---|---|---|"
+            "\n| node | consumers | streams held | relays | worker CPU | workers peak/closed/end | libp2p B/s |\n\
+             |---|---|---|---|---|---|---|"
         );
         for n in busy {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.1} % | {:.0} |",
-                n.index, n.consumers, n.streams_held, n.relays, n.cpu_percent, n.control_bytes_per_s
+                "| {} | {} | {} | {} | {:.1} % | {}/{}/{} | {:.0} |",
+                n.index,
+                n.consumers,
+                n.streams_held,
+                n.relays,
+                n.cpu_percent,
+                n.workers_peak,
+                n.workers_closed,
+                n.workers_end,
+                n.control_bytes_per_s
             );
         }
     }

@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use mafalda_media::MediaConfig;
 use mafalda_media::mediasoup::prelude::MediaKind;
+use mafalda_media::{MediaConfig, MediaEvent, PlacementPolicy};
 use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
 use mafalda_swarm::{Keypair, Multiaddr, PeerId, SwarmConfig};
 use mafalda_tests::rtp::{RtpPacket, test_stream};
@@ -108,6 +109,53 @@ pub struct NodeRecord {
     /// libp2p bytes in + out over the run (all control-plane traffic: DHT,
     /// gossip, identify, ping, ROPE).
     pub control_bytes: u64,
+    /// Most mediasoup workers it ran at once (in any of its lives).
+    pub workers_peak: usize,
+    /// Workers the pool closed after their idle grace (not counting its
+    /// shutdowns).
+    pub workers_closed: usize,
+    /// Workers running at the end.
+    pub workers_end: usize,
+}
+
+/// A node's workers over the run, kept from its pool's events.
+#[derive(Debug, Default)]
+struct WorkerTally {
+    current: AtomicUsize,
+    peak: AtomicUsize,
+    closed: AtomicUsize,
+}
+
+impl WorkerTally {
+    fn set_current(&self, workers: usize) {
+        self.current.store(workers, Ordering::Relaxed);
+        self.peak.fetch_max(workers, Ordering::Relaxed);
+    }
+}
+
+/// Counts `node`'s workers as its pool starts and closes them, until aborted
+/// (before the node is shut down, whose closing workers are no idle closes).
+fn watch_workers(node: &Node, tally: Arc<WorkerTally>) -> tokio::task::JoinHandle<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = node.media().events();
+    tally.set_current(node.media().workers().len());
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(MediaEvent::WorkerStarted { .. }) => {
+                    tally.set_current(tally.current.load(Ordering::Relaxed) + 1);
+                }
+                Ok(MediaEvent::WorkerGone { died, .. }) => {
+                    tally.set_current(tally.current.load(Ordering::Relaxed).saturating_sub(1));
+                    if !died {
+                        tally.closed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
 }
 
 /// Everything a run observed.
@@ -136,6 +184,44 @@ struct SimNode {
     link_delay: HashMap<PeerId, Duration>,
     node: Option<Arc<Node>>,
     addr: Option<Multiaddr>,
+    /// Its pool's settings (`[[workers]]` groups; one worker otherwise).
+    media: MediaConfig,
+    workers: Arc<WorkerTally>,
+    watching: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SimNode {
+    /// Starts watching the workers of the node just started.
+    fn started(&mut self, node: Node) {
+        self.watching = Some(watch_workers(&node, Arc::clone(&self.workers)));
+        self.node = Some(Arc::new(node));
+    }
+
+    /// Takes the node out to shut it down, no longer watching its workers.
+    fn take(&mut self) -> Option<Arc<Node>> {
+        if let Some(watching) = self.watching.take() {
+            watching.abort();
+        }
+        self.node.take()
+    }
+}
+
+/// The pool settings of node `index`: its `[[workers]]` group's, else one worker.
+fn media_config(scenario: &Scenario, index: usize) -> MediaConfig {
+    let mut media = MediaConfig::default();
+    media.workers = 1;
+    if let Some(group) = scenario.workers_of(index) {
+        media.workers = group.workers;
+        if let Some(capacity) = group.consumer_capacity {
+            let mut placement = PlacementPolicy::default();
+            placement.consumer_capacity = capacity;
+            media.placement = placement;
+        }
+        if let Some(grace) = group.idle_grace_s {
+            media.idle_grace = Duration::from_secs_f64(grace);
+        }
+    }
+    media
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -143,8 +229,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn start_node(sim: &SimNode, bootstrap: Option<Multiaddr>) -> Result<Node, String> {
-    let mut media = MediaConfig::default();
-    media.workers = 1;
+    let media = sim.media.clone();
     let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?;
     let swarm = SwarmConfig::new(sim.keypair.clone(), vec![listen]).with_bootstrap(bootstrap.into_iter().collect());
     let mut config = NodeConfig::new(media, swarm);
@@ -173,6 +258,9 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
                 link_delay: HashMap::new(),
                 node: None,
                 addr: None,
+                media: media_config(scenario, i),
+                workers: Arc::default(),
+                watching: None,
             }
         })
         .collect();
@@ -186,7 +274,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         let node = start_node(&sims[i], bootstrap).await.map_err(|reason| RunError::NodeStart { index: i, reason })?;
         let addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
         sims[i].addr = addr;
-        sims[i].node = Some(Arc::new(node));
+        sims[i].started(node);
     }
     // Let Kademlia routing tables and gossip meshes form.
     tokio::time::sleep(Duration::from_secs(2) + Duration::from_millis(100 * scenario.nodes as u64)).await;
@@ -222,15 +310,17 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         .map(|_| rng.random_range(scenario.consumers.arrive_from_s..=scenario.consumers.arrive_until_s))
         .collect();
     arrivals.sort_by(f64::total_cmp);
-    // (arrival, stream, entry): placed consumers first, then random ones.
-    let mut plan: Vec<(f64, usize, Option<usize>)> =
-        scenario.consumer.iter().map(|c| (c.at_s, c.stream, Some(c.entry))).collect();
+    // (arrival, stream, entry, departure): placed consumers first, then random ones.
+    let mut plan: Vec<(f64, usize, Option<usize>, Option<f64>)> =
+        scenario.consumer.iter().map(|c| (c.at_s, c.stream, Some(c.entry), c.leave_at_s)).collect();
     let placed = plan.len();
-    plan.extend(arrivals.into_iter().enumerate().map(|(k, at)| (at, (placed + k) % scenario.streams.len(), None)));
+    plan.extend(
+        arrivals.into_iter().enumerate().map(|(k, at)| (at, (placed + k) % scenario.streams.len(), None, None)),
+    );
     let records: Arc<Mutex<Vec<ConsumerRecord>>> = Arc::default();
     let end = t0 + Duration::from_secs_f64(scenario.duration_s);
     let mut consumers = Vec::new();
-    for (k, (at, stream, placed_entry)) in plan.into_iter().enumerate() {
+    for (k, (at, stream, placed_entry, leave_at)) in plan.into_iter().enumerate() {
         let origin = scenario.streams[stream].at;
         let candidates: Vec<usize> = (0..scenario.nodes).filter(|i| *i != origin && !churned.contains(i)).collect();
         let random_entry = candidates.get(rng.random_range(0..candidates.len().max(1))).copied();
@@ -243,6 +333,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             entry,
             node,
             arrive: t0 + Duration::from_secs_f64(at),
+            leave: leave_at.map(|leave| t0 + Duration::from_secs_f64(leave)),
             t0,
             end,
             media: scenario.media,
@@ -263,7 +354,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             warn!("no relay to kill: every consumer pulls from an origin");
             continue;
         };
-        let Some(node) = sims[target].node.take() else { continue };
+        let Some(node) = sims[target].take() else { continue };
         let peer = sims[target].peer.to_string();
         let affected: Vec<usize> = lock(&records)
             .iter()
@@ -286,7 +377,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             match start_node(&sims[target], bootstrap).await {
                 Ok(node) => {
                     sims[target].addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
-                    sims[target].node = Some(Arc::new(node));
+                    sims[target].started(node);
                     record.restarted_at = Some(t0.elapsed());
                 }
                 Err(reason) => warn!(node = target, %reason, "restart failed"),
@@ -316,6 +407,9 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             held: Vec::new(),
             cpu_percent: 0.0,
             control_bytes: 0,
+            workers_peak: sim.workers.peak.load(Ordering::Relaxed),
+            workers_closed: sim.workers.closed.load(Ordering::Relaxed),
+            workers_end: 0,
         };
         if let Some(node) = &sim.node {
             // The node samples its workers' CPU every 2 s; read its latest figure.
@@ -329,11 +423,12 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             record.cpu_percent =
                 workers.iter().map(|w| f64::from(w.cpu_percent)).sum::<f64>() / workers.len().max(1) as f64;
             record.control_bytes = bandwidth_bytes(node);
+            record.workers_end = workers.len();
         }
         nodes.push(record);
     }
     for sim in &mut sims {
-        if let Some(node) = sim.node.take() {
+        if let Some(node) = sim.take() {
             shutdown(node).await;
         }
     }
@@ -416,6 +511,9 @@ struct ConsumerJob {
     /// Weak: a killed node must not be kept alive by its consumers.
     node: std::sync::Weak<Node>,
     arrive: Instant,
+    /// When it stops its egress (a placed consumer's `leave_at_s`); else it
+    /// listens to the end.
+    leave: Option<Instant>,
     t0: Instant,
     end: Instant,
     media: bool,
@@ -456,23 +554,24 @@ impl ConsumerJob {
         let started = Instant::now();
         let consumed = node.consume_rtp(&self.stream_id, destination).await;
         drop(node);
-        match consumed {
+        let egress_id = match consumed {
             Ok(egress) => {
                 record.path = Ok(egress.path.iter().filter_map(|p| self.peers.get(p).copied()).collect());
+                egress.id
             }
             Err(error) => {
                 record.path = Err(error.to_string());
                 lock(&self.records).push(record);
                 return;
             }
-        }
+        };
         // Publish the path now: churn looks at it to know who is affected.
         let index = self.index;
         lock(&self.records).push(record);
         let mut buffer = vec![0u8; 2048];
         let mut first_packet = None;
         let mut arrivals = Vec::new();
-        let stop = self.end + Duration::from_millis(500);
+        let stop = self.leave.unwrap_or(self.end + Duration::from_millis(500));
         while let Ok(Ok((len, _))) = tokio::time::timeout_at(stop.into(), socket.recv_from(&mut buffer)).await {
             if let Ok(packet) = RtpPacket::parse(&buffer[..len])
                 && packet.payload.len() >= 5
@@ -483,6 +582,13 @@ impl ConsumerJob {
                     u32::from_be_bytes([packet.payload[1], packet.payload[2], packet.payload[3], packet.payload[4]]);
                 arrivals.push((sequence, self.t0.elapsed()));
             }
+        }
+        if self.leave.is_some()
+            && let Some(node) = self.node.upgrade()
+        {
+            // Leaving empties what it used (maybe a whole worker); a node killed
+            // meanwhile took the egress with it.
+            let _ = node.stop_egress(&egress_id);
         }
         let mut records = lock(&self.records);
         if let Some(record) = records.iter_mut().find(|r| r.index == index) {

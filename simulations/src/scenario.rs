@@ -22,6 +22,13 @@
 //! entry = 4
 //! stream = 0
 //! at_s = 0.5
+//! leave_at_s = 7              # optional: stops its egress then (default: stays)
+//!
+//! [[workers]]                 # optional: these nodes get several mediasoup workers
+//! nodes = [4, 7]              # (the others have one)
+//! workers = 3                 # 1-4 per node
+//! consumer_capacity = 1       # placement: a worker is full at 60 % of this (default 500)
+//! idle_grace_s = 2            # an emptied worker closes after this long (default 30)
 //!
 //! [[churn]]
 //! node = 4                    # killed at `at_s`, started again after `restart_after_s`
@@ -86,6 +93,30 @@ pub struct PlacedConsumer {
     pub stream: usize,
     /// Arrival, seconds after the streams start.
     pub at_s: f64,
+    /// When it leaves (stops its egress), seconds after the streams start;
+    /// it stays to the end if absent.
+    pub leave_at_s: Option<f64>,
+}
+
+/// Most mediasoup workers a simulated node may have (the simulation runs every
+/// node in one process on a few cores).
+pub const MAX_WORKERS: usize = 4;
+
+/// Media settings for a group of nodes: several workers, so that consumers
+/// overflow across workers (one pipe per extra worker) and emptied workers close.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkersSpec {
+    /// Indices of the nodes.
+    pub nodes: Vec<usize>,
+    /// Workers per node, 1 to [`MAX_WORKERS`].
+    pub workers: usize,
+    /// Consumers a worker is meant to carry (placement fills a worker at 60 %
+    /// of it); mediasoup's guidance, 500, if absent.
+    pub consumer_capacity: Option<u32>,
+    /// Seconds a worker above the first stays after its last router went; 30
+    /// if absent.
+    pub idle_grace_s: Option<f64>,
 }
 
 /// A node killed and (optionally) restarted.
@@ -148,6 +179,9 @@ pub struct Scenario {
     /// Extra link latencies.
     #[serde(default)]
     pub latency: Vec<LatencySpec>,
+    /// Nodes with several workers (a node in no group has one).
+    #[serde(default)]
+    pub workers: Vec<WorkersSpec>,
 }
 
 fn yes() -> bool {
@@ -182,6 +216,11 @@ pub enum ScenarioError {
 pub const MAX_NODES: usize = 500;
 
 impl Scenario {
+    /// The worker settings of node `index`, if a `[[workers]]` group names it.
+    pub fn workers_of(&self, index: usize) -> Option<&WorkersSpec> {
+        self.workers.iter().find(|group| group.nodes.contains(&index))
+    }
+
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
         let text = std::fs::read_to_string(path)
@@ -236,6 +275,12 @@ impl Scenario {
             if !(placed.at_s >= 0.0 && placed.at_s < self.duration_s) {
                 return invalid(format!("placed consumer at node {} must arrive during the run", placed.entry));
             }
+            if placed.leave_at_s.is_some_and(|leave| !(leave > placed.at_s && leave < self.duration_s)) {
+                return invalid(format!(
+                    "placed consumer at node {} must leave after it arrives and before the end",
+                    placed.entry
+                ));
+            }
         }
         for churn in &self.churn {
             match (churn.node, churn.busiest_relay) {
@@ -248,6 +293,31 @@ impl Scenario {
             }
             if churn.restart_after_s.is_some_and(|after| after <= 0.0) {
                 return invalid("restart_after_s must be positive".into());
+            }
+        }
+        for (g, group) in self.workers.iter().enumerate() {
+            if !(1..=MAX_WORKERS).contains(&group.workers) {
+                return invalid(format!(
+                    "workers group {g}: workers must be 1-{MAX_WORKERS} per node, got {}",
+                    group.workers
+                ));
+            }
+            if group.nodes.is_empty() {
+                return invalid(format!("workers group {g}: `nodes` lists no node"));
+            }
+            if let Some(node) = group.nodes.iter().find(|n| **n >= self.nodes) {
+                return invalid(format!("workers group {g}: node {node} does not exist (there are {})", self.nodes));
+            }
+            if let Some(node) =
+                group.nodes.iter().find(|n| self.workers_of(**n).is_some_and(|first| !std::ptr::eq(first, group)))
+            {
+                return invalid(format!("workers group {g}: node {node} is already in an earlier group"));
+            }
+            if group.consumer_capacity == Some(0) {
+                return invalid(format!("workers group {g}: consumer_capacity must be at least 1"));
+            }
+            if group.idle_grace_s.is_some_and(|grace| !(grace > 0.0 && grace <= 3600.0)) {
+                return invalid(format!("workers group {g}: idle_grace_s must be in (0, 3600]"));
             }
         }
         for link in &self.latency {
@@ -292,6 +362,39 @@ mod tests {
         ] {
             let text = SMALL.replace(change, expected);
             assert!(Scenario::parse(&text).is_err(), "{expected} must be refused");
+        }
+    }
+
+    #[test]
+    fn worker_groups_are_checked_naming_the_group() {
+        let with = |groups: &str| format!("{SMALL}{groups}");
+        let ok = Scenario::parse(&with("[[workers]]\nnodes = [1, 2]\nworkers = 3\nidle_grace_s = 2\n")).expect("valid");
+        assert_eq!(ok.workers_of(2).map(|g| g.workers), Some(3));
+        assert!(ok.workers_of(0).is_none(), "a node in no group has the default");
+        for (groups, expected) in [
+            ("[[workers]]\nnodes = [1]\nworkers = 5\n", "workers must be 1-4 per node, got 5"),
+            ("[[workers]]\nnodes = [1]\nworkers = 0\n", "workers must be 1-4 per node, got 0"),
+            ("[[workers]]\nnodes = [3]\nworkers = 2\n", "node 3 does not exist"),
+            ("[[workers]]\nnodes = []\nworkers = 2\n", "lists no node"),
+            (
+                "[[workers]]\nnodes = [1]\nworkers = 2\n[[workers]]\nnodes = [1]\nworkers = 3\n",
+                "group 1: node 1 is already",
+            ),
+            ("[[workers]]\nnodes = [1]\nworkers = 2\nconsumer_capacity = 0\n", "consumer_capacity"),
+            ("[[workers]]\nnodes = [1]\nworkers = 2\nidle_grace_s = 0\n", "idle_grace_s"),
+        ] {
+            let error = Scenario::parse(&with(groups)).expect_err(expected).to_string();
+            assert!(error.contains(expected), "{error:?} should say {expected:?}");
+        }
+    }
+
+    #[test]
+    fn a_placed_consumer_leaves_during_the_run() {
+        let placed =
+            |leave: &str| format!("{SMALL}[[consumer]]\nentry = 1\nstream = 0\nat_s = 1\nleave_at_s = {leave}\n");
+        assert!(Scenario::parse(&placed("3")).is_ok());
+        for leave in ["1", "0.5", "5"] {
+            assert!(Scenario::parse(&placed(leave)).is_err(), "leaving at {leave} must be refused");
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The CI gate: runs `scenarios/ci.toml` (9 real nodes, 3 streams, a relay
-//! killed and restarted) and fails when discovery, delivery or recovery breaks.
+//! killed and restarted, three nodes with several workers) and fails when
+//! discovery, delivery or recovery breaks, or when consumers do not overflow
+//! across workers or an emptied worker is not closed.
 //! The report lands in `target/simulation-ci/` for a person to look at.
 
 use std::path::Path;
@@ -23,4 +25,9 @@ async fn ci_scenario_finds_delivers_and_recovers() {
     for check in &report.checks {
         assert!(check.passed, "{}: {}\n\n{summary}", check.name, check.detail);
     }
+    // The multi-worker nodes (see the scenario): consumers overflowed across
+    // workers, and a worker emptied by the consumers leaving node 7 was closed.
+    let node7 = &observations.nodes[7];
+    assert!(node7.workers_peak >= 2, "node 7 overflowed onto other workers: {node7:?}\n\n{summary}");
+    assert!(node7.workers_closed >= 1, "node 7 closed an emptied worker: {node7:?}\n\n{summary}");
 }
