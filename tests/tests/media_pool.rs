@@ -1,7 +1,7 @@
 //! The media crate's blocks with real workers and real RTP on 127.0.0.1: a
 //! spanning router overflowing onto a second worker through one pipe, two media
 //! engines (as two nodes) joined by SRTP pipe blocks, and the pool's worker
-//! life cycle.
+//! life cycle (a spanning router's emptied worker closing on reap included).
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +88,48 @@ async fn consumers_overflow_to_a_second_worker_through_exactly_one_pipe() {
     .await;
     assert!(all_closed, "consumers on both workers closed with the producer");
     drop((egresses, ingest, home, router));
+    engine.close().await;
+}
+
+/// The engine's reap lets a spanning router drop the pipe and router nobody
+/// uses any more, so the overflow worker goes idle and closes; what is still
+/// consumed stays, and the next overflow starts a worker again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spanning_router_lets_go_of_an_emptied_worker_on_reap() {
+    // Capacity 1 at watermark 0.6: one consumer fills a worker.
+    let engine = engine(2, 1, 1).await;
+    let router = SpanningRouter::new(engine.clone(), "room-2", codecs()).await.expect("spanning router");
+    let home = router.ingest_router().await.expect("ingest router");
+    let (ingest, _) = plain_ingest(&home, LOOPBACK, None).await.expect("ingest");
+    let producer =
+        ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(SSRC))).await.expect("produce");
+    router.register_producer(&producer, &home);
+    let sink = "127.0.0.1:9".parse().expect("addr");
+    let kept = router.consume_plain(producer.id(), LOOPBACK, sink).await.expect("consume at home");
+    let overflow = router.consume_plain(producer.id(), LOOPBACK, sink).await.expect("consume elsewhere");
+    let other = overflow.router.worker().id();
+    assert_ne!(other, home.worker().id());
+    assert_eq!((router.pipe_count().await, router.routers().await.len()), (1, 2));
+
+    // Still consumed: a pass keeps everything.
+    let now = Instant::now();
+    engine.reap_idle(now);
+    engine.reap_idle(now);
+    assert_eq!((router.pipe_count().await, router.routers().await.len()), (1, 2), "in use, kept");
+
+    drop(overflow);
+    assert_eq!(router.release_idle(), mafalda_media::Released { pipes: 1, routers: 1 }, "pipe and router let go");
+    assert_eq!(router.routers().await.len(), 1);
+    engine.reap_idle(now);
+    engine.reap_idle(now + Duration::from_secs(31));
+    assert_eq!(engine.workers().len(), 1, "the emptied worker closed after its grace");
+    assert!(engine.workers().iter().all(|w| w.id() != other));
+    assert!(!kept.consumer.closed(), "the home consumer is untouched");
+
+    let again = router.consume_plain(producer.id(), LOOPBACK, sink).await.expect("overflow again");
+    assert_ne!(again.router.worker().id(), home.worker().id(), "on a new worker");
+    assert_eq!((router.pipe_count().await, engine.workers().len()), (1, 2));
+    drop((again, kept, producer, ingest, home, router));
     engine.close().await;
 }
 
