@@ -29,7 +29,9 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Start a node, print its peer id and listen addresses, run until SIGINT or SIGTERM.
+    /// Start a node, print its peer id and listen addresses, run until stopped: SIGTERM (or
+    /// POST /v1/drain) drains first (downstream nodes move away without a gap, up to
+    /// --drain-timeout), SIGINT or a second signal stops at once.
     Run(Box<RunArgs>),
     /// Start a local 3-node swarm (A <- B <- C) on 127.0.0.1, publish a generated RTP
     /// stream at A, take it out at C, and print the path and packet counts.
@@ -198,6 +200,11 @@ pub(crate) struct RunArgs {
           value_parser = parse_seconds)]
     relay_linger: f64,
 
+    /// Longest a drain (SIGTERM, POST /v1/drain) takes before the node stops anyway.
+    #[arg(long, value_name = "SECONDS", env = "MAFALDA_DRAIN_TIMEOUT", default_value_t = 30.0,
+          value_parser = parse_seconds)]
+    drain_timeout: f64,
+
     /// TOML file with any of these settings (keys like `api`, `bootstrap`, `workers`);
     /// flags and environment variables win over it.
     #[arg(long, value_name = "FILE", env = "MAFALDA_CONFIG")]
@@ -325,6 +332,9 @@ impl RunArgs {
         if let Some(linger) = file.relay_linger.filter(|_| unset("relay_linger")) {
             self.relay_linger = parse_seconds(&linger.to_string()).map_err(|e| bad("relay_linger", &e))?;
         }
+        if let Some(timeout) = file.drain_timeout.filter(|_| unset("drain_timeout")) {
+            self.drain_timeout = parse_seconds(&timeout.to_string()).map_err(|e| bad("drain_timeout", &e))?;
+        }
         if let Some(identity) = file.identity.filter(|_| unset("identity")) {
             self.identity = Some(identity);
         }
@@ -408,6 +418,7 @@ impl RunArgs {
         config.media.placement.watermark = self.watermark;
         config.cost.watermark = f64::from(self.watermark);
         config.relay_linger = std::time::Duration::from_secs_f64(self.relay_linger);
+        config.drain_timeout = std::time::Duration::from_secs_f64(self.drain_timeout);
         Ok(config)
     }
 }

@@ -48,6 +48,7 @@ pub(crate) struct ConfigFile {
     pub(crate) announced_ip: Option<String>,
     pub(crate) watermark: Option<f32>,
     pub(crate) relay_linger: Option<f64>,
+    pub(crate) drain_timeout: Option<f64>,
     pub(crate) identity: Option<PathBuf>,
     pub(crate) workers: Option<u16>,
     pub(crate) rtc_ports: Option<String>,

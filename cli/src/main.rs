@@ -87,7 +87,7 @@ fn init_logging() {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Handlers first: a signal that arrives while starting must still stop us cleanly.
-    let signal = wait_for_signal()?;
+    let mut signals = Signals::install()?;
     // The API's settings first: a refusal must come before any side effect (an identity file).
     let api_config = args.api_config()?;
     let config = args.node_config()?;
@@ -103,8 +103,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     say(&format!("api: http://{api_addr}/v1/status"));
 
-    let signal = signal.await;
-    info!(signal, "shutting down");
+    let why = tokio::select! {
+        signal = signals.next() => signal,
+        () = node.drained() => "drained through the API",
+    };
+    if why == "SIGTERM" {
+        // Drain with the API still up: /readyz answers 503 the whole time.
+        info!("SIGTERM: draining (a second signal stops at once)");
+        tokio::select! {
+            report = node.drain() => info!(?report, "drained"),
+            signal = signals.next() => warn!(signal, "stopping before the drain is over"),
+        }
+    }
+    info!(why, "shutting down");
     api_task.abort();
     let _ = api_task.await;
     // Other handles (an app's WebSocket session) may still be alive: the
@@ -122,16 +133,32 @@ fn say(line: &str) {
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
-/// Installs the SIGINT and SIGTERM handlers now; the returned future resolves
-/// with the name of the first signal received.
-fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    Ok(async move {
+/// The SIGINT and SIGTERM handlers, installed once.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// The name of the next signal received.
+    async fn next(&mut self) -> &'static str {
         tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
-    })
+    }
+}
+
+/// The demo's stop: the first SIGINT or SIGTERM.
+fn wait_for_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+    let mut signals = Signals::install()?;
+    Ok(async move { signals.next().await })
 }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::cost::Candidate;
 use crate::events::NodeEvent;
 use crate::inner::{Inner, lock};
-use crate::streams::StreamRef;
+use crate::streams::{LocalStream, StreamRef};
 use crate::{NodeError, remote};
 
 /// Most providers one consume tries (busy ones name others to try).
@@ -45,6 +45,24 @@ impl Inner {
         if self.holds(wanted)? {
             return Ok(()); // another consume pulled it meanwhile
         }
+        let local = self.acquire(wanted, &[]).await?;
+        lock(&self.streams).insert(stream.to_owned(), local);
+        if let Some(local) = lock(&self.streams).get(stream) {
+            self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
+        }
+        self.announce(stream).await;
+        Ok(())
+    }
+
+    /// Pipes `wanted` here from the cheapest provider that is not in
+    /// `excluded`, and returns it without holding it yet (the caller decides:
+    /// a consume holds it at once, a move swaps it for the old one).
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        excluded: &[PeerId],
+    ) -> Result<LocalStream, NodeError> {
+        let stream = wanted.id.as_str();
         let found = remote::find(self, wanted).await?;
         let origin = match (wanted.origin, found.origins.as_slice()) {
             (Some(origin), _) => origin,
@@ -58,6 +76,9 @@ impl Inner {
             .filter(|p| p.peer != me)
             .filter_map(|p| {
                 let peer: PeerId = p.peer.parse().ok()?;
+                if excluded.contains(&peer) {
+                    return None;
+                }
                 let delay = self.config.link_delay.get(&peer).copied().unwrap_or_default();
                 Some(Candidate {
                     peer,
@@ -72,7 +93,7 @@ impl Inner {
             self.config.cost.rank(candidates).into_iter().map(|c| c.peer).collect();
         let mut tried = std::collections::HashSet::new();
         while let Some(peer) = queue.pop_front() {
-            if !tried.insert(peer) || peer == self.swarm.peer_id() {
+            if !tried.insert(peer) || peer == self.swarm.peer_id() || excluded.contains(&peer) {
                 continue;
             }
             if tried.len() > MAX_PULL_ATTEMPTS {
@@ -80,13 +101,7 @@ impl Inner {
                 break;
             }
             match crate::pipes::pull(self, stream, peer, Some(origin)).await {
-                Ok(()) => {
-                    if let Some(local) = lock(&self.streams).get(stream) {
-                        self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
-                    }
-                    self.announce(stream).await;
-                    return Ok(());
-                }
+                Ok(local) => return Ok(local),
                 Err(NodeError::Busy { alternatives }) => {
                     info!(stream, %peer, ?alternatives, "provider busy; trying the relays it named");
                     reasons.push(format!("{peer}: busy"));

@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub find_deadline: Duration,
     /// How providers are ranked.
     pub cost: CostWeights,
+    /// Longest a drain takes before what is left is ended anyway.
+    pub drain_timeout: Duration,
     /// How long a relay keeps a stream nobody here consumes (a consumer that
     /// comes back within it reuses the pipe).
     pub relay_linger: Duration,
@@ -44,6 +46,7 @@ impl NodeConfig {
             find_deadline: Duration::from_secs(5),
             cost: CostWeights::default(),
             relay_linger: crate::release::DEFAULT_RELAY_LINGER,
+            drain_timeout: Duration::from_secs(30),
             link_delay: HashMap::new(),
         }
     }

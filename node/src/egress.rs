@@ -24,6 +24,29 @@ pub(crate) struct EgressRecord {
 }
 
 impl Inner {
+    /// How many egresses are running.
+    pub(crate) fn egress_count(&self) -> usize {
+        lock(&self.egresses).len()
+    }
+
+    /// Opens every egress of `stream` again on the producers it has now (new
+    /// SSRCs, announced as re-opened); an egress that cannot be is closed.
+    pub(crate) async fn reopen_egresses(&self, stream: &str) {
+        let egresses: Vec<(String, SocketAddr, Option<Vec<u16>>)> = lock(&self.egresses)
+            .iter()
+            .filter(|(_, record)| record.stream == stream)
+            .map(|(id, record)| (id.clone(), record.destination, record.track_ports.clone()))
+            .collect();
+        for (id, destination, track_ports) in egresses {
+            if let Err(error) = self.open_egress(&id, stream, destination, track_ports).await {
+                tracing::warn!(stream, egress = %id, %error, "could not restart an egress");
+                lock(&self.egresses).remove(&id);
+                let reason = format!("could not restart after a re-pipe: {error}");
+                self.emit(NodeEvent::EgressClosed { id, stream: stream.to_owned(), reason });
+            }
+        }
+    }
+
     /// Sends `stream`'s tracks to `destination` under egress `id`.
     pub(crate) async fn open_egress(
         &self,

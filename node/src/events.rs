@@ -57,4 +57,7 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// The node is draining: it takes no new work, moves its downstream
+    /// peers away, and stops once done. Apps should move too.
+    Draining,
 }

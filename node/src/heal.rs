@@ -4,7 +4,6 @@
 //! tell downstream and upstream), [`Inner::withdraw`] (stop providing, close
 //! egresses). [`watch_swarm`] turns peers leaving into these.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,28 +49,17 @@ impl Inner {
         }
         match outcome {
             Ok(()) => {
-                let egresses: Vec<(String, SocketAddr, Option<Vec<u16>>)> = lock(&self.egresses)
-                    .iter()
-                    .filter(|(_, record)| record.stream == stream)
-                    .map(|(id, record)| (id.clone(), record.destination, record.track_ports.clone()))
-                    .collect();
-                for (id, destination, track_ports) in egresses {
-                    if let Err(error) = self.open_egress(&id, stream, destination, track_ports).await {
-                        warn!(stream, egress = %id, %error, "could not restart an egress");
-                        lock(&self.egresses).remove(&id);
-                        let reason = format!("could not restart after a re-pipe: {error}");
-                        self.emit(NodeEvent::EgressClosed { id, stream: stream.to_owned(), reason });
-                    }
-                }
+                self.reopen_egresses(stream).await;
                 info!(stream, lost = %lost, took = ?started.elapsed(), "stream re-piped from another provider");
+                // Downstream pipes came from the old producers: they re-pipe from here.
+                self.move_downstream(stream, downstream).await;
             }
             Err(error) => {
                 warn!(stream, lost = %lost, %error, "no other provider; ending the stream here");
                 self.withdraw(stream).await;
+                self.tell_downstream(stream, downstream);
             }
         }
-        // Downstream pipes came from the old producers: let them re-pipe too.
-        self.tell_downstream(stream, downstream);
     }
 
     /// Drops `stream`'s egresses and stops providing it.

@@ -31,6 +31,10 @@ pub(crate) struct Inner {
     pub(crate) pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) next_egress: std::sync::atomic::AtomicU64,
     pub(crate) events: broadcast::Sender<NodeEvent>,
+    /// Set once the node starts draining: not ready, no new pipes.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Becomes true once a drain is over (the process may exit).
+    pub(crate) drained: tokio::sync::watch::Sender<bool>,
     /// Every task the node starts, and the token that stops them.
     pub(crate) tasks: Tasks,
 }

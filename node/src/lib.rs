@@ -32,6 +32,7 @@ pub mod events;
 
 mod acquire;
 mod announce;
+mod drain;
 mod egress;
 mod heal;
 mod inner;
@@ -56,6 +57,7 @@ pub mod error_codes {
     pub use crate::error::{ALREADY_PUBLISHED, FORBIDDEN, NO_PROVIDER, ORIGIN_CONFLICT, UNTRUSTED};
 }
 pub use config::NodeConfig;
+pub use drain::{DrainReport, MoveParams};
 pub use error::NodeError;
 pub use events::{EgressStatus, NodeEvent};
 pub use node::{Egress, FoundStream, Node, ProviderInfo, StreamStatus};

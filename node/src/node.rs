@@ -143,6 +143,8 @@ impl Node {
             pulling: Mutex::default(),
             next_egress: std::sync::atomic::AtomicU64::new(1),
             events: broadcast::channel(EVENT_BUFFER).0,
+            draining: std::sync::atomic::AtomicBool::new(false),
+            drained: tokio::sync::watch::channel(false).0,
             tasks: Tasks::new(span),
         });
         inner.spawn("watch swarm", crate::heal::watch_swarm(Arc::clone(&inner), events));
@@ -332,6 +334,49 @@ impl Node {
         drop((egresses, streams));
         inner.media.clone().close().await;
         info!("node stopped");
+    }
+
+    /// Drains the node: `/readyz` answers 503 from now on, it stops
+    /// providing its streams, answers new pipe requests busy, asks every
+    /// downstream peer to move to another provider before their pipe closes
+    /// (make-before-break), ends its own publications downstream and closes
+    /// its egresses (apps get [`NodeEvent::Draining`] first). Takes at most
+    /// about the configured drain timeout. The node counts as draining from
+    /// the call on, before the returned future is first polled; a second call
+    /// waits for the first drain and reports nothing.
+    pub fn drain(&self) -> impl std::future::Future<Output = crate::DrainReport> + Send + 'static {
+        let first = !self.inner.draining.swap(true, std::sync::atomic::Ordering::AcqRel);
+        let node = self.clone();
+        async move {
+            if !first {
+                node.drained().await;
+                return crate::DrainReport::default();
+            }
+            let report = node.inner.drain(node.inner.config.drain_timeout).await;
+            node.inner.drained.send_replace(true);
+            report
+        }
+    }
+
+    /// Pipes this node feeds other nodes through, over all streams.
+    pub fn pipe_count(&self) -> usize {
+        lock(&self.inner.streams).values().map(|local| local.pipes.len()).sum()
+    }
+
+    /// Whether the node was given peers to join through.
+    pub fn has_bootstrap(&self) -> bool {
+        !self.inner.config.swarm.bootstrap.is_empty()
+    }
+
+    /// Whether the node is draining or drained.
+    pub fn is_draining(&self) -> bool {
+        self.inner.is_draining()
+    }
+
+    /// Waits until a drain (started by anyone: a signal, the API) is over.
+    pub async fn drained(&self) {
+        let mut drained = self.inner.drained.subscribe();
+        let _ = drained.wait_for(|done| *done).await;
     }
 
     /// Whether [`Node::shutdown`] has begun.

@@ -54,7 +54,7 @@ impl Inner {
         let (producer_ids, provenance) = {
             let streams = lock(&self.streams);
             let local = streams.get(&request.stream).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-            if self.media.is_saturated() {
+            if self.media.is_saturated() || self.is_draining() {
                 // Delegate: the peers this node pipes to right now hold the stream.
                 let alternatives = local.pipes.keys().filter(|d| **d != peer).map(ToString::to_string).collect();
                 return Err(NodeError::Busy { alternatives });
@@ -126,14 +126,14 @@ fn over_cap() -> String {
     format!("at most {MAX_PIPES_PER_PEER} pipes per peer")
 }
 
-/// Pipes `stream` here from `peer` and keeps it as a relay. With `origin`,
-/// only that origin's stream is accepted.
+/// Pipes `stream` here from `peer`, as a relay to hold (the caller holds it).
+/// With `origin`, only that origin's stream is accepted.
 pub(crate) async fn pull(
     inner: &Arc<Inner>,
     stream: &str,
     peer: PeerId,
     origin: Option<PeerId>,
-) -> Result<(), NodeError> {
+) -> Result<LocalStream, NodeError> {
     let router = inner.router.ingest_router().await?;
     let (transport, endpoint) =
         pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
@@ -160,16 +160,14 @@ pub(crate) async fn pull(
         producers.push(producer);
     }
     info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), "relaying stream");
-    let local = LocalStream {
+    Ok(LocalStream {
         role: Role::Relay { upstream: peer },
         provenance: offer.provenance,
         verified,
         producers,
         pipes: std::collections::HashMap::new(),
         _source: Some(Box::new(transport)),
-    };
-    lock(&inner.streams).insert(stream.to_owned(), local);
-    Ok(())
+    })
 }
 
 /// Everything the asker checks in an offer before any of it reaches mediasoup.

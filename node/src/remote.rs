@@ -48,6 +48,12 @@ pub(crate) async fn handle(
             let offer = inner.offer_pipe(peer, remote_ip, params).await.map_err(RpcError::from)?;
             to_value(&offer)
         }
+        "stream.move" => {
+            let params: crate::MoveParams = from_value(&request.params)?;
+            validate_stream_id(&params.stream).map_err(RpcError::from)?;
+            let moved = inner.move_stream(&params.stream, peer, params.leave).await.map_err(RpcError::from)?;
+            Ok(Value::Bool(moved))
+        }
         "stream.unpipe" => {
             let params: StreamParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;

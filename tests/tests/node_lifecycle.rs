@@ -78,3 +78,76 @@ async fn relays_let_go_of_streams_nobody_consumes_and_everything_returns_to_base
         node.shutdown().await;
     }
 }
+
+/// Receives the test payloads arriving at `receiver` (any SSRC) until
+/// nothing comes for `idle`: each distinct payload index once, with the
+/// arrival time of its first copy.
+async fn arrivals(receiver: &UdpSocket, idle: Duration) -> Vec<(u32, std::time::Instant)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut arrivals = Vec::new();
+    let mut buffer = vec![0u8; 2048];
+    while let Ok(Ok((len, _))) = tokio::time::timeout(idle, receiver.recv_from(&mut buffer)).await {
+        if let Ok(packet) = mafalda_tests::rtp::RtpPacket::parse(&buffer[..len])
+            && packet.payload.len() == 120
+            && packet.payload[0] == 0xfc
+        {
+            let index =
+                u32::from_be_bytes([packet.payload[1], packet.payload[2], packet.payload[3], packet.payload[4]]);
+            if seen.insert(index) {
+                arrivals.push((index, std::time::Instant::now()));
+            }
+        }
+    }
+    arrivals
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_relay_moves_its_consumers_without_losing_a_packet() {
+    // a → b → c (c is told a is far, so it pulls through b); b drains.
+    let a = node_with(None, short_linger).await;
+    let b = node_with(Some(&a), short_linger).await;
+    let a_peer = a.peer_id();
+    let c = node_with(Some(&b), |config| {
+        config.link_delay.insert(a_peer, Duration::from_millis(80));
+    })
+    .await;
+    let (a_id, b_id, c_id) = (a.peer_id().to_string(), b.peer_id().to_string(), c.peer_id().to_string());
+    let ingest = a.publish_rtp("talk", vec![opus_track(77)]).await.expect("publish");
+    let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.consume_rtp("talk", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("talk", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path, vec![a_id.clone(), b_id.clone(), c_id.clone()], "c pulls through b");
+
+    // 50 packets/s for 5 s; b drains after 2 s.
+    let mut b_events = b.subscribe();
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = mafalda_tests::rtp::test_stream(77, OPUS_PAYLOAD_TYPE, 250);
+    let sending = mafalda_tests::rtp::send_paced(&sender, ingest, &packets, Duration::from_millis(20));
+    let draining = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let drain = b.drain();
+        // Not ready from the first moment.
+        assert!(b.is_draining(), "b says it drains as soon as the drain starts");
+        drain.await
+    };
+    let ((), report, arrived) = tokio::join!(sending, draining, arrivals(&receiver, Duration::from_secs(2)));
+    let lost: Vec<u32> = (0..250).filter(|i| !arrived.iter().any(|(index, _)| index == i)).collect();
+    let gap = arrived.windows(2).map(|w| w[1].1 - w[0].1).max().expect("packets arrived");
+    println!("drain: {report:?}; {} of 250 packets, largest gap {gap:?}", arrived.len());
+    assert!(lost.is_empty(), "packets lost while b drained: {lost:?}");
+    assert!(gap <= Duration::from_millis(100), "largest gap {gap:?}");
+    assert_eq!((report.moved, report.not_moved), (1, 0), "{report:?}");
+    let streams = c.streams();
+    assert_eq!(streams[0].upstream.as_deref(), Some(a_id.as_str()), "c moved to a");
+    assert!(b.streams().is_empty(), "b holds nothing after its drain");
+    assert!(matches!(b_events.try_recv(), Ok(mafalda_node::NodeEvent::Draining)), "b's apps were told first");
+    // New pipe requests to a drained node are answered busy, not served.
+    let d = node_with(Some(&b), |_| {}).await;
+    let refused = d.consume_rtp(&format!("talk@{a_id}"), b_sink.local_addr().expect("addr")).await;
+    assert!(refused.is_ok(), "a newcomer is served by another provider: {refused:?}");
+    assert!(!d.streams()[0].path.contains(&b_id), "never through the drained node");
+    for node in [d, c, b, a] {
+        node.shutdown().await;
+    }
+}

@@ -30,6 +30,19 @@ pub(super) async fn render(State(state): State<ApiState>) -> Response {
     let egresses = Gauge::<i64>::default();
     egresses.set(node.egress_count() as i64);
     registry.register("egresses", "RTP egresses running", egresses);
+    let pipes = Gauge::<i64>::default();
+    pipes.set(node.pipe_count() as i64);
+    registry.register("pipes", "Pipes this node feeds other nodes through", pipes);
+    let local_consumers = Gauge::<i64>::default();
+    local_consumers.set(node.streams().iter().map(|s| s.local_consumers as i64).sum());
+    registry.register(
+        "local_consumers",
+        "Egresses, WebRTC consumers and pipes consuming held streams",
+        local_consumers,
+    );
+    let draining = Gauge::<i64>::default();
+    draining.set(i64::from(node.is_draining()));
+    registry.register("draining", "1 while the node drains", draining);
     let cpu = Family::<WorkerLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let consumers = Family::<WorkerLabel, Gauge<i64>>::default();
     let transports = Family::<WorkerLabel, Gauge<i64>>::default();

@@ -37,6 +37,7 @@
 //!   transports, 64 producers, 256 consumers and 16 publications; one more is
 //!   refused (429, ROPE [`LIMIT_REACHED`]) and nothing is made.
 
+mod health;
 mod metrics;
 mod ops;
 pub mod owners;
@@ -155,7 +156,11 @@ pub fn serve_with(
         .route("/v1/streams/{id}/rtp-egress/{egress}", delete(stop_egress))
         .route("/v1/rope", get(rope::upgrade))
         .route("/metrics", get(metrics::render))
+        .route("/v1/drain", axum::routing::post(health::drain))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        // Probes need no token (added after the token check, so it skips them).
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         // Outermost: a foreign page or name learns nothing, not even whether a token is needed.
         .layer(middleware::from_fn_with_state(state.clone(), trust::check))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

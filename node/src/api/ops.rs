@@ -59,6 +59,10 @@ pub(super) struct StatusAnswer {
     workers: Vec<WorkerJson>,
     streams: Vec<StreamStatus>,
     egresses: usize,
+    /// Pipe transports this node feeds other nodes through.
+    pipes: usize,
+    /// Whether the node is draining.
+    draining: bool,
 }
 
 pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
@@ -85,6 +89,8 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
         workers,
         streams: node.streams(),
         egresses: node.egress_count(),
+        pipes: node.pipe_count(),
+        draining: node.is_draining(),
     })
 }
 

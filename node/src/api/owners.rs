@@ -377,4 +377,6 @@ impl Drop for Registration {
 pub(super) struct Access {
     pub(super) owners: Arc<Owners>,
     pub(super) caller: Caller,
+    /// Whether operator actions (drain) need the admin token: set when one is configured.
+    pub(super) admin_configured: bool,
 }

@@ -79,6 +79,7 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
     let access = Access {
         owners: Arc::clone(&state.owners),
         caller: Caller { owner: Owner::Connection(connection), admin: token.admin },
+        admin_configured: state.admin_token.is_some(),
     };
     let format = Format::from_query(request.uri().query());
     let node = Arc::clone(&state.node);
@@ -275,6 +276,21 @@ impl Handler for AppMethods {
             let node = node.as_ref();
             match request.method.as_str() {
                 "node.status" => to_value(&ops::status(node).await?),
+                "node.drain" => {
+                    if access.admin_configured && !caller.admin {
+                        return Err(RpcError::new(
+                            ErrorCode::Application(crate::error_codes::FORBIDDEN),
+                            "draining the node takes the admin token",
+                        ));
+                    }
+                    if !node.is_draining() {
+                        let node = node.clone();
+                        tokio::spawn(async move {
+                            node.drain().await;
+                        });
+                    }
+                    Ok(Value::Bool(true))
+                }
                 "stream.publish" => {
                     let p: PublishParams = params(&request.params)?;
                     let mut slot = owners.reserve(node, caller, ObjectKind::Publication, 1)?;
