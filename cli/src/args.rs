@@ -200,6 +200,12 @@ pub(crate) struct RunArgs {
           value_parser = parse_seconds)]
     relay_linger: f64,
 
+    /// Extra latency to assume on the link to a peer when ranking providers, as
+    /// PEER_ID=MILLISECONDS (repeat for several): for labs and tests on one machine,
+    /// where every RTT is the same, to make some paths look far.
+    #[arg(long = "link-delay", value_name = "PEER_ID=MS", value_parser = parse_link_delay)]
+    link_delay: Vec<(mafalda_swarm::PeerId, std::time::Duration)>,
+
     /// Longest a drain (SIGTERM, POST /v1/drain) takes before the node stops anyway.
     #[arg(long, value_name = "SECONDS", env = "MAFALDA_DRAIN_TIMEOUT", default_value_t = 30.0,
           value_parser = parse_seconds)]
@@ -419,6 +425,7 @@ impl RunArgs {
         config.cost.watermark = f64::from(self.watermark);
         config.relay_linger = std::time::Duration::from_secs_f64(self.relay_linger);
         config.drain_timeout = std::time::Duration::from_secs_f64(self.drain_timeout);
+        config.link_delay = self.link_delay.iter().copied().collect();
         Ok(config)
     }
 }
@@ -431,6 +438,14 @@ fn read_token(given: Option<&String>, file: Option<&PathBuf>, flag: &str) -> any
     let token = text.lines().next().unwrap_or("").trim();
     anyhow::ensure!(!token.is_empty(), "{flag}: {} holds no token", path.display());
     Ok(Some(token.to_owned()))
+}
+
+fn parse_link_delay(text: &str) -> anyhow::Result<(mafalda_swarm::PeerId, std::time::Duration)> {
+    let (peer, ms) = text.split_once('=').context("expected PEER_ID=MILLISECONDS")?;
+    let peer = peer.trim().parse().context("not a peer id")?;
+    let ms: u64 = ms.trim().parse().context("milliseconds must be a whole number")?;
+    anyhow::ensure!(ms <= 60_000, "at most 60000 ms");
+    Ok((peer, std::time::Duration::from_millis(ms)))
 }
 
 fn parse_seconds(text: &str) -> anyhow::Result<f64> {

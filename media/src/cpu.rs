@@ -9,6 +9,8 @@ use std::time::Instant;
 
 /// Clock ticks per second of `/proc` times (USER_HZ, 100 on every Linux ABI we run on).
 const TICKS_PER_SECOND: f64 = 100.0;
+/// The shortest window a CPU figure is measured over.
+pub const MIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Total CPU ticks (user + system) a thread of this process has used.
 pub fn thread_ticks(thread_id: i32) -> Option<u64> {
@@ -38,12 +40,18 @@ impl CpuSampler {
     /// sample or if the thread is gone).
     pub fn sample(&mut self, thread_id: i32, now: Instant) -> Option<f32> {
         let ticks = thread_ticks(thread_id)?;
-        let previous = self.last.insert(thread_id, (ticks, now));
-        let (last_ticks, last_at) = previous?;
+        let Some(&(last_ticks, last_at)) = self.last.get(&thread_id) else {
+            self.last.insert(thread_id, (ticks, now));
+            return None;
+        };
+        // Ticks are 10 ms: a short window turns one burst into a high load
+        // (a status call every 50 ms made an idle node look saturated and
+        // answer "busy"). Shorter calls keep the previous figure.
         let elapsed = now.saturating_duration_since(last_at).as_secs_f64();
-        if elapsed <= 0.0 {
+        if elapsed < MIN_WINDOW.as_secs_f64() {
             return None;
         }
+        self.last.insert(thread_id, (ticks, now));
         let busy = ticks.saturating_sub(last_ticks) as f64 / TICKS_PER_SECOND;
         Some((busy / elapsed * 100.0) as f32)
     }
@@ -83,9 +91,12 @@ mod tests {
         });
         let tid = tid_rx.recv().expect("tid");
         let mut sampler = CpuSampler::default();
-        assert_eq!(sampler.sample(tid, Instant::now()), None, "first sample has no baseline");
+        let start = Instant::now();
+        assert_eq!(sampler.sample(tid, start), None, "first sample has no baseline");
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let percent = sampler.sample(tid, Instant::now()).expect("second sample");
+        assert_eq!(sampler.sample(tid, Instant::now()), None, "under the window: no new figure");
+        std::thread::sleep(MIN_WINDOW.saturating_sub(start.elapsed()) + std::time::Duration::from_millis(50));
+        let percent = sampler.sample(tid, Instant::now()).expect("a figure over the whole window");
         stop_tx.send(()).expect("stop");
         busy.join().expect("join");
         assert!(percent > 30.0, "a spinning thread shows high CPU: {percent}");

@@ -20,7 +20,16 @@ pub(crate) struct EgressRecord {
     tracks: Vec<TrackSummary>,
     path: Vec<String>,
     /// Held so they keep sending; dropping the record closes them.
-    _consumers: Vec<PlainEgress>,
+    consumers: Vec<PlainEgress>,
+    /// What it sent, as last counted.
+    pub(crate) sent: crate::liveness::Counters,
+}
+
+impl EgressRecord {
+    /// The consumers sending it.
+    pub(crate) fn consumers(&self) -> impl Iterator<Item = &mafalda_media::mediasoup::prelude::Consumer> {
+        self.consumers.iter().map(|egress| &egress.consumer)
+    }
 }
 
 impl Inner {
@@ -83,7 +92,8 @@ impl Inner {
             track_ports: track_ports.clone(),
             tracks: tracks.clone(),
             path: path.clone(),
-            _consumers: consumers,
+            consumers,
+            sent: crate::liveness::Counters::default(),
         };
         let ports: Vec<u16> = (0..tracks.len())
             .map(|i| track_ports.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(destination.port()))

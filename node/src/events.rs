@@ -60,4 +60,12 @@ pub enum NodeEvent {
     /// The node is draining: it takes no new work, moves its downstream
     /// peers away, and stops once done. Apps should move too.
     Draining,
+    /// Nothing arrived for a relayed stream while its upstream still received
+    /// it: the node is moving it to another pipe.
+    StreamSilent {
+        /// The stream.
+        stream: String,
+        /// The upstream whose pipe went silent.
+        upstream: String,
+    },
 }

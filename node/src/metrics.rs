@@ -27,7 +27,7 @@ pub(crate) struct MethodLabel {
 /// The node-to-node methods a node speaks. Only these become label values: a
 /// peer naming ten thousand made-up methods must not make ten thousand series.
 pub(crate) const KNOWN_METHODS: &[&str] =
-    &["stream.describe", "stream.pipe", "stream.unpipe", "stream.closed", "stream.move"];
+    &["stream.describe", "stream.pipe", "stream.unpipe", "stream.closed", "stream.move", "stream.stats"];
 
 /// The label value for `method`: itself if known, else `other`.
 fn method_label(method: &str) -> &'static str {

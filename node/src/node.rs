@@ -79,6 +79,26 @@ pub struct StreamStatus {
     pub local_consumers: usize,
 }
 
+/// Packets and bytes of one stream (received) or egress (sent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrafficCount {
+    /// The stream or egress id.
+    pub id: String,
+    /// Packets.
+    pub packets: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// What the node's streams received and its egresses sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traffic {
+    /// Per held stream, received by its producers.
+    pub streams: Vec<TrafficCount>,
+    /// Per egress, sent.
+    pub egresses: Vec<TrafficCount>,
+}
+
 /// A stream being sent out as RTP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -151,6 +171,7 @@ impl Node {
         inner.spawn("serve calls", remote::serve_calls(Arc::clone(&inner), calls));
         inner.spawn("report load", crate::load_report::report_load(Arc::clone(&inner)));
         inner.spawn("release relays", crate::release::release_idle_relays(Arc::clone(&inner)));
+        inner.spawn("liveness", crate::liveness::watch_liveness(Arc::clone(&inner)));
         Ok(Self { inner })
     }
 
@@ -356,6 +377,29 @@ impl Node {
             node.inner.drained.send_replace(true);
             report
         }
+    }
+
+    /// Packets and bytes each held stream received and each egress sent, as
+    /// counted every half second: a stream or egress that stays at the same
+    /// count while its origin sends is not getting media.
+    pub fn traffic(&self) -> Traffic {
+        let mut streams: Vec<TrafficCount> = lock(&self.inner.streams)
+            .iter()
+            .map(|(id, local)| {
+                let (packets, bytes) = local.received.get();
+                TrafficCount { id: id.clone(), packets, bytes }
+            })
+            .collect();
+        let mut egresses: Vec<TrafficCount> = lock(&self.inner.egresses)
+            .iter()
+            .map(|(id, record)| {
+                let (packets, bytes) = record.sent.get();
+                TrafficCount { id: id.clone(), packets, bytes }
+            })
+            .collect();
+        streams.sort_by(|a, b| a.id.cmp(&b.id));
+        egresses.sort_by(|a, b| a.id.cmp(&b.id));
+        Traffic { streams, egresses }
     }
 
     /// Pipes this node feeds other nodes through, over all streams.

@@ -167,6 +167,7 @@ pub(crate) async fn pull(
         producers,
         pipes: std::collections::HashMap::new(),
         _source: Some(Box::new(transport)),
+        received: crate::liveness::Counters::default(),
     })
 }
 

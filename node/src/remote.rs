@@ -54,6 +54,13 @@ pub(crate) async fn handle(
             let moved = inner.move_stream(&params.stream, peer, params.leave).await.map_err(RpcError::from)?;
             Ok(Value::Bool(moved))
         }
+        "stream.stats" => {
+            let params: StreamParams = from_value(&request.params)?;
+            validate_stream_id(&params.stream).map_err(RpcError::from)?;
+            let stats =
+                inner.stream_stats(&params.stream).ok_or_else(|| RpcError::from(NodeError::NotFound(params.stream)))?;
+            to_value(&stats)
+        }
         "stream.unpipe" => {
             let params: StreamParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;

@@ -127,6 +127,13 @@ pub(crate) struct DownstreamPipe {
     pub(crate) _consumers: Vec<Consumer>,
 }
 
+impl DownstreamPipe {
+    /// Whether a consumer of it closed (its worker went away).
+    pub(crate) fn is_broken(&self) -> bool {
+        self._consumers.iter().any(Consumer::closed)
+    }
+}
+
 /// A stream held by this node.
 pub(crate) struct LocalStream {
     pub(crate) role: Role,
@@ -141,6 +148,8 @@ pub(crate) struct LocalStream {
     /// What feeds the producers (the ingest transport, or the upstream pipe);
     /// held so it lives as long as the stream.
     pub(crate) _source: Option<Box<dyn Any + Send>>,
+    /// What its producers received, as last counted.
+    pub(crate) received: crate::liveness::Counters,
 }
 
 impl LocalStream {
@@ -156,7 +165,15 @@ impl LocalStream {
         let verified = provenance
             .verify(stream, keypair.public().to_peer_id())
             .map_err(|source| crate::NodeError::Provenance { stream: stream.to_owned(), source })?;
-        Ok(Self { role: Role::Origin, provenance, verified, producers, pipes: HashMap::new(), _source: source })
+        Ok(Self {
+            role: Role::Origin,
+            provenance,
+            verified,
+            producers,
+            pipes: HashMap::new(),
+            _source: source,
+            received: crate::liveness::Counters::default(),
+        })
     }
 
     /// Re-signs the record of a stream published here after its tracks changed.

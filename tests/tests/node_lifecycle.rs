@@ -151,3 +151,85 @@ async fn a_draining_relay_moves_its_consumers_without_losing_a_packet() {
         node.shutdown().await;
     }
 }
+
+/// An iptables rule on this host, removed when dropped (also when the test fails).
+struct DropRule(Vec<String>);
+
+impl DropRule {
+    /// Drops UDP from source ports `from` to destination ports `to` on loopback.
+    fn udp(from: &std::ops::RangeInclusive<u16>, to: &std::ops::RangeInclusive<u16>) -> Self {
+        let rule: Vec<String> = [
+            "INPUT",
+            "-i",
+            "lo",
+            "-p",
+            "udp",
+            "--sport",
+            &format!("{}:{}", from.start(), from.end()),
+            "--dport",
+            &format!("{}:{}", to.start(), to.end()),
+            "-j",
+            "DROP",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        let status = std::process::Command::new("iptables").arg("-I").args(&rule).status();
+        assert!(status.is_ok_and(|s| s.success()), "this test needs root and iptables (scripts/setup.sh installs it)");
+        Self(rule)
+    }
+}
+
+impl Drop for DropRule {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("iptables").arg("-D").args(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_whose_upstream_stops_delivering_while_connected_moves_within_three_seconds() {
+    // Each node's media on its own port range, so a firewall rule can cut
+    // b's pipe to c alone while libp2p (TCP) stays up between them.
+    let ports = |start: u16| start..=start + 199;
+    let (a_ports, b_ports, c_ports) = (ports(41000), ports(41200), ports(41400));
+    let a = node_with(None, |config| config.media.rtc_ports = a_ports.clone()).await;
+    let b = node_with(Some(&a), |config| config.media.rtc_ports = b_ports.clone()).await;
+    let a_peer = a.peer_id();
+    let c = node_with(Some(&b), |config| {
+        config.media.rtc_ports = c_ports.clone();
+        config.link_delay.insert(a_peer, Duration::from_millis(80));
+    })
+    .await;
+    let (a_id, b_id) = (a.peer_id().to_string(), b.peer_id().to_string());
+    let ingest = a.publish_rtp("feed", vec![opus_track(88)]).await.expect("publish");
+    let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.consume_rtp("feed", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("feed", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path[..2], [a_id.clone(), b_id.clone()], "c pulls through b");
+
+    let mut c_events = c.subscribe();
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = mafalda_tests::rtp::test_stream(88, OPUS_PAYLOAD_TYPE, 400);
+    let sending = mafalda_tests::rtp::send_paced(&sender, ingest, &packets, Duration::from_millis(20));
+    let cutting = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        DropRule::udp(&b_ports, &c_ports)
+    };
+    let ((), rule, arrived) = tokio::join!(sending, cutting, arrivals(&receiver, Duration::from_secs(4)));
+    drop(rule);
+    let gap = arrived.windows(2).map(|w| w[1].1 - w[0].1).max().expect("packets arrived");
+    let last = arrived.iter().map(|(index, _)| *index).max().unwrap_or(0);
+    println!("silent upstream: {} of 400 packets, largest gap {gap:?}, last index {last}", arrived.len());
+    assert!(gap < Duration::from_secs(3), "c resumed within 3 s (gap {gap:?})");
+    assert!(last >= 390, "c receives again after the cut (last packet {last})");
+    assert_eq!(c.streams()[0].upstream.as_deref(), Some(a_id.as_str()), "c moved away from b");
+    let mut told = false;
+    while let Ok(event) = c_events.try_recv() {
+        told |= matches!(event, mafalda_node::NodeEvent::StreamSilent { ref upstream, .. } if *upstream == b_id);
+    }
+    assert!(told, "c's apps were told the stream went silent");
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}

@@ -63,6 +63,8 @@ pub(super) struct StatusAnswer {
     pipes: usize,
     /// Whether the node is draining.
     draining: bool,
+    /// Packets and bytes per held stream (received) and per egress (sent).
+    traffic: crate::Traffic,
 }
 
 pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
@@ -91,6 +93,7 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
         egresses: node.egress_count(),
         pipes: node.pipe_count(),
         draining: node.is_draining(),
+        traffic: node.traffic(),
     })
 }
 
