@@ -86,6 +86,7 @@ impl Inner {
                 return Err(error);
             }
         };
+        let same_upstream = new.role == Role::Relay { upstream: peer };
         let Some(old) = lock(&self.streams).insert(stream.to_owned(), new) else { return Ok(false) };
         if let Some(local) = lock(&self.streams).get(stream) {
             self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
@@ -93,9 +94,13 @@ impl Inner {
         self.reopen_egresses(stream).await;
         let downstream: Vec<PeerId> = old.pipes.keys().copied().collect();
         self.move_downstream(stream, downstream).await;
-        // Last: the old producers and the old upstream pipe.
+        // Last: the old producers and the old upstream pipe. From the same
+        // upstream, the new pipe already replaced the old one there (one pipe
+        // per peer and stream): an unpipe now would close the new one.
         drop(old);
-        crate::pipes::tell_unpipe(self, stream, peer).await;
+        if !same_upstream {
+            crate::pipes::tell_unpipe(self, stream, peer).await;
+        }
         info!(stream, from = %peer, leave, took = ?started.elapsed(), "stream moved to a new pipe before the old one closed");
         Ok(true)
     }

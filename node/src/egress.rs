@@ -26,6 +26,11 @@ pub(crate) struct EgressRecord {
 }
 
 impl EgressRecord {
+    /// The routers (so the workers) its consumers are on.
+    pub(crate) fn routers(&self) -> impl Iterator<Item = &mafalda_media::mediasoup::router::Router> {
+        self.consumers.iter().map(|egress| &egress.router)
+    }
+
     /// The consumers sending it.
     pub(crate) fn consumers(&self) -> impl Iterator<Item = &mafalda_media::mediasoup::prelude::Consumer> {
         self.consumers.iter().map(|egress| &egress.consumer)

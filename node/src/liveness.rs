@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use mafalda_media::MediaEvent;
 use mafalda_media::mediasoup::prelude::Producer;
+use mafalda_media::mediasoup::worker::WorkerId;
 use mafalda_rope::Value;
 use mafalda_swarm::PeerId;
 use serde::{Deserialize, Serialize};
@@ -258,6 +259,43 @@ impl Inner {
                 self.move_downstream(&stream, pipes_broken).await;
             }
         }
+    }
+}
+
+impl Inner {
+    /// Moves what can move off `worker` (retired: nothing new goes there):
+    /// relayed streams whose producers are on it are piped again onto another
+    /// worker and their downstream moved, make-before-break; egresses whose
+    /// consumers are on it are re-opened elsewhere. A publication's ingest
+    /// cannot move (its publisher sends to that transport): it stays until
+    /// the publication ends. Returns how many streams and egresses moved.
+    pub(crate) async fn move_off_worker(self: &Arc<Self>, worker: WorkerId) -> (usize, usize) {
+        let on_worker = |producer: &Producer| {
+            self.router.home_router(&producer.id()).is_some_and(|router| router.worker().id() == worker)
+        };
+        let relayed: Vec<(String, PeerId)> = lock(&self.streams)
+            .iter()
+            .filter_map(|(stream, local)| match local.role {
+                Role::Relay { upstream } if local.producers.iter().any(on_worker) => Some((stream.clone(), upstream)),
+                _ => None,
+            })
+            .collect();
+        let mut streams_moved = 0;
+        for (stream, upstream) in relayed {
+            streams_moved += usize::from(matches!(self.move_stream(&stream, upstream, false).await, Ok(true)));
+        }
+        let egress_streams: Vec<String> = lock(&self.egresses)
+            .values()
+            .filter(|record| record.routers().any(|router| router.worker().id() == worker))
+            .map(|record| record.stream.clone())
+            .collect();
+        let mut egresses_moved = 0;
+        for stream in egress_streams.iter().collect::<std::collections::BTreeSet<_>>() {
+            self.reopen_egresses(stream).await;
+            egresses_moved += egress_streams.iter().filter(|s| *s == stream).count();
+        }
+        info!(%worker, streams_moved, egresses_moved, "moved off a retired worker");
+        (streams_moved, egresses_moved)
     }
 }
 

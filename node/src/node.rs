@@ -412,6 +412,21 @@ impl Node {
         !self.inner.config.swarm.bootstrap.is_empty()
     }
 
+    /// Retires a mediasoup worker: nothing new is placed on it, relayed
+    /// streams and egresses on it move to other workers without a gap, and it
+    /// closes once the last object on it is gone (a publication's ingest
+    /// stays until the publication ends). Returns the streams and egresses
+    /// moved, or `NotFound` for a worker the node does not run.
+    pub async fn retire_worker(
+        &self,
+        worker: mafalda_media::mediasoup::worker::WorkerId,
+    ) -> Result<(usize, usize), NodeError> {
+        if !self.inner.media.retire(&worker) {
+            return Err(NodeError::NotFound(format!("worker {worker}")));
+        }
+        Ok(self.inner.move_off_worker(worker).await)
+    }
+
     /// Whether the node is draining or drained.
     pub fn is_draining(&self) -> bool {
         self.inner.is_draining()

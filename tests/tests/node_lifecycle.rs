@@ -233,3 +233,49 @@ async fn a_relay_whose_upstream_stops_delivering_while_connected_moves_within_th
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_retired_under_a_relay_closes_and_downstream_keeps_receiving() {
+    let a = node_with(None, |_| {}).await;
+    let b = node_with(Some(&a), |config| config.media.workers = 2).await;
+    let a_peer = a.peer_id();
+    let c = node_with(Some(&b), |config| {
+        config.link_delay.insert(a_peer, Duration::from_millis(80));
+    })
+    .await;
+    let b_id = b.peer_id().to_string();
+    let ingest = a.publish_rtp("cam", vec![opus_track(99)]).await.expect("publish");
+    let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.consume_rtp("cam", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("cam", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path[1], b_id, "c pulls through b");
+    // The worker under b's relayed producers.
+    let under = b.media().status().into_iter().find(|w| w.objects.producers > 0).expect("a worker with producers").id;
+
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let packets = mafalda_tests::rtp::test_stream(99, OPUS_PAYLOAD_TYPE, 200);
+    let sending = mafalda_tests::rtp::send_paced(&sender, ingest, &packets, Duration::from_millis(20));
+    let retiring = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        b.retire_worker(under).await.expect("retire")
+    };
+    let ((), moved, arrived) = tokio::join!(sending, retiring, arrivals(&receiver, Duration::from_secs(2)));
+    let gap = arrived.windows(2).map(|w| w[1].1 - w[0].1).max().expect("packets arrived");
+    let lost = 200 - arrived.len();
+    println!(
+        "retired worker under a relay: moved {moved:?}; {} of 200 packets at c, largest gap {gap:?}",
+        arrived.len()
+    );
+    assert_eq!(moved.0, 1, "b's relayed stream moved");
+    assert!(gap < Duration::from_secs(2), "c resumed within 2 s (gap {gap:?})");
+    assert!(lost <= 2, "{lost} packets lost");
+    assert_eq!(c.streams()[0].upstream.as_deref(), Some(b_id.as_str()), "c still pulls from b");
+    let closed =
+        eventually(Duration::from_secs(10), || async { b.media().status().iter().all(|w| w.id != under) }).await;
+    assert!(closed, "the retired worker closed once empty");
+    assert!(matches!(b.retire_worker(under).await, Err(mafalda_node::NodeError::NotFound(_))));
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
