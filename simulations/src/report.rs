@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::runner::{ConsumerRecord, Observations};
+use crate::runner::{ConsumerRecord, Observations, Resources};
 
 /// A recovery gap longer than this counts as "not recovered".
 pub const RECOVERY_LIMIT: Duration = Duration::from_secs(5);
@@ -16,6 +16,12 @@ pub const RECOVERY_LIMIT: Duration = Duration::from_secs(5);
 const IN_FLIGHT: Duration = Duration::from_millis(300);
 /// Delivery below this (outside recovery windows) fails the run.
 pub const DELIVERY_THRESHOLD: f64 = 0.99;
+/// A drain's loss window opens this long before the drain starts (packets in
+/// flight then must arrive too)...
+const DRAIN_LEAD: Duration = Duration::from_millis(500);
+/// ... and closes this long after `Node::drain` returned (the old pipes are
+/// closed by then: a consumer not moved in time falls silent).
+const DRAIN_TAIL: Duration = Duration::from_secs(2);
 
 /// Summary of a set of durations, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -78,6 +84,16 @@ pub struct ConsumerReport {
     pub recovery_ms: Option<f64>,
     /// Packets sent during that silence (not counted against delivery).
     pub lost_in_recovery: usize,
+    /// Its entry node was killed or drained before its first packet arrived
+    /// (it could get no media; not counted as a consumer that got none).
+    pub ended_with_entry: bool,
+    /// Packets sent while a relay on its path drained (see `DRAIN_LEAD`,
+    /// `DRAIN_TAIL`), from its first packet on.
+    pub drain_expected: usize,
+    /// Indices of those that never arrived.
+    pub drain_lost: Vec<u32>,
+    /// Longest silence while a relay on its path drained, ms.
+    pub drain_gap_ms: Option<f64>,
 }
 
 /// One node in the report.
@@ -107,6 +123,10 @@ pub struct NodeReport {
     pub workers_closed: usize,
     /// Workers at the end.
     pub workers_end: usize,
+    /// Resources before any consumer arrived (or at its restart).
+    pub baseline: Option<Resources>,
+    /// Resources after every consumer left and the settle wait.
+    pub settled: Option<Resources>,
 }
 
 /// A pipe between two nodes at the end of the run.
@@ -125,8 +145,16 @@ pub struct PipeEdge {
 pub struct ChurnReport {
     /// Node index.
     pub node: usize,
-    /// Killed at, seconds.
+    /// `kill` or `drain`.
+    pub kind: String,
+    /// Killed (or its drain started) at, seconds.
     pub killed_at_s: f64,
+    /// A drain: when `Node::drain` returned, seconds.
+    pub drained_at_s: Option<f64>,
+    /// A drain: downstream peers moved / not moved.
+    pub moved: Option<usize>,
+    /// A drain: downstream peers that did not confirm a move.
+    pub not_moved: Option<usize>,
     /// Back at, seconds.
     pub restarted_at_s: Option<f64>,
     /// Consumers whose path went through it.
@@ -144,6 +172,59 @@ pub struct Delivery {
     pub ratio: f64,
     /// The same, not counting packets sent while a consumer's path was healing.
     pub ratio_outside_recovery: f64,
+}
+
+/// Consumers behind draining relays, over all drains.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrainSummary {
+    /// Relays drained.
+    pub drains: usize,
+    /// Consumer-drain pairs: a consumer (at another node, listening) whose
+    /// stream came through the relay when its drain started.
+    pub affected: usize,
+    /// Packets those consumers should have got during the drains.
+    pub expected: usize,
+    /// Of those, packets that never arrived.
+    pub lost: usize,
+    /// Longest silence of any of them during a drain, ms.
+    pub largest_gap_ms: f64,
+    /// Downstream peers moved before their pipe closed.
+    pub moved: usize,
+    /// Downstream peers that did not confirm a move.
+    pub not_moved: usize,
+}
+
+/// A node not back at its baseline after every consumer left.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotBack {
+    /// Node index.
+    pub node: usize,
+    /// Before any consumer arrived.
+    pub baseline: Resources,
+    /// At the end.
+    pub end: Resources,
+}
+
+/// Resources after every consumer left, against the baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettleReport {
+    /// The relay linger the nodes ran with, seconds.
+    pub relay_linger_s: f64,
+    /// From the last consumer leaving to every running node being back at
+    /// its baseline, seconds (none: not within `settle_s`).
+    pub back_after_s: Option<f64>,
+    /// From the last consumer leaving to the final snapshot, seconds.
+    pub waited_s: f64,
+    /// Running nodes compared.
+    pub nodes: usize,
+    /// Sum over them before any consumer arrived.
+    pub baseline_total: Resources,
+    /// Sum over them at the end.
+    pub end_total: Resources,
+    /// Nodes not back at their baseline, with their figures.
+    pub not_back: Vec<NotBack>,
+    /// Origins that no longer hold their publication (stream ids).
+    pub publications_lost: Vec<String>,
 }
 
 /// A pass/fail check on behaviour.
@@ -192,6 +273,12 @@ pub struct Report {
     pub delivery: Delivery,
     /// Churn events.
     pub churn: Vec<ChurnReport>,
+    /// Most consumers listening at once.
+    pub consumers_peak: usize,
+    /// Consumers behind draining relays (scenarios with drains).
+    pub drain: Option<DrainSummary>,
+    /// Resources after every consumer left (scenarios with `settle_s`).
+    pub settle: Option<SettleReport>,
     /// Nodes.
     pub node_reports: Vec<NodeReport>,
     /// Consumers.
@@ -251,6 +338,8 @@ pub fn build(obs: &Observations) -> Report {
             workers_peak: n.workers_peak,
             workers_closed: n.workers_closed,
             workers_end: n.workers_end,
+            baseline: n.baseline,
+            settled: n.settled,
         })
         .collect();
     let control: Vec<f64> = node_reports.iter().filter(|n| n.alive).map(|n| n.control_bytes_per_s).collect();
@@ -269,12 +358,43 @@ pub fn build(obs: &Observations) -> Report {
         .iter()
         .map(|c| ChurnReport {
             node: c.node,
+            kind: if c.drain.is_some() { "drain" } else { "kill" }.into(),
             killed_at_s: c.killed_at.as_secs_f64(),
+            drained_at_s: c.drain.as_ref().map(|d| d.ended_at.as_secs_f64()),
+            moved: c.drain.as_ref().map(|d| d.moved),
+            not_moved: c.drain.as_ref().map(|d| d.not_moved),
             restarted_at_s: c.restarted_at.map(|d| d.as_secs_f64()),
             affected: c.affected.clone(),
         })
         .collect();
-    let checks = checks(obs, &consumers, &delivery, &churn);
+    let drains: Vec<_> = obs.churn.iter().filter_map(|c| c.drain.as_ref().map(|d| (c, d))).collect();
+    let drain = (!drains.is_empty()).then(|| DrainSummary {
+        drains: drains.len(),
+        affected: drains.iter().map(|(c, _)| c.affected.len()).sum(),
+        expected: consumers.iter().map(|c| c.drain_expected).sum(),
+        lost: consumers.iter().map(|c| c.drain_lost.len()).sum(),
+        largest_gap_ms: consumers.iter().filter_map(|c| c.drain_gap_ms).fold(0.0, f64::max),
+        moved: drains.iter().map(|(_, d)| d.moved).sum(),
+        not_moved: drains.iter().map(|(_, d)| d.not_moved).sum(),
+    });
+    let settle = settle_report(obs);
+    let mut listening: Vec<(Duration, i32)> = obs
+        .consumers
+        .iter()
+        .filter(|c| c.path.is_ok())
+        .flat_map(|c| [(c.arrived, 1), (c.listened_until.max(c.arrived), -1)])
+        .collect();
+    listening.sort();
+    let consumers_peak = listening
+        .iter()
+        .scan(0_i32, |now, (_, step)| {
+            *now += step;
+            Some(*now)
+        })
+        .max()
+        .unwrap_or(0)
+        .max(0) as usize;
+    let checks = checks(obs, &consumers, &delivery, &churn, drain.as_ref(), settle.as_ref());
     Report {
         scenario: scenario.name.clone(),
         nodes: scenario.nodes,
@@ -294,10 +414,53 @@ pub fn build(obs: &Observations) -> Report {
         passed: checks.iter().all(|c| c.passed),
         checks,
         churn,
+        consumers_peak,
+        drain,
+        settle,
         node_reports,
         consumers,
         pipes,
     }
+}
+
+fn settle_report(obs: &Observations) -> Option<SettleReport> {
+    let settle = obs.settle.as_ref()?;
+    let compared: Vec<(usize, Resources, Resources)> =
+        obs.nodes.iter().filter_map(|n| Some((n.index, n.baseline?, n.settled?))).collect();
+    let total = |pick: fn(&(usize, Resources, Resources)) -> Resources| {
+        compared.iter().map(pick).fold(Resources::default(), |sum, r| Resources {
+            transports: sum.transports + r.transports,
+            consumers: sum.consumers + r.consumers,
+            pipes: sum.pipes + r.pipes,
+            relayed: sum.relayed + r.relayed,
+            published: sum.published + r.published,
+            egresses: sum.egresses + r.egresses,
+            producers: sum.producers + r.producers,
+            routers: sum.routers + r.routers,
+        })
+    };
+    let not_back = compared
+        .iter()
+        .filter(|(_, baseline, end)| !end.back_to(baseline))
+        .map(|(node, baseline, end)| NotBack { node: *node, baseline: *baseline, end: *end })
+        .collect();
+    let publications_lost = obs
+        .scenario
+        .streams
+        .iter()
+        .filter(|s| !obs.nodes[s.at].alive || obs.nodes[s.at].settled.is_none_or(|r| r.published == 0))
+        .map(|s| s.id.clone())
+        .collect();
+    Some(SettleReport {
+        relay_linger_s: settle.linger.as_secs_f64(),
+        back_after_s: settle.back_after.map(|d| d.as_secs_f64()),
+        waited_s: settle.waited.as_secs_f64(),
+        nodes: compared.len(),
+        baseline_total: total(|c| c.1),
+        end_total: total(|c| c.2),
+        not_back,
+        publications_lost,
+    })
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {
@@ -312,8 +475,15 @@ fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerRep
         _ if obs.scenario.media && consumer.first_packet.is_none() => Some("no packet arrived".into()),
         _ => None,
     };
-    // A consumer at a node that was killed ends with it: count until then.
-    let ended = obs.churn.iter().filter(|c| c.node == consumer.entry).map(|c| c.killed_at).min();
+    // A consumer at a node that was killed (or drained) after it arrived ends
+    // with it: count until then.
+    let ended = obs
+        .churn
+        .iter()
+        .filter(|c| c.node == consumer.entry && c.killed_at >= consumer.arrived)
+        .map(|c| c.killed_at)
+        .min();
+    let ended_with_entry = ended.is_some_and(|ended| consumer.arrivals.first().is_none_or(|(_, first)| *first > ended));
     // Packets still in flight when it stopped listening are not expected either
     // (on an overloaded machine the sender runs late and ends after that).
     let until = consumer.listened_until.saturating_sub(IN_FLIGHT);
@@ -334,7 +504,7 @@ fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerRep
     // a consumer whose packets stopped for good never recovered).
     let mut recovery_ms = None;
     let mut lost_in_recovery = 0;
-    for churn in obs.churn.iter().filter(|c| c.affected.contains(&consumer.index)) {
+    for churn in obs.churn.iter().filter(|c| c.drain.is_none() && c.affected.contains(&consumer.index)) {
         let from = churn.killed_at.saturating_sub(Duration::from_secs(1));
         let mut times: Vec<Duration> = consumer.arrivals.iter().map(|(_, at)| *at).filter(|at| *at >= from).collect();
         times.insert(0, from.max(consumer.arrivals.first().map_or(from, |(_, at)| *at)));
@@ -350,6 +520,31 @@ fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerRep
             .filter(|(index, at)| window.contains(*at) && !received_indices.contains(&(*index as u32)))
             .count();
     }
+    // Drains of a relay on its path: every packet sent meanwhile must arrive
+    // (by payload index, whatever the SSRC after the move).
+    let mut drain_expected = 0;
+    let mut drain_lost = Vec::new();
+    let mut drain_gap_ms: Option<f64> = None;
+    for churn in obs.churn.iter().filter(|c| c.affected.contains(&consumer.index)) {
+        let (Some(drain), Some(&first)) = (&churn.drain, received_indices.first()) else { continue };
+        let from = churn.killed_at.saturating_sub(DRAIN_LEAD);
+        let to = drain.ended_at + DRAIN_TAIL;
+        for (index, _) in
+            sent.iter().enumerate().filter(|(index, at)| (from..to).contains(*at) && *index >= first as usize)
+        {
+            drain_expected += 1;
+            if !received_indices.contains(&(index as u32)) {
+                drain_lost.push(index as u32);
+            }
+        }
+        let last = to.min(consumer.listened_until);
+        let before = consumer.arrivals.iter().map(|(_, at)| *at).filter(|at| *at < from).next_back().unwrap_or(from);
+        let mut times = vec![before];
+        times.extend(consumer.arrivals.iter().map(|(_, at)| *at).filter(|at| (from..last).contains(at)));
+        times.push(last);
+        let gap = times.windows(2).map(|w| w[1].saturating_sub(w[0])).max().unwrap_or_default();
+        drain_gap_ms = Some(drain_gap_ms.unwrap_or(0.0).max(ms(gap)));
+    }
     ConsumerReport {
         index: consumer.index,
         stream: obs.scenario.streams[consumer.stream].id.clone(),
@@ -363,10 +558,21 @@ fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerRep
         received,
         recovery_ms,
         lost_in_recovery,
+        ended_with_entry,
+        drain_expected,
+        drain_lost,
+        drain_gap_ms,
     }
 }
 
-fn checks(obs: &Observations, consumers: &[ConsumerReport], delivery: &Delivery, churn: &[ChurnReport]) -> Vec<Check> {
+fn checks(
+    obs: &Observations,
+    consumers: &[ConsumerReport],
+    delivery: &Delivery,
+    churn: &[ChurnReport],
+    drain: Option<&DrainSummary>,
+    settle: Option<&SettleReport>,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let found = consumers.iter().filter(|c| c.find_ms.is_some()).count();
     checks.push(Check {
@@ -376,10 +582,18 @@ fn checks(obs: &Observations, consumers: &[ConsumerReport], delivery: &Delivery,
     });
     if obs.scenario.media {
         let served = consumers.iter().filter(|c| c.first_packet_ms.is_some()).count();
+        let cut = consumers.iter().filter(|c| c.first_packet_ms.is_none() && c.ended_with_entry).count();
+        let should = consumers.len() - cut;
         checks.push(Check {
             name: "every consumer receives media".into(),
-            passed: served == consumers.len(),
-            detail: format!("{served} of {} consumers got packets", consumers.len()),
+            passed: served == should,
+            detail: if cut == 0 {
+                format!("{served} of {should} consumers got packets")
+            } else {
+                format!(
+                    "{served} of {should} consumers got packets ({cut} more arrived at a node killed or drained before their first packet)"
+                )
+            },
         });
         checks.push(Check {
             name: format!("at least {:.0} % of packets delivered outside recovery windows", DELIVERY_THRESHOLD * 100.0),
@@ -394,13 +608,64 @@ fn checks(obs: &Observations, consumers: &[ConsumerReport], delivery: &Delivery,
         });
         let affected: Vec<&ConsumerReport> = consumers.iter().filter(|c| c.recovery_ms.is_some()).collect();
         let recovered = affected.iter().filter(|c| c.recovery_ms.is_some_and(|r| r <= ms(RECOVERY_LIMIT))).count();
-        if !churn.is_empty() {
+        if churn.iter().any(|c| c.kind == "kill") {
             checks.push(Check {
                 name: format!("every consumer behind a killed node recovers within {} s", RECOVERY_LIMIT.as_secs()),
                 passed: recovered == affected.len(),
                 detail: format!("{recovered} of {} affected consumers recovered", affected.len()),
             });
         }
+    }
+    if let Some(drain) = drain.filter(|_| obs.scenario.media) {
+        checks.push(Check {
+            name: "consumers behind a draining relay lose no packet".into(),
+            passed: drain.affected > 0 && drain.lost == 0,
+            detail: format!(
+                "{} of {} packets lost by {} consumer(s) behind {} drained relay(s); largest gap {:.0} ms{}",
+                drain.lost,
+                drain.expected,
+                drain.affected,
+                drain.drains,
+                drain.largest_gap_ms,
+                if drain.affected == 0 { " (no consumer was behind a drained relay: nothing tested)" } else { "" }
+            ),
+        });
+        checks.push(Check {
+            name: "a drained relay moves every downstream peer before closing its pipe".into(),
+            passed: drain.not_moved == 0,
+            detail: format!("{} moved, {} did not", drain.moved, drain.not_moved),
+        });
+    }
+    if let Some(settle) = settle {
+        let not_back: Vec<String> = settle.not_back.iter().map(|n| format!("node {}", n.node)).collect();
+        checks.push(Check {
+            name: "every running node is back at its baseline once every consumer left".into(),
+            passed: settle.not_back.is_empty() && settle.publications_lost.is_empty() && settle.back_after_s.is_some(),
+            detail: format!(
+                "{} of {} nodes back (transports {} → {}, consumers {} → {}, pipes {} → {}, relayed {} → {}, publications {} → {}) {}{}",
+                settle.nodes - settle.not_back.len(),
+                settle.nodes,
+                settle.baseline_total.transports,
+                settle.end_total.transports,
+                settle.baseline_total.consumers,
+                settle.end_total.consumers,
+                settle.baseline_total.pipes,
+                settle.end_total.pipes,
+                settle.baseline_total.relayed,
+                settle.end_total.relayed,
+                settle.baseline_total.published,
+                settle.end_total.published,
+                match settle.back_after_s {
+                    Some(after) => format!("{after:.1} s after the last consumer left (linger {:.0} s)", settle.relay_linger_s),
+                    None => format!("not within {:.1} s of the last consumer leaving", settle.waited_s),
+                },
+                if not_back.is_empty() && settle.publications_lost.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not back: {}; publications lost: {:?}", not_back.join(", "), settle.publications_lost)
+                }
+            ),
+        });
     }
     let restarts = obs.churn.iter().filter(|c| c.restart_planned);
     let (wanted, back) = restarts.fold((0, 0), |(w, b), c| (w + 1, b + usize::from(c.restarted_at.is_some())));
@@ -470,15 +735,77 @@ pub fn markdown(report: &Report) -> String {
         report.delivery.ratio * 100.0,
         report.delivery.ratio_outside_recovery * 100.0
     );
+    let _ = writeln!(md, "Most consumers listening at once: {}.", report.consumers_peak);
     for churn in &report.churn {
+        let what = match (churn.drained_at_s, churn.moved, churn.not_moved) {
+            (Some(done), Some(moved), Some(not_moved)) => format!(
+                "drained from {:.2} s to {done:.2} s ({moved} downstream peer(s) moved, {not_moved} not), then shut down",
+                churn.killed_at_s
+            ),
+            _ => format!("killed at {:.1} s", churn.killed_at_s),
+        };
         let _ = writeln!(
             md,
-            "Churn: node {} killed at {:.1} s{}; {} consumer(s) were behind it.",
+            "Churn: node {} {what}{}; {} consumer(s) were behind it.",
             churn.node,
-            churn.killed_at_s,
             churn.restarted_at_s.map_or_else(String::new, |t| format!(", back at {t:.1} s")),
             churn.affected.len()
         );
+    }
+    if let Some(drain) = &report.drain {
+        let _ = writeln!(
+            md,
+            "Drains: {} consumer(s) behind {} drained relay(s) got {} of {} packets sent meanwhile ({} lost); largest gap {:.0} ms.",
+            drain.affected,
+            drain.drains,
+            drain.expected - drain.lost,
+            drain.expected,
+            drain.lost,
+            drain.largest_gap_ms
+        );
+        for c in report.consumers.iter().filter(|c| !c.drain_lost.is_empty()) {
+            let _ = writeln!(
+                md,
+                "- consumer #{} at node {} ({}): lost packets {:?}, gap {:.0} ms",
+                c.index,
+                c.entry,
+                c.stream,
+                c.drain_lost,
+                c.drain_gap_ms.unwrap_or(0.0)
+            );
+        }
+    }
+    if let Some(settle) = &report.settle {
+        let _ = writeln!(
+            md,
+            "\nAfter every consumer left ({} running nodes, relay linger {:.0} s): {}.\n",
+            settle.nodes,
+            settle.relay_linger_s,
+            match settle.back_after_s {
+                Some(after) => format!("every one back at its baseline {after:.1} s after the last consumer left"),
+                None => format!("not all back at their baseline {:.1} s after the last consumer left", settle.waited_s),
+            }
+        );
+        let _ = writeln!(
+            md,
+            "| | transports | consumers | pipes | relayed streams | publications | egresses | producers | routers |\n\
+             |---|---|---|---|---|---|---|---|---|"
+        );
+        let row = |name: &str, r: &Resources| {
+            format!(
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.transports, r.consumers, r.pipes, r.relayed, r.published, r.egresses, r.producers, r.routers
+            )
+        };
+        let _ = writeln!(md, "{}", row("baseline, all nodes", &settle.baseline_total));
+        let _ = writeln!(md, "{}", row("end, all nodes", &settle.end_total));
+        for n in &settle.not_back {
+            let _ = writeln!(md, "{}", row(&format!("node {} baseline", n.node), &n.baseline));
+            let _ = writeln!(md, "{}", row(&format!("node {} end", n.node), &n.end));
+        }
+        if !settle.publications_lost.is_empty() {
+            let _ = writeln!(md, "\nPublications no longer held by their origin: {:?}.", settle.publications_lost);
+        }
     }
     let busy: Vec<&NodeReport> = report.node_reports.iter().filter(|n| n.consumers > 0 || n.streams_held > 0).collect();
     if !busy.is_empty() {

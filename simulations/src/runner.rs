@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use mafalda_media::mediasoup::prelude::MediaKind;
@@ -16,6 +16,7 @@ use mafalda_swarm::{Keypair, Multiaddr, PeerId, SwarmConfig};
 use mafalda_tests::rtp::{RtpPacket, test_stream};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::Serialize;
 use tokio::net::UdpSocket;
 use tracing::{info, warn};
 
@@ -74,19 +75,102 @@ pub struct ConsumerRecord {
     pub listened_until: Duration,
 }
 
-/// A node killed (and maybe restarted) during the run.
+/// What a drain did (a [`ChurnRecord`] of a drained node).
+#[derive(Debug, Clone)]
+pub struct DrainRecord {
+    /// When `Node::drain` returned, since the streams started (the node was
+    /// shut down right after).
+    pub ended_at: Duration,
+    /// Downstream peers that moved to another provider before their pipe closed.
+    pub moved: usize,
+    /// Downstream peers that did not confirm a move.
+    pub not_moved: usize,
+    /// Egresses of the drained node itself, closed.
+    pub egresses_closed: usize,
+}
+
+/// A node killed or drained (and maybe restarted) during the run.
 #[derive(Debug, Clone)]
 pub struct ChurnRecord {
     /// Node index.
     pub node: usize,
-    /// When it was killed, since the streams started.
+    /// When it was killed, or its drain started, since the streams started.
     pub killed_at: Duration,
+    /// Set when it was drained rather than killed.
+    pub drain: Option<DrainRecord>,
     /// Whether the scenario restarts it.
     pub restart_planned: bool,
     /// When it was back, if it came back.
     pub restarted_at: Option<Duration>,
-    /// Consumers whose path went through it when it was killed.
+    /// Consumers (at other nodes, still listening) whose path went through it
+    /// when it was killed or its drain started.
     pub affected: Vec<usize>,
+}
+
+/// A node's media objects and stream state at one moment (summed over its
+/// workers): what must come back once every consumer has left.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// mediasoup transports (ingest, egress and pipe transports).
+    pub transports: u32,
+    /// mediasoup consumers (egress and pipe consumers).
+    pub consumers: u32,
+    /// Pipes it feeds other nodes through (`Node::pipe_count`).
+    pub pipes: usize,
+    /// Streams it holds as a relay.
+    pub relayed: usize,
+    /// Streams it holds as their origin.
+    pub published: usize,
+    /// Egresses running.
+    pub egresses: usize,
+    /// mediasoup producers (informational: pipe producers included).
+    pub producers: u32,
+    /// mediasoup routers (informational).
+    pub routers: u32,
+}
+
+impl Resources {
+    /// `node`'s resources now.
+    pub fn of(node: &Node) -> Self {
+        let objects = node.media().status();
+        let streams = node.streams();
+        Self {
+            transports: objects.iter().map(|w| w.objects.transports).sum(),
+            consumers: objects.iter().map(|w| w.objects.consumers).sum(),
+            pipes: node.pipe_count(),
+            relayed: streams.iter().filter(|s| s.upstream.is_some()).count(),
+            published: streams.iter().filter(|s| s.upstream.is_none()).count(),
+            egresses: node.egress_count(),
+            producers: objects.iter().map(|w| w.objects.producers).sum(),
+            routers: objects.iter().map(|w| w.objects.routers).sum(),
+        }
+    }
+
+    /// Whether the checked figures (transports, consumers, pipes, relayed and
+    /// published streams, egresses) equal `baseline`'s.
+    pub fn back_to(&self, baseline: &Self) -> bool {
+        (self.transports, self.consumers, self.pipes, self.relayed, self.published, self.egresses)
+            == (
+                baseline.transports,
+                baseline.consumers,
+                baseline.pipes,
+                baseline.relayed,
+                baseline.published,
+                baseline.egresses,
+            )
+    }
+}
+
+/// The wait after the run for every node to be back at its baseline.
+#[derive(Debug, Clone)]
+pub struct SettleRecord {
+    /// From the last consumer leaving to the first moment every surviving node
+    /// was back at its baseline (none if that did not happen within `settle_s`).
+    pub back_after: Option<Duration>,
+    /// From the last consumer leaving to the final snapshot.
+    pub waited: Duration,
+    /// The relay linger the nodes ran with.
+    pub linger: Duration,
 }
 
 /// A node's state at the end of the run.
@@ -116,6 +200,11 @@ pub struct NodeRecord {
     pub workers_closed: usize,
     /// Workers running at the end.
     pub workers_end: usize,
+    /// Its resources before any consumer arrived (or when it was restarted).
+    pub baseline: Option<Resources>,
+    /// Its resources after every consumer left and the settle wait (scenarios
+    /// with `settle_s`; a node still running then).
+    pub settled: Option<Resources>,
 }
 
 /// A node's workers over the run, kept from its pool's events.
@@ -175,6 +264,8 @@ pub struct Observations {
     pub nodes: Vec<NodeRecord>,
     /// Time to start every node and let the swarm settle.
     pub startup: Duration,
+    /// The wait for every node to be back at its baseline (`settle_s`).
+    pub settle: Option<SettleRecord>,
 }
 
 struct SimNode {
@@ -188,13 +279,20 @@ struct SimNode {
     media: MediaConfig,
     workers: Arc<WorkerTally>,
     watching: Option<tokio::task::JoinHandle<()>>,
+    /// The running node as consumers see it when they arrive (none while it
+    /// is down or draining).
+    live: Arc<Mutex<Option<Weak<Node>>>>,
+    /// Its resources when its current life began serving consumers.
+    baseline: Option<Resources>,
 }
 
 impl SimNode {
     /// Starts watching the workers of the node just started.
     fn started(&mut self, node: Node) {
         self.watching = Some(watch_workers(&node, Arc::clone(&self.workers)));
-        self.node = Some(Arc::new(node));
+        let node = Arc::new(node);
+        *lock(&self.live) = Some(Arc::downgrade(&node));
+        self.node = Some(node);
     }
 
     /// Takes the node out to shut it down, no longer watching its workers.
@@ -202,6 +300,8 @@ impl SimNode {
         if let Some(watching) = self.watching.take() {
             watching.abort();
         }
+        *lock(&self.live) = None;
+        self.baseline = None;
         self.node.take()
     }
 }
@@ -228,13 +328,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn start_node(sim: &SimNode, bootstrap: Option<Multiaddr>) -> Result<Node, String> {
+async fn start_node(sim: &SimNode, bootstrap: Option<Multiaddr>, linger: Option<f64>) -> Result<Node, String> {
     let media = sim.media.clone();
     let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().map_err(|e| format!("{e}"))?;
     let swarm = SwarmConfig::new(sim.keypair.clone(), vec![listen]).with_bootstrap(bootstrap.into_iter().collect());
     let mut config = NodeConfig::new(media, swarm);
     config.link_delay = sim.link_delay.clone();
     config.find_deadline = Duration::from_secs(10);
+    if let Some(linger) = linger {
+        config.relay_linger = Duration::from_secs_f64(linger);
+    }
     Node::start(config).await.map_err(|e| e.to_string())
 }
 
@@ -261,6 +364,8 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
                 media: media_config(scenario, i),
                 workers: Arc::default(),
                 watching: None,
+                live: Arc::default(),
+                baseline: None,
             }
         })
         .collect();
@@ -271,7 +376,9 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
     }
     for i in 0..sims.len() {
         let bootstrap = sims[i].bootstrap.and_then(|b| sims[b].addr.clone());
-        let node = start_node(&sims[i], bootstrap).await.map_err(|reason| RunError::NodeStart { index: i, reason })?;
+        let node = start_node(&sims[i], bootstrap, scenario.relay_linger_s)
+            .await
+            .map_err(|reason| RunError::NodeStart { index: i, reason })?;
         let addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
         sims[i].addr = addr;
         sims[i].started(node);
@@ -304,34 +411,57 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         }
     }
 
-    // Consumers arrive at random entry nodes, round-robin over the streams.
+    // Every node's baseline: its publications, no consumer yet.
+    for sim in &mut sims {
+        sim.baseline = sim.node.as_deref().map(Resources::of);
+    }
+
+    // Consumers arrive round-robin over the streams: placed ones at their
+    // entry node, the others at a random node running when they arrive.
     let churned: Vec<usize> = scenario.churn.iter().filter_map(|c| c.node).collect();
     let mut arrivals: Vec<f64> = (0..scenario.consumers.count)
         .map(|_| rng.random_range(scenario.consumers.arrive_from_s..=scenario.consumers.arrive_until_s))
         .collect();
     arrivals.sort_by(f64::total_cmp);
+    let stay = match (scenario.consumers.stay_from_s, scenario.consumers.stay_until_s) {
+        (Some(from), Some(until)) => Some(from..=until),
+        _ => None,
+    };
     // (arrival, stream, entry, departure): placed consumers first, then random ones.
     let mut plan: Vec<(f64, usize, Option<usize>, Option<f64>)> =
         scenario.consumer.iter().map(|c| (c.at_s, c.stream, Some(c.entry), c.leave_at_s)).collect();
     let placed = plan.len();
-    plan.extend(
-        arrivals.into_iter().enumerate().map(|(k, at)| (at, (placed + k) % scenario.streams.len(), None, None)),
-    );
+    for (k, at) in arrivals.into_iter().enumerate() {
+        let leave = stay.clone().map(|stay| at + rng.random_range(stay)).filter(|leave| *leave < scenario.duration_s);
+        plan.push((at, (placed + k) % scenario.streams.len(), None, leave));
+    }
+    if scenario.settle_s.is_some() {
+        // Every consumer leaves (stops its egress) by the end, so that the
+        // nodes can go back to their baseline.
+        for (_, _, _, leave) in &mut plan {
+            leave.get_or_insert(scenario.duration_s);
+        }
+    }
+    let live: LiveNodes = Arc::new(sims.iter().map(|s| Arc::clone(&s.live)).collect());
     let records: Arc<Mutex<Vec<ConsumerRecord>>> = Arc::default();
     let end = t0 + Duration::from_secs_f64(scenario.duration_s);
     let mut consumers = Vec::new();
     for (k, (at, stream, placed_entry, leave_at)) in plan.into_iter().enumerate() {
         let origin = scenario.streams[stream].at;
-        let candidates: Vec<usize> = (0..scenario.nodes).filter(|i| *i != origin && !churned.contains(i)).collect();
-        let random_entry = candidates.get(rng.random_range(0..candidates.len().max(1))).copied();
-        let Some(entry) = placed_entry.or(random_entry) else { continue };
-        let Some(node) = sims[entry].node.as_ref().map(Arc::downgrade) else { continue };
         let job = ConsumerJob {
             index: k,
             stream,
             stream_id: scenario.streams[stream].id.clone(),
-            entry,
-            node,
+            entry: match placed_entry {
+                Some(entry) => Entry::Placed(entry),
+                None => {
+                    let candidates: Vec<usize> =
+                        (0..scenario.nodes).filter(|i| *i != origin && !churned.contains(i)).collect();
+                    let pick = rng.random_range(0..candidates.len().max(1));
+                    Entry::Random { pick, candidates }
+                }
+            },
+            live: Arc::clone(&live),
             arrive: t0 + Duration::from_secs_f64(at),
             leave: leave_at.map(|leave| t0 + Duration::from_secs_f64(leave)),
             t0,
@@ -343,30 +473,42 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         consumers.push(tokio::spawn(job.run()));
     }
 
-    // Churn.
+    // Churn: kills and drains, one after the other.
     let mut churn_records = Vec::new();
     let mut churn_plan: Vec<_> = scenario.churn.clone();
     churn_plan.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for churn in churn_plan {
         tokio::time::sleep_until((t0 + Duration::from_secs_f64(churn.at_s)).into()).await;
         let origins: Vec<usize> = scenario.streams.iter().map(|s| s.at).collect();
-        let Some(target) = churn.node.or_else(|| busiest_relay(&lock(&records), &origins)) else {
-            warn!("no relay to kill: every consumer pulls from an origin");
+        let Some(target) = churn.node.or_else(|| busiest_relay(&sims, scenario, &peers, &lock(&records), &origins))
+        else {
+            warn!("no relay to churn: every consumer pulls from an origin");
             continue;
         };
+        let affected = behind(&sims, scenario, &peers, &lock(&records), target);
         let Some(node) = sims[target].take() else { continue };
         let peer = sims[target].peer.to_string();
-        let affected: Vec<usize> = lock(&records)
-            .iter()
-            .filter(|r| r.entry != target && r.path.as_ref().is_ok_and(|p| p.contains(&target)))
-            .map(|r| r.index)
-            .collect();
         let killed_at = t0.elapsed();
-        warn!(node = target, %peer, affected = affected.len(), "killing node");
+        let drain = if churn.drain {
+            warn!(node = target, %peer, affected = affected.len(), "draining node");
+            let drained = node.drain().await;
+            let ended_at = t0.elapsed();
+            info!(node = target, ?drained, took = ?(ended_at - killed_at), "drained; shutting it down");
+            Some(DrainRecord {
+                ended_at,
+                moved: drained.moved,
+                not_moved: drained.not_moved,
+                egresses_closed: drained.egresses_closed,
+            })
+        } else {
+            warn!(node = target, %peer, affected = affected.len(), "killing node");
+            None
+        };
         shutdown(node).await;
         let mut record = ChurnRecord {
             node: target,
             killed_at,
+            drain,
             restart_planned: churn.restart_after_s.is_some(),
             restarted_at: None,
             affected,
@@ -374,9 +516,11 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         if let Some(after) = churn.restart_after_s {
             tokio::time::sleep(Duration::from_secs_f64(after)).await;
             let bootstrap = sims[target].bootstrap.and_then(|b| sims[b].addr.clone());
-            match start_node(&sims[target], bootstrap).await {
+            match start_node(&sims[target], bootstrap, scenario.relay_linger_s).await {
                 Ok(node) => {
                     sims[target].addr = node.listen_addrs().await.ok().and_then(|a| a.into_iter().next());
+                    // A fresh node's baseline: nothing yet.
+                    sims[target].baseline = Some(Resources::of(&node));
                     sims[target].started(node);
                     record.restarted_at = Some(t0.elapsed());
                 }
@@ -410,6 +554,8 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             workers_peak: sim.workers.peak.load(Ordering::Relaxed),
             workers_closed: sim.workers.closed.load(Ordering::Relaxed),
             workers_end: 0,
+            baseline: sim.baseline,
+            settled: None,
         };
         if let Some(node) = &sim.node {
             // The node samples its workers' CPU every 2 s; read its latest figure.
@@ -427,6 +573,41 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         }
         nodes.push(record);
     }
+
+    // Every consumer has left: wait for the relay linger (and a margin), then
+    // until every running node is back at its baseline or `settle_s` passed.
+    let settle = match scenario.settle_s {
+        Some(settle_s) => {
+            let linger = Duration::from_secs_f64(scenario.relay_linger_s.unwrap_or(10.0));
+            let last_left = lock(&records).iter().map(|r| r.listened_until).max().unwrap_or_default();
+            let last_left = t0 + last_left;
+            let deadline = last_left + Duration::from_secs_f64(settle_s);
+            tokio::time::sleep_until((last_left + linger + SETTLE_MARGIN).into()).await;
+            info!(after = ?last_left.elapsed(), "every consumer left; waiting for every node to be back at its baseline");
+            let back = |sims: &[SimNode]| {
+                sims.iter().all(|sim| match (&sim.node, &sim.baseline) {
+                    (Some(node), Some(baseline)) => Resources::of(node).back_to(baseline),
+                    _ => true,
+                })
+            };
+            let mut back_after = None;
+            loop {
+                if back(&sims) {
+                    back_after = Some(last_left.elapsed());
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            for (record, sim) in nodes.iter_mut().zip(&sims) {
+                record.settled = sim.node.as_deref().map(Resources::of);
+            }
+            Some(SettleRecord { back_after, waited: last_left.elapsed(), linger })
+        }
+        None => None,
+    };
     for sim in &mut sims {
         if let Some(node) = sim.take() {
             shutdown(node).await;
@@ -442,16 +623,71 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
         churn: churn_records,
         nodes,
         startup,
+        settle,
     })
 }
 
-/// The node in the middle of the most consumers' paths (not an origin, not
-/// the consumer's own entry node).
-fn busiest_relay(records: &[ConsumerRecord], origins: &[usize]) -> Option<usize> {
+/// Waited after the relay linger before the nodes are compared with their
+/// baseline: the release check runs every second, and the upstream closes its
+/// pipe when told.
+const SETTLE_MARGIN: Duration = Duration::from_secs(3);
+
+/// The path (node indices from the origin) by which `entry` holds `stream` now.
+fn live_path(sims: &[SimNode], peers: &HashMap<String, usize>, entry: usize, stream: &str) -> Option<Vec<usize>> {
+    let node = sims[entry].node.as_ref()?;
+    let status = node.streams().into_iter().find(|s| s.stream == stream)?;
+    Some(status.path.iter().filter_map(|p| peers.get(p).copied()).collect())
+}
+
+/// The consumers still listening, with their entry node and the nodes their
+/// stream comes through now (as the entry node holds it, else as consumed).
+fn listening_paths(
+    sims: &[SimNode],
+    scenario: &Scenario,
+    peers: &HashMap<String, usize>,
+    records: &[ConsumerRecord],
+) -> Vec<(usize, usize, Vec<usize>)> {
+    records
+        .iter()
+        .filter(|r| r.listened_until.is_zero())
+        .filter_map(|r| {
+            let consumed = r.path.as_ref().ok()?;
+            let now = live_path(sims, peers, r.entry, &scenario.streams[r.stream].id);
+            Some((r.index, r.entry, now.unwrap_or_else(|| consumed.clone())))
+        })
+        .collect()
+}
+
+/// Consumers at other nodes, still listening, whose stream comes through `target`.
+fn behind(
+    sims: &[SimNode],
+    scenario: &Scenario,
+    peers: &HashMap<String, usize>,
+    records: &[ConsumerRecord],
+    target: usize,
+) -> Vec<usize> {
+    let mut affected: Vec<usize> = listening_paths(sims, scenario, peers, records)
+        .into_iter()
+        .filter(|(_, entry, path)| *entry != target && path.contains(&target))
+        .map(|(index, _, _)| index)
+        .collect();
+    affected.sort_unstable();
+    affected
+}
+
+/// The node in the middle of the most listening consumers' paths now (not an
+/// origin, not the consumer's own entry node).
+fn busiest_relay(
+    sims: &[SimNode],
+    scenario: &Scenario,
+    peers: &HashMap<String, usize>,
+    records: &[ConsumerRecord],
+    origins: &[usize],
+) -> Option<usize> {
     let mut counts: HashMap<usize, usize> = HashMap::new();
-    for path in records.iter().filter_map(|r| r.path.as_ref().ok()) {
+    for (_, _, path) in listening_paths(sims, scenario, peers, records) {
         for node in path.iter().skip(1).take(path.len().saturating_sub(2)) {
-            if !origins.contains(node) {
+            if !origins.contains(node) && sims[*node].node.is_some() {
                 *counts.entry(*node).or_default() += 1;
             }
         }
@@ -503,13 +739,26 @@ async fn send(
     }
 }
 
+/// Each node as it runs now, by index (none while down or draining).
+type LiveNodes = Arc<Vec<Arc<Mutex<Option<Weak<Node>>>>>>;
+
+/// Where a consumer enters the swarm.
+enum Entry {
+    /// At this node (placed by hand).
+    Placed(usize),
+    /// At `candidates[pick]`, or if that node is not running when it
+    /// arrives, at the next candidate that is.
+    Random { pick: usize, candidates: Vec<usize> },
+}
+
 struct ConsumerJob {
     index: usize,
     stream: usize,
     stream_id: String,
-    entry: usize,
-    /// Weak: a killed node must not be kept alive by its consumers.
-    node: std::sync::Weak<Node>,
+    entry: Entry,
+    /// Each node as it runs now (Weak: a killed node must not be kept alive
+    /// by its consumers).
+    live: LiveNodes,
     arrive: Instant,
     /// When it stops its egress (a placed consumer's `leave_at_s`); else it
     /// listens to the end.
@@ -524,10 +773,22 @@ struct ConsumerJob {
 impl ConsumerJob {
     async fn run(self) {
         tokio::time::sleep_until(self.arrive.into()).await;
+        let running = |i: usize| lock(&self.live[i]).clone();
+        let (entry, node) = match &self.entry {
+            Entry::Placed(entry) => (*entry, running(*entry)),
+            Entry::Random { pick, candidates } => {
+                let mut next = candidates.iter().cycle().skip(*pick).take(candidates.len());
+                let Some(entry) = next.find(|i| running(**i).is_some()).copied() else {
+                    warn!(consumer = self.index, "no node running to enter at");
+                    return;
+                };
+                (entry, running(entry))
+            }
+        };
         let mut record = ConsumerRecord {
             index: self.index,
             stream: self.stream,
-            entry: self.entry,
+            entry,
             arrived: self.t0.elapsed(),
             find: Err("not run".into()),
             providers: 0,
@@ -536,7 +797,12 @@ impl ConsumerJob {
             arrivals: Vec::new(),
             listened_until: Duration::ZERO,
         };
-        let Some(node) = self.node.upgrade() else { return };
+        let Some(node) = node.clone().and_then(|node| node.upgrade()) else {
+            record.find = Err(format!("entry node {entry} is not running"));
+            lock(&self.records).push(record);
+            return;
+        };
+        let weak = Arc::downgrade(&node);
         let started = Instant::now();
         match node.find_stream(&self.stream_id).await {
             Ok(found) => {
@@ -584,7 +850,7 @@ impl ConsumerJob {
             }
         }
         if self.leave.is_some()
-            && let Some(node) = self.node.upgrade()
+            && let Some(node) = weak.upgrade()
         {
             // Leaving empties what it used (maybe a whole worker); a node killed
             // meanwhile took the egress with it.

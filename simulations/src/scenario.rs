@@ -17,6 +17,8 @@
 //! count = 6                   # consumers at random entry nodes (never the origin)
 //! arrive_from_s = 1
 //! arrive_until_s = 6
+//! stay_from_s = 10            # optional, with stay_until_s: each one leaves (stops its
+//! stay_until_s = 40           # egress) after a random stay in this range (else it stays)
 //!
 //! [[consumer]]               # placed by hand: entry node, stream index, arrival
 //! entry = 4
@@ -36,6 +38,13 @@
 //!                             # most consumers at that moment)
 //! at_s = 10
 //! restart_after_s = 3
+//! drain = true                # optional: drained (Node::drain, then shutdown) rather
+//!                             # than killed
+//!
+//! relay_linger_s = 10         # optional: NodeConfig::relay_linger of every node (default 10)
+//! settle_s = 60               # optional: after duration_s every consumer has left; wait up
+//!                             # to this long for every node to be back at its baseline
+//!                             # (transports, consumers, pipes, relayed streams) and report it
 //!
 //! [[latency]]                 # extra link latency, added to the RTT the cost model sees
 //! a = 0
@@ -81,6 +90,12 @@ pub struct ConsumerSpec {
     /// Last arrival.
     #[serde(default)]
     pub arrive_until_s: f64,
+    /// Shortest stay: with `stay_until_s`, each consumer leaves (stops its
+    /// egress) after a random stay in `stay_from_s..=stay_until_s` (or at the
+    /// end of the run, if sooner). Without, it stays to the end.
+    pub stay_from_s: Option<f64>,
+    /// Longest stay.
+    pub stay_until_s: Option<f64>,
 }
 
 /// One consumer placed by hand (in addition to the random ones).
@@ -133,6 +148,10 @@ pub struct ChurnSpec {
     pub at_s: f64,
     /// When it starts again after being killed (never if absent).
     pub restart_after_s: Option<f64>,
+    /// Drain it ([`mafalda_node::Node::drain`], then shut it down) rather
+    /// than kill it; `restart_after_s` counts from the end of the drain.
+    #[serde(default)]
+    pub drain: bool,
 }
 
 /// Extra latency on the link between two nodes (both directions).
@@ -182,6 +201,14 @@ pub struct Scenario {
     /// Nodes with several workers (a node in no group has one).
     #[serde(default)]
     pub workers: Vec<WorkersSpec>,
+    /// How long a relay keeps a stream nobody consumes there, seconds
+    /// (`NodeConfig::relay_linger`; the node's default, 10, if absent).
+    pub relay_linger_s: Option<f64>,
+    /// With it, every consumer leaves by `duration_s`; then the run waits up
+    /// to this long for each surviving node to be back at its baseline (its
+    /// transports, consumers, pipes and relayed streams before any consumer
+    /// arrived) and reports every node that is not.
+    pub settle_s: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -264,6 +291,25 @@ impl Scenario {
         let c = &self.consumers;
         if !(0.0..=c.arrive_until_s).contains(&c.arrive_from_s) || c.arrive_until_s >= self.duration_s {
             return invalid("consumers must arrive in 0 <= arrive_from_s <= arrive_until_s < duration_s".into());
+        }
+        match (c.stay_from_s, c.stay_until_s) {
+            (None, None) => {}
+            (Some(from), Some(until)) if from > 0.0 && from <= until && until <= 3600.0 => {}
+            (Some(_), Some(_)) => {
+                return invalid("consumers must stay 0 < stay_from_s <= stay_until_s <= 3600 seconds".into());
+            }
+            _ => return invalid("consumers: set both stay_from_s and stay_until_s, or neither".into()),
+        }
+        let linger = self.relay_linger_s.unwrap_or(10.0);
+        if !(linger > 0.0 && linger <= 600.0) {
+            return invalid("relay_linger_s must be in (0, 600]".into());
+        }
+        if let Some(settle) = self.settle_s
+            && !(settle > linger && settle <= 3600.0)
+        {
+            return invalid(format!(
+                "settle_s must be longer than the relay linger ({linger} s) and at most 3600, got {settle}"
+            ));
         }
         for placed in &self.consumer {
             if placed.entry >= self.nodes || placed.stream >= self.streams.len() {
@@ -384,6 +430,50 @@ mod tests {
             ("[[workers]]\nnodes = [1]\nworkers = 2\nidle_grace_s = 0\n", "idle_grace_s"),
         ] {
             let error = Scenario::parse(&with(groups)).expect_err(expected).to_string();
+            assert!(error.contains(expected), "{error:?} should say {expected:?}");
+        }
+    }
+
+    #[test]
+    fn churn_fields_are_checked_naming_the_field() {
+        // Top-level keys go before the tables, tables after.
+        let with = |stay: &str, top: &str, tables: &str| {
+            SMALL
+                .replace("count = 2", &format!("count = 2\n{stay}"))
+                .replace("duration_s = 5", &format!("duration_s = 5\n{top}"))
+                + tables
+        };
+        let stay = "stay_from_s = 1\nstay_until_s = 3";
+        let ok = Scenario::parse(&with(
+            stay,
+            "relay_linger_s = 2\nsettle_s = 8",
+            "[[churn]]\nnode = 1\nat_s = 2\ndrain = true\nrestart_after_s = 1\n",
+        ))
+        .expect("valid");
+        assert_eq!((ok.consumers.stay_from_s, ok.consumers.stay_until_s), (Some(1.0), Some(3.0)));
+        assert_eq!((ok.relay_linger_s, ok.settle_s), (Some(2.0), Some(8.0)));
+        assert!(ok.churn[0].drain, "drained, not killed");
+        let plain = Scenario::parse(&with("", "", "[[churn]]\nnode = 1\nat_s = 2\n")).expect("valid");
+        assert!(!plain.churn[0].drain && plain.settle_s.is_none() && plain.consumers.stay_from_s.is_none());
+        for (text, expected) in [
+            (with("stay_from_s = 1", "", ""), "both stay_from_s and stay_until_s"),
+            (with("stay_until_s = 1", "", ""), "both stay_from_s and stay_until_s"),
+            (with("stay_from_s = 0\nstay_until_s = 1", "", ""), "0 < stay_from_s"),
+            (with("stay_from_s = 3\nstay_until_s = 1", "", ""), "stay_from_s <= stay_until_s"),
+            (with(stay, "relay_linger_s = 0", ""), "relay_linger_s must be in (0, 600]"),
+            (with(stay, "relay_linger_s = 601", ""), "relay_linger_s must be in (0, 600]"),
+            (with(stay, "settle_s = 10", ""), "settle_s must be longer than the relay linger (10 s)"),
+            (
+                with(stay, "relay_linger_s = 2\nsettle_s = 1.5", ""),
+                "settle_s must be longer than the relay linger (2 s)",
+            ),
+            (with(stay, "settle_s = 4000", ""), "at most 3600"),
+            (with(stay, "", "[[churn]]\nnode = 0\nat_s = 2\ndrain = true\n"), "node 0 publishes s and cannot churn"),
+            (with(stay, "", "[[churn]]\nnode = 1\nat_s = 2\ndrain = \"yes\"\n"), "drain"),
+            (with(stay, "", "[[churn]]\nnode = 1\nat_s = 2\ndrain = true\nrestart_after_s = 0\n"), "restart_after_s"),
+            (with(stay, "", "[[churn]]\nat_s = 2\ndrain = true\n"), "busiest_relay"),
+        ] {
+            let error = Scenario::parse(&text).expect_err(expected).to_string();
             assert!(error.contains(expected), "{error:?} should say {expected:?}");
         }
     }
