@@ -129,7 +129,7 @@ pub(crate) struct RunArgs {
 
     /// Most incoming connections still in their handshake; a flood of fresh
     /// identities beyond it is refused at once.
-    #[arg(long, value_name = "N", env = "MAFALDA_MAX_PENDING_INCOMING", default_value_t = 64,
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_PENDING_INCOMING", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_pending_incoming: u32,
 
