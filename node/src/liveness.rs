@@ -110,6 +110,22 @@ impl Silence {
     }
 }
 
+/// Packets and bytes sent by `consumers`.
+async fn sent(consumers: &[mafalda_media::mediasoup::prelude::Consumer]) -> (u64, u64) {
+    let mut totals = (0, 0);
+    for consumer in consumers {
+        if let Ok(stats) = consumer.get_stats().await {
+            for stat in stats {
+                if let mafalda_media::mediasoup::consumer::ConsumerRtpStreamStat::Outbound(sent) = stat {
+                    totals.0 += sent.packet_count;
+                    totals.1 += sent.byte_count;
+                }
+            }
+        }
+    }
+    totals
+}
+
 /// Packets and bytes received by `producers`.
 async fn received(producers: &[Producer]) -> (u64, u64) {
     let mut totals = (0, 0);
@@ -184,24 +200,26 @@ impl Inner {
         self.count_egresses().await;
     }
 
-    /// Reads every egress's sent counters.
+    /// Reads every egress's and every downstream pipe's sent counters.
     async fn count_egresses(&self) {
+        let pipes: Vec<(String, PeerId, Vec<mafalda_media::mediasoup::prelude::Consumer>)> = lock(&self.streams)
+            .iter()
+            .flat_map(|(stream, local)| {
+                local.pipes.iter().map(move |(peer, pipe)| (stream.clone(), *peer, pipe.consumers().to_vec()))
+            })
+            .collect();
+        for (stream, peer, consumers) in pipes {
+            let totals = sent(&consumers).await;
+            if let Some(pipe) = lock(&self.streams).get(&stream).and_then(|local| local.pipes.get(&peer)) {
+                pipe.sent.set(totals);
+            }
+        }
         let egresses: Vec<(String, Vec<mafalda_media::mediasoup::prelude::Consumer>)> = lock(&self.egresses)
             .iter()
             .map(|(id, record)| (id.clone(), record.consumers().cloned().collect()))
             .collect();
         for (id, consumers) in egresses {
-            let mut totals = (0, 0);
-            for consumer in consumers {
-                if let Ok(stats) = consumer.get_stats().await {
-                    for stat in stats {
-                        if let mafalda_media::mediasoup::consumer::ConsumerRtpStreamStat::Outbound(sent) = stat {
-                            totals.0 += sent.packet_count;
-                            totals.1 += sent.byte_count;
-                        }
-                    }
-                }
-            }
+            let totals = sent(&consumers).await;
             if let Some(record) = lock(&self.egresses).get(&id) {
                 record.sent.set(totals);
             }

@@ -97,6 +97,8 @@ pub struct Traffic {
     pub streams: Vec<TrafficCount>,
     /// Per egress, sent.
     pub egresses: Vec<TrafficCount>,
+    /// Per pipe this node feeds (`STREAM>PEER`), sent.
+    pub pipes: Vec<TrafficCount>,
 }
 
 /// A stream being sent out as RTP.
@@ -397,9 +399,19 @@ impl Node {
                 TrafficCount { id: id.clone(), packets, bytes }
             })
             .collect();
+        let mut pipes: Vec<TrafficCount> = lock(&self.inner.streams)
+            .iter()
+            .flat_map(|(stream, local)| {
+                local.pipes.iter().map(move |(peer, pipe)| {
+                    let (packets, bytes) = pipe.sent.get();
+                    TrafficCount { id: format!("{stream}>{peer}"), packets, bytes }
+                })
+            })
+            .collect();
         streams.sort_by(|a, b| a.id.cmp(&b.id));
         egresses.sort_by(|a, b| a.id.cmp(&b.id));
-        Traffic { streams, egresses }
+        pipes.sort_by(|a, b| a.id.cmp(&b.id));
+        Traffic { streams, egresses, pipes }
     }
 
     /// Pipes this node feeds other nodes through, over all streams.

@@ -79,7 +79,7 @@ impl Inner {
             consumers.push(consumer);
             tracks.push(track);
         }
-        let pipe = DownstreamPipe { _transport: transport, _consumers: consumers };
+        let pipe = DownstreamPipe { _transport: transport, _consumers: consumers, sent: Default::default() };
         // Checked again now: concurrent requests from one peer all passed the
         // first check while their pipes were being made.
         let (replaced, refused) = {

@@ -125,9 +125,16 @@ pub enum Role {
 pub(crate) struct DownstreamPipe {
     pub(crate) _transport: PipeTransport,
     pub(crate) _consumers: Vec<Consumer>,
+    /// What it sent, as last counted.
+    pub(crate) sent: crate::liveness::Counters,
 }
 
 impl DownstreamPipe {
+    /// Its consumers.
+    pub(crate) fn consumers(&self) -> &[Consumer] {
+        &self._consumers
+    }
+
     /// Whether a consumer of it closed (its worker went away).
     pub(crate) fn is_broken(&self) -> bool {
         self._consumers.iter().any(Consumer::closed)

@@ -258,6 +258,10 @@ async fn a_worker_retired_under_a_relay_closes_and_downstream_keeps_receiving() 
     let sending = mafalda_tests::rtp::send_paced(&sender, ingest, &packets, Duration::from_millis(20));
     let retiring = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
+        // What flows is counted: b's pipe to c sent, c's stream received, c's egress sent.
+        let (b_traffic, c_traffic) = (b.traffic(), c.traffic());
+        assert!(b_traffic.pipes.len() == 1 && b_traffic.pipes[0].packets > 10, "{b_traffic:?}");
+        assert!(c_traffic.streams[0].packets > 10 && c_traffic.egresses[0].packets > 10, "{c_traffic:?}");
         b.retire_worker(under).await.expect("retire")
     };
     let ((), moved, arrived) = tokio::join!(sending, retiring, arrivals(&receiver, Duration::from_secs(2)));
