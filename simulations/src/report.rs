@@ -538,7 +538,7 @@ fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerRep
             }
         }
         let last = to.min(consumer.listened_until);
-        let before = consumer.arrivals.iter().map(|(_, at)| *at).filter(|at| *at < from).next_back().unwrap_or(from);
+        let before = consumer.arrivals.iter().map(|(_, at)| *at).rfind(|at| *at < from).unwrap_or(from);
         let mut times = vec![before];
         times.extend(consumer.arrivals.iter().map(|(_, at)| *at).filter(|at| (from..last).contains(at)));
         times.push(last);
