@@ -116,13 +116,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     info!(why, "shutting down");
-    api_task.abort();
-    let _ = api_task.await;
+    // The node first, the API last: until the process exits, a load
+    // balancer still gets an answer (/readyz 503), not a refused connection.
     // Other handles (an app's WebSocket session) may still be alive: the
     // node stops all the same, and they see a stopped node.
     if tokio::time::timeout(SHUTDOWN_GRACE, node.shutdown()).await.is_err() {
         warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; exiting anyway");
     }
+    api_task.abort();
+    let _ = api_task.await;
     Ok(())
 }
 
