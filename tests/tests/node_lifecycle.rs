@@ -25,11 +25,22 @@ fn objects(node: &Node) -> (u32, u32) {
     node.media().status().iter().fold((0, 0), |(t, c), w| (t + w.objects.transports, c + w.objects.consumers))
 }
 
+/// Provider records that live 8 s (re-announced every 4 s), so their end shows in a test.
+const PROVIDER_TTL: Duration = Duration::from_secs(8);
+
+fn short_linger_and_ttl(config: &mut NodeConfig) {
+    short_linger(config);
+    let mut kad = mafalda_swarm::KadSettings::default();
+    kad.provider_ttl = PROVIDER_TTL;
+    kad.provider_republish = PROVIDER_TTL / 2;
+    config.swarm = config.swarm.clone().with_kad(kad);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relays_let_go_of_streams_nobody_consumes_and_everything_returns_to_baseline() {
-    let a = node_with(None, short_linger).await;
-    let b = node_with(Some(&a), short_linger).await;
-    let c = node_with(Some(&b), short_linger).await;
+    let a = node_with(None, short_linger_and_ttl).await;
+    let b = node_with(Some(&a), short_linger_and_ttl).await;
+    let c = node_with(Some(&b), short_linger_and_ttl).await;
     const STREAMS: u32 = 50;
     for i in 0..STREAMS {
         a.publish_rtp(&format!("s{i}"), vec![opus_track(1000 + i)]).await.expect("publish");
@@ -71,9 +82,21 @@ async fn relays_let_go_of_streams_nobody_consumes_and_everything_returns_to_base
         c.streams().len()
     );
     assert!(a.streams().iter().all(|s| s.downstream.is_empty() && s.local_consumers == 0), "a still pipes");
-    // Only the origin provides the streams now.
+    // Only the origin provides the streams now: the relays answer no more,
+    // and once the provider TTL has passed no record names them either.
     let found = c.find_stream("s1").await.expect("find");
     assert_eq!(found.providers.iter().map(|p| p.peer.clone()).collect::<Vec<_>>(), vec![a.peer_id().to_string()]);
+    let records_gone = eventually(PROVIDER_TTL * 2, || async {
+        let mut only_origin = true;
+        for i in [0, 1, 25, 48, 49] {
+            let key = mafalda_swarm::stream_key(&format!("s{i}"));
+            let providers = a.swarm().find_providers(key, Duration::from_secs(2)).await.expect("lookup");
+            only_origin &= providers == vec![a.peer_id()];
+        }
+        only_origin
+    })
+    .await;
+    assert!(records_gone, "provider records still name a relay after the provider TTL");
     for node in [c, b, a] {
         node.shutdown().await;
     }
