@@ -73,11 +73,11 @@ mod tests {
         assert_eq!(parse_ticks("garbage"), None);
     }
 
-    #[test]
-    fn measures_a_busy_thread() {
+    /// Starts a thread that spins (or sleeps) until told to stop; returns its tid.
+    fn worker(spin: bool) -> (i32, std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>) {
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let busy = std::thread::spawn(move || {
+        let handle = std::thread::spawn(move || {
             let tid = std::fs::read_link("/proc/thread-self")
                 .ok()
                 .and_then(|p| p.file_name()?.to_str()?.parse::<i32>().ok())
@@ -85,20 +85,38 @@ mod tests {
             tid_tx.send(tid).expect("send tid");
             let mut x = 0u64;
             while stop_rx.try_recv().is_err() {
-                x = x.wrapping_mul(31).wrapping_add(7);
-                std::hint::black_box(x);
+                if spin {
+                    x = x.wrapping_mul(31).wrapping_add(7);
+                    std::hint::black_box(x);
+                } else {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
             }
         });
-        let tid = tid_rx.recv().expect("tid");
+        (tid_rx.recv().expect("tid"), stop_tx, handle)
+    }
+
+    #[test]
+    fn measures_a_busy_thread_against_an_idle_one() {
+        let (busy, stop_busy, busy_thread) = worker(true);
+        let (idle, stop_idle, idle_thread) = worker(false);
         let mut sampler = CpuSampler::default();
         let start = Instant::now();
-        assert_eq!(sampler.sample(tid, start), None, "first sample has no baseline");
+        assert_eq!(sampler.sample(busy, start), None, "first sample has no baseline");
+        assert_eq!(sampler.sample(idle, start), None);
         std::thread::sleep(std::time::Duration::from_millis(300));
-        assert_eq!(sampler.sample(tid, Instant::now()), None, "under the window: no new figure");
+        assert_eq!(sampler.sample(busy, Instant::now()), None, "under the window: no new figure");
         std::thread::sleep(MIN_WINDOW.saturating_sub(start.elapsed()) + std::time::Duration::from_millis(50));
-        let percent = sampler.sample(tid, Instant::now()).expect("a figure over the whole window");
-        stop_tx.send(()).expect("stop");
-        busy.join().expect("join");
-        assert!(percent > 30.0, "a spinning thread shows high CPU: {percent}");
+        let now = Instant::now();
+        let busy_percent = sampler.sample(busy, now).expect("a figure over the whole window");
+        let idle_percent = sampler.sample(idle, now).expect("a figure over the whole window");
+        for (stop, thread) in [(stop_busy, busy_thread), (stop_idle, idle_thread)] {
+            stop.send(()).expect("stop");
+            thread.join().expect("join");
+        }
+        // How much CPU a spinning thread gets depends on what else runs (tests
+        // in parallel on two cores): it must show clearly, and an idle one not.
+        assert!(busy_percent >= 10.0, "a spinning thread shows its CPU: {busy_percent}");
+        assert!(idle_percent <= 3.0, "a sleeping thread shows next to none: {idle_percent}");
     }
 }
