@@ -65,9 +65,8 @@ impl Inner {
 impl Inner {
     /// What `local` looks like from outside (the caller may hold the streams lock).
     pub(crate) fn status_of(&self, stream: &str, local: &LocalStream) -> StreamStatus {
-        let webrtc = lock(&self.webrtc_consumers).get(stream).copied().unwrap_or(0);
         StreamStatus {
-            local_consumers: self.egress_count_of(stream) + webrtc + local.pipes.len(),
+            local_consumers: self.consumers_besides_pipes(stream) + local.pipes.len(),
             stream: stream.to_owned(),
             upstream: match &local.role {
                 Role::Origin => None,

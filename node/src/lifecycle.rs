@@ -26,19 +26,9 @@ impl Tasks {
 
     /// Runs `future` until it ends or the node stops.
     pub(crate) fn spawn(&self, name: &'static str, future: impl Future<Output = ()> + Send + 'static) {
-        if self.cancel.is_cancelled() {
-            debug!(task = name, "not started: the node is stopping");
-            return;
+        if let Some(task) = self.guarded(name, future) {
+            self.tracker.spawn(task);
         }
-        let cancel = self.cancel.clone();
-        let task = async move {
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => debug!(task = name, "cancelled"),
-                () = future => {}
-            }
-        };
-        self.tracker.spawn(task.instrument(self.span.clone()));
     }
 
     /// Like [`Tasks::spawn`], from a thread outside the runtime (mediasoup's
@@ -49,8 +39,21 @@ impl Tasks {
         name: &'static str,
         future: impl Future<Output = ()> + Send + 'static,
     ) {
+        if let Some(task) = self.guarded(name, future) {
+            self.tracker.spawn_on(task, runtime);
+        }
+    }
+
+    /// `future`, ended by the node's stop and run in its span; `None` once
+    /// the node is stopping (nothing starts after).
+    fn guarded(
+        &self,
+        name: &'static str,
+        future: impl Future<Output = ()> + Send + 'static,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
         if self.cancel.is_cancelled() {
-            return;
+            debug!(task = name, "not started: the node is stopping");
+            return None;
         }
         let cancel = self.cancel.clone();
         let task = async move {
@@ -60,7 +63,7 @@ impl Tasks {
                 () = future => {}
             }
         };
-        self.tracker.spawn_on(task.instrument(self.span.clone()), runtime);
+        Some(task.instrument(self.span.clone()))
     }
 
     /// The node's span.

@@ -48,10 +48,14 @@ impl Inner {
     /// How many things here consume `stream`: egresses, WebRTC consumers and
     /// pipes to downstream peers.
     pub(crate) fn local_consumers(&self, stream: &str) -> usize {
-        let egresses = self.egress_count_of(stream);
-        let webrtc = lock(&self.webrtc_consumers).get(stream).copied().unwrap_or(0);
         let pipes = lock(&self.streams).get(stream).map_or(0, |local| local.pipes.len());
-        egresses + webrtc + pipes
+        self.consumers_besides_pipes(stream) + pipes
+    }
+
+    /// Egresses and WebRTC consumers of `stream` (the pipes are counted by
+    /// whoever holds the streams lock).
+    pub(crate) fn consumers_besides_pipes(&self, stream: &str) -> usize {
+        self.egress_count_of(stream) + lock(&self.webrtc_consumers).get(stream).copied().unwrap_or(0)
     }
 
     /// Ends the relayed streams nobody here has consumed for the linger time.
