@@ -246,6 +246,7 @@ fn apply(inner: &Inner, message: Message) -> Vec<ClientEvent> {
                 EventKind::Closed => {
                     mirror.remove(&event.object);
                 }
+                EventKind::Named(_) => {}
             }
             vec![ClientEvent::Object(event)]
         }

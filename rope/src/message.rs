@@ -66,8 +66,10 @@ pub struct Notification {
 }
 
 /// What happened to an object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// On the wire a lower-case name: `created`, `changed`, `closed`, or any other
+/// name for one of the object's own events ([`EventKind::Named`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventKind {
     /// The object now exists; `data` is its state.
     Created,
@@ -75,6 +77,42 @@ pub enum EventKind {
     Closed,
     /// The object's state changed; `data` is the new state.
     Changed,
+    /// One of the object's own events (e.g. mediasoup's `score`); `data` is
+    /// its arguments. It does not change the mirror.
+    Named(String),
+}
+
+impl EventKind {
+    /// The name on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Created => "created",
+            Self::Closed => "closed",
+            Self::Changed => "changed",
+            Self::Named(name) => name,
+        }
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        if name.is_empty() || name.len() > MAX_NAME_LEN {
+            return Err(serde::de::Error::custom("event name must be 1 to 256 characters"));
+        }
+        Ok(match name.as_str() {
+            "created" => Self::Created,
+            "closed" => Self::Closed,
+            "changed" => Self::Changed,
+            _ => Self::Named(name),
+        })
+    }
 }
 
 /// An object lifecycle or state event, broadcast to every client.

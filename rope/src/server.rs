@@ -100,6 +100,25 @@ impl Server {
         Ok(())
     }
 
+    /// Sends one of an object's own events (`name` is neither `created`,
+    /// `changed` nor `closed`; `data` its arguments) to every client. The
+    /// object's state is unchanged.
+    pub fn emit(&self, id: &str, name: &str, data: Value) -> Result<(), RpcError> {
+        if matches!(name, "created" | "changed" | "closed") || name.is_empty() || name.len() > 256 {
+            return Err(RpcError::new(ErrorCode::InvalidParams, format!("{name:?} is not an event name of its own")));
+        }
+        let registry = self.lock();
+        let entry = registry.objects.get(id).ok_or_else(|| not_found(id))?;
+        let event = Event {
+            object: id.to_owned(),
+            object_type: entry.object_type.clone(),
+            name: EventKind::Named(name.to_owned()),
+            data,
+        };
+        let _ = self.inner.events.send(event);
+        Ok(())
+    }
+
     /// Removes an object. Every client is told.
     pub fn close(&self, id: &str) -> Result<(), RpcError> {
         let handler = {
