@@ -1,0 +1,413 @@
+'use strict';
+
+const WebSocket = require('ws');
+const { errorFromResponse, InvalidStateError } = require('./errors');
+
+const RECONNECT_MIN_DELAY = 100;
+const RECONNECT_MAX_DELAY = 5000;
+const DEFAULT_TIMEOUT = 10000;
+// A connection left with no worker and no call in flight is closed after
+// this long (its socket is unref'd meanwhile, so it never keeps the process
+// alive on its own).
+const IDLE_CLOSE_DELAY = 2000;
+
+function jsonUrl(url) {
+	const u = String(url);
+	if (/[?&]format=/.test(u)) {
+		return u;
+	}
+	return u + (u.includes('?') ? '&' : '?') + 'format=json';
+}
+
+/**
+ * One ROPE connection (JSON text frames over a WebSocket) to a Mafalda Swarm
+ * node: calls, the objects' events, the snapshot after a reconnection.
+ *
+ * It opens lazily on the first call, keeps the process alive only while the
+ * app has workers open or calls in flight, reconnects (100 ms doubling to
+ * 5 s) while the app has workers, and reconciles its objects with the
+ * server's snapshot (objects it does not list are closed locally).
+ */
+class Connection {
+	#url;
+	#headers;
+	#timeout;
+	#ws = null;
+	#opening = null;
+	#nextId = 1;
+	#pending = new Map();
+	#closesInFlight = new Set();
+	#objects = new Map();
+	#workers = new Set();
+	#reconnectDelay = RECONNECT_MIN_DELAY;
+	#reconnectTimer = null;
+	#idleTimer = null;
+	#hadSession = false;
+
+	constructor(url, { token, headers, timeout } = {}) {
+		if (!url) {
+			throw new TypeError(
+				'no node URL: set MAFALDA_NODE_URL (e.g. ws://127.0.0.1:7700/v1/rope) or call connect(url)'
+			);
+		}
+		this.#url = jsonUrl(url);
+		this.#headers = { ...(headers || {}) };
+		if (token) {
+			this.#headers.Authorization = `Bearer ${token}`;
+		}
+		this.#timeout = timeout || DEFAULT_TIMEOUT;
+	}
+
+	get url() {
+		return this.#url;
+	}
+
+	get connected() {
+		return Boolean(this.#ws && this.#ws.readyState === WebSocket.OPEN);
+	}
+
+	/** Objects known to this connection, by id (for tests). */
+	get objectsForTesting() {
+		return this.#objects;
+	}
+
+	register(object) {
+		this.#objects.set(object.id, object);
+	}
+
+	unregister(id) {
+		this.#objects.delete(id);
+	}
+
+	addWorker(worker) {
+		this.#workers.add(worker);
+		this.#updateRef();
+	}
+
+	removeWorker(worker) {
+		this.#workers.delete(worker);
+		this.#updateRef();
+	}
+
+	/**
+	 * Calls `method` on `target` (an object id, or null for the server).
+	 * Resolves with the result, rejects with the mediasoup error class the
+	 * server names.
+	 */
+	async request(method, target, params) {
+		// Closes are sent without waiting; whatever comes after one must see
+		// it done (mediasoup's channel is ordered).
+		if (this.#closesInFlight.size > 0) {
+			await Promise.all([...this.#closesInFlight]);
+		}
+		await this.#open();
+		return this.#send(method, target, params);
+	}
+
+	/**
+	 * Sends `close` to an object without waiting for the answer. Calls made
+	 * afterwards wait until it is answered. Resolves (never rejects) when
+	 * answered.
+	 */
+	notifyClose(target) {
+		const p = (async () => {
+			try {
+				await this.#open({ reuseOnly: true });
+				await this.#send('close', target, null);
+			} catch (_) {
+				// The object is gone either way.
+			}
+		})();
+		this.#closesInFlight.add(p);
+		this.#updateRef();
+		p.finally(() => {
+			this.#closesInFlight.delete(p);
+			this.#updateRef();
+		});
+		return p;
+	}
+
+	/** Closes the socket and stops reconnecting. */
+	close() {
+		clearTimeout(this.#reconnectTimer);
+		this.#reconnectTimer = null;
+		clearTimeout(this.#idleTimer);
+		this.#idleTimer = null;
+		const ws = this.#ws;
+		this.#ws = null;
+		this.#opening = null;
+		if (ws) {
+			ws.removeAllListeners();
+			ws.on('error', () => {});
+			try {
+				ws.close();
+			} catch (_) {
+				ws.terminate();
+			}
+		}
+		this.#failPending(new InvalidStateError('connection closed'));
+	}
+
+	async #open({ reuseOnly = false } = {}) {
+		if (this.#ws && this.#ws.readyState === WebSocket.OPEN) {
+			return;
+		}
+		if (this.#opening) {
+			return this.#opening;
+		}
+		if (reuseOnly) {
+			throw new InvalidStateError('not connected');
+		}
+		return this.#connect();
+	}
+
+	#connect() {
+		clearTimeout(this.#reconnectTimer);
+		this.#reconnectTimer = null;
+		const ws = new WebSocket(this.#url, { headers: this.#headers, perMessageDeflate: false });
+		this.#ws = ws;
+		this.#opening = new Promise((resolve, reject) => {
+			const onOpen = () => {
+				ws.off('error', onError);
+				ws.off('close', onEarlyClose);
+				this.#opening = null;
+				this.#reconnectDelay = RECONNECT_MIN_DELAY;
+				ws.on('error', () => {});
+				ws.on('close', () => this.#onClose(ws));
+				this.#updateRef();
+				resolve();
+			};
+			const onError = (error) => {
+				ws.off('open', onOpen);
+				ws.off('close', onEarlyClose);
+				this.#openFailed(ws);
+				reject(new Error(`cannot connect to ${this.#url}: ${error.message}`));
+			};
+			const onEarlyClose = (code) => {
+				ws.off('open', onOpen);
+				ws.off('error', onError);
+				this.#openFailed(ws);
+				reject(new Error(`cannot connect to ${this.#url}: closed (${code})`));
+			};
+			ws.once('open', onOpen);
+			ws.once('error', onError);
+			ws.once('close', onEarlyClose);
+		});
+		ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary));
+		// A failed first attempt is the caller's to see; no unhandled rejection.
+		this.#opening.catch(() => {});
+		return this.#opening;
+	}
+
+	#openFailed(ws) {
+		if (this.#ws === ws) {
+			this.#ws = null;
+			this.#opening = null;
+		}
+		ws.on('error', () => {});
+		try {
+			ws.terminate();
+		} catch (_) {
+			// Already gone.
+		}
+		this.#scheduleReconnect();
+	}
+
+	#onClose(ws) {
+		if (this.#ws !== ws) {
+			return;
+		}
+		this.#ws = null;
+		this.#failPending(new InvalidStateError('connection to the node lost'));
+		this.#scheduleReconnect();
+	}
+
+	#scheduleReconnect() {
+		if (this.#workers.size === 0 || this.#reconnectTimer) {
+			return;
+		}
+		const delay = this.#reconnectDelay;
+		this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, RECONNECT_MAX_DELAY);
+		this.#reconnectTimer = setTimeout(() => {
+			this.#reconnectTimer = null;
+			if (this.#workers.size === 0 || this.#ws) {
+				return;
+			}
+			this.#connect().catch(() => {});
+		}, delay);
+	}
+
+	#failPending(error) {
+		for (const [id, call] of this.#pending) {
+			clearTimeout(call.timer);
+			this.#pending.delete(id);
+			call.reject(error);
+		}
+		this.#updateRef();
+	}
+
+	#send(method, target, params) {
+		const ws = this.#ws;
+		if (!ws || ws.readyState !== WebSocket.OPEN) {
+			return Promise.reject(new InvalidStateError('not connected to the node'));
+		}
+		const id = this.#nextId++;
+		const message = { jsonrpc: '2.0', id, method, params: params === undefined ? null : params };
+		if (target) {
+			message.target = target;
+		}
+		return new Promise((resolve, reject) => {
+			const timer = setTimeout(() => {
+				this.#pending.delete(id);
+				this.#updateRef();
+				reject(new Error(`${method}: no answer from the node within ${this.#timeout} ms`));
+			}, this.#timeout);
+			timer.unref();
+			this.#pending.set(id, { resolve, reject, timer, method });
+			this.#updateRef();
+			ws.send(JSON.stringify(message), (error) => {
+				if (error && this.#pending.has(id)) {
+					clearTimeout(timer);
+					this.#pending.delete(id);
+					this.#updateRef();
+					reject(new InvalidStateError(`${method}: cannot send: ${error.message}`));
+				}
+			});
+		});
+	}
+
+	#onMessage(data, isBinary) {
+		if (isBinary) {
+			return;
+		}
+		let msg;
+		try {
+			msg = JSON.parse(data.toString('utf8'));
+		} catch (_) {
+			return;
+		}
+		if (!msg || typeof msg !== 'object') {
+			return;
+		}
+		if (typeof msg.method === 'string') {
+			if (msg.id !== undefined && msg.id !== null) {
+				// The server calls us: this client offers no methods.
+				this.#reply(msg.id, { code: -32601, message: `unknown method ${msg.method}` });
+				return;
+			}
+			if (msg.method === 'rope.event') {
+				this.#onEvent(msg.params);
+			} else if (msg.method === 'rope.snapshot') {
+				this.#onSnapshot(msg.params);
+			}
+			return;
+		}
+		if (msg.id === undefined || msg.id === null) {
+			return;
+		}
+		const call = this.#pending.get(msg.id);
+		if (!call) {
+			return;
+		}
+		clearTimeout(call.timer);
+		this.#pending.delete(msg.id);
+		this.#updateRef();
+		if (msg.error) {
+			call.reject(errorFromResponse(msg.error, call.method));
+		} else {
+			call.resolve(msg.result === undefined ? null : msg.result);
+		}
+	}
+
+	#reply(id, error) {
+		try {
+			this.#ws.send(JSON.stringify({ jsonrpc: '2.0', id, error }));
+		} catch (_) {
+			// Gone.
+		}
+	}
+
+	#onEvent(params) {
+		if (!params || typeof params !== 'object') {
+			return;
+		}
+		const object = this.#objects.get(params.object);
+		if (!object) {
+			return;
+		}
+		try {
+			if (params.name === 'closed') {
+				object._remoteClosed();
+			} else if (params.name === 'changed') {
+				object._applyState(params.data || {});
+			} else if (params.name !== 'created') {
+				object._remoteEvent(params.name, Array.isArray(params.data) ? params.data : []);
+			}
+		} catch (error) {
+			// eslint-disable-next-line no-console
+			console.error('remote-mediasoup: event handler failed:', error);
+		}
+	}
+
+	#onSnapshot(params) {
+		const listed = new Map();
+		for (const entry of (params && params.objects) || []) {
+			if (entry && entry.id) {
+				listed.set(entry.id, entry);
+			}
+		}
+		const first = !this.#hadSession;
+		this.#hadSession = true;
+		if (first && this.#objects.size === 0) {
+			return;
+		}
+		// Workers first: their loss closes what is under them.
+		for (const worker of [...this.#workers]) {
+			if (!listed.has(worker.id)) {
+				worker._lost(new Error('the node no longer has this worker (connection lost)'));
+			}
+		}
+		for (const [id, object] of [...this.#objects]) {
+			const entry = listed.get(id);
+			if (!entry) {
+				if (!object.closed) {
+					object._remoteClosed();
+				}
+			} else if (entry.state) {
+				object._applyState(entry.state);
+			}
+		}
+	}
+
+	#updateRef() {
+		const busy = this.#pending.size > 0 || this.#closesInFlight.size > 0 || this.#workers.size > 0;
+		const socket = this.#ws && this.#ws._socket;
+		if (socket) {
+			if (busy) {
+				socket.ref();
+			} else {
+				socket.unref();
+			}
+		}
+		if (busy || !this.#ws) {
+			clearTimeout(this.#idleTimer);
+			this.#idleTimer = null;
+		} else if (!this.#idleTimer && !this.#opening) {
+			this.#idleTimer = setTimeout(() => {
+				this.#idleTimer = null;
+				const stillIdle =
+					this.#pending.size === 0 && this.#closesInFlight.size === 0 && this.#workers.size === 0;
+				if (stillIdle && this.#ws && !this.#opening) {
+					const ws = this.#ws;
+					this.#ws = null;
+					ws.removeAllListeners();
+					ws.on('error', () => {});
+					ws.close();
+				}
+			}, IDLE_CLOSE_DELAY);
+			this.#idleTimer.unref();
+		}
+	}
+}
+
+module.exports = { Connection, jsonUrl };

@@ -1,0 +1,101 @@
+'use strict';
+
+const { EnhancedEventEmitter } = require('./EnhancedEventEmitter');
+const { InvalidStateError } = require('./errors');
+
+function checkAppData(appData) {
+	if (appData !== undefined && appData !== null && typeof appData !== 'object') {
+		throw new TypeError('if given, appData must be an object');
+	}
+}
+
+function clone(value) {
+	if (value === undefined) {
+		return undefined;
+	}
+	if (Number.isNaN(value)) {
+		return NaN;
+	}
+	return structuredClone(value);
+}
+
+/**
+ * What every remote mediasoup object shares: its id on the node, `closed`,
+ * `appData`, `observer`, calls to the node and the local part of closing.
+ * Subclasses implement _remoteEvent (named events), _applyState (ROPE state)
+ * and _remoteClosed (closed by the node for a reason not told before).
+ */
+class RemoteObject extends EnhancedEventEmitter {
+	#connection;
+	#id;
+	#closed = false;
+	#appData;
+	#observer = new EnhancedEventEmitter();
+
+	constructor(connection, id, appData) {
+		super();
+		this.#connection = connection;
+		this.#id = id;
+		this.#appData = appData || {};
+		connection.register(this);
+	}
+
+	get id() {
+		return this.#id;
+	}
+
+	get closed() {
+		return this.#closed;
+	}
+
+	get appData() {
+		return this.#appData;
+	}
+
+	set appData(appData) {
+		this.#appData = appData;
+	}
+
+	get observer() {
+		return this.#observer;
+	}
+
+	/** The ROPE connection (private API, like mediasoup's channel). */
+	get connectionForTesting() {
+		return this.#connection;
+	}
+
+	get _connection() {
+		return this.#connection;
+	}
+
+	/** Marks the object closed and forgets it; false if it was already. */
+	_markClosed() {
+		if (this.#closed) {
+			return false;
+		}
+		this.#closed = true;
+		this.#connection.unregister(this.#id);
+		return true;
+	}
+
+	/** Sends `close` to the node without waiting. */
+	_sendClose() {
+		this.#connection.notifyClose(this.#id);
+	}
+
+	async _request(method, params) {
+		if (this.#closed) {
+			throw new InvalidStateError(`${this.constructor.name} closed`);
+		}
+		return this.#connection.request(method, this.#id, params);
+	}
+
+	_applyState(_state) {}
+
+	_remoteEvent(_name, _args) {}
+
+	_remoteClosed() {}
+}
+
+module.exports = { RemoteObject, checkAppData, clone };
