@@ -1,0 +1,56 @@
+//! What every app session on a node shares: the worker manager that starts
+//! app workers, the caps per connection, and the defaults the node's operator
+//! chose for them.
+
+use std::ops::RangeInclusive;
+
+use mafalda_media::mediasoup::prelude::WorkerManager;
+
+/// Caps on what one app connection may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Workers (each one OS thread; default 4).
+    pub workers: usize,
+    /// mediasoup objects of every kind together, workers included (default 4096).
+    pub objects: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { workers: 4, objects: 4096 }
+    }
+}
+
+/// The node's side of Remote Mediasoup, shared by every app connection.
+pub struct Host {
+    manager: WorkerManager,
+    limits: Limits,
+    rtc_ports: RangeInclusive<u16>,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("limits", &self.limits).field("rtc_ports", &self.rtc_ports).finish()
+    }
+}
+
+impl Host {
+    /// A host whose app workers use `rtc_ports` unless an app names its own range.
+    pub fn new(limits: Limits, rtc_ports: RangeInclusive<u16>) -> Self {
+        Self { manager: WorkerManager::new(), limits, rtc_ports }
+    }
+
+    pub(crate) fn manager(&self) -> &WorkerManager {
+        &self.manager
+    }
+
+    /// The caps per connection.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The ports app workers use by default.
+    pub fn rtc_ports(&self) -> RangeInclusive<u16> {
+        self.rtc_ports.clone()
+    }
+}

@@ -1,0 +1,37 @@
+//! Remote Mediasoup: mediasoup's whole object model over ROPE.
+//!
+//! An app connection (a ROPE [`Server`](mafalda_rope::Server) per
+//! connection) gets a [`Session`]: through it the app creates workers,
+//! routers, transports, producers, consumers, data producers and consumers,
+//! RTP observers and WebRTC servers with mediasoup's own method and option
+//! names, each a ROPE object of that connection, with mediasoup's events
+//! carried as ROPE events and mediasoup's error classes in the errors
+//! ([`ApiError`]). Everything a session made closes when it does. The wire
+//! contract is `PROTOCOL.md` next to this crate.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `session` | the per-connection object tree, caps, closing |
+//! | `worker` | workers, WebRTC servers, the root calls |
+//! | `router` | routers, `pipeToRouter`, `canConsume`, dumps |
+//! | `transport` | WebRTC, plain, pipe and direct transports |
+//! | `producer` | producers and consumers |
+//! | `data` | data producers and data consumers |
+//! | `observer` | audio level and active speaker observers |
+
+mod data;
+mod error;
+mod host;
+mod observer;
+mod options;
+mod producer;
+mod router;
+mod session;
+mod transport;
+mod wire;
+mod worker;
+
+pub use error::{ApiError, FORBIDDEN, INVALID_STATE, LIMIT_REACHED, MEDIASOUP_ERROR, UNSUPPORTED};
+pub use host::{Host, Limits};
+pub use session::{Grants, Session};
+pub use worker::WORKER_VERSION;

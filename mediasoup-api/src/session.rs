@@ -1,0 +1,379 @@
+//! One app connection's mediasoup objects: who made them (the connection),
+//! what each lives under (a tree: worker → router → transport → producer …),
+//! how many it may hold, and their end (closing an object closes its subtree;
+//! the connection ending closes everything).
+//!
+//! Every object is a ROPE object of the connection's [`Server`]; its calls come
+//! to an [`ObjectHandler`], which finds the object and hands the call to the
+//! module of its type.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use event_listener_primitives::HandlerId;
+use futures::future::BoxFuture;
+use mafalda_media::mediasoup::prelude::{
+    ActiveSpeakerObserver, AudioLevelObserver, Consumer, DataConsumer, DataProducer, DirectTransport, PipeTransport,
+    PlainTransport, Producer, Router, WebRtcServer, WebRtcTransport,
+};
+use mafalda_media::mediasoup::worker::Worker;
+use mafalda_rope::{Handler, Request, RpcError, Server, Value};
+use serde::Serialize;
+use tracing::debug;
+
+use crate::error::ApiError;
+use crate::host::Host;
+use crate::wire::to_value;
+
+/// A mediasoup object held for an app.
+#[derive(Clone)]
+pub(crate) enum Object {
+    Worker(Worker),
+    WebRtcServer(WebRtcServer),
+    Router(Router),
+    WebRtcTransport(WebRtcTransport),
+    PlainTransport(PlainTransport),
+    PipeTransport(PipeTransport),
+    DirectTransport(DirectTransport),
+    Producer(Producer),
+    Consumer(Consumer),
+    DataProducer(DataProducer),
+    DataConsumer(DataConsumer),
+    ActiveSpeakerObserver(ActiveSpeakerObserver),
+    AudioLevelObserver(AudioLevelObserver),
+}
+
+impl Object {
+    /// The ROPE object type (`PROTOCOL.md`).
+    pub(crate) fn object_type(&self) -> &'static str {
+        match self {
+            Self::Worker(_) => "worker",
+            Self::WebRtcServer(_) => "webRtcServer",
+            Self::Router(_) => "router",
+            Self::WebRtcTransport(_) => "webRtcTransport",
+            Self::PlainTransport(_) => "plainTransport",
+            Self::PipeTransport(_) => "pipeTransport",
+            Self::DirectTransport(_) => "directTransport",
+            Self::Producer(_) => "producer",
+            Self::Consumer(_) => "consumer",
+            Self::DataProducer(_) => "dataProducer",
+            Self::DataConsumer(_) => "dataConsumer",
+            Self::ActiveSpeakerObserver(_) => "activeSpeakerObserver",
+            Self::AudioLevelObserver(_) => "audioLevelObserver",
+        }
+    }
+}
+
+/// What a connection's token lets it do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants {
+    /// May create and control workers.
+    pub workers: bool,
+    /// May name files on the node (DTLS certificate and key).
+    pub files: bool,
+}
+
+struct Entry {
+    object: Object,
+    parent: Option<String>,
+    /// Event subscriptions; dropping them unsubscribes.
+    _handlers: Vec<HandlerId>,
+}
+
+#[derive(Default)]
+struct Objects {
+    entries: HashMap<String, Entry>,
+    closed: bool,
+}
+
+struct Inner {
+    host: Arc<Host>,
+    server: Server,
+    grants: Grants,
+    objects: Mutex<Objects>,
+}
+
+/// One app connection's mediasoup objects. Cheap to clone.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("objects", &self.lock().entries.len()).finish()
+    }
+}
+
+impl Session {
+    /// The mediasoup objects of the connection served by `server`.
+    pub fn new(host: Arc<Host>, server: Server, grants: Grants) -> Self {
+        Self { inner: Arc::new(Inner { host, server, grants, objects: Mutex::default() }) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Objects> {
+        self.inner.objects.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn host(&self) -> &Arc<Host> {
+        &self.inner.host
+    }
+
+    pub(crate) fn grants(&self) -> Grants {
+        self.inner.grants
+    }
+
+    /// Whether `method` (a call without a target) is one of this module's.
+    pub fn handles(method: &str) -> bool {
+        method.starts_with("mediasoup.")
+    }
+
+    /// Handles a call without a target (`mediasoup.*`).
+    pub async fn call_root(&self, method: &str, params: &Value) -> Result<Value, RpcError> {
+        Ok(crate::worker::call_root(self, method, params).await?)
+    }
+
+    /// Closes everything the connection made; later creations are refused.
+    pub fn close_all(&self) {
+        let dropped: Vec<Entry> = {
+            let mut objects = self.lock();
+            objects.closed = true;
+            objects.entries.drain().map(|(_, entry)| entry).collect()
+        };
+        for entry in &dropped {
+            if let Some(id) = object_id(&entry.object) {
+                let _ = self.inner.server.close(&id);
+            }
+        }
+        debug!(objects = dropped.len(), "app session closed its mediasoup objects");
+        drop(dropped);
+    }
+
+    /// How many objects the connection holds.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether the connection holds no objects.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn weak(&self) -> WeakSession {
+        WeakSession(Arc::downgrade(&self.inner))
+    }
+
+    /// The object `id`, if this connection holds it.
+    pub(crate) fn get(&self, id: &str) -> Result<Object, ApiError> {
+        self.lock().entries.get(id).map(|entry| entry.object.clone()).ok_or_else(|| ApiError::NotFound(id.to_owned()))
+    }
+
+    /// Refuses when one more object (of `object_type`) would pass the caps.
+    pub(crate) fn check_room(&self, object_type: &str) -> Result<(), ApiError> {
+        let objects = self.lock();
+        check_room(&objects, &self.inner.host, object_type)
+    }
+
+    /// Records a new object under `parent` and makes it a ROPE object with
+    /// `state`. Refused (and the object dropped, which closes it) past the caps
+    /// or once the session closed.
+    pub(crate) fn insert(
+        &self,
+        id: &str,
+        parent: Option<&str>,
+        object: Object,
+        state: &impl Serialize,
+        handlers: Vec<HandlerId>,
+    ) -> Result<(), ApiError> {
+        let object_type = object.object_type();
+        let state = to_value(state)?;
+        {
+            let mut objects = self.lock();
+            if objects.closed {
+                return Err(ApiError::InvalidState("the connection is closing".into()));
+            }
+            if let Some(parent) = parent
+                && !objects.entries.contains_key(parent)
+            {
+                return Err(ApiError::InvalidState(format!("{parent} closed")));
+            }
+            check_room(&objects, &self.inner.host, object_type)?;
+            objects
+                .entries
+                .insert(id.to_owned(), Entry { object, parent: parent.map(str::to_owned), _handlers: handlers });
+        }
+        let handler = Arc::new(ObjectHandler { session: self.weak(), id: id.to_owned() });
+        if let Err(error) = self.inner.server.create(id.to_owned(), object_type, state, handler) {
+            self.forget(id);
+            return Err(ApiError::Mediasoup(error.message));
+        }
+        Ok(())
+    }
+
+    /// Replaces an object's ROPE state (no event if it is gone).
+    pub(crate) fn set_state(&self, id: &str, state: &impl Serialize) {
+        if let Ok(state) = to_value(state) {
+            let _ = self.inner.server.set_state(id, state);
+        }
+    }
+
+    /// Sends one of mediasoup's events of object `id` (see `PROTOCOL.md`).
+    pub(crate) fn emit(&self, id: &str, name: &str, args: Vec<serde_json::Value>) {
+        if let Ok(data) = to_value(&args) {
+            let _ = self.inner.server.emit(id, name, data);
+        }
+    }
+
+    /// Closes object `id` and everything under it; a no-op when it is gone.
+    pub(crate) fn forget(&self, id: &str) {
+        let dropped = {
+            let mut objects = self.lock();
+            let mut doomed = vec![id.to_owned()];
+            let mut index = 0;
+            while index < doomed.len() {
+                let parent = doomed[index].clone();
+                doomed.extend(
+                    objects
+                        .entries
+                        .iter()
+                        .filter(|(_, entry)| entry.parent.as_deref() == Some(parent.as_str()))
+                        .map(|(child, _)| child.clone()),
+                );
+                index += 1;
+            }
+            // Children first, so a client hears of them before their parent.
+            doomed.reverse();
+            doomed.into_iter().filter_map(|id| objects.entries.remove(&id).map(|entry| (id, entry))).collect::<Vec<_>>()
+        };
+        for (id, _) in &dropped {
+            let _ = self.inner.server.close(id);
+        }
+        // Dropped outside the lock: dropping a mediasoup handle closes the
+        // object, whose close handlers call back here.
+        drop(dropped);
+    }
+
+    /// The ids of the objects directly under `parent`.
+    pub(crate) fn children(&self, parent: &str) -> Vec<(String, Object)> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.parent.as_deref() == Some(parent))
+            .map(|(id, entry)| (id.clone(), entry.object.clone()))
+            .collect()
+    }
+}
+
+fn check_room(objects: &Objects, host: &Host, object_type: &str) -> Result<(), ApiError> {
+    let limits = host.limits();
+    if objects.entries.len() >= limits.objects {
+        return Err(ApiError::LimitReached(format!(
+            "this connection holds {} mediasoup objects, the most it may",
+            limits.objects
+        )));
+    }
+    if object_type == "worker" {
+        let workers = objects.entries.values().filter(|entry| matches!(entry.object, Object::Worker(_))).count();
+        if workers >= limits.workers {
+            return Err(ApiError::LimitReached(format!(
+                "this connection holds {workers} workers, the most it may ({})",
+                limits.workers
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn object_id(object: &Object) -> Option<String> {
+    Some(match object {
+        Object::Worker(worker) => worker.id().to_string(),
+        Object::WebRtcServer(server) => server.id().to_string(),
+        Object::Router(router) => router.id().to_string(),
+        Object::WebRtcTransport(transport) => mafalda_media::mediasoup::prelude::Transport::id(transport).to_string(),
+        Object::PlainTransport(transport) => mafalda_media::mediasoup::prelude::Transport::id(transport).to_string(),
+        Object::PipeTransport(transport) => mafalda_media::mediasoup::prelude::Transport::id(transport).to_string(),
+        Object::DirectTransport(transport) => mafalda_media::mediasoup::prelude::Transport::id(transport).to_string(),
+        Object::Producer(producer) => producer.id().to_string(),
+        Object::Consumer(consumer) => consumer.id().to_string(),
+        Object::DataProducer(producer) => producer.id().to_string(),
+        Object::DataConsumer(consumer) => consumer.id().to_string(),
+        Object::ActiveSpeakerObserver(observer) => {
+            mafalda_media::mediasoup::prelude::RtpObserver::id(observer).to_string()
+        }
+        Object::AudioLevelObserver(observer) => {
+            mafalda_media::mediasoup::prelude::RtpObserver::id(observer).to_string()
+        }
+    })
+}
+
+/// A session that event handlers may hold without keeping it alive.
+#[derive(Clone)]
+pub(crate) struct WeakSession(Weak<Inner>);
+
+impl WeakSession {
+    pub(crate) fn upgrade(&self) -> Option<Session> {
+        self.0.upgrade().map(|inner| Session { inner })
+    }
+
+    /// Sends event `name` of object `id`, if the session still exists.
+    pub(crate) fn emit(&self, id: &str, name: &str, args: Vec<serde_json::Value>) {
+        if let Some(session) = self.upgrade() {
+            session.emit(id, name, args);
+        }
+    }
+
+    /// Closes object `id` (and its subtree), if the session still exists.
+    pub(crate) fn forget(&self, id: &str) {
+        if let Some(session) = self.upgrade() {
+            session.forget(id);
+        }
+    }
+
+    /// Replaces object `id`'s state, if the session still exists.
+    pub(crate) fn set_state(&self, id: &str, state: &impl Serialize) {
+        if let Some(session) = self.upgrade() {
+            session.set_state(id, state);
+        }
+    }
+}
+
+/// Takes the calls made on one object.
+struct ObjectHandler {
+    session: WeakSession,
+    id: String,
+}
+
+impl Handler for ObjectHandler {
+    fn call(&self, request: Request) -> BoxFuture<'static, Result<Value, RpcError>> {
+        let (session, id) = (self.session.upgrade(), self.id.clone());
+        Box::pin(async move {
+            let session = session.ok_or_else(|| ApiError::InvalidState("the connection is closing".into()))?;
+            let object = session.get(&id)?;
+            let method = request.method.as_str();
+            let params = &request.params;
+            if method == "close" {
+                session.forget(&id);
+                return Ok(Value::Null);
+            }
+            let answer = match object {
+                Object::Worker(worker) => crate::worker::call(&session, &id, &worker, method, params).await,
+                Object::WebRtcServer(server) => crate::worker::call_webrtc_server(&server, method).await,
+                Object::Router(router) => crate::router::call(&session, &id, &router, method, params).await,
+                Object::WebRtcTransport(_)
+                | Object::PlainTransport(_)
+                | Object::PipeTransport(_)
+                | Object::DirectTransport(_) => crate::transport::call(&session, &id, &object, method, params).await,
+                Object::Producer(producer) => crate::producer::call_producer(&producer, method, params).await,
+                Object::Consumer(consumer) => crate::producer::call_consumer(&consumer, method, params).await,
+                Object::DataProducer(producer) => crate::data::call_producer(&producer, method, params).await,
+                Object::DataConsumer(consumer) => {
+                    crate::data::call_consumer(&session, &id, &consumer, method, params).await
+                }
+                Object::ActiveSpeakerObserver(_) | Object::AudioLevelObserver(_) => {
+                    crate::observer::call(&session, &id, &object, method, params).await
+                }
+            };
+            Ok(answer?)
+        })
+    }
+}
