@@ -37,6 +37,8 @@ class Connection {
 	#nextId = 1;
 	#pending = new Map();
 	#closesInFlight = new Set();
+	#closesUnanswered = 0;
+	#outbox = [];
 	#objects = new Map();
 	#workers = new Set();
 	#reconnectDelay = RECONNECT_MIN_DELAY;
@@ -92,39 +94,79 @@ class Connection {
 	/**
 	 * Calls `method` on `target` (an object id, or null for the server).
 	 * Resolves with the result, rejects with the mediasoup error class the
-	 * server names.
+	 * server names. Calls go out in the order they are made; a call made
+	 * after a close waits until that close is answered (mediasoup's channel
+	 * is ordered, and a close is not awaited by the app).
 	 */
-	async request(method, target, params) {
-		// Closes are sent without waiting; whatever comes after one must see
-		// it done (mediasoup's channel is ordered).
-		if (this.#closesInFlight.size > 0) {
-			await Promise.all([...this.#closesInFlight]);
-		}
-		await this.#open();
-		return this.#send(method, target, params);
+	request(method, target, params) {
+		return new Promise((resolve, reject) => {
+			this.#outbox.push({ method, target, params, resolve, reject, close: false });
+			this.#flush();
+		});
 	}
 
 	/**
-	 * Sends `close` to an object without waiting for the answer. Calls made
-	 * afterwards wait until it is answered. Resolves (never rejects) when
-	 * answered.
+	 * Sends `close` to an object without the app waiting. Resolves (never
+	 * rejects) when answered, or at once when there is no connection (the
+	 * node closed everything of a lost connection).
 	 */
 	notifyClose(target) {
-		const p = (async () => {
-			try {
-				await this.#open({ reuseOnly: true });
-				await this.#send('close', target, null);
-			} catch (_) {
-				// The object is gone either way.
-			}
-		})();
+		if (!this.#ws) {
+			return Promise.resolve();
+		}
+		const p = new Promise((resolve) => {
+			this.#outbox.push({ method: 'close', target, params: null, resolve, reject: resolve, close: true });
+		});
 		this.#closesInFlight.add(p);
-		this.#updateRef();
-		p.finally(() => {
+		p.then(() => {
 			this.#closesInFlight.delete(p);
 			this.#updateRef();
+			this.#flush();
 		});
+		this.#flush();
 		return p;
+	}
+
+	#flush() {
+		while (this.#outbox.length > 0) {
+			if (!this.#ws) {
+				this.#connect().catch(() => {});
+				return;
+			}
+			if (this.#ws.readyState !== WebSocket.OPEN) {
+				// Flushed again once open; failed if it cannot open.
+				return;
+			}
+			const item = this.#outbox[0];
+			if (!item.close && this.#closesUnanswered > 0) {
+				return;
+			}
+			this.#outbox.shift();
+			if (item.close) {
+				this.#closesUnanswered++;
+				this.#send(item.method, item.target, item.params)
+					.catch(() => {})
+					.then(() => {
+						this.#closesUnanswered--;
+						item.resolve();
+						this.#flush();
+					});
+			} else {
+				this.#send(item.method, item.target, item.params).then(item.resolve, item.reject);
+			}
+		}
+	}
+
+	#failOutbox(error) {
+		const items = this.#outbox;
+		this.#outbox = [];
+		for (const item of items) {
+			if (item.close) {
+				item.resolve();
+			} else {
+				item.reject(error);
+			}
+		}
 	}
 
 	/** Closes the socket and stops reconnecting. */
@@ -146,19 +188,7 @@ class Connection {
 			}
 		}
 		this.#failPending(new InvalidStateError('connection closed'));
-	}
-
-	async #open({ reuseOnly = false } = {}) {
-		if (this.#ws && this.#ws.readyState === WebSocket.OPEN) {
-			return;
-		}
-		if (this.#opening) {
-			return this.#opening;
-		}
-		if (reuseOnly) {
-			throw new InvalidStateError('not connected');
-		}
-		return this.#connect();
+		this.#failOutbox(new InvalidStateError('connection closed'));
 	}
 
 	#connect() {
@@ -176,18 +206,21 @@ class Connection {
 				ws.on('close', () => this.#onClose(ws));
 				this.#updateRef();
 				resolve();
+				this.#flush();
 			};
 			const onError = (error) => {
 				ws.off('open', onOpen);
 				ws.off('close', onEarlyClose);
-				this.#openFailed(ws);
-				reject(new Error(`cannot connect to ${this.#url}: ${error.message}`));
+				const failure = new Error(`cannot connect to ${this.#url}: ${error.message}`);
+				this.#openFailed(ws, failure);
+				reject(failure);
 			};
 			const onEarlyClose = (code) => {
 				ws.off('open', onOpen);
 				ws.off('error', onError);
-				this.#openFailed(ws);
-				reject(new Error(`cannot connect to ${this.#url}: closed (${code})`));
+				const failure = new Error(`cannot connect to ${this.#url}: closed (${code})`);
+				this.#openFailed(ws, failure);
+				reject(failure);
 			};
 			ws.once('open', onOpen);
 			ws.once('error', onError);
@@ -199,11 +232,12 @@ class Connection {
 		return this.#opening;
 	}
 
-	#openFailed(ws) {
+	#openFailed(ws, error) {
 		if (this.#ws === ws) {
 			this.#ws = null;
 			this.#opening = null;
 		}
+		this.#failOutbox(error);
 		ws.on('error', () => {});
 		try {
 			ws.terminate();
@@ -219,6 +253,7 @@ class Connection {
 		}
 		this.#ws = null;
 		this.#failPending(new InvalidStateError('connection to the node lost'));
+		this.#failOutbox(new InvalidStateError('connection to the node lost'));
 		this.#scheduleReconnect();
 	}
 
@@ -380,7 +415,11 @@ class Connection {
 	}
 
 	#updateRef() {
-		const busy = this.#pending.size > 0 || this.#closesInFlight.size > 0 || this.#workers.size > 0;
+		const busy =
+			this.#pending.size > 0 ||
+			this.#outbox.length > 0 ||
+			this.#closesInFlight.size > 0 ||
+			this.#workers.size > 0;
 		const socket = this.#ws && this.#ws._socket;
 		if (socket) {
 			if (busy) {
