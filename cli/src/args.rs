@@ -238,6 +238,18 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "MIN-MAX", env = "MAFALDA_WEBRTC_PORTS", value_parser = parse_port_range)]
     webrtc_ports: Option<RangeInclusive<u16>>,
 
+    /// Remote Mediasoup: most mediasoup workers one app connection to /v1/rope may run
+    /// at once (each an OS thread of this node; mediasoup's API through ROPE).
+    #[arg(long, value_name = "N", env = "MAFALDA_APP_WORKERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(0..=256))]
+    app_workers: u16,
+
+    /// Remote Mediasoup: most mediasoup objects (workers, routers, transports, producers,
+    /// consumers, ...) one app connection may hold at once.
+    #[arg(long, value_name = "N", env = "MAFALDA_APP_OBJECTS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    app_objects: u32,
+
     /// Level of mediasoup's own worker logs (shown through RUST_LOG as target "mediasoup").
     #[arg(long, value_enum, value_name = "LEVEL", env = "MAFALDA_WORKER_LOG_LEVEL", default_value_t = WorkerLog::Warn)]
     worker_log_level: WorkerLog,
@@ -378,6 +390,13 @@ impl RunArgs {
         config.admin_token = admin;
         config.origins = self.api_origins.clone();
         config.hosts = self.api_hosts.clone();
+        config.mediasoup = mafalda_mediasoup_api::HostConfig {
+            limits: mafalda_mediasoup_api::Limits {
+                workers: usize::from(self.app_workers),
+                objects: usize::try_from(self.app_objects).unwrap_or(usize::MAX),
+            },
+            rtc_ports: self.rtc_ports.clone(),
+        };
         Ok(config)
     }
 

@@ -83,11 +83,18 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
     };
     let format = Format::from_query(request.uri().query());
     let node = Arc::clone(&state.node);
+    // Remote Mediasoup: any connection that passed the token check may run
+    // workers; naming files on the node takes the admin (or a node with no tokens).
+    let tokens_configured = state.token.is_some() || state.admin_token.is_some();
+    let grants = mafalda_mediasoup_api::Grants { workers: true, files: token.admin || !tokens_configured };
+    let mediasoup = (Arc::clone(&state.mediasoup), grants);
     let span = tracing::info_span!("rope_app", connection, ?format);
     tokio::spawn(
         async move {
             match on_upgrade.await {
-                Ok(upgraded) => serve_app(node, access, from_upgraded(TokioIo::new(upgraded), format).await).await,
+                Ok(upgraded) => {
+                    serve_app(node, access, mediasoup, from_upgraded(TokioIo::new(upgraded), format).await).await
+                }
                 Err(error) => debug!(%error, "WebSocket upgrade failed"),
             }
             drop(permit);
@@ -117,11 +124,22 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// Serves one app connection until it closes.
-async fn serve_app(node: Arc<Node>, access: Access, connection: mafalda_rope::transport::Connection) {
-    let methods =
-        Arc::new(AppMethods { node: Arc::clone(&node), access: access.clone(), server: std::sync::Mutex::default() });
+async fn serve_app(
+    node: Arc<Node>,
+    access: Access,
+    (host, grants): (Arc<mafalda_mediasoup_api::Host>, mafalda_mediasoup_api::Grants),
+    connection: mafalda_rope::transport::Connection,
+) {
+    let methods = Arc::new(AppMethods {
+        node: Arc::clone(&node),
+        access: access.clone(),
+        server: std::sync::Mutex::default(),
+        mediasoup: std::sync::OnceLock::new(),
+    });
     let server = Server::new(Arc::clone(&methods) as Arc<dyn Handler>);
     *methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server.clone());
+    let mediasoup = mafalda_mediasoup_api::Session::new(host, server.clone(), grants);
+    let _ = methods.mediasoup.set(mediasoup.clone());
     // Subscribe before the first sync so no change falls between the two.
     let events = node.subscribe();
     sync_objects(&node, &access, &server);
@@ -130,6 +148,9 @@ async fn serve_app(node: Arc<Node>, access: Access, connection: mafalda_rope::tr
     let (_peer, session) = server.accept(connection);
     let _ = session.await;
     mirror.abort();
+    // Its mediasoup objects first: they are ROPE objects too, and their
+    // mediasoup handles live in the session.
+    mediasoup.close_all();
     // Close what the app made (transports, producers, consumers) and break the
     // handler-to-server links so nothing outlives the connection.
     methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -261,13 +282,21 @@ struct AppMethods {
     /// The connection's server, to create media objects in; emptied when the
     /// connection ends (the server owns this handler, so this would be a cycle).
     server: std::sync::Mutex<Option<Server>>,
+    /// Remote Mediasoup: the connection's mediasoup objects (`mediasoup.*`).
+    mediasoup: std::sync::OnceLock<mafalda_mediasoup_api::Session>,
 }
 
 impl Handler for AppMethods {
     fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
         let (node, access) = (Arc::clone(&self.node), self.access.clone());
         let server = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mediasoup = self.mediasoup.get().cloned();
         Box::pin(async move {
+            if mafalda_mediasoup_api::Session::handles(&request.method) {
+                let mediasoup =
+                    mediasoup.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
+                return mediasoup.call_root(&request.method, &request.params).await;
+            }
             if request.method.starts_with("router.") || request.method.starts_with("webrtc.") {
                 let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
                 return super::webrtc::call(&node, &access, &server, &request).await;
