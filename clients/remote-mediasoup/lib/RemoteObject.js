@@ -2,6 +2,7 @@
 
 const { EnhancedEventEmitter } = require('./EnhancedEventEmitter');
 const { InvalidStateError } = require('./errors');
+const { testingChannel } = require('./testingChannel');
 
 function checkAppData(appData) {
 	if (appData !== undefined && appData !== null && typeof appData !== 'object') {
@@ -63,6 +64,14 @@ class RemoteObject extends EnhancedEventEmitter {
 	/** The ROPE connection (private API, like mediasoup's channel). */
 	get connectionForTesting() {
 		return this.#connection;
+	}
+
+	/**
+	 * Private API for mediasoup's own tests: emit(id, fbs.Event.X,
+	 * fbsNotification) acts as if the node had sent that event.
+	 */
+	get channelForTesting() {
+		return testingChannel(this.#connection);
 	}
 
 	get _connection() {
