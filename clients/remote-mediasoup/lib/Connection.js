@@ -10,6 +10,9 @@ const DEFAULT_TIMEOUT = 10000;
 // this long (its socket is unref'd meanwhile, so it never keeps the process
 // alive on its own).
 const IDLE_CLOSE_DELAY = 2000;
+const EARLY_TTL = 5000;
+const EARLY_MAX_IDS = 1024;
+const EARLY_MAX_EVENTS = 64;
 
 function jsonUrl(url) {
 	const u = String(url);
@@ -39,6 +42,9 @@ class Connection {
 	#closesInFlight = new Set();
 	#closesUnanswered = 0;
 	#outbox = [];
+	// Events for ids not known (yet): an object's first events may come
+	// before the answer that creates it. Kept EARLY_TTL ms.
+	#early = new Map();
 	#objects = new Map();
 	#workers = new Set();
 	#reconnectDelay = RECONNECT_MIN_DELAY;
@@ -75,6 +81,19 @@ class Connection {
 
 	register(object) {
 		this.#objects.set(object.id, object);
+		const early = this.#early.get(object.id);
+		if (early) {
+			this.#early.delete(object.id);
+			// Events the node sent before the answer that made the object,
+			// once the app got the object (as if they had come after).
+			setImmediate(() => {
+				for (const params of early.events) {
+					if (this.#objects.get(object.id) === object) {
+						this.#dispatch(object, params);
+					}
+				}
+			});
+		}
 	}
 
 	unregister(id) {
@@ -363,13 +382,36 @@ class Connection {
 	}
 
 	#onEvent(params) {
-		if (!params || typeof params !== 'object') {
+		if (!params || typeof params !== 'object' || typeof params.object !== 'string') {
 			return;
 		}
 		const object = this.#objects.get(params.object);
-		if (!object) {
-			return;
+		if (object) {
+			this.#dispatch(object, params);
+		} else if (params.name !== 'created') {
+			this.#keepEarly(params);
 		}
+	}
+
+	#keepEarly(params) {
+		const now = Date.now();
+		for (const [id, entry] of this.#early) {
+			if (now - entry.at <= EARLY_TTL && this.#early.size < EARLY_MAX_IDS) {
+				break;
+			}
+			this.#early.delete(id);
+		}
+		let entry = this.#early.get(params.object);
+		if (!entry) {
+			entry = { at: now, events: [] };
+			this.#early.set(params.object, entry);
+		}
+		if (entry.events.length < EARLY_MAX_EVENTS) {
+			entry.events.push(params);
+		}
+	}
+
+	#dispatch(object, params) {
 		try {
 			if (params.name === 'closed') {
 				object._remoteClosed();

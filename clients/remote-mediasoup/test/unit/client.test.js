@@ -370,3 +370,42 @@ test('module surface', () => {
 	assert.notDeepEqual(mediasoup.getSupportedRtpCapabilities(), caps);
 	assert.deepEqual(mediasoup.parseScalabilityMode('L1T3'), { spatialLayers: 1, temporalLayers: 3, ksvc: false });
 });
+
+test('events sent before the creation answer are applied once the object exists', async () => {
+	let consumerId;
+	await withNode(
+		mediaHandlers({
+			consume: (params) => {
+				consumerId = randomUUID();
+				return {
+					id: consumerId,
+					producerId: params.producerId,
+					kind: 'audio',
+					rtpParameters: audioRtpParameters,
+					type: 'simple',
+					paused: false,
+					producerPaused: false,
+					score: { score: 10, producerScore: 0, producerScores: [0] },
+					priority: 1,
+				};
+			},
+		}),
+		async (node, ms) => {
+			const worker = await ms.createWorker();
+			const router = await worker.createRouter({ mediaCodecs });
+			const transport = await router.createWebRtcTransport({ listenInfos: [{ protocol: 'udp', ip: '127.0.0.1' }] });
+			const producer = await transport.produce({ kind: 'audio', rtpParameters: audioRtpParameters });
+			// The node's handler runs before it answers: send the event first.
+			node.handlers.consume = ((inner) => (params, target) => {
+				const result = inner(params, target);
+				node.event(consumerId, 'consumer', 'producerpause', []);
+				return result;
+			})(node.handlers.consume);
+			const consumer = await transport.consume({ producerId: producer.id, rtpCapabilities: router.rtpCapabilities });
+			const paused = once(consumer, 'producerpause');
+			await paused;
+			assert.equal(consumer.producerPaused, true);
+			worker.close();
+		}
+	);
+});
