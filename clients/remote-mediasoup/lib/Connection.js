@@ -133,8 +133,18 @@ class Connection {
 		if (!this.#ws) {
 			return Promise.resolve();
 		}
+		return this.notify('close', target, null);
+	}
+
+	/**
+	 * A call the app does not wait for (close, send): sent in order, and the
+	 * calls made after it (other than such calls) wait for its answer, as
+	 * mediasoup's ordered channel would have it done first. Resolves (never
+	 * rejects) when answered.
+	 */
+	notify(method, target, params) {
 		const p = new Promise((resolve) => {
-			this.#outbox.push({ method: 'close', target, params: null, resolve, reject: resolve, close: true });
+			this.#outbox.push({ method, target, params, resolve, reject: resolve, close: true });
 		});
 		this.#closesInFlight.add(p);
 		p.then(() => {

@@ -133,7 +133,7 @@ class DataProducer extends RemoteObject {
 		if (this.closed) {
 			throw new InvalidStateError('DataProducer closed');
 		}
-		this._request('send', params).catch(() => {});
+		this._connection.notify('send', this.id, params);
 	}
 
 	_applyState(state) {

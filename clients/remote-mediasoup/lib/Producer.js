@@ -122,7 +122,7 @@ class Producer extends RemoteObject {
 		if (this.closed) {
 			throw new InvalidStateError('Producer closed');
 		}
-		this._request('send', { packet: rtpPacket.toString('base64') }).catch(() => {});
+		this._connection.notify('send', this.id, { packet: rtpPacket.toString('base64') });
 	}
 
 	_applyState(state) {

@@ -551,7 +551,7 @@ class DirectTransport extends Transport {
 		if (this.closed) {
 			throw new InvalidStateError('DirectTransport closed');
 		}
-		this._request('sendRtcp', { packet: rtcpPacket.toString('base64') }).catch(() => {});
+		this._connection.notify('sendRtcp', this.id, { packet: rtcpPacket.toString('base64') });
 	}
 
 	_remoteEvent(name, args) {
