@@ -390,14 +390,18 @@ impl RunArgs {
         config.admin_token = admin;
         config.origins = self.api_origins.clone();
         config.hosts = self.api_hosts.clone();
-        config.mediasoup = mafalda_mediasoup_api::HostConfig {
+        Ok(config)
+    }
+
+    /// Remote Mediasoup's settings: caps per app session, app workers' ports.
+    fn app_media(&self) -> mafalda_mediasoup_api::HostConfig {
+        mafalda_mediasoup_api::HostConfig {
             limits: mafalda_mediasoup_api::Limits {
                 workers: usize::from(self.app_workers),
                 objects: usize::try_from(self.app_objects).unwrap_or(usize::MAX),
             },
             rtc_ports: self.rtc_ports.clone(),
-        };
-        Ok(config)
+        }
     }
 
     /// Turns the flags into a node configuration, loading or creating the identity.
@@ -445,6 +449,7 @@ impl RunArgs {
         config.relay_linger = std::time::Duration::from_secs_f64(self.relay_linger);
         config.drain_timeout = std::time::Duration::from_secs_f64(self.drain_timeout);
         config.link_delay = self.link_delay.iter().copied().collect();
+        config.app_media = self.app_media();
         Ok(config)
     }
 }

@@ -82,9 +82,6 @@ pub struct ApiConfig {
     pub hosts: Vec<AllowedHost>,
     /// Caps per owner.
     pub limits: Limits,
-    /// Remote Mediasoup (mediasoup's object model on `/v1/rope`): caps per
-    /// connection and the ports of app workers.
-    pub mediasoup: mafalda_mediasoup_api::HostConfig,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -96,7 +93,6 @@ impl std::fmt::Debug for ApiConfig {
             .field("origins", &self.origins)
             .field("hosts", &self.hosts)
             .field("limits", &self.limits)
-            .field("mediasoup", &self.mediasoup)
             .finish()
     }
 }
@@ -111,8 +107,6 @@ struct ApiState {
     /// Numbers ROPE connections, each its own owner.
     next_connection: Arc<AtomicU64>,
     rope_connections: Arc<tokio::sync::Semaphore>,
-    /// Remote Mediasoup's app workers, shared by every ROPE connection.
-    mediasoup: Arc<mafalda_mediasoup_api::Host>,
 }
 
 /// Serves the API for `node` on `listener` with an optional bearer token and
@@ -151,7 +145,6 @@ pub fn serve_with(
         owners: Owners::new(config.limits),
         next_connection: Arc::new(AtomicU64::new(1)),
         rope_connections: Arc::new(tokio::sync::Semaphore::new(rope::MAX_CONNECTIONS)),
-        mediasoup: Arc::new(mafalda_mediasoup_api::Host::from_config(config.mediasoup)),
     };
     let publish_route =
         put(publish).route_layer(middleware::from_fn_with_state(state.clone(), own_publication)).delete(unpublish);

@@ -87,7 +87,7 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
     // workers; naming files on the node takes the admin (or a node with no tokens).
     let tokens_configured = state.token.is_some() || state.admin_token.is_some();
     let grants = mafalda_mediasoup_api::Grants { workers: true, files: token.admin || !tokens_configured };
-    let mediasoup = (Arc::clone(&state.mediasoup), grants);
+    let mediasoup = (Arc::clone(state.node.inner.app_media.host()), grants);
     let span = tracing::info_span!("rope_app", connection, ?format);
     tokio::spawn(
         async move {
@@ -130,7 +130,12 @@ async fn serve_app(
     (host, grants): (Arc<mafalda_mediasoup_api::Host>, mafalda_mediasoup_api::Grants),
     connection: mafalda_rope::transport::Connection,
 ) {
+    let connection_number = match access.caller.owner {
+        Owner::Connection(number) => number,
+        Owner::Http(_) => 0,
+    };
     let methods = Arc::new(AppMethods {
+        connection: connection_number,
         node: Arc::clone(&node),
         access: access.clone(),
         server: std::sync::Mutex::default(),
@@ -151,6 +156,7 @@ async fn serve_app(
     // Its mediasoup objects first: they are ROPE objects too, and their
     // mediasoup handles live in the session.
     mediasoup.close_all();
+    crate::app_media::entry::end_session(&node.inner, connection_number);
     // Close what the app made (transports, producers, consumers) and break the
     // handler-to-server links so nothing outlives the connection.
     methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -277,6 +283,8 @@ struct ObjectParams {
 
 /// The connection's own methods: the HTTP operations, and creating media objects.
 struct AppMethods {
+    /// The connection's number (its owner id; its session id on other nodes).
+    connection: u64,
     node: Arc<Node>,
     access: Access,
     /// The connection's server, to create media objects in; emptied when the
@@ -291,10 +299,24 @@ impl Handler for AppMethods {
         let (node, access) = (Arc::clone(&self.node), self.access.clone());
         let server = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let mediasoup = self.mediasoup.get().cloned();
+        let connection = self.connection;
         Box::pin(async move {
             if mafalda_mediasoup_api::Session::handles(&request.method) {
                 let mediasoup =
                     mediasoup.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
+                if request.method == "mediasoup.createWorker"
+                    && let Some(host) = worker_node(&node, &request.params)?
+                {
+                    let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
+                    return crate::app_media::entry::create_worker(
+                        &node.inner,
+                        connection,
+                        &server,
+                        host,
+                        request.params,
+                    )
+                    .await;
+                }
                 return mediasoup.call_root(&request.method, &request.params).await;
             }
             if request.method.starts_with("router.") || request.method.starts_with("webrtc.") {
@@ -358,6 +380,17 @@ impl Handler for AppMethods {
             }
         })
     }
+}
+
+/// The node `mediasoup.createWorker` names in `node`, when it is another one.
+fn worker_node(node: &Node, params: &Value) -> Result<Option<mafalda_swarm::PeerId>, RpcError> {
+    let params: serde_json::Value = params.deserialized().unwrap_or_default();
+    let Some(peer) = params.get("node").filter(|value| !value.is_null()) else { return Ok(None) };
+    let peer = peer
+        .as_str()
+        .and_then(|text| text.parse::<mafalda_swarm::PeerId>().ok())
+        .ok_or_else(|| mafalda_mediasoup_api::ApiError::invalid("node must be a peer id"))?;
+    Ok((peer != node.peer_id()).then_some(peer))
 }
 
 /// Stops egress `id` (of whichever stream) if `access` may.
