@@ -421,6 +421,11 @@ impl Node {
         lock(&self.inner.streams).values().map(|local| local.pipes.len()).sum()
     }
 
+    /// App sessions (Remote Mediasoup) this node hosts for other nodes' apps.
+    pub fn hosted_app_sessions(&self) -> usize {
+        self.inner.app_media.hosting.len()
+    }
+
     /// Whether the node was given peers to join through.
     pub fn has_bootstrap(&self) -> bool {
         !self.inner.config.swarm.bootstrap.is_empty()

@@ -126,6 +126,13 @@ async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_
     let (entry, addr, _) = mafalda_tests::node::webrtc_node_with_api(None).await;
     let host = mafalda_tests::node::node_with(Some(&entry), |_| {}).await;
     let host_id = host.peer_id().to_string();
+    assert!(
+        mafalda_tests::swarm::eventually(Duration::from_secs(10), || async {
+            entry.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&host.peer_id()))
+        })
+        .await,
+        "the host joined the entry"
+    );
     let url = format!("ws://{addr}/v1/rope?format=json");
     let (app, mut events) = Client::connect(url, ClientConfig::default()).await.expect("connect");
 
@@ -162,11 +169,36 @@ async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_
     let data: serde_json::Value = error.data.expect("data").deserialized().expect("JSON");
     assert_eq!(data["name"], "TypeError");
 
+    // A second app's session there ends with its connection.
+    let (second, _second_events) =
+        Client::connect(format!("ws://{addr}/v1/rope?format=json"), ClientConfig::default()).await.expect("connect");
+    call(&second, None, "mediasoup.createWorker", json!({ "node": host_id })).await.expect("second app's worker");
+    assert_eq!(host.hosted_app_sessions(), 2);
+    drop(second);
+    let mut hosted = 2;
+    for _ in 0..100 {
+        hosted = host.hosted_app_sessions();
+        if hosted == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hosted, 1, "the host closed the session of the app that left");
+
     // The host leaves: the worker dies at the entry, its router closes.
     host.shutdown().await;
-    let died = event_of(&mut events, &worker, "died").await;
-    assert!(died[0].as_str().is_some_and(|reason| reason.contains("left")), "{died}");
-    event_of(&mut events, &router, "closed").await;
-    event_of(&mut events, &worker, "closed").await;
+    let mut heard = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let closed = |heard: &Vec<(String, String)>, object: &str| heard.iter().any(|(o, n)| o == object && n == "closed");
+    while !closed(&heard, &worker) || !closed(&heard, &router) {
+        let next = tokio::time::timeout_at(deadline, events.recv()).await.expect("the worker closes in time");
+        if let ClientEvent::Object(event) = next.expect("events open") {
+            heard.push((event.object.clone(), event.name.as_str().to_owned()));
+        }
+    }
+    let position = |object: &str, name: &str| heard.iter().position(|(o, n)| o == object && n == name);
+    let died = position(&worker, "died").unwrap_or_else(|| panic!("the worker died: {heard:?}"));
+    assert!(died < position(&worker, "closed").expect("closed"), "died comes first: {heard:?}");
+    assert!(position(&router, "closed").is_some(), "its router closed: {heard:?}");
     assert!(!app.mirror().iter().any(|object| object.id == worker || object.id == router));
 }

@@ -185,8 +185,13 @@ pub(crate) fn host_left(inner: &Arc<Inner>, host: PeerId) {
         if !linked.hosts.remove(&host) {
             continue;
         }
-        let lost: Vec<String> =
+        let snapshot = linked.server.snapshot();
+        let is_worker =
+            |id: &str| snapshot.objects.iter().any(|object| object.id == id && object.object_type == "worker");
+        let mut lost: Vec<String> =
             linked.objects.iter().filter(|(_, owner)| **owner == host).map(|(id, _)| id.clone()).collect();
+        // Workers last, so their objects close before them, as in mediasoup.
+        lost.sort_by_key(|id| is_worker(id));
         if !lost.is_empty() {
             info!(%host, objects = lost.len(), "the node of an app's workers left: they close");
         }
