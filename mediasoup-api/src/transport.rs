@@ -225,12 +225,67 @@ struct Meta {
     extras: Extras,
     /// The transport's [`Mirror`] (of its kind's state).
     mirror: Arc<dyn Any + Send + Sync>,
+    /// The outgoing bitrate limits set (0: none).
+    outgoing: Mutex<OutgoingLimits>,
+}
+
+/// A transport's outgoing bitrate limits, as the app set them (0: none).
+#[derive(Debug, Clone, Copy, Default)]
+struct OutgoingLimits {
+    min: u64,
+    max: u64,
+}
+
+/// Which outgoing bitrate limit a call sets.
+#[derive(Debug, Clone, Copy)]
+enum Outgoing {
+    Min(u64),
+    Max(u64),
+}
+
+/// Sets an outgoing bitrate limit of `transport` with `set`, after mediasoup
+/// Node's checks (the embedded worker clamps instead of refusing): a max
+/// under the min set, or a min over the max set, is a `TypeError`.
+async fn set_outgoing<Fut>(transport: &dyn Transport, limit: Outgoing, set: Fut) -> Result<(), ApiError>
+where
+    Fut: std::future::Future<Output = Result<(), RequestError>>,
+{
+    let meta = transport.app_data().downcast_ref::<Meta>();
+    let current = meta.map(|meta| *meta.outgoing.lock().unwrap_or_else(PoisonError::into_inner)).unwrap_or_default();
+    match limit {
+        Outgoing::Max(max) if max > 0 && current.min > 0 && max < current.min => {
+            return Err(ApiError::invalid(format!(
+                "bitrate must be >= current min outgoing bitrate ({} bps)",
+                current.min
+            )));
+        }
+        Outgoing::Min(min) if min > 0 && current.max > 0 && min > current.max => {
+            return Err(ApiError::invalid(format!(
+                "bitrate must be <= current max outgoing bitrate ({} bps)",
+                current.max
+            )));
+        }
+        _ => {}
+    }
+    set.await.map_err(refused)?;
+    if let Some(meta) = meta {
+        let mut limits = meta.outgoing.lock().unwrap_or_else(PoisonError::into_inner);
+        match limit {
+            Outgoing::Min(min) => limits.min = min,
+            Outgoing::Max(max) => limits.max = max,
+        }
+    }
+    Ok(())
 }
 
 impl Extras {
     /// The `AppData` of a new transport.
     fn app_data<S: Send + 'static>(self, mirror: &Arc<Mirror<S>>) -> AppData {
-        AppData::new(Meta { extras: self, mirror: Arc::clone(mirror) as Arc<dyn Any + Send + Sync> })
+        AppData::new(Meta {
+            extras: self,
+            mirror: Arc::clone(mirror) as Arc<dyn Any + Send + Sync>,
+            outgoing: Mutex::default(),
+        })
     }
 
     /// The extras of `transport` (defaults for a transport this module did

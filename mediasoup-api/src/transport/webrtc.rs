@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    Extras, ListenIpWire, Mirror, NumSctpStreams, answer, bitrate, node_dump, node_ice_candidates, node_sctp,
-    node_stats, node_tuple, refused, without_nulls,
+    Extras, ListenIpWire, Mirror, NumSctpStreams, Outgoing, answer, bitrate, node_dump, node_ice_candidates, node_sctp,
+    node_stats, node_tuple, refused, set_outgoing, without_nulls,
 };
 use crate::error::ApiError;
 use crate::options::{ListenInfoWire, check_app_data, listen_infos};
@@ -55,7 +55,9 @@ fn options(
     let given = [wire.web_rtc_server.is_some(), wire.listen_infos.is_some(), wire.listen_ips.is_some()];
     match given.iter().filter(|given| **given).count() {
         0 => {
-            return Err(ApiError::invalid("missing webRtcServer, listenInfos and listenIps (one of them is mandatory)"));
+            return Err(ApiError::invalid(
+                "missing webRtcServer, listenInfos and listenIps (one of them is mandatory)",
+            ));
         }
         1 => {}
         _ => return Err(ApiError::invalid("only one of webRtcServer, listenInfos and listenIps must be given")),
@@ -291,11 +293,13 @@ pub(super) async fn call(transport: &WebRtcTransport, method: &str, params_value
             null()
         }
         "setMaxOutgoingBitrate" => {
-            transport.set_max_outgoing_bitrate(bitrate(params_value)?).await.map_err(refused)?;
+            let max = bitrate(params_value)?;
+            set_outgoing(transport, Outgoing::Max(max), transport.set_max_outgoing_bitrate(max)).await?;
             null()
         }
         "setMinOutgoingBitrate" => {
-            transport.set_min_outgoing_bitrate(bitrate(params_value)?).await.map_err(refused)?;
+            let min = bitrate(params_value)?;
+            set_outgoing(transport, Outgoing::Min(min), transport.set_min_outgoing_bitrate(min)).await?;
             null()
         }
         "restartIce" => {
