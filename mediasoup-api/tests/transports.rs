@@ -569,3 +569,84 @@ async fn another_connections_transport_is_not_found() {
     assert_eq!(class(&error), "TypeError");
     assert_eq!(app.ok(Some(&transport), "dump", json!(null)).await["direct"], true);
 }
+
+/// A STUN Binding request as a controlling ICE agent sends it to mediasoup:
+/// USERNAME `server:client`, PRIORITY, ICE-CONTROLLING, USE-CANDIDATE,
+/// MESSAGE-INTEGRITY (HMAC-SHA1 keyed with the server's password), FINGERPRINT.
+fn stun_binding_request(server_ufrag: &str, password: &str) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+
+    fn attribute(message: &mut Vec<u8>, kind: u16, value: &[u8]) {
+        message.extend_from_slice(&kind.to_be_bytes());
+        message.extend_from_slice(&u16::try_from(value.len()).expect("short").to_be_bytes());
+        message.extend_from_slice(value);
+        message.resize(message.len().div_ceil(4) * 4, 0);
+    }
+    fn set_length(message: &mut [u8], extra: usize) {
+        let length = u16::try_from(message.len() - 20 + extra).expect("short");
+        message[2..4].copy_from_slice(&length.to_be_bytes());
+    }
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFF_u32;
+        for byte in bytes {
+            crc ^= u32::from(*byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    let mut message = vec![0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42];
+    message.extend_from_slice(b"mafaldaswarm");
+    attribute(&mut message, 0x0006, format!("{server_ufrag}:client").as_bytes());
+    attribute(&mut message, 0x0024, &0x6E00_01FF_u32.to_be_bytes());
+    attribute(&mut message, 0x802A, &0x0102_0304_0506_0708_u64.to_be_bytes());
+    attribute(&mut message, 0x0025, &[]);
+    set_length(&mut message, 24);
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(password.as_bytes()).expect("any key length");
+    mac.update(&message);
+    attribute(&mut message, 0x0008, &mac.finalize().into_bytes());
+    set_length(&mut message, 8);
+    let fingerprint = crc32(&message) ^ 0x5354_554E;
+    attribute(&mut message, 0x8028, &fingerprint.to_be_bytes());
+    message
+}
+
+#[tokio::test]
+async fn webrtc_transport_ice_and_dtls_states_follow_a_real_peer() {
+    let mut app = App::start().await;
+    let (_worker, router) = app.router_id().await;
+    let options = json!({ "listenInfos": [{ "protocol": "udp", "ip": "127.0.0.1" }] });
+    let transport = app.ok(Some(&router), "createWebRtcTransport", options).await;
+    let id = id_of(&transport);
+    // The peer is the DTLS server: once ICE completes, mediasoup starts DTLS as client.
+    let dtls = json!({ "dtlsParameters": { "fingerprints": [{ "algorithm": "sha-256", "value": FINGERPRINT }], "role": "server" } });
+    app.ok(Some(&id), "connect", dtls).await;
+    let parameters = &transport["iceParameters"];
+    let (ufrag, password) = (parameters["usernameFragment"].as_str(), parameters["password"].as_str());
+    let request = stun_binding_request(ufrag.expect("ufrag"), password.expect("password"));
+    let port = transport["iceCandidates"][0]["port"].as_u64().and_then(|port| u16::try_from(port).ok()).expect("port");
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let from = socket.local_addr().expect("addr").port();
+    socket.send_to(&request, ("127.0.0.1", port)).expect("send");
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+    let mut response = [0u8; 1500];
+    let (length, _) = socket.recv_from(&mut response).expect("a STUN response");
+    assert_eq!(&response[..2], &[0x01, 0x01], "a Binding success response ({length} bytes)");
+
+    let events = app.events_args(&id, &["icestatechange", "iceselectedtuplechange", "dtlsstatechange"]).await;
+    assert_eq!(events["icestatechange"], json!(["completed"]));
+    assert_eq!(events["dtlsstatechange"], json!(["connecting"]));
+    let tuple = &events["iceselectedtuplechange"][0];
+    assert_eq!((&tuple["remoteIp"], &tuple["remotePort"]), (&json!("127.0.0.1"), &json!(from)), "{tuple}");
+    let local = (&tuple["localIp"], &tuple["localPort"], &tuple["protocol"]);
+    assert_eq!(local, (&json!("127.0.0.1"), &json!(port), &json!("udp")));
+    let state = app.state(&id);
+    assert_eq!((&state["iceState"], &state["iceSelectedTuple"]), (&json!("completed"), tuple), "{state}");
+    assert_eq!(state["dtlsState"], "connecting");
+    let stats = app.ok(Some(&id), "getStats", json!(null)).await;
+    assert_eq!(stats[0]["iceSelectedTuple"], *tuple);
+    assert_eq!(stats[0]["iceState"], "completed");
+}

@@ -196,3 +196,31 @@ impl App {
         }
     }
 }
+
+impl App {
+    /// The arguments of the next event of each of `names` of `object`, in
+    /// any order (5 s; other events are skipped).
+    pub async fn events_args(
+        &mut self,
+        object: &str,
+        names: &[&str],
+    ) -> std::collections::HashMap<String, serde_json::Value> {
+        let mut found = std::collections::HashMap::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while found.len() < names.len() {
+            let next = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("not all of {names:?} of {object} within 5 s, just {found:?}"))
+                .expect("events open");
+            if let ClientEvent::Object(event) = next
+                && event.object == object
+                && names.contains(&event.name.as_str())
+                && !found.contains_key(event.name.as_str())
+            {
+                let args: serde_json::Value = event.data.deserialized().expect("JSON event data");
+                found.insert(event.name.as_str().to_owned(), args);
+            }
+        }
+        found
+    }
+}
