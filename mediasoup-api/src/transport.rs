@@ -8,34 +8,32 @@
 //! Node's JSON shapes where the Rust crate writes its own (tuples, ICE
 //! candidates, SCTP parameters, dumps, stats).
 //!
-//! The transport's mediasoup `AppData` is this module's (an app's `appData`
-//! stays with the client): it holds what the Node objects report but the
-//! crate does not keep ([`Extras`]).
+//! | submodule | owns |
+//! |---|---|
+//! | `webrtc`, `plain`, `pipe`, `direct` | each kind's options, data, state, events and own calls |
+//! | `meta` | what is kept per transport (in its `AppData`), and its ROPE state mirror |
+//! | `node` | mediasoup Node's JSON shapes (tuples, candidates, SCTP, dumps, stats) |
 
 mod direct;
+mod meta;
+mod node;
 mod pipe;
 mod plain;
 mod webrtc;
 
-use std::any::Any;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use mafalda_media::mediasoup::prelude::{
-    DirectTransport, ListenInfo, PipeTransport, PlainTransport, Protocol, Router, Transport, TransportGeneric,
-    WebRtcTransport,
+    DirectTransport, ListenInfo, PipeTransport, PlainTransport, Protocol, Router, Transport, WebRtcTransport,
 };
-use mafalda_media::mediasoup::transport::{TransportTraceEventData, TransportTraceEventType};
-use mafalda_media::mediasoup::types::data_structures::{AppData, TransportTuple};
-use mafalda_media::mediasoup::types::sctp_parameters::SctpParameters;
+use mafalda_media::mediasoup::transport::TransportTraceEventType;
 use mafalda_media::mediasoup::worker::RequestError;
 use mafalda_rope::Value;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
+use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::session::{Object, Session, WeakSession};
-use crate::wire::{null, params, to_json, to_value};
+use crate::session::{Object, Session};
+use crate::wire::{null, params};
 
 /// A transport of any kind, as the producer and data modules take it.
 #[derive(Clone, Debug)]
@@ -200,329 +198,6 @@ fn refused(error: RequestError) -> ApiError {
         }
     }
     ApiError::from_mediasoup(&error)
-}
-
-/// What mediasoup Node's transports report that the crate does not keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Extras {
-    /// `numSctpStreams` as asked (the crate's worker negotiates up to 65535
-    /// streams itself; Node's objects report what the app asked for).
-    streams: NumSctpStreams,
-    /// Plain transports: RTP and RTCP on one port.
-    rtcp_mux: bool,
-    /// Plain transports: the remote address is learnt from the first packet.
-    comedia: bool,
-}
-
-impl Default for Extras {
-    fn default() -> Self {
-        Self { streams: NumSctpStreams::default(), rtcp_mux: true, comedia: false }
-    }
-}
-
-/// What this module keeps in a transport's `AppData`.
-struct Meta {
-    extras: Extras,
-    /// The transport's [`Mirror`] (of its kind's state).
-    mirror: Arc<dyn Any + Send + Sync>,
-    /// The outgoing bitrate limits set (0: none).
-    outgoing: Mutex<OutgoingLimits>,
-}
-
-/// A transport's outgoing bitrate limits, as the app set them (0: none).
-#[derive(Debug, Clone, Copy, Default)]
-struct OutgoingLimits {
-    min: u64,
-    max: u64,
-}
-
-/// Which outgoing bitrate limit a call sets.
-#[derive(Debug, Clone, Copy)]
-enum Outgoing {
-    Min(u64),
-    Max(u64),
-}
-
-/// Sets an outgoing bitrate limit of `transport` with `set`, after mediasoup
-/// Node's checks (the embedded worker clamps instead of refusing): a max
-/// under the min set, or a min over the max set, is a `TypeError`.
-async fn set_outgoing<Fut>(transport: &dyn Transport, limit: Outgoing, set: Fut) -> Result<(), ApiError>
-where
-    Fut: std::future::Future<Output = Result<(), RequestError>>,
-{
-    let meta = transport.app_data().downcast_ref::<Meta>();
-    let current = meta.map(|meta| *meta.outgoing.lock().unwrap_or_else(PoisonError::into_inner)).unwrap_or_default();
-    match limit {
-        Outgoing::Max(max) if max > 0 && current.min > 0 && max < current.min => {
-            return Err(ApiError::invalid(format!(
-                "bitrate must be >= current min outgoing bitrate ({} bps)",
-                current.min
-            )));
-        }
-        Outgoing::Min(min) if min > 0 && current.max > 0 && min > current.max => {
-            return Err(ApiError::invalid(format!(
-                "bitrate must be <= current max outgoing bitrate ({} bps)",
-                current.max
-            )));
-        }
-        _ => {}
-    }
-    set.await.map_err(refused)?;
-    if let Some(meta) = meta {
-        let mut limits = meta.outgoing.lock().unwrap_or_else(PoisonError::into_inner);
-        match limit {
-            Outgoing::Min(min) => limits.min = min,
-            Outgoing::Max(max) => limits.max = max,
-        }
-    }
-    Ok(())
-}
-
-impl Extras {
-    /// The `AppData` of a new transport.
-    fn app_data<S: Send + 'static>(self, mirror: &Arc<Mirror<S>>) -> AppData {
-        AppData::new(Meta {
-            extras: self,
-            mirror: Arc::clone(mirror) as Arc<dyn Any + Send + Sync>,
-            outgoing: Mutex::default(),
-        })
-    }
-
-    /// The extras of `transport` (defaults for a transport this module did
-    /// not make, e.g. `pipeToRouter`'s).
-    fn of(transport: &dyn Transport) -> Self {
-        transport.app_data().downcast_ref::<Meta>().map(|meta| meta.extras).unwrap_or_default()
-    }
-}
-
-/// mediasoup Node's `numSctpStreams`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NumSctpStreams {
-    #[serde(rename = "OS")]
-    os: u16,
-    #[serde(rename = "MIS")]
-    mis: u16,
-}
-
-impl Default for NumSctpStreams {
-    /// mediasoup Node's default.
-    fn default() -> Self {
-        Self { os: 1024, mis: 1024 }
-    }
-}
-
-/// A tuple in mediasoup Node's shape: `{localAddress, localIp (its old
-/// name), localPort, remoteIp?, remotePort?, protocol}`.
-fn node_tuple(tuple: &TransportTuple) -> serde_json::Value {
-    let mut node = json!({
-        "localAddress": tuple.local_address(),
-        "localIp": tuple.local_address(),
-        "localPort": tuple.local_port(),
-        "protocol": tuple.protocol(),
-    });
-    if let (Some(ip), Some(port)) = (tuple.remote_ip(), tuple.remote_port()) {
-        node["remoteIp"] = json!(ip.to_string());
-        node["remotePort"] = json!(port);
-    }
-    node
-}
-
-/// SCTP parameters in mediasoup Node's shape: `{port, OS, MIS, maxMessageSize}`.
-fn node_sctp(parameters: &SctpParameters, streams: NumSctpStreams) -> serde_json::Value {
-    json!({
-        "port": parameters.port,
-        "OS": streams.os,
-        "MIS": streams.mis,
-        "maxMessageSize": parameters.max_message_size,
-    })
-}
-
-/// Drops an object's `null` fields: Node's objects leave absent ones undefined.
-fn without_nulls(mut value: serde_json::Value) -> serde_json::Value {
-    if let serde_json::Value::Object(map) = &mut value {
-        map.retain(|_, field| !field.is_null());
-    }
-    value
-}
-
-/// Reshapes the tuples of a dump or stat in place.
-fn reshape_tuples(map: &mut Map<String, serde_json::Value>) {
-    for name in ["tuple", "rtcpTuple", "iceSelectedTuple"] {
-        if let Some(field) = map.get_mut(name)
-            && let Ok(tuple) = serde_json::from_value::<TransportTuple>(field.clone())
-        {
-            *field = node_tuple(&tuple);
-        }
-    }
-}
-
-/// A crate table (`[[key, value]]` or `{key: value}`) as Node's `[{key, value}]`.
-fn key_values(table: &serde_json::Value) -> serde_json::Value {
-    let number = |key: &str| key.parse::<u64>().map_or_else(|_| json!(key), |key| json!(key));
-    let entries: Vec<serde_json::Value> = match table {
-        serde_json::Value::Object(map) => {
-            map.iter().map(|(key, value)| json!({ "key": number(key), "value": value })).collect()
-        }
-        serde_json::Value::Array(pairs) => pairs
-            .iter()
-            .filter_map(|pair| match pair.as_array().map(Vec::as_slice) {
-                Some([key, value]) => Some(json!({ "key": key, "value": value })),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    serde_json::Value::Array(entries)
-}
-
-/// A transport dump in mediasoup Node's shape (`*TransportDump`).
-async fn node_dump<T>(transport: &T) -> Result<serde_json::Value, ApiError>
-where
-    T: TransportGeneric,
-    T::Dump: Serialize,
-{
-    let dump = transport.dump().await.map_err(refused)?;
-    let extras = Extras::of(transport);
-    let mut dump = without_nulls(to_json(&dump));
-    let Some(map) = dump.as_object_mut() else {
-        return Ok(dump);
-    };
-    for name in ["mapSsrcConsumerId", "mapRtxSsrcConsumerId"] {
-        if let Some(table) = map.get_mut(name) {
-            *table = key_values(table);
-        }
-    }
-    if let Some(serde_json::Value::Object(listener)) = map.get_mut("rtpListener") {
-        for name in ["ssrcTable", "midTable", "ridTable"] {
-            if let Some(table) = listener.get_mut(name) {
-                *table = key_values(table);
-            }
-        }
-    }
-    if let Some(serde_json::Value::Object(listener)) = map.get_mut("sctpListener")
-        && let Some(table) = listener.get_mut("streamIdTable")
-    {
-        *table = key_values(table);
-    }
-    if let Some(extensions) = map.get_mut("recvRtpHeaderExtensions") {
-        *extensions = without_nulls(extensions.take());
-    }
-    if let Some(sctp) = map.get_mut("sctpParameters")
-        && let Ok(parameters) = serde_json::from_value::<SctpParameters>(sctp.clone())
-    {
-        *sctp = node_sctp(&parameters, extras.streams);
-    }
-    if let Some(candidates) = map.get_mut("iceCandidates") {
-        *candidates = node_ice_candidates(candidates);
-    }
-    if !map.contains_key("maxMessageSize")
-        && let Some(size) = map.get("maxReceiveMessageSize").cloned()
-    {
-        map.insert("maxMessageSize".into(), size);
-    }
-    reshape_tuples(map);
-    Ok(dump)
-}
-
-/// ICE candidates in mediasoup Node's shape (with `ip`, the old name of `address`).
-fn node_ice_candidates(candidates: &serde_json::Value) -> serde_json::Value {
-    let mut candidates = candidates.clone();
-    if let serde_json::Value::Array(list) = &mut candidates {
-        for candidate in list {
-            if let Some(map) = candidate.as_object_mut()
-                && let Some(address) = map.get("address").cloned()
-            {
-                map.insert("ip".into(), address);
-            }
-        }
-    }
-    candidates
-}
-
-/// A transport's stats in mediasoup Node's shape (`*TransportStat`, with `type`).
-async fn node_stats<T>(transport: &T, kind: &str) -> Result<serde_json::Value, ApiError>
-where
-    T: TransportGeneric,
-    T::Stat: Serialize,
-{
-    let stats = transport.get_stats().await.map_err(refused)?;
-    let stats = stats
-        .iter()
-        .map(|stat| {
-            let mut stat = without_nulls(to_json(stat));
-            if let Some(map) = stat.as_object_mut() {
-                map.insert("type".into(), json!(kind));
-                reshape_tuples(map);
-            }
-            stat
-        })
-        .collect::<Vec<_>>();
-    Ok(serde_json::Value::Array(stats))
-}
-
-/// A transport's ROPE state (`PROTOCOL.md`, Object state), kept here so
-/// that its event handlers and its calls change it in one place and send it
-/// (before their named event). Made before the transport, started once the
-/// transport (and so its id) exists.
-struct Mirror<S> {
-    state: Mutex<Option<S>>,
-    session: WeakSession,
-    id: OnceLock<String>,
-}
-
-impl<S: Serialize + Send + 'static> Mirror<S> {
-    fn new(session: &Session) -> Arc<Self> {
-        Arc::new(Self { state: Mutex::new(None), session: session.weak(), id: OnceLock::new() })
-    }
-
-    /// The mirror of `transport`, if this module made it.
-    fn of(transport: &dyn Transport) -> Option<Arc<Self>> {
-        let meta = transport.app_data().downcast_ref::<Meta>()?;
-        Arc::clone(&meta.mirror).downcast::<Self>().ok()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Option<S>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sets the transport's id and first state.
-    fn start(&self, id: &str, state: S) {
-        let _ = self.id.set(id.to_owned());
-        *self.lock() = Some(state);
-    }
-
-    /// The state now, as JSON.
-    fn snapshot(&self) -> serde_json::Value {
-        to_json(&*self.lock())
-    }
-
-    /// Changes the state and sends it (nothing before [`Mirror::start`]).
-    fn update(&self, change: impl FnOnce(&mut S)) {
-        let mut state = self.lock();
-        if let (Some(state), Some(id)) = (state.as_mut(), self.id.get()) {
-            change(state);
-            // Sent under the lock, so the client sees the changes in their order.
-            self.session.set_state(id, &*state);
-        }
-    }
-
-    /// Sends mediasoup's event `name` of this transport.
-    fn emit(&self, name: &str, args: Vec<serde_json::Value>) {
-        if let Some(id) = self.id.get() {
-            self.session.emit(id, name, args);
-        }
-    }
-
-    /// Sends a `trace` event.
-    fn trace(&self, trace: &TransportTraceEventData) {
-        self.emit("trace", vec![to_json(trace)]);
-    }
-}
-
-/// Answers a creation: the data, as a ROPE value.
-fn answer(data: serde_json::Value) -> Result<Value, ApiError> {
-    to_value(&without_nulls(data))
 }
 
 /// mediasoup Node's deprecated `TransportListenIp`: an IP, or `{ip, announcedIp?}`.

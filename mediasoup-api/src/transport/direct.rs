@@ -9,7 +9,9 @@ use mafalda_rope::Value;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Extras, Mirror, answer, node_dump, node_stats, not_served};
+use super::meta::{Extras, Mirror};
+use super::node::{answer, node_dump, node_stats};
+use super::not_served;
 use crate::error::ApiError;
 use crate::options::check_app_data;
 use crate::session::{Object, Session};

@@ -12,10 +12,9 @@ use mafalda_rope::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    Extras, ListenIpWire, Mirror, NumSctpStreams, answer, bitrate, node_dump, node_sctp, node_stats, node_tuple,
-    not_served, refused, remote_ip, remote_srtp, udp_only,
-};
+use super::meta::{Extras, Mirror, NumSctpStreams};
+use super::node::{answer, node_dump, node_sctp, node_stats, node_tuple};
+use super::{ListenIpWire, bitrate, not_served, refused, remote_ip, remote_srtp, udp_only};
 use crate::error::ApiError;
 use crate::options::{ListenInfoWire, check_app_data};
 use crate::session::{Object, Session};

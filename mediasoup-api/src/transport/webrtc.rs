@@ -15,10 +15,9 @@ use mafalda_rope::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{
-    Extras, ListenIpWire, Mirror, NumSctpStreams, Outgoing, answer, bitrate, node_dump, node_ice_candidates, node_sctp,
-    node_stats, node_tuple, refused, set_outgoing, without_nulls,
-};
+use super::meta::{Extras, Mirror, NumSctpStreams, Outgoing, set_outgoing};
+use super::node::{answer, node_dump, node_ice_candidates, node_sctp, node_stats, node_tuple, without_nulls};
+use super::{ListenIpWire, bitrate, refused};
 use crate::error::ApiError;
 use crate::options::{ListenInfoWire, check_app_data, listen_infos};
 use crate::session::{Object, Session};
