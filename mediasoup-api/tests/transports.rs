@@ -391,6 +391,13 @@ async fn plain_transport_connect_srtp_dump_and_stats() {
     assert_eq!(class(&error), "UnsupportedError");
     assert_eq!(app.ok(Some(&id), "setMaxIncomingBitrate", json!({ "bitrate": 100_000 })).await, Value::Null);
 
+    let announced = json!({ "listenInfo": { "protocol": "udp", "ip": "127.0.0.1", "announcedAddress": "9.9.9.1" } });
+    let announced = app.ok(Some(&router), "createPlainTransport", announced).await;
+    assert_eq!(
+        (&announced["tuple"]["localIp"], &announced["tuple"]["localAddress"]),
+        (&json!("9.9.9.1"), &json!("9.9.9.1"))
+    );
+
     // SRTP: the default suite, then the remote's.
     let srtp =
         app.ok(Some(&router), "createPlainTransport", json!({ "listenIp": "127.0.0.1", "enableSrtp": true })).await;
