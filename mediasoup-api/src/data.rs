@@ -40,3 +40,25 @@ pub(crate) async fn call_consumer(
 ) -> Result<Value, ApiError> {
     Err(ApiError::UnknownMethod(method.to_owned()))
 }
+
+/// `transport.produceData`: makes a data producer on `transport` (id
+/// `transport_id`); answers its DataProducerData.
+pub(crate) async fn produce_data(
+    _session: &Session,
+    _transport_id: &str,
+    _transport: &crate::transport::AnyTransport,
+    _params: &Value,
+) -> Result<Value, ApiError> {
+    Err(ApiError::UnknownMethod("produceData".into()))
+}
+
+/// `transport.consumeData`: makes a data consumer on `transport` (id
+/// `transport_id`); answers its DataConsumerData.
+pub(crate) async fn consume_data(
+    _session: &Session,
+    _transport_id: &str,
+    _transport: &crate::transport::AnyTransport,
+    _params: &Value,
+) -> Result<Value, ApiError> {
+    Err(ApiError::UnknownMethod("consumeData".into()))
+}

@@ -35,3 +35,25 @@ pub(crate) async fn call_producer(_producer: &Producer, method: &str, _params: &
 pub(crate) async fn call_consumer(_consumer: &Consumer, method: &str, _params: &Value) -> Result<Value, ApiError> {
     Err(ApiError::UnknownMethod(method.to_owned()))
 }
+
+/// `transport.produce`: makes a producer on `transport` (id `transport_id`);
+/// answers its ProducerData.
+pub(crate) async fn produce(
+    _session: &Session,
+    _transport_id: &str,
+    _transport: &crate::transport::AnyTransport,
+    _params: &Value,
+) -> Result<Value, ApiError> {
+    Err(ApiError::UnknownMethod("produce".into()))
+}
+
+/// `transport.consume`: makes a consumer on `transport` (id `transport_id`);
+/// answers its ConsumerData.
+pub(crate) async fn consume(
+    _session: &Session,
+    _transport_id: &str,
+    _transport: &crate::transport::AnyTransport,
+    _params: &Value,
+) -> Result<Value, ApiError> {
+    Err(ApiError::UnknownMethod("consume".into()))
+}
