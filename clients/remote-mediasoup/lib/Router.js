@@ -125,7 +125,12 @@ class Router extends RemoteObject {
 			throw new TypeError('only one of listenInfo and listenIp must be given');
 		}
 		checkAppData(appData);
-		const data = await this._request('createPlainTransport', withoutAppData(options));
+		const params = withoutAppData(options);
+		// mediasoup: a separate RTCP listen address means no RTCP muxing.
+		if (params.rtcpListenInfo && params.rtcpMux !== false) {
+			params.rtcpMux = false;
+		}
+		const data = await this._request('createPlainTransport', params);
 		return this.#addTransport(new PlainTransport(this._connection, data, appData, this.#hooks()));
 	}
 
