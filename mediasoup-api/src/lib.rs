@@ -15,10 +15,13 @@
 //! | `worker` | workers, WebRTC servers, the root calls |
 //! | `router` | routers, `pipeToRouter`, `canConsume`, dumps |
 //! | `transport` | WebRTC, plain, pipe and direct transports |
-//! | `producer` | producers and consumers |
+//! | `producer` | producers |
+//! | `consumer` | consumers |
 //! | `data` | data producers and data consumers |
 //! | `observer` | audio level and active speaker observers |
+//! | `rtp` | Node's RTP shapes against the crate's, errors as Node's classes |
 
+mod consumer;
 mod data;
 mod error;
 mod host;
@@ -26,6 +29,7 @@ mod observer;
 mod options;
 mod producer;
 mod router;
+mod rtp;
 mod session;
 mod transport;
 mod wire;

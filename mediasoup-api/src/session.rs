@@ -363,9 +363,15 @@ impl Handler for ObjectHandler {
                 | Object::PlainTransport(_)
                 | Object::PipeTransport(_)
                 | Object::DirectTransport(_) => crate::transport::call(&session, &id, &object, method, params).await,
-                Object::Producer(producer) => crate::producer::call_producer(&producer, method, params).await,
-                Object::Consumer(consumer) => crate::producer::call_consumer(&consumer, method, params).await,
-                Object::DataProducer(producer) => crate::data::call_producer(&producer, method, params).await,
+                Object::Producer(producer) => {
+                    crate::producer::call_producer(&session, &id, &producer, method, params).await
+                }
+                Object::Consumer(consumer) => {
+                    crate::consumer::call_consumer(&session, &id, &consumer, method, params).await
+                }
+                Object::DataProducer(producer) => {
+                    crate::data::call_producer(&session, &id, &producer, method, params).await
+                }
                 Object::DataConsumer(consumer) => {
                     crate::data::call_consumer(&session, &id, &consumer, method, params).await
                 }
