@@ -232,11 +232,18 @@ pub(crate) fn adopt_consumer(
     let id = consumer.id().to_string();
     let weak = session.weak();
     let weak_consumer = consumer.downgrade();
+    // The crate calls the data producer pause and resume handlers holding the
+    // lock `producer_paused()` takes: the new value is the event's.
     let changed = {
         let (weak, id) = (weak.clone(), id.clone());
-        move |name: &str| {
+        move |name: &str, data_producer_paused: bool| {
             if let Some(consumer) = weak_consumer.upgrade() {
-                weak.set_state(&id, &consumer_state(&consumer));
+                let state = DataConsumerState {
+                    paused: consumer.paused(),
+                    data_producer_paused,
+                    subchannels: consumer.subchannels(),
+                };
+                weak.set_state(&id, &state);
             }
             weak.emit(&id, name, vec![]);
         }
@@ -255,9 +262,9 @@ pub(crate) fn adopt_consumer(
     }
     {
         let changed = changed.clone();
-        handlers.push(consumer.on_data_producer_pause(move || changed("dataproducerpause")));
+        handlers.push(consumer.on_data_producer_pause(move || changed("dataproducerpause", true)));
     }
-    handlers.push(consumer.on_data_producer_resume(move || changed("dataproducerresume")));
+    handlers.push(consumer.on_data_producer_resume(move || changed("dataproducerresume", false)));
     {
         let (weak, id) = (weak.clone(), id.clone());
         handlers.push(consumer.on_message(move |message| {

@@ -84,7 +84,9 @@ pub(crate) async fn create(
                 observer.on_volumes(move |volumes| {
                     let volumes: Vec<serde_json::Value> = volumes
                         .iter()
-                        .map(|volume| json!({ "producerId": volume.producer.id().to_string(), "volume": volume.volume }))
+                        .map(
+                            |volume| json!({ "producerId": volume.producer.id().to_string(), "volume": volume.volume }),
+                        )
                         .collect();
                     weak.emit(&id, "volumes", vec![json!(volumes)]);
                 })

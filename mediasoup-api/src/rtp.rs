@@ -11,13 +11,11 @@
 //! tagged with [`KEPT`] and are turned back into their JSON value in every
 //! answer ([`restore`]).
 
+use mafalda_media::mediasoup::ortc::{ConsumerRtpParametersError, RtpCapabilitiesError, RtpParametersMappingError};
 use mafalda_media::mediasoup::prelude::{ConsumeDataError, ConsumeError, ProduceDataError, ProduceError};
 use mafalda_media::mediasoup::prelude::{RtpCapabilities, RtpParameters};
 use mafalda_media::mediasoup::types::rtp_parameters::{MimeType, RtpHeaderExtensionUri};
 use mafalda_media::mediasoup::worker::RequestError;
-use mafalda_media::mediasoup::ortc::{
-    ConsumerRtpParametersError, RtpCapabilitiesError, RtpParametersMappingError,
-};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
@@ -45,7 +43,7 @@ pub(crate) fn rtp_parameters(value: &Value) -> Result<RtpParameters, ApiError> {
     };
     let extensions: Vec<Value> = extensions
         .into_iter()
-        .filter(|extension| known_uri(extension))
+        .filter(known_uri)
         .map(|mut extension| {
             if let Value::Object(fields) = &mut extension {
                 fields.entry("encrypt").or_insert(json!(false));
@@ -250,9 +248,7 @@ pub(crate) fn stat_out(mut stat: Value, kind: &str) -> Value {
         if let Some(Value::Array(layers)) = fields.get("bitrateByLayer") {
             let by_layer: Map<String, Value> = layers
                 .iter()
-                .filter_map(|entry| {
-                    Some((entry.get("layer")?.as_str()?.to_owned(), entry.get("bitrate")?.clone()))
-                })
+                .filter_map(|entry| Some((entry.get("layer")?.as_str()?.to_owned(), entry.get("bitrate")?.clone())))
                 .collect();
             fields.insert("bitrateByLayer".into(), Value::Object(by_layer));
         }

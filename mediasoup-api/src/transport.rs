@@ -123,8 +123,7 @@ pub(crate) async fn create(
             (transport.id().to_string(), Object::PipeTransport(transport), json!({ "tuple": tuple }))
         }
         "createDirectTransport" => {
-            let transport =
-                router.create_direct_transport(DirectTransportOptions::default()).await.map_err(failed)?;
+            let transport = router.create_direct_transport(DirectTransportOptions::default()).await.map_err(failed)?;
             (transport.id().to_string(), Object::DirectTransport(transport), json!({}))
         }
         other => return Err(ApiError::UnknownMethod(other.to_owned())),

@@ -201,8 +201,9 @@ async fn consume_answers_consumer_data_as_node_does() {
     let (_worker, _router, first, second) = setup(&app).await;
     let audio = id(&app.ok(Some(&first), "produce", audio_producer()).await);
     let video = id(&app.ok(Some(&first), "produce", video_producer()).await);
-    let consumer =
-        app.ok(Some(&second), "consume", json!({ "producerId": audio, "rtpCapabilities": device_capabilities() })).await;
+    let consumer = app
+        .ok(Some(&second), "consume", json!({ "producerId": audio, "rtpCapabilities": device_capabilities() }))
+        .await;
     assert_eq!(consumer["producerId"], json!(audio));
     assert_eq!(consumer["kind"], "audio");
     assert_eq!(consumer["rtpParameters"]["mid"], "0");
@@ -228,7 +229,10 @@ async fn consume_answers_consumer_data_as_node_does() {
         .await;
     assert_eq!(video_consumer["rtpParameters"]["mid"], "1");
     assert_eq!(video_consumer["type"], "simulcast");
-    assert_eq!((video_consumer["paused"].clone(), video_consumer["producerPaused"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (video_consumer["paused"].clone(), video_consumer["producerPaused"].clone()),
+        (json!(true), json!(true))
+    );
     assert_eq!(video_consumer["preferredLayers"], json!({ "spatialLayer": 3, "temporalLayer": 0 }));
     assert_eq!(
         video_consumer["rtpParameters"]["codecs"][0]["rtcpFeedback"],
@@ -239,27 +243,43 @@ async fn consume_answers_consumer_data_as_node_does() {
         video_consumer["rtpParameters"]["codecs"][1],
         json!({ "mimeType": "video/rtx", "payloadType": 104, "clockRate": 90000, "parameters": { "apt": 103 }, "rtcpFeedback": [] })
     );
-    let pipe = app.ok(Some(&second), "consume", json!({ "producerId": video, "rtpCapabilities": device_capabilities(), "pipe": true })).await;
+    let pipe = app
+        .ok(
+            Some(&second),
+            "consume",
+            json!({ "producerId": video, "rtpCapabilities": device_capabilities(), "pipe": true }),
+        )
+        .await;
     assert_eq!(pipe["type"], "pipe");
     assert!(pipe["rtpParameters"].get("mid").is_none());
     let custom = app
-        .ok(Some(&second), "consume", json!({ "producerId": audio, "mid": "mid-x", "rtpCapabilities": device_capabilities() }))
+        .ok(
+            Some(&second),
+            "consume",
+            json!({ "producerId": audio, "mid": "mid-x", "rtpCapabilities": device_capabilities() }),
+        )
         .await;
     assert_eq!(custom["rtpParameters"]["mid"], "mid-x");
 
     let dump = app.ok(Some(&id(&consumer)), "dump", json!(null)).await;
     assert_eq!(dump["producerId"], json!(audio));
     assert_eq!(dump["supportedCodecPayloadTypes"], json!([100]));
-    assert_eq!(dump["rtpParameters"]["headerExtensions"][0], json!({ "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 1, "parameters": {}, "encrypt": false }));
+    assert_eq!(
+        dump["rtpParameters"]["headerExtensions"][0],
+        json!({ "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 1, "parameters": {}, "encrypt": false })
+    );
     let stats = app.ok(Some(&id(&consumer)), "getStats", json!(null)).await;
     assert_eq!(stats[0]["type"], "outbound-rtp");
     assert_eq!(stats[0]["mimeType"], "audio/opus");
     assert_eq!(stats[0]["ssrc"], consumer["rtpParameters"]["encodings"][0]["ssrc"]);
 
     // Layers and priority answer what the worker settled on.
-    let layers = app.ok(Some(&id(&video_consumer)), "setPreferredLayers", json!({ "spatialLayer": 66, "temporalLayer": 66 })).await;
+    let layers = app
+        .ok(Some(&id(&video_consumer)), "setPreferredLayers", json!({ "spatialLayer": 66, "temporalLayer": 66 }))
+        .await;
     assert_eq!(layers["preferredLayers"], json!({ "spatialLayer": 3, "temporalLayer": 4 }));
-    let layers = app.ok(Some(&id(&consumer)), "setPreferredLayers", json!({ "spatialLayer": 1, "temporalLayer": 1 })).await;
+    let layers =
+        app.ok(Some(&id(&consumer)), "setPreferredLayers", json!({ "spatialLayer": 1, "temporalLayer": 1 })).await;
     assert_eq!(layers["preferredLayers"], Value::Null, "audio consumers have no layers");
     for params in [json!({}), json!({ "foo": "123" }), json!("foo"), json!({ "temporalLayer": 2 })] {
         let refused = app.refused(Some(&id(&video_consumer)), "setPreferredLayers", params.clone()).await;
@@ -281,7 +301,9 @@ async fn wrong_consume_options_are_the_classes_node_throws() {
     let audio = id(&app.ok(Some(&first), "produce", audio_producer()).await);
     let before = app.session.len();
     let unknown = "7a5d2a9c-0d35-4a4c-8f0a-3d8f2b9e6c11";
-    let refused = app.refused(Some(&second), "consume", json!({ "producerId": unknown, "rtpCapabilities": device_capabilities() })).await;
+    let refused = app
+        .refused(Some(&second), "consume", json!({ "producerId": unknown, "rtpCapabilities": device_capabilities() }))
+        .await;
     assert_eq!(refused, ("TypeError".to_owned(), -32602));
     let refused = app.refused(Some(&second), "consume", json!({ "producerId": audio })).await;
     assert_eq!(refused.0, "TypeError", "rtpCapabilities are required out of a pipe transport");
@@ -290,7 +312,9 @@ async fn wrong_consume_options_are_the_classes_node_throws() {
                 "headerExtensions": [] }),
         json!({ "codecs": [], "headerExtensions": [] }),
     ] {
-        let refused = app.refused(Some(&second), "consume", json!({ "producerId": audio, "rtpCapabilities": capabilities })).await;
+        let refused = app
+            .refused(Some(&second), "consume", json!({ "producerId": audio, "rtpCapabilities": capabilities }))
+            .await;
         assert_eq!(refused, ("UnsupportedError".to_owned(), -32031));
     }
     assert_eq!(app.session.len(), before);
@@ -385,7 +409,8 @@ async fn real_rtp_reaches_a_direct_consumer_and_an_audio_level_observer() {
     let refused = app.refused(Some(&router), "createActiveSpeakerObserver", json!({ "interval": false })).await;
     assert_eq!(refused.0, "TypeError");
     assert_eq!(app.session.len(), before);
-    let observer = id(&app.ok(Some(&router), "createAudioLevelObserver", json!({ "interval": 250, "threshold": -127 })).await);
+    let observer =
+        id(&app.ok(Some(&router), "createAudioLevelObserver", json!({ "interval": 250, "threshold": -127 })).await);
     let unknown = "7a5d2a9c-0d35-4a4c-8f0a-3d8f2b9e6c11";
     let refused = app.refused(Some(&observer), "addProducer", json!({ "producerId": unknown })).await;
     assert_eq!(refused.0, "TypeError");

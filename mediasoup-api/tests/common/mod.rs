@@ -163,3 +163,22 @@ impl App {
         (class(&error), error.code)
     }
 }
+
+impl App {
+    /// Waits (5 s) for the `closed` events of all `objects`, in any order.
+    pub async fn all_closed(&mut self, objects: &[&str]) {
+        let mut waiting: Vec<String> = objects.iter().map(|object| (*object).to_owned()).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !waiting.is_empty() {
+            let next = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no closed event of {waiting:?} within 5 s"))
+                .expect("events open");
+            if let ClientEvent::Object(event) = next
+                && event.name.as_str() == "closed"
+            {
+                waiting.retain(|object| object.as_str() != event.object.as_str());
+            }
+        }
+    }
+}
