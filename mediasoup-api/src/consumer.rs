@@ -145,9 +145,10 @@ fn record(session: &Session, parent: &str, consumer: Consumer, direct: bool) -> 
     }
     {
         let (weak, id) = (weak.clone(), id.clone());
+        let runtime = tokio::runtime::Handle::try_current().ok();
         handlers.push(consumer.on_producer_close(move || {
             weak.emit(&id, "producerclose", vec![]);
-            forget_later(&weak, &id);
+            forget_later(runtime.as_ref(), &weak, &id);
         }));
     }
     {

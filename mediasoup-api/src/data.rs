@@ -255,9 +255,10 @@ pub(crate) fn adopt_consumer(
     }
     {
         let (weak, id) = (weak.clone(), id.clone());
+        let runtime = tokio::runtime::Handle::try_current().ok();
         handlers.push(consumer.on_data_producer_close(move || {
             weak.emit(&id, "dataproducerclose", vec![]);
-            forget_later(&weak, &id);
+            forget_later(runtime.as_ref(), &weak, &id);
         }));
     }
     {
@@ -268,7 +269,11 @@ pub(crate) fn adopt_consumer(
     {
         let (weak, id) = (weak.clone(), id.clone());
         handlers.push(consumer.on_message(move |message| {
-            let (ppid, payload) = message.clone().into_ppid_and_payload();
+            let (ppid, payload) = match message {
+                // What mediasoup's Node API sends for an empty string (the crate says [0]).
+                WebRtcMessage::EmptyString => (56, Cow::Borrowed(&b" "[..])),
+                message => message.clone().into_ppid_and_payload(),
+            };
             weak.emit(&id, "message", vec![json!(base64(&payload)), json!(ppid)]);
         }));
     }

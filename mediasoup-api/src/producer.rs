@@ -46,15 +46,17 @@ fn score(producer: &Producer) -> serde_json::Value {
     score
 }
 
-/// Closes object `id` of the session from a task of its own: the crate's
-/// notification callbacks must not drop the object they notify about.
-pub(crate) fn forget_later(weak: &WeakSession, id: &str) {
+/// Closes object `id` of the session from a task of its own (on `runtime`,
+/// the one that made the object, when there is one): the crate's
+/// notification callbacks run on the worker's thread and must not drop the
+/// object they notify about.
+pub(crate) fn forget_later(runtime: Option<&tokio::runtime::Handle>, weak: &WeakSession, id: &str) {
     let (weak, id) = (weak.clone(), id.to_owned());
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
+    match runtime {
+        Some(runtime) => {
             runtime.spawn(async move { weak.forget(&id) });
         }
-        Err(_) => {
+        None => {
             std::thread::spawn(move || weak.forget(&id));
         }
     }

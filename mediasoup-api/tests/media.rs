@@ -449,3 +449,35 @@ fn opus_capabilities() -> Value {
         "headerExtensions": []
     })
 }
+
+/// A producer on a direct transport takes RTP through `send`; a consumer of it
+/// on a direct transport gives it back as `rtp` events.
+#[tokio::test]
+async fn a_direct_producer_sends_rtp_to_a_direct_consumer() {
+    use base64::Engine;
+    let mut app = App::start().await;
+    let (_worker, router) = app.router_with(codecs()).await;
+    let direct = id(&app.transport(&router, "createDirectTransport", json!({})).await);
+    let producer = id(&app
+        .ok(
+            Some(&direct),
+            "produce",
+            json!({ "kind": "audio", "rtpParameters": {
+                "codecs": [{ "mimeType": "audio/opus", "payloadType": 111, "clockRate": 48000, "channels": 2 }],
+                "encodings": [{ "ssrc": 4321 }] } }),
+        )
+        .await);
+    let consumer = id(&app
+        .ok(Some(&direct), "consume", json!({ "producerId": producer, "rtpCapabilities": opus_capabilities() }))
+        .await);
+    let engine = base64::engine::general_purpose::STANDARD;
+    for sequence in 0..5_u16 {
+        let packet = engine.encode(rtp_packet(sequence, 4321, 30));
+        app.ok(Some(&producer), "send", json!({ "packet": packet })).await;
+    }
+    let rtp = data(&app.event(&consumer, "rtp").await);
+    let packet = engine.decode(rtp[0].as_str().expect("base64 packet")).expect("base64");
+    assert_eq!(packet[1] & 0x7f, 100, "the consumer's payload type");
+    let refused = app.refused(Some(&producer), "send", json!({ "packet": "%%%" })).await;
+    assert_eq!(refused.0, "TypeError");
+}
