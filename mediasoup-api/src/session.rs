@@ -197,6 +197,20 @@ impl Session {
             {
                 return Err(ApiError::InvalidState(format!("{parent} closed")));
             }
+            // Never replace an object: the one replaced would be dropped (so
+            // closed, calling back here) under the lock. Ids are unique per
+            // connection; a pipe producer keeps its producer's id, so piping a
+            // producer between two routers of one connection lands here.
+            if objects.entries.contains_key(id) {
+                drop(objects);
+                // Unsubscribed first: the refused object's close handlers name
+                // the id of the object this connection keeps.
+                drop(handlers);
+                drop(object);
+                return Err(ApiError::Mediasoup(format!(
+                    "this connection already holds an object with id {id} (a pipe producer keeps its producer's id)"
+                )));
+            }
             check_room(&objects, &self.inner.host, object_type)?;
             objects
                 .entries

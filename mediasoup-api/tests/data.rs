@@ -208,3 +208,20 @@ async fn direct_messages_go_through_as_message_events() {
     app.all_closed(&[&consumer, &seven, &producer, &direct]).await;
     assert!(app.session.len() == 2, "the worker and the router remain");
 }
+
+/// `pipeToRouter` of a data producer between two routers of one
+/// connection: refused (the pipe data producer keeps the data producer's
+/// id), the data producer left as it was.
+#[tokio::test]
+async fn pipe_to_router_in_one_connection_leaves_the_data_producer_alone() {
+    let app = App::start().await;
+    let (router, first, _second) = setup(&app).await;
+    let (_worker, other) = app.router_with(json!([])).await;
+    let producer = id(&app
+        .ok(Some(&first), "produceData", json!({ "sctpStreamParameters": { "streamId": 1 }, "label": "foo" }))
+        .await);
+    let refused =
+        app.refused(Some(&router), "pipeToRouter", json!({ "dataProducerId": producer, "router": other })).await;
+    assert_eq!(refused.0, "Error");
+    assert_eq!(app.ok(Some(&producer), "dump", json!(null)).await["label"], "foo");
+}

@@ -481,3 +481,74 @@ async fn a_direct_producer_sends_rtp_to_a_direct_consumer() {
     let refused = app.refused(Some(&producer), "send", json!({ "packet": "%%%" })).await;
     assert_eq!(refused.0, "TypeError");
 }
+
+/// test-multiopus.js: multichannel opus produced and consumed; wrong
+/// stream counts are UnsupportedErrors, wrong channels an Error.
+#[tokio::test]
+async fn multiopus_is_produced_and_consumed_as_node_does() {
+    let app = App::start().await;
+    let multiopus = |channels: u8, num_streams: u8, coupled_streams: u8| {
+        json!({ "mimeType": "audio/multiopus", "payloadType": 0, "clockRate": 48000, "channels": channels,
+                "parameters": { "useinbandfec": 1, "channel_mapping": "0,4,1,2,3,5",
+                                "num_streams": num_streams, "coupled_streams": coupled_streams } })
+    };
+    let (_worker, router) = app
+        .router_with(json!([{ "kind": "audio", "mimeType": "audio/multiopus", "preferredPayloadType": 100,
+            "clockRate": 48000, "channels": 6,
+            "parameters": { "useinbandfec": 1, "channel_mapping": "0,4,1,2,3,5", "num_streams": 4, "coupled_streams": 2 } }]))
+        .await;
+    let transport = id(&app.transport(&router, "createWebRtcTransport", json!({})).await);
+    let producer = app
+        .ok(
+            Some(&transport),
+            "produce",
+            json!({ "kind": "audio", "rtpParameters": { "mid": "AUDIO", "codecs": [multiopus(6, 4, 2)],
+            "headerExtensions": [{ "uri": "urn:ietf:params:rtp-hdrext:sdes:mid", "id": 10 },
+                                 { "uri": "urn:ietf:params:rtp-hdrext:ssrc-audio-level", "id": 12 }] } }),
+        )
+        .await;
+    let mut expected = multiopus(6, 4, 2);
+    expected["rtcpFeedback"] = json!([]);
+    assert_eq!(producer["rtpParameters"]["codecs"], json!([expected]));
+    let capabilities = |channels: u8| {
+        json!({ "codecs": [{ "mimeType": "audio/multiopus", "kind": "audio", "preferredPayloadType": 100, "clockRate": 48000,
+            "channels": channels, "parameters": { "channel_mapping": "0,4,1,2,3,5", "num_streams": 4, "coupled_streams": 2 } }] })
+    };
+    let consumer = app
+        .ok(Some(&transport), "consume", json!({ "producerId": id(&producer), "rtpCapabilities": capabilities(6) }))
+        .await;
+    expected["payloadType"] = json!(100);
+    assert_eq!(consumer["rtpParameters"]["codecs"], json!([expected]));
+    let refused = app
+        .refused(
+            Some(&transport),
+            "consume",
+            json!({ "producerId": id(&producer), "rtpCapabilities": capabilities(8) }),
+        )
+        .await;
+    assert_eq!(refused.0, "UnsupportedError");
+    for codec in [multiopus(6, 2, 2), multiopus(6, 4, 1)] {
+        let options = json!({ "kind": "audio", "rtpParameters": { "mid": "AUDIO2", "codecs": [codec] } });
+        let refused = app.refused(Some(&transport), "produce", options.clone()).await;
+        assert_eq!(refused.0, "UnsupportedError", "{options}");
+    }
+}
+
+/// `pipeToRouter` (router.rs) between two routers of one connection: the
+/// pipe producer keeps its producer's id, which this connection already
+/// holds, so it is refused (an `Error`) and the producer is left as it was
+/// (replacing it closed it, or deadlocked the session). The pipe consumer
+/// recorded before answers as ConsumerData.
+#[tokio::test]
+async fn pipe_to_router_in_one_connection_leaves_the_producer_alone() {
+    let app = App::start().await;
+    let (worker, router) = app.router_with(codecs()).await;
+    let other = id(&app.ok(Some(&worker), "createRouter", json!({ "mediaCodecs": codecs() })).await);
+    let transport = id(&app.transport(&router, "createWebRtcTransport", json!({})).await);
+    let producer = id(&app.ok(Some(&transport), "produce", audio_producer()).await);
+    let refused = app.refused(Some(&router), "pipeToRouter", json!({ "producerId": producer, "router": other })).await;
+    assert_eq!(refused.0, "Error");
+    let dump = app.ok(Some(&producer), "dump", json!(null)).await;
+    assert_eq!(dump["id"], json!(producer));
+    assert_eq!(dump["rtpParameters"]["codecs"][0]["parameters"]["foo"], json!(222.222));
+}
