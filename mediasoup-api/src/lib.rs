@@ -17,12 +17,14 @@
 //! | `transport` | WebRTC, plain, pipe and direct transports |
 //! | `producer` | producers |
 //! | `consumer` | consumers |
-//! | `data` | data producers and data consumers |
+//! | `data` | data producers |
+//! | `data_consumer` | data consumers |
 //! | `observer` | audio level and active speaker observers |
 //! | `rtp` | Node's RTP shapes against the crate's, errors as Node's classes |
 
 mod consumer;
 mod data;
+mod data_consumer;
 mod error;
 mod host;
 mod observer;
