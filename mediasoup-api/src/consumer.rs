@@ -42,6 +42,7 @@ struct ConsumerState {
     priority: u8,
 }
 
+/// A consumer's state now.
 fn state(consumer: &Consumer) -> ConsumerState {
     ConsumerState {
         paused: consumer.paused(),
@@ -178,11 +179,13 @@ fn record(session: &Session, parent: &str, consumer: Consumer, direct: bool) -> 
     Ok(data)
 }
 
+/// `enableTraceEvent` params.
 #[derive(Deserialize)]
 struct TraceWire {
     types: Option<serde_json::Value>,
 }
 
+/// `setPreferredLayers` params.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LayersWire {
@@ -190,6 +193,7 @@ struct LayersWire {
     temporal_layer: Option<u8>,
 }
 
+/// `setPriority` params (checked by hand: 1 to 255).
 #[derive(Deserialize)]
 struct PriorityWire {
     priority: serde_json::Value,

@@ -74,6 +74,7 @@ pub(crate) fn subchannel(value: i64) -> u16 {
     u16::try_from(value.rem_euclid(65536)).unwrap_or_default()
 }
 
+/// A data producer's ROPE state.
 #[derive(Serialize)]
 struct DataProducerState {
     paused: bool,

@@ -32,6 +32,7 @@ struct ConsumeDataWire {
     app_data: Option<serde_json::Value>,
 }
 
+/// A data consumer's ROPE state.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DataConsumerState {
@@ -40,6 +41,7 @@ struct DataConsumerState {
     subchannels: Vec<u16>,
 }
 
+/// A data consumer's state now.
 fn consumer_state(consumer: &DataConsumer) -> DataConsumerState {
     DataConsumerState {
         paused: consumer.paused(),
@@ -171,16 +173,19 @@ pub(crate) fn adopt_consumer(
     Ok(data)
 }
 
+/// `setBufferedAmountLowThreshold` params.
 #[derive(Deserialize)]
 struct ThresholdWire {
     threshold: u32,
 }
 
+/// `setSubchannels` params.
 #[derive(Deserialize)]
 struct SubchannelsWire {
     subchannels: Vec<i64>,
 }
 
+/// `addSubchannel` / `removeSubchannel` params.
 #[derive(Deserialize)]
 struct SubchannelWire {
     subchannel: i64,

@@ -21,6 +21,7 @@ use crate::rtp::request_error;
 use crate::session::{Object, Session, WeakSession};
 use crate::wire::{null, params, to_value};
 
+/// mediasoup's `AudioLevelObserverOptions` as the Node API writes them.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AudioLevelWire {
@@ -30,6 +31,7 @@ struct AudioLevelWire {
     app_data: Option<serde_json::Value>,
 }
 
+/// mediasoup's `ActiveSpeakerObserverOptions` as the Node API writes them.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ActiveSpeakerWire {
@@ -37,6 +39,7 @@ struct ActiveSpeakerWire {
     app_data: Option<serde_json::Value>,
 }
 
+/// `addProducer` / `removeProducer` params.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProducerWire {
@@ -124,6 +127,7 @@ pub(crate) async fn create(
     to_value(&json!({ "id": id, "paused": false }))
 }
 
+/// Forgets the observer when it closes.
 fn on_close(observer: &dyn RtpObserver, weak: &WeakSession, id: &str) -> HandlerId {
     let (weak, id) = (weak.clone(), id.to_owned());
     observer.on_close(Box::new(move || weak.forget(&id)))

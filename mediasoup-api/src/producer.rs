@@ -36,10 +36,12 @@ struct ProducerState {
     score: serde_json::Value,
 }
 
+/// A producer's state now.
 fn state(producer: &Producer) -> ProducerState {
     ProducerState { paused: producer.paused(), score: score(producer) }
 }
 
+/// A producer's scores, as Node writes them (no `rid` when there is none).
 fn score(producer: &Producer) -> serde_json::Value {
     let mut score = to_json(&producer.score());
     crate::rtp::drop_nulls(&mut score);
@@ -153,11 +155,13 @@ pub(crate) fn adopt_producer(
     Ok(data)
 }
 
+/// `enableTraceEvent` params.
 #[derive(Deserialize)]
 struct TraceWire {
     types: Option<serde_json::Value>,
 }
 
+/// `send` params: an RTP packet in base64.
 #[derive(Deserialize)]
 struct PacketWire {
     packet: String,

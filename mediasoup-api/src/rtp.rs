@@ -118,6 +118,7 @@ pub(crate) fn rtp_capabilities(value: &Value) -> Result<RtpCapabilities, ApiErro
         .map_err(|e| ApiError::invalid(format!("invalid rtpCapabilities: {e}")))
 }
 
+/// Whether a header extension's URI is one mediasoup knows.
 fn known_uri(extension: &Value) -> bool {
     extension.get("uri").and_then(Value::as_str).is_some_and(|uri| uri.parse::<RtpHeaderExtensionUri>().is_ok())
 }
@@ -340,6 +341,7 @@ pub(crate) fn request_error(error: &RequestError, what: &str) -> ApiError {
     }
 }
 
+/// Invalid capabilities, as mediasoup's Node class.
 fn capabilities_error(error: &RtpCapabilitiesError) -> ApiError {
     match error {
         RtpCapabilitiesError::UnsupportedCodec { .. } => ApiError::Unsupported(error.to_string()),

@@ -65,6 +65,7 @@ impl AnyTransport {
     }
 }
 
+/// The few transport options the stub reads (the rest are ignored).
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct StubOptions {
@@ -73,6 +74,7 @@ struct StubOptions {
     rtcp_mux: Option<bool>,
 }
 
+/// UDP on 127.0.0.1, any port.
 fn loopback() -> ListenInfo {
     ListenInfo {
         protocol: Protocol::Udp,
