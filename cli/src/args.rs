@@ -238,6 +238,25 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "MIN-MAX", env = "MAFALDA_WEBRTC_PORTS", value_parser = parse_port_range)]
     webrtc_ports: Option<RangeInclusive<u16>>,
 
+    /// How long an app's session on /v1/rope outlives a dropped WebSocket: an app that
+    /// reconnects within it (with its session token) finds everything it made intact;
+    /// after it, everything the app made is closed. 0 closes at once.
+    #[arg(long, value_name = "SECONDS", env = "MAFALDA_SESSION_GRACE", default_value_t = 15.0,
+          value_parser = parse_seconds)]
+    session_grace: f64,
+
+    /// Remote Mediasoup: most mediasoup workers one app connection to /v1/rope may run
+    /// at once (each an OS thread of this node; mediasoup's API through ROPE).
+    #[arg(long, value_name = "N", env = "MAFALDA_APP_WORKERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(0..=256))]
+    app_workers: u16,
+
+    /// Remote Mediasoup: most mediasoup objects (workers, routers, transports, producers,
+    /// consumers, ...) one app connection may hold at once.
+    #[arg(long, value_name = "N", env = "MAFALDA_APP_OBJECTS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    app_objects: u32,
+
     /// Level of mediasoup's own worker logs (shown through RUST_LOG as target "mediasoup").
     #[arg(long, value_enum, value_name = "LEVEL", env = "MAFALDA_WORKER_LOG_LEVEL", default_value_t = WorkerLog::Warn)]
     worker_log_level: WorkerLog,
@@ -378,7 +397,19 @@ impl RunArgs {
         config.admin_token = admin;
         config.origins = self.api_origins.clone();
         config.hosts = self.api_hosts.clone();
+        config.session_grace = std::time::Duration::from_secs_f64(self.session_grace);
         Ok(config)
+    }
+
+    /// Remote Mediasoup's settings: caps per app session, app workers' ports.
+    fn app_media(&self) -> mafalda_mediasoup_api::HostConfig {
+        mafalda_mediasoup_api::HostConfig {
+            limits: mafalda_mediasoup_api::Limits {
+                workers: usize::from(self.app_workers),
+                objects: usize::try_from(self.app_objects).unwrap_or(usize::MAX),
+            },
+            rtc_ports: self.rtc_ports.clone(),
+        }
     }
 
     /// Turns the flags into a node configuration, loading or creating the identity.
@@ -426,6 +457,7 @@ impl RunArgs {
         config.relay_linger = std::time::Duration::from_secs_f64(self.relay_linger);
         config.drain_timeout = std::time::Duration::from_secs_f64(self.drain_timeout);
         config.link_delay = self.link_delay.iter().copied().collect();
+        config.app_media = self.app_media();
         Ok(config)
     }
 }

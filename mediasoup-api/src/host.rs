@@ -21,6 +21,21 @@ impl Default for Limits {
     }
 }
 
+/// How a node serves Remote Mediasoup to its apps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Caps per app connection.
+    pub limits: Limits,
+    /// Ports app workers use unless an app names its own range.
+    pub rtc_ports: RangeInclusive<u16>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self { limits: Limits::default(), rtc_ports: 40000..=49999 }
+    }
+}
+
 /// The node's side of Remote Mediasoup, shared by every app connection.
 pub struct Host {
     manager: WorkerManager,
@@ -38,6 +53,11 @@ impl Host {
     /// A host whose app workers use `rtc_ports` unless an app names its own range.
     pub fn new(limits: Limits, rtc_ports: RangeInclusive<u16>) -> Self {
         Self { manager: WorkerManager::new(), limits, rtc_ports }
+    }
+
+    /// A host as `config` says.
+    pub fn from_config(config: HostConfig) -> Self {
+        Self::new(config.limits, config.rtc_ports)
     }
 
     pub(crate) fn manager(&self) -> &WorkerManager {

@@ -38,6 +38,6 @@ mod wire;
 mod worker;
 
 pub use error::{ApiError, FORBIDDEN, INVALID_STATE, LIMIT_REACHED, MEDIASOUP_ERROR, UNSUPPORTED};
-pub use host::{Host, Limits};
+pub use host::{Host, HostConfig, Limits};
 pub use session::{Grants, Session};
 pub use worker::WORKER_VERSION;

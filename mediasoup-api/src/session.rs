@@ -76,6 +76,9 @@ pub struct Grants {
 struct Entry {
     object: Object,
     parent: Option<String>,
+    /// Other objects whose closing closes this one too (a WebRTC transport
+    /// lives under its router and under the WebRTC server it listens on).
+    also_under: Vec<String>,
     /// Event subscriptions; dropping them unsubscribes.
     _handlers: Vec<HandlerId>,
 }
@@ -212,9 +215,10 @@ impl Session {
                 )));
             }
             check_room(&objects, &self.inner.host, object_type)?;
-            objects
-                .entries
-                .insert(id.to_owned(), Entry { object, parent: parent.map(str::to_owned), _handlers: handlers });
+            objects.entries.insert(
+                id.to_owned(),
+                Entry { object, parent: parent.map(str::to_owned), also_under: Vec::new(), _handlers: handlers },
+            );
         }
         let handler = Arc::new(ObjectHandler { session: self.weak(), id: id.to_owned() });
         if let Err(error) = self.inner.server.create(id.to_owned(), object_type, state, handler) {
@@ -250,8 +254,12 @@ impl Session {
                     objects
                         .entries
                         .iter()
-                        .filter(|(_, entry)| entry.parent.as_deref() == Some(parent.as_str()))
-                        .map(|(child, _)| child.clone()),
+                        .filter(|(child, entry)| {
+                            (entry.parent.as_deref() == Some(parent.as_str()) || entry.also_under.contains(&parent))
+                                && !doomed.contains(child)
+                        })
+                        .map(|(child, _)| child.clone())
+                        .collect::<Vec<_>>(),
                 );
                 index += 1;
             }
@@ -267,8 +275,20 @@ impl Session {
         drop(dropped);
     }
 
+    /// Makes object `id` close also when `other` closes (besides its parent).
+    /// Refused when either is gone.
+    pub(crate) fn add_parent(&self, id: &str, other: &str) -> Result<(), ApiError> {
+        let mut objects = self.lock();
+        if !objects.entries.contains_key(other) {
+            return Err(ApiError::InvalidState(format!("{other} closed")));
+        }
+        let entry = objects.entries.get_mut(id).ok_or_else(|| ApiError::InvalidState(format!("{id} closed")))?;
+        entry.also_under.push(other.to_owned());
+        Ok(())
+    }
+
     /// The ids of the objects directly under `parent`.
-    #[allow(dead_code, reason = "for the transport module; unused by its stub")]
+    #[allow(dead_code, reason = "unused so far")]
     pub(crate) fn children(&self, parent: &str) -> Vec<(String, Object)> {
         self.lock()
             .entries

@@ -205,7 +205,7 @@ async fn direct_messages_go_through_as_message_events() {
     let refused = app.refused(Some(&consumer), "send", json!({ "message": encode("x"), "ppid": 51 })).await;
     assert_eq!(refused.0, "TypeError", "send() on a direct data consumer");
     app.ok(Some(&direct), "close", json!(null)).await;
-    app.all_closed(&[&consumer, &seven, &producer, &direct]).await;
+    app.closed_all(&[&consumer, &seven, &producer, &direct]).await;
     assert!(app.session.len() == 2, "the worker and the router remain");
 }
 

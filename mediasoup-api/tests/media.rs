@@ -379,7 +379,13 @@ fn rtp_packet(sequence: u16, ssrc: u32, level: u8) -> Vec<u8> {
 async fn real_rtp_reaches_a_direct_consumer_and_an_audio_level_observer() {
     let mut app = App::start().await;
     let (_worker, router) = app.router_with(codecs()).await;
-    let plain = app.transport(&router, "createPlainTransport", json!({ "comedia": true })).await;
+    let plain = app
+        .transport(
+            &router,
+            "createPlainTransport",
+            json!({ "listenInfo": { "protocol": "udp", "ip": "127.0.0.1" }, "comedia": true }),
+        )
+        .await;
     let port = u16::try_from(plain["tuple"]["localPort"].as_u64().expect("local port")).expect("a port");
     let producer = id(&app
         .ok(
@@ -500,7 +506,7 @@ async fn multiopus_is_produced_and_consumed_as_node_does() {
             "clockRate": 48000, "channels": 6,
             "parameters": { "useinbandfec": 1, "channel_mapping": "0,4,1,2,3,5", "num_streams": 4, "coupled_streams": 2 } }]))
         .await;
-    let transport = id(&app.transport(&router, "createWebRtcTransport", json!({})).await);
+    let transport = id(&app.transport(&router, "createWebRtcTransport", json!({ "listenIps": ["127.0.0.1"] })).await);
     let producer = app
         .ok(
             Some(&transport),
@@ -547,7 +553,7 @@ async fn pipe_to_router_in_one_connection_leaves_the_producer_alone() {
     let app = App::start().await;
     let (worker, router) = app.router_with(codecs()).await;
     let other = id(&app.ok(Some(&worker), "createRouter", json!({ "mediaCodecs": codecs() })).await);
-    let transport = id(&app.transport(&router, "createWebRtcTransport", json!({})).await);
+    let transport = id(&app.transport(&router, "createWebRtcTransport", json!({ "listenIps": ["127.0.0.1"] })).await);
     let producer = id(&app.ok(Some(&transport), "produce", audio_producer()).await);
     let refused = app.refused(Some(&router), "pipeToRouter", json!({ "producerId": producer, "router": other })).await;
     assert_eq!(refused.0, "Error");

@@ -33,6 +33,9 @@ pub struct NodeConfig {
     /// Extra latency assumed on the link to these peers, added to the measured RTT
     /// when ranking providers (for simulations and tests of distance).
     pub link_delay: HashMap<PeerId, Duration>,
+    /// Remote Mediasoup (mediasoup's object model for apps, on `/v1/rope` and
+    /// for peers' apps over the swarm): caps per app session, app workers' ports.
+    pub app_media: mafalda_mediasoup_api::HostConfig,
 }
 
 impl NodeConfig {
@@ -48,6 +51,7 @@ impl NodeConfig {
             relay_linger: crate::release::DEFAULT_RELAY_LINGER,
             drain_timeout: Duration::from_secs(30),
             link_delay: HashMap::new(),
+            app_media: mafalda_mediasoup_api::HostConfig::default(),
         }
     }
 }

@@ -140,6 +140,9 @@ pub(crate) async fn watch_swarm(inner: Arc<Inner>, mut events: mpsc::Receiver<Sw
                 info!(%peer, "peer disconnected");
                 // Nothing keeps sending to a peer that is gone.
                 inner.release_peer(peer);
+                // Apps' workers it hosted for us, and those we hosted for its apps.
+                crate::app_media::entry::host_left(&inner, peer);
+                inner.app_media.hosting.peer_left(peer);
                 inner.upstream_lost(peer).await;
             }
             SwarmEvent::PingRtt { peer, rtt } => debug!(%peer, ?rtt, "ping"),

@@ -37,6 +37,8 @@ pub(crate) struct Inner {
     pub(crate) drained: tokio::sync::watch::Sender<bool>,
     /// Every task the node starts, and the token that stops them.
     pub(crate) tasks: Tasks,
+    /// Remote Mediasoup: apps' workers here and on other nodes.
+    pub(crate) app_media: crate::app_media::AppMedia,
 }
 
 /// Locks `mutex`, carrying on after a panic elsewhere poisoned it (the data

@@ -32,6 +32,7 @@ pub mod events;
 
 mod acquire;
 mod announce;
+mod app_media;
 mod drain;
 mod egress;
 mod heal;

@@ -153,6 +153,7 @@ impl Node {
         let short = peer.to_base58().chars().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<String>();
         let span = tracing::info_span!("node", peer = %short);
         span.in_scope(|| info!(%peer, workers = media.workers().len(), "node started"));
+        let config_app_media = config.app_media.clone();
         let inner = Arc::new(Inner {
             config,
             swarm,
@@ -168,6 +169,7 @@ impl Node {
             draining: std::sync::atomic::AtomicBool::new(false),
             drained: tokio::sync::watch::channel(false).0,
             tasks: Tasks::new(span),
+            app_media: crate::app_media::AppMedia::new(config_app_media),
         });
         inner.spawn("watch swarm", crate::heal::watch_swarm(Arc::clone(&inner), events));
         inner.spawn("serve calls", remote::serve_calls(Arc::clone(&inner), calls));
@@ -417,6 +419,11 @@ impl Node {
     /// Pipes this node feeds other nodes through, over all streams.
     pub fn pipe_count(&self) -> usize {
         lock(&self.inner.streams).values().map(|local| local.pipes.len()).sum()
+    }
+
+    /// App sessions (Remote Mediasoup) this node hosts for other nodes' apps.
+    pub fn hosted_app_sessions(&self) -> usize {
+        self.inner.app_media.hosting.len()
     }
 
     /// Whether the node was given peers to join through.

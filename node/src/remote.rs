@@ -35,6 +35,20 @@ pub(crate) async fn handle(
     request: &Request,
 ) -> Result<Value, RpcError> {
     match request.method.as_str() {
+        "mediasoup.session.call" => {
+            let call: crate::app_media::SessionCall = from_value(&request.params)?;
+            crate::app_media::hosting::call(inner, peer, call).await
+        }
+        "mediasoup.session.close" => {
+            let params: crate::app_media::SessionRef = from_value(&request.params)?;
+            inner.app_media.hosting.close(peer, params.session);
+            Ok(Value::Null)
+        }
+        "mediasoup.session.events" => {
+            let events: crate::app_media::SessionEvents = from_value(&request.params)?;
+            crate::app_media::entry::on_events(inner, peer, events)?;
+            Ok(Value::Null)
+        }
         "stream.describe" => {
             let params: StreamParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;

@@ -139,6 +139,13 @@ impl Server {
         Ok(())
     }
 
+    /// Every event from now on, as clients hear them (for relaying a server's
+    /// objects elsewhere). A receiver that falls behind by more than the
+    /// buffer gets `Lagged` and should take a [`Server::snapshot`].
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
     /// Every object, in creation order.
     pub fn snapshot(&self) -> Snapshot {
         snapshot_of(&self.lock())

@@ -14,9 +14,17 @@ use crate::swarm::loopback_config;
 /// A one-worker node whose worker also serves WebRTC on one free loopback port
 /// (returned), with its API on an ephemeral port (returned), joining through
 /// `bootstrap` if given.
+///
+/// An app session outlives its connection by [`TEST_SESSION_GRACE`] here, so
+/// tests of what closes with a connection need not wait the default 15 s.
 pub async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr, u16) {
-    webrtc_node_with_api_config(bootstrap, ApiConfig::default()).await
+    let mut config = ApiConfig::default();
+    config.session_grace = TEST_SESSION_GRACE;
+    webrtc_node_with_api_config(bootstrap, config).await
 }
+
+/// How long the test nodes' app sessions outlive their connection.
+pub const TEST_SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// [`webrtc_node_with_api`] with the API set up as `config` says (tokens,
 /// origins, hosts, caps).

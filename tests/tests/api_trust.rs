@@ -22,6 +22,7 @@ fn config(token: Option<&str>, admin: Option<&str>) -> ApiConfig {
     let mut config = ApiConfig::default();
     config.token = token.map(str::to_owned);
     config.admin_token = admin.map(str::to_owned);
+    config.session_grace = mafalda_tests::node::TEST_SESSION_GRACE;
     config
 }
 

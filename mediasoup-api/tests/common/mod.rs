@@ -134,6 +134,97 @@ pub fn media_codecs() -> serde_json::Value {
     ])
 }
 
+impl App {
+    /// A new router on a new worker: (worker id, router id).
+    pub async fn router_id(&self) -> (String, String) {
+        let (worker, router) = self.router().await;
+        (worker, router["id"].as_str().expect("router id").to_owned())
+    }
+
+    /// The state of `object` in the client's mirror (`Null` when absent).
+    pub fn state(&self, object: &str) -> serde_json::Value {
+        self.client
+            .mirror()
+            .into_iter()
+            .find(|entry| entry.id == object)
+            .and_then(|entry| entry.state.deserialized().ok())
+            .unwrap_or_default()
+    }
+
+    /// The arguments (JSON) of the next event of `object` named `name`.
+    pub async fn event_args(&mut self, object: &str, name: &str) -> serde_json::Value {
+        let event = self.event(object, name).await;
+        event.data.deserialized().expect("JSON event data")
+    }
+
+    /// The error class (`data.name`) `method` on `target` fails with.
+    pub async fn refusal(&self, target: Option<&str>, method: &str, params: serde_json::Value) -> RpcError {
+        match self.call(target, method, params.clone()).await {
+            Ok(answer) => panic!("{method} {params} on {target:?} answered {answer}"),
+            Err(error) => rpc(error),
+        }
+    }
+}
+
+/// A port free on 127.0.0.1 now (UDP or TCP).
+pub fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).expect("free UDP port").port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free TCP port")
+            .port()
+    }
+}
+
+impl App {
+    /// Waits (5 s) for a `closed` event of each of `objects`, in any order.
+    pub async fn closed_all(&mut self, objects: &[&str]) {
+        let mut waiting: Vec<&str> = objects.to_vec();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !waiting.is_empty() {
+            let next = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no closed event of {waiting:?} within 5 s"))
+                .expect("events open");
+            if let ClientEvent::Object(event) = next
+                && event.name.as_str() == "closed"
+            {
+                waiting.retain(|object| *object != event.object);
+            }
+        }
+    }
+}
+
+impl App {
+    /// The arguments of the next event of each of `names` of `object`, in
+    /// any order (5 s; other events are skipped).
+    pub async fn events_args(
+        &mut self,
+        object: &str,
+        names: &[&str],
+    ) -> std::collections::HashMap<String, serde_json::Value> {
+        let mut found = std::collections::HashMap::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while found.len() < names.len() {
+            let next = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("not all of {names:?} of {object} within 5 s, just {found:?}"))
+                .expect("events open");
+            if let ClientEvent::Object(event) = next
+                && event.object == object
+                && names.contains(&event.name.as_str())
+                && !found.contains_key(event.name.as_str())
+            {
+                let args: serde_json::Value = event.data.deserialized().expect("JSON event data");
+                found.insert(event.name.as_str().to_owned(), args);
+            }
+        }
+        found
+    }
+}
+
 /// An event's data as JSON.
 pub fn data(event: &Event) -> serde_json::Value {
     event.data.deserialized().expect("JSON event data")
@@ -161,24 +252,5 @@ impl App {
     pub async fn refused(&self, target: Option<&str>, method: &str, params: serde_json::Value) -> (String, i64) {
         let error = rpc(self.call(target, method, params.clone()).await.expect_err("refused"));
         (class(&error), error.code)
-    }
-}
-
-impl App {
-    /// Waits (5 s) for the `closed` events of all `objects`, in any order.
-    pub async fn all_closed(&mut self, objects: &[&str]) {
-        let mut waiting: Vec<String> = objects.iter().map(|object| (*object).to_owned()).collect();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !waiting.is_empty() {
-            let next = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no closed event of {waiting:?} within 5 s"))
-                .expect("events open");
-            if let ClientEvent::Object(event) = next
-                && event.name.as_str() == "closed"
-            {
-                waiting.retain(|object| object.as_str() != event.object.as_str());
-            }
-        }
     }
 }

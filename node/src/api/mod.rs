@@ -37,6 +37,7 @@
 //!   transports, 64 producers, 256 consumers and 16 publications; one more is
 //!   refused (429, ROPE [`LIMIT_REACHED`]) and nothing is made.
 
+mod app_session;
 mod health;
 mod metrics;
 mod ops;
@@ -69,7 +70,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Who may use the API, from where, and how much each caller may hold.
 /// `ApiConfig::default()` is no token, the node's own origin and address only,
 /// and the default [`Limits`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ApiConfig {
     /// The app token: required on every request when set; owns what it makes.
@@ -82,7 +83,27 @@ pub struct ApiConfig {
     pub hosts: Vec<AllowedHost>,
     /// Caps per owner.
     pub limits: Limits,
+    /// How long an app session on `/v1/rope` outlives its dropped connection,
+    /// waiting for the app to come back with its session token (default 15 s;
+    /// zero closes everything at once).
+    pub session_grace: std::time::Duration,
 }
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            admin_token: None,
+            origins: Vec::new(),
+            hosts: Vec::new(),
+            limits: Limits::default(),
+            session_grace: DEFAULT_SESSION_GRACE,
+        }
+    }
+}
+
+/// How long an app session waits for its app to reconnect, by default.
+pub const DEFAULT_SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +114,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("origins", &self.origins)
             .field("hosts", &self.hosts)
             .field("limits", &self.limits)
+            .field("session_grace", &self.session_grace)
             .finish()
     }
 }
@@ -107,6 +129,8 @@ struct ApiState {
     /// Numbers ROPE connections, each its own owner.
     next_connection: Arc<AtomicU64>,
     rope_connections: Arc<tokio::sync::Semaphore>,
+    /// App sessions on `/v1/rope` waiting for their app to reconnect.
+    sessions: Arc<app_session::Sessions>,
 }
 
 /// Serves the API for `node` on `listener` with an optional bearer token and
@@ -145,6 +169,7 @@ pub fn serve_with(
         owners: Owners::new(config.limits),
         next_connection: Arc::new(AtomicU64::new(1)),
         rope_connections: Arc::new(tokio::sync::Semaphore::new(rope::MAX_CONNECTIONS)),
+        sessions: Arc::new(app_session::Sessions::new(config.session_grace)),
     };
     let publish_route =
         put(publish).route_layer(middleware::from_fn_with_state(state.clone(), own_publication)).delete(unpublish);

@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tracing::{Instrument, debug};
 
+use super::app_session::{AppSession, Closer, SESSION_OBJECT, Sessions};
 use super::ops::{self, EgressBody, IngestBody};
 use super::owners::{Access, Caller, ObjectKind, Owner};
 use super::{ApiState, error};
@@ -74,23 +75,41 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
     let Ok(permit) = Arc::clone(&state.rope_connections).try_acquire_owned() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, format!("at most {MAX_CONNECTIONS} ROPE connections"));
     };
-    // The connection owns what it makes; its token decides only whether it is the admin.
-    let connection = state.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let access = Access {
-        owners: Arc::clone(&state.owners),
-        caller: Caller { owner: Owner::Connection(connection), admin: token.admin },
-        admin_configured: state.admin_token.is_some(),
-    };
     let format = Format::from_query(request.uri().query());
-    let node = Arc::clone(&state.node);
-    let span = tracing::info_span!("rope_app", connection, ?format);
+    let resumed =
+        query_value(request.uri().query(), "session").and_then(|session| state.sessions.resume(session, token.admin));
+    let sessions = Arc::clone(&state.sessions);
+    let app = match resumed {
+        Some(app) => app,
+        None => {
+            // The session owns what it makes; its token decides only whether it is the admin.
+            let connection = state.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let access = Access {
+                owners: Arc::clone(&state.owners),
+                caller: Caller { owner: Owner::Connection(connection), admin: token.admin },
+                admin_configured: state.admin_token.is_some(),
+            };
+            // Remote Mediasoup: any connection that passed the token check may run
+            // workers; naming files on the node takes the admin (or a node with no tokens).
+            let tokens_configured = state.token.is_some() || state.admin_token.is_some();
+            let grants = mafalda_mediasoup_api::Grants { workers: true, files: token.admin || !tokens_configured };
+            let host = Arc::clone(state.node.inner.app_media.host());
+            start_app(Arc::clone(&state.node), access, (host, grants), sessions.grace())
+        }
+    };
+    let span = tracing::info_span!("rope_app", owner = %app.access.caller.owner, ?format);
     tokio::spawn(
         async move {
             match on_upgrade.await {
-                Ok(upgraded) => serve_app(node, access, from_upgraded(TokioIo::new(upgraded), format).await).await,
+                Ok(upgraded) => {
+                    debug!("app connected");
+                    app.serve(from_upgraded(TokioIo::new(upgraded), format).await).await;
+                    debug!("app disconnected");
+                }
                 Err(error) => debug!(%error, "WebSocket upgrade failed"),
             }
             drop(permit);
+            sessions.park(app).await;
         }
         .instrument(span),
     );
@@ -116,35 +135,102 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|part| part.trim().eq_ignore_ascii_case(token))
 }
 
-/// Serves one app connection until it closes.
-async fn serve_app(node: Arc<Node>, access: Access, connection: mafalda_rope::transport::Connection) {
-    let methods =
-        Arc::new(AppMethods { node: Arc::clone(&node), access: access.clone(), server: std::sync::Mutex::default() });
+/// The value of `name` in a URL query, if given once or more (the first).
+fn query_value<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Opens a new app session: its ROPE server (with the `session` object
+/// carrying its token), its mediasoup session, its mirror of the node.
+fn start_app(
+    node: Arc<Node>,
+    access: Access,
+    (host, grants): (Arc<mafalda_mediasoup_api::Host>, mafalda_mediasoup_api::Grants),
+    grace: std::time::Duration,
+) -> Arc<AppSession> {
+    let connection_number = match access.caller.owner {
+        Owner::Connection(number) => number,
+        Owner::Http(_) => 0,
+    };
+    let methods = Arc::new(AppMethods {
+        connection: connection_number,
+        node: Arc::clone(&node),
+        access: access.clone(),
+        server: std::sync::Mutex::default(),
+        mediasoup: std::sync::OnceLock::new(),
+    });
     let server = Server::new(Arc::clone(&methods) as Arc<dyn Handler>);
     *methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server.clone());
+    let mediasoup = mafalda_mediasoup_api::Session::new(host, server.clone(), grants);
+    let _ = methods.mediasoup.set(mediasoup.clone());
+    let token = Sessions::new_token();
+    let state = serde_json::json!({ "token": token, "graceMs": u64::try_from(grace.as_millis()).unwrap_or(u64::MAX) });
+    if let Ok(state) = to_value(&state) {
+        let _ = server.create(SESSION_OBJECT, SESSION_OBJECT, state, Arc::new(SessionObject));
+    }
     // Subscribe before the first sync so no change falls between the two.
     let events = node.subscribe();
     sync_objects(&node, &access, &server);
     let mirror = tokio::spawn(mirror_node(Arc::clone(&node), access.clone(), server.clone(), events));
-    debug!("app connected");
-    let (_peer, session) = server.accept(connection);
-    let _ = session.await;
-    mirror.abort();
-    // Close what the app made (transports, producers, consumers) and break the
-    // handler-to-server links so nothing outlives the connection.
-    methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-    for object in server.snapshot().objects {
-        let _ = server.close(&object.id);
+    let closer = AppCloser {
+        node,
+        access: access.clone(),
+        methods,
+        server: server.clone(),
+        mediasoup,
+        mirror,
+        connection: connection_number,
+    };
+    Arc::new(AppSession::new(token, access, server, Box::new(closer)))
+}
+
+/// The `session` object: it has no methods.
+struct SessionObject;
+
+impl Handler for SessionObject {
+    fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
+        let method = request.method;
+        Box::pin(async move { Err(unknown(&method)) })
     }
-    // Then the egresses and publications it made, which live in the node.
-    for (kind, id) in access.owners.take_owned(access.caller.owner) {
-        match kind {
-            ObjectKind::Egress => drop(node.stop_egress(&id)),
-            ObjectKind::Publication => drop(node.unpublish(&id).await),
-            ObjectKind::Transport | ObjectKind::Producer | ObjectKind::Consumer => {}
+}
+
+/// Closes everything an app session made.
+struct AppCloser {
+    node: Arc<Node>,
+    access: Access,
+    methods: Arc<AppMethods>,
+    server: Server,
+    mediasoup: mafalda_mediasoup_api::Session,
+    mirror: tokio::task::JoinHandle<()>,
+    connection: u64,
+}
+
+impl Closer for AppCloser {
+    fn close(&self) -> BoxFuture<'static, ()> {
+        self.mirror.abort();
+        // Its mediasoup objects first: they are ROPE objects too, and their
+        // mediasoup handles live in the session.
+        self.mediasoup.close_all();
+        crate::app_media::entry::end_session(&self.node.inner, self.connection);
+        // Close what the app made (transports, producers, consumers) and break the
+        // handler-to-server links so nothing outlives the session.
+        self.methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        for object in self.server.snapshot().objects {
+            let _ = self.server.close(&object.id);
         }
+        let (node, access) = (Arc::clone(&self.node), self.access.clone());
+        Box::pin(async move {
+            // Then the egresses and publications it made, which live in the node.
+            for (kind, id) in access.owners.take_owned(access.caller.owner) {
+                match kind {
+                    ObjectKind::Egress => drop(node.stop_egress(&id)),
+                    ObjectKind::Publication => drop(node.unpublish(&id).await),
+                    ObjectKind::Transport | ObjectKind::Producer | ObjectKind::Consumer => {}
+                }
+            }
+            debug!("app session closed");
+        })
     }
-    debug!("app disconnected");
 }
 
 /// Keeps the connection's objects equal to what the node holds.
@@ -256,18 +342,42 @@ struct ObjectParams {
 
 /// The connection's own methods: the HTTP operations, and creating media objects.
 struct AppMethods {
+    /// The connection's number (its owner id; its session id on other nodes).
+    connection: u64,
     node: Arc<Node>,
     access: Access,
     /// The connection's server, to create media objects in; emptied when the
     /// connection ends (the server owns this handler, so this would be a cycle).
     server: std::sync::Mutex<Option<Server>>,
+    /// Remote Mediasoup: the connection's mediasoup objects (`mediasoup.*`).
+    mediasoup: std::sync::OnceLock<mafalda_mediasoup_api::Session>,
 }
 
 impl Handler for AppMethods {
     fn call(&self, request: RopeRequest) -> BoxFuture<'static, Result<Value, RpcError>> {
         let (node, access) = (Arc::clone(&self.node), self.access.clone());
         let server = self.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let mediasoup = self.mediasoup.get().cloned();
+        let connection = self.connection;
         Box::pin(async move {
+            if mafalda_mediasoup_api::Session::handles(&request.method) {
+                let mediasoup =
+                    mediasoup.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
+                if request.method == "mediasoup.createWorker"
+                    && let Some(host) = worker_node(&node, &request.params)?
+                {
+                    let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
+                    return crate::app_media::entry::create_worker(
+                        &node.inner,
+                        connection,
+                        &server,
+                        host,
+                        request.params,
+                    )
+                    .await;
+                }
+                return mediasoup.call_root(&request.method, &request.params).await;
+            }
             if request.method.starts_with("router.") || request.method.starts_with("webrtc.") {
                 let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
                 return super::webrtc::call(&node, &access, &server, &request).await;
@@ -329,6 +439,17 @@ impl Handler for AppMethods {
             }
         })
     }
+}
+
+/// The node `mediasoup.createWorker` names in `node`, when it is another one.
+fn worker_node(node: &Node, params: &Value) -> Result<Option<mafalda_swarm::PeerId>, RpcError> {
+    let params: serde_json::Value = params.deserialized().unwrap_or_default();
+    let Some(peer) = params.get("node").filter(|value| !value.is_null()) else { return Ok(None) };
+    let peer = peer
+        .as_str()
+        .and_then(|text| text.parse::<mafalda_swarm::PeerId>().ok())
+        .ok_or_else(|| mafalda_mediasoup_api::ApiError::invalid("node must be a peer id"))?;
+    Ok((peer != node.peer_id()).then_some(peer))
 }
 
 /// Stops egress `id` (of whichever stream) if `access` may.

@@ -1,0 +1,204 @@
+//! Remote Mediasoup through a real node's `/v1/rope`: mediasoup's objects
+//! belong to the connection that made them, obey the API tokens, and close
+//! when the connection ends.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mafalda_node::api::ApiConfig;
+use mafalda_rope::{CallError, Client, ClientConfig, ClientEvent, EventKind, Value};
+use mafalda_tests::node::webrtc_node_with_api_config;
+use serde_json::json;
+
+const APP: &str = "app-s3cret";
+const ADMIN: &str = "admin-s3cret";
+
+async fn rope(addr: SocketAddr, token: &str) -> (Client, tokio::sync::mpsc::Receiver<ClientEvent>) {
+    let url = format!("ws://{addr}/v1/rope?format=json&access_token={token}");
+    Client::connect(url, ClientConfig::default()).await.expect("connect over ROPE")
+}
+
+async fn call(
+    client: &Client,
+    target: Option<&str>,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value, CallError> {
+    let answer = client.call(method, target, Value::serialized(&params).expect("params")).await?;
+    Ok(answer.deserialized().expect("JSON answer"))
+}
+
+fn rpc_code(result: Result<serde_json::Value, CallError>) -> i64 {
+    match result {
+        Err(CallError::Rpc(error)) => error.code,
+        other => panic!("expected an error answer, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_workers_are_its_own_and_close_with_its_connection() {
+    let mut config = ApiConfig::default();
+    config.token = Some(APP.into());
+    config.admin_token = Some(ADMIN.into());
+    let (_node, addr, _port) = webrtc_node_with_api_config(None, config).await;
+    let (app, _app_events) = rope(addr, APP).await;
+    let (other, mut other_events) = rope(addr, APP).await;
+
+    let worker = call(&app, None, "mediasoup.createWorker", json!({ "logLevel": "warn" })).await.expect("worker");
+    let worker = worker["id"].as_str().expect("worker id").to_owned();
+    let router = call(
+        &app,
+        Some(&worker),
+        "createRouter",
+        json!({ "mediaCodecs": [
+        { "kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2 }
+    ] }),
+    )
+    .await
+    .expect("router");
+    let router = router["id"].as_str().expect("router id").to_owned();
+    let mut mirrored = false;
+    for _ in 0..50 {
+        mirrored = app.mirror().iter().any(|object| object.id == router && object.object_type == "router");
+        if mirrored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(mirrored, "the router is an object of the app's mirror");
+
+    // Another connection neither sees nor reaches them.
+    assert!(!other.mirror().iter().any(|object| object.id == worker));
+    assert_eq!(rpc_code(call(&other, Some(&router), "dump", json!(null)).await), -32001);
+    assert_eq!(rpc_code(call(&other, Some(&worker), "close", json!(null)).await), -32001);
+    // Files on the node take the admin token.
+    let files = json!({ "dtlsCertificateFile": "/etc/hostname", "dtlsPrivateKeyFile": "/etc/hostname" });
+    assert_eq!(rpc_code(call(&other, None, "mediasoup.createWorker", files).await), -32003);
+
+    // The other connection makes its own worker; when it disconnects, the worker closes.
+    let own = call(&other, None, "mediasoup.createWorker", json!({})).await.expect("own worker");
+    let own = own["id"].as_str().expect("id").to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let event =
+            tokio::time::timeout_at(deadline, other_events.recv()).await.expect("created in time").expect("open");
+        if let ClientEvent::Object(event) = event
+            && event.object == own
+        {
+            assert_eq!(event.name, EventKind::Created);
+            break;
+        }
+    }
+    drop(other);
+    drop(other_events);
+
+    // The first app's objects are untouched by that, and still answer.
+    let dump = call(&app, Some(&worker), "dump", json!(null)).await.expect("dump");
+    assert_eq!(dump["routerIds"], json!([router]));
+    // The app closes its worker: the router goes with it.
+    call(&app, Some(&worker), "close", json!(null)).await.expect("close");
+    assert_eq!(rpc_code(call(&app, Some(&router), "dump", json!(null)).await), -32001);
+}
+
+/// The next event of `object` named `name` within 10 s.
+async fn event_of(
+    events: &mut tokio::sync::mpsc::Receiver<ClientEvent>,
+    object: &str,
+    name: &str,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let next = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {name} event of {object} in time"))
+            .expect("events open");
+        if let ClientEvent::Object(event) = next
+            && event.object == object
+            && event.name.as_str() == name
+        {
+            return event.data.deserialized().expect("JSON data");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_node() {
+    let (entry, addr, _) = mafalda_tests::node::webrtc_node_with_api(None).await;
+    let host = mafalda_tests::node::node_with(Some(&entry), |_| {}).await;
+    let host_id = host.peer_id().to_string();
+    assert!(
+        mafalda_tests::swarm::eventually(Duration::from_secs(10), || async {
+            entry.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&host.peer_id()))
+        })
+        .await,
+        "the host joined the entry"
+    );
+    let url = format!("ws://{addr}/v1/rope?format=json");
+    let (app, mut events) = Client::connect(url, ClientConfig::default()).await.expect("connect");
+
+    // Not a peer id: a TypeError, nothing made.
+    let error = call(&app, None, "mediasoup.createWorker", json!({ "node": "nobody" })).await;
+    assert_eq!(rpc_code(error), -32602);
+
+    let worker = call(&app, None, "mediasoup.createWorker", json!({ "node": host_id, "logLevel": "warn" }))
+        .await
+        .expect("a worker on the other node");
+    let worker = worker["id"].as_str().expect("worker id").to_owned();
+    // The answer comes after the object exists at the entry: it can be called at once.
+    let router = call(
+        &app,
+        Some(&worker),
+        "createRouter",
+        json!({ "mediaCodecs": [
+        { "kind": "audio", "mimeType": "audio/opus", "clockRate": 48000, "channels": 2 }
+    ] }),
+    )
+    .await
+    .expect("a router on the other node, through the entry");
+    let router = router["id"].as_str().expect("router id").to_owned();
+    let dump = call(&app, Some(&worker), "dump", json!(null)).await.expect("dump through the entry");
+    assert_eq!(dump["routerIds"], json!([router]));
+    assert!(app.mirror().iter().any(|object| object.id == router && object.object_type == "router"));
+
+    // A bad call on a remote object keeps mediasoup's error class.
+    let Err(CallError::Rpc(error)) =
+        call(&app, Some(&worker), "updateSettings", json!({ "logLevel": "chicken" })).await
+    else {
+        panic!("a wrong log level is refused");
+    };
+    let data: serde_json::Value = error.data.expect("data").deserialized().expect("JSON");
+    assert_eq!(data["name"], "TypeError");
+
+    // A second app's session there ends with its connection.
+    let (second, _second_events) =
+        Client::connect(format!("ws://{addr}/v1/rope?format=json"), ClientConfig::default()).await.expect("connect");
+    call(&second, None, "mediasoup.createWorker", json!({ "node": host_id })).await.expect("second app's worker");
+    assert_eq!(host.hosted_app_sessions(), 2);
+    drop(second);
+    let mut hosted = 2;
+    for _ in 0..100 {
+        hosted = host.hosted_app_sessions();
+        if hosted == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hosted, 1, "the host closed the session of the app that left");
+
+    // The host leaves: the worker dies at the entry, its router closes.
+    host.shutdown().await;
+    let mut heard = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let closed = |heard: &Vec<(String, String)>, object: &str| heard.iter().any(|(o, n)| o == object && n == "closed");
+    while !closed(&heard, &worker) || !closed(&heard, &router) {
+        let next = tokio::time::timeout_at(deadline, events.recv()).await.expect("the worker closes in time");
+        if let ClientEvent::Object(event) = next.expect("events open") {
+            heard.push((event.object.clone(), event.name.as_str().to_owned()));
+        }
+    }
+    let position = |object: &str, name: &str| heard.iter().position(|(o, n)| o == object && n == name);
+    let died = position(&worker, "died").unwrap_or_else(|| panic!("the worker died: {heard:?}"));
+    assert!(died < position(&worker, "closed").expect("closed"), "died comes first: {heard:?}");
+    assert!(position(&router, "closed").is_some(), "its router closed: {heard:?}");
+    assert!(!app.mirror().iter().any(|object| object.id == worker || object.id == router));
+}
