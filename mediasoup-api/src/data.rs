@@ -132,12 +132,16 @@ pub(crate) fn adopt_producer(
     parent: &str,
     producer: DataProducer,
 ) -> Result<serde_json::Value, ApiError> {
-    let id = producer.id().to_string();
+    // A pipe producer keeps its producer's id: then its ROPE id differs.
+    let id = session.object_id_for(&producer.id().to_string(), parent);
     let on_close = {
         let (weak, id) = (session.weak(), id.clone());
         producer.on_close(move || weak.forget(&id))
     };
-    let data = producer_data(&producer);
+    let mut data = producer_data(&producer);
+    if data["id"].as_str() != Some(id.as_str()) {
+        data["objectId"] = json!(id);
+    }
     let state = DataProducerState { paused: producer.paused() };
     session.insert(&id, Some(parent), Object::DataProducer(producer), &state, vec![on_close])?;
     Ok(data)

@@ -115,7 +115,8 @@ pub(crate) fn adopt_producer(
     parent: &str,
     producer: Producer,
 ) -> Result<serde_json::Value, ApiError> {
-    let id = producer.id().to_string();
+    // A pipe producer keeps its producer's id: then its ROPE id differs.
+    let id = session.object_id_for(&producer.id().to_string(), parent);
     let weak = session.weak();
     let weak_producer = producer.downgrade();
     let on_close = {
@@ -143,7 +144,10 @@ pub(crate) fn adopt_producer(
         let (weak, id) = (weak, id.clone());
         producer.on_trace(move |trace| weak.emit(&id, "trace", vec![to_json(trace)]))
     };
-    let data = producer_data(&producer);
+    let mut data = producer_data(&producer);
+    if data["id"].as_str() != Some(id.as_str()) {
+        data["objectId"] = json!(id);
+    }
     let state = state(&producer);
     session.insert(
         &id,

@@ -180,6 +180,14 @@ impl Session {
     /// Records a new object under `parent` and makes it a ROPE object with
     /// `state`. Refused (and the object dropped, which closes it) past the caps
     /// or once the session closed.
+    /// The ROPE id for a new object with mediasoup id `id` under `parent`:
+    /// its mediasoup id, unless the connection already holds that id (a pipe
+    /// producer keeps its producer's id, in another router), then
+    /// `<id>@<parent>`. The answer creating it then carries it as `objectId`.
+    pub(crate) fn object_id_for(&self, id: &str, parent: &str) -> String {
+        if self.lock().entries.contains_key(id) { format!("{id}@{parent}") } else { id.to_owned() }
+    }
+
     pub(crate) fn insert(
         &self,
         id: &str,
@@ -201,18 +209,15 @@ impl Session {
                 return Err(ApiError::InvalidState(format!("{parent} closed")));
             }
             // Never replace an object: the one replaced would be dropped (so
-            // closed, calling back here) under the lock. Ids are unique per
-            // connection; a pipe producer keeps its producer's id, so piping a
-            // producer between two routers of one connection lands here.
+            // closed, calling back here) under the lock. ROPE ids are unique
+            // per connection (see `object_id_for`).
             if objects.entries.contains_key(id) {
                 drop(objects);
                 // Unsubscribed first: the refused object's close handlers name
                 // the id of the object this connection keeps.
                 drop(handlers);
                 drop(object);
-                return Err(ApiError::Mediasoup(format!(
-                    "this connection already holds an object with id {id} (a pipe producer keeps its producer's id)"
-                )));
+                return Err(ApiError::Mediasoup(format!("this connection already holds an object with id {id}")));
             }
             check_room(&objects, &self.inner.host, object_type)?;
             objects.entries.insert(

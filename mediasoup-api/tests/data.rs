@@ -213,15 +213,16 @@ async fn direct_messages_go_through_as_message_events() {
 /// connection: refused (the pipe data producer keeps the data producer's
 /// id), the data producer left as it was.
 #[tokio::test]
-async fn pipe_to_router_in_one_connection_leaves_the_data_producer_alone() {
+async fn pipe_to_router_in_one_connection_keeps_the_data_producer_id_under_its_own_object_id() {
     let app = App::start().await;
     let (router, first, _second) = setup(&app).await;
     let (_worker, other) = app.router_with(json!([])).await;
     let producer = id(&app
         .ok(Some(&first), "produceData", json!({ "sctpStreamParameters": { "streamId": 1 }, "label": "foo" }))
         .await);
-    let refused =
-        app.refused(Some(&router), "pipeToRouter", json!({ "dataProducerId": producer, "router": other })).await;
-    assert_eq!(refused.0, "Error");
+    let piped = app.ok(Some(&router), "pipeToRouter", json!({ "dataProducerId": producer, "router": other })).await;
+    assert_eq!(piped["pipeDataProducer"]["id"], json!(producer));
+    let object = piped["pipeDataProducer"]["objectId"].as_str().expect("an object id of its own").to_owned();
+    assert_eq!(app.ok(Some(&object), "dump", json!(null)).await["label"], "foo");
     assert_eq!(app.ok(Some(&producer), "dump", json!(null)).await["label"], "foo");
 }

@@ -549,15 +549,26 @@ async fn multiopus_is_produced_and_consumed_as_node_does() {
 /// (replacing it closed it, or deadlocked the session). The pipe consumer
 /// recorded before answers as ConsumerData.
 #[tokio::test]
-async fn pipe_to_router_in_one_connection_leaves_the_producer_alone() {
-    let app = App::start().await;
-    let (worker, router) = app.router_with(codecs()).await;
-    let other = id(&app.ok(Some(&worker), "createRouter", json!({ "mediaCodecs": codecs() })).await);
+async fn pipe_to_router_in_one_connection_keeps_the_id_under_its_own_object_id() {
+    let mut app = App::start().await;
+    let (_worker, router) = app.router_with(codecs()).await;
+    // On another worker, as mediasoup's own tests pipe (one worker refuses a second handler of one id).
+    let (_other_worker, other) = app.router_with(codecs()).await;
     let transport = id(&app.transport(&router, "createWebRtcTransport", json!({ "listenIps": ["127.0.0.1"] })).await);
     let producer = id(&app.ok(Some(&transport), "produce", audio_producer()).await);
-    let refused = app.refused(Some(&router), "pipeToRouter", json!({ "producerId": producer, "router": other })).await;
-    assert_eq!(refused.0, "Error");
+    let piped = app.ok(Some(&router), "pipeToRouter", json!({ "producerId": producer, "router": other })).await;
+    // mediasoup's pipe producer keeps the producer's id; its ROPE object is another one.
+    assert_eq!(piped["pipeProducer"]["id"], json!(producer));
+    let object = piped["pipeProducer"]["objectId"].as_str().expect("an object id of its own").to_owned();
+    assert_eq!(object, format!("{producer}@{other}"));
+    let dump = app.ok(Some(&object), "dump", json!(null)).await;
+    assert_eq!(dump["id"], json!(producer));
+    // The original is untouched.
     let dump = app.ok(Some(&producer), "dump", json!(null)).await;
     assert_eq!(dump["id"], json!(producer));
     assert_eq!(dump["rtpParameters"]["codecs"][0]["parameters"]["foo"], json!(222.222));
+    // Closing the pipe producer closes it, not the original.
+    app.ok(Some(&object), "close", json!(null)).await;
+    app.event(&object, "closed").await;
+    app.ok(Some(&producer), "dump", json!(null)).await;
 }
