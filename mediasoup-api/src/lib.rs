@@ -15,17 +15,23 @@
 //! | `worker` | workers, WebRTC servers, the root calls |
 //! | `router` | routers, `pipeToRouter`, `canConsume`, dumps |
 //! | `transport` | WebRTC, plain, pipe and direct transports |
-//! | `producer` | producers and consumers |
-//! | `data` | data producers and data consumers |
+//! | `producer` | producers |
+//! | `consumer` | consumers |
+//! | `data` | data producers |
+//! | `data_consumer` | data consumers |
 //! | `observer` | audio level and active speaker observers |
+//! | `rtp` | Node's RTP shapes against the crate's, errors as Node's classes |
 
+mod consumer;
 mod data;
+mod data_consumer;
 mod error;
 mod host;
 mod observer;
 mod options;
 mod producer;
 mod router;
+mod rtp;
 mod session;
 mod transport;
 mod wire;

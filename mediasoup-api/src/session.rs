@@ -180,6 +180,14 @@ impl Session {
     /// Records a new object under `parent` and makes it a ROPE object with
     /// `state`. Refused (and the object dropped, which closes it) past the caps
     /// or once the session closed.
+    /// The ROPE id for a new object with mediasoup id `id` under `parent`:
+    /// its mediasoup id, unless the connection already holds that id (a pipe
+    /// producer keeps its producer's id, in another router), then
+    /// `<id>@<parent>`. The answer creating it then carries it as `objectId`.
+    pub(crate) fn object_id_for(&self, id: &str, parent: &str) -> String {
+        if self.lock().entries.contains_key(id) { format!("{id}@{parent}") } else { id.to_owned() }
+    }
+
     pub(crate) fn insert(
         &self,
         id: &str,
@@ -199,6 +207,17 @@ impl Session {
                 && !objects.entries.contains_key(parent)
             {
                 return Err(ApiError::InvalidState(format!("{parent} closed")));
+            }
+            // Never replace an object: the one replaced would be dropped (so
+            // closed, calling back here) under the lock. ROPE ids are unique
+            // per connection (see `object_id_for`).
+            if objects.entries.contains_key(id) {
+                drop(objects);
+                // Unsubscribed first: the refused object's close handlers name
+                // the id of the object this connection keeps.
+                drop(handlers);
+                drop(object);
+                return Err(ApiError::Mediasoup(format!("this connection already holds an object with id {id}")));
             }
             check_room(&objects, &self.inner.host, object_type)?;
             objects.entries.insert(
@@ -274,6 +293,7 @@ impl Session {
     }
 
     /// The ids of the objects directly under `parent`.
+    #[allow(dead_code, reason = "unused so far")]
     pub(crate) fn children(&self, parent: &str) -> Vec<(String, Object)> {
         self.lock()
             .entries
@@ -369,31 +389,75 @@ impl Handler for ObjectHandler {
         Box::pin(async move {
             let session = session.ok_or_else(|| ApiError::InvalidState("the connection is closing".into()))?;
             let object = session.get(&id)?;
-            let method = request.method.as_str();
-            let params = &request.params;
-            if method == "close" {
-                session.forget(&id);
+            if request.method == "close" {
+                session.close_confirmed(&id).await;
                 return Ok(Value::Null);
             }
-            let answer = match object {
-                Object::Worker(worker) => crate::worker::call(&session, &id, &worker, method, params).await,
-                Object::WebRtcServer(server) => crate::worker::call_webrtc_server(&server, method).await,
-                Object::Router(router) => crate::router::call(&session, &id, &router, method, params).await,
-                Object::WebRtcTransport(_)
-                | Object::PlainTransport(_)
-                | Object::PipeTransport(_)
-                | Object::DirectTransport(_) => crate::transport::call(&session, &id, &object, method, params).await,
-                Object::Producer(producer) => crate::producer::call_producer(&producer, method, params).await,
-                Object::Consumer(consumer) => crate::producer::call_consumer(&consumer, method, params).await,
-                Object::DataProducer(producer) => crate::data::call_producer(&producer, method, params).await,
-                Object::DataConsumer(consumer) => {
-                    crate::data::call_consumer(&session, &id, &consumer, method, params).await
-                }
-                Object::ActiveSpeakerObserver(_) | Object::AudioLevelObserver(_) => {
-                    crate::observer::call(&session, &id, &object, method, params).await
-                }
-            };
-            Ok(answer?)
+            Ok(dispatch(&session, &id, object, &request.method, &request.params).await?)
         })
     }
+}
+
+/// Hands a call on object `id` to the module of its type.
+async fn dispatch(
+    session: &Session,
+    id: &str,
+    object: Object,
+    method: &str,
+    params: &Value,
+) -> Result<Value, ApiError> {
+    match object {
+        Object::Worker(worker) => crate::worker::call(session, id, &worker, method, params).await,
+        Object::WebRtcServer(server) => crate::worker::call_webrtc_server(&server, method).await,
+        Object::Router(router) => crate::router::call(session, id, &router, method, params).await,
+        Object::WebRtcTransport(_)
+        | Object::PlainTransport(_)
+        | Object::PipeTransport(_)
+        | Object::DirectTransport(_) => crate::transport::call(session, id, &object, method, params).await,
+        Object::Producer(producer) => crate::producer::call_producer(session, id, &producer, method, params).await,
+        Object::Consumer(consumer) => crate::consumer::call_consumer(session, id, &consumer, method, params).await,
+        Object::DataProducer(producer) => crate::data::call_producer(session, id, &producer, method, params).await,
+        Object::DataConsumer(consumer) => crate::data::call_consumer(session, id, &consumer, method, params).await,
+        Object::ActiveSpeakerObserver(_) | Object::AudioLevelObserver(_) => {
+            crate::observer::call(session, id, &object, method, params).await
+        }
+    }
+}
+
+impl Session {
+    /// `close` on object `id`: closes it and its subtree, and answers once
+    /// its parent no longer lists it. The crate tells the worker from a task
+    /// of its own, so without this an app's next call (its router's `dump`,
+    /// as mediasoup's tests do right after a close) could still see it.
+    async fn close_confirmed(&self, id: &str) {
+        let parent = {
+            let objects = self.lock();
+            objects
+                .entries
+                .get(id)
+                .and_then(|entry| entry.parent.clone())
+                .and_then(|parent| objects.entries.get(&parent).map(|entry| (parent.clone(), entry.object.clone())))
+        };
+        self.forget(id);
+        let Some((parent, object)) = parent else { return };
+        let mediasoup_id = id.split('@').next().unwrap_or(id);
+        for _ in 0..CLOSE_CONFIRM_POLLS {
+            match dispatch(self, &parent, object.clone(), "dump", &Value::Null).await {
+                Ok(dump) if dump_mentions(&dump, mediasoup_id) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                _ => return,
+            }
+        }
+        debug!(object = id, "the worker still lists a closed object");
+    }
+}
+
+/// How many times (5 ms apart) a close waits for the parent to forget the object.
+const CLOSE_CONFIRM_POLLS: usize = 40;
+
+/// Whether a dump names `id` anywhere.
+fn dump_mentions(dump: &Value, id: &str) -> bool {
+    let json: serde_json::Value = dump.deserialized().unwrap_or_default();
+    json.to_string().contains(id)
 }

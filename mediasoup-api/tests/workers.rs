@@ -70,3 +70,16 @@ async fn closing_the_session_closes_every_worker() {
     let error = rpc(app.call(None, "mediasoup.createWorker", json!({})).await.expect_err("closed session"));
     assert_eq!(class(&error), "InvalidStateError");
 }
+
+#[tokio::test]
+async fn a_close_answers_once_the_parent_no_longer_lists_the_object() {
+    let app = App::start().await;
+    for _ in 0..5 {
+        let (worker, router) = app.router().await;
+        let router_id = router["id"].as_str().expect("router id").to_owned();
+        app.ok(Some(&router_id), "close", json!(null)).await;
+        let dump = app.ok(Some(&worker), "dump", json!(null)).await;
+        assert_eq!(dump["routerIds"], json!([]), "the worker forgot the router by the time close answered");
+        app.ok(Some(&worker), "close", json!(null)).await;
+    }
+}

@@ -224,3 +224,33 @@ impl App {
         found
     }
 }
+
+/// An event's data as JSON.
+pub fn data(event: &Event) -> serde_json::Value {
+    event.data.deserialized().expect("JSON event data")
+}
+
+/// The id in an answer.
+pub fn id(answer: &serde_json::Value) -> String {
+    answer["id"].as_str().expect("an id").to_owned()
+}
+
+impl App {
+    /// A router with `codecs` on a new worker: (worker id, router id).
+    pub async fn router_with(&self, codecs: serde_json::Value) -> (String, String) {
+        let worker = self.worker().await;
+        let router = self.ok(Some(&worker), "createRouter", json!({ "mediaCodecs": codecs })).await;
+        (worker, id(&router))
+    }
+
+    /// A new transport of router `router` (`method` is `createWebRtcTransport`, …): its answer.
+    pub async fn transport(&self, router: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+        self.ok(Some(router), method, params).await
+    }
+
+    /// The error class (`data.name`) and code a failing call answers.
+    pub async fn refused(&self, target: Option<&str>, method: &str, params: serde_json::Value) -> (String, i64) {
+        let error = rpc(self.call(target, method, params.clone()).await.expect_err("refused"));
+        (class(&error), error.code)
+    }
+}
