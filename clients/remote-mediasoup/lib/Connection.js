@@ -80,15 +80,15 @@ class Connection {
 	}
 
 	register(object) {
-		this.#objects.set(object.id, object);
-		const early = this.#early.get(object.id);
+		this.#objects.set(object.objectId, object);
+		const early = this.#early.get(object.objectId);
 		if (early) {
-			this.#early.delete(object.id);
+			this.#early.delete(object.objectId);
 			// Events the node sent before the answer that made the object,
 			// once the app got the object (as if they had come after).
 			setImmediate(() => {
 				for (const params of early.events) {
-					if (this.#objects.get(object.id) === object) {
+					if (this.#objects.get(object.objectId) === object) {
 						this.#dispatch(object, params);
 					}
 				}

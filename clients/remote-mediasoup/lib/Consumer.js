@@ -21,7 +21,7 @@ class Consumer extends RemoteObject {
 	#currentLayers;
 
 	constructor(connection, data, appData) {
-		super(connection, data.id, appData);
+		super(connection, data.id, appData, data.objectId);
 		this.#data = {
 			producerId: data.producerId,
 			kind: data.kind,

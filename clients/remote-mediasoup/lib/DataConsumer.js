@@ -18,7 +18,7 @@ class DataConsumer extends RemoteObject {
 	#subchannels;
 
 	constructor(connection, data, appData) {
-		super(connection, data.id, appData);
+		super(connection, data.id, appData, data.objectId);
 		this.#data = {
 			dataProducerId: data.dataProducerId,
 			type: data.type,

@@ -40,7 +40,7 @@ class DataProducer extends RemoteObject {
 	#paused;
 
 	constructor(connection, data, appData) {
-		super(connection, data.id, appData);
+		super(connection, data.id, appData, data.objectId);
 		this.#data = {
 			type: data.type,
 			sctpStreamParameters: undef(data.sctpStreamParameters),
@@ -133,7 +133,7 @@ class DataProducer extends RemoteObject {
 		if (this.closed) {
 			throw new InvalidStateError('DataProducer closed');
 		}
-		this._connection.notify('send', this.id, params);
+		this._connection.notify('send', this.objectId, params);
 	}
 
 	_applyState(state) {

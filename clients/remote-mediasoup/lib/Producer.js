@@ -23,7 +23,7 @@ class Producer extends RemoteObject {
 	#score;
 
 	constructor(connection, data, appData) {
-		super(connection, data.id, appData);
+		super(connection, data.id, appData, data.objectId);
 		this.#data = {
 			kind: data.kind,
 			rtpParameters: data.rtpParameters,
@@ -122,7 +122,7 @@ class Producer extends RemoteObject {
 		if (this.closed) {
 			throw new InvalidStateError('Producer closed');
 		}
-		this._connection.notify('send', this.id, { packet: rtpPacket.toString('base64') });
+		this._connection.notify('send', this.objectId, { packet: rtpPacket.toString('base64') });
 	}
 
 	_applyState(state) {

@@ -29,20 +29,32 @@ function clone(value) {
 class RemoteObject extends EnhancedEventEmitter {
 	#connection;
 	#id;
+	#objectId;
 	#closed = false;
 	#appData;
 	#observer = new EnhancedEventEmitter();
 
-	constructor(connection, id, appData) {
+	/**
+	 * `id` is mediasoup's id; `objectId` the ROPE id the node calls it by
+	 * (the same, except for a pipe producer in the same connection as its
+	 * producer: the node answers it as `objectId`).
+	 */
+	constructor(connection, id, appData, objectId = id) {
 		super();
 		this.#connection = connection;
 		this.#id = id;
+		this.#objectId = objectId || id;
 		this.#appData = appData || {};
 		connection.register(this);
 	}
 
 	get id() {
 		return this.#id;
+	}
+
+	/** The ROPE id of the object on the node. */
+	get objectId() {
+		return this.#objectId;
 	}
 
 	get closed() {
@@ -84,20 +96,20 @@ class RemoteObject extends EnhancedEventEmitter {
 			return false;
 		}
 		this.#closed = true;
-		this.#connection.unregister(this.#id);
+		this.#connection.unregister(this.#objectId);
 		return true;
 	}
 
 	/** Sends `close` to the node without waiting. */
 	_sendClose() {
-		this.#connection.notifyClose(this.#id);
+		this.#connection.notifyClose(this.#objectId);
 	}
 
 	async _request(method, params) {
 		if (this.#closed) {
 			throw new InvalidStateError(`${this.constructor.name} closed`);
 		}
-		return this.#connection.request(method, this.#id, params);
+		return this.#connection.request(method, this.#objectId, params);
 	}
 
 	_applyState(_state) {}

@@ -47,7 +47,7 @@ class Worker extends RemoteObject {
 		if (!this._markClosed()) {
 			return;
 		}
-		const answered = this._connection.notifyClose(this.id);
+		const answered = this._connection.notifyClose(this.objectId);
 		this._connection.removeWorker(this);
 		this.#closeChildren();
 		this.observer.safeEmit('close');

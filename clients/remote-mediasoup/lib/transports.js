@@ -551,7 +551,7 @@ class DirectTransport extends Transport {
 		if (this.closed) {
 			throw new InvalidStateError('DirectTransport closed');
 		}
-		this._connection.notify('sendRtcp', this.id, { packet: rtcpPacket.toString('base64') });
+		this._connection.notify('sendRtcp', this.objectId, { packet: rtcpPacket.toString('base64') });
 	}
 
 	_remoteEvent(name, args) {
