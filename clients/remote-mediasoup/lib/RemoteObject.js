@@ -4,6 +4,8 @@ const { EnhancedEventEmitter } = require('./EnhancedEventEmitter');
 const { InvalidStateError } = require('./errors');
 const { testingChannel } = require('./testingChannel');
 
+const noop = () => {};
+
 function checkAppData(appData) {
 	if (appData !== undefined && appData !== null && typeof appData !== 'object') {
 		throw new TypeError('if given, appData must be an object');
@@ -33,6 +35,7 @@ class RemoteObject extends EnhancedEventEmitter {
 	#closed = false;
 	#appData;
 	#observer = new EnhancedEventEmitter();
+	#answered = Promise.resolve();
 
 	/**
 	 * `id` is mediasoup's id; `objectId` the ROPE id the node calls it by
@@ -105,11 +108,20 @@ class RemoteObject extends EnhancedEventEmitter {
 		this.#connection.notifyClose(this.#objectId);
 	}
 
-	async _request(method, params) {
+	/**
+	 * Calls a method of this object on the node. Answers are handed back in
+	 * the order the calls were made (the node may answer concurrent calls out
+	 * of order; mediasoup's channel never does), so the state changes that
+	 * follow them (paused, ...) happen in call order too.
+	 */
+	_request(method, params) {
 		if (this.#closed) {
-			throw new InvalidStateError(`${this.constructor.name} closed`);
+			return Promise.reject(new InvalidStateError(`${this.constructor.name} closed`));
 		}
-		return this.#connection.request(method, this.#objectId, params);
+		const answer = this.#connection.request(method, this.#objectId, params);
+		const ordered = this.#answered.then(() => answer);
+		this.#answered = ordered.then(noop, noop);
+		return ordered;
 	}
 
 	_applyState(_state) {}
