@@ -426,7 +426,11 @@ class Connection {
 			if (params.name === 'closed') {
 				object._remoteClosed();
 			} else if (params.name === 'changed') {
-				object._applyState(params.data || {});
+				// Not applied: every change also comes as a named event (or
+				// from the app's own call), which is what moves mediasoup's
+				// state and emits its events; applying the mirror first would
+				// swallow them (a 'producerpause' seen as already paused).
+				// Snapshots after a reconnection do apply the state.
 			} else if (params.name !== 'created') {
 				object._remoteEvent(params.name, Array.isArray(params.data) ? params.data : []);
 			}
