@@ -109,19 +109,19 @@ class RemoteObject extends EnhancedEventEmitter {
 	}
 
 	/**
-	 * Calls a method of this object on the node. Answers are handed back in
-	 * the order the calls were made (the node may answer concurrent calls out
-	 * of order; mediasoup's channel never does), so the state changes that
-	 * follow them (paused, ...) happen in call order too.
+	 * Calls a method of this object on the node. One object's calls go one
+	 * at a time, each once the previous one is answered: the node runs a
+	 * connection's calls concurrently, while mediasoup's channel runs them in
+	 * order (pause() then resume() must leave it resumed, and their answers,
+	 * hence the state changes and observer events, come in call order).
 	 */
 	_request(method, params) {
 		if (this.#closed) {
 			return Promise.reject(new InvalidStateError(`${this.constructor.name} closed`));
 		}
-		const answer = this.#connection.request(method, this.#objectId, params);
-		const ordered = this.#answered.then(() => answer);
-		this.#answered = ordered.then(noop, noop);
-		return ordered;
+		const answer = this.#answered.then(() => this.#connection.request(method, this.#objectId, params));
+		this.#answered = answer.then(noop, noop);
+		return answer;
 	}
 
 	_applyState(_state) {}

@@ -407,11 +407,17 @@ class PlainTransport extends Transport {
 
 	async connect({ ip, port, rtcpPort, srtpParameters } = {}) {
 		const result = await this._request('connect', { ip, port, rtcpPort, srtpParameters });
+		// The node answers the tuples the worker settled on; without them,
+		// what the worker does: the remote end is the one given.
 		if (result && result.tuple) {
 			this.#data.tuple = result.tuple;
+		} else if (ip !== undefined && port !== undefined && this.#data.tuple) {
+			this.#data.tuple = { ...this.#data.tuple, remoteIp: ip, remotePort: port };
 		}
 		if (result && result.rtcpTuple) {
 			this.#data.rtcpTuple = result.rtcpTuple;
+		} else if (ip !== undefined && rtcpPort !== undefined && this.#data.rtcpTuple) {
+			this.#data.rtcpTuple = { ...this.#data.rtcpTuple, remoteIp: ip, remotePort: rtcpPort };
 		}
 		if (result && result.srtpParameters) {
 			this.#data.srtpParameters = result.srtpParameters;
@@ -493,6 +499,8 @@ class PipeTransport extends Transport {
 		const result = await this._request('connect', { ip, port, srtpParameters });
 		if (result && result.tuple) {
 			this.#data.tuple = result.tuple;
+		} else if (ip !== undefined && port !== undefined && this.#data.tuple) {
+			this.#data.tuple = { ...this.#data.tuple, remoteIp: ip, remotePort: port };
 		}
 	}
 
