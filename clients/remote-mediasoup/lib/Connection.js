@@ -41,6 +41,7 @@ class Connection {
 	#pending = new Map();
 	#closesInFlight = new Set();
 	#closesUnanswered = 0;
+	#callsUnanswered = 0;
 	#outbox = [];
 	// Events for ids not known (yet): an object's first events may come
 	// before the answer that creates it. Kept EARLY_TTL ms.
@@ -167,7 +168,12 @@ class Connection {
 				return;
 			}
 			const item = this.#outbox[0];
-			if (!item.close && this.#closesUnanswered > 0) {
+			// Calls and fire-and-forget messages (close, send) alternate: each
+			// kind waits for the other kind sent before it to be answered, so
+			// the node, which runs a connection's calls concurrently, sees
+			// them in mediasoup's order (a send after setSubchannels, a dump
+			// after a close). Each kind is pipelined within itself.
+			if (item.close ? this.#callsUnanswered > 0 : this.#closesUnanswered > 0) {
 				return;
 			}
 			this.#outbox.shift();
@@ -181,7 +187,13 @@ class Connection {
 						this.#flush();
 					});
 			} else {
-				this.#send(item.method, item.target, item.params).then(item.resolve, item.reject);
+				this.#callsUnanswered++;
+				this.#send(item.method, item.target, item.params)
+					.finally(() => {
+						this.#callsUnanswered--;
+						this.#flush();
+					})
+					.then(item.resolve, item.reject);
 			}
 		}
 	}
