@@ -409,3 +409,61 @@ test('events sent before the creation answer are applied once the object exists'
 		}
 	);
 });
+
+test('sends go after the calls made before them are answered, and calls after sends', async () => {
+	const log = [];
+	const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+	await withNode(
+		mediaHandlers({
+			createDirectTransport: () => ({ id: randomUUID() }),
+			produceData: () => ({ id: randomUUID(), type: 'direct', label: '', protocol: '', paused: false }),
+			consumeData: (params) => ({
+				id: randomUUID(),
+				dataProducerId: params.dataProducerId,
+				type: 'direct',
+				label: '',
+				protocol: '',
+				paused: false,
+				dataProducerPaused: false,
+				subchannels: [],
+			}),
+			setSubchannels: async (params) => {
+				log.push('setSubchannels received');
+				await delay(50);
+				log.push('setSubchannels answered');
+				return { subchannels: params.subchannels };
+			},
+			send: async (params) => {
+				log.push(`send ${Buffer.from(params.message, 'base64')} received`);
+				await delay(20);
+				return null;
+			},
+			pause: () => {
+				log.push('pause received');
+				return null;
+			},
+		}),
+		async (node, ms) => {
+			const worker = await ms.createWorker();
+			const router = await worker.createRouter({ mediaCodecs });
+			const transport = await router.createDirectTransport();
+			const dataProducer = await transport.produceData();
+			const dataConsumer = await transport.consumeData({ dataProducerId: dataProducer.id });
+			void dataConsumer.setSubchannels([1]);
+			dataProducer.send('a');
+			dataProducer.send('b');
+			await dataProducer.pause();
+			assert.deepEqual(log, [
+				'setSubchannels received',
+				'setSubchannels answered',
+				'send a received',
+				'send b received',
+				'pause received',
+			]);
+			assert.deepEqual(dataConsumer.subchannels, [1]);
+			const sends = node.calls.filter((c) => c.method === 'send');
+			assert.deepEqual(sends[0].params, { message: Buffer.from('a').toString('base64'), ppid: 51 });
+			worker.close();
+		}
+	);
+});
