@@ -52,6 +52,10 @@ class Connection {
 	#reconnectTimer = null;
 	#idleTimer = null;
 	#hadSession = false;
+	// The node keeps a dropped connection's session (its objects) for a
+	// grace period; reconnecting with ?session=TOKEN gets it back. The token
+	// is the state of the ROPE object `session` in the snapshot.
+	#sessionToken = null;
 
 	constructor(url, { token, headers, timeout } = {}) {
 		if (!url) {
@@ -219,6 +223,7 @@ class Connection {
 		const ws = this.#ws;
 		this.#ws = null;
 		this.#opening = null;
+		this.#sessionToken = null;
 		if (ws) {
 			ws.removeAllListeners();
 			ws.on('error', () => {});
@@ -235,7 +240,10 @@ class Connection {
 	#connect() {
 		clearTimeout(this.#reconnectTimer);
 		this.#reconnectTimer = null;
-		const ws = new WebSocket(this.#url, { headers: this.#headers, perMessageDeflate: false });
+		const url = this.#sessionToken
+			? `${this.#url}&session=${encodeURIComponent(this.#sessionToken)}`
+			: this.#url;
+		const ws = new WebSocket(url, { headers: this.#headers, perMessageDeflate: false });
 		this.#ws = ws;
 		this.#opening = new Promise((resolve, reject) => {
 			const onOpen = () => {
@@ -457,6 +465,9 @@ class Connection {
 		for (const entry of (params && params.objects) || []) {
 			if (entry && entry.id) {
 				listed.set(entry.id, entry);
+				if (entry.objectType === 'session' && entry.state && typeof entry.state.token === 'string') {
+					this.#sessionToken = entry.state.token;
+				}
 			}
 		}
 		const first = !this.#hadSession;
@@ -507,6 +518,8 @@ class Connection {
 				if (stillIdle && this.#ws && !this.#opening) {
 					const ws = this.#ws;
 					this.#ws = null;
+					// Nothing left in the session: the next connection opens a new one.
+					this.#sessionToken = null;
 					ws.removeAllListeners();
 					ws.on('error', () => {});
 					ws.close();

@@ -467,3 +467,25 @@ test('sends go after the calls made before them are answered, and calls after se
 		}
 	);
 });
+
+test('reconnection resumes the session with its token (objects kept)', async () => {
+	await withNode(mediaHandlers(), async (node, ms) => {
+		node.snapshot = [{ id: 'session', objectType: 'session', state: { token: 'tok-1', graceMs: 15000 } }];
+		const worker = await ms.createWorker();
+		const router = await worker.createRouter({ mediaCodecs });
+		node.snapshot = [
+			{ id: 'session', objectType: 'session', state: { token: 'tok-1', graceMs: 15000 } },
+			{ id: worker.id, objectType: 'worker', state: { pid: 4242 } },
+			{ id: router.id, objectType: 'router', state: {} },
+		];
+		node.dropConnections();
+		while (node.upgrades.length < 2) {
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		assert.match(node.upgrades[1].url, /[?&]format=json&session=tok-1$/);
+		await router.dump();
+		assert.equal(worker.closed, false);
+		assert.equal(router.closed, false);
+		worker.close();
+	});
+});
