@@ -135,7 +135,9 @@ class Connection {
 	 * node closed everything of a lost connection).
 	 */
 	notifyClose(target) {
-		if (!this.#ws) {
+		// Without a connection, the node closes what it made unless the
+		// session can be resumed: then the close waits for the reconnection.
+		if (!this.#ws && !this.#sessionToken) {
 			return Promise.resolve();
 		}
 		return this.notify('close', target, null);
@@ -489,6 +491,13 @@ class Connection {
 				}
 			} else if (entry.state) {
 				object._applyState(entry.state);
+			}
+		}
+		// What the resumed session holds that the app no longer has (closed
+		// while disconnected, or made by a call whose answer was lost).
+		for (const [id, entry] of listed) {
+			if (entry.objectType !== 'session' && !this.#objects.has(id)) {
+				this.notifyClose(id);
 			}
 		}
 	}

@@ -489,3 +489,29 @@ test('reconnection resumes the session with its token (objects kept)', async () 
 		worker.close();
 	});
 });
+
+test('what the app closed while disconnected is closed on the resumed session', async () => {
+	await withNode(mediaHandlers(), async (node, ms) => {
+		node.snapshot = [{ id: 'session', objectType: 'session', state: { token: 'tok-2', graceMs: 15000 } }];
+		const worker = await ms.createWorker();
+		const router = await worker.createRouter({ mediaCodecs });
+		const orphan = randomUUID();
+		node.snapshot = [
+			{ id: 'session', objectType: 'session', state: { token: 'tok-2', graceMs: 15000 } },
+			{ id: worker.id, objectType: 'worker', state: { pid: 4242 } },
+			{ id: router.id, objectType: 'router', state: {} },
+			{ id: orphan, objectType: 'router', state: {} },
+		];
+		node.dropConnections();
+		await new Promise((r) => setTimeout(r, 5));
+		router.close();
+		while (!node.calls.some((c) => c.method === 'close' && c.target === orphan)) {
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		while (!node.calls.some((c) => c.method === 'close' && c.target === router.id)) {
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		assert.equal(worker.closed, false);
+		worker.close();
+	});
+});
