@@ -4,8 +4,6 @@ const { EnhancedEventEmitter } = require('./EnhancedEventEmitter');
 const { InvalidStateError } = require('./errors');
 const { testingChannel } = require('./testingChannel');
 
-const noop = () => {};
-
 function checkAppData(appData) {
 	if (appData !== undefined && appData !== null && typeof appData !== 'object') {
 		throw new TypeError('if given, appData must be an object');
@@ -35,8 +33,6 @@ class RemoteObject extends EnhancedEventEmitter {
 	#closed = false;
 	#appData;
 	#observer = new EnhancedEventEmitter();
-	#answered = Promise.resolve();
-	#inFlight = 0;
 
 	/**
 	 * `id` is mediasoup's id; `objectId` the ROPE id the node calls it by
@@ -110,27 +106,14 @@ class RemoteObject extends EnhancedEventEmitter {
 	}
 
 	/**
-	 * Calls a method of this object on the node. One object's calls go one
-	 * at a time, each once the previous one is answered: the node runs a
-	 * connection's calls concurrently, while mediasoup's channel runs them in
-	 * order (pause() then resume() must leave it resumed, and their answers,
-	 * hence the state changes and observer events, come in call order).
+	 * Calls a method of this object on the node (in order: see the
+	 * connection's outbox).
 	 */
 	_request(method, params) {
 		if (this.#closed) {
 			return Promise.reject(new InvalidStateError(`${this.constructor.name} closed`));
 		}
-		// Straight into the connection's outbox when nothing of this object is
-		// in flight, so it keeps its place among the app's other messages.
-		const answer =
-			this.#inFlight === 0
-				? this.#connection.request(method, this.#objectId, params)
-				: this.#answered.then(() => this.#connection.request(method, this.#objectId, params));
-		this.#inFlight++;
-		this.#answered = answer.then(noop, noop).then(() => {
-			this.#inFlight--;
-		});
-		return answer;
+		return this.#connection.request(method, this.#objectId, params);
 	}
 
 	_applyState(_state) {}
