@@ -515,3 +515,38 @@ test('what the app closed while disconnected is closed on the resumed session', 
 		worker.close();
 	});
 });
+
+test('no more than 48 calls in flight on a connection; none lost', async () => {
+	let inFlight = 0;
+	let most = 0;
+	let received = 0;
+	await withNode(
+		mediaHandlers({
+			produceData: () => ({ id: randomUUID(), type: 'direct', label: '', protocol: '', paused: false }),
+			send: async () => {
+				inFlight++;
+				most = Math.max(most, inFlight);
+				await new Promise((r) => setTimeout(r, 5));
+				inFlight--;
+				received++;
+				return null;
+			},
+		}),
+		async (node, ms) => {
+			const worker = await ms.createWorker();
+			const router = await worker.createRouter({ mediaCodecs });
+			const transport = await router.createDirectTransport();
+			const dataProducer = await transport.produceData();
+			for (let i = 0; i < 200; i++) {
+				dataProducer.send(String(i));
+			}
+			await dataProducer.connectionForTesting.notify('send', dataProducer.objectId, { message: '', ppid: 51 });
+			while (received < 201) {
+				await new Promise((r) => setTimeout(r, 10));
+			}
+			assert.ok(most <= 48, `at most 48 at once (saw ${most})`);
+			assert.ok(most > 1, 'sends are pipelined');
+			worker.close();
+		}
+	);
+});
