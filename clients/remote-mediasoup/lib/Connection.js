@@ -41,6 +41,7 @@ class Connection {
 	#pending = new Map();
 	#closesInFlight = new Set();
 	#closesUnanswered = 0;
+	#callsUnanswered = 0;
 	#outbox = [];
 	// Events for ids not known (yet): an object's first events may come
 	// before the answer that creates it. Kept EARLY_TTL ms.
@@ -51,6 +52,10 @@ class Connection {
 	#reconnectTimer = null;
 	#idleTimer = null;
 	#hadSession = false;
+	// The node keeps a dropped connection's session (its objects) for a
+	// grace period; reconnecting with ?session=TOKEN gets it back. The token
+	// is the state of the ROPE object `session` in the snapshot.
+	#sessionToken = null;
 
 	constructor(url, { token, headers, timeout } = {}) {
 		if (!url) {
@@ -130,7 +135,9 @@ class Connection {
 	 * node closed everything of a lost connection).
 	 */
 	notifyClose(target) {
-		if (!this.#ws) {
+		// Without a connection, the node closes what it made unless the
+		// session can be resumed: then the close waits for the reconnection.
+		if (!this.#ws && !this.#sessionToken) {
 			return Promise.resolve();
 		}
 		return this.notify('close', target, null);
@@ -167,7 +174,12 @@ class Connection {
 				return;
 			}
 			const item = this.#outbox[0];
-			if (!item.close && this.#closesUnanswered > 0) {
+			// Calls and fire-and-forget messages (close, send) alternate: each
+			// kind waits for the other kind sent before it to be answered, so
+			// the node, which runs a connection's calls concurrently, sees
+			// them in mediasoup's order (a send after setSubchannels, a dump
+			// after a close). Each kind is pipelined within itself.
+			if (item.close ? this.#callsUnanswered > 0 : this.#closesUnanswered > 0) {
 				return;
 			}
 			this.#outbox.shift();
@@ -181,7 +193,13 @@ class Connection {
 						this.#flush();
 					});
 			} else {
-				this.#send(item.method, item.target, item.params).then(item.resolve, item.reject);
+				this.#callsUnanswered++;
+				this.#send(item.method, item.target, item.params)
+					.finally(() => {
+						this.#callsUnanswered--;
+						this.#flush();
+					})
+					.then(item.resolve, item.reject);
 			}
 		}
 	}
@@ -207,6 +225,7 @@ class Connection {
 		const ws = this.#ws;
 		this.#ws = null;
 		this.#opening = null;
+		this.#sessionToken = null;
 		if (ws) {
 			ws.removeAllListeners();
 			ws.on('error', () => {});
@@ -223,7 +242,10 @@ class Connection {
 	#connect() {
 		clearTimeout(this.#reconnectTimer);
 		this.#reconnectTimer = null;
-		const ws = new WebSocket(this.#url, { headers: this.#headers, perMessageDeflate: false });
+		const url = this.#sessionToken
+			? `${this.#url}&session=${encodeURIComponent(this.#sessionToken)}`
+			: this.#url;
+		const ws = new WebSocket(url, { headers: this.#headers, perMessageDeflate: false });
 		this.#ws = ws;
 		this.#opening = new Promise((resolve, reject) => {
 			const onOpen = () => {
@@ -445,6 +467,9 @@ class Connection {
 		for (const entry of (params && params.objects) || []) {
 			if (entry && entry.id) {
 				listed.set(entry.id, entry);
+				if (entry.objectType === 'session' && entry.state && typeof entry.state.token === 'string') {
+					this.#sessionToken = entry.state.token;
+				}
 			}
 		}
 		const first = !this.#hadSession;
@@ -466,6 +491,13 @@ class Connection {
 				}
 			} else if (entry.state) {
 				object._applyState(entry.state);
+			}
+		}
+		// What the resumed session holds that the app no longer has (closed
+		// while disconnected, or made by a call whose answer was lost).
+		for (const [id, entry] of listed) {
+			if (entry.objectType !== 'session' && !this.#objects.has(id)) {
+				this.notifyClose(id);
 			}
 		}
 	}
@@ -495,6 +527,8 @@ class Connection {
 				if (stillIdle && this.#ws && !this.#opening) {
 					const ws = this.#ws;
 					this.#ws = null;
+					// Nothing left in the session: the next connection opens a new one.
+					this.#sessionToken = null;
 					ws.removeAllListeners();
 					ws.on('error', () => {});
 					ws.close();

@@ -36,6 +36,7 @@ class RemoteObject extends EnhancedEventEmitter {
 	#appData;
 	#observer = new EnhancedEventEmitter();
 	#answered = Promise.resolve();
+	#inFlight = 0;
 
 	/**
 	 * `id` is mediasoup's id; `objectId` the ROPE id the node calls it by
@@ -119,8 +120,16 @@ class RemoteObject extends EnhancedEventEmitter {
 		if (this.#closed) {
 			return Promise.reject(new InvalidStateError(`${this.constructor.name} closed`));
 		}
-		const answer = this.#answered.then(() => this.#connection.request(method, this.#objectId, params));
-		this.#answered = answer.then(noop, noop);
+		// Straight into the connection's outbox when nothing of this object is
+		// in flight, so it keeps its place among the app's other messages.
+		const answer =
+			this.#inFlight === 0
+				? this.#connection.request(method, this.#objectId, params)
+				: this.#answered.then(() => this.#connection.request(method, this.#objectId, params));
+		this.#inFlight++;
+		this.#answered = answer.then(noop, noop).then(() => {
+			this.#inFlight--;
+		});
 		return answer;
 	}
 

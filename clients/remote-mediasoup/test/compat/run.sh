@@ -4,14 +4,15 @@
 # waits for /healthz, runs jest with MAFALDA_NODE_URL and HAS_VIRTUAL_PIDS=1
 # (the node runs workers as threads: tests that kill a worker's pid are
 # skipped), prints the counts and stops the node.
-#   MAFALDA_NODE_BIN  the node binary (default: the workspace's target/debug/mafalda-node)
+#   MAFALDA_NODE_BIN  the node binary (default: target/debug/mafalda-node of
+#                     CARGO_TARGET_DIR, else of the workspace)
 #   extra arguments   go to jest (e.g. -t 'Router')
 # Exit status: jest's (0 when every test ran passed).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../../../.." && pwd)"
-bin="${MAFALDA_NODE_BIN:-$repo/target/debug/mafalda-node}"
+bin="${MAFALDA_NODE_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/mafalda-node}"
 
 say() { printf 'compat: %s\n' "$*" >&2; }
 

@@ -409,3 +409,109 @@ test('events sent before the creation answer are applied once the object exists'
 		}
 	);
 });
+
+test('sends go after the calls made before them are answered, and calls after sends', async () => {
+	const log = [];
+	const delay = (ms) => new Promise((r) => setTimeout(r, ms));
+	await withNode(
+		mediaHandlers({
+			createDirectTransport: () => ({ id: randomUUID() }),
+			produceData: () => ({ id: randomUUID(), type: 'direct', label: '', protocol: '', paused: false }),
+			consumeData: (params) => ({
+				id: randomUUID(),
+				dataProducerId: params.dataProducerId,
+				type: 'direct',
+				label: '',
+				protocol: '',
+				paused: false,
+				dataProducerPaused: false,
+				subchannels: [],
+			}),
+			setSubchannels: async (params) => {
+				log.push('setSubchannels received');
+				await delay(50);
+				log.push('setSubchannels answered');
+				return { subchannels: params.subchannels };
+			},
+			send: async (params) => {
+				log.push(`send ${Buffer.from(params.message, 'base64')} received`);
+				await delay(20);
+				return null;
+			},
+			pause: () => {
+				log.push('pause received');
+				return null;
+			},
+		}),
+		async (node, ms) => {
+			const worker = await ms.createWorker();
+			const router = await worker.createRouter({ mediaCodecs });
+			const transport = await router.createDirectTransport();
+			const dataProducer = await transport.produceData();
+			const dataConsumer = await transport.consumeData({ dataProducerId: dataProducer.id });
+			void dataConsumer.setSubchannels([1]);
+			dataProducer.send('a');
+			dataProducer.send('b');
+			await dataProducer.pause();
+			assert.deepEqual(log, [
+				'setSubchannels received',
+				'setSubchannels answered',
+				'send a received',
+				'send b received',
+				'pause received',
+			]);
+			assert.deepEqual(dataConsumer.subchannels, [1]);
+			const sends = node.calls.filter((c) => c.method === 'send');
+			assert.deepEqual(sends[0].params, { message: Buffer.from('a').toString('base64'), ppid: 51 });
+			worker.close();
+		}
+	);
+});
+
+test('reconnection resumes the session with its token (objects kept)', async () => {
+	await withNode(mediaHandlers(), async (node, ms) => {
+		node.snapshot = [{ id: 'session', objectType: 'session', state: { token: 'tok-1', graceMs: 15000 } }];
+		const worker = await ms.createWorker();
+		const router = await worker.createRouter({ mediaCodecs });
+		node.snapshot = [
+			{ id: 'session', objectType: 'session', state: { token: 'tok-1', graceMs: 15000 } },
+			{ id: worker.id, objectType: 'worker', state: { pid: 4242 } },
+			{ id: router.id, objectType: 'router', state: {} },
+		];
+		node.dropConnections();
+		while (node.upgrades.length < 2) {
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		assert.match(node.upgrades[1].url, /[?&]format=json&session=tok-1$/);
+		await router.dump();
+		assert.equal(worker.closed, false);
+		assert.equal(router.closed, false);
+		worker.close();
+	});
+});
+
+test('what the app closed while disconnected is closed on the resumed session', async () => {
+	await withNode(mediaHandlers(), async (node, ms) => {
+		node.snapshot = [{ id: 'session', objectType: 'session', state: { token: 'tok-2', graceMs: 15000 } }];
+		const worker = await ms.createWorker();
+		const router = await worker.createRouter({ mediaCodecs });
+		const orphan = randomUUID();
+		node.snapshot = [
+			{ id: 'session', objectType: 'session', state: { token: 'tok-2', graceMs: 15000 } },
+			{ id: worker.id, objectType: 'worker', state: { pid: 4242 } },
+			{ id: router.id, objectType: 'router', state: {} },
+			{ id: orphan, objectType: 'router', state: {} },
+		];
+		node.dropConnections();
+		await new Promise((r) => setTimeout(r, 5));
+		router.close();
+		while (!node.calls.some((c) => c.method === 'close' && c.target === orphan)) {
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		while (!node.calls.some((c) => c.method === 'close' && c.target === router.id)) {
+			await new Promise((r) => setTimeout(r, 20));
+		}
+		assert.equal(worker.closed, false);
+		worker.close();
+	});
+});
