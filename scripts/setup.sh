@@ -7,6 +7,8 @@
 #   - the browser test's npm packages, into tests/browser/node_modules (git-ignored);
 #   - remote-mediasoup's and its compatibility runner's npm packages, into
 #     clients/remote-mediasoup{,/test/compat}/node_modules (git-ignored);
+#   - the remote-mediasoup example's link to the client ("mediasoup": file:..),
+#     into clients/remote-mediasoup/example/node_modules (git-ignored);
 #   - checks for the tools it cannot install (Rust toolchain, C/C++ compiler,
 #     python3 with pip) and names any that is missing.
 # Nothing else outside the repository is written.
@@ -96,6 +98,22 @@ install_remote_mediasoup_packages() {
   done
 }
 
+# The remote-mediasoup example's one npm package: "mediasoup", a link to the
+# client in its parent directory (so its require('mediasoup') is unchanged),
+# from its lock file; its page's packages are the browser test's.
+install_example_packages() {
+  local dir="$repo/clients/remote-mediasoup/example" want stamp
+  [[ -f "$dir/package-lock.json" ]] || return 0
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  stamp="$dir/node_modules/.mafalda-installed"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  say "installing the remote-mediasoup example's npm link into clients/remote-mediasoup/example/node_modules"
+  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in clients/remote-mediasoup/example failed"
+  printf '%s' "$want" > "$stamp"
+}
+
 require_command() {
   command -v "$1" >/dev/null || die "$1 not found: $2"
 }
@@ -117,6 +135,7 @@ main() {
   install_pip_tools
   install_browser_packages
   install_remote_mediasoup_packages
+  install_example_packages
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "cargo-nextest not found: tests will run with plain 'cargo test'"
   fi

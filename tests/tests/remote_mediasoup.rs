@@ -100,27 +100,6 @@ async fn an_apps_workers_are_its_own_and_close_with_its_connection() {
     assert_eq!(rpc_code(call(&app, Some(&router), "dump", json!(null)).await), -32001);
 }
 
-/// The next event of `object` named `name` within 10 s.
-async fn event_of(
-    events: &mut tokio::sync::mpsc::Receiver<ClientEvent>,
-    object: &str,
-    name: &str,
-) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let next = tokio::time::timeout_at(deadline, events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no {name} event of {object} in time"))
-            .expect("events open");
-        if let ClientEvent::Object(event) = next
-            && event.object == object
-            && event.name.as_str() == name
-        {
-            return event.data.deserialized().expect("JSON data");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_node() {
     let (entry, addr, _) = mafalda_tests::node::webrtc_node_with_api(None).await;

@@ -29,7 +29,15 @@ struct Linked {
 #[derive(Default)]
 pub(crate) struct Entry {
     sessions: Mutex<HashMap<u64, Linked>>,
+    /// Calls in flight to each host, all sessions together: a host takes at
+    /// most so many concurrent calls from one peer (and penalises more), so
+    /// the rest wait here.
+    in_flight: Mutex<HashMap<PeerId, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Most calls this node has in flight to one host at once (below the swarm's
+/// per-peer limit of concurrent inbound calls, 32 by default).
+const MAX_CALLS_IN_FLIGHT_PER_HOST: usize = 16;
 
 /// Most remote objects one app connection may hold here (as for local ones).
 fn object_cap(inner: &Inner) -> usize {
@@ -75,6 +83,12 @@ async fn forward(
 ) -> Result<Value, RpcError> {
     let call = SessionCall { session, target, method: method.to_owned(), params: Some(params) };
     let params = Value::serialized(&call).map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))?;
+    let slots = Arc::clone(
+        lock(&inner.app_media.entry.in_flight)
+            .entry(host)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT_PER_HOST))),
+    );
+    let _slot = slots.acquire_owned().await.map_err(|_| RpcError::new(ErrorCode::InternalError, "node stopping"))?;
     inner.swarm.call(host, "mediasoup.session.call", None, params).await.map_err(rpc)
 }
 
@@ -180,6 +194,7 @@ pub(crate) fn end_session(inner: &Arc<Inner>, session: u64) {
 /// `host` left: its objects close in every app connection, each worker
 /// with a `died` event first (as mediasoup reports a worker that died).
 pub(crate) fn host_left(inner: &Arc<Inner>, host: PeerId) {
+    lock(&inner.app_media.entry.in_flight).remove(&host);
     let mut sessions = lock(&inner.app_media.entry.sessions);
     for linked in sessions.values_mut() {
         if !linked.hosts.remove(&host) {
