@@ -293,6 +293,8 @@ export type WebRtcServerObserverEvents = {
 
 export class WebRtcServer<A extends AppData = AppData> extends EnhancedEventEmitter<WebRtcServerEvents> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get closed(): boolean;
 	get appData(): A;
 	set appData(appData: A);
@@ -338,6 +340,8 @@ export type RouterObserverEvents = {
 
 export class Router<A extends AppData = AppData> extends EnhancedEventEmitter<RouterEvents> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get closed(): boolean;
 	get rtpCapabilities(): RtpCapabilities;
 	get appData(): A;
@@ -380,6 +384,8 @@ export type TransportObserverEvents = {
 
 export class Transport<A extends AppData = AppData, E extends Record<string, any[]> = TransportEvents, O extends Record<string, any[]> = TransportObserverEvents> extends EnhancedEventEmitter<E> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get closed(): boolean;
 	get appData(): A;
 	set appData(appData: A);
@@ -599,6 +605,8 @@ export type ProducerObserverEvents = {
 
 export class Producer<A extends AppData = AppData> extends EnhancedEventEmitter<ProducerEvents> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get closed(): boolean;
 	get kind(): MediaKind;
 	get rtpParameters(): RtpParameters;
@@ -665,6 +673,8 @@ export type ConsumerObserverEvents = {
 
 export class Consumer<A extends AppData = AppData> extends EnhancedEventEmitter<ConsumerEvents> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get producerId(): string;
 	get closed(): boolean;
 	get kind(): MediaKind;
@@ -707,6 +717,8 @@ export type DataProducerObserverEvents = { close: []; pause: []; resume: [] };
 
 export class DataProducer<A extends AppData = AppData> extends EnhancedEventEmitter<DataProducerEvents> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get closed(): boolean;
 	get type(): DataProducerType;
 	get sctpStreamParameters(): SctpStreamParameters | undefined;
@@ -750,6 +762,8 @@ export type DataConsumerObserverEvents = { close: []; pause: []; resume: [] };
 
 export class DataConsumer<A extends AppData = AppData> extends EnhancedEventEmitter<DataConsumerEvents> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get dataProducerId(): string;
 	get closed(): boolean;
 	get type(): DataConsumerType;
@@ -789,6 +803,8 @@ export type RtpObserverObserverEvents = {
 
 export class RtpObserver<A extends AppData = AppData, E extends Record<string, any[]> = RtpObserverEvents, O extends Record<string, any[]> = RtpObserverObserverEvents> extends EnhancedEventEmitter<E> {
 	get id(): string;
+	/** The node's ROPE id of the object (its id, except a pipe producer in its producer's connection). */
+	get objectId(): string;
 	get closed(): boolean;
 	get paused(): boolean;
 	get appData(): A;
