@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything (scripts/setup.sh) and runs every check and test of the
 # workspace: formatting, clippy with warnings denied, unit and integration tests
-# (real mediasoup workers and real libp2p on 127.0.0.1), and doc tests.
+# (real mediasoup workers and real libp2p on 127.0.0.1), doc tests, and
+# mediasoup's own Node test suite against clients/remote-mediasoup and real
+# nodes (scripts/compat.sh).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -21,3 +23,8 @@ else
 fi
 step "doc tests"
 cargo test --workspace --locked --doc
+step "mediasoup's Node test suite against remote-mediasoup (workers in the app's node)"
+cargo build -p mafalda-cli --locked
+./scripts/compat.sh direct
+step "mediasoup's Node test suite against remote-mediasoup (workers on another node)"
+./scripts/compat.sh remote

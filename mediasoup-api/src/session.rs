@@ -292,14 +292,25 @@ impl Session {
         Ok(())
     }
 
-    /// The ids of the objects directly under `parent`.
-    #[allow(dead_code, reason = "unused so far")]
-    pub(crate) fn children(&self, parent: &str) -> Vec<(String, Object)> {
-        self.lock()
+    /// The ROPE states of the objects under `parent` (its children and those
+    /// that also close with it, such as a WebRTC server's transports).
+    pub(crate) fn states_under(&self, parent: &str) -> Vec<serde_json::Value> {
+        let ids: Vec<String> = self
+            .lock()
             .entries
             .iter()
-            .filter(|(_, entry)| entry.parent.as_deref() == Some(parent))
-            .map(|(id, entry)| (id.clone(), entry.object.clone()))
+            .filter(|(_, entry)| {
+                entry.parent.as_deref() == Some(parent) || entry.also_under.iter().any(|other| other == parent)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.inner
+            .server
+            .snapshot()
+            .objects
+            .into_iter()
+            .filter(|object| ids.contains(&object.id))
+            .filter_map(|object| object.state.deserialized().ok())
             .collect()
     }
 }
@@ -408,7 +419,7 @@ async fn dispatch(
 ) -> Result<Value, ApiError> {
     match object {
         Object::Worker(worker) => crate::worker::call(session, id, &worker, method, params).await,
-        Object::WebRtcServer(server) => crate::worker::call_webrtc_server(&server, method).await,
+        Object::WebRtcServer(server) => crate::worker::call_webrtc_server(session, id, &server, method).await,
         Object::Router(router) => crate::router::call(session, id, &router, method, params).await,
         Object::WebRtcTransport(_)
         | Object::PlainTransport(_)

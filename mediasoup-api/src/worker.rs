@@ -275,12 +275,27 @@ fn adopt_webrtc_server(session: &Session, worker_id: &str, server: WebRtcServer)
 }
 
 /// The calls on a WebRTC server.
-pub(crate) async fn call_webrtc_server(server: &WebRtcServer, method: &str) -> Result<Value, ApiError> {
+pub(crate) async fn call_webrtc_server(
+    session: &Session,
+    id: &str,
+    server: &WebRtcServer,
+    method: &str,
+) -> Result<Value, ApiError> {
     if server.closed() {
         return Err(ApiError::closed("WebRtcServer"));
     }
     match method {
-        "dump" => to_value(&server.dump().await.map_err(|e| ApiError::from_mediasoup(&e))?),
+        "dump" => {
+            let mut dump = to_json(&server.dump().await.map_err(|e| ApiError::from_mediasoup(&e))?);
+            // The crate does not read the worker's `tupleHashes`: a tuple
+            // exists once a transport's ICE selected one, so while none of
+            // the server's transports has, there are none (as Node's dump says).
+            let no_tuples = session.states_under(id).iter().all(|state| state["iceSelectedTuple"].is_null());
+            if no_tuples {
+                dump["tupleHashes"] = json!([]);
+            }
+            to_value(&dump)
+        }
         other => Err(ApiError::UnknownMethod(other.to_owned())),
     }
 }

@@ -131,6 +131,7 @@ async fn run(
 ) {
     let Connection { mut sink, mut stream } = connection;
     let calls = Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS));
+    let mut turns = Turns::default();
     loop {
         tokio::select! {
             message = outgoing_rx.recv() => {
@@ -160,10 +161,17 @@ async fn run(
                         let _ = outgoing_tx.try_send(Message::Response(Response::err(Some(id), busy)));
                         continue;
                     };
+                    // Calls on one object run in the order they came, as on a
+                    // local object; calls on different objects run at once.
+                    let (previous, done) = turns.take(request.target.as_deref());
                     let answer = handler.call(request);
                     let outgoing = outgoing_tx.clone();
                     tokio::spawn(async move {
+                        if let Some(previous) = previous {
+                            let _ = previous.await;
+                        }
                         let response = Response { id: Some(id), outcome: answer.await };
+                        drop(done);
                         let _ = outgoing.send(Message::Response(response)).await;
                         drop(permit);
                     });
@@ -179,6 +187,28 @@ async fn run(
     }
     // Pending calls see the connection gone.
     pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+}
+
+/// The order of calls per target object: each call waits for the one before
+/// it on the same object (its receiver ends when that call is answered).
+#[derive(Default)]
+struct Turns {
+    last: HashMap<String, oneshot::Receiver<()>>,
+}
+
+impl Turns {
+    /// Most objects remembered before finished turns are forgotten.
+    const PRUNE_AT: usize = 1024;
+
+    /// For a call on `target`: what to wait for first, and what to drop when done.
+    fn take(&mut self, target: Option<&str>) -> (Option<oneshot::Receiver<()>>, Option<oneshot::Sender<()>>) {
+        let Some(target) = target else { return (None, None) };
+        if self.last.len() >= Self::PRUNE_AT {
+            self.last.retain(|_, turn| matches!(turn.try_recv(), Err(oneshot::error::TryRecvError::Empty)));
+        }
+        let (done, next) = oneshot::channel();
+        (self.last.insert(target.to_owned(), next), Some(done))
+    }
 }
 
 fn on_response(pending: &Pending, response: Response) {

@@ -302,3 +302,40 @@ async fn eventually(check: impl Fn() -> bool) -> bool {
     }
     false
 }
+
+/// Records the order its calls finish in; `slow` takes 300 ms, `fast` none.
+struct Recorder(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Handler for Recorder {
+    fn call(&self, request: Request) -> BoxFuture<'static, Result<Value, RpcError>> {
+        let log = Arc::clone(&self.0);
+        Box::pin(async move {
+            if request.method == "slow" {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let target = request.target.clone().unwrap_or_default();
+            log.lock().expect("log").push(format!("{target}.{}", request.method));
+            Ok(Value::Null)
+        })
+    }
+}
+
+#[tokio::test]
+async fn calls_on_one_object_run_in_order_and_other_objects_do_not_wait() {
+    let (server, url) = start_server().await;
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for id in ["one", "two"] {
+        server.create(id, "thing", Value::Null, Arc::new(Recorder(Arc::clone(&log)))).expect("create");
+    }
+    let (client, _events) = Client::connect(url, ClientConfig::default()).await.expect("connect");
+    let (slow, fast, other) = tokio::join!(
+        client.call("slow", Some("one"), Value::Null),
+        client.call("fast", Some("one"), Value::Null),
+        client.call("fast", Some("two"), Value::Null),
+    );
+    for outcome in [slow, fast, other] {
+        outcome.expect("answered");
+    }
+    let log = log.lock().expect("log").clone();
+    assert_eq!(log, ["two.fast", "one.slow", "one.fast"], "one's calls in order; two's did not wait");
+}
