@@ -40,15 +40,41 @@ const MAX_PENDING_FINDS: usize = 256;
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
-    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), SwarmError>> },
-    Provide { key: RecordKey, reply: oneshot::Sender<Result<usize, SwarmError>> },
-    StopProviding { key: RecordKey, reply: oneshot::Sender<()> },
-    FindProviders { key: RecordKey, deadline: Duration, reply: oneshot::Sender<Vec<PeerId>> },
-    PublishLoad { report: LoadReport, reply: oneshot::Sender<Result<(), SwarmError>> },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), SwarmError>>,
+    },
+    Provide {
+        key: RecordKey,
+        reply: oneshot::Sender<Result<usize, SwarmError>>,
+    },
+    StopProviding {
+        key: RecordKey,
+        reply: oneshot::Sender<()>,
+    },
+    /// `deadline` is when the caller asked plus its patience, so time spent
+    /// waiting in the command queue counts.
+    FindProviders {
+        key: RecordKey,
+        deadline: Instant,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    PublishLoad {
+        report: LoadReport,
+        reply: oneshot::Sender<Result<(), SwarmError>>,
+    },
     PeerLoads(oneshot::Sender<Vec<PeerLoad>>),
     Rtts(oneshot::Sender<HashMap<PeerId, Duration>>),
-    Call { peer: PeerId, request: RopeRequest, reply: oneshot::Sender<Result<RopeResponse, CallError>> },
-    Respond { peer: PeerId, channel: ResponseChannel<RopeResponse>, response: RopeResponse },
+    Call {
+        peer: PeerId,
+        request: RopeRequest,
+        reply: oneshot::Sender<Result<RopeResponse, CallError>>,
+    },
+    Respond {
+        peer: PeerId,
+        channel: ResponseChannel<RopeResponse>,
+        response: RopeResponse,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -259,8 +285,16 @@ impl EventLoop {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The earliest find deadline gets a timer of its own, polled before
+            // swarm events: a busy swarm would otherwise hold answers back
+            // until the next tick found time to run.
+            let next_deadline = self.finds.values().map(|find| find.deadline).min();
+            let deadline_timer = tokio::time::sleep_until(
+                next_deadline.map_or_else(|| tokio::time::Instant::now() + TICK, tokio::time::Instant::from_std),
+            );
             tokio::select! {
                 biased;
+                () = deadline_timer, if next_deadline.is_some() => self.expire_finds(Instant::now()),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown(reply)) => {
                         self.stop();
@@ -288,6 +322,12 @@ impl EventLoop {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        self.expire_finds(now);
+        self.on_tick_rest(now);
+    }
+
+    /// Answers every find whose deadline has passed with what it has.
+    fn expire_finds(&mut self, now: Instant) {
         let expired: Vec<QueryId> = self.finds.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
         for id in expired {
             if let Some(mut find) = self.finds.remove(&id) {
@@ -297,6 +337,9 @@ impl EventLoop {
                 query.finish();
             }
         }
+    }
+
+    fn on_tick_rest(&mut self, now: Instant) {
         let has_peers = self.swarm.connected_peers().next().is_some();
         if let Some(next_wait) = self.bootstrap.due(now, has_peers) {
             let attempts = self.bootstrap.attempts();
@@ -402,9 +445,9 @@ impl EventLoop {
         }
     }
 
-    fn start_find(&mut self, key: RecordKey, deadline: Duration, reply: oneshot::Sender<Vec<PeerId>>) {
+    fn start_find(&mut self, key: RecordKey, deadline: Instant, reply: oneshot::Sender<Vec<PeerId>>) {
         let local = self.provided.contains(&key).then(|| *self.swarm.local_peer_id());
-        let mut find = PendingFind::new(reply, local, Instant::now() + deadline);
+        let mut find = PendingFind::new(reply, local, deadline);
         if self.finds.len() >= MAX_PENDING_FINDS {
             warn!("too many provider lookups in flight; answering with local knowledge only");
             find.answer();

@@ -219,6 +219,7 @@ impl SwarmHandle {
     /// if it provides the key). Providers that cannot be dialed are left out; an
     /// empty list means none was found.
     pub async fn find_providers(&self, key: RecordKey, deadline: Duration) -> Result<Vec<PeerId>, SwarmError> {
+        let deadline = std::time::Instant::now() + deadline;
         self.ask(|reply| Command::FindProviders { key, deadline, reply }).await
     }
 
