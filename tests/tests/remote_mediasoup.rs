@@ -181,3 +181,81 @@ async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_
     assert!(position(&router, "closed").is_some(), "its router closed: {heard:?}");
     assert!(!app.mirror().iter().any(|object| object.id == worker || object.id == router));
 }
+
+/// A peer's ROPE call; the error code it got, or `None` when it succeeded.
+async fn peer_call(
+    rogue: &mafalda_tests::swarm::TestNode,
+    to: mafalda_swarm::PeerId,
+    method: &str,
+    params: serde_json::Value,
+) -> Option<i64> {
+    match rogue.handle.call(to, method, None, Value::serialized(&params).expect("params")).await {
+        Ok(_) => None,
+        Err(mafalda_swarm::CallError::Remote(error)) => Some(error.code),
+        Err(other) => panic!("{method}: the node did not answer: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rogue_peer_can_neither_inject_objects_into_an_app_nor_reach_another_entrys_session() {
+    let (entry, addr, _) = mafalda_tests::node::webrtc_node_with_api(None).await;
+    let host = mafalda_tests::node::node_with(Some(&entry), |_| {}).await;
+    let rogue = mafalda_tests::swarm::spawn_node(mafalda_tests::swarm::loopback_config().with_bootstrap(vec![
+        entry.listen_addrs().await.expect("addrs").remove(0).with_p2p(entry.peer_id()).expect("p2p"),
+    ]))
+    .await;
+    assert!(
+        mafalda_tests::swarm::eventually(Duration::from_secs(10), || async {
+            entry.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&host.peer_id()))
+        })
+        .await
+    );
+    let (app, _events) =
+        Client::connect(format!("ws://{addr}/v1/rope?format=json"), ClientConfig::default()).await.expect("connect");
+    let worker = call(&app, None, "mediasoup.createWorker", json!({ "node": host.peer_id().to_string() }))
+        .await
+        .expect("a worker on the host");
+    let worker = worker["id"].as_str().expect("id").to_owned();
+    let before = app.mirror();
+
+    // The rogue pretends to host the app's session: refused, nothing appears.
+    let forged = json!({ "session": 1, "events": [
+        { "object": "forged", "objectType": "worker", "name": "created", "data": {} },
+        { "object": worker, "objectType": "worker", "name": "closed", "data": null },
+    ] });
+    for session in 0..4 {
+        let mut forged = forged.clone();
+        forged["session"] = json!(session);
+        assert_eq!(peer_call(&rogue, entry.peer_id(), "mediasoup.session.events", forged).await, Some(-32001));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.mirror(), before, "the app's objects are untouched");
+
+    // The rogue calls the host as if it were the entry: another peer's sessions are not its own.
+    for session in 0..4 {
+        let probe = json!({ "session": session, "target": worker, "method": "close" });
+        assert_eq!(peer_call(&rogue, host.peer_id(), "mediasoup.session.call", probe).await, Some(-32001));
+    }
+    // Malformed forwarding calls are refused as bad params.
+    assert_eq!(
+        peer_call(&rogue, host.peer_id(), "mediasoup.session.call", json!({ "nonsense": true })).await,
+        Some(-32602)
+    );
+    // The app's worker still answers through its entry.
+    call(&app, Some(&worker), "dump", json!(null)).await.expect("the worker is alive");
+
+    // A rogue may host its own sessions, but at most 16.
+    for session in 0..16 {
+        let open = json!({ "session": session, "method": "mediasoup.createWorker", "params": {} });
+        assert_eq!(peer_call(&rogue, host.peer_id(), "mediasoup.session.call", open).await, None);
+    }
+    let one_more = json!({ "session": 99, "method": "mediasoup.createWorker", "params": {} });
+    assert_eq!(peer_call(&rogue, host.peer_id(), "mediasoup.session.call", one_more).await, Some(-32004));
+    assert_eq!(host.hosted_app_sessions(), 17, "the app's session and the rogue's 16");
+    // When the rogue leaves, its sessions close.
+    rogue.handle.shutdown().await.expect("shutdown");
+    assert!(
+        mafalda_tests::swarm::eventually(Duration::from_secs(10), || async { host.hosted_app_sessions() == 1 }).await,
+        "the rogue's sessions closed with it"
+    );
+}
