@@ -78,6 +78,13 @@ if [[ "$mode" == remote ]]; then
   say "app at node A ($peer_a), workers at node B ($peer_b)"
 fi
 
+# The client's own checks against the real node first (bad calls, error
+# classes, sessions kept apart).
+if [[ "$mode" == direct ]]; then
+  (cd "$repo/clients/remote-mediasoup" && MAFALDA_NODE_URL="ws://$api_a/v1/rope" timeout 120 node --test test/node/) \
+    || { say "the client's checks against the node failed"; exit 1; }
+fi
+
 results="$tmp/jest.json"
 started=$(date +%s)
 set +e

@@ -1,4 +1,4 @@
-// Type declarations of @mafalda-swarm/remote-mediasoup (hand-written).
+// Type declarations of remote-mediasoup (hand-written).
 // The API is mediasoup's (3.14) Node API; the objects live on a Mafalda Swarm
 // node reached over ROPE (JSON over WebSocket).
 
