@@ -23,6 +23,8 @@ else
 fi
 step "doc tests"
 cargo test --workspace --locked --doc
+step "remote-mediasoup's unit tests"
+(cd clients/remote-mediasoup && node --test test/unit/)
 step "mediasoup's Node test suite against remote-mediasoup (workers in the app's node)"
 cargo build -p mafalda-cli --locked
 ./scripts/compat.sh direct
