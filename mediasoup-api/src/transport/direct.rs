@@ -48,20 +48,13 @@ pub(super) async fn create(
     let transport = router.create_direct_transport(options).await.map_err(super::refused)?;
     let id = transport.id().to_string();
     mirror.start(&id, json!({}));
-    let handlers = vec![
+    let mut handlers = vec![
         transport.on_rtcp({
             let mirror = Arc::clone(&mirror);
             move |packet| mirror.emit("rtcp", vec![json!(base64(packet))])
         }),
-        transport.on_trace(Arc::new({
-            let mirror = Arc::clone(&mirror);
-            move |trace| mirror.trace(trace)
-        })),
-        transport.on_close(Box::new({
-            let (weak, id) = (session.weak(), id.clone());
-            move || weak.forget(&id)
-        })),
     ];
+    handlers.extend(mirror.common_handlers(&transport, session, &id));
     session.insert(&id, Some(router_id), Object::DirectTransport(transport), &json!({}), handlers)?;
     answer(json!({ "id": id }))
 }

@@ -185,4 +185,20 @@ impl<S: Serialize + Send + 'static> Mirror<S> {
     pub(super) fn trace(&self, trace: &TransportTraceEventData) {
         self.emit("trace", vec![to_json(trace)]);
     }
+
+    /// The subscriptions every kind of transport has: its `trace` events,
+    /// and its end (the session then forgets it and what is under it).
+    pub(super) fn common_handlers(
+        self: &Arc<Self>,
+        transport: &dyn Transport,
+        session: &Session,
+        id: &str,
+    ) -> Vec<event_listener_primitives::HandlerId> {
+        let mirror = Arc::clone(self);
+        let (weak, id) = (session.weak(), id.to_owned());
+        vec![
+            transport.on_trace(Arc::new(move |trace| mirror.trace(trace))),
+            transport.on_close(Box::new(move || weak.forget(&id))),
+        ]
+    }
 }

@@ -122,7 +122,7 @@ pub(super) async fn create(
         "srtpParameters": transport.srtp_parameters(),
     });
     mirror.start(&id, State::of(&transport));
-    let handlers = vec![
+    let mut handlers = vec![
         transport.on_tuple({
             let mirror = Arc::clone(&mirror);
             move |tuple| {
@@ -146,15 +146,8 @@ pub(super) async fn create(
                 mirror.emit("sctpstatechange", vec![to_json(&sctp_state)]);
             }
         }),
-        transport.on_trace(Arc::new({
-            let mirror = Arc::clone(&mirror);
-            move |trace| mirror.trace(trace)
-        })),
-        transport.on_close(Box::new({
-            let (weak, id) = (session.weak(), id.clone());
-            move || weak.forget(&id)
-        })),
     ];
+    handlers.extend(mirror.common_handlers(&transport, session, &id));
     let initial = mirror.snapshot();
     session.insert(&id, Some(router_id), Object::PlainTransport(transport), &initial, handlers)?;
     answer(data)

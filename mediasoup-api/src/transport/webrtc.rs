@@ -165,7 +165,7 @@ pub(super) async fn create(
         sctp_state: transport.sctp_state(),
     };
     mirror.start(&id, state);
-    let handlers = vec![
+    let mut handlers = vec![
         transport.on_ice_state_change({
             let mirror = Arc::clone(&mirror);
             move |ice_state| {
@@ -195,15 +195,8 @@ pub(super) async fn create(
                 mirror.emit("sctpstatechange", vec![to_json(&sctp_state)]);
             }
         }),
-        transport.on_trace(Arc::new({
-            let mirror = Arc::clone(&mirror);
-            move |trace| mirror.trace(trace)
-        })),
-        transport.on_close(Box::new({
-            let (weak, id) = (session.weak(), id.clone());
-            move || weak.forget(&id)
-        })),
     ];
+    handlers.extend(mirror.common_handlers(&transport, session, &id));
     let initial = mirror.snapshot();
     session.insert(&id, Some(router_id), Object::WebRtcTransport(transport), &initial, handlers)?;
     if let Some(server_id) = server_id
