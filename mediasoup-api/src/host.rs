@@ -39,6 +39,8 @@ impl Default for HostConfig {
 /// The node's side of Remote Mediasoup, shared by every app connection.
 pub struct Host {
     manager: WorkerManager,
+    /// Workers running for apps, over every session.
+    workers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     limits: Limits,
     rtc_ports: RangeInclusive<u16>,
 }
@@ -52,7 +54,7 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// A host whose app workers use `rtc_ports` unless an app names its own range.
     pub fn new(limits: Limits, rtc_ports: RangeInclusive<u16>) -> Self {
-        Self { manager: WorkerManager::new(), limits, rtc_ports }
+        Self { manager: WorkerManager::new(), workers: std::sync::Arc::default(), limits, rtc_ports }
     }
 
     /// A host as `config` says.
@@ -64,6 +66,17 @@ impl Host {
         &self.manager
     }
 
+    /// How many workers run for apps now, over every session.
+    pub fn workers(&self) -> usize {
+        self.workers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts a new app worker; the count drops when the returned guard does.
+    pub(crate) fn count_worker(&self) -> WorkerCount {
+        self.workers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WorkerCount(std::sync::Arc::clone(&self.workers))
+    }
+
     /// The caps per connection.
     pub fn limits(&self) -> Limits {
         self.limits
@@ -72,5 +85,14 @@ impl Host {
     /// The ports app workers use by default.
     pub fn rtc_ports(&self) -> RangeInclusive<u16> {
         self.rtc_ports.clone()
+    }
+}
+
+/// One app worker in [`Host::workers`], until dropped.
+pub(crate) struct WorkerCount(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for WorkerCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

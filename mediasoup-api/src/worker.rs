@@ -171,7 +171,12 @@ async fn create_worker(session: &Session, wire: WorkerSettingsWire) -> Result<Va
     };
     let on_close = {
         let (weak, id) = (weak, id.clone());
-        worker.on_close(move || weak.forget(&id))
+        // Counted until the worker closes, whatever closes it.
+        let count = session.host().count_worker();
+        worker.on_close(move || {
+            drop(count);
+            weak.forget(&id);
+        })
     };
     session.insert(&id, None, Object::Worker(worker), &WorkerState { pid }, vec![on_dead, on_close])?;
     info!(worker = %id, "app worker created");

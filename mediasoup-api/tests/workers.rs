@@ -64,9 +64,17 @@ async fn a_connection_holds_at_most_its_workers_and_needs_the_grant() {
 async fn closing_the_session_closes_every_worker() {
     let mut app = App::start().await;
     let (worker, _router) = app.router().await;
+    assert_eq!(app.host.workers(), 1, "the host counts the app's worker");
     app.session.close_all();
     app.event(&worker, "closed").await;
     assert!(app.session.is_empty());
+    for _ in 0..100 {
+        if app.host.workers() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.host.workers(), 0, "the worker stopped with its session");
     let error = rpc(app.call(None, "mediasoup.createWorker", json!({})).await.expect_err("closed session"));
     assert_eq!(class(&error), "InvalidStateError");
 }

@@ -26,8 +26,17 @@ pub(crate) struct MethodLabel {
 
 /// The node-to-node methods a node speaks. Only these become label values: a
 /// peer naming ten thousand made-up methods must not make ten thousand series.
-pub(crate) const KNOWN_METHODS: &[&str] =
-    &["stream.describe", "stream.pipe", "stream.unpipe", "stream.closed", "stream.move", "stream.stats"];
+pub(crate) const KNOWN_METHODS: &[&str] = &[
+    "stream.describe",
+    "stream.pipe",
+    "stream.unpipe",
+    "stream.closed",
+    "stream.move",
+    "stream.stats",
+    "mediasoup.session.call",
+    "mediasoup.session.events",
+    "mediasoup.session.close",
+];
 
 /// The label value for `method`: itself if known, else `other`.
 fn method_label(method: &str) -> &'static str {

@@ -48,12 +48,10 @@ pub(super) async fn create(
     let transport = router.create_direct_transport(options).await.map_err(super::refused)?;
     let id = transport.id().to_string();
     mirror.start(&id, json!({}));
-    let mut handlers = vec![
-        transport.on_rtcp({
-            let mirror = Arc::clone(&mirror);
-            move |packet| mirror.emit("rtcp", vec![json!(base64(packet))])
-        }),
-    ];
+    let mut handlers = vec![transport.on_rtcp({
+        let mirror = Arc::clone(&mirror);
+        move |packet| mirror.emit("rtcp", vec![json!(base64(packet))])
+    })];
     handlers.extend(mirror.common_handlers(&transport, session, &id));
     session.insert(&id, Some(router_id), Object::DirectTransport(transport), &json!({}), handlers)?;
     answer(json!({ "id": id }))

@@ -102,15 +102,13 @@ pub(super) async fn create(
         "srtpParameters": transport.srtp_parameters(),
     });
     mirror.start(&id, State::of(&transport));
-    let mut handlers = vec![
-        transport.on_sctp_state_change({
-            let mirror = Arc::clone(&mirror);
-            move |sctp_state| {
-                mirror.update(|state| state.sctp_state = Some(sctp_state));
-                mirror.emit("sctpstatechange", vec![to_json(&sctp_state)]);
-            }
-        }),
-    ];
+    let mut handlers = vec![transport.on_sctp_state_change({
+        let mirror = Arc::clone(&mirror);
+        move |sctp_state| {
+            mirror.update(|state| state.sctp_state = Some(sctp_state));
+            mirror.emit("sctpstatechange", vec![to_json(&sctp_state)]);
+        }
+    })];
     handlers.extend(mirror.common_handlers(&transport, session, &id));
     let initial = mirror.snapshot();
     session.insert(&id, Some(router_id), Object::PipeTransport(transport), &initial, handlers)?;

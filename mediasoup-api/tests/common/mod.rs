@@ -32,6 +32,7 @@ impl Handler for Root {
 
 /// One app connected to a session.
 pub struct App {
+    pub host: Arc<Host>,
     pub client: Client,
     pub events: mpsc::Receiver<ClientEvent>,
     pub session: Session,
@@ -62,14 +63,14 @@ impl App {
         let root = Arc::new(Root(OnceLock::new()));
         let server = Server::new(root.clone());
         let host = Arc::new(Host::new(limits, 20000..=29999));
-        let session = Session::new(host, server.clone(), grants);
+        let session = Session::new(Arc::clone(&host), server.clone(), grants);
         let _ = root.0.set(session.clone());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         websocket::serve(listener, server.clone());
         let (client, events) =
             Client::connect(format!("ws://{addr}/v1/rope"), ClientConfig::default()).await.expect("connect");
-        App { client, events, session, server }
+        App { host, client, events, session, server }
     }
 
     /// Calls `method` on `target` (or the root) with JSON params.

@@ -40,6 +40,12 @@ pub(super) async fn render(State(state): State<ApiState>) -> Response {
         "Egresses, WebRTC consumers and pipes consuming held streams",
         local_consumers,
     );
+    let app_workers = Gauge::<i64>::default();
+    app_workers.set(i64::try_from(node.inner.app_media.host().workers()).unwrap_or(i64::MAX));
+    registry.register("app_workers", "mediasoup workers run for apps (Remote Mediasoup), here", app_workers);
+    let hosted = Gauge::<i64>::default();
+    hosted.set(i64::try_from(node.hosted_app_sessions()).unwrap_or(i64::MAX));
+    registry.register("hosted_app_sessions", "App sessions this node hosts for other nodes' apps", hosted);
     let draining = Gauge::<i64>::default();
     draining.set(i64::from(node.is_draining()));
     registry.register("draining", "1 while the node drains", draining);
