@@ -360,6 +360,17 @@ impl RunArgs {
         if let Some(timeout) = file.drain_timeout.filter(|_| unset("drain_timeout")) {
             self.drain_timeout = parse_seconds(&timeout.to_string()).map_err(|e| bad("drain_timeout", &e))?;
         }
+        if let Some(grace) = file.session_grace.filter(|_| unset("session_grace")) {
+            self.session_grace = parse_seconds(&grace.to_string()).map_err(|e| bad("session_grace", &e))?;
+        }
+        if let Some(workers) = file.app_workers.filter(|_| unset("app_workers")) {
+            anyhow::ensure!(workers <= 256, "{}: app_workers must be at most 256", path.display());
+            self.app_workers = workers;
+        }
+        if let Some(objects) = file.app_objects.filter(|_| unset("app_objects")) {
+            anyhow::ensure!((1..=1_000_000).contains(&objects), "{}: app_objects must be 1 to 1000000", path.display());
+            self.app_objects = objects;
+        }
         if let Some(identity) = file.identity.filter(|_| unset("identity")) {
             self.identity = Some(identity);
         }

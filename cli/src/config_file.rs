@@ -18,6 +18,9 @@
 //! workers = 4
 //! rtc_ports = "40000-49999"
 //! webrtc_ports = "39000-39015"
+//! session_grace = 15
+//! app_workers = 4
+//! app_objects = 4096
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -49,6 +52,9 @@ pub(crate) struct ConfigFile {
     pub(crate) watermark: Option<f32>,
     pub(crate) relay_linger: Option<f64>,
     pub(crate) drain_timeout: Option<f64>,
+    pub(crate) session_grace: Option<f64>,
+    pub(crate) app_workers: Option<u16>,
+    pub(crate) app_objects: Option<u32>,
     pub(crate) identity: Option<PathBuf>,
     pub(crate) workers: Option<u16>,
     pub(crate) rtc_ports: Option<String>,
