@@ -3,15 +3,17 @@
 //! downstream processes killed with SIGKILL over and over. Real processes,
 //! real HTTP to their APIs on 127.0.0.1, real RTP from and to UDP sockets.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_mafalda-node");
+mod common;
+
+use common::NodeProcess;
+
 /// `mafalda-node run`'s default `--drain-timeout`.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The issue's bound for the pipes of a killed downstream peer to close.
@@ -21,77 +23,48 @@ const PAYLOAD_TYPE: u8 = 111;
 const PAYLOAD_LEN: usize = 120;
 const TRACK: &str = r#"{"tracks":[{"kind":"audio","codec":"opus","payloadType":111,"ssrc":1592590455}]}"#;
 
-/// A running `mafalda-node run`; killed (SIGKILL) if the test ends without stopping it.
-struct Process {
-    child: Option<Child>,
-    peer_id: String,
-    addr: String,
-    api: SocketAddr,
+/// A running `mafalda-node run` ([`NodeProcess`]) and what these tests ask of its API.
+struct Process(NodeProcess);
+
+impl std::ops::Deref for Process {
+    type Target = NodeProcess;
+    fn deref(&self) -> &NodeProcess {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut NodeProcess {
+        &mut self.0
+    }
 }
 
 impl Process {
-    /// Starts `mafalda-node run` on loopback with `args` and reads its identity,
-    /// first address and API address from stdout.
+    /// Starts `mafalda-node run` on loopback, one worker, with `args`.
     fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(BINARY)
-            .args(["run", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--workers", "1"])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn mafalda-node");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut line = || lines.next().expect("a line on stdout").expect("utf-8");
-        let peer_id = line().strip_prefix("peer id: ").expect("first line gives the peer id").to_owned();
-        let addr = line().strip_prefix("listening on: ").expect("then an address").to_owned();
-        let api = loop {
-            let next = line();
-            if let Some(api) = next.strip_prefix("api: http://").and_then(|rest| rest.strip_suffix("/v1/status")) {
-                break api.parse().expect("the API address");
-            }
-            assert!(next.starts_with("listening on: "), "unexpected line: {next}");
-        };
-        Self { child: Some(child), peer_id, addr, api }
+        let defaults = ["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--workers", "1"];
+        Self(NodeProcess::start(&[&defaults[..], args].concat()))
     }
 
-    fn child(&mut self) -> &mut Child {
-        self.child.as_mut().expect("still running")
+    /// Its first listen address.
+    fn addr(&self) -> &str {
+        &self.0.addrs[0]
     }
 
-    fn signal(&mut self, signal: &str) {
-        let pid = self.child().id().to_string();
-        let sent = Command::new("kill").arg(format!("-{signal}")).arg(pid).status().expect("run kill");
-        assert!(sent.success(), "kill -{signal}");
+    fn api(&self) -> SocketAddr {
+        self.0.api_addr()
     }
 
-    fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child().try_wait().expect("wait for mafalda-node")
+    fn kill(self) {
+        self.0.kill();
     }
 
-    /// SIGKILL and reap.
-    fn kill(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGINT (stops at once) and reap.
-    fn stop(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
-            let end = Instant::now() + Duration::from_secs(5);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+    fn stop(self) {
+        self.0.stop();
     }
 
     fn status(&self) -> serde_json::Value {
-        let (code, body) = http(self.api, "GET", "/v1/status", None).expect("GET /v1/status");
+        let (code, body) = http(self.api(), "GET", "/v1/status", None).expect("GET /v1/status");
         assert_eq!(code, 200, "{body}");
         body
     }
@@ -99,13 +72,13 @@ impl Process {
     /// `POST /v1/streams/{stream}/rtp-egress` to `to`: the answer (status, body).
     fn consume(&self, stream: &str, to: SocketAddr) -> (u16, serde_json::Value) {
         let body = format!(r#"{{"ip":"{}","port":{}}}"#, to.ip(), to.port());
-        http(self.api, "POST", &format!("/v1/streams/{stream}/rtp-egress"), Some(&body)).expect("POST rtp-egress")
+        http(self.api(), "POST", &format!("/v1/streams/{stream}/rtp-egress"), Some(&body)).expect("POST rtp-egress")
     }
 
     /// `PUT /v1/streams/{stream}/rtp-ingest` with one Opus track: where to send RTP.
     fn publish(&self, stream: &str) -> SocketAddr {
         let (code, body) =
-            http(self.api, "PUT", &format!("/v1/streams/{stream}/rtp-ingest"), Some(TRACK)).expect("PUT rtp-ingest");
+            http(self.api(), "PUT", &format!("/v1/streams/{stream}/rtp-ingest"), Some(TRACK)).expect("PUT rtp-ingest");
         assert_eq!(code, 201, "publish: {body}");
         let ip = body["ip"].as_str().expect("ip");
         format!("{ip}:{}", body["port"]).parse().expect("ingest address")
@@ -123,15 +96,6 @@ impl Process {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("{} never connected to {peer}", self.peer_id);
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -235,7 +199,7 @@ fn a_relay_drained_with_sigterm_loses_no_packet_and_exits_zero() {
     // A publishes; B relays (it consumes first, so it holds the stream); C
     // joins through B only and consumes: its path must go through B.
     let a = Process::start(&[]);
-    let mut b = Process::start(&["--bootstrap", &a.addr]);
+    let mut b = Process::start(&["--bootstrap", a.addr()]);
     b.wait_connected(&a.peer_id);
     let ingest = a.publish("talk");
     let stop_sending = Arc::new(AtomicBool::new(false));
@@ -247,7 +211,7 @@ fn a_relay_drained_with_sigterm_loses_no_packet_and_exits_zero() {
 
     // Every RTT on one machine is the same: tell C that A is far, as it would be.
     let far_a = format!("{}=80", a.peer_id);
-    let c = Process::start(&["--bootstrap", &b.addr, "--link-delay", &far_a]);
+    let c = Process::start(&["--bootstrap", b.addr(), "--link-delay", &far_a]);
     c.wait_connected(&b.peer_id);
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let to = receiver.local_addr().expect("addr");
@@ -273,7 +237,7 @@ fn a_relay_drained_with_sigterm_loses_no_packet_and_exits_zero() {
         if let Some(status) = b.try_wait() {
             break status;
         }
-        match http(b.api, "GET", "/readyz", None) {
+        match http(b.api(), "GET", "/readyz", None) {
             Ok((code, body)) => probes.push((signalled.elapsed(), Probe::Answer(code, body))),
             Err(error) => {
                 // Refused is fine once the process is gone; check it is.
@@ -398,7 +362,7 @@ fn killed_downstream_processes_leave_no_pipes_and_no_false_busy() {
         // Start and consume in parallel: each downstream process pulls from A.
         let spawned: Vec<JoinHandle<(Process, u16, serde_json::Value)>> = (0..count)
             .map(|_| {
-                let bootstrap = a.addr.clone();
+                let bootstrap = a.addr().to_owned();
                 let a_id = a.peer_id.clone();
                 std::thread::spawn(move || {
                     let d = Process::start(&["--bootstrap", &bootstrap]);
@@ -487,7 +451,7 @@ fn killed_downstream_processes_leave_no_pipes_and_no_false_busy() {
     );
 
     // An honest consumer is still served by A (not told busy) and gets real RTP.
-    let e = Process::start(&["--bootstrap", &a.addr]);
+    let e = Process::start(&["--bootstrap", a.addr()]);
     e.wait_connected(&a.peer_id);
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let to = receiver.local_addr().expect("addr");

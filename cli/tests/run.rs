@@ -1,63 +1,25 @@
 //! `mafalda-node` as a user runs it: the real binary, started and stopped by signal.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_mafalda-node");
+use common::BINARY;
 /// The bound for an orderly exit after SIGINT/SIGTERM.
 const EXIT_WITHIN: Duration = Duration::from_secs(2);
 
-struct Started {
-    child: Child,
-    peer_id: String,
-    addrs: Vec<String>,
-    api: String,
-}
+mod common;
 
-/// Starts `mafalda-node run` with `args` (the API on 127.0.0.1:0 unless they
-/// give `--api`) and reads its identity and addresses.
-fn start(args: &[&str]) -> Started {
+use common::NodeProcess;
+
+/// Starts `mafalda-node run ARGS`, its API on 127.0.0.1:0 unless they give `--api`.
+fn start(args: &[&str]) -> NodeProcess {
     let api: &[&str] = if args.contains(&"--api") { &[] } else { &["--api", "127.0.0.1:0"] };
-    let mut child = Command::new(BINARY)
-        .arg("run")
-        .args(api)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn mafalda-node");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a first line").expect("utf-8");
-    let peer_id = first.strip_prefix("peer id: ").expect("first line gives the peer id").to_owned();
-    let addr_line = lines.next().expect("an address line").expect("utf-8");
-    let addr = addr_line.strip_prefix("listening on: ").expect("second line gives an address").to_owned();
-    let api_line = lines.next().expect("an api line").expect("utf-8");
-    let api = api_line
-        .strip_prefix("api: http://")
-        .and_then(|rest| rest.strip_suffix("/v1/status"))
-        .expect("third line gives the API address")
-        .to_owned();
-    Started { child, peer_id, addrs: vec![addr], api }
+    NodeProcess::start(&[api, args].concat())
 }
 
 /// Sends `signal` and returns the exit status and how long the exit took.
-fn stop(mut child: Child, signal: &str) -> (std::process::ExitStatus, Duration) {
-    let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
-    assert!(status.expect("run kill").success(), "kill -{signal}");
-    let sent = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for mafalda-node") {
-            return (status, sent.elapsed());
-        }
-        if sent.elapsed() > EXIT_WITHIN * 3 {
-            let _ = child.kill();
-            panic!("mafalda-node still running {:?} after SIG{signal}", sent.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn stop(node: NodeProcess, signal: &str) -> (std::process::ExitStatus, Duration) {
+    node.signal_and_wait(signal, EXIT_WITHIN * 3)
 }
 
 #[test]
@@ -74,7 +36,7 @@ fn run_prints_identity_and_addresses_and_exits_cleanly_on_sigint_and_sigterm() {
     std::thread::sleep(Duration::from_millis(300));
 
     for (node, signal) in [(second, "INT"), (first, "TERM")] {
-        let (status, took) = stop(node.child, signal);
+        let (status, took) = stop(node, signal);
         assert!(status.success(), "exit status after SIG{signal}: {status}");
         assert!(took < EXIT_WITHIN, "exit after SIG{signal} took {took:?}");
     }
@@ -87,11 +49,12 @@ fn identity_file_keeps_the_peer_id_across_restarts_and_a_bad_one_is_refused() {
     let key = dir.join("node.key");
     let key_arg = key.to_str().expect("utf-8 path");
     let first = start(&["--identity", key_arg]);
-    let (status, _) = stop(first.child, "TERM");
+    let first_peer = first.peer_id.clone();
+    let (status, _) = stop(first, "TERM");
     assert!(status.success());
     let second = start(&["--identity", key_arg]);
-    assert_eq!(second.peer_id, first.peer_id, "same identity after a restart");
-    let (status, _) = stop(second.child, "TERM");
+    assert_eq!(second.peer_id, first_peer, "same identity after a restart");
+    let (status, _) = stop(second, "TERM");
     assert!(status.success());
 
     std::fs::write(&key, b"garbage").expect("corrupt the key");
@@ -201,7 +164,7 @@ fn a_routable_api_without_a_token_is_refused_unless_insecure() {
     let insecure = start(&["--api", "0.0.0.0:0", "--api-insecure"]);
     assert!(insecure.api.starts_with("0.0.0.0:"), "{}", insecure.api);
     assert!(status_line(&insecure.api, None).contains(" 200 "));
-    let (status, _) = stop(insecure.child, "TERM");
+    let (status, _) = stop(insecure, "TERM");
     assert!(status.success());
 
     // With a token from a file it starts too, and the token is required.
@@ -210,7 +173,7 @@ fn a_routable_api_without_a_token_is_refused_unless_insecure() {
     let guarded = start(&["--api", "0.0.0.0:0", "--api-token-file", token.to_str().expect("utf-8")]);
     assert!(status_line(&guarded.api, None).contains(" 401 "));
     assert!(status_line(&guarded.api, Some("s3cret")).contains(" 200 "), "the file's first line is the token");
-    let (status, _) = stop(guarded.child, "TERM");
+    let (status, _) = stop(guarded, "TERM");
     assert!(status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -263,7 +226,7 @@ fn client_subcommands_publish_find_and_consume_through_the_api() {
     assert_eq!(bad_track.status.code(), Some(2), "a malformed --track is a usage error");
 
     for node in [second, first] {
-        let (status, _) = stop(node.child, "TERM");
+        let (status, _) = stop(node, "TERM");
         assert!(status.success());
     }
 }
@@ -289,11 +252,12 @@ fn a_config_file_sets_what_flags_do_not_and_typos_are_refused() {
     let node = start(&["--config", config_arg]);
     assert!(key.exists(), "the identity file named in the config was created");
     assert!(!node.api.ends_with(":1"), "the --api flag won over the file: {}", node.api);
-    let (status, _) = stop(node.child, "TERM");
+    let node_peer = node.peer_id.clone();
+    let (status, _) = stop(node, "TERM");
     assert!(status.success());
     let again = start(&["--config", config_arg]);
-    assert_eq!(again.peer_id, node.peer_id, "the identity from the config file is kept across restarts");
-    let (status, _) = stop(again.child, "TERM");
+    assert_eq!(again.peer_id, node_peer, "the identity from the config file is kept across restarts");
+    let (status, _) = stop(again, "TERM");
     assert!(status.success());
 
     std::fs::write(&config, "workerz = 2\n").expect("write typo");
@@ -387,7 +351,7 @@ fn ffmpeg_publishes_at_one_node_and_ffmpeg_decodes_at_another() {
     assert!(receiver.status.success(), "receiver failed: {}", String::from_utf8_lossy(&receiver.stderr));
     assert!(video >= 30, "video frames decoded: {video}");
     assert!(audio >= 100, "audio frames decoded: {audio}");
-    for node in [second.child, first.child] {
+    for node in [second, first] {
         let (status, _) = stop(node, "TERM");
         assert!(status.success());
     }

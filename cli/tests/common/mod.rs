@@ -1,0 +1,119 @@
+//! The real `mafalda-node` binary as the CLI tests run it: started with
+//! arguments, its identity and addresses read from what it prints, stopped
+//! by signal, and killed if a test ends without stopping it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_mafalda-node");
+
+/// A running `mafalda-node run`; killed (SIGKILL) if dropped still running.
+pub struct NodeProcess {
+    child: Option<Child>,
+    /// Its peer id.
+    pub peer_id: String,
+    /// The addresses it listens on (each ending in `/p2p/<peer id>`).
+    pub addrs: Vec<String>,
+    /// Its API, `HOST:PORT`.
+    pub api: String,
+}
+
+impl NodeProcess {
+    /// Starts `mafalda-node run ARGS` and reads its peer id, listen addresses
+    /// and API address from stdout.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BINARY)
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mafalda-node");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut line = || lines.next().expect("a line on stdout").expect("utf-8");
+        let peer_id = line().strip_prefix("peer id: ").expect("first line gives the peer id").to_owned();
+        let mut addrs = Vec::new();
+        let api = loop {
+            let next = line();
+            if let Some(api) = next.strip_prefix("api: http://").and_then(|rest| rest.strip_suffix("/v1/status")) {
+                break api.to_owned();
+            }
+            let addr = next.strip_prefix("listening on: ").unwrap_or_else(|| panic!("unexpected line: {next}"));
+            addrs.push(addr.to_owned());
+        };
+        assert!(!addrs.is_empty(), "at least one listen address is printed before the API");
+        Self { child: Some(child), peer_id, addrs, api }
+    }
+
+    /// The API's socket address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.parse().expect("the API address")
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("still running")
+    }
+
+    /// Sends `signal` (e.g. `TERM`).
+    pub fn signal(&mut self, signal: &str) {
+        let pid = self.child().id().to_string();
+        let sent = Command::new("kill").arg(format!("-{signal}")).arg(pid).status().expect("run kill");
+        assert!(sent.success(), "kill -{signal}");
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child().try_wait().expect("wait for mafalda-node")
+    }
+
+    /// Sends `signal` and waits for the exit (at most `give_up`, then it is
+    /// killed and the test fails): the status and how long the exit took.
+    pub fn signal_and_wait(mut self, signal: &str, give_up: Duration) -> (ExitStatus, Duration) {
+        self.signal(signal);
+        let sent = Instant::now();
+        loop {
+            if let Some(status) = self.try_wait() {
+                self.child = None;
+                return (status, sent.elapsed());
+            }
+            assert!(sent.elapsed() < give_up, "mafalda-node still running {:?} after SIG{signal}", sent.elapsed());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGINT (stops at once) and reap; killed after 5 s.
+    pub fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+            let end = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
