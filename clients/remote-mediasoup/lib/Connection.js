@@ -46,7 +46,6 @@ class Connection {
 	#closesInFlight = new Set();
 	#closesUnanswered = 0;
 	#callsUnanswered = 0;
-	#callsInFlight = new Map();
 	#outbox = [];
 	// Events for ids not known (yet): an object's first events may come
 	// before the answer that creates it. Kept EARLY_TTL ms.
@@ -183,27 +182,23 @@ class Connection {
 				return;
 			}
 			const item = this.#outbox[0];
-			// The node runs a connection's calls concurrently; mediasoup's
-			// channel runs them in order. So, strictly first in first out:
-			// calls and fire-and-forget messages (close, send) alternate, each
-			// kind waiting for the other kind sent before it to be answered (a
-			// send after setSubchannels, a dump after a close), and one
-			// object's calls go one at a time (pause() then resume() leave it
-			// resumed, and answers come in call order). Sends are pipelined:
-			// one at a time would keep their order but, at the node's answer
-			// time for a send with a consumer attached (~25 ms), allow some
-			// 40 messages a second; their order is the node's to keep.
+			// The node runs calls on one object in the order they arrive
+			// (rope/PROTOCOL.md), so one object's calls are pipelined; calls
+			// on different objects run at once there. So calls and
+			// fire-and-forget messages (close, send) alternate, each kind
+			// waiting for the other kind sent before it to be answered (a
+			// send after setSubchannels, a dump of a router after a close of
+			// its transport).
 			const other = item.close ? this.#callsUnanswered : this.#closesUnanswered;
-			const serial = !item.close && item.target && this.#callsInFlight.has(item.target);
-			if (other > 0 || serial) {
+			if (other > 0) {
 				return;
 			}
 			this.#outbox.shift();
 			const kind = item.close ? 'close' : 'call';
-			this.#track(kind, item.target, 1);
+			this.#track(kind, 1);
 			const sent = this.#send(item.method, item.target, item.params);
 			sent.catch(() => {}).then(() => {
-				this.#track(kind, item.target, -1);
+				this.#track(kind, -1);
 				this.#flush();
 			});
 			if (item.close) {
@@ -214,20 +209,11 @@ class Connection {
 		}
 	}
 
-	#track(kind, target, delta) {
+	#track(kind, delta) {
 		if (kind === 'close') {
 			this.#closesUnanswered += delta;
 		} else {
 			this.#callsUnanswered += delta;
-		}
-		if (!target || kind === 'close') {
-			return;
-		}
-		const n = (this.#callsInFlight.get(target) || 0) + delta;
-		if (n > 0) {
-			this.#callsInFlight.set(target, n);
-		} else {
-			this.#callsInFlight.delete(target);
 		}
 	}
 
