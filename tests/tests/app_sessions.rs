@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use mafalda_node::api::ApiConfig;
-use mafalda_rope::{Client, ClientConfig, Value};
+use mafalda_rope::{Client, ClientConfig};
 use mafalda_tests::node::webrtc_node_with_api_config;
+use mafalda_tests::rope::call_json;
 use mafalda_tests::swarm::eventually;
 use serde_json::json;
 
@@ -17,8 +18,7 @@ fn session_token(client: &Client) -> String {
 }
 
 async fn call(client: &Client, target: Option<&str>, method: &str, params: serde_json::Value) -> serde_json::Value {
-    let answer = client.call(method, target, Value::serialized(&params).expect("params")).await;
-    answer.unwrap_or_else(|error| panic!("{method}: {error}")).deserialized().expect("JSON")
+    call_json(client, target, method, params).await.unwrap_or_else(|error| panic!("{method}: {error}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,8 @@ use std::time::Duration;
 use mafalda_node::api::ApiConfig;
 use mafalda_rope::{CallError, Client, ClientConfig, ClientEvent, EventKind, Value};
 use mafalda_tests::node::webrtc_node_with_api_config;
+use mafalda_tests::rope::call_json as call;
+use mafalda_tests::swarm::eventually;
 use serde_json::json;
 
 const APP: &str = "app-s3cret";
@@ -16,16 +18,6 @@ const ADMIN: &str = "admin-s3cret";
 async fn rope(addr: SocketAddr, token: &str) -> (Client, tokio::sync::mpsc::Receiver<ClientEvent>) {
     let url = format!("ws://{addr}/v1/rope?format=json&access_token={token}");
     Client::connect(url, ClientConfig::default()).await.expect("connect over ROPE")
-}
-
-async fn call(
-    client: &Client,
-    target: Option<&str>,
-    method: &str,
-    params: serde_json::Value,
-) -> Result<serde_json::Value, CallError> {
-    let answer = client.call(method, target, Value::serialized(&params).expect("params")).await?;
-    Ok(answer.deserialized().expect("JSON answer"))
 }
 
 fn rpc_code(result: Result<serde_json::Value, CallError>) -> i64 {
@@ -57,14 +49,10 @@ async fn an_apps_workers_are_its_own_and_close_with_its_connection() {
     .await
     .expect("router");
     let router = router["id"].as_str().expect("router id").to_owned();
-    let mut mirrored = false;
-    for _ in 0..50 {
-        mirrored = app.mirror().iter().any(|object| object.id == router && object.object_type == "router");
-        if mirrored {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mirrored = eventually(Duration::from_secs(5), || async {
+        app.mirror().iter().any(|object| object.id == router && object.object_type == "router")
+    })
+    .await;
     assert!(mirrored, "the router is an object of the app's mirror");
 
     // Another connection neither sees nor reaches them.
@@ -106,7 +94,7 @@ async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_
     let host = mafalda_tests::node::node_with(Some(&entry), |_| {}).await;
     let host_id = host.peer_id().to_string();
     assert!(
-        mafalda_tests::swarm::eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(10), || async {
             entry.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&host.peer_id()))
         })
         .await,
@@ -154,15 +142,11 @@ async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_
     call(&second, None, "mediasoup.createWorker", json!({ "node": host_id })).await.expect("second app's worker");
     assert_eq!(host.hosted_app_sessions(), 2);
     drop(second);
-    let mut hosted = 2;
-    for _ in 0..100 {
-        hosted = host.hosted_app_sessions();
-        if hosted == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(hosted, 1, "the host closed the session of the app that left");
+    assert!(
+        eventually(Duration::from_secs(5), || async { host.hosted_app_sessions() == 1 }).await,
+        "the host closed the session of the app that left: {} hosted",
+        host.hosted_app_sessions()
+    );
 
     // The host leaves: the worker dies at the entry, its router closes.
     host.shutdown().await;
@@ -205,7 +189,7 @@ async fn a_rogue_peer_can_neither_inject_objects_into_an_app_nor_reach_another_e
     ]))
     .await;
     assert!(
-        mafalda_tests::swarm::eventually(Duration::from_secs(10), || async {
+        eventually(Duration::from_secs(10), || async {
             entry.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&host.peer_id()))
         })
         .await
@@ -255,7 +239,7 @@ async fn a_rogue_peer_can_neither_inject_objects_into_an_app_nor_reach_another_e
     // When the rogue leaves, its sessions close.
     rogue.handle.shutdown().await.expect("shutdown");
     assert!(
-        mafalda_tests::swarm::eventually(Duration::from_secs(10), || async { host.hosted_app_sessions() == 1 }).await,
+        eventually(Duration::from_secs(10), || async { host.hosted_app_sessions() == 1 }).await,
         "the rogue's sessions closed with it"
     );
 }

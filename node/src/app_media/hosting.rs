@@ -99,7 +99,7 @@ pub(crate) async fn call(inner: &Arc<Inner>, peer: PeerId, call: SessionCall) ->
             }
         }
     };
-    let request = RopeRequest::from(call);
+    let request = Request::from(call);
     let outcome = hosted.server.dispatch(request).await;
     let (delivered, done) = oneshot::channel();
     if hosted.flush.send(delivered).await.is_ok() {
@@ -107,8 +107,6 @@ pub(crate) async fn call(inner: &Arc<Inner>, peer: PeerId, call: SessionCall) ->
     }
     outcome
 }
-
-type RopeRequest = Request;
 
 impl From<SessionCall> for Request {
     fn from(call: SessionCall) -> Self {
