@@ -285,16 +285,8 @@ impl EventLoop {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            // The earliest find deadline gets a timer of its own, polled before
-            // swarm events: a busy swarm would otherwise hold answers back
-            // until the next tick found time to run.
-            let next_deadline = self.finds.values().map(|find| find.deadline).min();
-            let deadline_timer = tokio::time::sleep_until(
-                next_deadline.map_or_else(|| tokio::time::Instant::now() + TICK, tokio::time::Instant::from_std),
-            );
             tokio::select! {
                 biased;
-                () = deadline_timer, if next_deadline.is_some() => self.expire_finds(Instant::now()),
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown(reply)) => {
                         self.stop();
@@ -322,12 +314,6 @@ impl EventLoop {
     }
 
     fn on_tick(&mut self, now: Instant) {
-        self.expire_finds(now);
-        self.on_tick_rest(now);
-    }
-
-    /// Answers every find whose deadline has passed with what it has.
-    fn expire_finds(&mut self, now: Instant) {
         let expired: Vec<QueryId> = self.finds.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
         for id in expired {
             if let Some(mut find) = self.finds.remove(&id) {
@@ -337,9 +323,6 @@ impl EventLoop {
                 query.finish();
             }
         }
-    }
-
-    fn on_tick_rest(&mut self, now: Instant) {
         let has_peers = self.swarm.connected_peers().next().is_some();
         if let Some(next_wait) = self.bootstrap.due(now, has_peers) {
             let attempts = self.bootstrap.attempts();
