@@ -1,6 +1,6 @@
 'use strict';
 
-const { RemoteObject } = require('./RemoteObject');
+const { LeafObject } = require('./RemoteObject');
 const { checkTraceTypes } = require('./Producer');
 
 const undef = (value) => (value === null ? undefined : value);
@@ -11,7 +11,7 @@ const undef = (value) => (value === null ? undefined : value);
  * 'listenererror'. Observer: 'close', 'pause', 'resume', 'score',
  * 'layerschange', 'trace'.
  */
-class Consumer extends RemoteObject {
+class Consumer extends LeafObject {
 	#data;
 	#paused;
 	#producerPaused;
@@ -76,21 +76,8 @@ class Consumer extends RemoteObject {
 		return this.#currentLayers;
 	}
 
-	close() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this._sendClose();
-		this.emit('@close');
-		this.observer.safeEmit('close');
-	}
-
 	_transportClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.safeEmit('transportclose');
-		this.observer.safeEmit('close');
+		this._parentClosed('transportclose');
 	}
 
 	_producerClosed() {
@@ -99,14 +86,6 @@ class Consumer extends RemoteObject {
 		}
 		this.emit('@producerclose');
 		this.safeEmit('producerclose');
-		this.observer.safeEmit('close');
-	}
-
-	_remoteClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.emit('@close');
 		this.observer.safeEmit('close');
 	}
 

@@ -1,6 +1,6 @@
 'use strict';
 
-const { RemoteObject } = require('./RemoteObject');
+const { LeafObject } = require('./RemoteObject');
 const { encodeMessage } = require('./DataProducer');
 
 const undef = (value) => (value === null ? undefined : value);
@@ -11,7 +11,7 @@ const undef = (value) => (value === null ? undefined : value);
  * 'bufferedamountlow' (bufferedAmount), 'listenererror'. Observer: 'close',
  * 'pause', 'resume'.
  */
-class DataConsumer extends RemoteObject {
+class DataConsumer extends LeafObject {
 	#data;
 	#paused;
 	#dataProducerPaused;
@@ -64,21 +64,8 @@ class DataConsumer extends RemoteObject {
 		return Array.from(this.#subchannels);
 	}
 
-	close() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this._sendClose();
-		this.emit('@close');
-		this.observer.safeEmit('close');
-	}
-
 	_transportClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.safeEmit('transportclose');
-		this.observer.safeEmit('close');
+		this._parentClosed('transportclose');
 	}
 
 	_dataProducerClosed() {
@@ -87,14 +74,6 @@ class DataConsumer extends RemoteObject {
 		}
 		this.emit('@dataproducerclose');
 		this.safeEmit('dataproducerclose');
-		this.observer.safeEmit('close');
-	}
-
-	_remoteClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.emit('@close');
 		this.observer.safeEmit('close');
 	}
 

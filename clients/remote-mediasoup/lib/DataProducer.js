@@ -1,6 +1,6 @@
 'use strict';
 
-const { RemoteObject } = require('./RemoteObject');
+const { LeafObject } = require('./RemoteObject');
 const { InvalidStateError } = require('./errors');
 
 const undef = (value) => (value === null ? undefined : value);
@@ -35,7 +35,7 @@ function encodeMessage(message, ppid) {
  * Events: 'transportclose', 'listenererror'. Observer: 'close', 'pause',
  * 'resume'.
  */
-class DataProducer extends RemoteObject {
+class DataProducer extends LeafObject {
 	#data;
 	#paused;
 
@@ -70,29 +70,8 @@ class DataProducer extends RemoteObject {
 		return this.#paused;
 	}
 
-	close() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this._sendClose();
-		this.emit('@close');
-		this.observer.safeEmit('close');
-	}
-
 	_transportClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.safeEmit('transportclose');
-		this.observer.safeEmit('close');
-	}
-
-	_remoteClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.emit('@close');
-		this.observer.safeEmit('close');
+		this._parentClosed('transportclose');
 	}
 
 	async dump() {

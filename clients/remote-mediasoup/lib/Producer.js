@@ -1,6 +1,6 @@
 'use strict';
 
-const { RemoteObject } = require('./RemoteObject');
+const { LeafObject } = require('./RemoteObject');
 const { InvalidStateError } = require('./errors');
 
 function checkTraceTypes(types) {
@@ -17,7 +17,7 @@ function checkTraceTypes(types) {
  * 'listenererror'. Observer: 'close', 'pause', 'resume', 'score',
  * 'videoorientationchange', 'trace'.
  */
-class Producer extends RemoteObject {
+class Producer extends LeafObject {
 	#data;
 	#paused;
 	#score;
@@ -58,29 +58,8 @@ class Producer extends RemoteObject {
 		return this.#score;
 	}
 
-	close() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this._sendClose();
-		this.emit('@close');
-		this.observer.safeEmit('close');
-	}
-
 	_transportClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.safeEmit('transportclose');
-		this.observer.safeEmit('close');
-	}
-
-	_remoteClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.emit('@close');
-		this.observer.safeEmit('close');
+		this._parentClosed('transportclose');
 	}
 
 	async dump() {

@@ -123,4 +123,38 @@ class RemoteObject extends EnhancedEventEmitter {
 	_remoteClosed() {}
 }
 
-module.exports = { RemoteObject, checkAppData, clone };
+/**
+ * An object with nothing under it (producers, consumers, data producers and
+ * consumers, RTP observers): closing it here tells its parent (`@close`),
+ * the node (without waiting) and the observer; closing with its parent emits
+ * the parent's event (`transportclose`, `routerclose`) instead.
+ */
+class LeafObject extends RemoteObject {
+	close() {
+		if (!this._markClosed()) {
+			return;
+		}
+		this._sendClose();
+		this.emit('@close');
+		this.observer.safeEmit('close');
+	}
+
+	/** Closed because its parent closed: `event`, then the observer's `close`. */
+	_parentClosed(event) {
+		if (!this._markClosed()) {
+			return;
+		}
+		this.safeEmit(event);
+		this.observer.safeEmit('close');
+	}
+
+	_remoteClosed() {
+		if (!this._markClosed()) {
+			return;
+		}
+		this.emit('@close');
+		this.observer.safeEmit('close');
+	}
+}
+
+module.exports = { RemoteObject, LeafObject, checkAppData, clone };

@@ -1,13 +1,13 @@
 'use strict';
 
-const { RemoteObject } = require('./RemoteObject');
+const { LeafObject } = require('./RemoteObject');
 
 /**
  * What ActiveSpeakerObserver and AudioLevelObserver share. Events:
  * 'routerclose', 'listenererror'. Observer: 'close', 'pause', 'resume',
  * 'addproducer', 'removeproducer'.
  */
-class RtpObserver extends RemoteObject {
+class RtpObserver extends LeafObject {
 	#paused;
 	#getProducerById;
 
@@ -25,29 +25,8 @@ class RtpObserver extends RemoteObject {
 		return this.#getProducerById(producerId);
 	}
 
-	close() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this._sendClose();
-		this.emit('@close');
-		this.observer.safeEmit('close');
-	}
-
 	_routerClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.safeEmit('routerclose');
-		this.observer.safeEmit('close');
-	}
-
-	_remoteClosed() {
-		if (!this._markClosed()) {
-			return;
-		}
-		this.emit('@close');
-		this.observer.safeEmit('close');
+		this._parentClosed('routerclose');
 	}
 
 	async pause() {
