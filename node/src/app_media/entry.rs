@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::BoxFuture;
-use mafalda_rope::{ErrorCode, EventKind, Handler, Request, RpcError, Server, Value};
+use mafalda_rope::{ErrorCode, Event, EventKind, Handler, Request, RpcError, Server, Value};
 use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
 
@@ -99,7 +99,6 @@ pub(crate) fn on_events(inner: &Arc<Inner>, host: PeerId, message: SessionEvents
         .get_mut(&message.session)
         .filter(|linked| linked.hosts.contains(&host))
         .ok_or_else(|| RpcError::new(ErrorCode::ObjectNotFound, format!("no app session {} here", message.session)))?;
-    let cap = object_cap(inner);
     if let Some(snapshot) = message.snapshot {
         let fresh: HashSet<&str> = snapshot.objects.iter().map(|object| object.id.as_str()).collect();
         let stale: Vec<String> = linked
@@ -113,39 +112,28 @@ pub(crate) fn on_events(inner: &Arc<Inner>, host: PeerId, message: SessionEvents
             let _ = linked.server.close(&id);
         }
         for object in snapshot.objects {
-            apply(
-                inner,
-                linked,
-                host,
-                message.session,
-                &object.id,
-                &object.object_type,
-                EventKind::Created,
-                object.state,
-                cap,
-            );
+            let created = Event {
+                object: object.id,
+                object_type: object.object_type,
+                name: EventKind::Created,
+                data: object.state,
+            };
+            apply(inner, linked, host, message.session, created);
         }
     }
     for event in message.events {
-        apply(inner, linked, host, message.session, &event.object, &event.object_type, event.name, event.data, cap);
+        apply(inner, linked, host, message.session, event);
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    inner: &Arc<Inner>,
-    linked: &mut Linked,
-    host: PeerId,
-    session: u64,
-    id: &str,
-    object_type: &str,
-    kind: EventKind,
-    data: Value,
-    cap: usize,
-) {
+/// Applies one event of `host` to the app connection's objects.
+fn apply(inner: &Arc<Inner>, linked: &mut Linked, host: PeerId, session: u64, event: Event) {
+    let Event { object: id, object_type, name, data } = event;
+    let id = id.as_str();
+    let cap = object_cap(inner);
     let owner = linked.objects.get(id).copied();
-    match kind {
+    match name {
         EventKind::Created => match owner {
             Some(owner) if owner == host => {
                 let _ = linked.server.set_state(id, data);
@@ -156,7 +144,7 @@ fn apply(
             }
             None => {
                 let handler = Arc::new(RemoteObject { inner: Arc::downgrade(inner), host, session, id: id.to_owned() });
-                if linked.server.create(id.to_owned(), object_type.to_owned(), data, handler).is_ok() {
+                if linked.server.create(id.to_owned(), object_type, data, handler).is_ok() {
                     linked.objects.insert(id.to_owned(), host);
                 } else {
                     warn!(%host, object = id, "a host announced an object whose id is taken here; ignored");
