@@ -401,6 +401,9 @@ impl Handler for ObjectHandler {
             let session = session.ok_or_else(|| ApiError::InvalidState("the connection is closing".into()))?;
             let object = session.get(&id)?;
             if request.method == "close" {
+                // The crate closes an object when its last handle drops: this
+                // one must go before waiting for the worker to forget it.
+                drop(object);
                 session.close_confirmed(&id).await;
                 return Ok(Value::Null);
             }
@@ -452,10 +455,13 @@ impl Session {
         self.forget(id);
         let Some((parent, object)) = parent else { return };
         let mediasoup_id = id.split('@').next().unwrap_or(id);
-        for _ in 0..CLOSE_CONFIRM_POLLS {
+        let deadline = tokio::time::Instant::now() + CLOSE_CONFIRM_DEADLINE;
+        let mut pause = std::time::Duration::from_millis(2);
+        while tokio::time::Instant::now() < deadline {
             match dispatch(self, &parent, object.clone(), "dump", &Value::Null).await {
                 Ok(dump) if dump_mentions(&dump, mediasoup_id) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
                 _ => return,
             }
@@ -464,8 +470,11 @@ impl Session {
     }
 }
 
-/// How many times (5 ms apart) a close waits for the parent to forget the object.
-const CLOSE_CONFIRM_POLLS: usize = 40;
+/// How long a close waits for the parent to forget the object. The worker
+/// forgets it within milliseconds on an idle machine, but the crate's close
+/// request runs on the worker's own executor thread, which a loaded machine
+/// (CI on two cores) can starve for hundreds of milliseconds.
+const CLOSE_CONFIRM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Whether a dump names `id` anywhere.
 fn dump_mentions(dump: &Value, id: &str) -> bool {
