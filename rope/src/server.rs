@@ -172,6 +172,7 @@ impl Server {
 
     /// Starts serving one client like [`Server::serve`]; returns a [`Peer`] for
     /// calling the client (ROPE calls go both ways) and the task serving it.
+    /// Aborting that task drops the connection.
     pub fn accept(&self, connection: Connection) -> (Peer, tokio::task::JoinHandle<()>) {
         let (inbound_tx, inbound_rx) = mpsc::channel(16);
         let dispatcher: Arc<dyn Handler> = Arc::new(Dispatch(self.clone()));
@@ -179,9 +180,10 @@ impl Server {
         let peer = Peer { session: session.clone() };
         let server = self.clone();
         let task = tokio::spawn(async move {
+            // Aborts the connection's own task however this one ends.
+            let _session_task = AbortOnDrop(session_task);
             server.feed(&session, inbound_rx).await;
             drop(session);
-            session_task.abort();
         });
         (peer, task)
     }
@@ -307,5 +309,14 @@ mod tests {
         server.create("parent", "t", Value::Null, Arc::new(parent)).expect("parent");
         server.close("parent").expect("close parent");
         assert!(server.snapshot().objects.is_empty(), "the child was closed by the parent's drop");
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

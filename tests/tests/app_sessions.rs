@@ -66,3 +66,24 @@ async fn a_session_survives_its_connection_for_the_grace_and_no_longer() {
     assert_ne!(session_token(&late), token, "an expired session is not resumed");
     assert!(!late.mirror().iter().any(|object| object.id == worker), "its worker closed");
 }
+
+/// A client often notices a dead connection before the node does (a NAT
+/// timeout, a network change): its token takes the session over from the
+/// connection the node still thinks is alive, which is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_takes_the_session_over_from_a_connection_still_open() {
+    let (node, addr, _) = webrtc_node_with_api_config(None, ApiConfig::default()).await;
+    let url = format!("ws://{addr}/v1/rope?format=json");
+    let (old, _old_events) = Client::connect(url.clone(), ClientConfig::default()).await.expect("connect");
+    let token = session_token(&old);
+    let worker = call(&old, None, "mediasoup.createWorker", json!({})).await["id"].as_str().expect("id").to_owned();
+
+    let (new, _events) =
+        Client::connect(format!("{url}&session={token}"), ClientConfig::default()).await.expect("take over");
+    assert_eq!(session_token(&new), token, "the same session, though the old connection never dropped");
+    assert!(new.mirror().iter().any(|object| object.id == worker), "its worker is there");
+    call(&new, Some(&worker), "dump", json!(null)).await;
+    assert!(eventually(Duration::from_secs(5), || async { !old.is_connected() }).await, "the old connection was cut");
+    assert!(call_json(&old, Some(&worker), "dump", json!(null)).await.is_err(), "the cut connection serves nothing");
+    drop(node);
+}

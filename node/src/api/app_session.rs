@@ -12,6 +12,11 @@
 //! expired token opens a fresh session, whose snapshot tells the app that its
 //! old objects are gone. At most [`MAX_PARKED`] sessions wait at once; past
 //! that, a dropped session closes at once.
+//!
+//! An app may also come back before the node noticed its old connection
+//! dropped (a half-open TCP connection after a NAT timeout or a network
+//! change is noticed by the client first): the token then takes the session
+//! over, cutting the old connection.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -41,17 +46,25 @@ pub(super) struct AppSession {
     pub(super) access: Access,
     pub(super) server: Server,
     closer: Box<dyn Closer>,
+    /// Cuts the connection being served (a reconnect takes the session over).
+    cut: tokio::sync::Notify,
 }
 
 impl AppSession {
     pub(super) fn new(token: String, access: Access, server: Server, closer: Box<dyn Closer>) -> Self {
-        Self { token, access, server, closer }
+        Self { token, access, server, closer, cut: tokio::sync::Notify::new() }
     }
 
-    /// Serves one connection of the session until it drops.
+    /// Serves one connection of the session until it drops or is cut.
     pub(super) async fn serve(&self, connection: mafalda_rope::transport::Connection) {
-        let (_peer, task) = self.server.accept(connection);
-        let _ = task.await;
+        let (_peer, mut task) = self.server.accept(connection);
+        tokio::select! {
+            _ = &mut task => {}
+            () = self.cut.notified() => {
+                debug!(session = %short(&self.token), "connection cut: the app reconnected");
+                task.abort();
+            }
+        }
     }
 
     async fn close(&self) {
@@ -69,12 +82,19 @@ struct Parked {
 pub(super) struct Sessions {
     grace: Duration,
     parked: Mutex<HashMap<String, Parked>>,
+    /// Sessions with a connection now.
+    live: Mutex<HashMap<String, Arc<AppSession>>>,
     next_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Sessions {
     pub(super) fn new(grace: Duration) -> Self {
-        Self { grace, parked: Mutex::default(), next_generation: std::sync::atomic::AtomicU64::new(1) }
+        Self {
+            grace,
+            parked: Mutex::default(),
+            live: Mutex::default(),
+            next_generation: std::sync::atomic::AtomicU64::new(1),
+        }
     }
 
     /// How long a dropped session waits.
@@ -87,13 +107,42 @@ impl Sessions {
         format!("{:032x}", rand::random::<u128>())
     }
 
-    /// Takes back the parked session `token` if `admin` matches how it was opened.
-    pub(super) fn resume(&self, token: &str, admin: bool) -> Option<Arc<AppSession>> {
+    /// Takes back session `token` if `admin` matches how it was opened: a
+    /// parked one, or a live one whose connection is then cut (it parks, and
+    /// is taken from there; given up after [`TAKEOVER_WAIT`]).
+    pub(super) async fn resume(&self, token: &str, admin: bool) -> Option<Arc<AppSession>> {
+        if let Some(session) = self.take_parked(token, admin) {
+            return Some(session);
+        }
+        let live = lock(&self.live).get(token).cloned()?;
+        if live.access.caller.admin != admin {
+            return None;
+        }
+        live.cut.notify_one();
+        let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Some(session) = self.take_parked(token, admin) {
+                return Some(session);
+            }
+        }
+        None
+    }
+
+    fn take_parked(&self, token: &str, admin: bool) -> Option<Arc<AppSession>> {
         let mut parked = lock(&self.parked);
         let matches = parked.get(token).is_some_and(|entry| entry.session.access.caller.admin == admin);
         let session = matches.then(|| parked.remove(token)).flatten().map(|entry| entry.session)?;
         info!(session = %short(token), "app session resumed");
         Some(session)
+    }
+
+    /// Serves `session` over `connection` until it drops (or a reconnect
+    /// takes the session over), then parks it.
+    pub(super) async fn serve(self: &Arc<Self>, session: Arc<AppSession>, connection: mafalda_rope::transport::Connection) {
+        lock(&self.live).insert(session.token.clone(), Arc::clone(&session));
+        session.serve(connection).await;
+        lock(&self.live).remove(&session.token);
     }
 
     /// The session's connection dropped: parks it for the grace period, or
@@ -125,6 +174,9 @@ impl Sessions {
         });
     }
 }
+
+/// How long a reconnect waits for the connection it cuts to let go of the session.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 
 /// The start of a token, enough to tell sessions apart in logs without giving it away.
 fn short(token: &str) -> &str {

@@ -76,8 +76,10 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
         return error(StatusCode::SERVICE_UNAVAILABLE, format!("at most {MAX_CONNECTIONS} ROPE connections"));
     };
     let format = Format::from_query(request.uri().query());
-    let resumed =
-        query_value(request.uri().query(), "session").and_then(|session| state.sessions.resume(session, token.admin));
+    let resumed = match query_value(request.uri().query(), "session") {
+        Some(session) => state.sessions.resume(session, token.admin).await,
+        None => None,
+    };
     let sessions = Arc::clone(&state.sessions);
     let app = match resumed {
         Some(app) => app,
@@ -103,7 +105,8 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
             match on_upgrade.await {
                 Ok(upgraded) => {
                     debug!("app connected");
-                    app.serve(from_upgraded(TokioIo::new(upgraded), format).await).await;
+                    let connection = from_upgraded(TokioIo::new(upgraded), format).await;
+                    sessions.serve(Arc::clone(&app), connection).await;
                     debug!("app disconnected");
                 }
                 Err(error) => debug!(%error, "WebSocket upgrade failed"),
