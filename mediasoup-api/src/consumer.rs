@@ -71,13 +71,25 @@ pub(crate) async fn consume(
         None if transport.is_pipe() => RtpCapabilities::default(),
         None => return Err(ApiError::invalid("missing rtpCapabilities")),
     };
-    let producer_id: ProducerId = wire
-        .producer_id
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("Producer with id \"{}\" not found", wire.producer_id)))?;
-    if !matches!(session.get(&wire.producer_id), Ok(Object::Producer(_))) {
-        return Err(ApiError::invalid(format!("Producer with id \"{}\" not found", wire.producer_id)));
-    }
+    let not_found = || ApiError::invalid(format!("Producer with id \"{}\" not found", wire.producer_id));
+    let room = session.room_of(transport_id);
+    let producer_id: ProducerId = match &room {
+        // A room's producer may be anywhere: the node brings it here first.
+        Some(room) => {
+            if !room.membership.can_consume(&wire.producer_id, &rtp_capabilities) {
+                return Err(room_refusal(room, &wire.producer_id));
+            }
+            session.check_cap("consumer")?;
+            room.membership.consumable(&wire.producer_id, transport.as_transport().router()).await?
+        }
+        None => {
+            let id = wire.producer_id.parse().map_err(|_| not_found())?;
+            if !matches!(session.get(&wire.producer_id), Ok(Object::Producer(_))) {
+                return Err(not_found());
+            }
+            id
+        }
+    };
     let mut options = ConsumerOptions::new(producer_id, rtp_capabilities);
     options.paused = wire.paused.unwrap_or(false);
     options.mid = wire.mid;
@@ -85,9 +97,26 @@ pub(crate) async fn consume(
     options.ignore_dtx = wire.ignore_dtx.unwrap_or(false);
     options.enable_rtx = wire.enable_rtx;
     options.pipe = wire.pipe.unwrap_or(false);
-    session.check_room("consumer")?;
+    session.check_cap("consumer")?;
     let consumer = transport.as_transport().consume(options).await.map_err(|e| consume_error(&e))?;
-    to_value(&record(session, transport_id, consumer, transport.is_direct())?)
+    let mut data = record(session, transport_id, consumer, transport.is_direct())?;
+    if room.is_some() {
+        // The room's id for it, the same at every node (not the local copy's).
+        data["producerId"] = json!(wire.producer_id);
+    }
+    to_value(&data)
+}
+
+/// Why a room's producer cannot be consumed: unknown, or no common codec.
+fn room_refusal(room: &crate::room::RoomObject, producer_id: &str) -> ApiError {
+    let known = room.membership.view().borrow().producers.iter().any(|producer| producer.id == producer_id);
+    if known {
+        ApiError::Unsupported(format!(
+            "cannot consume producer {producer_id} with these rtpCapabilities (no common codec)"
+        ))
+    } else {
+        ApiError::invalid(format!("Producer with id \"{producer_id}\" not found in the room"))
+    }
 }
 
 /// The data mediasoup's Node `Consumer` holds (`PROTOCOL.md`, ConsumerData).

@@ -107,7 +107,7 @@ pub(crate) async fn produce_data(
     options.label = wire.label.unwrap_or_default();
     options.protocol = wire.protocol.unwrap_or_default();
     options.paused = wire.paused.unwrap_or(false);
-    session.check_room("dataProducer")?;
+    session.check_cap("dataProducer")?;
     let producer = transport.as_transport().produce_data(options).await.map_err(|e| produce_data_error(&e))?;
     to_value(&adopt_producer(session, transport_id, producer)?)
 }

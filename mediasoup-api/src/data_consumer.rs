@@ -80,7 +80,7 @@ pub(crate) async fn consume_data(
     };
     options.paused = wire.paused.unwrap_or(false);
     options.subchannels = wire.subchannels.map(|subchannels| subchannels.into_iter().map(subchannel).collect());
-    session.check_room("dataConsumer")?;
+    session.check_cap("dataConsumer")?;
     let consumer = transport.as_transport().consume_data(options).await.map_err(|e| consume_data_error(&e))?;
     to_value(&adopt_consumer(session, transport_id, consumer)?)
 }

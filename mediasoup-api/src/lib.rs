@@ -20,6 +20,7 @@
 //! | `data` | data producers |
 //! | `data_consumer` | data consumers |
 //! | `observer` | audio level and active speaker observers |
+//! | `room` | rooms spanning nodes: the room object, its transports' placement (the node implements [`RoomNode`]) |
 //! | `rtp` | Node's RTP shapes against the crate's, errors as Node's classes |
 
 mod consumer;
@@ -30,6 +31,7 @@ mod host;
 mod observer;
 mod options;
 mod producer;
+mod room;
 mod router;
 mod rtp;
 mod session;
@@ -39,5 +41,6 @@ mod worker;
 
 pub use error::{ApiError, FORBIDDEN, INVALID_STATE, LIMIT_REACHED, MEDIASOUP_ERROR, UNSUPPORTED};
 pub use host::{Host, HostConfig, Limits};
+pub use room::{MAX_ROOMS_PER_CONNECTION, RoomMembership, RoomNode, RoomPlace, RoomProducer, RoomView, room_object_id};
 pub use session::{Grants, Session};
 pub use worker::WORKER_VERSION;

@@ -78,7 +78,7 @@ pub(crate) async fn create(
             if let Some(interval) = wire.interval {
                 options.interval = interval;
             }
-            session.check_room("audioLevelObserver")?;
+            session.check_cap("audioLevelObserver")?;
             let observer =
                 router.create_audio_level_observer(options).await.map_err(|e| request_error(&e, "Router"))?;
             let id = observer.id().to_string();
@@ -108,7 +108,7 @@ pub(crate) async fn create(
             if let Some(interval) = wire.interval {
                 options.interval = interval;
             }
-            session.check_room("activeSpeakerObserver")?;
+            session.check_cap("activeSpeakerObserver")?;
             let observer =
                 router.create_active_speaker_observer(options).await.map_err(|e| request_error(&e, "Router"))?;
             let id = observer.id().to_string();

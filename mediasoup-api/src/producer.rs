@@ -2,6 +2,8 @@
 //! and events), and the calls on them. Consumers are in `consumer`, re-exported
 //! here ([`consume`], [`adopt_consumer`]) for the transport and router modules.
 
+use std::sync::Arc;
+
 use mafalda_media::mediasoup::prelude::{MediaKind, Producer, ProducerId, ProducerOptions};
 use mafalda_media::mediasoup::producer::ProducerTraceEventType;
 use mafalda_rope::Value;
@@ -86,9 +88,33 @@ pub(crate) async fn produce(
     options.key_frame_request_delay = wire.key_frame_request_delay.unwrap_or(0);
     options.enable_mediasoup_packet_id_header_extension =
         wire.enable_mediasoup_packet_id_header_extension.unwrap_or(false);
-    session.check_room("producer")?;
+    session.check_cap("producer")?;
     let producer = transport.as_transport().produce(options).await.map_err(|e| produce_error(&e))?;
-    to_value(&adopt_producer(session, transport_id, producer)?)
+    let Some(room) = session.room_of(transport_id) else {
+        return to_value(&adopt_producer(session, transport_id, producer)?);
+    };
+    // The room's before the app hears of it (refused: dropped, so closed).
+    let app_data = wire.app_data.clone().unwrap_or_else(|| json!({}));
+    let id = producer.id();
+    room.membership.produced(&producer, transport.as_transport().router(), app_data)?;
+    // The room holds the producer too: the app letting go of it must say so.
+    let released = Released { room: Arc::clone(&room), producer: id };
+    let data = adopt_producer(session, transport_id, producer)?;
+    session.guard(&id.to_string(), Box::new(released));
+    to_value(&data)
+}
+
+/// Tells a room that the app let go of one of its producers (dropped with
+/// the producer's object, however it goes).
+struct Released {
+    room: Arc<crate::room::RoomObject>,
+    producer: ProducerId,
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        self.room.membership.released(self.producer);
+    }
 }
 
 /// The data mediasoup's Node `Producer` holds (`PROTOCOL.md`, ProducerData).

@@ -105,7 +105,7 @@ async fn pipe_to_router(
         (Some(producer), None) => {
             let producer: ProducerId =
                 producer.parse().map_err(|_| ApiError::invalid("producerId is not a mediasoup id"))?;
-            session.check_room("consumer")?;
+            session.check_cap("consumer")?;
             let pair =
                 router.pipe_producer_to_router(producer, options).await.map_err(|e| ApiError::from_mediasoup(&e))?;
             let consumer = crate::producer::adopt_consumer(session, id, pair.pipe_consumer)?;
@@ -115,7 +115,7 @@ async fn pipe_to_router(
         (None, Some(data_producer)) => {
             let data_producer: DataProducerId =
                 data_producer.parse().map_err(|_| ApiError::invalid("dataProducerId is not a mediasoup id"))?;
-            session.check_room("dataConsumer")?;
+            session.check_cap("dataConsumer")?;
             let pair = router
                 .pipe_data_producer_to_router(data_producer, options)
                 .await

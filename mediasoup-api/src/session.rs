@@ -23,6 +23,7 @@ use tracing::debug;
 
 use crate::error::ApiError;
 use crate::host::Host;
+use crate::room::{RoomNode, RoomObject};
 use crate::wire::to_value;
 
 /// A mediasoup object held for an app.
@@ -41,6 +42,8 @@ pub(crate) enum Object {
     DataConsumer(DataConsumer),
     ActiveSpeakerObserver(ActiveSpeakerObserver),
     AudioLevelObserver(AudioLevelObserver),
+    /// A room the connection joined (see `room`).
+    Room(Arc<RoomObject>),
 }
 
 impl Object {
@@ -60,6 +63,7 @@ impl Object {
             Self::DataConsumer(_) => "dataConsumer",
             Self::ActiveSpeakerObserver(_) => "activeSpeakerObserver",
             Self::AudioLevelObserver(_) => "audioLevelObserver",
+            Self::Room(_) => "room",
         }
     }
 }
@@ -81,6 +85,8 @@ struct Entry {
     also_under: Vec<String>,
     /// Event subscriptions; dropping them unsubscribes.
     _handlers: Vec<HandlerId>,
+    /// Dropped when the object is forgotten (a room producer tells its room).
+    _guards: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -94,6 +100,8 @@ struct Inner {
     server: Server,
     grants: Grants,
     objects: Mutex<Objects>,
+    /// The node's rooms, if it serves them.
+    rooms: std::sync::OnceLock<Arc<dyn RoomNode>>,
 }
 
 /// One app connection's mediasoup objects. Cheap to clone.
@@ -111,7 +119,24 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// The mediasoup objects of the connection served by `server`.
     pub fn new(host: Arc<Host>, server: Server, grants: Grants) -> Self {
-        Self { inner: Arc::new(Inner { host, server, grants, objects: Mutex::default() }) }
+        Self {
+            inner: Arc::new(Inner {
+                host,
+                server,
+                grants,
+                objects: Mutex::default(),
+                rooms: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Lets the connection join `rooms` (`room.join`); once, before any call.
+    pub fn serve_rooms(&self, rooms: Arc<dyn RoomNode>) {
+        let _ = self.inner.rooms.set(rooms);
+    }
+
+    pub(crate) fn rooms(&self) -> Option<Arc<dyn RoomNode>> {
+        self.inner.rooms.get().cloned()
     }
 
     fn lock(&self) -> MutexGuard<'_, Objects> {
@@ -128,11 +153,14 @@ impl Session {
 
     /// Whether `method` (a call without a target) is one of this module's.
     pub fn handles(method: &str) -> bool {
-        method.starts_with("mediasoup.")
+        method.starts_with("mediasoup.") || method == "room.join"
     }
 
-    /// Handles a call without a target (`mediasoup.*`).
+    /// Handles a call without a target (`mediasoup.*`, `room.join`).
     pub async fn call_root(&self, method: &str, params: &Value) -> Result<Value, RpcError> {
+        if method == "room.join" {
+            return Ok(crate::room::join(self, params).await?);
+        }
         Ok(crate::worker::call_root(self, method, params).await?)
     }
 
@@ -171,10 +199,25 @@ impl Session {
         self.lock().entries.get(id).map(|entry| entry.object.clone()).ok_or_else(|| ApiError::NotFound(id.to_owned()))
     }
 
-    /// Refuses when one more object (of `object_type`) would pass the caps.
-    pub(crate) fn check_room(&self, object_type: &str) -> Result<(), ApiError> {
+    /// How many objects of `object_type` the connection holds.
+    pub(crate) fn count_of(&self, object_type: &str) -> usize {
+        self.lock().entries.values().filter(|entry| entry.object.object_type() == object_type).count()
+    }
+
+    /// The room transport `transport_id` was made in, if it was made in one.
+    pub(crate) fn room_of(&self, transport_id: &str) -> Option<Arc<RoomObject>> {
         let objects = self.lock();
-        check_room(&objects, &self.inner.host, object_type)
+        let parent = objects.entries.get(transport_id)?.parent.as_ref()?;
+        match &objects.entries.get(parent)?.object {
+            Object::Room(room) => Some(Arc::clone(room)),
+            _ => None,
+        }
+    }
+
+    /// Refuses when one more object (of `object_type`) would pass the caps.
+    pub(crate) fn check_cap(&self, object_type: &str) -> Result<(), ApiError> {
+        let objects = self.lock();
+        check_cap(&objects, &self.inner.host, object_type)
     }
 
     /// Records a new object under `parent` and makes it a ROPE object with
@@ -219,10 +262,16 @@ impl Session {
                 drop(object);
                 return Err(ApiError::Mediasoup(format!("this connection already holds an object with id {id}")));
             }
-            check_room(&objects, &self.inner.host, object_type)?;
+            check_cap(&objects, &self.inner.host, object_type)?;
             objects.entries.insert(
                 id.to_owned(),
-                Entry { object, parent: parent.map(str::to_owned), also_under: Vec::new(), _handlers: handlers },
+                Entry {
+                    object,
+                    parent: parent.map(str::to_owned),
+                    also_under: Vec::new(),
+                    _handlers: handlers,
+                    _guards: Vec::new(),
+                },
             );
         }
         let handler = Arc::new(ObjectHandler { session: self.weak(), id: id.to_owned() });
@@ -280,6 +329,18 @@ impl Session {
         drop(dropped);
     }
 
+    /// Keeps `guard` until object `id` is forgotten (dropped at once if it is gone).
+    pub(crate) fn guard(&self, id: &str, guard: Box<dyn std::any::Any + Send + Sync>) {
+        let mut objects = self.lock();
+        match objects.entries.get_mut(id) {
+            Some(entry) => entry._guards.push(guard),
+            None => {
+                drop(objects);
+                drop(guard);
+            }
+        }
+    }
+
     /// Makes object `id` close also when `other` closes (besides its parent).
     /// Refused when either is gone.
     pub(crate) fn add_parent(&self, id: &str, other: &str) -> Result<(), ApiError> {
@@ -315,7 +376,7 @@ impl Session {
     }
 }
 
-fn check_room(objects: &Objects, host: &Host, object_type: &str) -> Result<(), ApiError> {
+fn check_cap(objects: &Objects, host: &Host, object_type: &str) -> Result<(), ApiError> {
     let limits = host.limits();
     if objects.entries.len() >= limits.objects {
         return Err(ApiError::LimitReached(format!(
@@ -354,6 +415,7 @@ fn object_id(object: &Object) -> Option<String> {
         Object::AudioLevelObserver(observer) => {
             mafalda_media::mediasoup::prelude::RtpObserver::id(observer).to_string()
         }
+        Object::Room(room) => room.id.clone(),
     })
 }
 
@@ -435,6 +497,7 @@ async fn dispatch(
         Object::ActiveSpeakerObserver(_) | Object::AudioLevelObserver(_) => {
             crate::observer::call(session, id, &object, method, params).await
         }
+        Object::Room(room) => crate::room::call(session, id, &room, method, params).await,
     }
 }
 

@@ -18,8 +18,8 @@ mod direct;
 mod meta;
 mod node;
 mod pipe;
-mod plain;
-mod webrtc;
+pub(crate) mod plain;
+pub(crate) mod webrtc;
 
 use std::net::IpAddr;
 
@@ -103,7 +103,7 @@ pub(crate) async fn create(
     params: &Value,
 ) -> Result<Value, ApiError> {
     match method {
-        "createWebRtcTransport" => webrtc::create(session, router_id, router, params).await,
+        "createWebRtcTransport" => webrtc::create(session, router_id, router, params, None).await,
         "createPlainTransport" => plain::create(session, router_id, router, params).await,
         "createPipeTransport" => pipe::create(session, router_id, router, params).await,
         "createDirectTransport" => direct::create(session, router_id, router, params).await,

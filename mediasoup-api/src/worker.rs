@@ -148,7 +148,7 @@ async fn create_worker(session: &Session, wire: WorkerSettingsWire) -> Result<Va
         return Err(ApiError::Forbidden("creating workers takes the API token".into()));
     }
     let settings = wire.into_settings(session)?;
-    session.check_room("worker")?;
+    session.check_cap("worker")?;
     let worker = session
         .host()
         .manager()
@@ -243,7 +243,7 @@ pub(crate) async fn call(
                         .map_err(|e| ApiError::invalid(format!("invalid media codec: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            session.check_room("router")?;
+            session.check_cap("router")?;
             let router =
                 worker.create_router(RouterOptions::new(codecs)).await.map_err(|e| ApiError::from_mediasoup(&e))?;
             crate::router::adopt(session, id, router)
@@ -258,7 +258,7 @@ pub(crate) async fn call(
             let mut infos = infos.into_iter();
             let first = infos.next().ok_or_else(|| ApiError::invalid("empty listenInfos array provided"))?;
             let infos = infos.fold(WebRtcServerListenInfos::new(first), WebRtcServerListenInfos::insert);
-            session.check_room("webRtcServer")?;
+            session.check_cap("webRtcServer")?;
             let server = worker
                 .create_webrtc_server(WebRtcServerOptions::new(infos))
                 .await

@@ -54,6 +54,33 @@ impl Inner {
         Ok(())
     }
 
+    /// Like [`Inner::ensure_local`]; when the DHT names no provider (yet: a
+    /// room producer is known to its room before its record is stored),
+    /// pipes it from `origin` directly.
+    pub(crate) async fn ensure_local_or_from(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        origin: PeerId,
+    ) -> Result<(), NodeError> {
+        match self.ensure_local(wanted).await {
+            Err(NodeError::NotFound(_)) => {}
+            other => return other,
+        }
+        let stream = wanted.id.as_str();
+        let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
+        let _pulling = gate.lock().await;
+        if self.holds(wanted)? {
+            return Ok(());
+        }
+        let local = crate::pipes::pull(self, stream, origin, Some(origin)).await?;
+        lock(&self.streams).insert(stream.to_owned(), local);
+        if let Some(local) = lock(&self.streams).get(stream) {
+            self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
+        }
+        self.announce(stream).await;
+        Ok(())
+    }
+
     /// Pipes `wanted` here from the cheapest provider that is not in
     /// `excluded`, and returns it without holding it yet (the caller decides:
     /// a consume holds it at once, a move swaps it for the old one).

@@ -143,6 +143,7 @@ pub(crate) async fn watch_swarm(inner: Arc<Inner>, mut events: mpsc::Receiver<Sw
                 // Apps' workers it hosted for us, and those we hosted for its apps.
                 crate::app_media::entry::host_left(&inner, peer);
                 inner.app_media.hosting.peer_left(peer);
+                crate::rooms::sync::peer_disconnected(&inner, peer);
                 inner.upstream_lost(peer).await;
             }
             SwarmEvent::PingRtt { peer, rtt } => debug!(%peer, ?rtt, "ping"),

@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub(crate) tasks: Tasks,
     /// Remote Mediasoup: apps' workers here and on other nodes.
     pub(crate) app_media: crate::app_media::AppMedia,
+    /// The rooms this node's apps are in.
+    pub(crate) rooms: crate::rooms::Rooms,
 }
 
 /// Locks `mutex`, carrying on after a panic elsewhere poisoned it (the data

@@ -46,6 +46,7 @@ mod pipes;
 pub mod record;
 mod release;
 mod remote;
+pub mod rooms;
 mod rtp_checks;
 pub mod streams;
 mod webrtc;

@@ -170,12 +170,14 @@ impl Node {
             drained: tokio::sync::watch::channel(false).0,
             tasks: Tasks::new(span),
             app_media: crate::app_media::AppMedia::new(config_app_media),
+            rooms: crate::rooms::Rooms::new(),
         });
         inner.spawn("watch swarm", crate::heal::watch_swarm(Arc::clone(&inner), events));
         inner.spawn("serve calls", remote::serve_calls(Arc::clone(&inner), calls));
         inner.spawn("report load", crate::load_report::report_load(Arc::clone(&inner)));
         inner.spawn("release relays", crate::release::release_idle_relays(Arc::clone(&inner)));
         inner.spawn("liveness", crate::liveness::watch_liveness(Arc::clone(&inner)));
+        inner.spawn("rooms in sync", crate::rooms::sync::keep_in_sync(Arc::clone(&inner)));
         Ok(Self { inner })
     }
 
@@ -419,6 +421,11 @@ impl Node {
     /// Pipes this node feeds other nodes through, over all streams.
     pub fn pipe_count(&self) -> usize {
         lock(&self.inner.streams).values().map(|local| local.pipes.len()).sum()
+    }
+
+    /// The rooms this node's apps are in, with the members and producers it knows.
+    pub fn rooms(&self) -> Vec<crate::rooms::RoomStatus> {
+        self.inner.room_statuses()
     }
 
     /// App sessions (Remote Mediasoup) this node hosts for other nodes' apps.

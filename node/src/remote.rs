@@ -49,6 +49,10 @@ pub(crate) async fn handle(
             crate::app_media::entry::on_events(inner, peer, events)?;
             Ok(Value::Null)
         }
+        crate::rooms::sync::ROOM_SYNC => {
+            let params: crate::rooms::sync::SyncRequest = from_value(&request.params)?;
+            to_value(&crate::rooms::sync::answer(inner, peer, params)?)
+        }
         "stream.describe" => {
             let params: StreamParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;

@@ -125,6 +125,35 @@ impl Node {
     }
 }
 
+impl Inner {
+    /// Publishes `producer` (made by an app on `router`) as the one track of
+    /// the new stream `stream`, originated here; the stream ends when the
+    /// producer closes. Announced in the background.
+    pub(crate) fn publish_producer(
+        self: &Arc<Self>,
+        stream: &str,
+        producer: &Producer,
+        router: &mafalda_media::mediasoup::router::Router,
+    ) -> Result<(), NodeError> {
+        validate_stream_id(stream)?;
+        let keypair = &self.config.swarm.keypair;
+        let local = LocalStream::originate(keypair, stream, version_now(), vec![producer.clone()], None)?;
+        {
+            let mut streams = lock(&self.streams);
+            if streams.contains_key(stream) {
+                return Err(NodeError::AlreadyPublished(stream.to_owned()));
+            }
+            self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, &local) });
+            streams.insert(stream.to_owned(), local);
+        }
+        self.router.register_producer(producer, router);
+        end_stream_when_closed(self, producer, stream);
+        let (inner, stream) = (Arc::clone(self), stream.to_owned());
+        self.spawn("announce", async move { inner.announce(&stream).await });
+        Ok(())
+    }
+}
+
 /// Ends `stream` here once `producer` closes (the app closed it, or its transport).
 fn end_stream_when_closed(inner: &Arc<Inner>, producer: &Producer, stream: &str) {
     let weak = Arc::downgrade(inner);

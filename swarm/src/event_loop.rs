@@ -23,7 +23,7 @@ use crate::behaviour::{Behaviour, BehaviourEvent, LOAD_TOPIC};
 use crate::bootstrap::Bootstrap;
 use crate::error::CallError;
 use crate::find::PendingFind;
-use crate::handle::{InboundCall, is_stream_key};
+use crate::handle::{InboundCall, is_provider_key};
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
 use crate::rope_codec::Inbound;
@@ -616,10 +616,10 @@ impl EventLoop {
                 debug!(peer = %source, key_bytes, "PUT_VALUE record not stored: the swarm keeps provider records only");
             }
             kad::InboundRequest::AddProvider { record: Some(record) } => {
-                if !is_stream_key(&record.key) {
+                if !is_provider_key(&record.key) {
                     self.kad_refused.providers.inc();
                     debug!(provider = %record.provider, key_bytes = record.key.as_ref().len(),
-                           "provider record for a key that is not a stream key not stored");
+                           "provider record for a key that is not a stream or room key not stored");
                     return;
                 }
                 let provider = record.provider;

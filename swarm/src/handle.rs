@@ -171,6 +171,26 @@ pub fn is_stream_key(key: &RecordKey) -> bool {
         && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// Prefix of the Kademlia keys where rooms' member nodes meet.
+pub const ROOM_KEY_PREFIX: &str = "/mafalda/room/";
+
+/// The Kademlia key under which the member nodes of a room provide it.
+pub fn room_key(room_id: &str) -> RecordKey {
+    RecordKey::new(&format!("{ROOM_KEY_PREFIX}{room_id}"))
+}
+
+/// Whether `key` is a key provider records are kept for: a stream key
+/// ([`is_stream_key`]) or a room key ([`ROOM_KEY_PREFIX`] and an id of the
+/// same form).
+pub fn is_provider_key(key: &RecordKey) -> bool {
+    if is_stream_key(key) {
+        return true;
+    }
+    let Some(id) = key.as_ref().strip_prefix(ROOM_KEY_PREFIX.as_bytes()) else { return false };
+    (1..=MAX_STREAM_ID_LEN).contains(&id.len())
+        && id.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 impl SwarmHandle {
     /// This node's peer id.
     pub fn peer_id(&self) -> PeerId {
@@ -278,6 +298,9 @@ mod tests {
         assert!(is_stream_key(&stream_key("Room_2.cam:main")));
         assert!(is_stream_key(&stream_key(&"x".repeat(MAX_STREAM_ID_LEN))));
         assert!(!is_stream_key(&stream_key("")), "empty id");
+        assert!(is_provider_key(&room_key("standup")) && is_provider_key(&stream_key("cam")));
+        assert!(!is_stream_key(&room_key("standup")), "a room key is not a stream's");
+        assert!(!is_provider_key(&room_key("")) && !is_provider_key(&room_key("a/b")));
         assert!(!is_stream_key(&stream_key(&"x".repeat(MAX_STREAM_ID_LEN + 1))), "too long");
         assert!(!is_stream_key(&stream_key("a/b")), "slash");
         assert!(!is_stream_key(&stream_key("caméra")), "not ASCII");

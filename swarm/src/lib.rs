@@ -50,8 +50,8 @@ pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
 pub use config::{ConnectionSettings, GossipSettings, KadSettings, RopeSettings, SwarmConfig};
 pub use error::{CallError, SwarmError};
 pub use handle::{
-    InboundCall, MAX_STREAM_ID_LEN, STREAM_KEY_PREFIX, StartedSwarm, SwarmEvent, SwarmHandle, is_stream_key, start,
-    stream_key,
+    InboundCall, MAX_STREAM_ID_LEN, ROOM_KEY_PREFIX, STREAM_KEY_PREFIX, StartedSwarm, SwarmEvent, SwarmHandle,
+    is_provider_key, is_stream_key, room_key, start, stream_key,
 };
 pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::kad::RecordKey;

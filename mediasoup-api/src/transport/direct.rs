@@ -44,7 +44,7 @@ pub(super) async fn create(
         options.max_receive_message_size = size;
     }
     options.app_data = Extras::default().app_data(&mirror);
-    session.check_room("directTransport")?;
+    session.check_cap("directTransport")?;
     let transport = router.create_direct_transport(options).await.map_err(super::refused)?;
     let id = transport.id().to_string();
     mirror.start(&id, json!({}));

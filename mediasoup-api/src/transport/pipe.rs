@@ -90,7 +90,7 @@ pub(super) async fn create(
     let wire: CreateWire = params(params_value)?;
     let rtx = wire.enable_rtx.unwrap_or(false);
     let (options, extras) = wire.into_options(&mirror)?;
-    session.check_room("pipeTransport")?;
+    session.check_cap("pipeTransport")?;
     let transport = router.create_pipe_transport(options).await.map_err(refused)?;
     let id = transport.id().to_string();
     let data = json!({

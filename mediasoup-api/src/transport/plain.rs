@@ -98,8 +98,8 @@ impl State {
     }
 }
 
-/// `router.createPlainTransport`.
-pub(super) async fn create(
+/// `router.createPlainTransport` (or a room's, under its object `router_id`).
+pub(crate) async fn create(
     session: &Session,
     router_id: &str,
     router: &Router,
@@ -108,7 +108,7 @@ pub(super) async fn create(
     let mirror = Mirror::new(session);
     let wire: CreateWire = params(params_value)?;
     let (options, extras) = wire.into_options(&mirror)?;
-    session.check_room("plainTransport")?;
+    session.check_cap("plainTransport")?;
     let transport = router.create_plain_transport(options).await.map_err(refused)?;
     let id = transport.id().to_string();
     let data = json!({

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mafalda_media::mediasoup::prelude::{
-    Protocol, Router, Transport, WebRtcTransport, WebRtcTransportListenInfos, WebRtcTransportOptions,
+    Protocol, Router, Transport, WebRtcServer, WebRtcTransport, WebRtcTransportListenInfos, WebRtcTransportOptions,
     WebRtcTransportRemoteParameters,
 };
 use mafalda_media::mediasoup::types::data_structures::{
@@ -49,9 +49,14 @@ fn options(
     session: &Session,
     wire: CreateWire,
     mirror: &Arc<Mirror<State>>,
+    node_server: Option<WebRtcServer>,
 ) -> Result<(WebRtcTransportOptions, Option<String>), ApiError> {
     check_app_data(wire.app_data.as_ref())?;
-    let given = [wire.web_rtc_server.is_some(), wire.listen_infos.is_some(), wire.listen_ips.is_some()];
+    let given = [
+        wire.web_rtc_server.is_some() || node_server.is_some(),
+        wire.listen_infos.is_some(),
+        wire.listen_ips.is_some(),
+    ];
     match given.iter().filter(|given| **given).count() {
         0 => {
             return Err(ApiError::invalid(
@@ -63,10 +68,12 @@ fn options(
     }
     let server_id = wire.web_rtc_server.clone();
     let enable_udp = wire.enable_udp.unwrap_or(true);
-    let enable_tcp = wire.enable_tcp.unwrap_or(server_id.is_some());
+    let enable_tcp = wire.enable_tcp.unwrap_or(server_id.is_some() || node_server.is_some());
     let prefer_udp = wire.prefer_udp.unwrap_or(false);
     let prefer_tcp = wire.prefer_tcp.unwrap_or(false);
-    let mut options = if let Some(server_id) = &server_id {
+    let mut options = if let Some(server) = node_server {
+        WebRtcTransportOptions::new_with_server(server)
+    } else if let Some(server_id) = &server_id {
         let Ok(Object::WebRtcServer(server)) = session.get(server_id) else {
             return Err(ApiError::invalid(format!(
                 "webRtcServer {server_id} is not a WebRtcServer of this connection"
@@ -140,21 +147,24 @@ struct State {
     sctp_state: Option<SctpState>,
 }
 
-/// `router.createWebRtcTransport`.
-pub(super) async fn create(
+/// `router.createWebRtcTransport`, or a room's (under the room's object
+/// `parent_id`, through the node's WebRTC server `node_server` if it has one).
+pub(crate) async fn create(
     session: &Session,
-    router_id: &str,
+    parent_id: &str,
     router: &Router,
     params_value: &Value,
+    node_server: Option<WebRtcServer>,
 ) -> Result<Value, ApiError> {
+    let router_id = parent_id;
     let mirror = Mirror::new(session);
-    let (options, server_id) = options(session, params(params_value)?, &mirror)?;
+    let (options, server_id) = options(session, params(params_value)?, &mirror, node_server)?;
     if let mafalda_media::mediasoup::webrtc_transport::WebRtcTransportListen::Server { webrtc_server } = &options.listen
         && webrtc_server.worker().id() != router.worker().id()
     {
         return Err(ApiError::Mediasoup("the webRtcServer belongs to another worker than the router".into()));
     }
-    session.check_room("webRtcTransport")?;
+    session.check_cap("webRtcTransport")?;
     let transport = router.create_webrtc_transport(options).await.map_err(refused)?;
     let id = transport.id().to_string();
     let data = data(&id, &transport);

@@ -139,7 +139,11 @@ impl Sessions {
 
     /// Serves `session` over `connection` until it drops (or a reconnect
     /// takes the session over), then parks it.
-    pub(super) async fn serve(self: &Arc<Self>, session: Arc<AppSession>, connection: mafalda_rope::transport::Connection) {
+    pub(super) async fn serve(
+        self: &Arc<Self>,
+        session: Arc<AppSession>,
+        connection: mafalda_rope::transport::Connection,
+    ) {
         lock(&self.live).insert(session.token.clone(), Arc::clone(&session));
         session.serve(connection).await;
         lock(&self.live).remove(&session.token);

@@ -46,6 +46,9 @@ pub(super) async fn render(State(state): State<ApiState>) -> Response {
     let hosted = Gauge::<i64>::default();
     hosted.set(i64::try_from(node.hosted_app_sessions()).unwrap_or(i64::MAX));
     registry.register("hosted_app_sessions", "App sessions this node hosts for other nodes' apps", hosted);
+    let rooms = Gauge::<i64>::default();
+    rooms.set(i64::try_from(node.inner.rooms.count()).unwrap_or(i64::MAX));
+    registry.register("rooms", "Rooms this node's apps are in", rooms);
     let draining = Gauge::<i64>::default();
     draining.set(i64::from(node.is_draining()));
     registry.register("draining", "1 while the node drains", draining);

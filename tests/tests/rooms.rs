@@ -1,0 +1,352 @@
+//! Rooms that span nodes: apps at different nodes join one room through
+//! their own node's `/v1/rope`, see every producer of it wherever it was
+//! made, consume it with real RTP arriving at a UDP socket, and see it go
+//! when its producer, its app or its node does. Real nodes, real mediasoup,
+//! real libp2p on 127.0.0.1.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mafalda_node::Node;
+use mafalda_rope::CallError;
+use mafalda_tests::node::webrtc_node_with_api;
+use mafalda_tests::room::{OPUS_PT, RoomApp};
+use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
+use mafalda_tests::swarm::eventually;
+use serde_json::json;
+use tokio::net::UdpSocket;
+
+/// `count` nodes with their API, all joined through the first.
+async fn swarm_of(count: usize) -> Vec<(Arc<Node>, SocketAddr)> {
+    let (first, api, _) = webrtc_node_with_api(None).await;
+    let mut nodes = vec![(first, api)];
+    for _ in 1..count {
+        let (node, api, _) = webrtc_node_with_api(Some(&nodes[0].0)).await;
+        nodes.push((node, api));
+    }
+    let ids: Vec<_> = nodes.iter().map(|(node, _)| node.peer_id()).collect();
+    for (node, _) in &nodes {
+        let connected = eventually(Duration::from_secs(10), || async {
+            let peers = node.swarm().connected_peers().await.unwrap_or_default();
+            ids.iter().filter(|id| **id != node.peer_id()).all(|id| peers.contains(id))
+        })
+        .await;
+        assert!(connected, "every node is connected to every other");
+    }
+    nodes
+}
+
+fn rpc_error(result: Result<serde_json::Value, CallError>) -> (i64, String) {
+    match result {
+        Err(CallError::Rpc(error)) => {
+            let name = error
+                .data
+                .as_ref()
+                .and_then(|data| data.deserialized::<serde_json::Value>().ok())
+                .and_then(|data| data["name"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            (error.code, name)
+        }
+        other => panic!("expected an error answer, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_made_at_one_node_is_seen_and_played_at_another() {
+    let nodes = swarm_of(2).await;
+    let (a_node, b_node) = (&nodes[0].0, &nodes[1].0);
+    let a = RoomApp::connect(nodes[0].1).await;
+    let b = RoomApp::connect(nodes[1].1).await;
+
+    let joined = a.join("standup").await;
+    assert_eq!(joined["id"], "room:standup");
+    assert_eq!(joined["producers"], json!([]));
+    assert_eq!(joined["nodes"], json!([a_node.peer_id().to_string()]));
+    assert!(joined["rtpCapabilities"]["codecs"].as_array().is_some_and(|codecs| !codecs.is_empty()));
+    let joined = b.join("standup").await;
+    let mut both = vec![a_node.peer_id().to_string(), b_node.peer_id().to_string()];
+    both.sort();
+    assert_eq!(joined["nodes"], json!(both), "the second node met the first on joining");
+    assert!(a.sees("standup", Duration::from_secs(5), |room| room["nodes"] == json!(both)).await);
+
+    // A publishes: B's app hears of it with the same id, A's node, its appData.
+    let started = Instant::now();
+    let producer = a.produce_opus("standup", 4242).await;
+    assert!(
+        b.sees("standup", Duration::from_secs(5), |room| room["producers"].as_array().is_some_and(|producers| {
+            producers.len() == 1
+                && producers[0]["id"] == producer.id.as_str()
+                && producers[0]["node"] == a_node.peer_id().to_string().as_str()
+                && producers[0]["kind"] == "audio"
+                && producers[0]["paused"] == false
+                && producers[0]["appData"] == json!({ "who": "test" })
+        }))
+        .await,
+        "B sees A's producer"
+    );
+    eprintln!("produce at A to the room's change at B: {:?}", started.elapsed());
+
+    // B plays it: the room's id for the producer, RTP at B's socket.
+    let consumer = b.consume_plain("standup", &producer.id).await.expect("consume A's producer at B");
+    assert_eq!(consumer.answer["producerId"], producer.id.as_str(), "the room's id, not the local copy's");
+    assert_eq!(consumer.answer["kind"], "audio");
+    let sender = UdpSocket::bind(("127.0.0.1", 0)).await.expect("bind");
+    let packets = test_stream(4242, OPUS_PT, 100);
+    let (_, received) = tokio::join!(
+        send_paced(&sender, producer.target, &packets, Duration::from_millis(5)),
+        receive_rtp(&consumer.socket, consumer.ssrc, packets.len(), Duration::from_secs(2)),
+    );
+    assert_delivered(&packets, &received, consumer.payload_type, consumer.ssrc);
+
+    // A pauses: the room says so, and B's consumer hears its producer paused.
+    a.ok(Some(&producer.id), "pause", json!(null)).await;
+    assert!(
+        b.sees("standup", Duration::from_secs(5), |room| room["producers"][0]["paused"] == true).await,
+        "the pause reached B's room"
+    );
+    let consumer_paused = eventually(Duration::from_secs(5), || async {
+        b.client.mirror().iter().any(|object| {
+            object.id == consumer.id
+                && object.state.deserialized::<serde_json::Value>().is_ok_and(|state| state["producerPaused"] == true)
+        })
+    })
+    .await;
+    assert!(consumer_paused, "B's consumer follows the producer's pause");
+    a.ok(Some(&producer.id), "resume", json!(null)).await;
+    assert!(b.sees("standup", Duration::from_secs(5), |room| room["producers"][0]["paused"] == false).await);
+
+    // A closes it: gone from B's room, and B's consumer closed itself.
+    a.ok(Some(&producer.id), "close", json!(null)).await;
+    assert!(b.sees("standup", Duration::from_secs(5), |room| room["producers"] == json!([])).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async { !b.has_object(&consumer.id) }).await,
+        "the consumer closed with its producer"
+    );
+    assert!(a_node.streams().is_empty(), "the producer's stream ended at its node");
+    assert!(eventually(Duration::from_secs(5), || async { b_node.streams().is_empty() }).await, "and its copy at B");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_or_dropping_the_connection_removes_the_apps_producers_everywhere() {
+    let nodes = swarm_of(2).await;
+    let a = RoomApp::connect(nodes[0].1).await;
+    let b = RoomApp::connect(nodes[1].1).await;
+    a.join("leavers").await;
+    b.join("leavers").await;
+    let first = a.produce_opus("leavers", 1).await;
+    assert!(
+        b.sees("leavers", Duration::from_secs(5), |room| room["producers"].as_array().is_some_and(|p| p.len() == 1))
+            .await
+    );
+    let consumer = b.consume_plain("leavers", &first.id).await.expect("consume");
+
+    // `leave`: the room object and everything made in it close at A; B sees the producer go.
+    a.ok(Some("room:leavers"), "leave", json!(null)).await;
+    assert!(!a.has_object("room:leavers"));
+    assert!(!a.has_object(&first.id), "its producer closed with the room");
+    assert!(
+        b.sees("leavers", Duration::from_secs(5), |room| room["producers"] == json!([])
+            && room["nodes"].as_array().is_some_and(|nodes| nodes.len() == 1))
+            .await,
+        "A's node left the room"
+    );
+    assert!(eventually(Duration::from_secs(5), || async { !b.has_object(&consumer.id) }).await);
+
+    // Joined again, then the connection drops: after the session's grace, gone everywhere.
+    a.join("leavers").await;
+    let second = a.produce_opus("leavers", 2).await;
+    assert!(b.sees("leavers", Duration::from_secs(5), |room| room["producers"][0]["id"] == second.id.as_str()).await);
+    drop(a);
+    assert!(b.sees("leavers", Duration::from_secs(10), |room| room["producers"] == json!([])).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_producers_close_everywhere_within_two_seconds() {
+    let nodes = swarm_of(3).await;
+    let (a, b, c) =
+        (RoomApp::connect(nodes[0].1).await, RoomApp::connect(nodes[1].1).await, RoomApp::connect(nodes[2].1).await);
+    for app in [&a, &b, &c] {
+        app.join("fragile").await;
+    }
+    let doomed = b.produce_opus("fragile", 7).await;
+    let kept = c.produce_opus("fragile", 8).await;
+    for app in [&a, &c] {
+        assert!(
+            app.sees("fragile", Duration::from_secs(5), |room| room["producers"]
+                .as_array()
+                .is_some_and(|p| p.len() == 2))
+                .await
+        );
+    }
+    let consumer = a.consume_plain("fragile", &doomed.id).await.expect("consume B's producer at A");
+
+    let killed = Instant::now();
+    nodes[1].0.shutdown().await;
+    let only_kept = json!([kept.id]);
+    assert!(
+        a.sees("fragile", Duration::from_secs(2), |room| {
+            room["producers"].as_array().is_some_and(|p| p.len() == 1 && p[0]["id"] == only_kept[0])
+        })
+        .await,
+        "B's producer gone from A's room within 2 s"
+    );
+    assert!(
+        c.sees("fragile", Duration::from_secs(2), |room| room["producers"].as_array().is_some_and(|p| p.len() == 1))
+            .await
+    );
+    assert!(
+        eventually(Duration::from_secs(2), || async { !a.has_object(&consumer.id) }).await,
+        "A's consumer of it closed"
+    );
+    eprintln!("node killed to its producers gone everywhere: {:?}", killed.elapsed());
+    // The other two still play each other.
+    let played = a.consume_plain("fragile", &kept.id).await.expect("C's producer still plays at A");
+    let sender = UdpSocket::bind(("127.0.0.1", 0)).await.expect("bind");
+    let packets = test_stream(8, OPUS_PT, 50);
+    let (_, received) = tokio::join!(
+        send_paced(&sender, kept.target, &packets, Duration::from_millis(5)),
+        receive_rtp(&played.socket, played.ssrc, packets.len(), Duration::from_secs(2)),
+    );
+    assert_delivered(&packets, &received, played.payload_type, played.ssrc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_room_calls_are_typed_errors_and_change_nothing() {
+    let nodes = swarm_of(2).await;
+    let a = RoomApp::connect(nodes[0].1).await;
+    let b = RoomApp::connect(nodes[1].1).await;
+    // Room ids are checked like stream ids.
+    for bad in
+        [json!({ "room": "" }), json!({ "room": "a/b" }), json!({ "room": "x".repeat(200) }), json!({ "nope": 1 })]
+    {
+        let (code, name) = rpc_error(a.call(None, "room.join", bad).await);
+        assert_eq!((code, name.as_str()), (-32602, "TypeError"));
+    }
+    a.join("strict").await;
+    let (_, name) = rpc_error(a.call(None, "room.join", json!({ "room": "strict" })).await);
+    assert_eq!(name, "InvalidStateError", "joined twice");
+    // Where a room transport listens is the node's to say.
+    let (_, name) = rpc_error(
+        a.call(
+            Some("room:strict"),
+            "createPlainTransport",
+            json!({ "listenInfo": { "protocol": "udp", "ip": "0.0.0.0" } }),
+        )
+        .await,
+    );
+    assert_eq!(name, "TypeError");
+    let producer = a.produce_opus("strict", 9).await;
+    b.join("strict").await;
+    assert!(
+        b.sees("strict", Duration::from_secs(5), |room| room["producers"].as_array().is_some_and(|p| p.len() == 1))
+            .await
+    );
+
+    // Unknown producer; incompatible capabilities; malformed RTP parameters.
+    let (_, name) =
+        rpc_error(b.consume_plain("strict", "0b0c8a4e-8f33-4a5e-9d7e-2f6d1b1f0a01").await.map(|c| c.answer));
+    assert_eq!(name, "TypeError");
+    let transport = b.ok(Some("room:strict"), "createPlainTransport", json!({ "comedia": true })).await;
+    let transport = transport["id"].as_str().expect("id").to_owned();
+    let vp8_only = json!({ "codecs": [{ "kind": "video", "mimeType": "video/VP8", "clockRate": 90000, "preferredPayloadType": 101 }] });
+    let (_, name) = rpc_error(
+        b.call(Some(&transport), "consume", json!({ "producerId": producer.id, "rtpCapabilities": vp8_only })).await,
+    );
+    assert_eq!(name, "UnsupportedError");
+    assert_eq!(
+        b.ok(Some("room:strict"), "canConsume", json!({ "producerId": producer.id, "rtpCapabilities": vp8_only }))
+            .await,
+        json!(false)
+    );
+    let caps = b.room("strict").expect("room")["rtpCapabilities"].clone();
+    assert_eq!(
+        b.ok(Some("room:strict"), "canConsume", json!({ "producerId": producer.id, "rtpCapabilities": caps })).await,
+        json!(true)
+    );
+    let (_, name) = rpc_error(
+        b.call(Some(&transport), "produce", json!({ "kind": "audio", "rtpParameters": { "codecs": "no" } })).await,
+    );
+    assert_eq!(name, "TypeError");
+    // Another connection's object.
+    let (code, _) = rpc_error(b.call(Some(&producer.id), "close", json!(null)).await);
+    assert_eq!(code, -32001);
+    // Nothing changed: the producer is still the room's only one, at both nodes.
+    for app in [&a, &b] {
+        assert_eq!(app.producer_ids("strict"), vec![producer.id.clone()]);
+    }
+    a.ok(None, "room.join", json!({ "room": "after" })).await;
+    assert!(nodes[0].0.streams().len() == 1, "the node still holds just the producer's stream");
+}
+
+/// A peer that is not a node plays the rogue with `room.sync`: malformed and
+/// oversized entries are refused, a room the node is not in keeps nothing,
+/// and the phantom producer it does get listed fails to play with a typed
+/// error and goes when the rogue stops answering as a member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rogue_peers_room_entries_are_checked_bounded_and_dropped() {
+    use mafalda_rope::Value;
+    use mafalda_tests::swarm::{loopback_config, spawn_node};
+
+    let nodes = swarm_of(1).await;
+    let node = &nodes[0].0;
+    let rogue = spawn_node(loopback_config().with_bootstrap(node.listen_addrs().await.expect("addrs"))).await;
+    let app = RoomApp::connect(nodes[0].1).await;
+    app.join("victim").await;
+    let sync = |room: &str, producers: serde_json::Value| {
+        Value::serialized(&json!({ "room": room, "entry": { "incarnation": 1, "seq": 1, "producers": producers } }))
+            .expect("encode")
+    };
+    let producer = |id: String| {
+        json!({ "id": id, "kind": "audio", "paused": false, "appData": {},
+                "codecs": [{ "mimeType": "audio/opus", "clockRate": 48000, "channels": 2 }] })
+    };
+    let refused = |result: Result<Value, mafalda_swarm::CallError>| match result {
+        Err(mafalda_swarm::CallError::Remote(error)) => error.code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+
+    // Malformed: not a UUID; too many producers; a field nobody sends.
+    let bad_id = sync("victim", json!([producer("not-a-uuid".into())]));
+    assert_eq!(refused(rogue.handle.call(node.peer_id(), "room.sync", None, bad_id).await), -32602);
+    let many: Vec<_> = (0..200).map(|_| producer(uuid_text())).collect();
+    let flood = sync("victim", json!(many));
+    assert_eq!(refused(rogue.handle.call(node.peer_id(), "room.sync", None, flood).await), -32602);
+    let odd = Value::serialized(
+        &json!({ "room": "victim", "entry": { "incarnation": 1, "seq": 1, "producers": [], "x": 1 } }),
+    )
+    .expect("encode");
+    assert_eq!(refused(rogue.handle.call(node.peer_id(), "room.sync", None, odd).await), -32602);
+    assert!(app.producer_ids("victim").is_empty(), "nothing refused reached the room");
+
+    // A room the node is not in: an empty answer, nothing kept.
+    let answer =
+        rogue.handle.call(node.peer_id(), "room.sync", None, sync("elsewhere", json!([]))).await.expect("answer");
+    let answer: serde_json::Value = answer.deserialized().expect("json");
+    assert_eq!(answer["entry"], serde_json::Value::Null);
+    assert_eq!(node.rooms().len(), 1, "no state for a room nobody here joined");
+
+    // A well-formed entry is taken (the rogue is a member like any other)...
+    let phantom = uuid_text();
+    rogue
+        .handle
+        .call(node.peer_id(), "room.sync", None, sync("victim", json!([producer(phantom.clone())])))
+        .await
+        .expect("merged");
+    assert!(app.sees("victim", Duration::from_secs(5), |room| room["producers"][0]["id"] == phantom.as_str()).await);
+    // ...but its producer plays only if it really pipes it: it does not.
+    let error = app.consume_plain("victim", &phantom).await.map(|consumer| consumer.answer);
+    assert!(error.is_err(), "a phantom producer is a typed error, not a consumer");
+    // It does not answer syncs as a member does: checked and dropped.
+    assert!(
+        app.sees("victim", Duration::from_secs(15), |room| room["producers"] == json!([])).await,
+        "the rogue's entry is gone once it failed to sync"
+    );
+    assert_eq!(node.rooms()[0].members, Vec::<mafalda_swarm::PeerId>::new());
+}
+
+fn uuid_text() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
