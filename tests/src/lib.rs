@@ -11,5 +11,6 @@ pub mod room;
 pub mod rope;
 pub mod rtp;
 pub mod swarm;
+pub mod tcp_relay;
 
 use mafalda_nss_link as _;

@@ -50,9 +50,24 @@ pub struct PlainConsumer {
 impl RoomApp {
     /// Connects to the node whose API is at `api`.
     pub async fn connect(api: SocketAddr) -> Self {
-        let url = format!("ws://{api}/v1/rope?format=json");
+        Self::resume(api, None).await
+    }
+
+    /// Connects to the node whose API is at `api`, resuming session `token` if given.
+    pub async fn resume(api: SocketAddr, token: Option<&str>) -> Self {
+        let mut url = format!("ws://{api}/v1/rope?format=json");
+        if let Some(token) = token {
+            url.push_str(&format!("&session={token}"));
+        }
         let (client, events) = Client::connect(url, ClientConfig::default()).await.expect("connect over ROPE");
         Self { client, events }
+    }
+
+    /// The app session's token (the node's `session` object).
+    pub fn session_token(&self) -> String {
+        let session = self.client.mirror().into_iter().find(|object| object.id == "session").expect("a session object");
+        let state: Value = session.state.deserialized().expect("JSON state");
+        state["token"].as_str().expect("token").to_owned()
     }
 
     /// Calls `method` on `target`, panicking on an error answer.

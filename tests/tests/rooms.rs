@@ -350,3 +350,78 @@ fn uuid_text() -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }
+
+/// An app's WebSocket is cut (a TCP relay drops it) while it publishes into
+/// a room: it reconnects within the grace with its session token; its
+/// producer was never closed at the other node and media kept flowing. Cut
+/// again and not back: after the grace, its producer is gone everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_that_comes_back_within_the_grace_keeps_its_producer_playing_everywhere() {
+    use mafalda_node::api::ApiConfig;
+    use mafalda_tests::tcp_relay::TcpRelay;
+
+    let mut config = ApiConfig::default();
+    config.session_grace = Duration::from_secs(3);
+    // The app reaches the node through the relay's port.
+    config.hosts = vec!["127.0.0.1".parse().expect("a host")];
+    let (a_node, a_api, _) = mafalda_tests::node::webrtc_node_with_api_config(None, config).await;
+    let (b_node, b_api, _) = webrtc_node_with_api(Some(&a_node)).await;
+    let connected = eventually(Duration::from_secs(10), || async {
+        b_node.swarm().connected_peers().await.unwrap_or_default().contains(&a_node.peer_id())
+    })
+    .await;
+    assert!(connected);
+    let relay = TcpRelay::start(a_api).await;
+    // This first client reconnects by itself after the cut, without the
+    // token (a new, empty session): the app resumes with a client of its own.
+    let a = RoomApp::connect(relay.addr()).await;
+    let token = a.session_token();
+    let b = RoomApp::connect(b_api).await;
+    a.join("flaky").await;
+    b.join("flaky").await;
+    let producer = a.produce_opus("flaky", 31).await;
+    assert!(b.sees("flaky", Duration::from_secs(5), |room| room["producers"][0]["id"] == producer.id.as_str()).await);
+    let consumer = b.consume_plain("flaky", &producer.id).await.expect("consume");
+
+    // 300 packets over 3 s; the cut at 1 s, the reconnect 500 ms later.
+    let sender = UdpSocket::bind(("127.0.0.1", 0)).await.expect("bind");
+    let packets = test_stream(31, OPUS_PT, 300);
+    let sending = send_paced(&sender, producer.target, &packets, Duration::from_millis(10));
+    let receiving = async {
+        let mut arrivals = Vec::new();
+        let mut buffer = vec![0u8; 2048];
+        while let Ok(Ok((len, _))) =
+            tokio::time::timeout(Duration::from_secs(1), consumer.socket.recv_from(&mut buffer)).await
+        {
+            if mafalda_tests::rtp::RtpPacket::parse(&buffer[..len]).is_ok_and(|p| p.ssrc == consumer.ssrc) {
+                arrivals.push(Instant::now());
+            }
+        }
+        arrivals
+    };
+    let reconnecting = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        relay.cut();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        RoomApp::resume(relay.addr(), Some(&token)).await
+    };
+    let ((), arrivals, a) = tokio::join!(sending, receiving, reconnecting);
+    assert_eq!(a.session_token(), token, "the same session came back");
+    assert!(a.has_object("room:flaky") && a.has_object(&producer.id), "its room and producer are intact");
+    assert!(b.has_object(&consumer.id), "B's consumer was never closed");
+    assert!(arrivals.len() >= 297, "{} of 300 packets reached B across the cut", arrivals.len());
+    let gap = arrivals.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
+    assert!(gap < Duration::from_millis(200), "media kept flowing: longest gap {gap:?}");
+    // The resumed connection drives its objects.
+    a.ok(Some(&producer.id), "pause", json!(null)).await;
+    assert!(b.sees("flaky", Duration::from_secs(5), |room| room["producers"][0]["paused"] == true).await);
+
+    // Cut again, and not back (the client would reconnect by itself, with
+    // the token in its URL): gone everywhere once the grace ran out.
+    drop(a);
+    relay.cut();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(b.has_object(&consumer.id), "still within the grace");
+    assert!(b.sees("flaky", Duration::from_secs(5), |room| room["producers"] == json!([])).await);
+    assert!(eventually(Duration::from_secs(2), || async { !b.has_object(&consumer.id) }).await);
+}
