@@ -15,7 +15,7 @@ pub const LIMIT_REACHED: i64 = -32004;
 pub const FORBIDDEN: i64 = -32003;
 
 /// Why a mediasoup call failed.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum ApiError {
     /// Wrong options or parameters (mediasoup's `TypeError`).
     #[error("{0}")]
@@ -41,6 +41,10 @@ pub enum ApiError {
     /// The connection holds the most objects of this kind it may.
     #[error("{0}")]
     LimitReached(String),
+    /// What another node answered a call forwarded to it, passed on as it
+    /// came (its code and class included).
+    #[error("{}", .0.message)]
+    Forwarded(RpcError),
 }
 
 impl ApiError {
@@ -52,6 +56,7 @@ impl ApiError {
             Self::Unsupported(_) => "UnsupportedError",
             Self::Mediasoup(_) | Self::NotFound(_) | Self::UnknownMethod(_) | Self::Forbidden(_) => "Error",
             Self::LimitReached(_) => "Error",
+            Self::Forwarded(_) => "Error",
         }
     }
 
@@ -65,6 +70,7 @@ impl ApiError {
             Self::UnknownMethod(_) => ErrorCode::MethodNotFound,
             Self::Forbidden(_) => ErrorCode::Application(FORBIDDEN),
             Self::LimitReached(_) => ErrorCode::Application(LIMIT_REACHED),
+            Self::Forwarded(error) => ErrorCode::from_code(error.code),
         }
     }
 
@@ -98,6 +104,9 @@ impl ApiError {
 
 impl From<ApiError> for RpcError {
     fn from(error: ApiError) -> Self {
+        if let ApiError::Forwarded(error) = error {
+            return error;
+        }
         let class = error.class();
         let mut data = std::collections::BTreeMap::new();
         data.insert("name".to_owned(), class);

@@ -96,6 +96,15 @@ pub trait RoomMembership: Send + Sync + 'static {
     /// Brings room producer `producer_id` to `router` (from wherever it is)
     /// and answers its id there.
     fn consumable(&self, producer_id: &str, router: &Router) -> BoxFuture<'static, Result<ProducerId, ApiError>>;
+    /// Creates a transport of the room on another node `node` (a peer id;
+    /// mediasoup-cluster: driven through this connection): `method` with
+    /// the app's `params`. `None` when `node` is this node.
+    fn create_on(
+        &self,
+        node: String,
+        method: String,
+        params: Value,
+    ) -> BoxFuture<'static, Result<Option<Value>, ApiError>>;
     /// Whether an endpoint with `capabilities` can consume room producer
     /// `producer_id` (false for one the room does not have).
     fn can_consume(&self, producer_id: &str, capabilities: &RtpCapabilities) -> bool;
@@ -172,7 +181,8 @@ pub(crate) async fn join(session: &Session, params_value: &Value) -> Result<Valu
 
 /// The options of a room's transports an app may set (where they listen is
 /// the node's to say).
-const WEBRTC_OPTIONS: [&str; 10] = [
+const WEBRTC_OPTIONS: [&str; 11] = [
+    "node",
     "enableUdp",
     "enableTcp",
     "preferUdp",
@@ -184,7 +194,8 @@ const WEBRTC_OPTIONS: [&str; 10] = [
     "maxSctpMessageSize",
     "appData",
 ];
-const PLAIN_OPTIONS: [&str; 8] = [
+const PLAIN_OPTIONS: [&str; 9] = [
+    "node",
     "rtcpMux",
     "comedia",
     "enableSctp",
@@ -212,7 +223,14 @@ pub(crate) async fn call(
 ) -> Result<Value, ApiError> {
     match method {
         "createWebRtcTransport" | "createPlainTransport" => {
-            let wire = allowed_options(method, params_value)?;
+            let mut wire = allowed_options(method, params_value)?;
+            if let Some(node) = wire.remove("node").filter(|node| !node.is_null()) {
+                let node = node.as_str().ok_or_else(|| ApiError::invalid("node must be a peer id"))?.to_owned();
+                let created = room.membership.create_on(node, method.to_owned(), to_value(&wire)?).await?;
+                if let Some(answer) = created {
+                    return Ok(answer);
+                }
+            }
             let place = room.membership.place().await?;
             if method == "createWebRtcTransport" {
                 let mut wire = wire;

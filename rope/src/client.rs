@@ -179,16 +179,19 @@ async fn open(url: &str, config: &ClientConfig, handler: &Arc<dyn Handler>) -> R
 /// Keeps the mirror up to date and the connection up, until the client is dropped.
 async fn maintain(
     inner: Weak<Inner>,
-    mut task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
     mut inbound: mpsc::Receiver<Message>,
     events: mpsc::Sender<ClientEvent>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    // However this returns (stopped, or the client dropped while a message
+    // was coming in), the connection closes with it.
+    let mut _connection = AbortOnDrop(task);
     loop {
         // Connected: apply what the server sends.
         loop {
             let message = tokio::select! {
-                _ = &mut stop => { task.abort(); return; }
+                _ = &mut stop => return,
                 message = inbound.recv() => message,
             };
             let Some(message) = message else { break };
@@ -225,7 +228,16 @@ async fn maintain(
         }
         info!(url = %strong.url, "ROPE client reconnected");
         let _ = events.try_send(ClientEvent::Reconnected);
-        (task, inbound) = (new_task, new_inbound);
+        (_connection, inbound) = (AbortOnDrop(new_task), new_inbound);
+    }
+}
+
+/// A connection's task, aborted (closing the connection) when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

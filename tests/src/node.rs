@@ -29,18 +29,31 @@ pub const TEST_SESSION_GRACE: std::time::Duration = std::time::Duration::from_se
 /// [`webrtc_node_with_api`] with the API set up as `config` says (tokens,
 /// origins, hosts, caps).
 pub async fn webrtc_node_with_api_config(bootstrap: Option<&Node>, config: ApiConfig) -> (Arc<Node>, SocketAddr, u16) {
-    let port = {
-        let probe = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("probe a free port");
-        probe.local_addr().expect("addr").port()
+    let bootstrap = match bootstrap {
+        Some(seed) => seed.listen_addrs().await.expect("addrs"),
+        None => Vec::new(),
     };
-    let mut media = MediaConfig::default();
-    media.workers = 1;
-    media.webrtc = Some(WebRtcListen { ip: LOOPBACK, announced_address: None, ports: port..=port });
-    let mut swarm = loopback_config();
-    if let Some(seed) = bootstrap {
-        swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
-    }
-    let node = Arc::new(Node::start(NodeConfig::new(media, swarm)).await.expect("start"));
+    // The port is free when probed, but tests running at once may take it
+    // before the worker binds it: another port then.
+    let mut attempts = 0;
+    let (node, port) = loop {
+        let port = {
+            let probe = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("probe a free port");
+            probe.local_addr().expect("addr").port()
+        };
+        let mut media = MediaConfig::default();
+        media.workers = 1;
+        media.webrtc = Some(WebRtcListen { ip: LOOPBACK, announced_address: None, ports: port..=port });
+        let swarm = loopback_config().with_bootstrap(bootstrap.clone());
+        match Node::start(NodeConfig::new(media, swarm)).await {
+            Ok(node) => break (Arc::new(node), port),
+            Err(error) if attempts < 5 => {
+                attempts += 1;
+                eprintln!("node start failed on WebRTC port {port} ({error}); another port");
+            }
+            Err(error) => panic!("start: {error}"),
+        }
+    };
     let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
     let (addr, _task) = api::serve_with(Arc::clone(&node), listener, config).expect("serve API");
     (node, addr, port)

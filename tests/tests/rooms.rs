@@ -143,8 +143,10 @@ async fn leaving_or_dropping_the_connection_removes_the_apps_producers_everywher
 
     // `leave`: the room object and everything made in it close at A; B sees the producer go.
     a.ok(Some("room:leavers"), "leave", json!(null)).await;
-    assert!(!a.has_object("room:leavers"));
-    assert!(!a.has_object(&first.id), "its producer closed with the room");
+    let gone =
+        eventually(Duration::from_secs(5), || async { !a.has_object("room:leavers") && !a.has_object(&first.id) })
+            .await;
+    assert!(gone, "the room object and its producer closed at A");
     assert!(
         b.sees("leavers", Duration::from_secs(5), |room| room["producers"] == json!([])
             && room["nodes"].as_array().is_some_and(|nodes| nodes.len() == 1))
@@ -424,4 +426,79 @@ async fn a_cut_connection_that_comes_back_within_the_grace_keeps_its_producer_pl
     assert!(b.has_object(&consumer.id), "still within the grace");
     assert!(b.sees("flaky", Duration::from_secs(5), |room| room["producers"] == json!([])).await);
     assert!(eventually(Duration::from_secs(2), || async { !b.has_object(&consumer.id) }).await);
+}
+
+/// Mediasoup-cluster from one endpoint: an app connected to A makes room
+/// transports on B (`node`); they live there (B's ports, B's producers)
+/// and carry media, driven through the app's own connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transport_made_with_node_lives_on_that_node_and_carries_media() {
+    let (a_node, a_api, a_port) = webrtc_node_with_api(None).await;
+    let (b_node, _b_api, b_port) = webrtc_node_with_api(Some(&a_node)).await;
+    let connected = eventually(Duration::from_secs(10), || async {
+        a_node.swarm().connected_peers().await.unwrap_or_default().contains(&b_node.peer_id())
+    })
+    .await;
+    assert!(connected);
+    let b_id = b_node.peer_id().to_string();
+    let app = RoomApp::connect(a_api).await;
+    let listener = RoomApp::connect(a_api).await;
+    app.join("cluster").await;
+    listener.join("cluster").await;
+
+    // A WebRTC transport on B: its candidates are B's WebRTC port, not A's.
+    let webrtc = app.ok(Some("room:cluster"), "createWebRtcTransport", json!({ "node": b_id })).await;
+    let ports: Vec<u64> =
+        webrtc["iceCandidates"].as_array().expect("candidates").iter().filter_map(|c| c["port"].as_u64()).collect();
+    assert!(
+        !ports.is_empty() && ports.iter().all(|port| *port == u64::from(b_port)),
+        "{ports:?} are B's {b_port}, not A's {a_port}"
+    );
+    let webrtc_id = webrtc["id"].as_str().expect("id").to_owned();
+    assert!(
+        eventually(Duration::from_secs(5), || async { app.has_object(&webrtc_id) }).await,
+        "mirrored in the app's own connection"
+    );
+
+    // A plain transport and a producer on B, made and driven from A.
+    let plain = app.ok(Some("room:cluster"), "createPlainTransport", json!({ "node": b_id, "comedia": true })).await;
+    let plain_id = plain["id"].as_str().expect("id").to_owned();
+    let port = plain["tuple"]["localPort"].as_u64().expect("port");
+    let produced = app
+        .ok(
+            Some(&plain_id),
+            "produce",
+            json!({ "kind": "audio", "rtpParameters": mafalda_tests::room::opus_parameters(55) }),
+        )
+        .await;
+    let producer = produced["id"].as_str().expect("id").to_owned();
+    assert!(
+        listener.sees("cluster", Duration::from_secs(5), |room| room["producers"][0]["node"] == b_id.as_str()).await,
+        "the producer is B's"
+    );
+    assert_eq!(b_node.streams().len(), 1, "B holds it");
+    // Played at A by the other app: RTP sent to B's transport arrives.
+    let consumer = listener.consume_plain("cluster", &producer).await.expect("consume");
+    let sender = UdpSocket::bind(("127.0.0.1", 0)).await.expect("bind");
+    let packets = test_stream(55, OPUS_PT, 60);
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let (_, received) = tokio::join!(
+        send_paced(&sender, target, &packets, Duration::from_millis(5)),
+        receive_rtp(&consumer.socket, consumer.ssrc, packets.len(), Duration::from_secs(2)),
+    );
+    assert_delivered(&packets, &received, consumer.payload_type, consumer.ssrc);
+
+    // Leaving at A closes what the app made on B.
+    app.ok(Some("room:cluster"), "leave", json!(null)).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async { !app.has_object(&plain_id) && !app.has_object(&webrtc_id) })
+            .await
+    );
+    assert!(listener.sees("cluster", Duration::from_secs(5), |room| room["producers"] == json!([])).await);
+    assert!(eventually(Duration::from_secs(5), || async { b_node.rooms().is_empty() }).await, "B left the room");
+    // Not a peer id: a TypeError.
+    app.join("cluster").await;
+    let (code, name) =
+        rpc_error(app.call(Some("room:cluster"), "createPlainTransport", json!({ "node": "nobody" })).await);
+    assert_eq!((code, name.as_str()), (-32602, "TypeError"));
 }

@@ -165,7 +165,8 @@ fn start_app(
     let server = Server::new(Arc::clone(&methods) as Arc<dyn Handler>);
     *methods.server.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server.clone());
     let mediasoup = mafalda_mediasoup_api::Session::new(host, server.clone(), grants);
-    mediasoup.serve_rooms(Arc::new(crate::rooms::NodeRooms(Arc::downgrade(&node.inner))));
+    let entry = crate::rooms::EntryLink { session: connection_number, server: server.clone() };
+    mediasoup.serve_rooms(Arc::new(crate::rooms::NodeRooms { inner: Arc::downgrade(&node.inner), entry: Some(entry) }));
     let _ = methods.mediasoup.set(mediasoup.clone());
     let token = Sessions::new_token();
     let state = serde_json::json!({ "token": token, "graceMs": u64::try_from(grace.as_millis()).unwrap_or(u64::MAX) });

@@ -60,16 +60,55 @@ pub(crate) async fn create_worker(
     host: PeerId,
     params: Value,
 ) -> Result<Value, RpcError> {
-    {
-        let mut sessions = lock(&inner.app_media.entry.sessions);
-        let linked = sessions.entry(session).or_insert_with(|| Linked {
-            server: server.clone(),
-            objects: HashMap::new(),
-            hosts: HashSet::new(),
-        });
-        linked.hosts.insert(host);
-    }
+    link(inner, session, server, host);
     forward(inner, host, session, None, "mediasoup.createWorker", params).await
+}
+
+/// A call of app connection `session` on its room `room` to make a
+/// transport (`method`, `params`) on `host`: the connection's session there
+/// joins the room first (once), then makes it; it is mirrored here.
+pub(crate) async fn room_call(
+    inner: &Arc<Inner>,
+    session: u64,
+    server: &Server,
+    host: PeerId,
+    room: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    link(inner, session, server, host);
+    let join = Value::serialized(&serde_json::json!({ "room": room }))
+        .map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))?;
+    match forward(inner, host, session, None, "room.join", join).await {
+        Ok(_) => {}
+        // Joined there already (an earlier transport).
+        Err(error) if error.code == mafalda_mediasoup_api::INVALID_STATE => {}
+        Err(error) => return Err(error),
+    }
+    let target = mafalda_mediasoup_api::room_object_id(room);
+    forward(inner, host, session, Some(target), method, params).await
+}
+
+/// App connection `session` left room `room`: its session on `host` leaves
+/// it too (closing what it made there), in the background.
+pub(crate) fn leave_room(inner: &Arc<Inner>, session: u64, host: PeerId, room: &str) {
+    let (task_inner, target) = (Arc::clone(inner), mafalda_mediasoup_api::room_object_id(room));
+    inner.spawn("leave a room on a host", async move {
+        if let Err(error) = forward(&task_inner, host, session, Some(target), "leave", Value::Null).await {
+            debug!(%host, session, %error, "could not leave the room on a host (it leaves when the session ends)");
+        }
+    });
+}
+
+/// Links app connection `session` (served by `server`) to `host`.
+fn link(inner: &Arc<Inner>, session: u64, server: &Server, host: PeerId) {
+    let mut sessions = lock(&inner.app_media.entry.sessions);
+    let linked = sessions.entry(session).or_insert_with(|| Linked {
+        server: server.clone(),
+        objects: HashMap::new(),
+        hosts: HashSet::new(),
+    });
+    linked.hosts.insert(host);
 }
 
 /// Forwards one call of app connection `session` to `host`.
@@ -133,6 +172,11 @@ fn apply(inner: &Arc<Inner>, linked: &mut Linked, host: PeerId, session: u64, ev
     let id = id.as_str();
     let cap = object_cap(inner);
     let owner = linked.objects.get(id).copied();
+    if object_type == "room" && owner.is_none() {
+        // The host's side of a room the app is in here: the app's own room
+        // object is this node's; only what the host made in it is mirrored.
+        return;
+    }
     match name {
         EventKind::Created => match owner {
             Some(owner) if owner == host => {

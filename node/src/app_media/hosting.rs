@@ -76,7 +76,7 @@ impl Hosting {
 /// caused have reached `peer`.
 pub(crate) async fn call(inner: &Arc<Inner>, peer: PeerId, call: SessionCall) -> Result<Value, RpcError> {
     let hosting = &inner.app_media.hosting;
-    let opens = call.target.is_none() && call.method == "mediasoup.createWorker";
+    let opens = call.target.is_none() && (call.method == "mediasoup.createWorker" || call.method == "room.join");
     let hosted = {
         let mut sessions = lock(&hosting.sessions);
         match sessions.get(&(peer, call.session)) {
@@ -142,6 +142,9 @@ fn open(inner: &Arc<Inner>, peer: PeerId, session_number: u64) -> Arc<Hosted> {
     let session =
         Session::new(Arc::clone(&inner.app_media.hosting.host), server.clone(), Grants { workers: true, files: false });
     let _ = root.0.set(session.clone());
+    // Its rooms are this node's; transports on yet another node are made
+    // through the app's own entry, not from here.
+    session.serve_rooms(Arc::new(crate::rooms::NodeRooms { inner: Arc::downgrade(inner), entry: None }));
     let (flush, flushes) = mpsc::channel(16);
     let events = server.subscribe();
     let relay = relay(Arc::downgrade(inner), peer, session_number, server.clone(), events, flushes);

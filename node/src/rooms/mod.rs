@@ -187,7 +187,21 @@ fn view_of(me: PeerId, here: &RoomHere) -> RoomView {
 }
 
 /// The node's [`RoomNode`]: what each app connection's rooms go through.
-pub(crate) struct NodeRooms(pub(crate) Weak<Inner>);
+pub(crate) struct NodeRooms {
+    pub(crate) inner: Weak<Inner>,
+    /// The app connection, when it is this node's own (it may then make
+    /// transports on other nodes); `None` for a session hosted for a peer.
+    pub(crate) entry: Option<EntryLink>,
+}
+
+/// An app connection of this node, as its rooms reach other nodes through it.
+#[derive(Clone)]
+pub(crate) struct EntryLink {
+    /// The connection's number (the session other nodes host for it).
+    pub(crate) session: u64,
+    /// Its ROPE server (where objects on other nodes are mirrored).
+    pub(crate) server: mafalda_rope::Server,
+}
 
 impl RoomNode for NodeRooms {
     fn join(
@@ -195,7 +209,7 @@ impl RoomNode for NodeRooms {
         room: String,
         _app_data: serde_json::Value,
     ) -> BoxFuture<'static, Result<Box<dyn RoomMembership>, ApiError>> {
-        let inner = self.0.clone();
+        let (inner, entry) = (self.inner.clone(), self.entry.clone());
         Box::pin(async move {
             let inner = inner.upgrade().ok_or_else(|| ApiError::InvalidState("the node is stopping".into()))?;
             validate_room_id(&room).map_err(|e| ApiError::Type(e.to_string()))?;
@@ -237,7 +251,8 @@ impl RoomNode for NodeRooms {
                     }
                 }
             };
-            let membership = Membership { inner: Arc::downgrade(&inner), room: room.clone(), view };
+            let membership =
+                Membership { inner: Arc::downgrade(&inner), room: room.clone(), view, entry, hosts: Arc::default() };
             if first {
                 info!(room, "joined a room");
                 sync::discover(&inner, &room).await;
@@ -252,11 +267,19 @@ struct Membership {
     inner: Weak<Inner>,
     room: String,
     view: watch::Receiver<RoomView>,
+    entry: Option<EntryLink>,
+    /// Other nodes where this app joined the room for transports made there.
+    hosts: Arc<Mutex<std::collections::HashSet<PeerId>>>,
 }
 
 impl Drop for Membership {
     fn drop(&mut self) {
         let Some(inner) = self.inner.upgrade() else { return };
+        if let Some(entry) = &self.entry {
+            for host in lock(&self.hosts).drain() {
+                crate::app_media::entry::leave_room(&inner, entry.session, host, &self.room);
+            }
+        }
         let leaving = {
             let mut rooms = lock(&inner.rooms.rooms);
             let Some(here) = rooms.get_mut(&self.room) else { return };
@@ -364,6 +387,32 @@ impl RoomMembership for Membership {
                 .ok_or_else(|| ApiError::invalid(format!("Producer with id \"{producer_id}\" closed")))?;
             inner.router.make_available(local, &router).await.map_err(node_error)?;
             Ok(local)
+        })
+    }
+
+    fn create_on(
+        &self,
+        node: String,
+        method: String,
+        params: mafalda_rope::Value,
+    ) -> BoxFuture<'static, Result<Option<mafalda_rope::Value>, ApiError>> {
+        let (inner, entry, room, hosts) =
+            (self.inner.clone(), self.entry.clone(), self.room.clone(), Arc::clone(&self.hosts));
+        Box::pin(async move {
+            let inner = inner.upgrade().ok_or_else(|| ApiError::InvalidState("the node is stopping".into()))?;
+            let host: PeerId = node.parse().map_err(|_| ApiError::invalid("node must be a peer id"))?;
+            if host == inner.swarm.peer_id() {
+                return Ok(None);
+            }
+            let entry = entry.ok_or_else(|| {
+                ApiError::InvalidState("a transport on another node is made through the app's own node".into())
+            })?;
+            lock(&hosts).insert(host);
+            let answer =
+                crate::app_media::entry::room_call(&inner, entry.session, &entry.server, host, &room, &method, params)
+                    .await
+                    .map_err(ApiError::Forwarded)?;
+            Ok(Some(answer))
         })
     }
 
