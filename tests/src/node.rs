@@ -72,3 +72,13 @@ pub async fn node_with(bootstrap: Option<&Node>, adjust: impl FnOnce(&mut NodeCo
     adjust(&mut config);
     Node::start(config).await.expect("start node")
 }
+
+/// Serves `node`'s API on an ephemeral loopback port (sessions outlive their
+/// connection by [`TEST_SESSION_GRACE`]); returns where.
+pub async fn serve_api(node: Arc<Node>) -> SocketAddr {
+    let mut config = ApiConfig::default();
+    config.session_grace = TEST_SESSION_GRACE;
+    let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
+    let (addr, _task) = api::serve_with(node, listener, config).expect("serve API");
+    addr
+}

@@ -502,3 +502,60 @@ async fn a_transport_made_with_node_lives_on_that_node_and_carries_media() {
         rpc_error(app.call(Some("room:cluster"), "createPlainTransport", json!({ "node": "nobody" })).await);
     assert_eq!((code, name.as_str()), (-32602, "TypeError"));
 }
+
+/// The room converges when a node joins late (it pulls what is there) and
+/// when a node restarts with the same identity (its new entries beat the
+/// tombstone the others keep of its last run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_and_a_restarted_node_converge_on_the_room() {
+    use mafalda_swarm::Keypair;
+    use mafalda_tests::node::{node_with, serve_api};
+
+    let (seed, seed_api, _) = webrtc_node_with_api(None).await;
+    let keypair = Keypair::generate_ed25519();
+    let restarting = {
+        let keypair = keypair.clone();
+        Arc::new(node_with(Some(&seed), move |config| config.swarm.keypair = keypair).await)
+    };
+    let restarting_id = restarting.peer_id().to_string();
+    let seeded = RoomApp::connect(seed_api).await;
+    seeded.join("converge").await;
+    let before = {
+        let app = RoomApp::connect(serve_api(Arc::clone(&restarting)).await).await;
+        app.join("converge").await;
+        let producer = app.produce_opus("converge", 70).await;
+        assert!(
+            seeded
+                .sees("converge", Duration::from_secs(5), |room| room["producers"][0]["id"] == producer.id.as_str())
+                .await
+        );
+        // Late: a third node joins after the producer exists; the join's answer has it.
+        let (late, late_api, _) = webrtc_node_with_api(Some(&seed)).await;
+        let late_app = RoomApp::connect(late_api).await;
+        let joined = late_app.join("converge").await;
+        assert_eq!(joined["producers"][0]["id"], producer.id.as_str(), "the late joiner pulled the room");
+        assert_eq!(joined["nodes"].as_array().map(Vec::len), Some(3));
+        drop((late_app, late));
+        (app, producer)
+    };
+
+    // Killed (no leave said), then back under the same identity with a new producer.
+    restarting.shutdown().await;
+    assert!(seeded.sees("converge", Duration::from_secs(2), |room| room["producers"] == json!([])).await);
+    drop(before);
+    drop(restarting);
+    let back = Arc::new(node_with(Some(&seed), move |config| config.swarm.keypair = keypair).await);
+    assert_eq!(back.peer_id().to_string(), restarting_id);
+    let app = RoomApp::connect(serve_api(Arc::clone(&back)).await).await;
+    app.join("converge").await;
+    let producer = app.produce_opus("converge", 71).await;
+    assert!(
+        seeded
+            .sees("converge", Duration::from_secs(5), |room| {
+                room["producers"].as_array().is_some_and(|p| p.len() == 1 && p[0]["id"] == producer.id.as_str())
+                    && room["producers"][0]["node"] == restarting_id.as_str()
+            })
+            .await,
+        "the restarted node's producer is in the room again"
+    );
+}
