@@ -86,6 +86,12 @@ async fn a_producer_made_at_one_node_is_seen_and_played_at_another() {
         "B sees A's producer"
     );
     eprintln!("produce at A to the room's change at B: {:?}", started.elapsed());
+    let status = a.ok(None, "node.status", json!(null)).await;
+    assert_eq!(
+        status["rooms"],
+        json!([{ "room": "standup", "apps": 1, "members": [b_node.peer_id().to_string()], "producers": 1 }]),
+        "the node's status shows the room"
+    );
 
     // B plays it: the room's id for the producer, RTP at B's socket.
     let consumer = b.consume_plain("standup", &producer.id).await.expect("consume A's producer at B");

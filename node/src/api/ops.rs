@@ -65,6 +65,21 @@ pub(super) struct StatusAnswer {
     draining: bool,
     /// Packets and bytes per held stream (received) and per egress (sent).
     traffic: crate::Traffic,
+    /// The rooms this node's apps are in.
+    rooms: Vec<RoomJson>,
+}
+
+/// One room in a status answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct RoomJson {
+    room: String,
+    /// App connections in it here.
+    apps: usize,
+    /// The other member nodes known.
+    members: Vec<String>,
+    /// Producers at every node.
+    producers: usize,
 }
 
 pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
@@ -94,6 +109,16 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
         pipes: node.pipe_count(),
         draining: node.is_draining(),
         traffic: node.traffic(),
+        rooms: node
+            .rooms()
+            .into_iter()
+            .map(|room| RoomJson {
+                room: room.room,
+                apps: room.apps,
+                members: room.members.iter().map(ToString::to_string).collect(),
+                producers: room.producers,
+            })
+            .collect(),
     })
 }
 
