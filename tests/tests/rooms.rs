@@ -565,3 +565,20 @@ async fn a_late_joiner_and_a_restarted_node_converge_on_the_room() {
         "the restarted node's producer is in the room again"
     );
 }
+
+/// A node started without `--webrtc-ports` still gives rooms WebRTC
+/// transports: they listen on the node's media IP, on ports of its range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_webrtc_transports_need_no_webrtc_server() {
+    use mafalda_tests::node::{node_with, serve_api};
+    let node = Arc::new(node_with(None, |_| {}).await);
+    let app = RoomApp::connect(serve_api(Arc::clone(&node)).await).await;
+    app.join("plain-node").await;
+    let transport = app.ok(Some("room:plain-node"), "createWebRtcTransport", json!({ "enableSctp": true })).await;
+    let candidates = transport["iceCandidates"].as_array().expect("candidates");
+    let protocols: Vec<&str> = candidates.iter().filter_map(|c| c["protocol"].as_str()).collect();
+    assert!(protocols.contains(&"udp") && protocols.contains(&"tcp"), "{protocols:?}");
+    assert!(candidates.iter().all(|c| c["address"] == "127.0.0.1"), "{candidates:?}");
+    assert!(transport["sctpParameters"]["port"].is_u64(), "SCTP when asked for");
+    assert!(transport["dtlsParameters"]["fingerprints"].as_array().is_some_and(|f| !f.is_empty()));
+}
