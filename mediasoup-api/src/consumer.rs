@@ -99,6 +99,9 @@ pub(crate) async fn consume(
     options.pipe = wire.pipe.unwrap_or(false);
     session.check_cap("consumer")?;
     let consumer = transport.as_transport().consume(options).await.map_err(|e| consume_error(&e))?;
+    if let Some(room) = &room {
+        room.membership.consumed(&wire.producer_id, &consumer);
+    }
     let mut data = record(session, transport_id, consumer, transport.is_direct())?;
     if room.is_some() {
         // The room's id for it, the same at every node (not the local copy's).

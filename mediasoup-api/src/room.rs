@@ -15,7 +15,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use mafalda_media::mediasoup::prelude::{MediaKind, Producer, ProducerId, Router, RtpCapabilities, WebRtcServer};
+use mafalda_media::mediasoup::prelude::{
+    Consumer, MediaKind, Producer, ProducerId, Router, RtpCapabilities, WebRtcServer,
+};
 use mafalda_rope::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -105,6 +107,9 @@ pub trait RoomMembership: Send + Sync + 'static {
         method: String,
         params: Value,
     ) -> BoxFuture<'static, Result<Option<Value>, ApiError>>;
+    /// A consumer of room producer `producer_id` was made (the node counts
+    /// it while it is open, so a copy it plays from is not let go).
+    fn consumed(&self, producer_id: &str, consumer: &Consumer);
     /// Whether an endpoint with `capabilities` can consume room producer
     /// `producer_id` (false for one the room does not have).
     fn can_consume(&self, producer_id: &str, capabilities: &RtpCapabilities) -> bool;

@@ -193,7 +193,7 @@ impl Node {
 
 /// Counts `consumer` as a local consumer of `stream` until it closes (a relay
 /// with none lets the stream go after its linger).
-fn count_while_open(inner: &Arc<Inner>, consumer: &Consumer, stream: &str) {
+pub(crate) fn count_while_open(inner: &Arc<Inner>, consumer: &Consumer, stream: &str) {
     *lock(&inner.webrtc_consumers).entry(stream.to_owned()).or_default() += 1;
     let weak = Arc::downgrade(inner);
     let stream = stream.to_owned();

@@ -582,3 +582,39 @@ async fn room_webrtc_transports_need_no_webrtc_server() {
     assert!(transport["sctpParameters"]["port"].is_u64(), "SCTP when asked for");
     assert!(transport["dtlsParameters"]["fingerprints"].as_array().is_some_and(|f| !f.is_empty()));
 }
+
+/// A node lets go of a relayed stream nobody consumes after its linger; a
+/// room consumer counts as one: the copy it plays from stays as long as it
+/// is open, and goes (after the linger) once it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_consumer_keeps_its_copy_of_a_remote_producer_past_the_relay_linger() {
+    use mafalda_tests::node::{node_with, serve_api};
+    let origin = Arc::new(node_with(None, |_| {}).await);
+    let player = Arc::new(node_with(Some(&origin), |config| config.relay_linger = Duration::from_millis(500)).await);
+    let connected = eventually(Duration::from_secs(10), || async {
+        player.swarm().connected_peers().await.unwrap_or_default().contains(&origin.peer_id())
+    })
+    .await;
+    assert!(connected);
+    let a = RoomApp::connect(serve_api(Arc::clone(&origin)).await).await;
+    let b = RoomApp::connect(serve_api(Arc::clone(&player)).await).await;
+    a.join("linger").await;
+    b.join("linger").await;
+    let producer = a.produce_opus("linger", 90).await;
+    assert!(b.sees("linger", Duration::from_secs(5), |room| room["producers"][0]["id"] == producer.id.as_str()).await);
+    let consumer = b.consume_plain("linger", &producer.id).await.expect("consume");
+    // Four lingers of media: all of it arrives, the copy stays.
+    let sender = UdpSocket::bind(("127.0.0.1", 0)).await.expect("bind");
+    let packets = test_stream(90, OPUS_PT, 100);
+    let (_, received) = tokio::join!(
+        send_paced(&sender, producer.target, &packets, Duration::from_millis(20)),
+        receive_rtp(&consumer.socket, consumer.ssrc, packets.len(), Duration::from_secs(2)),
+    );
+    assert_delivered(&packets, &received, consumer.payload_type, consumer.ssrc);
+    assert!(b.has_object(&consumer.id), "the consumer is still open");
+    assert_eq!(player.streams().len(), 1, "the copy stays while consumed");
+    // Closed: the copy goes after the linger.
+    b.ok(Some(&consumer.id), "close", json!(null)).await;
+    assert!(eventually(Duration::from_secs(5), || async { player.streams().is_empty() }).await, "then let go");
+    assert!(b.producer_ids("linger") == vec![producer.id.clone()], "the room still lists the producer");
+}

@@ -416,6 +416,12 @@ impl RoomMembership for Membership {
         })
     }
 
+    fn consumed(&self, producer_id: &str, consumer: &mafalda_media::mediasoup::prelude::Consumer) {
+        if let Some(inner) = self.inner.upgrade() {
+            crate::webrtc::count_while_open(&inner, consumer, &producer_stream(&self.room, producer_id));
+        }
+    }
+
     fn can_consume(&self, producer_id: &str, capabilities: &RtpCapabilities) -> bool {
         let Some(inner) = self.inner.upgrade() else { return false };
         inner
