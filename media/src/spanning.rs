@@ -174,6 +174,15 @@ impl SpanningRouter {
         id: impl Into<String>,
         media_codecs: Vec<RtpCodecCapability>,
     ) -> Result<Self, MediaError> {
+        let spanning = Self::new_lazy(engine, id, media_codecs);
+        // The first router, so that a bad codec list fails here rather than later.
+        let _kept_by_the_spanning_router = spanning.ingest_router().await?;
+        Ok(spanning)
+    }
+
+    /// Like [`SpanningRouter::new`], making no router until one is asked for
+    /// (codecs already known to be good: another spanning router uses them).
+    pub fn new_lazy(engine: MediaEngine, id: impl Into<String>, media_codecs: Vec<RtpCodecCapability>) -> Self {
         let spanning = Self {
             inner: Arc::new(Inner {
                 id: id.into(),
@@ -187,9 +196,7 @@ impl SpanningRouter {
         };
         let weak: std::sync::Weak<dyn IdleRelease> = Arc::downgrade(&spanning.inner) as _;
         engine.register_idle_release(weak);
-        // The first router, so that a bad codec list fails here rather than later.
-        let _kept_by_the_spanning_router = spanning.ingest_router().await?;
-        Ok(spanning)
+        spanning
     }
 
     /// The logical router id.

@@ -87,7 +87,7 @@ impl Inner {
                 None => destination.port(),
             };
             let target = SocketAddr::new(destination.ip(), port);
-            let egress = self.router.consume_plain(producer_id, self.config.media_ip, target).await?;
+            let egress = self.router_of(stream).consume_plain(producer_id, self.config.media_ip, target).await?;
             tracks.push(TrackSummary::of(egress.consumer.kind(), egress.consumer.rtp_parameters()));
             consumers.push(egress);
         }

@@ -288,13 +288,15 @@ impl Inner {
     /// cannot move (its publisher sends to that transport): it stays until
     /// the publication ends. Returns how many streams and egresses moved.
     pub(crate) async fn move_off_worker(self: &Arc<Self>, worker: WorkerId) -> (usize, usize) {
-        let on_worker = |producer: &Producer| {
-            self.router.home_router(&producer.id()).is_some_and(|router| router.worker().id() == worker)
+        let on_worker = |stream: &str, producer: &Producer| {
+            self.router_of(stream).home_router(&producer.id()).is_some_and(|router| router.worker().id() == worker)
         };
         let relayed: Vec<(String, PeerId)> = lock(&self.streams)
             .iter()
             .filter_map(|(stream, local)| match local.role {
-                Role::Relay { upstream } if local.producers.iter().any(on_worker) => Some((stream.clone(), upstream)),
+                Role::Relay { upstream } if local.producers.iter().any(|producer| on_worker(stream, producer)) => {
+                    Some((stream.clone(), upstream))
+                }
                 _ => None,
             })
             .collect();

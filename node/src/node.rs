@@ -423,6 +423,12 @@ impl Node {
         lock(&self.inner.streams).values().map(|local| local.pipes.len()).sum()
     }
 
+    /// Room `room`'s spanning router here (its routers per worker and the
+    /// pipes between them), if the node holds one.
+    pub fn room_router(&self, room: &str) -> Option<mafalda_media::SpanningRouter> {
+        self.inner.existing_room_router(room)
+    }
+
     /// The rooms this node's apps are in, with the members and producers it knows.
     pub fn rooms(&self) -> Vec<crate::rooms::RoomStatus> {
         self.inner.room_statuses()

@@ -68,7 +68,10 @@ impl Inner {
             (local.producers.iter().map(|p| p.id()).collect::<Vec<_>>(), provenance)
         };
         let first = producer_ids.first().ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-        let router = self.router.home_router(first).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+        let router = self
+            .router_of(&request.stream)
+            .home_router(first)
+            .ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
         let (transport, endpoint) =
             pipe::open_pipe(&router, self.config.media_ip, self.config.announced_ip.map(|ip| ip.to_string())).await?;
         pipe::connect_pipe(&transport, &request.endpoint).await?;
@@ -134,7 +137,8 @@ pub(crate) async fn pull(
     peer: PeerId,
     origin: Option<PeerId>,
 ) -> Result<LocalStream, NodeError> {
-    let router = inner.router.ingest_router().await?;
+    let spanning = inner.router_of(stream);
+    let router = spanning.ingest_router().await?;
     let (transport, endpoint) =
         pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
     let request = PipeRequest { stream: stream.to_owned(), endpoint };
@@ -156,7 +160,7 @@ pub(crate) async fn pull(
     let mut producers = Vec::new();
     for track in &offer.tracks {
         let producer = pipe::receive_track(&transport, track).await?;
-        inner.router.register_producer(&producer, &router);
+        spanning.register_producer(&producer, &router);
         producers.push(producer);
     }
     info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), "relaying stream");

@@ -87,6 +87,7 @@ pub(crate) async fn release_idle_relays(inner: Arc<Inner>) {
     loop {
         tick.tick().await;
         inner.release_idle_relays(&mut linger, std::time::Instant::now()).await;
+        inner.forget_idle_room_routers();
     }
 }
 

@@ -114,7 +114,7 @@ impl Node {
                 let error = format!("the client cannot receive track {producer_id} (no common codec)");
                 return Err(NodeError::InvalidInput(error));
             }
-            self.inner.router.make_available(producer_id, router).await?;
+            self.inner.router_of(&wanted.id).make_available(producer_id, router).await?;
             let mut options = ConsumerOptions::new(producer_id, capabilities.clone());
             options.paused = true;
             let consumer = transport.consume(options).await.map_err(|e| NodeError::InvalidInput(e.to_string()))?;
@@ -146,7 +146,7 @@ impl Inner {
             self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, &local) });
             streams.insert(stream.to_owned(), local);
         }
-        self.router.register_producer(producer, router);
+        self.router_of(stream).register_producer(producer, router);
         end_stream_when_closed(self, producer, stream);
         let (inner, stream) = (Arc::clone(self), stream.to_owned());
         self.spawn("announce", async move { inner.announce(&stream).await });

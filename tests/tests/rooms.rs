@@ -618,3 +618,38 @@ async fn a_room_consumer_keeps_its_copy_of_a_remote_producer_past_the_relay_ling
     assert!(eventually(Duration::from_secs(5), || async { player.streams().is_empty() }).await, "then let go");
     assert!(b.producer_ids("linger") == vec![producer.id.clone()], "the room still lists the producer");
 }
+
+/// Within a node a room is a spanning router of its own: its producers and
+/// the copies piped in from other nodes live there, not in the node's
+/// router; it goes once nothing of the room is left here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_is_a_spanning_router_of_its_own_at_each_node() {
+    let nodes = swarm_of(2).await;
+    let (a_node, b_node) = (&nodes[0].0, &nodes[1].0);
+    let a = RoomApp::connect(nodes[0].1).await;
+    let b = RoomApp::connect(nodes[1].1).await;
+    a.join("own").await;
+    b.join("own").await;
+    let producer = a.produce_opus("own", 3).await;
+    assert!(b.sees("own", Duration::from_secs(5), |room| room["producers"][0]["id"] == producer.id.as_str()).await);
+    let consumer = b.consume_plain("own", &producer.id).await.expect("consume");
+    for node in [a_node, b_node] {
+        let router = node.room_router("own").expect("the room's router");
+        assert_eq!(router.id(), "room:own");
+        let mut producers = 0;
+        for router in router.routers().await {
+            producers += router.dump().await.expect("dump").map_producer_id_consumer_ids.len();
+        }
+        assert_eq!(producers, 1, "the producer (or its copy) is in the room's router");
+    }
+    assert!(a_node.room_router("other").is_none());
+    drop(consumer);
+    a.ok(Some("room:own"), "leave", json!(null)).await;
+    b.ok(Some("room:own"), "leave", json!(null)).await;
+    for node in [a_node, b_node] {
+        assert!(
+            eventually(Duration::from_secs(15), || async { node.room_router("own").is_none() }).await,
+            "the room's router goes with the room"
+        );
+    }
+}

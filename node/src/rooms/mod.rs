@@ -10,9 +10,12 @@
 //! - Membership is kept among the member nodes themselves (`sync`): each
 //!   node tells the others what its apps produce, and pulls theirs on
 //!   joining; they meet through a Kademlia provider record of the room.
-//! - Media within the node uses the node's spanning router: one router per
-//!   worker in use, a producer piped to another worker only when a consumer
-//!   lands there.
+//! - Within a node a room is a spanning router of its own
+//!   ([`Inner::router_of`]): one mediasoup router per worker it uses, placed
+//!   by the packing policy, a producer piped to another worker only when a
+//!   consumer lands there. Copies of the room's producers piped in from
+//!   other nodes land in it too; it goes once the room has no app here and
+//!   no stream of it is held.
 //!
 //! Pause and resume do not travel through pipes: each member node applies
 //! what the room says to its copy of a producer (`reconcile`).
@@ -24,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use futures::future::BoxFuture;
+use mafalda_media::SpanningRouter;
 use mafalda_media::mediasoup::prelude::{Producer, ProducerId, Router, RtpCapabilities};
 use mafalda_mediasoup_api::{ApiError, RoomMembership, RoomNode, RoomPlace, RoomProducer, RoomView};
 use mafalda_swarm::PeerId;
@@ -52,13 +56,15 @@ struct RoomHere {
 /// The rooms this node is in.
 pub(crate) struct Rooms {
     rooms: Mutex<HashMap<String, RoomHere>>,
+    /// Each room's spanning router here (also for rooms only relayed here).
+    routers: Mutex<HashMap<String, SpanningRouter>>,
     /// The last incarnation given to a joined room.
     incarnation: std::sync::atomic::AtomicU64,
 }
 
 impl Rooms {
     pub(crate) fn new() -> Self {
-        Self { rooms: Mutex::default(), incarnation: std::sync::atomic::AtomicU64::new(0) }
+        Self { rooms: Mutex::default(), routers: Mutex::default(), incarnation: std::sync::atomic::AtomicU64::new(0) }
     }
 
     /// The rooms this node is in.
@@ -106,6 +112,41 @@ pub(crate) fn validate_room_id(room: &str) -> Result<(), NodeError> {
 }
 
 impl Inner {
+    /// The spanning router `stream` lives in here: its room's, for a room
+    /// producer's stream (made on first use), else the node's own.
+    pub(crate) fn router_of(&self, stream: &str) -> SpanningRouter {
+        match parse_producer_stream(stream) {
+            Some((room, _)) => self.room_router(room),
+            None => self.router.clone(),
+        }
+    }
+
+    /// Room `room`'s spanning router here, made on first use.
+    fn room_router(&self, room: &str) -> SpanningRouter {
+        lock(&self.rooms.routers)
+            .entry(room.to_owned())
+            .or_insert_with(|| {
+                SpanningRouter::new_lazy(self.media.clone(), format!("room:{room}"), crate::codecs::router_codecs())
+            })
+            .clone()
+    }
+
+    /// Room `room`'s spanning router, if there is one now.
+    pub(crate) fn existing_room_router(&self, room: &str) -> Option<SpanningRouter> {
+        lock(&self.rooms.routers).get(room).cloned()
+    }
+
+    /// Lets go of the spanning routers of rooms with no app here and no
+    /// stream held (what is still on them keeps its own routers open).
+    pub(crate) fn forget_idle_room_routers(&self) {
+        let held: std::collections::HashSet<String> = lock(&self.streams)
+            .keys()
+            .filter_map(|stream| parse_producer_stream(stream).map(|(room, _)| room.to_owned()))
+            .collect();
+        let joined: std::collections::HashSet<String> = lock(&self.rooms.rooms).keys().cloned().collect();
+        lock(&self.rooms.routers).retain(|room, _| held.contains(room) || joined.contains(room));
+    }
+
     /// Runs `change` on room `room`'s state (if this node is in it), then
     /// sends its members' apps the new view.
     fn with_room<T>(&self, room: &str, change: impl FnOnce(&mut RoomState) -> T) -> Option<T> {
@@ -216,7 +257,7 @@ impl RoomNode for NodeRooms {
             if inner.is_draining() {
                 return Err(ApiError::InvalidState("the node is draining: join the room at another node".into()));
             }
-            let router = inner.router.ingest_router().await.map_err(node_error)?;
+            let router = inner.room_router(&room).ingest_router().await.map_err(node_error)?;
             let rtp_capabilities = serde_json::to_value(router.rtp_capabilities()).unwrap_or_default();
             let (view, first) = {
                 let mut rooms = lock(&inner.rooms.rooms);
@@ -309,10 +350,10 @@ impl RoomMembership for Membership {
     }
 
     fn place(&self) -> BoxFuture<'static, Result<RoomPlace, ApiError>> {
-        let inner = self.inner.clone();
+        let (inner, room) = (self.inner.clone(), self.room.clone());
         Box::pin(async move {
             let inner = inner.upgrade().ok_or_else(|| ApiError::InvalidState("the node is stopping".into()))?;
-            let router = inner.router.ingest_router().await.map_err(node_error)?;
+            let router = inner.room_router(&room).ingest_router().await.map_err(node_error)?;
             let webrtc_server = inner.media.webrtc_server(&router.worker().id());
             Ok(RoomPlace {
                 router,
@@ -385,7 +426,7 @@ impl RoomMembership for Membership {
                 .get(&stream)
                 .and_then(|local| local.producers.first().map(Producer::id))
                 .ok_or_else(|| ApiError::invalid(format!("Producer with id \"{producer_id}\" closed")))?;
-            inner.router.make_available(local, &router).await.map_err(node_error)?;
+            inner.router_of(&stream).make_available(local, &router).await.map_err(node_error)?;
             Ok(local)
         })
     }
