@@ -21,7 +21,10 @@
 //!   verbs), `release` (relays let go of streams nobody consumes), `announce`
 //!   (providing in the DHT), `load_report` (gossiped load);
 //! - apps: `egress` (plain RTP out), `webrtc` (WebRTC in and out), [`api`]
-//!   (HTTP and ROPE over WebSocket), [`events`], `metrics`.
+//!   (HTTP and ROPE over WebSocket), [`events`], `metrics`;
+//! - [`rooms`]: rooms that span nodes (a room producer is a stream; member
+//!   nodes keep in step with `room.sync`; a spanning router per room);
+//!   `app_media`: apps' mediasoup objects on other nodes.
 
 pub mod api;
 pub mod codecs;
