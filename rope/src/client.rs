@@ -186,7 +186,7 @@ async fn maintain(
 ) {
     // However this returns (stopped, or the client dropped while a message
     // was coming in), the connection closes with it.
-    let mut _connection = AbortOnDrop(task);
+    let mut _connection = session::AbortOnDrop(task);
     loop {
         // Connected: apply what the server sends.
         loop {
@@ -228,16 +228,7 @@ async fn maintain(
         }
         info!(url = %strong.url, "ROPE client reconnected");
         let _ = events.try_send(ClientEvent::Reconnected);
-        (_connection, inbound) = (AbortOnDrop(new_task), new_inbound);
-    }
-}
-
-/// A connection's task, aborted (closing the connection) when this is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        (_connection, inbound) = (session::AbortOnDrop(new_task), new_inbound);
     }
 }
 

@@ -181,7 +181,7 @@ impl Server {
         let server = self.clone();
         let task = tokio::spawn(async move {
             // Aborts the connection's own task however this one ends.
-            let _session_task = AbortOnDrop(session_task);
+            let _session_task = session::AbortOnDrop(session_task);
             server.feed(&session, inbound_rx).await;
             drop(session);
         });
@@ -309,14 +309,5 @@ mod tests {
         server.create("parent", "t", Value::Null, Arc::new(parent)).expect("parent");
         server.close("parent").expect("close parent");
         assert!(server.snapshot().objects.is_empty(), "the child was closed by the parent's drop");
-    }
-}
-
-/// A task aborted when this is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -105,6 +105,16 @@ impl SessionHandle {
     }
 }
 
+/// A connection's task, aborted (closing the connection) when this is
+/// dropped, however its owner ends.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Starts a session over `connection`: the peer's calls go to `handler`; every
 /// other message (notifications, events, snapshots) goes to `inbound`. The
 /// returned task ends when the connection does.
