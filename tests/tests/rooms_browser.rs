@@ -1,0 +1,272 @@
+//! The rooms' acceptance with real clients: headless Chromium pages of the
+//! room example (`clients/room/example`, using `clients/room/room.js` and
+//! mediasoup-client) join one room at different nodes of a 3-node swarm,
+//! publish Chromium's fake camera and microphone and play each other; a page
+//! leaves, a node dies. Then ffmpeg takes part through plain transports:
+//! its VP8 is played by a page at another node, and a page's video is
+//! decoded by ffmpeg at a third. Real nodes, real mediasoup, real libp2p on
+//! 127.0.0.1. `tests/browser/drive-room.mjs` drives the pages;
+//! `scripts/setup.sh` installs chromium, ffmpeg and the npm packages.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use mafalda_node::Node;
+use mafalda_node::api::ApiConfig;
+use mafalda_tests::node::{TEST_SESSION_GRACE, webrtc_node_with_api_config};
+use mafalda_tests::swarm::eventually;
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A free TCP port on 127.0.0.1 for the driver's page server, and `count`
+/// nodes, all joined through the first and connected to each other, whose
+/// API lets pages from that origin (and no other) open `/v1/rope`.
+async fn swarm_for_pages(count: usize) -> (u16, Vec<(Arc<Node>, SocketAddr)>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut config = ApiConfig::default();
+    config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
+    config.session_grace = TEST_SESSION_GRACE;
+    let (first, api, _) = webrtc_node_with_api_config(None, config.clone()).await;
+    let mut nodes = vec![(first, api)];
+    for _ in 1..count {
+        let (node, api, _) = webrtc_node_with_api_config(Some(&nodes[0].0), config.clone()).await;
+        nodes.push((node, api));
+    }
+    let ids: Vec<_> = nodes.iter().map(|(node, _)| node.peer_id()).collect();
+    for (node, _) in &nodes {
+        let connected = eventually(Duration::from_secs(10), || async {
+            let peers = node.swarm().connected_peers().await.unwrap_or_default();
+            ids.iter().filter(|id| **id != node.peer_id()).all(|id| peers.contains(id))
+        })
+        .await;
+        assert!(connected, "every node is connected to every other");
+    }
+    (port, nodes)
+}
+
+/// `tests/browser/drive-room.mjs`, one command and one answer at a time.
+/// Killed and reaped when dropped, so a failed assertion leaves no browser behind.
+struct Pages {
+    child: Child,
+    stdin: ChildStdin,
+    answers: mpsc::Receiver<String>,
+}
+
+impl Pages {
+    fn start(page_port: u16) -> Self {
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/browser/drive-room.mjs"))
+            .args(["--page-port", &page_port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs tests/browser/drive-room.mjs (scripts/setup.sh installs its packages)");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, stdin, answers }
+    }
+
+    /// Sends `command`; its answer (within 60 s), whatever it says.
+    async fn try_send(&mut self, command: Value) -> Value {
+        writeln!(self.stdin, "{command}").expect("write to the driver");
+        self.stdin.flush().expect("flush");
+        let line = tokio::task::block_in_place(|| self.answers.recv_timeout(Duration::from_secs(60)))
+            .unwrap_or_else(|e| panic!("the driver answers {command} ({e})"));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("the driver answers JSON ({e}): {line}"))
+    }
+
+    /// Sends `command`; its answer, which must say ok.
+    async fn send(&mut self, command: Value) -> Value {
+        let answer = self.try_send(command.clone()).await;
+        assert_eq!(answer["ok"], true, "{command} → {answer}");
+        answer
+    }
+
+    /// Opens page `name` at the node whose API is `api`, in `room`; answers
+    /// its producers' ids by kind (`{"audio": id, "video": id}`).
+    async fn open(&mut self, name: &str, api: SocketAddr, room: &str) -> Value {
+        let answer =
+            self.send(json!({"cmd": "open", "page": name, "node": format!("ws://{api}/v1/rope"), "room": room})).await;
+        by_kind(&answer["published"])
+    }
+
+    /// Waits until page `name` plays every one of `producers`.
+    async fn wait_playing(&mut self, name: &str, producers: &[&Value]) -> u64 {
+        let answer =
+            self.send(json!({"cmd": "waitPlaying", "page": name, "producers": producers, "timeout": 20000})).await;
+        answer["ms"].as_u64().expect("ms")
+    }
+
+    /// Waits (at most `timeout`) until page `name` plays none of `producers`.
+    async fn wait_gone(&mut self, name: &str, producers: &[&Value], timeout: Duration) -> Value {
+        let timeout = u64::try_from(timeout.as_millis()).expect("ms");
+        self.try_send(json!({"cmd": "waitGone", "page": name, "producers": producers, "timeout": timeout})).await
+    }
+
+    /// Page `name`'s inbound stats, by producer id.
+    async fn stats(&mut self, name: &str) -> Value {
+        self.send(json!({"cmd": "stats", "page": name})).await["stats"].clone()
+    }
+
+    /// Asserts that page `name` started playing each of `producers` once
+    /// since it joined and never stopped.
+    async fn assert_never_stopped(&mut self, name: &str, producers: &[&Value]) {
+        let log = self.send(json!({"cmd": "stats", "page": name})).await["log"].clone();
+        let entries: Vec<&str> = log.as_array().expect("log").iter().filter_map(Value::as_str).collect();
+        for producer in producers {
+            let id = producer.as_str().expect("producer id");
+            let started = entries.iter().filter(|entry| **entry == format!("+{id}")).count();
+            let stopped = entries.iter().filter(|entry| **entry == format!("-{id}")).count();
+            assert_eq!((started, stopped), (1, 0), "{name} played {id} once and never stopped: {log}");
+        }
+    }
+
+    /// Asserts that page `name` decodes more frames of each of the `videos`
+    /// (and receives more bytes of each of the `audios`) now than 3 s ago.
+    async fn assert_plays(&mut self, name: &str, videos: &[&Value], audios: &[&Value]) -> Vec<u64> {
+        let at = |stats: &Value, id: &Value, field: &str| {
+            let id = id.as_str().expect("producer id");
+            stats[id][field].as_u64().unwrap_or_else(|| panic!("{name} has stats for {id}: {stats}"))
+        };
+        let started = |stats: &Value| {
+            videos.iter().all(|id| stats[id.as_str().expect("id")]["framesDecoded"].as_u64() > Some(0))
+                && audios.iter().all(|id| stats[id.as_str().expect("id")]["bytesReceived"].as_u64() > Some(0))
+        };
+        // Inbound stats appear with the first packet: wait for it (and a first frame).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut first = self.stats(name).await;
+        while !started(&first) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            first = self.stats(name).await;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let second = self.stats(name).await;
+        let mut frames = Vec::new();
+        for video in videos {
+            let (before, after) = (at(&first, video, "framesDecoded"), at(&second, video, "framesDecoded"));
+            assert!(before > 0 && after > before, "{name} decodes video {video}: {before} then {after} frames");
+            frames.push(after);
+        }
+        for audio in audios {
+            let (before, after) = (at(&first, audio, "bytesReceived"), at(&second, audio, "bytesReceived"));
+            assert!(after > before, "{name} receives audio {audio}: {before} then {after} bytes");
+        }
+        frames
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit"}));
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `{"id": "audio", ...}` turned into `{"audio": "id", ...}`, one of each kind.
+fn by_kind(published: &Value) -> Value {
+    let map = published.as_object().expect("published producers");
+    assert_eq!(map.len(), 2, "a page publishes audio and video: {published}");
+    let mut kinds = serde_json::Map::new();
+    for (id, kind) in map {
+        kinds.insert(kind.as_str().expect("kind").to_owned(), json!(id));
+    }
+    assert!(kinds.contains_key("audio") && kinds.contains_key("video"), "{published}");
+    Value::Object(kinds)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_pages_at_three_nodes_meet_in_a_room_leave_and_outlive_a_dead_node() {
+    let (page_port, nodes) = swarm_for_pages(3).await;
+    let mut pages = Pages::start(page_port);
+    let room = "meeting";
+    // p1 at A, p2 at B, p3 at C.
+    let p1 = pages.open("p1", nodes[0].1, room).await;
+    let p2 = pages.open("p2", nodes[1].1, room).await;
+    let mut p3 = pages.open("p3", nodes[2].1, room).await;
+
+    // Each page plays the other two: both inbound videos decode, both audios arrive.
+    let started = Instant::now();
+    pages.wait_playing("p1", &[&p2["audio"], &p2["video"], &p3["audio"], &p3["video"]]).await;
+    pages.wait_playing("p2", &[&p1["audio"], &p1["video"], &p3["audio"], &p3["video"]]).await;
+    pages.wait_playing("p3", &[&p1["audio"], &p1["video"], &p2["audio"], &p2["video"]]).await;
+    eprintln!("every page plays the other two {:?} after the last one published", started.elapsed());
+    let frames = pages.assert_plays("p1", &[&p2["video"], &p3["video"]], &[&p2["audio"], &p3["audio"]]).await;
+    eprintln!("p1 decoded {frames:?} frames of p2's and p3's videos");
+    pages.assert_plays("p2", &[&p1["video"], &p3["video"]], &[&p1["audio"], &p3["audio"]]).await;
+    pages.assert_plays("p3", &[&p1["video"], &p2["video"]], &[&p1["audio"], &p2["audio"]]).await;
+    // Longer than a node's relay linger (10 s): a copy consumed only by room
+    // consumers must not be let go under them.
+    tokio::time::sleep(Duration::from_secs(13).saturating_sub(started.elapsed())).await;
+    pages.assert_never_stopped("p1", &[&p2["audio"], &p2["video"], &p3["audio"], &p3["video"]]).await;
+    pages.assert_never_stopped("p2", &[&p1["audio"], &p1["video"], &p3["audio"], &p3["video"]]).await;
+    pages.assert_never_stopped("p3", &[&p1["audio"], &p1["video"], &p2["audio"], &p2["video"]]).await;
+    eprintln!("every page played the other two without a break for {:?}", started.elapsed());
+
+    // p3 leaves: the other pages' consumers of its producers close, and it plays nothing.
+    let left = pages.send(json!({"cmd": "leave", "page": "p3"})).await;
+    assert_eq!(left["state"], "left", "{left}");
+    assert_eq!(left["playing"], json!({}), "a page that left plays nothing: {left}");
+    for page in ["p1", "p2"] {
+        let gone = pages.wait_gone(page, &[&p3["audio"], &p3["video"]], Duration::from_secs(5)).await;
+        assert_eq!(gone["ok"], true, "{page}'s consumers of p3's producers closed: {gone}");
+        eprintln!("p3 left; {page} let its producers go after {} ms", gone["ms"]);
+    }
+    let stats = pages.stats("p1").await;
+    assert!(stats.get(p3["video"].as_str().expect("id")).is_none(), "no consumer of p3 left at p1: {stats}");
+
+    // p3 joins again (new producers); everyone plays everyone again.
+    let joined = pages.send(json!({"cmd": "join", "page": "p3"})).await;
+    p3 = by_kind(&joined["published"]);
+    pages.wait_playing("p1", &[&p3["audio"], &p3["video"]]).await;
+    pages.wait_playing("p2", &[&p3["audio"], &p3["video"]]).await;
+    pages.wait_playing("p3", &[&p1["audio"], &p1["video"], &p2["audio"], &p2["video"]]).await;
+
+    // Node B dies: p2's producers close at p1 and p3 within 2 s.
+    let killed = Instant::now();
+    nodes[1].0.shutdown().await;
+    let shut = killed.elapsed();
+    for page in ["p1", "p3"] {
+        let gone = pages.wait_gone(page, &[&p2["audio"], &p2["video"]], Duration::from_secs(2)).await;
+        assert_eq!(gone["ok"], true, "{page} let p2's producers go within 2 s of B's end: {gone}");
+        eprintln!("B shut down in {shut:?}; {page} let p2's producers go {} ms later", gone["ms"]);
+    }
+    eprintln!("node B's end to its producers gone at both pages: {:?}", killed.elapsed());
+
+    // The other two still play each other.
+    let frames = pages.assert_plays("p1", &[&p3["video"]], &[&p3["audio"]]).await;
+    eprintln!("after B died p1 decoded {frames:?} frames of p3's video");
+    let frames = pages.assert_plays("p3", &[&p1["video"]], &[&p1["audio"]]).await;
+    eprintln!("after B died p3 decoded {frames:?} frames of p1's video");
+    pages.assert_never_stopped("p1", &[&p3["audio"], &p3["video"]]).await;
+    pages.assert_never_stopped("p3", &[&p1["audio"], &p1["video"]]).await;
+    let screenshot = repo().join("target/room-conference.png");
+    pages.send(json!({"cmd": "screenshot", "page": "p1", "path": screenshot})).await;
+    drop(pages);
+    drop(nodes);
+}
