@@ -2,9 +2,9 @@
 //! room example (`clients/room/example`, using `clients/room/room.js` and
 //! mediasoup-client) join one room at different nodes of a 3-node swarm,
 //! publish Chromium's fake camera and microphone and play each other; a page
-//! leaves, a node dies. Then ffmpeg takes part through plain transports:
-//! its VP8 is played by a page at another node, and a page's video is
-//! decoded by ffmpeg at a third. Real nodes, real mediasoup, real libp2p on
+//! leaves, a node dies. Then ffmpeg takes part through plain transports
+//! (driven over ROPE by the test, as an app would): its VP8 is played by a
+//! page at another node, and a page's video is decoded by ffmpeg at a third. Real nodes, real mediasoup, real libp2p on
 //! 127.0.0.1. `tests/browser/drive-room.mjs` drives the pages;
 //! `scripts/setup.sh` installs chromium, ffmpeg and the npm packages.
 
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use mafalda_node::Node;
 use mafalda_node::api::ApiConfig;
 use mafalda_tests::node::{TEST_SESSION_GRACE, webrtc_node_with_api_config};
+use mafalda_tests::room::RoomApp;
 use mafalda_tests::swarm::eventually;
 use serde_json::{Value, json};
 
@@ -268,5 +269,187 @@ async fn three_pages_at_three_nodes_meet_in_a_room_leave_and_outlive_a_dead_node
     let screenshot = repo().join("target/room-conference.png");
     pages.send(json!({"cmd": "screenshot", "page": "p1", "path": screenshot})).await;
     drop(pages);
+    drop(nodes);
+}
+
+/// Child processes (ffmpeg): killed and reaped when dropped, so a failed
+/// assertion leaves none behind.
+struct Children(Vec<Child>);
+
+impl Children {
+    fn spawn(&mut self, what: &str, command: &mut Command) -> &mut Child {
+        let child = command.spawn().unwrap_or_else(|e| panic!("start {what} ({e}): scripts/setup.sh installs it"));
+        self.0.push(child);
+        self.0.last_mut().expect("just pushed")
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A free even UDP port on 127.0.0.1 whose next port is free too (ffmpeg
+/// takes RTP on the first and RTCP on the second).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = socket.local_addr().expect("addr").port();
+        if port % 2 == 0 && port < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free pair of UDP ports on 127.0.0.1");
+}
+
+/// What ffmpeg sends: VP8 with this SSRC and payload type.
+const FFMPEG_SSRC: u32 = 22_222;
+const FFMPEG_PT: u8 = 101;
+
+/// VP8 RTP parameters of ffmpeg's stream, as mediasoup's Node API writes them.
+fn vp8_parameters() -> Value {
+    json!({
+        "codecs": [{ "mimeType": "video/VP8", "payloadType": FFMPEG_PT, "clockRate": 90000,
+                     "parameters": {}, "rtcpFeedback": [] }],
+        "encodings": [{ "ssrc": FFMPEG_SSRC }],
+        "headerExtensions": [],
+        "rtcp": { "cname": "ffmpeg", "reducedSize": true }
+    })
+}
+
+/// Lines of ffmpeg's `framecrc` output for stream 0: one per decoded frame.
+fn decoded_frames(framecrc: &str) -> usize {
+    framecrc.lines().filter(|line| line.split(',').next().map(str::trim) == Some("0")).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_takes_part_in_a_room_through_plain_transports_at_two_nodes() {
+    let (page_port, nodes) = swarm_for_pages(3).await;
+    let room = "studio";
+    let room_object = format!("room:{room}");
+    let mut children = Children(Vec::new());
+
+    // At A, an app publishes ffmpeg's VP8 test pattern in the room: a plain
+    // transport that learns ffmpeg's address from its first packet (comedia).
+    let a = RoomApp::connect(nodes[0].1).await;
+    let joined = a.join(room).await;
+    let vp8 = joined["rtpCapabilities"]["codecs"].as_array().is_some_and(|codecs| {
+        codecs.iter().any(|codec| codec["mimeType"].as_str().is_some_and(|m| m.eq_ignore_ascii_case("video/VP8")))
+    });
+    assert!(vp8, "the room's routers take VP8: {joined}");
+    let transport = a.ok(Some(&room_object), "createPlainTransport", json!({"comedia": true, "rtcpMux": true})).await;
+    let transport_id = transport["id"].as_str().expect("transport id");
+    let port = transport["tuple"]["localPort"].as_u64().expect("local port");
+    assert_eq!(transport["tuple"]["localIp"], "127.0.0.1", "{transport}");
+    let produced = a
+        .ok(
+            Some(transport_id),
+            "produce",
+            json!({"kind": "video", "rtpParameters": vp8_parameters(), "appData": {"name": "ffmpeg"}}),
+        )
+        .await;
+    let ffmpeg_producer = json!(produced["id"].as_str().expect("producer id"));
+    // ffmpeg's RTCP would come from another port and mislead comedia: RTP only.
+    // A key frame a second (-g 15), since ffmpeg ignores PLIs.
+    children.spawn(
+        "ffmpeg (sender)",
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "120"])
+            .args(["-c:v", "libvpx", "-deadline", "realtime", "-b:v", "300k", "-g", "15"])
+            .args(["-ssrc", &FFMPEG_SSRC.to_string(), "-payload_type", &FFMPEG_PT.to_string()])
+            .args(["-rtpflags", "skip_rtcp", "-f", "rtp"])
+            .arg(format!("rtp://127.0.0.1:{port}?pkt_size=1200"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    );
+
+    // A page at B plays it.
+    let mut pages = Pages::start(page_port);
+    let page = pages.open("b", nodes[1].1, room).await;
+    let waited = pages.wait_playing("b", &[&ffmpeg_producer]).await;
+    let frames = pages.assert_plays("b", &[&ffmpeg_producer], &[]).await;
+    eprintln!("the page at B played ffmpeg's VP8 from A after {waited} ms; {frames:?} frames decoded");
+
+    // At C, an app sends the page's video to ffmpeg through a plain transport.
+    let c = RoomApp::connect(nodes[2].1).await;
+    c.join(room).await;
+    let page_video = page["video"].as_str().expect("video id").to_owned();
+    assert!(
+        c.sees(room, Duration::from_secs(5), |state| state["producers"]
+            .as_array()
+            .is_some_and(|producers| producers.iter().any(|p| p["id"] == page_video.as_str())))
+            .await,
+        "C's app sees the page's video"
+    );
+    let capabilities = c.room(room).expect("in the room")["rtpCapabilities"].clone();
+    let rtp_port = free_port_pair();
+    let transport = c.ok(Some(&room_object), "createPlainTransport", json!({"comedia": false, "rtcpMux": false})).await;
+    let transport_id = transport["id"].as_str().expect("transport id");
+    c.ok(Some(transport_id), "connect", json!({"ip": "127.0.0.1", "port": rtp_port, "rtcpPort": rtp_port + 1})).await;
+    let consumer = c
+        .ok(
+            Some(transport_id),
+            "consume",
+            json!({"producerId": page_video, "rtpCapabilities": capabilities, "paused": true}),
+        )
+        .await;
+    assert_eq!(consumer["producerId"], page_video.as_str(), "{consumer}");
+    let codec = &consumer["rtpParameters"]["codecs"][0];
+    let mime = codec["mimeType"].as_str().expect("mime type");
+    assert!(mime.eq_ignore_ascii_case("video/VP8"), "the page sends VP8: {consumer}");
+    let payload_type = codec["payloadType"].as_u64().expect("payload type");
+    let sdp = format!(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=room\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=video {rtp_port} RTP/AVP {payload_type}\r\na=rtpmap:{payload_type} VP8/90000\r\na=recvonly\r\n"
+    );
+    let sdp_file = std::env::temp_dir().join(format!("mafalda-room-{rtp_port}.sdp"));
+    std::fs::write(&sdp_file, sdp).expect("write the SDP");
+    let receiver = children.spawn(
+        "ffmpeg (receiver)",
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-protocol_whitelist", "file,udp,rtp"])
+            .arg("-i")
+            .arg(&sdp_file)
+            .args(["-t", "5", "-f", "framecrc", "-"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let (stdout, stderr) = (receiver.stdout.take().expect("stdout"), receiver.stderr.take().expect("stderr"));
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let (stdout, stderr) = (read(Box::new(stdout)), read(Box::new(stderr)));
+    // Resumed once ffmpeg listens: the consumer asks the page for a key frame.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let consumer_id = consumer["id"].as_str().expect("consumer id");
+    c.ok(Some(consumer_id), "resume", json!(null)).await;
+    let started = Instant::now();
+    let finished = eventually(Duration::from_secs(30), || {
+        let done = matches!(children.0.last_mut().expect("receiver").try_wait(), Ok(Some(_)));
+        async move { done }
+    })
+    .await;
+    if !finished {
+        let _ = children.0.last_mut().expect("receiver").kill();
+    }
+    let framecrc = stdout.join().expect("stdout reader");
+    let errors = stderr.join().expect("stderr reader");
+    let frames = decoded_frames(&framecrc);
+    eprintln!("ffmpeg at C decoded {frames} frames of the page's video in {:?}", started.elapsed());
+    let _ = std::fs::remove_file(&sdp_file);
+    assert!(finished, "ffmpeg decoded 5 s of the page's video within 30 s ({frames} frames): {errors}");
+    assert!(frames >= 30, "ffmpeg decoded the page's video: {frames} frames\n{errors}");
+    drop(pages);
+    drop(children);
     drop(nodes);
 }
