@@ -368,8 +368,16 @@ async fn ffmpeg_takes_part_in_a_room_through_plain_transports_at_two_nodes() {
             .stdout(Stdio::null()),
     );
 
-    // A page at B plays it.
+    // A page at B plays it. (A page asking for a room that cannot be gets a typed error.)
     let mut pages = Pages::start(page_port);
+    let bad = pages
+        .try_send(json!({"cmd": "open", "page": "bad", "node": format!("ws://{}/v1/rope", nodes[1].1), "room": "a/b"}))
+        .await;
+    let error = bad["error"].as_str().unwrap_or_default();
+    assert!(
+        bad["ok"] == false && error.contains("TypeError: room.join:") && error.contains("(-32602)"),
+        "a bad room id is the node's TypeError in the page: {bad}"
+    );
     let page = pages.open("b", nodes[1].1, room).await;
     let waited = pages.wait_playing("b", &[&ffmpeg_producer]).await;
     let frames = pages.assert_plays("b", &[&ffmpeg_producer], &[]).await;

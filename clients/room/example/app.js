@@ -135,8 +135,9 @@ leaveButton.onclick = () => {
 /** @param {Error} error */
 function fail(error) {
   example.state = 'error';
-  example.error = error.message;
-  show(`error: ${error.message}`);
+  // The node's errors are typed (a RopeError named after mediasoup's class).
+  example.error = `${error.name}: ${error.message}`;
+  show(`error: ${example.error}`);
 }
 
 document.getElementById('room')?.append(roomName ?? '');
