@@ -353,7 +353,12 @@ export class Room extends Emitter {
     this.#objectId = answer.id;
     this.#appData = options.appData ?? {};
     this.#consumeAll = options.consumeAll ?? true;
-    this.#state = { rtpCapabilities: answer.rtpCapabilities, producers: answer.producers, nodes: answer.nodes };
+    // The mirror has the room as it is now: it may have changed while the Device loaded.
+    this.#state = rope.mirror.get(answer.id)?.state ?? {
+      rtpCapabilities: answer.rtpCapabilities,
+      producers: answer.producers,
+      nodes: answer.nodes,
+    };
     this.#stop = [
       rope.on('event', (/** @type {RopeEvent} */ event) => this.#onEvent(event)),
       rope.on('disconnected', () => this.#end('disconnected')),
