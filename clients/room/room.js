@@ -117,17 +117,31 @@ export class RopeError extends Error {
  * the objects the node says this connection has, kept from its snapshot
  * and events.
  *
+ * When the socket drops, it connects again with the session's token (the
+ * node's `session` object) for as long as the node keeps the session
+ * (`graceMs`), waiting 100 ms, then twice as long each time up to 5 s. The
+ * node's new snapshot then reconciles the mirror: what it no longer lists is
+ * reported `closed`. Calls fail at once while disconnected.
+ *
  * Events: `event` (every {@link RopeEvent}, after the mirror took it),
- * `disconnected` (the socket closed; calls in flight failed).
+ * `reconnecting` (the socket dropped; trying again), `reconnected` (the
+ * session is back, mirror reconciled), `disconnected` (for good: closed by
+ * the app, never opened, or the session could not be resumed in time).
  */
 export class Rope extends Emitter {
   /** @type {Map<string, RopeObject>} the objects, by id, in creation order */
   mirror = new Map();
+  /** @type {WebSocket} */
   #socket;
+  #address;
   #nextId = 1;
   /** @type {Map<number, {resolve: (result: any) => void, reject: (error: Error) => void, method: string}>} */
   #pending = new Map();
   #timeout;
+  #closed = false;
+  /** When the socket dropped, while reconnecting. */
+  #droppedAt = 0;
+  #delay = 100;
 
   /**
    * Connects to `url` (`ws://HOST:PORT/v1/rope`) and resolves once the node's
@@ -159,17 +173,48 @@ export class Rope extends Emitter {
    */
   constructor(url, { accessToken, timeout = 10000 }) {
     super();
-    const address = new URL(url);
-    address.searchParams.set('format', 'json');
-    if (accessToken) address.searchParams.set('access_token', accessToken);
+    this.#address = new URL(url);
+    this.#address.searchParams.set('format', 'json');
+    if (accessToken) this.#address.searchParams.set('access_token', accessToken);
     this.#timeout = timeout;
-    this.#socket = new WebSocket(address);
-    this.#socket.onmessage = (message) => this.#receive(JSON.parse(message.data));
-    this.#socket.onclose = () => {
-      for (const { reject, method } of this.#pending.values()) reject(new Error(`${method}: the connection to the node closed`));
-      this.#pending.clear();
+    this.#socket = this.#open();
+  }
+
+  /** The session's token and how long the node keeps it after a drop, from the `session` object. */
+  get session() {
+    const state = this.mirror.get('session')?.state;
+    return typeof state?.token === 'string' ? { token: state.token, graceMs: Number(state.graceMs) || 0 } : null;
+  }
+
+  /** Opens a socket (with the session's token when there is one to resume). */
+  #open() {
+    const address = new URL(this.#address);
+    const session = this.session;
+    if (session) address.searchParams.set('session', session.token);
+    const socket = new WebSocket(address);
+    socket.onmessage = (message) => this.#receive(JSON.parse(message.data));
+    socket.onclose = () => this.#dropped(socket);
+    return socket;
+  }
+
+  /** @param {WebSocket} socket */
+  #dropped(socket) {
+    if (socket !== this.#socket) return;
+    for (const { reject, method } of this.#pending.values()) reject(new Error(`${method}: the connection to the node closed`));
+    this.#pending.clear();
+    const session = this.session;
+    if (!this.#droppedAt) this.#droppedAt = Date.now();
+    const left = session ? session.graceMs - (Date.now() - this.#droppedAt) : 0;
+    if (this.#closed || left <= this.#delay) {
+      this.#closed = true;
       this.emit('disconnected');
-    };
+      return;
+    }
+    if (this.#delay === 100) this.emit('reconnecting');
+    setTimeout(() => {
+      if (!this.#closed) this.#socket = this.#open();
+    }, this.#delay);
+    this.#delay = Math.min(this.#delay * 2, 5000);
   }
 
   /** Whether the socket is open. */
@@ -205,6 +250,7 @@ export class Rope extends Emitter {
 
   /** Closes the connection: the node closes everything it made (after the session's grace). */
   close() {
+    this.#closed = true;
     this.#socket.close();
   }
 
@@ -237,6 +283,11 @@ export class Rope extends Emitter {
       }
     }
     this.emit('snapshot', objects);
+    if (this.#droppedAt) {
+      this.#droppedAt = 0;
+      this.#delay = 100;
+      this.emit('reconnected');
+    }
   }
 
   /** @param {RopeEvent} event */
@@ -296,7 +347,8 @@ export async function joinRoom(url, name, options = {}) {
  *   closed, its node left or died);
  * - `producerclose` (mediasoup-client Producer): the node closed one of ours;
  * - `error` (Error): something failed in the background (a consume, ICE or DTLS);
- * - `left` (string: the reason): the room is over for this app.
+ * - `left` (string: why: `left`, `closed` by the node, `disconnected` for
+ *   good): the room is over for this app.
  */
 export class Room extends Emitter {
   /** A random id put in the `appData` of this member's producers, to tell them from the others'. */
@@ -321,6 +373,7 @@ export class Room extends Emitter {
   /** @type {Map<string, string>} the node's object id of each consumer, to its producer's id */
   #consumerObjects = new Map();
   #left = false;
+  #leaving = false;
   #stop;
 
   /**
@@ -362,6 +415,8 @@ export class Room extends Emitter {
     this.#stop = [
       rope.on('event', (/** @type {RopeEvent} */ event) => this.#onEvent(event)),
       rope.on('disconnected', () => this.#end('disconnected')),
+      // Consumes that failed while the connection was down are tried again.
+      rope.on('reconnected', () => this.#sync()),
     ];
     queueMicrotask(() => this.#sync());
   }
@@ -431,6 +486,7 @@ export class Room extends Emitter {
   /** Leaves the room: the node closes this member's producers at every node. */
   async leave() {
     if (this.#left) return;
+    this.#leaving = true;
     try {
       await this.#rope.call('leave', null, this.#objectId);
     } finally {
@@ -516,7 +572,7 @@ export class Room extends Emitter {
         this.emit('producers', this.#state.producers);
         this.#sync();
       } else if (event.name === 'closed') {
-        this.#end('closed');
+        this.#end(this.#leaving ? 'left' : 'closed');
       }
       return;
     }

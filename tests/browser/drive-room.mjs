@@ -10,6 +10,7 @@
 //   {"cmd":"waitGone","page":"p1","producers":[ids],"timeout":ms}    → {ms}: it plays none of them
 //   {"cmd":"stats","page":"p1"}   → {stats: {producerId: {kind, framesDecoded, bytesReceived, ...}}, log}
 //   {"cmd":"leave","page":"p1"}, {"cmd":"join","page":"p1"} → {state, published}
+//   {"cmd":"waitReconnected","page":"p1","count":1,"timeout":ms} → {ms, state}: its connection came back
 //   {"cmd":"screenshot","page":"p1","path":FILE}, {"cmd":"quit"}
 import readline from 'node:readline';
 import { chromium } from 'playwright-core';
@@ -70,6 +71,11 @@ const commands = {
   },
   waitPlaying: ({ page: name, producers, timeout = 20000 }) => waitPlaying(page(name), producers, timeout, true),
   waitGone: ({ page: name, producers, timeout = 5000 }) => waitPlaying(page(name), producers, timeout, false),
+  async waitReconnected({ page: name, count = 1, timeout = 10000 }) {
+    const started = Date.now();
+    await page(name).waitForFunction((count) => window.roomExample.reconnections >= count, count, { timeout, polling: 50 });
+    return { ms: Date.now() - started, state: await page(name).evaluate(() => window.roomExample.state) };
+  },
   async stats({ page: name }) {
     return page(name).evaluate(async () => ({ stats: await window.roomExample.stats(), log: window.roomExample.log, state: window.roomExample.state }));
   },

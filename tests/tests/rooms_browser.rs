@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use mafalda_node::Node;
 use mafalda_node::api::ApiConfig;
-use mafalda_tests::node::{TEST_SESSION_GRACE, webrtc_node_with_api_config};
+use mafalda_tests::node::webrtc_node_with_api_config;
 use mafalda_tests::room::RoomApp;
 use mafalda_tests::swarm::eventually;
+use mafalda_tests::tcp_relay::TcpRelay;
 use serde_json::{Value, json};
 
 fn repo() -> PathBuf {
@@ -34,7 +35,10 @@ async fn swarm_for_pages(count: usize) -> (u16, Vec<(Arc<Node>, SocketAddr)>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let mut config = ApiConfig::default();
     config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
-    config.session_grace = TEST_SESSION_GRACE;
+    // Long enough for a page whose WebSocket was cut to come back.
+    config.session_grace = Duration::from_secs(5);
+    // Pages may reach a node through a TCP relay on 127.0.0.1 (another port).
+    config.hosts = vec!["127.0.0.1".parse().expect("a host")];
     let (first, api, _) = webrtc_node_with_api_config(None, config.clone()).await;
     let mut nodes = vec![(first, api)];
     for _ in 1..count {
@@ -275,6 +279,41 @@ async fn three_pages_at_three_nodes_meet_in_a_room_leave_and_outlive_a_dead_node
     let screenshot = repo().join("target/room-conference.png");
     pages.send(json!({"cmd": "screenshot", "page": "p1", "path": screenshot})).await;
     drop(pages);
+    drop(nodes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_websocket_is_cut_comes_back_with_its_session_and_plays_on() {
+    let (page_port, nodes) = swarm_for_pages(2).await;
+    // The page at A talks to its node through a relay the test can cut.
+    let relay = TcpRelay::start(nodes[0].1).await;
+    let mut pages = Pages::start(page_port);
+    let cut = pages.open("cut", relay.addr(), "flaky").await;
+    let other = pages.open("other", nodes[1].1, "flaky").await;
+    pages.wait_playing("cut", &[&other["audio"], &other["video"]]).await;
+    pages.wait_playing("other", &[&cut["audio"], &cut["video"]]).await;
+    pages.assert_plays("other", &[&cut["video"]], &[&cut["audio"]]).await;
+
+    // The cut: the page connects again with its session's token; nothing it
+    // made closed, here or at the other node, and media never stopped.
+    relay.cut();
+    let back = pages.send(json!({"cmd": "waitReconnected", "page": "cut", "timeout": 5000})).await;
+    eprintln!("the page's session came back {} ms after the cut", back["ms"]);
+    assert_eq!(back["state"], "joined", "{back}");
+    pages.assert_never_stopped("other", &[&cut["audio"], &cut["video"]]).await;
+    pages.assert_never_stopped("cut", &[&other["audio"], &other["video"]]).await;
+    let frames = pages.assert_plays("other", &[&cut["video"]], &[&cut["audio"]]).await;
+    eprintln!("after the cut the other page decoded {frames:?} frames of the cut page's video");
+    pages.assert_plays("cut", &[&other["video"]], &[&other["audio"]]).await;
+
+    // The resumed connection drives the page's objects: it leaves, and the
+    // other page's consumers of it close.
+    let left = pages.send(json!({"cmd": "leave", "page": "cut"})).await;
+    assert_eq!(left["state"], "left", "{left}");
+    let gone = pages.wait_gone("other", &[&cut["audio"], &cut["video"]], Duration::from_secs(5)).await;
+    assert_eq!(gone["ok"], true, "the other page let the cut page's producers go: {gone}");
+    drop(pages);
+    drop(relay);
     drop(nodes);
 }
 

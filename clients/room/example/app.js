@@ -24,6 +24,10 @@ const example = {
   /** 'joining' | 'joined' | 'left' | 'error' */
   state: 'starting',
   error: '',
+  /** The connection to the node: 'connected' | 'reconnecting' | 'disconnected'. */
+  connection: 'connected',
+  /** How many times the connection came back with its session. */
+  reconnections: 0,
   /** What happened to the others' producers since the last join, in order (`+ID` played, `-ID` stopped). */
   log: /** @type {string[]} */ ([]),
   /** Our own producers: their kinds, by id. */
@@ -87,6 +91,19 @@ async function join() {
     rope = await Rope.connect(node, { accessToken: query.get('token') ?? undefined });
     // ?debug: every event of the node on the console.
     if (query.has('debug')) rope.on('event', (e) => console.log(`event ${e.objectType} ${e.object} ${e.name} ${JSON.stringify(e.data)?.slice(0, 300)}`));
+    rope.on('reconnecting', () => {
+      example.connection = 'reconnecting';
+      show('connection lost: reconnecting…');
+    });
+    rope.on('reconnected', () => {
+      example.connection = 'connected';
+      example.reconnections += 1;
+      console.log('reconnected: the session is back');
+      describe();
+    });
+    rope.on('disconnected', () => {
+      example.connection = 'disconnected';
+    });
   }
   const joined = await Room.join(rope, roomName, { appData: { name } });
   room = joined;
