@@ -9,6 +9,8 @@
 #     clients/remote-mediasoup{,/test/compat}/node_modules (git-ignored);
 #   - the remote-mediasoup example's link to the client ("mediasoup": file:..),
 #     into clients/remote-mediasoup/example/node_modules (git-ignored);
+#   - the room client's npm packages (mediasoup-client, esbuild for its
+#     example page), into clients/room/node_modules (git-ignored);
 #   - checks for the tools it cannot install (Rust toolchain, C/C++ compiler,
 #     python3 with pip) and names any that is missing.
 # Nothing else outside the repository is written.
@@ -114,6 +116,21 @@ install_example_packages() {
   printf '%s' "$want" > "$stamp"
 }
 
+# The room client's npm packages (mediasoup-client, and esbuild, which
+# bundles its example page), from its lock file into clients/room/node_modules
+# (git-ignored); skipped when that lock file is what was installed last time.
+install_room_client_packages() {
+  local dir="$repo/clients/room" want stamp
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  stamp="$dir/node_modules/.mafalda-installed"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  say "installing the room client's npm packages into clients/room/node_modules"
+  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in clients/room failed"
+  printf '%s' "$want" > "$stamp"
+}
+
 require_command() {
   command -v "$1" >/dev/null || die "$1 not found: $2"
 }
@@ -136,6 +153,7 @@ main() {
   install_browser_packages
   install_remote_mediasoup_packages
   install_example_packages
+  install_room_client_packages
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "cargo-nextest not found: tests will run with plain 'cargo test'"
   fi
