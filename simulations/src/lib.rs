@@ -6,6 +6,7 @@
 //! Markdown and [`svg`] plots, with pass/fail checks on behaviour.
 
 pub mod report;
+pub mod rooms;
 pub mod runner;
 pub mod scenario;
 pub mod svg;

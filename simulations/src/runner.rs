@@ -696,7 +696,7 @@ fn busiest_relay(
 }
 
 /// Shuts a node down once nothing else holds it.
-async fn shutdown(node: Arc<Node>) {
+pub(crate) async fn shutdown(node: Arc<Node>) {
     let mut node = node;
     for _ in 0..100 {
         match Arc::try_unwrap(node) {
@@ -711,7 +711,7 @@ async fn shutdown(node: Arc<Node>) {
 }
 
 /// Sums `libp2p_bandwidth_bytes_total` over protocols and directions.
-fn bandwidth_bytes(node: &Node) -> u64 {
+pub(crate) fn bandwidth_bytes(node: &Node) -> u64 {
     let mut text = String::new();
     if node.swarm().encode_metrics(&mut text).is_err() {
         return 0;

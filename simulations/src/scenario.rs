@@ -57,7 +57,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// How nodes bootstrap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Topology {
     /// Node i bootstraps from node i − 1.
