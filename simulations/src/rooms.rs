@@ -292,6 +292,8 @@ pub struct RoomsObservations {
     /// The machine's 1-minute load average at the start and the end of the
     /// workload (other work on the machine shows here).
     pub loadavg: (f64, f64),
+    /// Latencies inside the nodes over the run, from their `/metrics`.
+    pub latencies: Vec<Latency>,
 }
 
 struct Participant {
@@ -379,6 +381,7 @@ impl Participant {
 
         // Follow the room: consume each producer of another participant as it appears.
         let mut consuming: HashMap<String, (Arc<AtomicBool>, tokio::task::JoinHandle<ConsumerRecord>)> = HashMap::new();
+        let mut finished = Vec::new();
         loop {
             let producers = app.producer_ids(&room);
             let now = since(self.t0);
@@ -398,9 +401,13 @@ impl Participant {
                 ));
                 consuming.insert(producer.clone(), (gone, task));
             }
-            for (producer, (gone, _)) in &consuming {
-                if !producers.contains(producer) {
+            // A producer gone from the room: its consumer stops listening; if
+            // the room lists it again, it is consumed again, as an app would.
+            let vanished: Vec<String> = consuming.keys().filter(|p| !producers.contains(p)).cloned().collect();
+            for producer in vanished {
+                if let Some((gone, task)) = consuming.remove(&producer) {
                     gone.store(true, Ordering::Relaxed);
+                    finished.push(task);
                 }
             }
             tokio::select! {
@@ -409,7 +416,7 @@ impl Participant {
                 () = tokio::time::sleep_until(stop.into()) => break,
             }
         }
-        for (_, (_, task)) in consuming {
+        for task in finished.into_iter().chain(consuming.into_values().map(|(_, task)| task)) {
             if let Ok(consumer) = task.await {
                 record.consumers.push(consumer);
             }
@@ -540,6 +547,62 @@ fn peak_rss_mib() -> f64 {
             line.split_whitespace().nth(1)?.parse::<f64>().ok()
         })
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// A latency histogram summed over every node's `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// The histogram (its Prometheus name and labels).
+    pub metric: String,
+    /// Observations.
+    pub count: f64,
+    /// Mean, ms.
+    pub mean_ms: f64,
+    /// Observations over about 1 s (the 1.024 s bucket).
+    pub over_1s: f64,
+    /// Observations over about 4 s (the 4.096 s bucket).
+    pub over_4s: f64,
+}
+
+/// The text of `GET /metrics` at a node's API.
+async fn metrics_text(api: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(api).await else { return String::new() };
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut text = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut text)).await;
+    text
+}
+
+/// Sums histogram `metric` (`name` with `labels`, e.g. `method="stream.pipe"`, as
+/// its series spell them) over `texts`.
+fn latency(texts: &[String], name: &str, labels: &[&str]) -> Latency {
+    let mut sum = 0.0;
+    let mut result = Latency { metric: format!("{name}{{{}}}", labels.join(",")), ..Default::default() };
+    for line in texts.iter().flat_map(|text| text.lines()) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let Ok(value) = value.parse::<f64>() else { continue };
+        if !labels.iter().all(|label| series.contains(label)) {
+            continue;
+        }
+        let over = |le: &str| series.starts_with(&format!("{name}_bucket")) && series.contains(&format!("le=\"{le}\""));
+        if series.starts_with(&format!("{name}_sum")) {
+            sum += value;
+        } else if series.starts_with(&format!("{name}_count")) {
+            result.count += value;
+        } else if over("1.024") {
+            result.over_1s -= value;
+        } else if over("4.096") {
+            result.over_4s -= value;
+        }
+    }
+    result.over_1s += result.count;
+    result.over_4s += result.count;
+    result.mean_ms = sum * 1000.0 / result.count.max(1.0);
+    result
 }
 
 /// The room of a room producer's stream `ROOM:PRODUCERID`.
@@ -701,6 +764,15 @@ pub async fn run(scenario: &RoomsScenario) -> Result<RoomsObservations, crate::r
         load.control_bytes_per_s = crate::runner::bandwidth_bytes(node) as f64 / (startup_s + run_s);
     }
     let process_peak_rss_mib = peak_rss_mib();
+    let mut texts = Vec::new();
+    for api in &apis {
+        texts.push(metrics_text(*api).await);
+    }
+    let latencies = vec![
+        latency(&texts, "mafalda_find_latency_seconds", &[]),
+        latency(&texts, "mafalda_rope_call_latency_seconds", &["method=\"stream.pipe\""]),
+        latency(&texts, "mafalda_rope_call_latency_seconds", &["method=\"stream.describe\""]),
+    ];
     for task in serving {
         task.abort();
     }
@@ -722,6 +794,7 @@ pub async fn run(scenario: &RoomsScenario) -> Result<RoomsObservations, crate::r
         cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         process_peak_rss_mib,
         loadavg: (load_before, load_after),
+        latencies,
     })
 }
 
@@ -802,6 +875,9 @@ pub struct RoomsReport {
     /// Consumers that closed while their producer was in the room:
     /// (producer id, app's participant).
     pub closed_early: Vec<(String, usize)>,
+    /// Producers that disappeared from the room at an app while their own
+    /// app was still producing: (producer id, app's participant).
+    pub vanished: Vec<(String, usize)>,
     /// Per room.
     pub rooms: Vec<RoomPipes>,
     /// Per node.
@@ -814,6 +890,8 @@ pub struct RoomsReport {
     pub process_peak_rss_mib: f64,
     /// The machine's load average at the start and the end.
     pub loadavg: (f64, f64),
+    /// Latencies inside the nodes, from their `/metrics`.
+    pub latencies: Vec<Latency>,
     /// Startup and workload seconds.
     pub startup_s: f64,
     /// Workload seconds.
@@ -839,6 +917,7 @@ pub fn build(obs: &RoomsObservations) -> RoomsReport {
     let (mut tried, mut made, mut with_media) = (0, 0, 0);
     let (mut received, mut expected_packets) = (0usize, 0usize);
     let mut closed_early = Vec::new();
+    let mut vanished = Vec::new();
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     let (mut expected, mut seen_pairs, mut media_pairs) = (0, 0, 0);
     let mut missing = Vec::new();
@@ -851,12 +930,15 @@ pub fn build(obs: &RoomsObservations) -> RoomsReport {
             if let Some(error) = &consumer.error {
                 *errors.entry(error.clone()).or_default() += 1;
             }
+            let producer_until = by_producer.get(consumer.producer.as_str()).map_or(f64::MAX, |p| p.until_s);
+            if consumer.producer_gone_s.is_some_and(|gone| gone < producer_until) {
+                vanished.push((consumer.producer.clone(), app.index));
+            }
             if let Some(took) = consumer.consume_call_s {
                 consume_call.push(ms(took));
             }
             // Closed before its producer's app began to leave (not a race
             // between the consumer's close and the room's change).
-            let producer_until = by_producer.get(consumer.producer.as_str()).map_or(f64::MAX, |p| p.until_s);
             if consumer.closed_early_s.is_some_and(|closed| closed < producer_until) {
                 closed_early.push((consumer.producer.clone(), app.index));
             }
@@ -866,7 +948,7 @@ pub fn build(obs: &RoomsObservations) -> RoomsReport {
                 // Expected: every packet its producer sent from the first one
                 // received until either left (less what was in flight then).
                 if let Some(producer) = by_producer.get(consumer.producer.as_str()) {
-                    let until = producer.stopped_s.min(app.stopped_s) - IN_FLIGHT;
+                    let until = producer.until_s.min(app.until_s) - IN_FLIGHT;
                     let window: Vec<u32> = (first_index..)
                         .zip(producer.sent_at.iter().skip(first_index as usize))
                         .take_while(|(_, at)| **at <= until)
@@ -886,9 +968,10 @@ pub fn build(obs: &RoomsObservations) -> RoomsReport {
             let remote = producer.node != app.node;
             let seen = app.seen.iter().find(|(p, _)| p == id).map(|(_, at)| *at);
             let consumer = app.consumers.iter().find(|c| c.producer == id);
-            let first = consumer.and_then(|c| c.first_packet_s);
+            let first =
+                app.consumers.iter().filter(|c| c.producer == id).filter_map(|c| c.first_packet_s).reduce(f64::min);
             // Overlap of the producer's life and the app's stay.
-            let overlap = producer.stopped_s.min(app.stopped_s) - produced.max(joined);
+            let overlap = producer.until_s.min(app.until_s) - produced.max(joined);
             if overlap >= OVERLAP.as_secs_f64() {
                 expected += 1;
                 seen_pairs += usize::from(seen.is_some());
@@ -962,6 +1045,11 @@ pub fn build(obs: &RoomsObservations) -> RoomsReport {
             detail: format!("{:.2} % ({received} of {expected_packets})", delivery * 100.0),
         },
         Check {
+            name: "no live producer disappears from the room at another app".into(),
+            passed: vanished.is_empty(),
+            detail: format!("{} times (app, producer)", vanished.len()),
+        },
+        Check {
             name: "no consumer closes while its producer is still in the room".into(),
             passed: closed_early.is_empty(),
             detail: format!("{} closed early", closed_early.len()),
@@ -986,12 +1074,14 @@ pub fn build(obs: &RoomsObservations) -> RoomsReport {
         pairs_with_media: media_pairs,
         delivery,
         closed_early,
+        vanished,
         rooms,
         nodes: obs.nodes.clone(),
         process_cpu_cores: obs.process_cpu_cores,
         cores: obs.cores,
         process_peak_rss_mib: obs.process_peak_rss_mib,
         loadavg: obs.loadavg,
+        latencies: obs.latencies.clone(),
         startup_s: obs.startup_s,
         run_s: obs.run_s,
         errors,
@@ -1054,6 +1144,21 @@ pub fn markdown(report: &RoomsReport, scenario: &RoomsScenario) -> String {
          mirror of `room:<ID>` listed the producer (it then made a plain transport, connected it and consumed). Only \
          apps already in the room when the producer was made count for the produce figures.\n"
     );
+    let _ = writeln!(
+        out,
+        "Inside the nodes (every node's `/metrics` at the end, summed): a `consume` at a node that does not hold \
+         the producer's stream first finds it (`find_latency_seconds`: DHT lookup and `stream.describe` of each \
+         provider) and then asks one provider to pipe it (`stream.pipe`).\n"
+    );
+    let _ = writeln!(out, "| histogram | observations | mean | over 1 s | over 4 s |\n|---|---|---|---|---|");
+    for latency in &report.latencies {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {:.1} ms | {} | {} |",
+            latency.metric, latency.count, latency.mean_ms, latency.over_1s, latency.over_4s
+        );
+    }
+    let _ = writeln!(out);
     let share = |part: usize, whole: usize| part as f64 * 100.0 / whole.max(1) as f64;
     let _ = writeln!(
         out,
