@@ -25,6 +25,9 @@ const MAX_CODECS: usize = 8;
 pub const MAX_APP_DATA_BYTES: usize = 2048;
 /// How long a tombstone keeps a stale copy of a gone member out.
 const TOMBSTONE_TTL: Duration = Duration::from_secs(120);
+/// Re-checks in a row a member still connected may answer too slowly
+/// before it counts as gone (a loaded node is slow, not dead).
+pub const MAX_SLOW_ANSWERS: u32 = 3;
 
 /// A codec a producer's consumers can receive (what `canConsume` compares).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +144,8 @@ pub struct RoomState {
     own: NodeEntry,
     others: HashMap<PeerId, NodeEntry>,
     gone: HashMap<PeerId, ((u64, u64), Instant)>,
+    /// Re-checks in a row each member answered too slowly.
+    slow: HashMap<PeerId, u32>,
 }
 
 impl RoomState {
@@ -150,7 +155,29 @@ impl RoomState {
             own: NodeEntry { incarnation, seq: 1, producers: Vec::new(), left: false },
             others: HashMap::new(),
             gone: HashMap::new(),
+            slow: HashMap::new(),
         }
+    }
+
+    /// `peer` answered a sync: its slow answers are forgotten.
+    pub fn answered(&mut self, peer: PeerId) {
+        self.slow.remove(&peer);
+    }
+
+    /// `peer` (still connected) did not answer a re-check in time: true
+    /// once that happened [`MAX_SLOW_ANSWERS`] times in a row (then it is
+    /// removed as gone), false while it may still be just slow.
+    pub fn slow_answer(&mut self, peer: PeerId, now: Instant) -> bool {
+        if !self.others.contains_key(&peer) {
+            return false;
+        }
+        let count = self.slow.entry(peer).or_default();
+        *count += 1;
+        if *count >= MAX_SLOW_ANSWERS {
+            self.remove(peer, now);
+            return true;
+        }
+        false
     }
 
     /// This node's entry.
@@ -196,6 +223,7 @@ impl RoomState {
     /// keeping a tombstone at its version. False if it was not a member.
     pub fn remove(&mut self, peer: PeerId, now: Instant) -> bool {
         self.expire(now);
+        self.slow.remove(&peer);
         let Some(entry) = self.others.remove(&peer) else { return false };
         self.gone.insert(peer, (entry.version(), now));
         true
@@ -306,6 +334,24 @@ mod tests {
         room.change_own(|producers| producers.push(producer(P1)));
         assert!(room.own().version() > before);
         assert_eq!(room.producer(P1).map(|(node, _)| node), Some(None));
+    }
+
+    #[test]
+    fn a_slow_member_is_gone_only_after_several_slow_answers_in_a_row() {
+        let (now, peer) = (Instant::now(), PeerId::random());
+        let mut room = RoomState::new(1);
+        room.merge(peer, entry(5, 1, &[P1]), now);
+        for _ in 1..MAX_SLOW_ANSWERS {
+            assert!(!room.slow_answer(peer, now));
+        }
+        room.answered(peer);
+        for _ in 1..MAX_SLOW_ANSWERS {
+            assert!(!room.slow_answer(peer, now), "an answer in between starts the count again");
+        }
+        assert!(room.is_member(&peer) && room.producer(P1).is_some());
+        assert!(room.slow_answer(peer, now), "slow too often in a row: gone");
+        assert!(!room.is_member(&peer) && room.producer(P1).is_none());
+        assert!(!room.slow_answer(peer, now), "not a member any more");
     }
 
     #[test]

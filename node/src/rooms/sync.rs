@@ -14,7 +14,9 @@
 //! - **Death**: a member whose connection closed, or whose push failed, is
 //!   called again at once; failing that too, it is removed (a tombstone keeps
 //!   stale copies of it out). A killed node is gone from every member within
-//!   a second or so, so its producers close everywhere.
+//!   a second or so, so its producers close everywhere. A member that is
+//!   still connected but answers too slowly (a loaded node) is removed only
+//!   after several such re-checks in a row.
 //! - **Anti-entropy**: every [`RESYNC_EVERY`], each member is synced (a
 //!   missed push is repaired); every [`REDISCOVER_EVERY`], the key's
 //!   providers are looked up again (two halves of a healed partition meet).
@@ -95,25 +97,52 @@ pub(crate) fn answer(inner: &Arc<Inner>, peer: PeerId, request: SyncRequest) -> 
     }
 }
 
+/// Why a sync with a member failed.
+#[derive(Debug)]
+enum SyncFailure {
+    /// No answer in time: the member may be loaded rather than gone.
+    Slow(String),
+    /// Unreachable, or it answered what a member does not.
+    Failed(String),
+}
+
+impl std::fmt::Display for SyncFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Slow(reason) | Self::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
 /// Syncs with `peer`; answers the members it named.
-async fn sync_with(inner: &Arc<Inner>, room: &str, peer: PeerId) -> Result<Vec<PeerId>, String> {
+async fn sync_with(inner: &Arc<Inner>, room: &str, peer: PeerId) -> Result<Vec<PeerId>, SyncFailure> {
     let Some(own) = inner.with_room(room, |state| state.own().clone()) else { return Ok(Vec::new()) };
     sync_entry(inner, room, peer, own).await
 }
 
-async fn sync_entry(inner: &Arc<Inner>, room: &str, peer: PeerId, entry: NodeEntry) -> Result<Vec<PeerId>, String> {
-    let params = Value::serialized(&SyncRequest { room: room.to_owned(), entry }).map_err(|e| e.to_string())?;
+async fn sync_entry(
+    inner: &Arc<Inner>,
+    room: &str,
+    peer: PeerId,
+    entry: NodeEntry,
+) -> Result<Vec<PeerId>, SyncFailure> {
+    let params = Value::serialized(&SyncRequest { room: room.to_owned(), entry })
+        .map_err(|e| SyncFailure::Failed(e.to_string()))?;
     let call = crate::remote::call::<SyncAnswer>(inner, peer, ROOM_SYNC, params);
     let answer = match tokio::time::timeout(SYNC_TIMEOUT, call).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(error)) => return Err(error.to_string()),
-        Err(_) => return Err(format!("no answer within {SYNC_TIMEOUT:?}")),
+        Ok(Err(error @ mafalda_swarm::CallError::Timeout(_))) => return Err(SyncFailure::Slow(error.to_string())),
+        Ok(Err(error)) => return Err(SyncFailure::Failed(error.to_string())),
+        Err(_) => return Err(SyncFailure::Slow(format!("no answer within {SYNC_TIMEOUT:?}"))),
     };
     let now = Instant::now();
     let changed = match answer.entry {
         Some(entry) => {
-            entry.check().map_err(|e| format!("refused its entry: {e}"))?;
-            inner.with_room(room, |state| state.merge(peer, entry, now) == Merge::Applied)
+            entry.check().map_err(|e| SyncFailure::Failed(format!("refused its entry: {e}")))?;
+            inner.with_room(room, |state| {
+                state.answered(peer);
+                state.merge(peer, entry, now) == Merge::Applied
+            })
         }
         // It is not (or no longer) in the room.
         None => inner.with_room(room, |state| state.remove(peer, now)),
@@ -169,7 +198,7 @@ pub(crate) fn push(inner: &Arc<Inner>, room: &str) {
         let (task_inner, room) = (Arc::clone(inner), room.to_owned());
         inner.spawn("room push", async move {
             if let Err(error) = sync_with(&task_inner, &room, peer).await {
-                debug!(room, %peer, error, "room push failed; checking the member");
+                debug!(room, %peer, %error, "room push failed; checking the member");
                 suspect(&task_inner, &room, peer).await;
             }
         });
@@ -188,17 +217,30 @@ pub(crate) fn leave(inner: &Arc<Inner>, room: &str, entry: NodeEntry, members: V
     });
 }
 
-/// `peer` may be gone: one more sync, and if that fails too it is removed
-/// from `room` (its producers close here).
+/// `peer` may be gone: one more sync. If that fails too, it is removed
+/// from `room` (its producers close here), unless it only answered too
+/// slowly while still connected: a loaded node is given
+/// [`MAX_SLOW_ANSWERS`](super::state::MAX_SLOW_ANSWERS) re-checks in a row.
 pub(crate) async fn suspect(inner: &Arc<Inner>, room: &str, peer: PeerId) {
-    match sync_with(inner, room, peer).await {
-        Ok(_) => {}
-        Err(error) => {
-            if inner.with_room(room, |state| state.remove(peer, Instant::now())) == Some(true) {
-                info!(room, %peer, error, "room member unreachable: removed with its producers");
-                inner.reconcile_room(room);
-            }
+    let error = match sync_with(inner, room, peer).await {
+        Ok(_) => return,
+        Err(error) => error,
+    };
+    let connected = inner.swarm.connected_peers().await.is_ok_and(|peers| peers.contains(&peer));
+    let now = Instant::now();
+    let removed = match &error {
+        SyncFailure::Slow(_) if connected => inner.with_room(room, |state| state.slow_answer(peer, now)),
+        _ => inner.with_room(room, |state| state.remove(peer, now)),
+    };
+    match removed {
+        Some(true) => {
+            info!(room, %peer, %error, "room member gone: removed with its producers");
+            inner.reconcile_room(room);
         }
+        Some(false) if matches!(error, SyncFailure::Slow(_)) => {
+            debug!(room, %peer, %error, "room member slow to answer; still a member");
+        }
+        _ => {}
     }
 }
 
