@@ -14,6 +14,10 @@ use crate::inner::{Inner, lock};
 use crate::streams::{LocalStream, StreamRef};
 use crate::{NodeError, remote};
 
+/// How long the DHT is asked for providers of a stream whose origin is
+/// known already, before it is piped from the origin itself.
+const KNOWN_ORIGIN_FIND: Duration = Duration::from_millis(500);
+
 /// Most providers one consume tries (busy ones name others to try).
 const MAX_PULL_ATTEMPTS: usize = 16;
 
@@ -54,25 +58,31 @@ impl Inner {
         Ok(())
     }
 
-    /// Like [`Inner::ensure_local`]; when the DHT names no provider (yet: a
-    /// room producer is known to its room before its record is stored),
-    /// pipes it from `origin` directly.
+    /// Like [`Inner::ensure_local`] for a stream whose origin is known (a room
+    /// producer's): the DHT is given a short [`KNOWN_ORIGIN_FIND`] to name
+    /// cheaper providers (relays that hold it already); when it names none
+    /// (yet: the room knows a producer before its record is stored, and a
+    /// loaded swarm answers slowly), the stream is piped from `origin`.
     pub(crate) async fn ensure_local_or_from(
         self: &Arc<Self>,
         wanted: &StreamRef,
         origin: PeerId,
     ) -> Result<(), NodeError> {
-        match self.ensure_local(wanted).await {
-            Err(NodeError::NotFound(_)) => {}
-            other => return other,
-        }
         let stream = wanted.id.as_str();
+        if self.holds(wanted)? {
+            return Ok(());
+        }
         let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
         let _pulling = gate.lock().await;
         if self.holds(wanted)? {
             return Ok(());
         }
-        let local = crate::pipes::pull(self, stream, origin, Some(origin)).await?;
+        let deadline = self.config.find_deadline.min(KNOWN_ORIGIN_FIND);
+        let local = match self.acquire_within(wanted, &[], deadline).await {
+            Ok(local) => local,
+            Err(NodeError::NotFound(_)) => crate::pipes::pull(self, stream, origin, Some(origin)).await?,
+            Err(error) => return Err(error),
+        };
         lock(&self.streams).insert(stream.to_owned(), local);
         if let Some(local) = lock(&self.streams).get(stream) {
             self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
@@ -89,8 +99,18 @@ impl Inner {
         wanted: &StreamRef,
         excluded: &[PeerId],
     ) -> Result<LocalStream, NodeError> {
+        self.acquire_within(wanted, excluded, self.config.find_deadline).await
+    }
+
+    /// Like [`Inner::acquire`], finding providers within `find_deadline`.
+    async fn acquire_within(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        excluded: &[PeerId],
+        find_deadline: Duration,
+    ) -> Result<LocalStream, NodeError> {
         let stream = wanted.id.as_str();
-        let found = remote::find(self, wanted).await?;
+        let found = remote::find_within(self, wanted, find_deadline).await?;
         let origin = match (wanted.origin, found.origins.as_slice()) {
             (Some(origin), _) => origin,
             (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,

@@ -121,8 +121,17 @@ pub(crate) async fn call<T: DeserializeOwned>(
 /// The providers of `stream` whose signed provenance verifies, with RTT and
 /// load; all within the node's find deadline.
 pub(crate) async fn find(inner: &Arc<Inner>, stream: &StreamRef) -> Result<FoundStream, NodeError> {
+    find_within(inner, stream, inner.config.find_deadline).await
+}
+
+/// Like [`find`], within `deadline` rather than the node's find deadline.
+pub(crate) async fn find_within(
+    inner: &Arc<Inner>,
+    stream: &StreamRef,
+    deadline: std::time::Duration,
+) -> Result<FoundStream, NodeError> {
     let started = std::time::Instant::now();
-    let found = find_described(inner, stream).await;
+    let found = find_described(inner, stream, deadline).await;
     inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
     found
 }
@@ -142,13 +151,17 @@ pub(crate) fn check_description(
     Ok(verified)
 }
 
-async fn find_described(inner: &Arc<Inner>, wanted: &StreamRef) -> Result<FoundStream, NodeError> {
+async fn find_described(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    find_deadline: std::time::Duration,
+) -> Result<FoundStream, NodeError> {
     let stream = wanted.id.as_str();
     // One deadline for the whole find: the lookup gets most of it, the
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
-    let deadline = tokio::time::Instant::now() + inner.config.find_deadline;
-    let providers = inner.swarm.find_providers(stream_key(stream), inner.config.find_deadline * 3 / 4).await?;
+    let deadline = tokio::time::Instant::now() + find_deadline;
+    let providers = inner.swarm.find_providers(stream_key(stream), find_deadline * 3 / 4).await?;
     let rtts = inner.swarm.rtts().await?;
     let loads = inner.swarm.peer_loads().await?;
     let me = inner.swarm.peer_id();
