@@ -129,16 +129,25 @@ pub(crate) fn adopt_consumer(
         }
     };
     let mut handlers = Vec::new();
+    // As for consumers: `dataproducerclose` comes first, its `closed` says why.
+    let producer_closed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
-        let (weak, id) = (weak.clone(), id.clone());
-        handlers.push(consumer.on_close(move || weak.forget(&id)));
+        let (weak, id, producer_closed) = (weak.clone(), id.clone(), std::sync::Arc::clone(&producer_closed));
+        handlers.push(consumer.on_close(move || {
+            if producer_closed.load(std::sync::atomic::Ordering::Acquire) {
+                weak.forget_because(&id, "dataproducerclose");
+            } else {
+                weak.forget(&id);
+            }
+        }));
     }
     {
         let (weak, id) = (weak.clone(), id.clone());
         let runtime = tokio::runtime::Handle::try_current().ok();
         handlers.push(consumer.on_data_producer_close(move || {
+            producer_closed.store(true, std::sync::atomic::Ordering::Release);
             weak.emit(&id, "dataproducerclose", vec![]);
-            forget_later(runtime.as_ref(), &weak, &id);
+            forget_later(runtime.as_ref(), &weak, &id, "dataproducerclose");
         }));
     }
     {

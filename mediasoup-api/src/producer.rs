@@ -54,14 +54,20 @@ fn score(producer: &Producer) -> serde_json::Value {
 /// the one that made the object, when there is one): the crate's
 /// notification callbacks run on the worker's thread and must not drop the
 /// object they notify about.
-pub(crate) fn forget_later(runtime: Option<&tokio::runtime::Handle>, weak: &WeakSession, id: &str) {
+/// Its `closed` event says `reason`.
+pub(crate) fn forget_later(
+    runtime: Option<&tokio::runtime::Handle>,
+    weak: &WeakSession,
+    id: &str,
+    reason: &'static str,
+) {
     let (weak, id) = (weak.clone(), id.to_owned());
     match runtime {
         Some(runtime) => {
-            runtime.spawn(async move { weak.forget(&id) });
+            runtime.spawn(async move { weak.forget_because(&id, reason) });
         }
         None => {
-            std::thread::spawn(move || weak.forget(&id));
+            std::thread::spawn(move || weak.forget_because(&id, reason));
         }
     }
 }

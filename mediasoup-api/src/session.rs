@@ -298,6 +298,12 @@ impl Session {
 
     /// Closes object `id` and everything under it; a no-op when it is gone.
     pub(crate) fn forget(&self, id: &str) {
+        self.forget_with(id, None);
+    }
+
+    /// Like [`Session::forget`]; with `reason`, `id`'s `closed` event says it.
+    fn forget_with(&self, id: &str, reason: Option<&str>) {
+        let root = id;
         let dropped = {
             let mut objects = self.lock();
             let mut doomed = vec![id.to_owned()];
@@ -322,7 +328,10 @@ impl Session {
             doomed.into_iter().filter_map(|id| objects.entries.remove(&id).map(|entry| (id, entry))).collect::<Vec<_>>()
         };
         for (id, _) in &dropped {
-            let _ = self.inner.server.close(id);
+            let _ = match reason {
+                Some(reason) if id == root => self.inner.server.close_because(id, reason),
+                _ => self.inner.server.close(id),
+            };
         }
         // Dropped outside the lock: dropping a mediasoup handle closes the
         // object, whose close handlers call back here.
@@ -439,6 +448,13 @@ impl WeakSession {
     pub(crate) fn forget(&self, id: &str) {
         if let Some(session) = self.upgrade() {
             session.forget(id);
+        }
+    }
+
+    /// Like [`WeakSession::forget`]; `id`'s `closed` event says `reason`.
+    pub(crate) fn forget_because(&self, id: &str, reason: &str) {
+        if let Some(session) = self.upgrade() {
+            session.forget_with(id, Some(reason));
         }
     }
 

@@ -121,16 +121,22 @@ impl Server {
 
     /// Removes an object. Every client is told.
     pub fn close(&self, id: &str) -> Result<(), RpcError> {
+        self.close_with(id, Value::Null)
+    }
+
+    /// Like [`Server::close`], telling clients why: the `closed` event's data
+    /// is `{reason}`.
+    pub fn close_because(&self, id: &str, reason: &str) -> Result<(), RpcError> {
+        let data = Value::Map(vec![(Value::Text("reason".into()), Value::Text(reason.to_owned()))]);
+        self.close_with(id, data)
+    }
+
+    fn close_with(&self, id: &str, data: Value) -> Result<(), RpcError> {
         let handler = {
             let mut registry = self.lock();
             let entry = registry.objects.remove(id).ok_or_else(|| not_found(id))?;
             registry.order.retain(|existing| existing != id);
-            let event = Event {
-                object: id.to_owned(),
-                object_type: entry.object_type,
-                name: EventKind::Closed,
-                data: Value::Null,
-            };
+            let event = Event { object: id.to_owned(), object_type: entry.object_type, name: EventKind::Closed, data };
             let _ = self.inner.events.send(event);
             entry.handler
         };

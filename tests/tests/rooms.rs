@@ -57,7 +57,7 @@ async fn a_producer_made_at_one_node_is_seen_and_played_at_another() {
     let nodes = swarm_of(2).await;
     let (a_node, b_node) = (&nodes[0].0, &nodes[1].0);
     let a = RoomApp::connect(nodes[0].1).await;
-    let b = RoomApp::connect(nodes[1].1).await;
+    let mut b = RoomApp::connect(nodes[1].1).await;
 
     let joined = a.join("standup").await;
     assert_eq!(joined["id"], "room:standup");
@@ -122,13 +122,24 @@ async fn a_producer_made_at_one_node_is_seen_and_played_at_another() {
     a.ok(Some(&producer.id), "resume", json!(null)).await;
     assert!(b.sees("standup", Duration::from_secs(5), |room| room["producers"][0]["paused"] == false).await);
 
-    // A closes it: gone from B's room, and B's consumer closed itself.
+    // A closes it: gone from B's room, and B's consumer closed itself, saying why.
+    while b.events.try_recv().is_ok() {}
     a.ok(Some(&producer.id), "close", json!(null)).await;
     assert!(b.sees("standup", Duration::from_secs(5), |room| room["producers"] == json!([])).await);
     assert!(
         eventually(Duration::from_secs(5), || async { !b.has_object(&consumer.id) }).await,
         "the consumer closed with its producer"
     );
+    let mut reason = None;
+    while let Ok(event) = b.events.try_recv() {
+        if let mafalda_rope::ClientEvent::Object(event) = event
+            && event.object == consumer.id
+            && event.name == mafalda_rope::EventKind::Closed
+        {
+            reason = event.data.deserialized::<serde_json::Value>().ok();
+        }
+    }
+    assert_eq!(reason, Some(json!({ "reason": "producerclose" })), "the closed event says why");
     assert!(a_node.streams().is_empty(), "the producer's stream ended at its node");
     assert!(eventually(Duration::from_secs(5), || async { b_node.streams().is_empty() }).await, "and its copy at B");
 }
