@@ -104,8 +104,11 @@ impl Inner {
             .map(|i| track_ports.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(destination.port()))
             .collect();
         let sdp = crate::codecs::receiver_sdp(stream, destination.ip(), &tracks, &ports);
-        self.emit(NodeEvent::EgressOpened { egress: record.status(id) });
+        let opened = NodeEvent::EgressOpened { egress: record.status(id) };
+        // Held first, then told: an app's mirror syncs from the held egresses
+        // when it hears the event, and would miss one told too early.
         lock(&self.egresses).insert(id.to_owned(), record);
+        self.emit(opened);
         Ok(Egress { id: id.to_owned(), tracks, path, sdp })
     }
 
