@@ -346,7 +346,12 @@ async fn webrtc_objects_are_driven_over_rope_and_closed_with_their_connection() 
     })
     .await;
     assert!(gone, "a: {} transports, streams {:?}; b streams {:?}", transports(&a), a.streams(), b.streams());
-    assert!(at_b.mirror().iter().all(|o| o.object_type != "consumer"), "b's consumer closed with the stream's end");
+    // The consumer's close reaches b's app as an event, after the stream ended there.
+    let consumer_closed = mafalda_tests::swarm::eventually(Duration::from_secs(5), || async {
+        at_b.mirror().iter().all(|o| o.object_type != "consumer")
+    })
+    .await;
+    assert!(consumer_closed, "b's consumer closed with the stream's end");
     drop((a, b));
 }
 
