@@ -38,24 +38,8 @@ impl Inner {
     /// Makes sure this node holds `wanted`, piping it from the cheapest
     /// provider (of its pinned origin, if pinned; refused if two origins
     /// provide the id and none is pinned).
-    #[tracing::instrument(name = "stream", skip_all, fields(id = %wanted.id))]
     pub(crate) async fn ensure_local(self: &Arc<Self>, wanted: &StreamRef) -> Result<(), NodeError> {
-        let stream = wanted.id.as_str();
-        if self.holds(wanted)? {
-            return Ok(());
-        }
-        let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
-        let _pulling = gate.lock().await;
-        if self.holds(wanted)? {
-            return Ok(()); // another consume pulled it meanwhile
-        }
-        let local = self.acquire(wanted, &[]).await?;
-        lock(&self.streams).insert(stream.to_owned(), local);
-        if let Some(local) = lock(&self.streams).get(stream) {
-            self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
-        }
-        self.announce(stream).await;
-        Ok(())
+        self.ensure_held(wanted, None).await
     }
 
     /// Like [`Inner::ensure_local`] for a stream whose origin is known (a room
@@ -68,6 +52,14 @@ impl Inner {
         wanted: &StreamRef,
         origin: PeerId,
     ) -> Result<(), NodeError> {
+        self.ensure_held(wanted, Some(origin)).await
+    }
+
+    /// [`Inner::ensure_local`], and with `known_origin`
+    /// [`Inner::ensure_local_or_from`]: one pull per stream at a time, then
+    /// the stream is held, told and provided.
+    #[tracing::instrument(name = "stream", skip_all, fields(id = %wanted.id))]
+    async fn ensure_held(self: &Arc<Self>, wanted: &StreamRef, known_origin: Option<PeerId>) -> Result<(), NodeError> {
         let stream = wanted.id.as_str();
         if self.holds(wanted)? {
             return Ok(());
@@ -75,13 +67,18 @@ impl Inner {
         let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
         let _pulling = gate.lock().await;
         if self.holds(wanted)? {
-            return Ok(());
+            return Ok(()); // another consume pulled it meanwhile
         }
-        let deadline = self.config.find_deadline.min(KNOWN_ORIGIN_FIND);
-        let local = match self.acquire_within(wanted, &[], deadline).await {
-            Ok(local) => local,
-            Err(NodeError::NotFound(_)) => crate::pipes::pull(self, stream, origin, Some(origin)).await?,
-            Err(error) => return Err(error),
+        let local = match known_origin {
+            None => self.acquire(wanted, &[]).await?,
+            Some(origin) => {
+                let deadline = self.config.find_deadline.min(KNOWN_ORIGIN_FIND);
+                match self.acquire_within(wanted, &[], deadline).await {
+                    Ok(local) => local,
+                    Err(NodeError::NotFound(_)) => crate::pipes::pull(self, stream, origin, Some(origin)).await?,
+                    Err(error) => return Err(error),
+                }
+            }
         };
         lock(&self.streams).insert(stream.to_owned(), local);
         if let Some(local) = lock(&self.streams).get(stream) {

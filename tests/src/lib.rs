@@ -7,6 +7,7 @@
 pub mod http;
 pub mod media;
 pub mod node;
+pub mod process;
 pub mod room;
 pub mod rope;
 pub mod rtp;

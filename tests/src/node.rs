@@ -18,9 +18,7 @@ use crate::swarm::loopback_config;
 /// An app session outlives its connection by [`TEST_SESSION_GRACE`] here, so
 /// tests of what closes with a connection need not wait the default 15 s.
 pub async fn webrtc_node_with_api(bootstrap: Option<&Node>) -> (Arc<Node>, SocketAddr, u16) {
-    let mut config = ApiConfig::default();
-    config.session_grace = TEST_SESSION_GRACE;
-    webrtc_node_with_api_config(bootstrap, config).await
+    webrtc_node_with_api_config(bootstrap, test_api_config()).await
 }
 
 /// How long the test nodes' app sessions outlive their connection.
@@ -76,9 +74,38 @@ pub async fn node_with(bootstrap: Option<&Node>, adjust: impl FnOnce(&mut NodeCo
 /// Serves `node`'s API on an ephemeral loopback port (sessions outlive their
 /// connection by [`TEST_SESSION_GRACE`]); returns where.
 pub async fn serve_api(node: Arc<Node>) -> SocketAddr {
-    let mut config = ApiConfig::default();
-    config.session_grace = TEST_SESSION_GRACE;
+    let config = test_api_config();
     let listener = TcpListener::bind((LOOPBACK, 0)).await.expect("bind API");
     let (addr, _task) = api::serve_with(node, listener, config).expect("serve API");
     addr
+}
+
+/// `count` nodes like [`webrtc_node_with_api_config`] (each with `config`),
+/// all joined through the first; returns once every node is connected to
+/// every other (panics if not within 10 s).
+pub async fn connected_webrtc_nodes(count: usize, config: ApiConfig) -> Vec<(Arc<Node>, SocketAddr)> {
+    let (first, api, _) = webrtc_node_with_api_config(None, config.clone()).await;
+    let mut nodes = vec![(first, api)];
+    for _ in 1..count {
+        let (node, api, _) = webrtc_node_with_api_config(Some(&nodes[0].0), config.clone()).await;
+        nodes.push((node, api));
+    }
+    let ids: Vec<_> = nodes.iter().map(|(node, _)| node.peer_id()).collect();
+    for (node, _) in &nodes {
+        let connected = crate::swarm::eventually(std::time::Duration::from_secs(10), || async {
+            let peers = node.swarm().connected_peers().await.unwrap_or_default();
+            ids.iter().filter(|id| **id != node.peer_id()).all(|id| peers.contains(id))
+        })
+        .await;
+        assert!(connected, "every node is connected to every other");
+    }
+    nodes
+}
+
+/// The API configuration of [`webrtc_node_with_api`]: sessions outlive their
+/// connection by [`TEST_SESSION_GRACE`].
+pub fn test_api_config() -> ApiConfig {
+    let mut config = ApiConfig::default();
+    config.session_grace = TEST_SESSION_GRACE;
+    config
 }

@@ -14,27 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mafalda_tests::node::webrtc_node_with_api;
-
-/// The child processes of the test: killed and reaped when dropped, so a
-/// failed assertion (a panic) leaves none behind either.
-struct Children(Vec<Child>);
-
-impl Children {
-    fn spawn(&mut self, what: &str, command: &mut Command) -> &mut Child {
-        let child = command.spawn().unwrap_or_else(|e| panic!("start {what} ({e}): scripts/setup.sh installs it"));
-        self.0.push(child);
-        self.0.last_mut().expect("just pushed")
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use mafalda_tests::process::Children;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -17,24 +17,9 @@ use mafalda_tests::swarm::eventually;
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-/// `count` nodes with their API, all joined through the first.
+/// `count` nodes with their API, all joined through the first and connected.
 async fn swarm_of(count: usize) -> Vec<(Arc<Node>, SocketAddr)> {
-    let (first, api, _) = webrtc_node_with_api(None).await;
-    let mut nodes = vec![(first, api)];
-    for _ in 1..count {
-        let (node, api, _) = webrtc_node_with_api(Some(&nodes[0].0)).await;
-        nodes.push((node, api));
-    }
-    let ids: Vec<_> = nodes.iter().map(|(node, _)| node.peer_id()).collect();
-    for (node, _) in &nodes {
-        let connected = eventually(Duration::from_secs(10), || async {
-            let peers = node.swarm().connected_peers().await.unwrap_or_default();
-            ids.iter().filter(|id| **id != node.peer_id()).all(|id| peers.contains(id))
-        })
-        .await;
-        assert!(connected, "every node is connected to every other");
-    }
-    nodes
+    mafalda_tests::node::connected_webrtc_nodes(count, mafalda_tests::node::test_api_config()).await
 }
 
 fn rpc_error(result: Result<serde_json::Value, CallError>) -> (i64, String) {

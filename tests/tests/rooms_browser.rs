@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use mafalda_node::Node;
 use mafalda_node::api::ApiConfig;
-use mafalda_tests::node::webrtc_node_with_api_config;
+use mafalda_tests::process::Children;
 use mafalda_tests::room::RoomApp;
 use mafalda_tests::swarm::eventually;
 use mafalda_tests::tcp_relay::TcpRelay;
@@ -39,22 +39,7 @@ async fn swarm_for_pages(count: usize) -> (u16, Vec<(Arc<Node>, SocketAddr)>) {
     config.session_grace = Duration::from_secs(5);
     // Pages may reach a node through a TCP relay on 127.0.0.1 (another port).
     config.hosts = vec!["127.0.0.1".parse().expect("a host")];
-    let (first, api, _) = webrtc_node_with_api_config(None, config.clone()).await;
-    let mut nodes = vec![(first, api)];
-    for _ in 1..count {
-        let (node, api, _) = webrtc_node_with_api_config(Some(&nodes[0].0), config.clone()).await;
-        nodes.push((node, api));
-    }
-    let ids: Vec<_> = nodes.iter().map(|(node, _)| node.peer_id()).collect();
-    for (node, _) in &nodes {
-        let connected = eventually(Duration::from_secs(10), || async {
-            let peers = node.swarm().connected_peers().await.unwrap_or_default();
-            ids.iter().filter(|id| **id != node.peer_id()).all(|id| peers.contains(id))
-        })
-        .await;
-        assert!(connected, "every node is connected to every other");
-    }
-    (port, nodes)
+    (port, mafalda_tests::node::connected_webrtc_nodes(count, config).await)
 }
 
 /// `tests/browser/drive-room.mjs`, one command and one answer at a time.
@@ -315,27 +300,6 @@ async fn a_page_whose_websocket_is_cut_comes_back_with_its_session_and_plays_on(
     drop(pages);
     drop(relay);
     drop(nodes);
-}
-
-/// Child processes (ffmpeg): killed and reaped when dropped, so a failed
-/// assertion leaves none behind.
-struct Children(Vec<Child>);
-
-impl Children {
-    fn spawn(&mut self, what: &str, command: &mut Command) -> &mut Child {
-        let child = command.spawn().unwrap_or_else(|e| panic!("start {what} ({e}): scripts/setup.sh installs it"));
-        self.0.push(child);
-        self.0.last_mut().expect("just pushed")
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// A free even UDP port on 127.0.0.1 whose next port is free too (ffmpeg
