@@ -65,69 +65,35 @@ install_pip_tools() {
   printf '%s' "$want" > "$tools/python/.installed"
 }
 
-# The browser test's npm packages (mediasoup-client, playwright-core, esbuild),
-# installed from its lock file into tests/browser/node_modules (git-ignored);
-# skipped when that lock file is what was installed last time.
-install_browser_packages() {
-  local dir="$repo/tests/browser" want stamp
-  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-  stamp="$dir/node_modules/.mafalda-installed"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    return 0
-  fi
-  say "installing the browser test's npm packages into tests/browser/node_modules"
-  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in tests/browser failed"
-  printf '%s' "$want" > "$stamp"
-}
+# The npm packages of each JavaScript part of the repo, each from its lock
+# file into its own node_modules (git-ignored); a directory is skipped when
+# its lock file is what was installed there last time:
+# - tests/browser: the browser tests (mediasoup-client, playwright-core, esbuild);
+# - clients/remote-mediasoup: the client (ws, mediasoup-ortc), and
+#   test/compat its compatibility runner (jest, mediasoup's Node test suite);
+# - clients/remote-mediasoup/example: "mediasoup", a link to the client in
+#   its parent directory (so its require('mediasoup') is unchanged);
+# - clients/room: the room client (mediasoup-client, and esbuild, which
+#   bundles its example page).
+NPM_DIRS=(
+  tests/browser
+  clients/remote-mediasoup
+  clients/remote-mediasoup/test/compat
+  clients/remote-mediasoup/example
+  clients/room
+)
 
-# remote-mediasoup's npm packages (ws, mediasoup-ortc) and those of its
-# compatibility runner (jest, mediasoup's Node test suite), each from its lock
-# file into its node_modules (git-ignored); skipped when that lock file is
-# what was installed last time.
-install_remote_mediasoup_packages() {
-  local rel dir want stamp
-  for rel in clients/remote-mediasoup clients/remote-mediasoup/test/compat; do
-    dir="$repo/$rel"
-    [[ -f "$dir/package-lock.json" ]] || continue
-    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-    stamp="$dir/node_modules/.mafalda-installed"
-    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-      continue
-    fi
-    say "installing npm packages into $rel/node_modules"
-    (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in $rel failed"
-    printf '%s' "$want" > "$stamp"
-  done
-}
-
-# The remote-mediasoup example's one npm package: "mediasoup", a link to the
-# client in its parent directory (so its require('mediasoup') is unchanged),
-# from its lock file; its page's packages are the browser test's.
-install_example_packages() {
-  local dir="$repo/clients/remote-mediasoup/example" want stamp
+install_npm_packages() {
+  local rel="$1" dir want stamp
+  dir="$repo/$rel"
   [[ -f "$dir/package-lock.json" ]] || return 0
   want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   stamp="$dir/node_modules/.mafalda-installed"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return 0
   fi
-  say "installing the remote-mediasoup example's npm link into clients/remote-mediasoup/example/node_modules"
-  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in clients/remote-mediasoup/example failed"
-  printf '%s' "$want" > "$stamp"
-}
-
-# The room client's npm packages (mediasoup-client, and esbuild, which
-# bundles its example page), from its lock file into clients/room/node_modules
-# (git-ignored); skipped when that lock file is what was installed last time.
-install_room_client_packages() {
-  local dir="$repo/clients/room" want stamp
-  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-  stamp="$dir/node_modules/.mafalda-installed"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
-    return 0
-  fi
-  say "installing the room client's npm packages into clients/room/node_modules"
-  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in clients/room failed"
+  say "installing npm packages into $rel/node_modules"
+  (cd "$dir" && npm ci --cache "$tools/npm-cache" --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in $rel failed"
   printf '%s' "$want" > "$stamp"
 }
 
@@ -150,10 +116,10 @@ main() {
   require_command npm "install Node.js with npm (Debian: nodejs npm)"
   mkdir -p "$tools"
   install_pip_tools
-  install_browser_packages
-  install_remote_mediasoup_packages
-  install_example_packages
-  install_room_client_packages
+  local rel
+  for rel in "${NPM_DIRS[@]}"; do
+    install_npm_packages "$rel"
+  done
   if ! cargo nextest --version >/dev/null 2>&1; then
     say "cargo-nextest not found: tests will run with plain 'cargo test'"
   fi
