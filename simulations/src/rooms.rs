@@ -116,12 +116,7 @@ impl RoomsScenario {
 
     /// Reads and checks a rooms scenario file.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
-        Self::parse(&text).map_err(|error| match error {
-            ScenarioError::Parse { reason, .. } => ScenarioError::Parse { path: path.display().to_string(), reason },
-            other => other,
-        })
+        crate::scenario::load_file(path, Self::parse)
     }
 
     /// Parses and checks a rooms scenario.

@@ -250,12 +250,7 @@ impl Scenario {
 
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Self, ScenarioError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
-        Self::parse(&text).map_err(|error| match error {
-            ScenarioError::Parse { reason, .. } => ScenarioError::Parse { path: path.display().to_string(), reason },
-            other => other,
-        })
+        load_file(path, Self::parse)
     }
 
     /// Parses and checks a scenario.
@@ -373,6 +368,17 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// Reads the scenario file at `path` and parses it with `parse`; a parse
+/// error names the file.
+pub(crate) fn load_file<T>(path: &Path, parse: fn(&str) -> Result<T, ScenarioError>) -> Result<T, ScenarioError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+    parse(&text).map_err(|error| match error {
+        ScenarioError::Parse { reason, .. } => ScenarioError::Parse { path: path.display().to_string(), reason },
+        other => other,
+    })
 }
 
 #[cfg(test)]
