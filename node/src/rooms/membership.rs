@@ -170,7 +170,7 @@ impl RoomMembership for Membership {
         };
         let room = self.room.clone();
         let full = inner
-            .with_room(&room, |state| state.own().producers.len() >= MAX_PRODUCERS_PER_NODE)
+            .read_room(&room, |state| state.own().producers.len() >= MAX_PRODUCERS_PER_NODE)
             .ok_or_else(|| ApiError::InvalidState(format!("left room {room}")))?;
         if full {
             return Err(ApiError::LimitReached(format!(
@@ -203,7 +203,7 @@ impl RoomMembership for Membership {
         Box::pin(async move {
             let inner = inner.upgrade().ok_or_else(|| ApiError::InvalidState("the node is stopping".into()))?;
             let node = inner
-                .with_room(&room, |state| state.producer(&producer_id).map(|(node, _)| node))
+                .read_room(&room, |state| state.producer(&producer_id).map(|(node, _)| node))
                 .flatten()
                 .ok_or_else(|| {
                     ApiError::invalid(format!("Producer with id \"{producer_id}\" not found in the room"))
@@ -258,7 +258,7 @@ impl RoomMembership for Membership {
     fn can_consume(&self, producer_id: &str, capabilities: &RtpCapabilities) -> bool {
         let Some(inner) = self.inner.upgrade() else { return false };
         inner
-            .with_room(&self.room, |state| {
+            .read_room(&self.room, |state| {
                 state.producer(producer_id).is_some_and(|(_, producer)| {
                     producer
                         .codecs

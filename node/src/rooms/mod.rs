@@ -149,6 +149,11 @@ impl Inner {
         lock(&self.rooms.routers).retain(|room, _| held.contains(room) || joined.contains(room));
     }
 
+    /// Reads room `room`'s state (if this node is in it); nothing is sent.
+    fn read_room<T>(&self, room: &str, read: impl FnOnce(&RoomState) -> T) -> Option<T> {
+        lock(&self.rooms.rooms).get(room).map(|here| read(&here.state))
+    }
+
     /// Runs `change` on room `room`'s state (if this node is in it), then
     /// sends its members' apps the new view.
     fn with_room<T>(&self, room: &str, change: impl FnOnce(&mut RoomState) -> T) -> Option<T> {

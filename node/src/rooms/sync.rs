@@ -116,7 +116,7 @@ impl std::fmt::Display for SyncFailure {
 
 /// Syncs with `peer`; answers the members it named.
 async fn sync_with(inner: &Arc<Inner>, room: &str, peer: PeerId) -> Result<Vec<PeerId>, SyncFailure> {
-    let Some(own) = inner.with_room(room, |state| state.own().clone()) else { return Ok(Vec::new()) };
+    let Some(own) = inner.read_room(room, |state| state.own().clone()) else { return Ok(Vec::new()) };
     sync_entry(inner, room, peer, own).await
 }
 
@@ -187,13 +187,13 @@ pub(crate) async fn discover(inner: &Arc<Inner>, room: &str) {
             }
         }
     }
-    let members = inner.with_room(room, |state| state.members().len()).unwrap_or(0);
+    let members = inner.read_room(room, |state| state.members().len()).unwrap_or(0);
     info!(room, members, "room members met");
 }
 
 /// Tells every member of `room` this node's entry, in the background.
 pub(crate) fn push(inner: &Arc<Inner>, room: &str) {
-    let Some(members) = inner.with_room(room, |state| state.members()) else { return };
+    let Some(members) = inner.read_room(room, |state| state.members()) else { return };
     for peer in members {
         let (task_inner, room) = (Arc::clone(inner), room.to_owned());
         inner.spawn("room push", async move {
