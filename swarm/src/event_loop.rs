@@ -7,14 +7,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
-use libp2p::core::{Transport, upgrade};
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
-use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{self, DialError};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, ping};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
@@ -27,6 +25,8 @@ use crate::handle::{InboundCall, is_provider_key};
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
 use crate::rope_codec::Inbound;
+use crate::traffic::Traffic;
+use crate::transport::build_swarm;
 use crate::{SwarmConfig, SwarmError, SwarmEvent};
 use mafalda_rope::{ErrorCode, Request as RopeRequest, RequestId, Response as RopeResponse, RpcError};
 
@@ -115,53 +115,6 @@ impl KadRefused {
     }
 }
 
-/// Builds the Swarm: TCP (noise, yamux) and QUIC, or, with a swarm key, TCP
-/// only, wrapped in pnet before noise.
-fn build_swarm(
-    config: &SwarmConfig,
-    registry: &mut prometheus_client::registry::Registry,
-) -> Result<Swarm<Behaviour>, SwarmError> {
-    type BoxError = Box<dyn std::error::Error + Send + Sync>;
-    let idle = config.idle_connection_timeout;
-    let handshake_timeout = config.connections.handshake_timeout;
-    let tcp_config = tcp::Config::default().nodelay(true);
-    let behaviour = |key: &libp2p::identity::Keypair| Behaviour::new(key, config).map_err(BoxError::from);
-    let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone()).with_tokio();
-    let swarm = match config.swarm_key {
-        None => builder
-            .with_tcp(tcp_config, noise::Config::new, yamux::Config::default)
-            .map_err(|e| SwarmError::Build(e.to_string()))?
-            .with_quic()
-            .with_bandwidth_metrics(registry)
-            .with_behaviour(behaviour)
-            .map_err(|e| SwarmError::Build(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .with_connection_timeout(handshake_timeout)
-            .build(),
-        Some(key) => {
-            info!(fingerprint = %key.fingerprint(), "private swarm: TCP with pnet, no QUIC");
-            let psk = key.pre_shared_key();
-            builder
-                .with_other_transport(|keypair| -> Result<_, BoxError> {
-                    let noise = noise::Config::new(keypair)?;
-                    Ok(tcp::tokio::Transport::new(tcp_config)
-                        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                        .upgrade(upgrade::Version::V1Lazy)
-                        .authenticate(noise)
-                        .multiplex(yamux::Config::default()))
-                })
-                .map_err(|e| SwarmError::Build(e.to_string()))?
-                .with_bandwidth_metrics(registry)
-                .with_behaviour(behaviour)
-                .map_err(|e| SwarmError::Build(e.to_string()))?
-                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-                .with_connection_timeout(handshake_timeout)
-                .build()
-        }
-    };
-    Ok(swarm)
-}
-
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     /// libp2p's own metrics (connections, Kademlia, gossipsub, identify, ping).
@@ -198,12 +151,13 @@ impl EventLoop {
     pub(crate) fn new(
         config: &SwarmConfig,
         registry: &mut prometheus_client::registry::Registry,
+        traffic: &Traffic,
         commands: mpsc::Receiver<Command>,
         command_sender: mpsc::Sender<Command>,
         events: mpsc::Sender<SwarmEvent>,
         calls: mpsc::Sender<InboundCall>,
     ) -> Result<Self, SwarmError> {
-        let swarm = build_swarm(config, registry)?;
+        let swarm = build_swarm(config, registry, traffic)?;
         let kad_refused = KadRefused::new(registry);
         let now = Instant::now();
         Ok(Self {
