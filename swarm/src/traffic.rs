@@ -331,42 +331,52 @@ enum Proposal<'a> {
     Protocol(&'a str),
 }
 
+/// One length-prefixed message as far as it has arrived.
+enum Frame<'a> {
+    /// More bytes are needed.
+    Incomplete,
+    /// Not a length we accept.
+    Malformed,
+    /// The message and what follows it.
+    Whole(&'a [u8], &'a [u8]),
+}
+
 /// Reads `/multistream/1.0.0\n` and the first proposal after it, each an
 /// unsigned-varint length followed by that many bytes ending in `\n`.
 fn parse_proposal(bytes: &[u8]) -> Proposal<'_> {
-    let (header, rest) = match message(bytes) {
-        Ok(Some(split)) => split,
-        Ok(None) => return Proposal::Incomplete,
-        Err(()) => return Proposal::Malformed,
+    let rest = match message(bytes) {
+        Frame::Whole(header, rest) if header == MULTISTREAM_HEADER => rest,
+        Frame::Incomplete => return Proposal::Incomplete,
+        Frame::Whole(..) | Frame::Malformed => return Proposal::Malformed,
     };
-    if header != MULTISTREAM_HEADER {
-        return Proposal::Malformed;
-    }
     match message(rest) {
-        Ok(Some((protocol, _))) => match std::str::from_utf8(protocol) {
+        Frame::Whole(protocol, _) => match std::str::from_utf8(protocol) {
             Ok(text) => Proposal::Protocol(text.trim_end_matches('\n')),
             Err(_) => Proposal::Malformed,
         },
-        Ok(None) => Proposal::Incomplete,
-        Err(()) => Proposal::Malformed,
+        Frame::Incomplete => Proposal::Incomplete,
+        Frame::Malformed => Proposal::Malformed,
     }
 }
 
-/// One length-prefixed message and what follows it; `None` while incomplete.
-fn message(bytes: &[u8]) -> Result<Option<(&[u8], &[u8])>, ()> {
+/// Splits off one length-prefixed message.
+fn message(bytes: &[u8]) -> Frame<'_> {
     let mut len: usize = 0;
     for (i, &byte) in bytes.iter().enumerate().take(2) {
         len |= usize::from(byte & 0x7f) << (7 * i);
         if byte & 0x80 == 0 {
             let body = &bytes[i + 1..];
             if len == 0 || len > MAX_SNIFF_BYTES {
-                return Err(());
+                return Frame::Malformed;
             }
-            return Ok(body.get(..len).map(|message| (message, &body[len..])));
+            return match body.get(..len) {
+                Some(message) => Frame::Whole(message, &body[len..]),
+                None => Frame::Incomplete,
+            };
         }
     }
     // Two bytes of varint cover every length we accept.
-    if bytes.len() >= 2 { Err(()) } else { Ok(None) }
+    if bytes.len() >= 2 { Frame::Malformed } else { Frame::Incomplete }
 }
 
 #[cfg(test)]
