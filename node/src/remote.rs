@@ -213,16 +213,23 @@ async fn find_described(
         described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
     let providers = described
         .into_iter()
-        .map(|(peer, _, verified)| ProviderInfo {
+        .map(|(peer, description, verified)| ProviderInfo {
             peer: peer.to_string(),
             origin: verified.origin.to_string(),
             hops: verified.hops(),
             rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
-            load: loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0),
+            load: description_load(&description).or_else(|| {
+                loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0)
+            }),
             path: verified.path.iter().map(ToString::to_string).collect(),
         })
         .collect();
     Ok(FoundStream { stream: stream.to_owned(), origins, tracks, providers })
+}
+
+/// The load a provider says it has, if it is a number; clamped to 0–1.
+fn description_load(description: &StreamDescription) -> Option<f64> {
+    description.load.filter(|load| load.is_finite()).map(|load| load.clamp(0.0, 1.0))
 }
 
 /// Tells `peer` (downstream) that `stream` ended here.

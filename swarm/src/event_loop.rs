@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, LOAD_TOPIC};
 use crate::bootstrap::Bootstrap;
+use crate::connections::{ConnectionPolicy, PeerBounds};
 use crate::error::CallError;
 use crate::find::PendingFind;
 use crate::handle::{InboundCall, is_provider_key};
@@ -34,6 +35,8 @@ use mafalda_rope::{ErrorCode, Request as RopeRequest, RequestId, Response as Rop
 const TICK: Duration = Duration::from_millis(100);
 /// Most provider lookups in flight at once.
 const MAX_PENDING_FINDS: usize = 256;
+/// How often connected peers are checked against the connection bounds.
+const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A request from a [`SwarmHandle`](crate::SwarmHandle), answered on its `oneshot`.
 #[derive(Debug)]
@@ -75,7 +78,20 @@ pub(crate) enum Command {
         channel: ResponseChannel<RopeResponse>,
         response: RopeResponse,
     },
+    /// The node's answer to "is this peer in use?", consulted before an
+    /// unused connection is closed.
+    KeepConnected(KeepPeers),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Whether the node uses a peer (a pipe, a session): such peers stay connected.
+#[derive(Clone)]
+pub(crate) struct KeepPeers(pub(crate) std::sync::Arc<dyn Fn(&PeerId) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for KeepPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepPeers")
+    }
 }
 
 /// A ROPE call on its way to a peer.
@@ -145,6 +161,11 @@ pub(crate) struct EventLoop {
     penalties: Penalties,
     bootstrap: Bootstrap,
     joined: bool,
+    /// Which unused peers to disconnect when too many are connected.
+    connection_policy: ConnectionPolicy,
+    /// The node's peers in use, never disconnected as unused.
+    keep: Option<KeepPeers>,
+    next_trim: Instant,
 }
 
 impl EventLoop {
@@ -189,6 +210,13 @@ impl EventLoop {
                 now,
             ),
             joined: false,
+            connection_policy: ConnectionPolicy::new(PeerBounds {
+                max_peers: config.connections.max_peers as usize,
+                target_peers: config.connections.target_peers as usize,
+                idle_after: config.connections.idle_peer_after,
+            }),
+            keep: None,
+            next_trim: now + TRIM_INTERVAL,
         })
     }
 
@@ -291,9 +319,34 @@ impl EventLoop {
             }
         }
         self.load_table.expire(now);
+        if now >= self.next_trim {
+            self.next_trim = now + TRIM_INTERVAL;
+            self.disconnect_unused(now);
+        }
         for peer in self.penalties.expired_bans(now) {
             info!(%peer, "ban ended");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
+    /// Disconnects unused peers when more than the maximum are connected.
+    fn disconnect_unused(&mut self, now: Instant) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let mesh: HashSet<PeerId> = self.swarm.behaviour().gossipsub.all_mesh_peers().copied().collect();
+        let calling: HashSet<PeerId> = self.calls_out.values().map(|call| call.peer).collect();
+        let keep = self.keep.clone();
+        let kept = |peer: &PeerId| {
+            mesh.contains(peer)
+                || calling.contains(peer)
+                || self.calls_in_per_peer.get(peer).is_some_and(|n| *n > 0)
+                || keep.as_ref().is_some_and(|keep| (keep.0)(peer))
+        };
+        let unused = self.connection_policy.to_disconnect(&connected, kept, now);
+        if !unused.is_empty() {
+            debug!(connected = connected.len(), closing = unused.len(), "disconnecting unused peers");
+        }
+        for peer in unused {
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -345,7 +398,9 @@ impl EventLoop {
             Command::Rtts(reply) => {
                 let _ = reply.send(self.rtts.clone());
             }
+            Command::KeepConnected(keep) => self.keep = Some(keep),
             Command::Call { peer, request, reply } => {
+                self.connection_policy.used(peer, Instant::now());
                 self.send_call(OutboundCall { peer, request, reply, resolved: false });
             }
             Command::Respond { peer, channel, response } => {
@@ -450,6 +505,7 @@ impl EventLoop {
                     self.connection_ips.insert(connection_id, ip);
                 }
                 self.on_dial_outcome(peer_id, true);
+                self.connection_policy.used(peer_id, Instant::now());
                 self.bootstrap.connected();
                 if !self.joined {
                     self.joined = true;
@@ -466,6 +522,7 @@ impl EventLoop {
             swarm::SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 debug!(peer = %peer_id, "peer disconnected");
                 self.rtts.remove(&peer_id);
+                self.connection_policy.disconnected(&peer_id);
                 self.emit(SwarmEvent::PeerDisconnected { peer: peer_id });
             }
             swarm::SwarmEvent::NewListenAddr { address, .. } => {
@@ -618,6 +675,7 @@ impl EventLoop {
             Event::Message { peer, connection_id, message: Message::Request { request_id, request, channel } } => {
                 match request {
                     Inbound::Request(request) => {
+                        self.connection_policy.used(peer, Instant::now());
                         let remote_ip = self.connection_ips.get(&connection_id).copied();
                         self.on_inbound_call(peer, remote_ip, request_id, request, channel);
                     }

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use crate::error::CallError;
-use crate::event_loop::{Command, EventLoop};
+use crate::event_loop::{Command, EventLoop, KeepPeers};
 use crate::load::{LoadReport, PeerLoad};
 use crate::traffic::{ProtocolLabel, ProtocolTraffic, Traffic};
 use crate::{SwarmConfig, SwarmError};
@@ -221,6 +221,16 @@ impl SwarmHandle {
     /// `/metrics` as `mafalda_p2p_bytes_total` and `mafalda_p2p_streams_total`).
     pub fn traffic(&self) -> Vec<(ProtocolLabel, ProtocolTraffic)> {
         self.traffic.snapshot()
+    }
+
+    /// Tells the swarm which peers the node uses (pipes, sessions): they stay
+    /// connected whatever the connection bounds (`ConnectionSettings::max_peers`).
+    /// `keep` runs on the swarm task: it must be quick and must not wait.
+    pub async fn keep_connected(
+        &self,
+        keep: impl Fn(&PeerId) -> bool + Send + Sync + 'static,
+    ) -> Result<(), SwarmError> {
+        self.commands.send(Command::KeepConnected(KeepPeers(Arc::new(keep)))).await.map_err(|_| SwarmError::Stopped)
     }
 
     /// The addresses the node listens on now.

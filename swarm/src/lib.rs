@@ -37,6 +37,7 @@
 mod behaviour;
 mod bootstrap;
 mod config;
+mod connections;
 mod error;
 mod event_loop;
 mod find;
