@@ -131,9 +131,9 @@ pub struct ConnectionSettings {
     /// and yamux handshakes (default 10 s, libp2p's own default).
     pub handshake_timeout: Duration,
     /// Most peers kept connected (default 32). Above it, peers no protocol
-    /// uses (no ROPE call for `idle_peer_after`, not in the gossip mesh, not
-    /// kept by the node for a pipe or a session) are disconnected, least
-    /// recently used first, down to `target_peers`. Kademlia needs routing
+    /// uses (no ROPE call for `idle_peer_after`, not kept by the node for a
+    /// pipe or a session) are disconnected, least recently used first and
+    /// gossip mesh peers last, down to `target_peers`. Kademlia needs routing
     /// table entries, not connections, so finds still reach every node; a
     /// node's cost then stays flat as the swarm grows. Peers in use are never
     /// disconnected, so a busy node may exceed it (`max_established` is the hard cap).

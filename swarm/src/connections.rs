@@ -7,9 +7,11 @@
 //! DHT needs O(log N) contacts in its routing table, not connections; a
 //! connection is needed only while a protocol uses it. So once more than
 //! `max_peers` peers are connected, the peers no one uses (no ROPE call for
-//! `idle_after`, not in the gossip mesh, not kept by the node for its pipes
-//! and sessions) are disconnected, least recently used first, down to
-//! `target_peers`.
+//! `idle_after`, not kept by the node for its pipes and sessions) are
+//! disconnected, least recently used first, down to `target_peers`. Gossip
+//! mesh peers go last, as go-libp2p's connection manager does with the peers
+//! gossipsub tags: the mesh heals by grafting other peers, but churn in it
+//! costs messages.
 //!
 //! Pure: it takes `now` and the facts, and answers which peers to disconnect;
 //! the event loop does the disconnecting.
@@ -52,31 +54,33 @@ impl ConnectionPolicy {
         self.last_used.remove(peer);
     }
 
-    /// The peers to disconnect now, least recently used first: none while at
-    /// most `max_peers` are connected; otherwise unused, unkept peers until
-    /// `target_peers` remain.
+    /// The peers to disconnect now: none while at most `max_peers` are
+    /// connected; otherwise unused, unkept peers until `target_peers` remain,
+    /// those not `last_resort` first, each group least recently used first.
     pub(crate) fn to_disconnect(
         &self,
         connected: &[PeerId],
         kept: impl Fn(&PeerId) -> bool,
+        last_resort: impl Fn(&PeerId) -> bool,
         now: Instant,
     ) -> Vec<PeerId> {
         if connected.len() <= self.bounds.max_peers {
             return Vec::new();
         }
         let excess = connected.len() - self.bounds.target_peers.min(self.bounds.max_peers);
-        let mut idle: Vec<(Instant, PeerId)> = connected
+        let mut idle: Vec<(bool, Instant, PeerId)> = connected
             .iter()
             .filter(|peer| !kept(peer))
             .filter_map(|peer| {
                 // A peer seen connected but never recorded counts as used now:
                 // the first tick after it connected is not the time to judge it.
                 let last = self.last_used.get(peer).copied().unwrap_or(now);
-                (now.saturating_duration_since(last) >= self.bounds.idle_after).then_some((last, *peer))
+                (now.saturating_duration_since(last) >= self.bounds.idle_after)
+                    .then(|| (last_resort(peer), last, *peer))
             })
             .collect();
         idle.sort();
-        idle.into_iter().take(excess).map(|(_, peer)| peer).collect()
+        idle.into_iter().take(excess).map(|(_, _, peer)| peer).collect()
     }
 }
 
@@ -102,7 +106,7 @@ mod tests {
         for peer in &connected {
             policy.used(*peer, start);
         }
-        assert!(policy.to_disconnect(&connected, |_| false, start + IDLE * 10).is_empty());
+        assert!(policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE * 10).is_empty());
     }
 
     #[test]
@@ -114,7 +118,7 @@ mod tests {
             policy.used(*peer, start + Duration::from_secs(i as u64));
         }
         let now = start + IDLE * 2;
-        assert_eq!(policy.to_disconnect(&connected, |_| false, now), connected[..4].to_vec());
+        assert_eq!(policy.to_disconnect(&connected, |_| false, |_| false, now), connected[..4].to_vec());
     }
 
     #[test]
@@ -129,7 +133,7 @@ mod tests {
         // Peer 0 was used recently; peers 1 and 2 are kept by the node.
         policy.used(connected[0], now - Duration::from_secs(1));
         let kept = |peer: &PeerId| *peer == connected[1] || *peer == connected[2];
-        let mut closing = policy.to_disconnect(&connected, kept, now);
+        let mut closing = policy.to_disconnect(&connected, kept, |_| false, now);
         closing.sort();
         let mut expected = vec![connected[3], connected[4]];
         expected.sort();
@@ -137,11 +141,25 @@ mod tests {
     }
 
     #[test]
+    fn last_resort_peers_close_after_the_others() {
+        let start = Instant::now();
+        let mut policy = policy(2, 2);
+        let connected = peers(4);
+        for (i, peer) in connected.iter().enumerate() {
+            policy.used(*peer, start + Duration::from_secs(i as u64));
+        }
+        // The two least recently used are in the mesh: the other two go first.
+        let mesh = |peer: &PeerId| *peer == connected[0] || *peer == connected[1];
+        let closing = policy.to_disconnect(&connected, |_| false, mesh, start + IDLE * 2);
+        assert_eq!(closing, vec![connected[2], connected[3]]);
+    }
+
+    #[test]
     fn a_peer_never_recorded_is_not_judged_idle() {
         let start = Instant::now();
         let policy = policy(1, 1);
         let connected = peers(3);
-        assert!(policy.to_disconnect(&connected, |_| false, start + IDLE * 5).is_empty());
+        assert!(policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE * 5).is_empty());
     }
 
     #[test]
@@ -153,7 +171,7 @@ mod tests {
             policy.used(*peer, start);
         }
         policy.disconnected(&connected[0]);
-        let closing = policy.to_disconnect(&connected, |_| false, start + IDLE);
+        let closing = policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE);
         assert_eq!(closing, vec![connected[1]], "a forgotten peer counts as just used");
     }
 }

@@ -336,12 +336,11 @@ impl EventLoop {
         let calling: HashSet<PeerId> = self.calls_out.values().map(|call| call.peer).collect();
         let keep = self.keep.clone();
         let kept = |peer: &PeerId| {
-            mesh.contains(peer)
-                || calling.contains(peer)
+            calling.contains(peer)
                 || self.calls_in_per_peer.get(peer).is_some_and(|n| *n > 0)
                 || keep.as_ref().is_some_and(|keep| (keep.0)(peer))
         };
-        let unused = self.connection_policy.to_disconnect(&connected, kept, now);
+        let unused = self.connection_policy.to_disconnect(&connected, kept, |peer| mesh.contains(peer), now);
         if !unused.is_empty() {
             debug!(connected = connected.len(), closing = unused.len(), "disconnecting unused peers");
         }
