@@ -156,12 +156,32 @@ async fn find_described(
     wanted: &StreamRef,
     find_deadline: std::time::Duration,
 ) -> Result<FoundStream, NodeError> {
-    let stream = wanted.id.as_str();
     // One deadline for the whole find: the lookup gets most of it, the
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
-    let providers = inner.swarm.find_providers(stream_key(stream), find_deadline * 3 / 4).await?;
+    let providers = find_providers(inner, wanted, find_deadline).await?;
+    describe_providers(inner, wanted, providers, deadline).await
+}
+
+/// The DHT's providers of `wanted`, reachable ones only, within most of `find_deadline`.
+pub(crate) async fn find_providers(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    find_deadline: std::time::Duration,
+) -> Result<Vec<PeerId>, NodeError> {
+    Ok(inner.swarm.find_providers(stream_key(&wanted.id), find_deadline * 3 / 4).await?)
+}
+
+/// Asks each of `providers` to describe `wanted` (by `deadline`), and keeps
+/// those whose description checks out, with RTT and load.
+pub(crate) async fn describe_providers(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    providers: Vec<PeerId>,
+    deadline: tokio::time::Instant,
+) -> Result<FoundStream, NodeError> {
+    let stream = wanted.id.as_str();
     let rtts = inner.swarm.rtts().await?;
     let loads = inner.swarm.peer_loads().await?;
     let me = inner.swarm.peer_id();
