@@ -21,6 +21,22 @@ const KNOWN_ORIGIN_FIND: Duration = Duration::from_millis(500);
 /// Most providers one consume tries (busy ones name others to try).
 const MAX_PULL_ATTEMPTS: usize = 16;
 
+/// The announcement of a stream this node just started to relay, running in
+/// the background: a consume sets up its consumer meanwhile, then waits for
+/// it, so once it returns the relay is findable (the next consumer may use it).
+#[must_use = "wait for the announcement, or say why not"]
+pub(crate) struct Announced(Option<tokio::sync::oneshot::Receiver<()>>);
+
+impl Announced {
+    /// Waits until the relay's provider record is out (or its first attempt failed
+    /// and retries went on in the background).
+    pub(crate) async fn done(self) {
+        if let Some(heard) = self.0 {
+            let _ = heard.await;
+        }
+    }
+}
+
 impl Inner {
     /// The origin of the stream `peer` provides, from its description.
     async fn origin_of(
@@ -75,7 +91,7 @@ impl Inner {
     /// Makes sure this node holds `wanted`, piping it from the cheapest
     /// provider (of its pinned origin, if pinned; refused if two origins
     /// provide the id and none is pinned).
-    pub(crate) async fn ensure_local(self: &Arc<Self>, wanted: &StreamRef) -> Result<(), NodeError> {
+    pub(crate) async fn ensure_local(self: &Arc<Self>, wanted: &StreamRef) -> Result<Announced, NodeError> {
         self.ensure_held(wanted, None).await
     }
 
@@ -88,23 +104,27 @@ impl Inner {
         self: &Arc<Self>,
         wanted: &StreamRef,
         origin: PeerId,
-    ) -> Result<(), NodeError> {
+    ) -> Result<Announced, NodeError> {
         self.ensure_held(wanted, Some(origin)).await
     }
 
     /// [`Inner::ensure_local`], and with `known_origin`
     /// [`Inner::ensure_local_or_from`]: one pull per stream at a time, then
-    /// the stream is held, told and provided.
+    /// the stream is held and told, and provided in the background.
     #[tracing::instrument(name = "stream", skip_all, fields(id = %wanted.id))]
-    async fn ensure_held(self: &Arc<Self>, wanted: &StreamRef, known_origin: Option<PeerId>) -> Result<(), NodeError> {
+    async fn ensure_held(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        known_origin: Option<PeerId>,
+    ) -> Result<Announced, NodeError> {
         let stream = wanted.id.as_str();
         if self.holds(wanted)? {
-            return Ok(());
+            return Ok(Announced(None));
         }
         let gate = Arc::clone(lock(&self.pulling).entry(stream.to_owned()).or_default());
         let _pulling = gate.lock().await;
         if self.holds(wanted)? {
-            return Ok(()); // another consume pulled it meanwhile
+            return Ok(Announced(None)); // another consume pulled it meanwhile
         }
         let local = match known_origin {
             None => self.acquire(wanted, &[]).await?,
@@ -122,11 +142,15 @@ impl Inner {
             self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
         }
         // Providing is a DHT query of its own (the closest peers to the key):
-        // the consumer need not wait for it, only later finders need it.
+        // it runs while the consumer is set up, not before.
         let inner = Arc::clone(self);
         let announced = stream.to_owned();
-        self.spawn("announce a relay", async move { inner.announce(&announced).await });
-        Ok(())
+        let (told, heard) = tokio::sync::oneshot::channel();
+        self.spawn("announce a relay", async move {
+            inner.announce(&announced).await;
+            let _ = told.send(());
+        });
+        Ok(Announced(Some(heard)))
     }
 
     /// Pipes `wanted` here from the cheapest provider that is not in

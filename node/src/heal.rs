@@ -48,11 +48,12 @@ impl Inner {
             outcome = self.ensure_local(&wanted).await;
         }
         match outcome {
-            Ok(()) => {
+            Ok(announced) => {
                 self.reopen_egresses(stream).await;
                 info!(stream, lost = %lost, took = ?started.elapsed(), "stream re-piped from another provider");
                 // Downstream pipes came from the old producers: they re-pipe from here.
                 self.move_downstream(stream, downstream).await;
+                announced.done().await;
             }
             Err(error) => {
                 warn!(stream, lost = %lost, %error, "no other provider; ending the stream here");

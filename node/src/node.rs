@@ -165,6 +165,7 @@ impl Node {
             webrtc_consumers: Mutex::default(),
             pulling: Mutex::default(),
             next_egress: std::sync::atomic::AtomicU64::new(1),
+            egresses_counted: Mutex::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
             draining: std::sync::atomic::AtomicBool::new(false),
             drained: tokio::sync::watch::channel(false).0,
@@ -307,9 +308,11 @@ impl Node {
         if track_ports.as_ref().is_some_and(|ports| ports.is_empty() || ports.contains(&0)) {
             return Err(NodeError::InvalidInput("track ports must be 1-65535, one per track".into()));
         }
-        self.inner.ensure_local(&wanted).await?;
+        let announced = self.inner.ensure_local(&wanted).await?;
         let id = format!("egress-{}", self.inner.next_egress.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        self.inner.open_egress(&id, &wanted.id, destination, track_ports).await
+        let egress = self.inner.open_egress(&id, &wanted.id, destination, track_ports).await;
+        announced.done().await;
+        egress
     }
 
     /// How many egresses are running.
@@ -386,10 +389,12 @@ impl Node {
         }
     }
 
-    /// Packets and bytes each held stream received and each egress sent, as
-    /// counted every half second: a stream or egress that stays at the same
-    /// count while its origin sends is not getting media.
-    pub fn traffic(&self) -> Traffic {
+    /// Packets and bytes each held stream received (counted every half
+    /// second) and each egress and downstream pipe sent (read now): a stream
+    /// or egress that stays at the same count while its origin sends is not
+    /// getting media.
+    pub async fn traffic(&self) -> Traffic {
+        self.inner.count_egresses().await;
         let mut streams: Vec<TrafficCount> = lock(&self.inner.streams)
             .iter()
             .map(|(id, local)| {

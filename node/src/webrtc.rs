@@ -101,7 +101,7 @@ impl Node {
         capabilities: RtpCapabilities,
     ) -> Result<Vec<Consumer>, NodeError> {
         let wanted = StreamRef::parse(stream)?;
-        self.inner.ensure_local(&wanted).await?;
+        self.inner.ensure_local(&wanted).await?.done().await;
         let producers: Vec<_> = {
             let streams = lock(&self.inner.streams);
             let local = streams.get(&wanted.id).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;

@@ -483,24 +483,14 @@ impl EventLoop {
     }
 
     fn answer_complete_finds(&mut self) {
-        let mut still_querying = Vec::new();
-        self.finds.retain(|id, find| {
+        self.finds.retain(|_, find| {
             if find.is_complete() {
                 find.answer();
-                if find.is_querying() {
-                    still_querying.push(*id);
-                }
                 false
             } else {
                 true
             }
         });
-        // Answered early: the rest of the query would only repeat what is known.
-        for id in still_querying {
-            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-                query.finish();
-            }
-        }
     }
 
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
@@ -600,12 +590,7 @@ impl EventLoop {
                 return;
             }
             QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
-                let named = !providers.is_empty();
                 self.on_providers_found(id, providers);
-                if named && let Some(find) = self.finds.get_mut(&id) {
-                    find.providers_named();
-                    self.answer_complete_finds();
-                }
             }
             QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {}
             QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),

@@ -282,7 +282,7 @@ async fn a_worker_retired_under_a_relay_closes_and_downstream_keeps_receiving() 
     let retiring = async {
         tokio::time::sleep(Duration::from_secs(1)).await;
         // What flows is counted: b's pipe to c sent, c's stream received, c's egress sent.
-        let (b_traffic, c_traffic) = (b.traffic(), c.traffic());
+        let (b_traffic, c_traffic) = (b.traffic().await, c.traffic().await);
         assert!(b_traffic.pipes.len() == 1 && b_traffic.pipes[0].packets > 10, "{b_traffic:?}");
         assert!(c_traffic.streams[0].packets > 10 && c_traffic.egresses[0].packets > 10, "{c_traffic:?}");
         b.retire_worker(under).await.expect("retire")

@@ -108,7 +108,7 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
         egresses: node.egress_count(),
         pipes: node.pipe_count(),
         draining: node.is_draining(),
-        traffic: node.traffic(),
+        traffic: node.traffic().await,
         rooms: node
             .rooms()
             .into_iter()

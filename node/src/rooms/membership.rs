@@ -211,7 +211,7 @@ impl RoomMembership for Membership {
             let stream = producer_stream(&room, &producer_id);
             if let Some(origin) = node {
                 let wanted = StreamRef { id: stream.clone(), origin: Some(origin) };
-                inner.ensure_local_or_from(&wanted, origin).await.map_err(node_error)?;
+                inner.ensure_local_or_from(&wanted, origin).await.map_err(node_error)?.done().await;
                 inner.reconcile_room(&room);
             }
             let local = lock(&inner.streams)
