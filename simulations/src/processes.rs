@@ -100,10 +100,16 @@ impl ProcessError {
 pub struct ProcessObservations {
     /// The scenario's name.
     pub scenario: String,
+    /// The lab's prefix (`mfsXXXX`).
+    pub run_id: String,
     /// How many nodes.
     pub nodes: usize,
     /// The node binary.
     pub binary: String,
+    /// The commit the runner ran from (`git describe --always --dirty`), if
+    /// it ran inside a git work tree: the code the binary was built from when
+    /// it was built there.
+    pub code: Option<String>,
     /// Extra node flags.
     pub node_args: Vec<String>,
     /// Bootstrap links.
@@ -132,19 +138,46 @@ pub struct ProcessObservations {
     pub exited: Vec<(usize, String)>,
 }
 
-/// Runs `scenario` with `binary` (a `mafalda-node`), node files under `out`.
+/// Runs `scenario` with `binary` (a `mafalda-node`), node files under `out`,
+/// in a new lab.
 pub async fn run(scenario: &ProcessScenario, binary: &Path, out: &Path) -> Result<ProcessObservations, ProcessError> {
     netlab::check_root()?;
-    std::fs::create_dir_all(out).map_err(|e| ProcessError::io(out, e))?;
     let mem_available_before_kib = measure::mem_available_kib();
     let started = Instant::now();
+    let lab = make_lab(scenario.nodes).await?;
+    run_in_lab(scenario, lab, binary, out, mem_available_before_kib, started).await
+}
+
+/// A lab with the accounting rules of [`nodes::PORTS`], made off the async
+/// threads.
+pub async fn make_lab(nodes: usize) -> Result<Lab, ProcessError> {
     let rules = accounting::rules(&nodes::PORTS);
-    let count = scenario.nodes;
-    let lab = tokio::task::spawn_blocking(move || Lab::create(count, &rules, 8))
+    tokio::task::spawn_blocking(move || Lab::create(nodes, &rules, 8))
         .await
-        .map_err(|e| ProcessError::Spawn { index: 0, reason: format!("lab set-up: {e}") })??;
+        .map_err(|e| ProcessError::Spawn { index: 0, reason: format!("lab set-up: {e}") })?
+        .map_err(ProcessError::Lab)
+}
+
+/// Runs `scenario` in `lab` (made by [`make_lab`] at `started`, when the
+/// machine had `mem_available_before_kib`); the lab is removed when this
+/// returns, whatever happened.
+pub async fn run_in_lab(
+    scenario: &ProcessScenario,
+    lab: Lab,
+    binary: &Path,
+    out: &Path,
+    mem_available_before_kib: Option<u64>,
+    started: Instant,
+) -> Result<ProcessObservations, ProcessError> {
+    let count = scenario.nodes;
+    if lab.nodes().len() != count {
+        let reason = format!("the lab has {} namespaces for {count} nodes", lab.nodes().len());
+        return Err(ProcessError::Spawn { index: lab.nodes().len().min(count), reason });
+    }
+    std::fs::create_dir_all(out).map_err(|e| ProcessError::io(out, e))?;
     let lab_setup_s = started.elapsed().as_secs_f64();
     let token = format!("{:032x}", rand::random::<u128>());
+    let run_id = lab.run_id().to_owned();
     let mut swarm = nodes::start(scenario, lab, binary, out, &token).await?;
     let join_timeout = Duration::from_secs(30) + Duration::from_millis(200 * count as u64);
     nodes::wait_ready(&mut swarm, join_timeout).await?;
@@ -166,8 +199,10 @@ pub async fn run(scenario: &ProcessScenario, binary: &Path, out: &Path) -> Resul
     nodes::stop(&mut swarm, Duration::from_secs(5)).await;
     let observations = ProcessObservations {
         scenario: scenario.name.clone(),
+        run_id,
         nodes: count,
         binary: binary.display().to_string(),
+        code: git_describe(),
         node_args: scenario.node_args.clone(),
         bootstrap: scenario.bootstrap_links(),
         peers_at_most: scenario.peer_bound(),
@@ -207,4 +242,9 @@ pub fn build_node(release: bool) -> Result<PathBuf, ProcessError> {
         .filter(|message| message["target"]["name"] == "mafalda-node")
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .ok_or_else(|| ProcessError::Build("cargo named no mafalda-node executable".into()))
+}
+
+fn git_describe() -> Option<String> {
+    let output = std::process::Command::new("git").args(["describe", "--always", "--dirty"]).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

@@ -131,6 +131,8 @@ pub struct ProcessReport {
     pub nodes: usize,
     /// Extra node flags.
     pub node_args: Vec<String>,
+    /// The commit the run was made from, if known.
+    pub code: Option<String>,
     /// Bound on peers per node that is checked.
     pub peers_at_most: usize,
     /// Window length, seconds.
@@ -220,6 +222,7 @@ pub fn build(obs: &ProcessObservations) -> ProcessReport {
         scenario: obs.scenario.clone(),
         nodes: obs.nodes,
         node_args: obs.node_args.clone(),
+        code: obs.code.clone(),
         peers_at_most: obs.peers_at_most,
         window_s: w.length_s,
         samples: w.rounds.len(),
@@ -417,10 +420,11 @@ pub fn markdown(r: &ProcessReport) -> String {
     let _ = writeln!(
         out,
         "{} `mafalda-node` processes, each in its own network namespace on a bridge (extra flags: {args}); \
-         lab made in {:.1} s, every node ready {:.1} s after the first started. Window: {:.0} s, {} samples. \
+         code {}; lab made in {:.1} s, every node ready {:.1} s after the first started. Window: {:.0} s, {} samples. \
          Machine: {} CPUs, load average {:.2} → {:.2} over the window ({:.2} / {:.2} / {:.2} at its end); \
          the runner itself used {:.2} CPU s/s.\n",
         r.nodes,
+        r.code.as_deref().map_or("unknown".into(), |c| format!("`{c}`")),
         r.lab_setup_s,
         r.ready_all_s,
         r.window_s,
