@@ -9,6 +9,14 @@
 //! the block's address `i + 2`. The nodes get no default route: nothing in the
 //! lab reaches any other network.
 //!
+//! Neighbours are static: every namespace gets a permanent neighbour entry
+//! for every other node and the bridge, and the root namespace one for every
+//! node, with MAC addresses the lab chooses. The kernel's neighbour table is
+//! shared by all namespaces and its `gc_thresh3` (1024 by default) would
+//! overflow from about 32 fully meshed nodes on ("neighbor table overflow",
+//! packets dropped); permanent entries do not count against it, and no ARP
+//! is sent.
+//!
 //! Everything a lab creates carries its run's prefix `mfs<4 hex digits>`:
 //! the bridge `mfsXXXXbr`, namespaces `mfsXXXX-<i>`, host-side veths
 //! `mfsXXXXv<i>` (the namespace side is `eth0`). A claim file in
@@ -134,7 +142,7 @@ impl Lab {
         let mut lab = Self { bridge: format!("{run}br"), run, block, nodes: Vec::new(), claim };
         // From here on, dropping `lab` removes whatever was made.
         let gateway = lab.gateway();
-        sh(&["ip", "link", "add", &lab.bridge, "type", "bridge"])?;
+        sh(&["ip", "link", "add", &lab.bridge, "address", &lab.bridge_mac(), "type", "bridge"])?;
         sh(&["ip", "addr", "add", &format!("{gateway}/20"), "dev", &lab.bridge])?;
         sh(&["ip", "link", "set", &lab.bridge, "up"])?;
         lab.nodes = (0..nodes)
@@ -145,18 +153,23 @@ impl Lab {
         // (the far end moved into the namespace as eth0), bridge ports.
         let mut batch = String::new();
         for node in &lab.nodes {
-            let veth = lab.veth(node.index);
-            batch += &format!("netns add {ns}\nlink add {veth} type veth peer name eth0 netns {ns}\n", ns = node.netns);
+            let (veth, mac, ns) = (lab.veth(node.index), lab.mac(node.index), &node.netns);
+            batch += &format!("netns add {ns}\nlink add {veth} type veth peer name eth0 address {mac} netns {ns}\n");
             batch += &format!("link set {veth} master {} up\n", lab.bridge);
+            batch += &format!("neigh add {} lladdr {mac} dev {} nud permanent\n", node.ip, lab.bridge);
         }
         sh_in(&["ip", "-batch", "-"], &batch)?;
-        // Each namespace's side: address, links up, accounting rules.
+        // Each namespace's side: address, links up, neighbours, accounting rules.
+        let mut neighbours = format!("neigh add {gateway} lladdr {} dev eth0 nud permanent\n", lab.bridge_mac());
+        for node in &lab.nodes {
+            neighbours += &format!("neigh add {} lladdr {} dev eth0 nud permanent\n", node.ip, lab.mac(node.index));
+        }
         let chunk = nodes.div_ceil(parallel.max(1));
         std::thread::scope(|scope| {
             let handles: Vec<_> = lab
                 .nodes
                 .chunks(chunk)
-                .map(|part| scope.spawn(|| part.iter().try_for_each(|node| set_up(node, rules))))
+                .map(|part| scope.spawn(|| part.iter().try_for_each(|node| set_up(node, &neighbours, rules))))
                 .collect();
             handles.into_iter().try_for_each(|h| {
                 h.join().unwrap_or_else(|_| {
@@ -174,6 +187,16 @@ impl Lab {
 
     fn veth(&self, index: usize) -> String {
         format!("{}v{index}", self.run)
+    }
+
+    /// Node `index`'s MAC address (locally administered, unique per block).
+    fn mac(&self, index: usize) -> String {
+        let [_, a, b, c] = u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes();
+        format!("02:13:{:02x}:{a:02x}:{b:02x}:{c:02x}", self.block)
+    }
+
+    fn bridge_mac(&self) -> String {
+        format!("02:13:{:02x}:ff:ff:ff", self.block)
     }
 
     /// The run's prefix, `mfsXXXX`.
@@ -231,8 +254,12 @@ impl Drop for Lab {
     }
 }
 
-fn set_up(node: &LabNode, rules: &str) -> Result<(), LabError> {
-    let batch = format!("addr add {}/20 dev eth0\nlink set eth0 up\nlink set lo up\n", node.ip);
+/// A node's side: address, links up, permanent neighbours (all but itself:
+/// `neighbours` lists every node), accounting rules.
+fn set_up(node: &LabNode, neighbours: &str, rules: &str) -> Result<(), LabError> {
+    let own = format!(" {} lladdr", node.ip);
+    let mut batch = format!("addr add {}/20 dev eth0\nlink set eth0 up\nlink set lo up\n", node.ip);
+    batch.extend(neighbours.lines().filter(|l| !l.contains(&own)).map(|l| format!("{l}\n")));
     sh_in(&["ip", "-n", &node.netns, "-batch", "-"], &batch)?;
     sh_in(&["ip", "netns", "exec", &node.netns, "iptables-restore", "-w"], rules)?;
     Ok(())
