@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod http;
 pub mod measure;
 pub mod nodes;
+pub mod procfs;
 pub mod report;
 pub mod scenario;
 
@@ -142,7 +143,7 @@ pub struct ProcessObservations {
 /// in a new lab.
 pub async fn run(scenario: &ProcessScenario, binary: &Path, out: &Path) -> Result<ProcessObservations, ProcessError> {
     netlab::check_root()?;
-    let mem_available_before_kib = measure::mem_available_kib();
+    let mem_available_before_kib = procfs::mem_available_kib();
     let started = Instant::now();
     let lab = make_lab(scenario.nodes).await?;
     run_in_lab(scenario, lab, binary, out, mem_available_before_kib, started).await
@@ -191,8 +192,8 @@ pub async fn run_in_lab(
         Duration::from_secs_f64(scenario.sample_s),
     )
     .await;
-    let mem_available_during_kib = measure::mem_available_kib();
-    let load_average_end = measure::load_average();
+    let mem_available_during_kib = procfs::mem_available_kib();
+    let load_average_end = procfs::load_average();
     info!(streams = scenario.streams.len(), "discovery");
     let finds = discovery::run(scenario, &swarm).await?;
     let exited = nodes::exited(&mut swarm);

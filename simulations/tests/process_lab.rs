@@ -62,8 +62,8 @@ async fn a_swarm_of_processes_in_namespaces_joins_finds_and_leaves_nothing_behin
     // The checks above hold figures that must exist for them to mean anything.
     let expected_finds = scenario.streams.len() * (scenario.nodes - 1);
     assert_eq!(report.finds.attempted, expected_finds, "every other node looked for every stream");
-    assert_eq!(report.peers_ss_max.count, scenario.nodes, "ss was read in every namespace");
-    assert!(report.peers_ss_max.min >= 1.0, "every node has a libp2p peer over its own interface: {summary}");
+    assert_eq!(report.peers_tcp_max.count, scenario.nodes, "every namespace's TCP table was read");
+    assert!(report.peers_tcp_max.min >= 1.0, "every node has a libp2p peer over its own interface: {summary}");
     assert!(report.control_bps.count == scenario.nodes && report.control_bps.min > 0.0, "the kernel counted traffic");
 }
 

@@ -1,8 +1,14 @@
-//! Measuring the nodes from outside, over a window: the kernel's counters in
-//! each namespace ([`accounting`](crate::netlab::accounting)), established
-//! libp2p connections from `ss` and the peers `/v1/status` lists, CPU time
-//! and memory from `/proc/<pid>`, and the nodes' own libp2p byte counters
-//! from `/metrics` at both ends of the window.
+//! Measuring the nodes from outside, over a window. Every sample reads
+//! `/proc` ([`procfs`](super::procfs): CPU time, memory, the namespace's TCP
+//! table and `eth0` counters; no command runs) and asks `/v1/status` for the
+//! connected peers. The first and the last sample also read the kernel's
+//! accounting counters in each namespace
+//! ([`accounting`](crate::netlab::accounting), `iptables-save`) and the
+//! connections' TCP byte counters (`ss`), and the nodes' `/metrics` is read
+//! just before and after. Rates are taken between a node's first and last
+//! sample. The runner raises its own scheduling priority while it measures
+//! (`renice -10`; the nodes keep theirs), so a saturated machine delays the
+//! nodes, not the instrument.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,73 +20,32 @@ use tokio::task::JoinSet;
 
 use super::http::Api;
 use super::nodes::{PORTS, Swarm};
+use super::procfs::{self, ProcStat};
 use crate::netlab::LabNode;
 use crate::netlab::accounting::{self, Counters};
 
 /// Shell commands run at once while sampling (each costs a fork and exec).
 const PARALLEL_READS: usize = 4;
 
-/// CPU time and memory of one process.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct ProcStat {
-    /// User + system CPU seconds since it started (all threads).
-    pub cpu_s: f64,
-    /// Resident memory, KiB.
-    pub rss_kib: u64,
-    /// Proportional set size (shared pages divided among their sharers), KiB.
-    pub pss_kib: Option<u64>,
-    /// Threads.
-    pub threads: u64,
-}
-
-impl ProcStat {
-    /// Reads `/proc/<pid>`; none if the process is gone.
-    pub fn read(pid: u32, ticks_per_s: f64) -> Option<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The fields after the command name (in parentheses, maybe with spaces).
-        let rest: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-        let ticks = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let field = |text: &str, name: &str| {
-            text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse().ok())
-        };
-        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-        Some(Self {
-            cpu_s: ticks / ticks_per_s,
-            rss_kib: field(&status, "VmRSS:")?,
-            pss_kib: field(&rollup, "Pss:"),
-            threads: field(&status, "Threads:").unwrap_or(0),
-        })
-    }
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 if unknown).
-pub fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// One node at one moment.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct NodeSample {
     /// Seconds from the window's start.
     pub at_s: f64,
-    /// The kernel's counters (see the accounting module).
+    /// The kernel's counters (see the accounting module); first and last sample.
     pub counters: Option<Counters>,
     /// The process.
     pub proc: Option<ProcStat>,
-    /// Established TCP connections on the libp2p port (`ss`).
+    /// Established TCP connections on the libp2p port (the namespace's TCP table).
     pub connections: Option<usize>,
     /// Distinct peer addresses among them.
-    pub peers_ss: Option<usize>,
+    pub peers_tcp: Option<usize>,
+    /// Bytes received and sent on `eth0` (all traffic).
+    pub eth0: Option<(u64, u64)>,
     /// Connected peers `/v1/status` lists.
     pub peers_api: Option<usize>,
-    /// TCP payload bytes (sent, received) per connection, keyed by its
-    /// addresses (kept for the window's rates, not written out).
+    /// TCP payload bytes (sent, received) per connection (`ss`), keyed by its
+    /// addresses; first and last sample (kept for the rates, not written out).
     #[serde(skip)]
     pub tcp: BTreeMap<String, (u64, u64)>,
     /// What could not be read.
@@ -183,32 +148,20 @@ pub struct Window {
     pub length_s: f64,
 }
 
-/// The machine's 1-, 5- and 15-minute load averages.
-pub fn load_average() -> (f64, f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text.split_whitespace().map(|v| v.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
-}
-
-/// `MemAvailable` of the machine, KiB.
-pub fn mem_available_kib() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.split_whitespace().next()?.parse().ok()
-}
-
 /// Measures every node over `length` with a sample every `every`.
 pub async fn window(swarm: &Swarm, length: Duration, every: Duration) -> Window {
-    let ticks = ticks_per_second();
+    raise_priority();
+    let ticks = procfs::ticks_per_second();
     let runner_before = ProcStat::read(std::process::id(), ticks).map_or(0.0, |p| p.cpu_s);
     let start = Instant::now();
-    let load_start = load_average().0;
+    let load_start = procfs::load_average().0;
     let metrics_start = metrics(swarm, start).await;
     let mut rounds = Vec::new();
     let count = (length.as_secs_f64() / every.as_secs_f64()).floor().max(1.0) as u32;
     for k in 0..=count {
         let due = start + length.mul_f64(f64::from(k) / f64::from(count));
         tokio::time::sleep_until(due.into()).await;
-        rounds.push(sample_all(swarm, start, ticks).await);
+        rounds.push(sample_all(swarm, start, ticks, k == 0 || k == count).await);
     }
     let metrics_end = metrics(swarm, start).await;
     let runner_after = ProcStat::read(std::process::id(), ticks).map_or(0.0, |p| p.cpu_s);
@@ -216,9 +169,28 @@ pub async fn window(swarm: &Swarm, length: Duration, every: Duration) -> Window 
         rounds,
         metrics_start,
         metrics_end,
-        load_average: (load_start, load_average().0),
+        load_average: (load_start, procfs::load_average().0),
         runner_cpu_s: runner_after - runner_before,
         length_s: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Gives every thread of this process nice −10 (the threads and commands it
+/// starts from now on inherit it; the nodes, started before, keep theirs).
+fn raise_priority() {
+    let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .collect();
+    let done = std::process::Command::new("renice")
+        .args(["-n", "-10", "-p"])
+        .args(&threads)
+        .stdout(std::process::Stdio::null())
+        .status();
+    if !done.is_ok_and(|s| s.success()) {
+        tracing::warn!("cannot raise the runner's priority: samples may be late on a saturated machine");
     }
 }
 
@@ -240,20 +212,26 @@ async fn metrics(swarm: &Swarm, start: Instant) -> Vec<Option<MetricsSnapshot>> 
     out
 }
 
-/// One sample of every node.
-pub async fn sample_all(swarm: &Swarm, start: Instant, ticks: f64) -> Vec<NodeSample> {
+/// One sample of every node; `full` adds the accounting counters and `ss`.
+pub async fn sample_all(swarm: &Swarm, start: Instant, ticks: f64, full: bool) -> Vec<NodeSample> {
     let mut tasks = JoinSet::new();
     let limit = Arc::new(Semaphore::new(PARALLEL_READS));
     for node in &swarm.nodes {
         let place = swarm.lab.nodes()[node.index].clone();
         let (api, pid, index, limit) = (node.api.clone(), node.pid, node.index, Arc::clone(&limit));
         tasks.spawn(async move {
-            let peers_api = peers_from_status(&api).await;
-            let permit = limit.acquire_owned().await;
-            let mut sample =
-                tokio::task::spawn_blocking(move || sample_node(&place, pid, start, ticks)).await.unwrap_or_default();
-            drop(permit);
-            match peers_api {
+            let mut sample = sample_node(pid, start, ticks);
+            if full {
+                let permit = limit.acquire_owned().await;
+                let commands = tokio::task::spawn_blocking(move || read_commands(&place)).await;
+                drop(permit);
+                match commands {
+                    Ok(Ok((counters, tcp))) => (sample.counters, sample.tcp) = (Some(counters), tcp),
+                    Ok(Err(error)) => sample.errors.push(error),
+                    Err(error) => sample.errors.push(error.to_string()),
+                }
+            }
+            match peers_from_status(&api).await {
                 Ok(peers) => sample.peers_api = Some(peers),
                 Err(error) => sample.errors.push(error),
             }
@@ -276,29 +254,28 @@ async fn peers_from_status(api: &Api) -> Result<usize, String> {
         .ok_or_else(|| format!("/v1/status {}: no connectedPeers", answer.status))
 }
 
-fn sample_node(place: &LabNode, pid: u32, start: Instant, ticks: f64) -> NodeSample {
+fn sample_node(pid: u32, start: Instant, ticks: f64) -> NodeSample {
     let mut sample = NodeSample { at_s: start.elapsed().as_secs_f64(), ..NodeSample::default() };
-    match Counters::read(place) {
-        Ok(counters) => sample.counters = Some(counters),
-        Err(error) => sample.errors.push(error.to_string()),
-    }
-    match accounting::p2p_connections(place, PORTS.p2p) {
-        Ok(connections) => {
-            sample.connections = Some(connections.len());
-            let peers: std::collections::BTreeSet<_> = connections.iter().map(|c| c.peer.ip()).collect();
-            sample.peers_ss = Some(peers.len());
-            sample.tcp = connections
-                .iter()
-                .map(|c| (format!("{}-{}", c.local, c.peer), (c.bytes_sent, c.bytes_received)))
-                .collect();
-        }
-        Err(error) => sample.errors.push(error.to_string()),
-    }
     sample.proc = ProcStat::read(pid, ticks);
     if sample.proc.is_none() {
         sample.errors.push(format!("process {pid} is gone"));
     }
+    if let Some((connections, peers)) = procfs::tcp_established(pid, PORTS.p2p) {
+        (sample.connections, sample.peers_tcp) = (Some(connections), Some(peers));
+    }
+    sample.eth0 = procfs::eth0_bytes(pid);
     sample
+}
+
+/// The accounting counters and the libp2p connections' TCP byte counters.
+type CommandReads = (Counters, BTreeMap<String, (u64, u64)>);
+
+fn read_commands(place: &LabNode) -> Result<CommandReads, String> {
+    let counters = Counters::read(place).map_err(|e| e.to_string())?;
+    let connections = accounting::p2p_connections(place, PORTS.p2p).map_err(|e| e.to_string())?;
+    let tcp =
+        connections.iter().map(|c| (format!("{}-{}", c.local, c.peer), (c.bytes_sent, c.bytes_received))).collect();
+    Ok((counters, tcp))
 }
 
 #[cfg(test)]
@@ -316,12 +293,5 @@ mod tests {
         let snapshot = MetricsSnapshot::parse(text, 1.0);
         assert_eq!(snapshot.values.len(), 3, "{snapshot:?}");
         assert_eq!(snapshot.values["mafalda_p2p_bytes_total{direction=\"out\",protocol=\"/ipfs/kad/1.0.0\"}"], 5500.0);
-    }
-
-    #[test]
-    fn this_process_can_be_read_from_proc() {
-        let stat = ProcStat::read(std::process::id(), ticks_per_second()).expect("readable");
-        assert!(stat.rss_kib > 0 && stat.threads >= 1, "{stat:?}");
-        assert!(ProcStat::read(u32::MAX - 1, 100.0).is_none());
     }
 }

@@ -71,12 +71,13 @@ pub struct NodeFigures {
     pub tcp_payload_bps: Option<f64>,
     /// libp2p's own bandwidth counters (`libp2p_bandwidth_bytes_total`), in + out.
     pub libp2p_bps: Option<f64>,
-    /// Established libp2p TCP connections at the end of the window.
+    /// Established libp2p TCP connections at the end of the window (the
+    /// namespace's TCP table).
     pub connections_end: Option<usize>,
     /// The most seen in any sample.
     pub connections_max: Option<usize>,
-    /// Distinct peers (by address) of those connections, at the most.
-    pub peers_ss_max: Option<usize>,
+    /// Distinct peers (by address) of those connections, the most in any sample.
+    pub peers_tcp_max: Option<usize>,
     /// Connected peers in `/v1/status`, at the most.
     pub peers_api_max: Option<usize>,
     /// CPU seconds per second (all the process's threads).
@@ -116,8 +117,9 @@ pub struct FindSummary {
 pub struct SeriesPoint {
     /// Seconds into the window.
     pub at_s: f64,
-    /// Median control-plane bytes/s (in + out) per node since the previous sample.
-    pub control_bps_median: f64,
+    /// Median bytes/s (in + out) on `eth0` per node since the previous
+    /// sample: all traffic, the runner's API requests included.
+    pub eth0_bps_median: f64,
     /// Median connections per node.
     pub connections_median: f64,
 }
@@ -169,8 +171,8 @@ pub struct ProcessReport {
     pub libp2p_bps: Spread,
     /// Established libp2p connections at the end.
     pub connections: Spread,
-    /// Most peers by `ss`.
-    pub peers_ss_max: Spread,
+    /// Most peers by the kernel's TCP table.
+    pub peers_tcp_max: Spread,
     /// Most peers by `/v1/status`.
     pub peers_api_max: Spread,
     /// CPU seconds per second.
@@ -244,7 +246,7 @@ pub fn build(obs: &ProcessObservations) -> ProcessReport {
         tcp_payload_bps: spread(&|f| f.tcp_payload_bps),
         libp2p_bps: spread(&|f| f.libp2p_bps),
         connections: spread(&|f| f.connections_end.map(|c| c as f64)),
-        peers_ss_max: spread(&|f| f.peers_ss_max.map(|c| c as f64)),
+        peers_tcp_max: spread(&|f| f.peers_tcp_max.map(|c| c as f64)),
         peers_api_max: spread(&|f| f.peers_api_max.map(|c| c as f64)),
         cpu_s_per_s: spread(&|f| f.cpu_s_per_s),
         rss_mib: spread(&|f| f.rss_mib),
@@ -279,7 +281,7 @@ fn node(first: Option<&NodeSample>, last: Option<&NodeSample>, rounds: &[Vec<Nod
         if let (Some(a), Some(b)) = (first.proc, last.proc) {
             f.cpu_s_per_s = Some((b.cpu_s - a.cpu_s) / dt);
         }
-        if first.connections.is_some() && last.connections.is_some() {
+        if first.counters.is_some() && last.counters.is_some() {
             let bytes: u64 = last
                 .tcp
                 .iter()
@@ -295,7 +297,7 @@ fn node(first: Option<&NodeSample>, last: Option<&NodeSample>, rounds: &[Vec<Nod
         |get: &dyn Fn(&NodeSample) -> Option<usize>| rounds.iter().filter_map(|r| r.get(i).and_then(get)).max();
     f.connections_end = last.connections;
     f.connections_max = column(&|s| s.connections);
-    f.peers_ss_max = column(&|s| s.peers_ss);
+    f.peers_tcp_max = column(&|s| s.peers_tcp);
     f.peers_api_max = column(&|s| s.peers_api);
     f.rss_mib = last.proc.map(|p| p.rss_kib as f64 / MIB);
     f.pss_mib = last.proc.and_then(|p| p.pss_kib).map(|k| k as f64 / MIB);
@@ -343,14 +345,13 @@ fn series(rounds: &[Vec<NodeSample>]) -> Vec<SeriesPoint> {
         .windows(2)
         .map(|pair| {
             let rates = pair[0].iter().zip(&pair[1]).map(|(a, b)| {
-                let (Some(x), Some(y)) = (a.counters, b.counters) else { return None };
-                let c = y.since(&x).control_plane();
+                let ((rx0, tx0), (rx1, tx1)) = (a.eth0?, b.eth0?);
                 let dt = b.at_s - a.at_s;
-                (dt > 0.0).then(|| (c.in_bytes + c.out_bytes) as f64 / dt)
+                (dt > 0.0).then(|| (rx1.saturating_sub(rx0) + tx1.saturating_sub(tx0)) as f64 / dt)
             });
             SeriesPoint {
                 at_s: pair[1].iter().map(|s| s.at_s).fold(0.0, f64::max),
-                control_bps_median: Spread::of(rates).median,
+                eth0_bps_median: Spread::of(rates).median,
                 connections_median: Spread::of(pair[1].iter().map(|s| s.connections.map(|c| c as f64))).median,
             }
         })
@@ -366,15 +367,16 @@ fn checks(obs: &ProcessObservations, report: &ProcessReport) -> Vec<Check> {
         detail: format!("{ready} of {} nodes, all within {:.1} s of the first start", obs.nodes, obs.ready_all_s),
     });
     let bound = obs.peers_at_most as f64;
-    let worst_ss = report.peers_ss_max.max;
+    let worst_tcp = report.peers_tcp_max.max;
     let worst_api = report.peers_api_max.max;
-    let read = report.peers_ss_max.count == obs.nodes && report.peers_api_max.count == obs.nodes;
+    let read = report.peers_tcp_max.count == obs.nodes && report.peers_api_max.count == obs.nodes;
     checks.push(Check {
         name: format!("no node has more than {} peers", obs.peers_at_most),
-        passed: read && worst_ss <= bound && worst_api <= bound,
+        passed: read && worst_tcp <= bound && worst_api <= bound,
         detail: format!(
-            "most peers of any node in any sample: {worst_ss} by ss, {worst_api} by /v1/status (read at {} and {} of {} nodes)",
-            report.peers_ss_max.count, report.peers_api_max.count, obs.nodes
+            "most peers of any node in any sample: {worst_tcp} by the kernel's TCP table, {worst_api} by /v1/status \
+             (read at {} and {} of {} nodes)",
+            report.peers_tcp_max.count, report.peers_api_max.count, obs.nodes
         ),
     });
     if report.finds.attempted > 0 {
@@ -450,8 +452,8 @@ pub fn markdown(r: &ProcessReport) -> String {
     row(&mut out, "control plane packets, in + out", &r.control_pps, "pkt/s", 1);
     row(&mut out, "libp2p TCP payload, in + out (ss)", &r.tcp_payload_bps, "B/s", 0);
     row(&mut out, "libp2p's own counters, in + out (/metrics)", &r.libp2p_bps, "B/s", 0);
-    row(&mut out, "libp2p connections (ss, at the end)", &r.connections, "", 0);
-    row(&mut out, "peers (ss, most in any sample)", &r.peers_ss_max, "", 0);
+    row(&mut out, "libp2p connections (kernel TCP table, at the end)", &r.connections, "", 0);
+    row(&mut out, "peers (kernel TCP table, most in any sample)", &r.peers_tcp_max, "", 0);
     row(&mut out, "peers (/v1/status, most in any sample)", &r.peers_api_max, "", 0);
     row(&mut out, "CPU", &r.cpu_s_per_s, "s/s", 4);
     row(&mut out, "RSS (at the end)", &r.rss_mib, "MiB", 1);
@@ -486,8 +488,10 @@ pub fn markdown(r: &ProcessReport) -> String {
         }
     }
     let _ = writeln!(out, "\n## Per node\n");
-    let _ =
-        writeln!(out, "| node | control B/s in | out | connections | peers (ss / api) | CPU s/s | RSS MiB | ready s |");
+    let _ = writeln!(
+        out,
+        "| node | control B/s in | out | connections | peers (tcp / api) | CPU s/s | RSS MiB | ready s |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
     let opt = |v: Option<f64>, d: usize| v.map_or("-".into(), |v| format!("{v:.d$}"));
     let opt_n = |v: Option<usize>| v.map_or("-".into(), |v| v.to_string());
@@ -499,7 +503,7 @@ pub fn markdown(r: &ProcessReport) -> String {
             opt(f.control_in_bps, 0),
             opt(f.control_out_bps, 0),
             opt_n(f.connections_end),
-            opt_n(f.peers_ss_max),
+            opt_n(f.peers_tcp_max),
             opt_n(f.peers_api_max),
             opt(f.cpu_s_per_s, 4),
             opt(f.rss_mib, 1),
