@@ -20,7 +20,7 @@
 //! Everything a lab creates carries its run's prefix `mfs<4 hex digits>`:
 //! the bridge `mfsXXXXbr`, namespaces `mfsXXXX-<i>`, host-side veths
 //! `mfsXXXXv<i>` (the namespace side is `eth0`). A claim file in
-//! [`STATE_DIR`] holds the block and the owning process id. [`Lab`] removes
+//! [`STATE_DIR`] holds the block, the owning process's id and its start time. [`Lab`] removes
 //! everything on drop (also when setup fails half-way); [`cleanup_stale`]
 //! removes what runs that are no longer alive left behind (a killed runner),
 //! killing processes still inside their namespaces. Every command that fails
@@ -285,7 +285,9 @@ fn claim_block(run: &str) -> Result<(u8, PathBuf), LabError> {
         let path = Path::new(STATE_DIR).join(format!("block-{block}"));
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
-                writeln!(file, "{run} {}", std::process::id()).map_err(|e| state(&path, e))?;
+                let pid = std::process::id();
+                let started = process_start(pid).unwrap_or_default();
+                writeln!(file, "{run} {pid} {started}").map_err(|e| state(&path, e))?;
                 return Ok((block, path));
             }
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -310,7 +312,8 @@ pub struct Cleaned {
 
 /// Removes what earlier labs left behind: namespaces and links of runs whose
 /// owner is gone (processes inside them are killed first), and their claim
-/// files. Labs of live runs are left alone.
+/// files. Labs of live runs (the pid and start time in their claim file are a
+/// running process's) are left alone.
 pub fn cleanup_stale() -> Result<Cleaned, LabError> {
     check_root()?;
     let mut live = BTreeSet::new();
@@ -319,8 +322,9 @@ pub fn cleanup_stale() -> Result<Cleaned, LabError> {
     for claim in claims {
         let text = std::fs::read_to_string(claim.path()).unwrap_or_default();
         let mut words = text.split_whitespace();
-        let (run, pid) = (words.next().unwrap_or(""), words.next().and_then(|p| p.parse::<u32>().ok()));
-        if pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+        let (run, pid, started) = (words.next().unwrap_or(""), words.next(), words.next());
+        let alive = pid.and_then(|p| p.parse::<u32>().ok()).and_then(process_start);
+        if alive.is_some() && alive.as_deref() == started {
             live.insert(run.to_owned());
         } else {
             let _ = std::fs::remove_file(claim.path());
@@ -351,6 +355,15 @@ pub fn cleanup_stale() -> Result<Cleaned, LabError> {
     }
     cleaned.runs = stale.into_iter().collect();
     Ok(cleaned)
+}
+
+/// When process `pid` started (field 22 of `/proc/<pid>/stat`), if it is
+/// running (not a zombie): with the pid, it tells a lab's runner from a later
+/// process that got the same pid.
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    (!matches!(fields.first(), Some(&"Z") | Some(&"X"))).then(|| fields.get(19).map(|s| (*s).to_owned()))?
 }
 
 /// Every namespace and link with a lab prefix (`mfs` + 4 hex digits), for
@@ -454,6 +467,13 @@ mod tests {
         for name in ["mfs", "eth0", "mfsXYZW-1", "mfs1A2B-1", "docker0", "mfs12"] {
             assert!(!is_lab_name(name), "{name}");
         }
+    }
+
+    #[test]
+    fn a_running_process_has_a_start_time_and_a_gone_one_has_none() {
+        let mine = process_start(std::process::id()).expect("running");
+        assert!(mine.parse::<u64>().is_ok(), "{mine}");
+        assert!(process_start(u32::MAX - 1).is_none());
     }
 
     #[test]
