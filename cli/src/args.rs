@@ -138,6 +138,20 @@ pub(crate) struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     max_connections_per_peer: u32,
 
+    /// Most peers kept connected. Above it, peers nothing uses (no call for a
+    /// minute, no pipe, no session, not in the gossip mesh) are disconnected,
+    /// least recently used first, down to --target-peers. Streams are still
+    /// found from every node (the DHT keeps contacts, not connections), and a
+    /// node's control-plane cost stays flat as the swarm grows. Peers in use are
+    /// never disconnected; --max-connections stays the hard cap.
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_PEERS", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_peers: u32,
+
+    /// Peers left connected after unused ones are disconnected [default: 3/4 of --max-peers].
+    #[arg(long, value_name = "N", env = "MAFALDA_TARGET_PEERS", value_parser = clap::value_parser!(u32).range(1..))]
+    target_peers: Option<u32>,
+
     /// Address of the apps' HTTP API (see the README): publish, find and consume
     /// streams, status, /metrics. Keep it on loopback unless a token is set.
     #[arg(long, value_name = "HOST:PORT", env = "MAFALDA_API", default_value = "127.0.0.1:7700")]
@@ -310,11 +324,16 @@ impl RunArgs {
             ("max_incoming", file.max_incoming, &mut self.max_incoming),
             ("max_pending_incoming", file.max_pending_incoming, &mut self.max_pending_incoming),
             ("max_connections_per_peer", file.max_connections_per_peer, &mut self.max_connections_per_peer),
+            ("max_peers", file.max_peers, &mut self.max_peers),
         ] {
             if let Some(value) = value.filter(|_| unset(id)) {
                 anyhow::ensure!(value >= 1, "{}: {id} must be at least 1", path.display());
                 *target = value;
             }
+        }
+        if let Some(target) = file.target_peers.filter(|_| unset("target_peers")) {
+            anyhow::ensure!(target >= 1, "{}: target_peers must be at least 1", path.display());
+            self.target_peers = Some(target);
         }
         if let Some(api) = file.api.filter(|_| unset("api")) {
             self.api = api.parse().map_err(|e| bad("api", &e))?;
@@ -452,6 +471,18 @@ impl RunArgs {
         connections.max_established_incoming = self.max_incoming;
         connections.max_pending_incoming = self.max_pending_incoming;
         connections.max_per_peer = self.max_connections_per_peer;
+        connections.max_peers = self.max_peers;
+        connections.target_peers = match self.target_peers {
+            Some(target) => {
+                anyhow::ensure!(
+                    target <= self.max_peers,
+                    "--target-peers ({target}) must not exceed --max-peers ({})",
+                    self.max_peers
+                );
+                target
+            }
+            None => (self.max_peers - self.max_peers / 4).max(1),
+        };
         let mut swarm = SwarmConfig::new(keypair, self.listen.clone())
             .with_bootstrap(self.bootstrap.clone())
             .with_connections(connections);

@@ -39,6 +39,8 @@ pub(crate) struct ConfigFile {
     pub(crate) max_incoming: Option<u32>,
     pub(crate) max_pending_incoming: Option<u32>,
     pub(crate) max_connections_per_peer: Option<u32>,
+    pub(crate) max_peers: Option<u32>,
+    pub(crate) target_peers: Option<u32>,
     pub(crate) api: Option<String>,
     pub(crate) api_token: Option<String>,
     pub(crate) api_token_file: Option<PathBuf>,

@@ -30,5 +30,5 @@ pub use counters::ObjectCounts;
 pub use engine::{MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatus};
 pub use error::MediaError;
 pub use mediasoup;
-pub use placement::PlacementPolicy;
+pub use placement::{PlacementPolicy, WorkerLoadView};
 pub use spanning::{PlainEgress, Released, SpanningRouter};

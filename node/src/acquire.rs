@@ -22,6 +22,43 @@ const KNOWN_ORIGIN_FIND: Duration = Duration::from_millis(500);
 const MAX_PULL_ATTEMPTS: usize = 16;
 
 impl Inner {
+    /// The origin of the stream `peer` provides, from its description.
+    async fn origin_of(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        peer: PeerId,
+        deadline: tokio::time::Instant,
+    ) -> Option<PeerId> {
+        let found = remote::describe_providers(self, wanted, vec![peer], deadline).await.ok()?;
+        match found.origins.as_slice() {
+            [only] => only.parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The providers to try, cheapest first.
+    fn rank(&self, providers: Vec<crate::node::ProviderInfo>, excluded: &[PeerId]) -> Vec<PeerId> {
+        let me = self.swarm.peer_id().to_string();
+        let candidates: Vec<Candidate> = providers
+            .iter()
+            .filter(|p| p.peer != me)
+            .filter_map(|p| {
+                let peer: PeerId = p.peer.parse().ok()?;
+                if excluded.contains(&peer) {
+                    return None;
+                }
+                let delay = self.config.link_delay.get(&peer).copied().unwrap_or_default();
+                Some(Candidate {
+                    peer,
+                    hops: p.hops,
+                    rtt: p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0) + delay),
+                    load: p.load,
+                })
+            })
+            .collect();
+        self.config.cost.rank(candidates).into_iter().map(|c| c.peer).collect()
+    }
+
     /// Whether this node holds `wanted` (of the pinned origin, if pinned).
     pub(crate) fn holds(&self, wanted: &StreamRef) -> Result<bool, NodeError> {
         let streams = lock(&self.streams);
@@ -84,7 +121,11 @@ impl Inner {
         if let Some(local) = lock(&self.streams).get(stream) {
             self.emit(NodeEvent::StreamHeld { status: self.status_of(stream, local) });
         }
-        self.announce(stream).await;
+        // Providing is a DHT query of its own (the closest peers to the key):
+        // the consumer need not wait for it, only later finders need it.
+        let inner = Arc::clone(self);
+        let announced = stream.to_owned();
+        self.spawn("announce a relay", async move { inner.announce(&announced).await });
         Ok(())
     }
 
@@ -100,6 +141,12 @@ impl Inner {
     }
 
     /// Like [`Inner::acquire`], finding providers within `find_deadline`.
+    ///
+    /// The first packet is what a consumer waits for, so what can overlap
+    /// does: this node's end of the pipe opens while the DHT is asked. A
+    /// single provider is asked to pipe at once (its offer carries the same
+    /// signed provenance and tracks a description would, checked the same
+    /// way); several are described first and ranked by cost.
     async fn acquire_within(
         self: &Arc<Self>,
         wanted: &StreamRef,
@@ -107,48 +154,67 @@ impl Inner {
         find_deadline: Duration,
     ) -> Result<LocalStream, NodeError> {
         let stream = wanted.id.as_str();
-        let found = remote::find_within(self, wanted, find_deadline).await?;
-        let origin = match (wanted.origin, found.origins.as_slice()) {
-            (Some(origin), _) => origin,
-            (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,
-            (None, _) => return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins }),
+        let me = self.swarm.peer_id();
+        let started = std::time::Instant::now();
+        let deadline = tokio::time::Instant::now() + find_deadline;
+        let (providers, end) = tokio::join!(
+            remote::find_providers(self, wanted, find_deadline),
+            crate::pipes::open_local_end(self, stream)
+        );
+        let providers: Vec<PeerId> = providers?.into_iter().filter(|p| *p != me && !excluded.contains(p)).collect();
+        let (ranked, mut origin) = match providers.as_slice() {
+            [] => {
+                self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+                return Err(NodeError::NotFound(stream.to_owned()));
+            }
+            [only] => {
+                self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+                (vec![*only], wanted.origin)
+            }
+            _ => {
+                let found = remote::describe_providers(self, wanted, providers, deadline).await;
+                self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+                let found = found?;
+                let origin = match (wanted.origin, found.origins.as_slice()) {
+                    (Some(origin), _) => origin,
+                    (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,
+                    (None, _) => {
+                        return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins });
+                    }
+                };
+                (self.rank(found.providers, excluded), Some(origin))
+            }
         };
-        let providers = found.providers;
-        let me = self.swarm.peer_id().to_string();
-        let candidates: Vec<Candidate> = providers
-            .iter()
-            .filter(|p| p.peer != me)
-            .filter_map(|p| {
-                let peer: PeerId = p.peer.parse().ok()?;
-                if excluded.contains(&peer) {
-                    return None;
-                }
-                let delay = self.config.link_delay.get(&peer).copied().unwrap_or_default();
-                Some(Candidate {
-                    peer,
-                    hops: p.hops,
-                    rtt: p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0) + delay),
-                    load: p.load,
-                })
-            })
-            .collect();
+        let mut end = end.ok();
         let mut reasons = Vec::new();
-        let mut queue: std::collections::VecDeque<PeerId> =
-            self.config.cost.rank(candidates).into_iter().map(|c| c.peer).collect();
+        let mut queue: std::collections::VecDeque<PeerId> = ranked.into();
         let mut tried = std::collections::HashSet::new();
         while let Some(peer) = queue.pop_front() {
-            if !tried.insert(peer) || peer == self.swarm.peer_id() || excluded.contains(&peer) {
+            if !tried.insert(peer) || peer == me || excluded.contains(&peer) {
                 continue;
             }
             if tried.len() > MAX_PULL_ATTEMPTS {
                 reasons.push(format!("gave up after {MAX_PULL_ATTEMPTS} providers"));
                 break;
             }
-            match crate::pipes::pull(self, stream, peer, Some(origin)).await {
+            let pulled = match end.take() {
+                Some(end) => crate::pipes::pull_into(self, stream, peer, origin, end).await,
+                None => crate::pipes::pull(self, stream, peer, origin).await,
+            };
+            match pulled {
                 Ok(local) => return Ok(local),
                 Err(NodeError::Busy { alternatives }) => {
                     info!(stream, %peer, ?alternatives, "provider busy; trying the relays it named");
                     reasons.push(format!("{peer}: busy"));
+                    if origin.is_none() {
+                        // Asked at once, the only provider told us nothing about
+                        // its origin: pin it before its relays are asked, so none
+                        // can offer another origin's stream under this id.
+                        origin = self.origin_of(wanted, peer, deadline).await;
+                        if origin.is_none() {
+                            continue;
+                        }
+                    }
                     for alternative in alternatives.iter().filter_map(|a| a.parse::<PeerId>().ok()).rev() {
                         queue.push_front(alternative);
                     }

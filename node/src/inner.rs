@@ -57,7 +57,19 @@ impl Inner {
 
     /// The description of a stream held here.
     pub(crate) fn describe(&self, stream: &str) -> Option<StreamDescription> {
-        lock(&self.streams).get(stream).map(|local| local.describe(stream))
+        let mut description = lock(&self.streams).get(stream).map(|local| local.describe(stream))?;
+        description.load = Some(self.own_load());
+        Some(description)
+    }
+
+    /// This node's load: mean CPU of its workers, 0–1 (0 with none).
+    pub(crate) fn own_load(&self) -> f64 {
+        let workers = self.media.status();
+        if workers.is_empty() {
+            return 0.0;
+        }
+        let mean = workers.iter().map(|w| f64::from(w.cpu_percent)).sum::<f64>() / workers.len() as f64;
+        (mean / 100.0).clamp(0.0, 1.0)
     }
 
     /// Runs `future` as a task of this node: cancelled at shutdown, waited for.

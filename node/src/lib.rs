@@ -45,6 +45,7 @@ mod liveness;
 mod load_report;
 mod metrics;
 mod node;
+mod peers_in_use;
 mod pipes;
 pub mod record;
 mod release;

@@ -172,6 +172,7 @@ impl Node {
             app_media: crate::app_media::AppMedia::new(config_app_media),
             rooms: crate::rooms::Rooms::new(),
         });
+        crate::peers_in_use::register(&inner).await;
         inner.spawn("watch swarm", crate::heal::watch_swarm(Arc::clone(&inner), events));
         inner.spawn("serve calls", remote::serve_calls(Arc::clone(&inner), calls));
         inner.spawn("report load", crate::load_report::report_load(Arc::clone(&inner)));

@@ -16,7 +16,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use mafalda_media::pipe;
+use mafalda_media::mediasoup::prelude::{PipeTransport, Router};
+use mafalda_media::pipe::{self, PipeEndpoint};
 use mafalda_rope::{ErrorCode, Value};
 use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
@@ -129,6 +130,22 @@ fn over_cap() -> String {
     format!("at most {MAX_PIPES_PER_PEER} pipes per peer")
 }
 
+/// This node's end of a pipe, opened before the provider is known (while the
+/// find runs) and used by the first pull.
+pub(crate) struct LocalEnd {
+    router: Router,
+    transport: PipeTransport,
+    endpoint: PipeEndpoint,
+}
+
+/// Opens this node's end of a pipe for `stream` on its ingest router.
+pub(crate) async fn open_local_end(inner: &Arc<Inner>, stream: &str) -> Result<LocalEnd, NodeError> {
+    let router = inner.router_of(stream).ingest_router().await?;
+    let (transport, endpoint) =
+        pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
+    Ok(LocalEnd { router, transport, endpoint })
+}
+
 /// Pipes `stream` here from `peer`, as a relay to hold (the caller holds it).
 /// With `origin`, only that origin's stream is accepted.
 pub(crate) async fn pull(
@@ -137,10 +154,20 @@ pub(crate) async fn pull(
     peer: PeerId,
     origin: Option<PeerId>,
 ) -> Result<LocalStream, NodeError> {
+    let end = open_local_end(inner, stream).await?;
+    pull_into(inner, stream, peer, origin, end).await
+}
+
+/// [`pull`] through an end opened already.
+pub(crate) async fn pull_into(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    origin: Option<PeerId>,
+    end: LocalEnd,
+) -> Result<LocalStream, NodeError> {
+    let LocalEnd { router, transport, endpoint } = end;
     let spanning = inner.router_of(stream);
-    let router = spanning.ingest_router().await?;
-    let (transport, endpoint) =
-        pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
     let request = PipeRequest { stream: stream.to_owned(), endpoint };
     let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
     let offer: PipeOffer = match call(inner, peer, "stream.pipe", params).await {

@@ -156,12 +156,32 @@ async fn find_described(
     wanted: &StreamRef,
     find_deadline: std::time::Duration,
 ) -> Result<FoundStream, NodeError> {
-    let stream = wanted.id.as_str();
     // One deadline for the whole find: the lookup gets most of it, the
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
-    let providers = inner.swarm.find_providers(stream_key(stream), find_deadline * 3 / 4).await?;
+    let providers = find_providers(inner, wanted, find_deadline).await?;
+    describe_providers(inner, wanted, providers, deadline).await
+}
+
+/// The DHT's providers of `wanted`, reachable ones only, within most of `find_deadline`.
+pub(crate) async fn find_providers(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    find_deadline: std::time::Duration,
+) -> Result<Vec<PeerId>, NodeError> {
+    Ok(inner.swarm.find_providers(stream_key(&wanted.id), find_deadline * 3 / 4).await?)
+}
+
+/// Asks each of `providers` to describe `wanted` (by `deadline`), and keeps
+/// those whose description checks out, with RTT and load.
+pub(crate) async fn describe_providers(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    providers: Vec<PeerId>,
+    deadline: tokio::time::Instant,
+) -> Result<FoundStream, NodeError> {
+    let stream = wanted.id.as_str();
     let rtts = inner.swarm.rtts().await?;
     let loads = inner.swarm.peer_loads().await?;
     let me = inner.swarm.peer_id();
@@ -213,16 +233,23 @@ async fn find_described(
         described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
     let providers = described
         .into_iter()
-        .map(|(peer, _, verified)| ProviderInfo {
+        .map(|(peer, description, verified)| ProviderInfo {
             peer: peer.to_string(),
             origin: verified.origin.to_string(),
             hops: verified.hops(),
             rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
-            load: loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0),
+            load: description_load(&description).or_else(|| {
+                loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0)
+            }),
             path: verified.path.iter().map(ToString::to_string).collect(),
         })
         .collect();
     Ok(FoundStream { stream: stream.to_owned(), origins, tracks, providers })
+}
+
+/// The load a provider says it has, if it is a number; clamped to 0–1.
+fn description_load(description: &StreamDescription) -> Option<f64> {
+    description.load.filter(|load| load.is_finite()).map(|load| load.clamp(0.0, 1.0))
 }
 
 /// Tells `peer` (downstream) that `stream` ended here.

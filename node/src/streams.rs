@@ -76,6 +76,11 @@ pub struct StreamDescription {
     /// The origin's signed record and the hand-offs down to the provider: its
     /// hops and path from the origin, signed by the nodes on the way.
     pub provenance: Provenance,
+    /// The provider's load now (mean worker CPU, 0–1), so a finder ranks its
+    /// candidates by fresh figures without the whole swarm gossiping them.
+    /// Absent from older nodes; a finder clamps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<f64>,
 }
 
 /// Asks a provider to pipe a stream here (params of `stream.pipe`).
@@ -203,6 +208,7 @@ impl LocalStream {
                 .map(|p| TrackInfo { kind: p.kind(), rtp_parameters: p.rtp_parameters().clone() })
                 .collect(),
             provenance: self.provenance.clone(),
+            load: None,
         }
     }
 

@@ -156,6 +156,7 @@ fn every_node_message_survives_fuzzing() {
                 stream: "cam".into(),
                 tracks: vec![TrackInfo { kind: MediaKind::Audio, rtp_parameters: opus_parameters() }],
                 provenance: provenance.clone(),
+                load: Some(0.25),
             }),
         ),
         ("offer", frame(&PipeOffer { endpoint, tracks: vec![track], provenance })),

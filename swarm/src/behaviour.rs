@@ -23,6 +23,8 @@ pub const LOAD_TOPIC: &str = "/mafalda/load/1";
 /// Largest Kademlia message, in bytes (libp2p's default, stated here so the bound
 /// is ours): provider records and peer lists fit easily.
 const MAX_KAD_MESSAGE_BYTES: usize = 16 * 1024;
+/// How often identify runs again on a connection.
+const IDENTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// The ROPE request-response behaviour.
 pub(crate) type RopeBehaviour = request_response::Behaviour<RopeCodec>;
@@ -55,7 +57,11 @@ impl Behaviour {
             limits: connection_limits(config),
             identify: identify::Behaviour::new(
                 identify::Config::new(PROTOCOL_VERSION.to_owned(), keypair.public())
-                    .with_agent_version(format!("mafalda-node/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(format!("mafalda-node/{}", env!("CARGO_PKG_VERSION")))
+                    // Changes are pushed when they happen; the periodic exchange on
+                    // every connection (5 min by default) is only a safety net.
+                    .with_push_listen_addr_updates(true)
+                    .with_interval(IDENTIFY_INTERVAL),
             ),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval)),
             kad: kademlia(peer_id, config),

@@ -38,7 +38,9 @@ impl Default for KadSettings {
             provider_ttl: Duration::from_secs(5 * 60),
             provider_republish: Duration::from_secs(2 * 60),
             query_timeout: Duration::from_secs(10),
-            periodic_bootstrap: Duration::from_secs(5 * 60),
+            // The routing table heals from lookups too; a refresh is a lookup
+            // of ~20 peers, so every few minutes would dominate an idle node's traffic.
+            periodic_bootstrap: Duration::from_secs(10 * 60),
             max_provided_keys: 10_000,
             max_providers_per_key: 64,
             max_records: 10_000,
@@ -60,7 +62,13 @@ pub struct GossipSettings {
 
 impl Default for GossipSettings {
     fn default() -> Self {
-        Self { heartbeat: Duration::from_secs(1), load_report_ttl: Duration::from_secs(30), max_load_reports: 10_000 }
+        // Nodes report on changes of level, not periodically (see the node's
+        // load_report), so a report stays valid for long.
+        Self {
+            heartbeat: Duration::from_secs(1),
+            load_report_ttl: Duration::from_secs(60 * 60),
+            max_load_reports: 10_000,
+        }
     }
 }
 
@@ -122,6 +130,18 @@ pub struct ConnectionSettings {
     /// How long a new connection may take to complete its transport, pnet, noise
     /// and yamux handshakes (default 10 s, libp2p's own default).
     pub handshake_timeout: Duration,
+    /// Most peers kept connected (default 32). Above it, peers no protocol
+    /// uses (no ROPE call for `idle_peer_after`, not kept by the node for a
+    /// pipe or a session) are disconnected, least recently used first and
+    /// gossip mesh peers last, down to `target_peers`. Kademlia needs routing
+    /// table entries, not connections, so finds still reach every node; a
+    /// node's cost then stays flat as the swarm grows. Peers in use are never
+    /// disconnected, so a busy node may exceed it (`max_established` is the hard cap).
+    pub max_peers: u32,
+    /// Peers left connected after disconnecting unused ones (default 24).
+    pub target_peers: u32,
+    /// A peer is unused after this long without a ROPE call either way (default 60 s).
+    pub idle_peer_after: Duration,
 }
 
 impl Default for ConnectionSettings {
@@ -133,6 +153,9 @@ impl Default for ConnectionSettings {
             max_pending_outgoing: 128,
             max_per_peer: 2,
             handshake_timeout: Duration::from_secs(10),
+            max_peers: 32,
+            target_peers: 24,
+            idle_peer_after: Duration::from_secs(60),
         }
     }
 }
@@ -183,7 +206,9 @@ impl SwarmConfig {
             keypair,
             listen,
             bootstrap: Vec::new(),
-            ping_interval: Duration::from_secs(5),
+            // RTT feeds the path cost, which changes slowly; each ping costs both
+            // sides a round trip on every connection.
+            ping_interval: Duration::from_secs(30),
             idle_connection_timeout: Duration::from_secs(120),
             listen_timeout: Duration::from_secs(5),
             bootstrap_retry: Duration::from_secs(1),
@@ -269,10 +294,15 @@ impl SwarmConfig {
             c.max_pending_incoming,
             c.max_pending_outgoing,
             c.max_per_peer,
+            c.max_peers,
+            c.target_peers,
         ]
         .contains(&0)
         {
             return Err("connection limits must be at least 1".into());
+        }
+        if c.target_peers > c.max_peers {
+            return Err(format!("target peers ({}) must not exceed max peers ({})", c.target_peers, c.max_peers));
         }
         Ok(())
     }

@@ -7,26 +7,27 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
-use libp2p::core::{Transport, upgrade};
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
-use libp2p::pnet::PnetConfig;
 use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{self, DialError};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, ping};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, LOAD_TOPIC};
 use crate::bootstrap::Bootstrap;
+use crate::connections::{ConnectionPolicy, PeerBounds};
 use crate::error::CallError;
 use crate::find::PendingFind;
 use crate::handle::{InboundCall, is_provider_key};
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
 use crate::rope_codec::Inbound;
+use crate::traffic::Traffic;
+use crate::transport::build_swarm;
 use crate::{SwarmConfig, SwarmError, SwarmEvent};
 use mafalda_rope::{ErrorCode, Request as RopeRequest, RequestId, Response as RopeResponse, RpcError};
 
@@ -34,6 +35,8 @@ use mafalda_rope::{ErrorCode, Request as RopeRequest, RequestId, Response as Rop
 const TICK: Duration = Duration::from_millis(100);
 /// Most provider lookups in flight at once.
 const MAX_PENDING_FINDS: usize = 256;
+/// How often connected peers are checked against the connection bounds.
+const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A request from a [`SwarmHandle`](crate::SwarmHandle), answered on its `oneshot`.
 #[derive(Debug)]
@@ -75,7 +78,20 @@ pub(crate) enum Command {
         channel: ResponseChannel<RopeResponse>,
         response: RopeResponse,
     },
+    /// The node's answer to "is this peer in use?", consulted before an
+    /// unused connection is closed.
+    KeepConnected(KeepPeers),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Whether the node uses a peer (a pipe, a session): such peers stay connected.
+#[derive(Clone)]
+pub(crate) struct KeepPeers(pub(crate) std::sync::Arc<dyn Fn(&PeerId) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for KeepPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepPeers")
+    }
 }
 
 /// A ROPE call on its way to a peer.
@@ -115,53 +131,6 @@ impl KadRefused {
     }
 }
 
-/// Builds the Swarm: TCP (noise, yamux) and QUIC, or, with a swarm key, TCP
-/// only, wrapped in pnet before noise.
-fn build_swarm(
-    config: &SwarmConfig,
-    registry: &mut prometheus_client::registry::Registry,
-) -> Result<Swarm<Behaviour>, SwarmError> {
-    type BoxError = Box<dyn std::error::Error + Send + Sync>;
-    let idle = config.idle_connection_timeout;
-    let handshake_timeout = config.connections.handshake_timeout;
-    let tcp_config = tcp::Config::default().nodelay(true);
-    let behaviour = |key: &libp2p::identity::Keypair| Behaviour::new(key, config).map_err(BoxError::from);
-    let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone()).with_tokio();
-    let swarm = match config.swarm_key {
-        None => builder
-            .with_tcp(tcp_config, noise::Config::new, yamux::Config::default)
-            .map_err(|e| SwarmError::Build(e.to_string()))?
-            .with_quic()
-            .with_bandwidth_metrics(registry)
-            .with_behaviour(behaviour)
-            .map_err(|e| SwarmError::Build(e.to_string()))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-            .with_connection_timeout(handshake_timeout)
-            .build(),
-        Some(key) => {
-            info!(fingerprint = %key.fingerprint(), "private swarm: TCP with pnet, no QUIC");
-            let psk = key.pre_shared_key();
-            builder
-                .with_other_transport(|keypair| -> Result<_, BoxError> {
-                    let noise = noise::Config::new(keypair)?;
-                    Ok(tcp::tokio::Transport::new(tcp_config)
-                        .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
-                        .upgrade(upgrade::Version::V1Lazy)
-                        .authenticate(noise)
-                        .multiplex(yamux::Config::default()))
-                })
-                .map_err(|e| SwarmError::Build(e.to_string()))?
-                .with_bandwidth_metrics(registry)
-                .with_behaviour(behaviour)
-                .map_err(|e| SwarmError::Build(e.to_string()))?
-                .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-                .with_connection_timeout(handshake_timeout)
-                .build()
-        }
-    };
-    Ok(swarm)
-}
-
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     /// libp2p's own metrics (connections, Kademlia, gossipsub, identify, ping).
@@ -192,18 +161,24 @@ pub(crate) struct EventLoop {
     penalties: Penalties,
     bootstrap: Bootstrap,
     joined: bool,
+    /// Which unused peers to disconnect when too many are connected.
+    connection_policy: ConnectionPolicy,
+    /// The node's peers in use, never disconnected as unused.
+    keep: Option<KeepPeers>,
+    next_trim: Instant,
 }
 
 impl EventLoop {
     pub(crate) fn new(
         config: &SwarmConfig,
         registry: &mut prometheus_client::registry::Registry,
+        traffic: &Traffic,
         commands: mpsc::Receiver<Command>,
         command_sender: mpsc::Sender<Command>,
         events: mpsc::Sender<SwarmEvent>,
         calls: mpsc::Sender<InboundCall>,
     ) -> Result<Self, SwarmError> {
-        let swarm = build_swarm(config, registry)?;
+        let swarm = build_swarm(config, registry, traffic)?;
         let kad_refused = KadRefused::new(registry);
         let now = Instant::now();
         Ok(Self {
@@ -235,6 +210,13 @@ impl EventLoop {
                 now,
             ),
             joined: false,
+            connection_policy: ConnectionPolicy::new(PeerBounds {
+                max_peers: config.connections.max_peers as usize,
+                target_peers: config.connections.target_peers as usize,
+                idle_after: config.connections.idle_peer_after,
+            }),
+            keep: None,
+            next_trim: now + TRIM_INTERVAL,
         })
     }
 
@@ -337,9 +319,33 @@ impl EventLoop {
             }
         }
         self.load_table.expire(now);
+        if now >= self.next_trim {
+            self.next_trim = now + TRIM_INTERVAL;
+            self.disconnect_unused(now);
+        }
         for peer in self.penalties.expired_bans(now) {
             info!(%peer, "ban ended");
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+    }
+
+    /// Disconnects unused peers when more than the maximum are connected.
+    fn disconnect_unused(&mut self, now: Instant) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        let mesh: HashSet<PeerId> = self.swarm.behaviour().gossipsub.all_mesh_peers().copied().collect();
+        let calling: HashSet<PeerId> = self.calls_out.values().map(|call| call.peer).collect();
+        let keep = self.keep.clone();
+        let kept = |peer: &PeerId| {
+            calling.contains(peer)
+                || self.calls_in_per_peer.get(peer).is_some_and(|n| *n > 0)
+                || keep.as_ref().is_some_and(|keep| (keep.0)(peer))
+        };
+        let unused = self.connection_policy.to_disconnect(&connected, kept, |peer| mesh.contains(peer), now);
+        if !unused.is_empty() {
+            debug!(connected = connected.len(), closing = unused.len(), "disconnecting unused peers");
+        }
+        for peer in unused {
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -391,7 +397,9 @@ impl EventLoop {
             Command::Rtts(reply) => {
                 let _ = reply.send(self.rtts.clone());
             }
+            Command::KeepConnected(keep) => self.keep = Some(keep),
             Command::Call { peer, request, reply } => {
+                self.connection_policy.used(peer, Instant::now());
                 self.send_call(OutboundCall { peer, request, reply, resolved: false });
             }
             Command::Respond { peer, channel, response } => {
@@ -475,14 +483,24 @@ impl EventLoop {
     }
 
     fn answer_complete_finds(&mut self) {
-        self.finds.retain(|_, find| {
+        let mut still_querying = Vec::new();
+        self.finds.retain(|id, find| {
             if find.is_complete() {
                 find.answer();
+                if find.is_querying() {
+                    still_querying.push(*id);
+                }
                 false
             } else {
                 true
             }
         });
+        // Answered early: the rest of the query would only repeat what is known.
+        for id in still_querying {
+            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                query.finish();
+            }
+        }
     }
 
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
@@ -496,6 +514,7 @@ impl EventLoop {
                     self.connection_ips.insert(connection_id, ip);
                 }
                 self.on_dial_outcome(peer_id, true);
+                self.connection_policy.used(peer_id, Instant::now());
                 self.bootstrap.connected();
                 if !self.joined {
                     self.joined = true;
@@ -512,6 +531,7 @@ impl EventLoop {
             swarm::SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 debug!(peer = %peer_id, "peer disconnected");
                 self.rtts.remove(&peer_id);
+                self.connection_policy.disconnected(&peer_id);
                 self.emit(SwarmEvent::PeerDisconnected { peer: peer_id });
             }
             swarm::SwarmEvent::NewListenAddr { address, .. } => {
@@ -580,7 +600,12 @@ impl EventLoop {
                 return;
             }
             QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
+                let named = !providers.is_empty();
                 self.on_providers_found(id, providers);
+                if named && let Some(find) = self.finds.get_mut(&id) {
+                    find.providers_named();
+                    self.answer_complete_finds();
+                }
             }
             QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {}
             QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),
@@ -664,6 +689,7 @@ impl EventLoop {
             Event::Message { peer, connection_id, message: Message::Request { request_id, request, channel } } => {
                 match request {
                     Inbound::Request(request) => {
+                        self.connection_policy.used(peer, Instant::now());
                         let remote_ip = self.connection_ips.get(&connection_id).copied();
                         self.on_inbound_call(peer, remote_ip, request_id, request, channel);
                     }

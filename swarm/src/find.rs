@@ -1,5 +1,11 @@
 //! Provider lookups in progress: which providers Kademlia named, which of them
 //! are reachable, and when the answer is ready.
+//!
+//! The answer is ready once the providers named by the first peer that knew
+//! any are dialed (or the query ends): every provider of a key stores its
+//! record at the same closest peers, so the first of them to answer names
+//! them all, and the rest of the query (more hops, more peers) mostly repeats
+//! it. Waiting for it made a find cost several round trips more than it needs.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -18,12 +24,22 @@ pub(crate) struct PendingFind {
     /// Providers being dialed.
     dialing: HashSet<PeerId>,
     query_done: bool,
+    /// A peer answered with providers.
+    named: bool,
     pub(crate) deadline: Instant,
 }
 
 impl PendingFind {
     pub(crate) fn new(reply: oneshot::Sender<Vec<PeerId>>, local: Option<PeerId>, deadline: Instant) -> Self {
-        Self { reply: Some(reply), local, reachable: Vec::new(), dialing: HashSet::new(), query_done: false, deadline }
+        Self {
+            reply: Some(reply),
+            local,
+            reachable: Vec::new(),
+            dialing: HashSet::new(),
+            query_done: false,
+            named: false,
+            deadline,
+        }
     }
 
     pub(crate) fn add_reachable(&mut self, peer: PeerId) {
@@ -52,9 +68,21 @@ impl PendingFind {
         self.query_done = true;
     }
 
-    /// Whether everything asked for has come back.
+    /// A peer named providers (after they are added, reachable or dialing).
+    pub(crate) fn providers_named(&mut self) {
+        self.named = true;
+    }
+
+    /// Whether the Kademlia query is still running.
+    pub(crate) fn is_querying(&self) -> bool {
+        !self.query_done
+    }
+
+    /// Whether the answer is ready: the query ended, or a peer named providers
+    /// and one of them is reachable; either way, with no dial pending.
     pub(crate) fn is_complete(&self) -> bool {
-        self.query_done && self.dialing.is_empty()
+        let enough = self.query_done || (self.named && !self.reachable.is_empty());
+        enough && self.dialing.is_empty()
     }
 
     /// Sends the answer (the local node first); later calls do nothing.
@@ -85,5 +113,34 @@ mod tests {
         assert!(find.is_complete());
         find.answer();
         assert_eq!(answer.try_recv().expect("answered"), vec![me, a]);
+    }
+
+    #[test]
+    fn answers_once_named_providers_are_dialed_without_waiting_for_the_query() {
+        let (reply, mut answer) = oneshot::channel();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut find = PendingFind::new(reply, None, Instant::now());
+        assert!(!find.is_complete(), "nothing named yet");
+        find.add_reachable(a);
+        find.add_dialing(b);
+        find.providers_named();
+        assert!(!find.is_complete(), "a dial is pending");
+        find.add_reachable(b);
+        assert!(find.is_complete() && find.is_querying(), "complete while the query still runs");
+        find.answer();
+        assert_eq!(answer.try_recv().expect("answered"), vec![a, b]);
+    }
+
+    #[test]
+    fn named_but_unreachable_providers_wait_for_the_query() {
+        let (reply, _answer) = oneshot::channel();
+        let a = PeerId::random();
+        let mut find = PendingFind::new(reply, None, Instant::now());
+        find.add_dialing(a);
+        find.providers_named();
+        find.unreachable(&a);
+        assert!(!find.is_complete(), "no reachable provider: other peers may name more");
+        find.query_finished();
+        assert!(find.is_complete());
     }
 }

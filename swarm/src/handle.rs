@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use crate::error::CallError;
-use crate::event_loop::{Command, EventLoop};
+use crate::event_loop::{Command, EventLoop, KeepPeers};
 use crate::load::{LoadReport, PeerLoad};
+use crate::traffic::{ProtocolLabel, ProtocolTraffic, Traffic};
 use crate::{SwarmConfig, SwarmError};
 use mafalda_rope::{ErrorCode, ObjectId, Request as RopeRequest, RequestId, Response as RopeResponse, RpcError, Value};
 
@@ -125,6 +126,8 @@ pub struct SwarmHandle {
     metrics: Arc<prometheus_client::registry::Registry>,
     commands: mpsc::Sender<Command>,
     next_call_id: Arc<AtomicU64>,
+    /// Bytes and streams per protocol, counted by every connection.
+    traffic: Traffic,
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
@@ -143,12 +146,19 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     let (call_tx, call_rx) = mpsc::channel(config.rope.inbound_queue);
     // libp2p-metrics adds the `libp2p_` prefix itself.
     let mut registry = prometheus_client::registry::Registry::default();
-    let event_loop = EventLoop::new(&config, &mut registry, command_rx, command_tx.clone(), event_tx, call_tx)?
-        .listen(&config.listen, config.listen_timeout)
-        .await?;
+    let traffic = Traffic::new(&mut registry);
+    let event_loop =
+        EventLoop::new(&config, &mut registry, &traffic, command_rx, command_tx.clone(), event_tx, call_tx)?
+            .listen(&config.listen, config.listen_timeout)
+            .await?;
     tokio::spawn(event_loop.run());
-    let handle =
-        SwarmHandle { peer_id, metrics: Arc::new(registry), commands: command_tx, next_call_id: Arc::default() };
+    let handle = SwarmHandle {
+        peer_id,
+        metrics: Arc::new(registry),
+        commands: command_tx,
+        next_call_id: Arc::default(),
+        traffic,
+    };
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
 
@@ -199,11 +209,28 @@ impl SwarmHandle {
 
     /// libp2p's metrics (bandwidth, connections, Kademlia, gossipsub,
     /// identify, ping; names start with `libp2p_`) and the swarm's own (names
-    /// start with `mafalda_swarm_`: Kademlia records refused) in the OpenMetrics
+    /// start with `mafalda_`: bytes and streams per protocol, Kademlia records
+    /// refused) in the OpenMetrics
     /// text format, without the closing `# EOF` so the caller can append them to
     /// its own.
     pub fn encode_metrics(&self, out: &mut String) -> std::fmt::Result {
         prometheus_client::encoding::text::encode_registry(out, &self.metrics)
+    }
+
+    /// Bytes and streams per protocol since the node started (also in
+    /// `/metrics` as `mafalda_p2p_bytes_total` and `mafalda_p2p_streams_total`).
+    pub fn traffic(&self) -> Vec<(ProtocolLabel, ProtocolTraffic)> {
+        self.traffic.snapshot()
+    }
+
+    /// Tells the swarm which peers the node uses (pipes, sessions): they stay
+    /// connected whatever the connection bounds (`ConnectionSettings::max_peers`).
+    /// `keep` runs on the swarm task: it must be quick and must not wait.
+    pub async fn keep_connected(
+        &self,
+        keep: impl Fn(&PeerId) -> bool + Send + Sync + 'static,
+    ) -> Result<(), SwarmError> {
+        self.commands.send(Command::KeepConnected(KeepPeers(Arc::new(keep)))).await.map_err(|_| SwarmError::Stopped)
     }
 
     /// The addresses the node listens on now.

@@ -31,11 +31,13 @@
 //! `find` (lookups in progress), `bootstrap` (joining, with backoff) and
 //! `penalties` (misbehaviour → bans); `handle` is the caller's API; `load` the
 //! report format and table; `identity` the node's key file; `swarm_key` the
-//! private swarm's pre-shared key; `rope_codec` the wire codec.
+//! private swarm's pre-shared key; `rope_codec` the wire codec; `transport`
+//! how connections are made; `traffic` bytes and streams per protocol.
 
 mod behaviour;
 mod bootstrap;
 mod config;
+mod connections;
 mod error;
 mod event_loop;
 mod find;
@@ -45,6 +47,8 @@ mod load;
 mod penalties;
 mod rope_codec;
 pub mod swarm_key;
+mod traffic;
+mod transport;
 
 pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
 pub use config::{ConnectionSettings, GossipSettings, KadSettings, RopeSettings, SwarmConfig};
@@ -59,3 +63,4 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};
 pub use rope_codec::{Inbound, ROPE_PROTOCOL, RopeCodec};
 pub use swarm_key::{SwarmKey, SwarmKeyError, SwarmKeyFormatError};
+pub use traffic::{ProtocolLabel, ProtocolTraffic};

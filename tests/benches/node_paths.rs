@@ -2,9 +2,12 @@
 //! stream is consumed where it is published versus piped across the swarm.
 //!
 //! `cargo bench -p mafalda-tests --bench node_paths` starts five nodes in a line
-//! (A ← B ← C ← D ← E), publishes at A with RTP flowing every 5 ms, and then, for
-//! each other node, times `find` and `consume_rtp` up to the first packet at its
-//! socket (each remote consume pipes straight from the cheapest provider).
+//! (A ← B ← C ← D ← E) and, for each of `NODE_PATHS_SAMPLES` (9) streams
+//! published at A with RTP flowing every 5 ms, times `consume_rtp` up to the
+//! first packet at a socket: at A itself, then at E, D, C and B (each remote
+//! consume pipes from the cheapest provider, which may be a relay made by an
+//! earlier one), with a `find` before each. It prints medians and the ratio of
+//! remote to local.
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,11 @@ async fn first_packet(node: &Node, stream: &str) -> (Duration, Vec<String>) {
     (started.elapsed(), egress.path)
 }
 
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     runtime.block_on(async {
@@ -44,36 +52,57 @@ fn main() {
             nodes.push(next);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let track = TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc: 7 };
-        let ingest = nodes[0].publish_rtp("bench", vec![track]).await.expect("publish");
-        let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-        let feeding = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            for packet in test_stream(7, OPUS_PAYLOAD_TYPE, 100_000) {
-                tick.tick().await;
-                let _ = sender.send_to(&packet.encode(), ingest).await;
-            }
-        });
         let names = ["A", "B", "C", "D", "E"];
-        let (local, _) = first_packet(&nodes[0], "bench").await;
-        println!("time to first packet, local consume at A: {local:.1?}");
-        for (i, node) in nodes.iter().enumerate().skip(1) {
-            let started = Instant::now();
-            let providers = node.find("bench").await.expect("find");
-            let find = started.elapsed();
-            let (first, path) = first_packet(node, "bench").await;
-            let path: Vec<&str> = path
-                .iter()
-                .map(|p| nodes.iter().position(|n| n.peer_id().to_string() == *p).map_or("?", |i| names[i]))
-                .collect();
+        let name_of = |peer: &str| nodes.iter().position(|n| n.peer_id().to_string() == peer).map_or("?", |i| names[i]);
+        let samples: usize = std::env::var("NODE_PATHS_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(9);
+        let mut local = Vec::new();
+        let mut remote: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
+        let mut finds: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
+        let mut feeders = Vec::new();
+        for sample in 0..samples {
+            // A stream per sample, so every remote consume pipes it anew.
+            let stream = format!("bench-{sample}");
+            let ssrc = 7 + u32::try_from(sample).expect("few samples");
+            let track = TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc };
+            let ingest = nodes[0].publish_rtp(&stream, vec![track]).await.expect("publish");
+            let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+            feeders.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(5));
+                for packet in test_stream(ssrc, OPUS_PAYLOAD_TYPE, 100_000) {
+                    tick.tick().await;
+                    let _ = sender.send_to(&packet.encode(), ingest).await;
+                }
+            }));
+            // Timed once packets flow, like every remote consume after it.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            local.push(first_packet(&nodes[0], &stream).await.0);
+            // Consumed from the far end first, so nearer nodes may use the relays it made.
+            for (i, node) in nodes.iter().enumerate().skip(1).rev() {
+                let started = Instant::now();
+                node.find(&stream).await.expect("find");
+                finds[i].push(started.elapsed());
+                let (first, path) = first_packet(node, &stream).await;
+                remote[i].push(first);
+                if sample == 0 {
+                    let path: Vec<&str> = path.iter().map(|p| name_of(p)).collect();
+                    println!("node {}: first path {}", names[i], path.join("->"));
+                }
+            }
+        }
+        let local_median = median(&mut local);
+        println!("time to first packet, local consume at A: median {local_median:.1?} over {samples} streams");
+        for i in 1..nodes.len() {
+            let first = median(&mut remote[i]);
+            let find = median(&mut finds[i]);
+            let ratio = first.as_secs_f64() / local_median.as_secs_f64().max(1e-6);
             println!(
-                "node {}: find {find:>8.1?} ({} providers); time to first packet {first:>8.1?} via {}",
-                names[i],
-                providers.len(),
-                path.join("->")
+                "node {}: find median {find:>8.1?}; time to first packet median {first:>8.1?} ({ratio:.1}x local)",
+                names[i]
             );
         }
-        feeding.abort();
+        for feeder in feeders {
+            feeder.abort();
+        }
         for node in nodes.into_iter().rev() {
             node.shutdown().await;
         }

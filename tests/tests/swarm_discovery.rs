@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use mafalda_swarm::{GossipSettings, KadSettings, LoadReport, PeerId, SwarmConfig, WorkerLoad, stream_key};
+use mafalda_swarm::{
+    ConnectionSettings, GossipSettings, KadSettings, LoadReport, PeerId, SwarmConfig, WorkerLoad, stream_key,
+};
 use mafalda_tests::swarm::{TestNode, eventually, loopback_config, spawn_swarm};
 
 /// Finds from every node but `provider`; returns how many did not see it.
@@ -168,4 +170,83 @@ async fn invalid_swarm_config_is_refused() {
     let empty = SwarmConfig::new(mafalda_swarm::Keypair::generate_ed25519(), vec![]);
     let error = mafalda_swarm::start(empty).await.expect_err("no listen address");
     assert!(error.to_string().contains("listen"), "{error}");
+}
+
+fn bounded(max_peers: u32, target_peers: u32) -> SwarmConfig {
+    let mut connections = ConnectionSettings::default();
+    connections.max_peers = max_peers;
+    connections.target_peers = target_peers;
+    connections.idle_peer_after = Duration::from_secs(1);
+    loopback_config().with_connections(connections)
+}
+
+/// Each node's connected peers, most first.
+async fn peer_counts(nodes: &[TestNode]) -> Vec<usize> {
+    let mut counts = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        counts.push(node.handle.connected_peers().await.expect("peers").len());
+    }
+    counts.sort_unstable_by(|a, b| b.cmp(a));
+    counts
+}
+
+/// With `max_peers`, every node of a 40-node swarm ends up with few
+/// connections (the seeds, which every node dialed, included), and a key
+/// provided at one node is still found from every other node: Kademlia keeps
+/// contacts, not connections. Finding dials new peers; they are let go again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_bounded_connections_every_node_still_finds_a_key() {
+    let (total, max_peers) = (40, 10);
+    let mut kad = KadSettings::default();
+    kad.query_timeout = Duration::from_secs(60);
+    let nodes = spawn_swarm(total, 2, || bounded(max_peers, 8).with_kad(kad.clone())).await;
+    // Joining runs lookups that dial many peers, again and again while the
+    // routing tables fill (Kademlia refreshes on every new contact while it
+    // knows fewer than K): about a minute for 60 nodes on two cores.
+    let settled =
+        eventually(Duration::from_secs(150), || async { peer_counts(&nodes).await[0] <= max_peers as usize }).await;
+    assert!(settled, "every node at most {max_peers} peers: {:?}", peer_counts(&nodes).await);
+
+    let provider = total / 2;
+    assert!(nodes[provider].handle.provide(stream_key("cam")).await.expect("provide") > 0, "record stored");
+    let missing = finders_missing(&nodes, provider, "cam").await;
+    assert!(missing.is_empty(), "nodes that did not find the provider: {missing:?}");
+
+    let settled =
+        eventually(Duration::from_secs(90), || async { peer_counts(&nodes).await[0] <= max_peers as usize }).await;
+    assert!(settled, "bounded again after the finds: {:?}", peer_counts(&nodes).await);
+    for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+/// A peer the node says it uses stays connected whatever the bounds; the
+/// same peer, unused by another node with the same bounds, is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_the_node_uses_stay_connected_and_unused_ones_go() {
+    let nodes = spawn_swarm(12, 1, || bounded(1, 1)).await;
+    let used = nodes[5].peer_id();
+    nodes[0].handle.keep_connected(move |peer| *peer == used).await.expect("keep");
+    for caller in [&nodes[0], &nodes[1]] {
+        let echo = mafalda_rope::Value::Text("hello".into());
+        assert_eq!(caller.handle.call(used, "echo", None, echo.clone()).await, Ok(echo), "a call connects");
+    }
+    let only = |node: &TestNode| {
+        let handle = node.handle.clone();
+        async move { handle.connected_peers().await.expect("peers") }
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || async { only(&nodes[0]).await == vec![used] }).await,
+        "node 0 keeps only the peer it uses: {:?}",
+        only(&nodes[0]).await
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || async { !only(&nodes[1]).await.contains(&used) }).await,
+        "node 1, which does not use it, lets it go"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(only(&nodes[0]).await.contains(&used), "still connected after further checks");
+    for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
 }

@@ -117,3 +117,44 @@ async fn joining_retries_until_the_bootstrap_peer_comes_up() {
     joiner.shutdown().await.expect("stop");
     seed.shutdown().await.expect("stop");
 }
+
+/// Every stream is counted under its protocol, over TCP and over QUIC: a ROPE
+/// call's payload shows as ROPE bytes out at the caller and in at the callee,
+/// joining shows identify and Kademlia streams, and `/metrics` carries them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_and_streams_are_counted_per_protocol() {
+    use mafalda_swarm::ProtocolLabel;
+    use mafalda_tests::swarm::spawn_node;
+
+    for listen in ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"] {
+        let a = spawn_node(config_on(listen)).await;
+        let b = spawn_node(config_on(listen).with_bootstrap(vec![a.addr.clone()])).await;
+        let payload = mafalda_rope::Value::Bytes(vec![7; 20_000]);
+        let reply = b.handle.call(a.peer_id(), "echo", None, payload.clone()).await;
+        assert_eq!(reply, Ok(payload), "{listen}: a echoes");
+
+        let of = |node: &mafalda_tests::swarm::TestNode, label: ProtocolLabel| {
+            node.handle.traffic().into_iter().find(|(p, _)| *p == label).map(|(_, t)| t).expect("every label listed")
+        };
+        let (rope_b, rope_a) = (of(&b, ProtocolLabel::Rope), of(&a, ProtocolLabel::Rope));
+        assert!(rope_b.bytes_out >= 20_000 && rope_b.bytes_in >= 20_000, "{listen}: b's ROPE {rope_b:?}");
+        assert!(rope_a.bytes_in >= 20_000 && rope_a.bytes_out >= 20_000, "{listen}: a's ROPE {rope_a:?}");
+        assert_eq!((rope_b.streams_out, rope_a.streams_in), (1, 1), "{listen}: one call, one stream");
+        assert!(of(&a, ProtocolLabel::Identify).streams_in >= 1, "{listen}: b identified itself to a");
+        assert!(of(&b, ProtocolLabel::Kad).streams_out >= 1, "{listen}: b looked itself up through a");
+        let ok =
+            mafalda_tests::swarm::eventually(DEADLINE, || async { of(&b, ProtocolLabel::Ping).bytes_out > 0 }).await;
+        assert!(ok, "{listen}: b pings a");
+        let other = of(&a, ProtocolLabel::Other);
+        assert_eq!(other.streams_in + other.streams_out, 0, "{listen}: every stream recognised: {other:?}");
+
+        let mut text = String::new();
+        a.handle.encode_metrics(&mut text).expect("metrics");
+        assert!(
+            text.lines().any(|l| l.starts_with("mafalda_p2p_bytes_total{protocol=\"rope\",direction=\"in\"}")),
+            "{listen}: ROPE bytes in /metrics"
+        );
+        b.handle.shutdown().await.expect("stop b");
+        a.handle.shutdown().await.expect("stop a");
+    }
+}

@@ -223,6 +223,11 @@ pub(crate) fn end_session(inner: &Arc<Inner>, session: u64) {
     }
 }
 
+/// Whether an app of this node has workers on `host`.
+pub(crate) fn uses_host(inner: &Inner, host: &PeerId) -> bool {
+    lock(&inner.app_media.entry.sessions).values().any(|linked| linked.hosts.contains(host))
+}
+
 /// `host` left: its objects close in every app connection, each worker
 /// with a `died` event first (as mediasoup reports a worker that died).
 pub(crate) fn host_left(inner: &Arc<Inner>, host: PeerId) {

@@ -65,6 +65,11 @@ impl Hosting {
         }
     }
 
+    /// Whether this node hosts an app session for `peer`'s apps.
+    pub(crate) fn hosts_for(&self, peer: &PeerId) -> bool {
+        lock(&self.sessions).keys().any(|(owner, _)| owner == peer)
+    }
+
     /// How many sessions this node hosts.
     pub(crate) fn len(&self) -> usize {
         lock(&self.sessions).len()

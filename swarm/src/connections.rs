@@ -1,0 +1,177 @@
+//! Which connections a node keeps: the policy that keeps the number of
+//! connected peers bounded while the swarm grows.
+//!
+//! Kademlia dials the peers it asks during lookups, and gossipsub then holds a
+//! stream on every connection, so without a policy a node ends up connected
+//! to every other node and its control-plane cost grows with the swarm. The
+//! DHT needs O(log N) contacts in its routing table, not connections; a
+//! connection is needed only while a protocol uses it. So once more than
+//! `max_peers` peers are connected, the peers no one uses (no ROPE call for
+//! `idle_after`, not kept by the node for its pipes and sessions) are
+//! disconnected, least recently used first, down to `target_peers`. Gossip
+//! mesh peers go last, as go-libp2p's connection manager does with the peers
+//! gossipsub tags: the mesh heals by grafting other peers, but churn in it
+//! costs messages.
+//!
+//! Pure: it takes `now` and the facts, and answers which peers to disconnect;
+//! the event loop does the disconnecting.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+
+/// Connection bounds (see [`ConnectionSettings`](crate::ConnectionSettings)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerBounds {
+    /// Above this many connected peers, unused ones are disconnected.
+    pub(crate) max_peers: usize,
+    /// Disconnecting stops at this many.
+    pub(crate) target_peers: usize,
+    /// A peer is unused after this long without a call either way.
+    pub(crate) idle_after: Duration,
+}
+
+/// Last use of each connected peer.
+#[derive(Debug)]
+pub(crate) struct ConnectionPolicy {
+    bounds: PeerBounds,
+    last_used: HashMap<PeerId, Instant>,
+}
+
+impl ConnectionPolicy {
+    pub(crate) fn new(bounds: PeerBounds) -> Self {
+        Self { bounds, last_used: HashMap::new() }
+    }
+
+    /// `peer` connected or a call went either way with it.
+    pub(crate) fn used(&mut self, peer: PeerId, now: Instant) {
+        self.last_used.insert(peer, now);
+    }
+
+    /// `peer` has no connection left.
+    pub(crate) fn disconnected(&mut self, peer: &PeerId) {
+        self.last_used.remove(peer);
+    }
+
+    /// The peers to disconnect now: none while at most `max_peers` are
+    /// connected; otherwise unused, unkept peers until `target_peers` remain,
+    /// those not `last_resort` first, each group least recently used first.
+    pub(crate) fn to_disconnect(
+        &self,
+        connected: &[PeerId],
+        kept: impl Fn(&PeerId) -> bool,
+        last_resort: impl Fn(&PeerId) -> bool,
+        now: Instant,
+    ) -> Vec<PeerId> {
+        if connected.len() <= self.bounds.max_peers {
+            return Vec::new();
+        }
+        let excess = connected.len() - self.bounds.target_peers.min(self.bounds.max_peers);
+        let mut idle: Vec<(bool, Instant, PeerId)> = connected
+            .iter()
+            .filter(|peer| !kept(peer))
+            .filter_map(|peer| {
+                // A peer seen connected but never recorded counts as used now:
+                // the first tick after it connected is not the time to judge it.
+                let last = self.last_used.get(peer).copied().unwrap_or(now);
+                (now.saturating_duration_since(last) >= self.bounds.idle_after)
+                    .then(|| (last_resort(peer), last, *peer))
+            })
+            .collect();
+        idle.sort();
+        idle.into_iter().take(excess).map(|(_, _, peer)| peer).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDLE: Duration = Duration::from_secs(60);
+
+    fn policy(max_peers: usize, target_peers: usize) -> ConnectionPolicy {
+        ConnectionPolicy::new(PeerBounds { max_peers, target_peers, idle_after: IDLE })
+    }
+
+    fn peers(n: usize) -> Vec<PeerId> {
+        (0..n).map(|_| PeerId::random()).collect()
+    }
+
+    #[test]
+    fn nothing_closes_up_to_the_maximum() {
+        let start = Instant::now();
+        let mut policy = policy(4, 2);
+        let connected = peers(4);
+        for peer in &connected {
+            policy.used(*peer, start);
+        }
+        assert!(policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE * 10).is_empty());
+    }
+
+    #[test]
+    fn above_the_maximum_the_least_recently_used_close_down_to_the_target() {
+        let start = Instant::now();
+        let mut policy = policy(4, 2);
+        let connected = peers(6);
+        for (i, peer) in connected.iter().enumerate() {
+            policy.used(*peer, start + Duration::from_secs(i as u64));
+        }
+        let now = start + IDLE * 2;
+        assert_eq!(policy.to_disconnect(&connected, |_| false, |_| false, now), connected[..4].to_vec());
+    }
+
+    #[test]
+    fn peers_in_use_or_kept_stay_even_above_the_maximum() {
+        let start = Instant::now();
+        let mut policy = policy(2, 1);
+        let connected = peers(5);
+        for peer in &connected {
+            policy.used(*peer, start);
+        }
+        let now = start + IDLE;
+        // Peer 0 was used recently; peers 1 and 2 are kept by the node.
+        policy.used(connected[0], now - Duration::from_secs(1));
+        let kept = |peer: &PeerId| *peer == connected[1] || *peer == connected[2];
+        let mut closing = policy.to_disconnect(&connected, kept, |_| false, now);
+        closing.sort();
+        let mut expected = vec![connected[3], connected[4]];
+        expected.sort();
+        assert_eq!(closing, expected, "only idle, unkept peers close, even if the maximum stays exceeded");
+    }
+
+    #[test]
+    fn last_resort_peers_close_after_the_others() {
+        let start = Instant::now();
+        let mut policy = policy(2, 2);
+        let connected = peers(4);
+        for (i, peer) in connected.iter().enumerate() {
+            policy.used(*peer, start + Duration::from_secs(i as u64));
+        }
+        // The two least recently used are in the mesh: the other two go first.
+        let mesh = |peer: &PeerId| *peer == connected[0] || *peer == connected[1];
+        let closing = policy.to_disconnect(&connected, |_| false, mesh, start + IDLE * 2);
+        assert_eq!(closing, vec![connected[2], connected[3]]);
+    }
+
+    #[test]
+    fn a_peer_never_recorded_is_not_judged_idle() {
+        let start = Instant::now();
+        let policy = policy(1, 1);
+        let connected = peers(3);
+        assert!(policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE * 5).is_empty());
+    }
+
+    #[test]
+    fn forgotten_peers_are_fresh_again() {
+        let start = Instant::now();
+        let mut policy = policy(1, 1);
+        let connected = peers(2);
+        for peer in &connected {
+            policy.used(*peer, start);
+        }
+        policy.disconnected(&connected[0]);
+        let closing = policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE);
+        assert_eq!(closing, vec![connected[1]], "a forgotten peer counts as just used");
+    }
+}

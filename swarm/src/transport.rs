@@ -1,0 +1,70 @@
+//! How a node's connections are made: TCP (with pnet before noise in a
+//! private swarm) or QUIC, noise, yamux, and the per-protocol byte counting
+//! of [`crate::traffic`] on every stream.
+
+use futures::future::Either;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::OptionalTransport;
+use libp2p::core::{Transport, upgrade};
+use libp2p::pnet::PnetConfig;
+use libp2p::{Swarm, noise, quic, tcp, yamux};
+use tracing::info;
+
+use crate::behaviour::Behaviour;
+use crate::traffic::{CountedMuxer, Traffic};
+use crate::{SwarmConfig, SwarmError};
+
+/// Builds the Swarm: TCP (noise, yamux) and QUIC, or, with a swarm key, TCP
+/// only, wrapped in pnet before noise. Every connection's streams count their
+/// bytes by protocol into `traffic`.
+pub(crate) fn build_swarm(
+    config: &SwarmConfig,
+    registry: &mut prometheus_client::registry::Registry,
+    traffic: &Traffic,
+) -> Result<Swarm<Behaviour>, SwarmError> {
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    let idle = config.idle_connection_timeout;
+    let handshake_timeout = config.connections.handshake_timeout;
+    let tcp_config = tcp::Config::default().nodelay(true);
+    let psk = config.swarm_key.as_ref().map(|key| {
+        info!(fingerprint = %key.fingerprint(), "private swarm: TCP with pnet, no QUIC");
+        key.pre_shared_key()
+    });
+    let transport = |keypair: &libp2p::identity::Keypair| -> Result<_, BoxError> {
+        let noise = noise::Config::new(keypair)?;
+        let tcp = tcp::tokio::Transport::new(tcp_config)
+            .and_then(move |socket, _| async move {
+                match psk {
+                    Some(psk) => PnetConfig::new(psk).handshake(socket).await.map(Either::Left),
+                    None => Ok(Either::Right(socket)),
+                }
+            })
+            .upgrade(upgrade::Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+        // Without a key QUIC joins TCP; with one, QUIC addresses were refused at start.
+        let quic = psk.is_none().then(|| {
+            quic::tokio::Transport::new(quic::Config::new(keypair))
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        });
+        let traffic = traffic.clone();
+        Ok(quic.map_or_else(OptionalTransport::none, OptionalTransport::some).or_transport(tcp).map(
+            move |either, _| {
+                let (peer, muxer) = either.into_inner();
+                (peer, StreamMuxerBox::new(CountedMuxer::new(muxer, traffic.clone())))
+            },
+        ))
+    };
+    let behaviour = |key: &libp2p::identity::Keypair| Behaviour::new(key, config).map_err(BoxError::from);
+    Ok(libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_other_transport(transport)
+        .map_err(|e| SwarmError::Build(e.to_string()))?
+        .with_bandwidth_metrics(registry)
+        .with_behaviour(behaviour)
+        .map_err(|e| SwarmError::Build(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .with_connection_timeout(handshake_timeout)
+        .build())
+}
