@@ -1,7 +1,10 @@
 //! The growth table: how one node's cost grows with the swarm, read from
 //! process reports (`report.json` of `mode = "processes"` runs), one row per
 //! report sorted by swarm size, as Markdown, JSON and an SVG of small plots
-//! (median per node, with the p90 or p99 above it as a lighter mark).
+//! (median per node, with the p90 or p99 above it as a lighter mark). A
+//! report directory named after its scenario plus a suffix (`idle-30-before`)
+//! belongs to the series of that suffix (`before`); each series is a line of
+//! its own colour.
 //!
 //! ```sh
 //! mafalda-sim --scale simulations/reports/idle-30-before simulations/reports/idle-100-before \
@@ -32,6 +35,9 @@ pub enum ScaleError {
 pub struct ScaleRow {
     /// The report's scenario.
     pub scenario: String,
+    /// Its series: the report directory's name after the scenario's
+    /// (`idle-30-before` → `before`), or `current`.
+    pub series: String,
     /// Where it was read from.
     pub report: String,
     /// Nodes.
@@ -67,8 +73,14 @@ pub struct ScaleRow {
 /// Reads one row per report directory.
 pub fn from_reports(dirs: &[PathBuf]) -> Result<Vec<ScaleRow>, ScaleError> {
     let mut rows = dirs.iter().map(|dir| read_row(&dir.join("report.json"))).collect::<Result<Vec<_>, _>>()?;
-    rows.sort_by_key(|r| r.nodes);
+    rows.sort_by(|a, b| (&a.series, a.nodes).cmp(&(&b.series, b.nodes)));
     Ok(rows)
+}
+
+fn series_of(dir: &Path, scenario: &str) -> String {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let suffix = name.strip_prefix(scenario).unwrap_or("").trim_start_matches(['-', '_']);
+    if suffix.is_empty() { "current".into() } else { suffix.into() }
 }
 
 fn read_row(path: &Path) -> Result<ScaleRow, ScaleError> {
@@ -79,8 +91,10 @@ fn read_row(path: &Path) -> Result<ScaleRow, ScaleError> {
         return Err(err("not a process report (no control_bps)".into()));
     }
     let f = |a: &str, b: &str| r[a][b].as_f64().unwrap_or(f64::NAN);
+    let scenario = r["scenario"].as_str().unwrap_or("?").to_owned();
     Ok(ScaleRow {
-        scenario: r["scenario"].as_str().unwrap_or("?").to_owned(),
+        series: series_of(path.parent().unwrap_or(path), &scenario),
+        scenario,
         report: path.display().to_string(),
         nodes: r["nodes"].as_u64().unwrap_or(0) as usize,
         node_args: r["node_args"]
@@ -107,14 +121,15 @@ pub fn markdown(rows: &[ScaleRow]) -> String {
     let mut out = String::from(
         "# Cost per node as the swarm grows\n\nEach node its own process in its own network namespace; figures per node \
          over each report's window (median, p90 in brackets). Regenerate with the command in `simulations/src/scale.rs`.\n\n\
-         | nodes | report | control B/s (in + out) | CPU s/s | RSS MiB | PSS MiB | connections (max) | finds | find p50 / p99 ms | load avg | node flags |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+         | series | nodes | report | control B/s (in + out) | CPU s/s | RSS MiB | PSS MiB | connections (max) | finds | find p50 / p99 ms | load avg | node flags |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let args = if r.node_args.is_empty() { "-".to_owned() } else { format!("`{}`", r.node_args.join(" ")) };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} ({:.0}) | {:.4} ({:.4}) | {:.1} | {:.1} | {:.0} ({:.0}) | {}/{} | {:.1} / {:.1} | {:.2} | {args} |",
+            "| {} | {} | {} | {:.0} ({:.0}) | {:.4} ({:.4}) | {:.1} | {:.1} | {:.0} ({:.0}) | {}/{} | {:.1} / {:.1} | {:.2} | {args} |",
+            r.series,
             r.nodes,
             r.scenario,
             r.bps_median,
@@ -146,6 +161,10 @@ pub fn write(rows: &[ScaleRow], dir: &Path) -> std::io::Result<()> {
 
 type Pick = fn(&ScaleRow) -> (f64, f64);
 
+/// (median, p90) colours of each series.
+const SERIES_COLORS: [(&str, &str); 4] =
+    [("#1f77b4", "#9ecae1"), ("#d62728", "#fcae91"), ("#2ca02c", "#a1d99b"), ("#9467bd", "#cbc9e2")];
+
 /// Five small plots against the number of nodes.
 pub fn svg(rows: &[ScaleRow]) -> String {
     let panels: [(&str, Pick); 5] = [
@@ -169,6 +188,18 @@ pub fn svg(rows: &[ScaleRow]) -> String {
         r#"<text x="10" y="18" font-size="14">Cost per node against swarm size (dark: median; light: p90, or max for connections, p99 for finds)</text>"#
     );
     let max_n = rows.iter().map(|r| r.nodes).max().unwrap_or(1).max(1) as f64;
+    let mut names: Vec<&String> = rows.iter().map(|r| &r.series).collect();
+    names.sort();
+    names.dedup();
+    for (s, series) in names.iter().enumerate() {
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.0}" y="{:.0}" font-size="12" fill="{}">&#9679; {series}</text>"#,
+            2.0 * pw + 20.0,
+            30.0 + ph + 40.0 + 18.0 * s as f64,
+            SERIES_COLORS[s % SERIES_COLORS.len()].0
+        );
+    }
     for (k, (title, pick)) in panels.iter().enumerate() {
         let (ox, oy) = ((k % 3) as f64 * pw, 30.0 + (k / 3) as f64 * ph);
         let (left, right, top, bottom) = (ox + 50.0, ox + pw - 15.0, oy + 25.0, oy + ph - 30.0);
@@ -187,21 +218,33 @@ pub fn svg(rows: &[ScaleRow]) -> String {
             short(max_y)
         );
         let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">0</text>"#, left - 4.0, bottom);
-        let mut line = String::new();
-        for r in rows {
-            let (median, high) = pick(r);
-            let px = x(r.nodes as f64);
-            let _ =
-                writeln!(svg, r#"<text x="{px:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, bottom + 14.0, r.nodes);
-            if high.is_finite() {
-                let _ = writeln!(svg, r##"<circle cx="{px:.1}" cy="{:.1}" r="3" fill="#9ecae1"/>"##, y(high));
-            }
-            if median.is_finite() {
-                let _ = writeln!(svg, r##"<circle cx="{px:.1}" cy="{:.1}" r="4" fill="#1f77b4"/>"##, y(median));
-                let _ = write!(line, "{}{px:.1},{:.1}", if line.is_empty() { "" } else { " " }, y(median));
-            }
+        let mut sizes: Vec<usize> = rows.iter().map(|r| r.nodes).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for n in sizes {
+            let _ = writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{n}</text>"#,
+                x(n as f64),
+                bottom + 14.0
+            );
         }
-        let _ = writeln!(svg, r##"<polyline points="{line}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>"##);
+        for (s, series) in names.iter().enumerate() {
+            let (dark, light) = SERIES_COLORS[s % SERIES_COLORS.len()];
+            let mut line = String::new();
+            for r in rows.iter().filter(|r| &r.series == *series) {
+                let (median, high) = pick(r);
+                let px = x(r.nodes as f64);
+                if high.is_finite() {
+                    let _ = writeln!(svg, r#"<circle cx="{px:.1}" cy="{:.1}" r="3" fill="{light}"/>"#, y(high));
+                }
+                if median.is_finite() {
+                    let _ = writeln!(svg, r#"<circle cx="{px:.1}" cy="{:.1}" r="4" fill="{dark}"/>"#, y(median));
+                    let _ = write!(line, "{}{px:.1},{:.1}", if line.is_empty() { "" } else { " " }, y(median));
+                }
+            }
+            let _ = writeln!(svg, r#"<polyline points="{line}" fill="none" stroke="{dark}" stroke-width="1.5"/>"#);
+        }
         let _ = writeln!(
             svg,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">nodes</text>"#,
@@ -230,7 +273,7 @@ mod tests {
     #[test]
     fn rows_are_read_from_process_reports_and_sorted_by_size() {
         let dir = std::env::temp_dir().join(format!("mfs-scale-{}", std::process::id()));
-        for (name, nodes, bps) in [("big", 100, 60000.0), ("small", 30, 19000.0)] {
+        for (name, nodes, bps) in [("big-after", 100, 60000.0), ("small", 30, 19000.0)] {
             let report = serde_json::json!({
                 "scenario": name, "nodes": nodes, "node_args": [],
                 "control_bps": {"median": bps, "p90": bps * 1.1}, "cpu_s_per_s": {"median": 0.01, "p90": 0.02},
@@ -241,12 +284,14 @@ mod tests {
             std::fs::create_dir_all(dir.join(name)).expect("temp dir");
             std::fs::write(dir.join(name).join("report.json"), report.to_string()).expect("write");
         }
-        let rows = from_reports(&[dir.join("big"), dir.join("small")]).expect("readable");
-        assert_eq!(rows.iter().map(|r| r.nodes).collect::<Vec<_>>(), [30, 100]);
-        assert!(markdown(&rows).contains("| 30 | small | 19000 (20900)"));
+        let (big, small) = (dir.join("big-after"), dir.join("small"));
+        let rows = from_reports(&[big, small.clone()]).expect("readable");
+        let series: Vec<(&str, usize)> = rows.iter().map(|r| (r.series.as_str(), r.nodes)).collect();
+        assert_eq!(series, [("after", 100), ("current", 30)]);
+        assert!(markdown(&rows).contains("| current | 30 | small | 19000 (20900)"), "{}", markdown(&rows));
         assert!(svg(&rows).starts_with("<svg") && svg(&rows).contains("find latency"));
-        std::fs::write(dir.join("small").join("report.json"), "{\"nodes\": 3}").expect("write");
-        assert!(from_reports(&[dir.join("small")]).is_err(), "an in-process report is refused");
+        std::fs::write(small.join("report.json"), "{\"nodes\": 3}").expect("write");
+        assert!(from_reports(&[small]).is_err(), "an in-process report is refused");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
