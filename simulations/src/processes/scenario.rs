@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use crate::scenario::{ScenarioError, StreamSpec, Topology, load_file};
 
-/// Bootstrap links of a process swarm.
+/// How a scenario runs its nodes (only processes; the key tells such a file apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
