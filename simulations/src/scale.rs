@@ -273,7 +273,7 @@ mod tests {
     #[test]
     fn rows_are_read_from_process_reports_and_sorted_by_size() {
         let dir = std::env::temp_dir().join(format!("mfs-scale-{}", std::process::id()));
-        for (name, nodes, bps) in [("big-after", 100, 60000.0), ("small", 30, 19000.0)] {
+        for (dir_name, name, nodes, bps) in [("big-after", "big", 100, 60000.0), ("small", "small", 30, 19000.0)] {
             let report = serde_json::json!({
                 "scenario": name, "nodes": nodes, "node_args": [],
                 "control_bps": {"median": bps, "p90": bps * 1.1}, "cpu_s_per_s": {"median": 0.01, "p90": 0.02},
@@ -281,8 +281,8 @@ mod tests {
                 "finds": {"succeeded": 29, "attempted": 29, "latency": {"p50_ms": 12.0, "p99_ms": 40.0}},
                 "load_average_end": [1.0, 1.0, 1.0]
             });
-            std::fs::create_dir_all(dir.join(name)).expect("temp dir");
-            std::fs::write(dir.join(name).join("report.json"), report.to_string()).expect("write");
+            std::fs::create_dir_all(dir.join(dir_name)).expect("temp dir");
+            std::fs::write(dir.join(dir_name).join("report.json"), report.to_string()).expect("write");
         }
         let (big, small) = (dir.join("big-after"), dir.join("small"));
         let rows = from_reports(&[big, small.clone()]).expect("readable");

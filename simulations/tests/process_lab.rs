@@ -64,7 +64,10 @@ async fn a_swarm_of_processes_in_namespaces_joins_finds_and_leaves_nothing_behin
     assert_eq!(report.finds.attempted, expected_finds, "every other node looked for every stream");
     assert_eq!(report.peers_tcp_max.count, scenario.nodes, "every namespace's TCP table was read");
     assert!(report.peers_tcp_max.min >= 1.0, "every node has a libp2p peer over its own interface: {summary}");
-    assert!(report.control_bps.count == scenario.nodes && report.control_bps.min > 0.0, "the kernel counted traffic");
+    // The runner's own requests cross every node's interface: the accounting
+    // rules saw them (idle nodes may send no control traffic in a short window).
+    assert_eq!(report.control_bps.count, scenario.nodes, "the counters were read in every namespace");
+    assert!(report.classes_bps.get("api").is_some_and(|api| api.min > 0.0), "the kernel counted traffic: {summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +76,8 @@ async fn a_run_whose_node_cannot_start_fails_and_leaves_nothing_behind() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("scenarios/lab-10.toml")).expect("read the scenario");
     // A flag value the node refuses: it exits at once.
-    let text = text.replace("nodes = 10", "nodes = 3\nnode_args = [\"--max-connections\", \"0\"]");
+    let args = text.lines().find(|l| l.starts_with("node_args")).expect("the scenario sets node_args");
+    let text = text.replace(args, "node_args = [\"--max-connections\", \"0\"]").replace("nodes = 10", "nodes = 3");
     let scenario = ProcessScenario::parse(&text.replace("at = 8", "at = 2")).expect("valid");
     let lab = processes::make_lab(scenario.nodes).await.expect("make the lab");
     let run = lab.run_id().to_owned();
