@@ -7,8 +7,8 @@
 //! its own colour.
 //!
 //! ```sh
-//! mafalda-sim --scale simulations/reports/idle-30-before simulations/reports/idle-100-before \
-//!     --out simulations/reports/scale
+//! mafalda-sim --scale simulations/reports/idle-{30,100}-before simulations/reports/idle-{30,100}-after \
+//!     simulations/reports/discovery-300-after --out simulations/reports/scale
 //! ```
 
 use std::fmt::Write;
