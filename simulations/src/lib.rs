@@ -4,10 +4,18 @@
 //! find latency, time to first packet, hops, pipes per stream, load and
 //! control-plane traffic per node, recovery after churn and delivery, as JSON,
 //! Markdown and [`svg`] plots, with pass/fail checks on behaviour.
+//!
+//! A scenario with `mode = "processes"` runs every node as its own
+//! `mafalda-node` process in its own network namespace instead ([`netlab`],
+//! [`processes`]) and measures each node from outside; [`scale`] tabulates
+//! such reports over swarm sizes.
 
+pub mod netlab;
+pub mod processes;
 pub mod report;
 pub mod rooms;
 pub mod runner;
+pub mod scale;
 pub mod scenario;
 pub mod svg;
 

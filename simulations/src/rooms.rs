@@ -622,12 +622,7 @@ pub async fn run(scenario: &RoomsScenario) -> Result<RoomsObservations, crate::r
     let mut serving = Vec::new();
     let mut addrs: Vec<Option<Multiaddr>> = Vec::new();
     for i in 0..scenario.nodes {
-        let bootstrap = match (i, scenario.topology) {
-            (0, _) => None,
-            (_, Topology::Chain) => Some(i - 1),
-            (_, Topology::Star) => Some(0),
-            (_, Topology::Random) => Some(rng.random_range(0..i)),
-        };
+        let bootstrap = scenario.topology.bootstrap_of(i, &mut rng);
         let mut media = MediaConfig::default();
         media.workers = 1;
         let listen: Multiaddr = "/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr");

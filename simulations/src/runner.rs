@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::net::UdpSocket;
 use tracing::{info, warn};
 
-use crate::scenario::{Scenario, Topology};
+use crate::scenario::Scenario;
 
 /// Packet interval of the generated streams (Opus-like, 50 packets/s).
 pub const PACKET_INTERVAL: Duration = Duration::from_millis(20);
@@ -348,12 +348,7 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
     let mut sims: Vec<SimNode> = (0..scenario.nodes)
         .map(|i| {
             let keypair = Keypair::generate_ed25519();
-            let bootstrap = match (i, scenario.topology) {
-                (0, _) => None,
-                (_, Topology::Chain) => Some(i - 1),
-                (_, Topology::Star) => Some(0),
-                (_, Topology::Random) => Some(rng.random_range(0..i)),
-            };
+            let bootstrap = scenario.topology.bootstrap_of(i, &mut rng);
             SimNode {
                 peer: keypair.public().to_peer_id(),
                 keypair,

@@ -68,6 +68,19 @@ pub enum Topology {
     Random,
 }
 
+impl Topology {
+    /// The node that node `index` bootstraps from (none for node 0); draws
+    /// from `rng` for [`Topology::Random`] only.
+    pub fn bootstrap_of(self, index: usize, rng: &mut impl rand::Rng) -> Option<usize> {
+        match (index, self) {
+            (0, _) => None,
+            (_, Self::Chain) => Some(index - 1),
+            (_, Self::Star) => Some(0),
+            (_, Self::Random) => Some(rng.random_range(0..index)),
+        }
+    }
+}
+
 /// A stream published during the run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
