@@ -11,31 +11,45 @@
 //!   consumer on its own plain transport, round-robin over the routers;
 //! - **node**: a real `Node` with W workers: the stream published with
 //!   `publish_rtp`, each consumer made with `consume_rtp` (the node's placement
-//!   and spanning router decide where it goes).
+//!   and spanning router decide where it goes);
+//! - with `FWD_DIAGNOSE=1`, also **bare+stats**: bare, plus what the node's
+//!   liveness check asks of the workers (every consumer's `get_stats`, one after
+//!   another, every 500 ms), to tell how much of a gap that explains.
 //!
-//! One thread sends the stream (132-byte Opus-like RTP packets, every payload
+//! One thread sends the stream (132-byte Opus-like RTP packets, each payload
 //! carrying its index) every 20 ms; every consumer sends to its own UDP socket
-//! on 127.0.0.1, and one receiving thread drains all those sockets every 250 ms
-//! (no wake-up per packet, so receiving costs both sides the same little). Per
-//! step the consumer count N is set (added or closed), the system is let settle
-//! until every socket is current, then the distinct indices each socket got
-//! within a window are counted against those sent. A worker that falls behind
-//! shows as loss: what arrives later than the window's end plus a grace is
-//! counted lost. N doubles until a window loses more than 1 %, then bisects;
-//! a failing window is measured once more before it counts (the machine may be
-//! shared). Capacity is the largest N that passed.
+//! on 127.0.0.1, and one receiving thread drains all those sockets every 50 ms
+//! (no wake-up per packet, so receiving costs both sides the same, little). A
+//! packet counts as delivered when it arrives within 200 ms of being sent: a
+//! worker that cannot keep up falls behind, and its packets miss the deadline.
 //!
-//! Printed: each step (N, setup time, loss, worker/receiver/process CPU, the
-//! CPU other processes used meanwhile, load average, step time), then one table
-//! of W, bare and node capacity, their ratio, worker CPU at capacity, search time.
+//! Each step starts the system afresh with N consumers, the sender paused;
+//! once nothing moves the sender resumes, the warm-up passes, every socket is
+//! let become current, and then the distinct indices each socket got on time
+//! within a window are counted against those sent. Per system, N doubles until
+//! a window loses more than 1 %, then the bracket is bisected; a failing window
+//! that is not clearly overloaded is measured once more (the machine may be
+//! shared). The systems' steps are taken in turn, so that both see the machine
+//! in the same state. Capacity is the largest N that passed. Then, at 4/5 of
+//! the smaller capacity, each system is measured again in longer windows, in
+//! turn, for its CPU time per forwarded packet: the ratio of those is a second
+//! estimate of the capacity ratio that a busy machine disturbs less.
 //!
-//! Settings (environment): `FWD_WORKERS` (e.g. `1,2`), `FWD_START` (first N),
-//! `FWD_MAX` (largest N; default from the open-file limit, two sockets per
-//! consumer), `FWD_WINDOW_SECS` (measuring window, default 4), `FWD_QUICK=1` (a
-//! smoke run: W = 1, short windows, coarse bisection, N ≤ 2,000).
+//! Printed: each step (N, setup time, loss and late share, worker, receiver,
+//! sender and process CPU, the CPU other processes used meanwhile, µs per
+//! packet, load average, step time), then one table per run: W, bare and node
+//! capacity, their ratio, worker CPU at capacity, µs per packet at the same N,
+//! steps and time of each search.
+//!
+//! Settings (environment): `FWD_WORKERS` (e.g. `1,2`), `FWD_START` (first N,
+//! default 500), `FWD_MAX` (largest N; default from the open-file limit, two
+//! sockets per consumer, at most 9,000), `FWD_WINDOW_SECS` (window, default
+//! 4), `FWD_COST_ROUNDS` (cost windows per system, default 2), `FWD_DIAGNOSE=1`,
+//! `FWD_QUICK=1` (a smoke run of about a minute: W = 1, short windows, coarse
+//! bisection, N ≤ 2,000).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,17 +68,23 @@ use mafalda_tests::swarm::loopback_config;
 const RATE: u32 = 50;
 /// Loss above which a step fails.
 const LOSS_LIMIT: f64 = 0.01;
-/// How often the receiving thread drains every socket.
-const RECEIVE_TICK: Duration = Duration::from_millis(250);
+/// A packet that arrives later than this after it was sent counts as lost
+/// (real-time media: a jitter buffer would have given up on it).
+const DEADLINE: Duration = Duration::from_millis(200);
+/// How often the receiving thread drains every socket (arrival times are
+/// known to within this, so it is well under [`DEADLINE`]).
+const RECEIVE_TICK: Duration = Duration::from_millis(50);
 /// Indices a socket can record within one window (20 s at 50 packets/s).
 const WINDOW_SLOTS: usize = 1024;
 /// How long after a window's last packet was sent its packets may still arrive.
-const GRACE: Duration = Duration::from_millis(600);
+const GRACE: Duration = Duration::from_millis(350);
 /// Longest a step waits for every socket to be current before measuring anyway.
-const SETTLE_MAX: Duration = Duration::from_secs(15);
-/// How far behind the sender a socket may be and count as current (packets):
-/// the receiving tick plus some slack.
-const CURRENT_LAG: u32 = 25;
+const SETTLE_MAX: Duration = Duration::from_secs(5);
+/// How far behind the sender a socket may be and count as current (packets).
+const CURRENT_LAG: u32 = 10;
+/// Longest a step waits, with the sender paused, for what is queued to drain
+/// and for closed consumers to be gone.
+const QUIET_MAX: Duration = Duration::from_secs(30);
 /// Consumers created at once while a step adds them.
 const CREATE_CONCURRENCY: usize = 16;
 /// The stream's SSRC at the ingest.
@@ -72,6 +92,14 @@ const SSRC: u32 = 0x0fa0_0050;
 /// Sockets one consumer costs this process: its receiving socket and the
 /// mediasoup transport's (workers are threads of this process).
 const FDS_PER_CONSUMER: u64 = 2;
+/// Ports the workers' transports take (both systems): wider than the node's
+/// default 40000-49999, so that thousands of consumers fit.
+const WORKER_PORTS: std::ops::RangeInclusive<u16> = 20000..=59999;
+/// Ports the receiving sockets take, apart from the workers' (an ephemeral
+/// port would often fall in their range and leave them short).
+const RECEIVER_PORTS: std::ops::RangeInclusive<u16> = 10000..=19999;
+/// Send times remembered (packets), far more than a window and its grace.
+const SEND_LOG: usize = 4096;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -99,6 +127,12 @@ struct Settings {
     window: Duration,
     /// Bisection stops when the bracket is narrower than this fraction of N.
     resolution: f64,
+    /// Also search bare mediasoup with the node's stats polling added.
+    diagnose: bool,
+    /// Windows per system for the cost comparison.
+    cost_rounds: u32,
+    /// How long each cost window is.
+    cost_window: Duration,
 }
 
 impl Settings {
@@ -110,7 +144,7 @@ impl Settings {
             .filter(|list: &Vec<usize>| !list.is_empty())
             .unwrap_or_else(|| if quick { vec![1] } else { vec![1, 2] });
         let by_files = open_file_limit().map_or(4000, |limit| (limit.saturating_sub(1000) / FDS_PER_CONSUMER) as usize);
-        // The node's workers share one port range of 10,000 ports (40000-49999).
+        // The receiving sockets have 10,000 ports.
         let ceiling = by_files.min(9000);
         let max = setting("FWD_MAX", if quick { ceiling.min(2000) } else { ceiling }).clamp(10, ceiling);
         let window_secs = setting("FWD_WINDOW_SECS", if quick { 2.0 } else { 4.0_f64 });
@@ -122,6 +156,9 @@ impl Settings {
             warmup: Duration::from_secs_f64(if quick { 1.0 } else { 2.0 }),
             window: Duration::from_secs_f64(window_secs.clamp(1.0, longest)),
             resolution: if quick { 0.15 } else { 0.05 },
+            diagnose: setting("FWD_DIAGNOSE", 0u8) != 0,
+            cost_rounds: setting("FWD_COST_ROUNDS", if quick { 1 } else { 2u32 }),
+            cost_window: Duration::from_secs_f64((window_secs * 2.0).clamp(1.0, longest)),
         }
     }
 }
@@ -142,10 +179,47 @@ fn current_thread_id() -> Option<i32> {
 // Sending and receiving
 // ---------------------------------------------------------------------------
 
+/// What the sender has sent and when, shared with the receiving thread.
+struct SendLog {
+    epoch: Instant,
+    /// The index of the next packet to be sent.
+    next: AtomicU32,
+    /// While set, nothing is sent (what is queued drains).
+    paused: AtomicBool,
+    /// Nanoseconds after `epoch` at which packet `i` was sent, at `i % SEND_LOG`.
+    sent_at: Vec<AtomicU64>,
+}
+
+impl SendLog {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            next: AtomicU32::new(0),
+            paused: AtomicBool::new(false),
+            sent_at: (0..SEND_LOG).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn next(&self) -> u32 {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// When packet `index` was sent, if it was and is still remembered.
+    fn sent_at(&self, index: u32) -> Option<Instant> {
+        let next = self.next();
+        if index >= next || (next - index) as usize >= SEND_LOG {
+            return None;
+        }
+        let nanos = self.sent_at[index as usize % SEND_LOG].load(Ordering::SeqCst);
+        Some(self.epoch + Duration::from_nanos(nanos))
+    }
+}
+
 /// A thread sending the stream to an ingest, one packet every 20 ms on a fixed
-/// schedule; packet `i` carries index `i` in its payload.
+/// schedule (restarted after a pause, never caught up in a burst); packet `i`
+/// carries index `i` in its payload.
 struct Sender {
-    next: Arc<AtomicU32>,
+    log: Arc<SendLog>,
     stop: Arc<AtomicBool>,
     thread_id: Arc<AtomicI32>,
     thread: Option<JoinHandle<()>>,
@@ -154,20 +228,26 @@ struct Sender {
 impl Sender {
     fn start(target: SocketAddr) -> std::io::Result<Self> {
         let socket = std::net::UdpSocket::bind((LOOPBACK, 0))?;
-        let next = Arc::new(AtomicU32::new(0));
+        let log = Arc::new(SendLog::new());
         let stop = Arc::new(AtomicBool::new(false));
         let thread_id = Arc::new(AtomicI32::new(0));
         let thread = std::thread::Builder::new().name("fwd-sender".into()).spawn({
-            let (next, stop, thread_id) = (Arc::clone(&next), Arc::clone(&stop), Arc::clone(&thread_id));
+            let (log, stop, thread_id) = (Arc::clone(&log), Arc::clone(&stop), Arc::clone(&thread_id));
             move || {
                 thread_id.store(current_thread_id().unwrap_or(0), Ordering::Relaxed);
                 let period = Duration::from_secs(1) / RATE;
                 let first_sequence: u16 = rand::random();
                 let first_timestamp: u32 = rand::random();
-                let started = Instant::now();
                 let mut index: u32 = 0;
+                let mut schedule: Option<(Instant, u32)> = None;
                 while !stop.load(Ordering::Relaxed) {
-                    let due = started + period * index;
+                    if log.paused.load(Ordering::SeqCst) {
+                        schedule = None;
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                    let (started, first) = *schedule.get_or_insert((Instant::now(), index));
+                    let due = started + period * (index - first);
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
@@ -179,20 +259,31 @@ impl Sender {
                         ssrc: SSRC,
                         payload: test_payload(index, 120),
                     };
-                    if let Err(error) = socket.send_to(&packet.encode(), target) {
+                    let bytes = packet.encode();
+                    let nanos = u64::try_from(log.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    log.sent_at[index as usize % SEND_LOG].store(nanos, Ordering::SeqCst);
+                    if let Err(error) = socket.send_to(&bytes, target) {
                         eprintln!("sending RTP: {error}");
                     }
                     index += 1;
-                    next.store(index, Ordering::SeqCst);
+                    log.next.store(index, Ordering::SeqCst);
                 }
             }
         })?;
-        Ok(Self { next, stop, thread_id, thread: Some(thread) })
+        Ok(Self { log, stop, thread_id, thread: Some(thread) })
     }
 
     /// The index of the next packet to be sent.
     fn next(&self) -> u32 {
-        self.next.load(Ordering::SeqCst)
+        self.log.next()
+    }
+
+    fn pause(&self) {
+        self.log.paused.store(true, Ordering::SeqCst);
+    }
+
+    fn resume(&self) {
+        self.log.paused.store(false, Ordering::SeqCst);
     }
 
     fn thread_id(&self) -> Option<i32> {
@@ -209,20 +300,30 @@ impl Drop for Sender {
     }
 }
 
+/// Bits, one per index of a window.
+type Bits = [u64; WINDOW_SLOTS / 64];
+
 /// One receiving socket and what it got.
 struct Inbox {
     socket: std::net::UdpSocket,
-    /// Bit `i` set: index `base + i` arrived.
-    seen: [u64; WINDOW_SLOTS / 64],
+    /// Bit `i` set: index `base + i` arrived within the deadline.
+    on_time: Bits,
+    /// Bit `i` set: index `base + i` arrived, after the deadline.
+    late: Bits,
     /// The highest index it got (+1), 0 before any.
     last: u32,
 }
 
-#[derive(Default)]
+/// Every receiving socket and the current window.
 struct Inboxes {
     inboxes: Vec<Inbox>,
+    log: Arc<SendLog>,
     /// First index of the current window.
     base: u32,
+    /// Packets of the stream received so far, all sockets.
+    total: u64,
+    /// The next port to try in [`RECEIVER_PORTS`].
+    next_port: u16,
 }
 
 /// The index a payload from [`test_payload`] carries (`None` for anything
@@ -235,21 +336,50 @@ fn index_of(datagram: &[u8]) -> Option<u32> {
     }
 }
 
+fn set(bits: &mut Bits, slot: usize) {
+    bits[slot / 64] |= 1 << (slot % 64);
+}
+
+fn is_set(bits: &Bits, slot: usize) -> bool {
+    bits[slot / 64] & (1 << (slot % 64)) != 0
+}
+
 impl Inboxes {
-    /// Reads every datagram waiting on every socket.
+    /// Reads every datagram waiting on every socket; each counts as arrived
+    /// now (within a receiving tick of its real arrival).
     fn drain(&mut self) {
         let mut buffer = [0u8; 2048];
         let base = self.base;
         for inbox in &mut self.inboxes {
+            let now = Instant::now();
             while let Ok(len) = inbox.socket.recv(&mut buffer) {
                 let Some(index) = index_of(&buffer[..len]) else { continue };
-                inbox.last = inbox.last.max(index + 1);
-                if let Some(slot) = index.checked_sub(base).map(|s| s as usize).filter(|s| *s < WINDOW_SLOTS) {
-                    inbox.seen[slot / 64] |= 1 << (slot % 64);
-                }
+                self.total += 1;
+                inbox.last = inbox.last.max(index.saturating_add(1));
+                let Some(slot) = index.checked_sub(base).map(|s| s as usize).filter(|s| *s < WINDOW_SLOTS) else {
+                    continue;
+                };
+                let on_time = self
+                    .log
+                    .sent_at(index)
+                    .is_some_and(|sent| now.saturating_duration_since(sent) <= DEADLINE);
+                set(if on_time { &mut inbox.on_time } else { &mut inbox.late }, slot);
             }
         }
     }
+}
+
+/// What one window delivered, over all sockets.
+#[derive(Debug, Clone, Copy, Default)]
+struct Delivery {
+    /// Packets expected (sent in the window × sockets).
+    expected: u64,
+    /// Distinct packets that arrived within the deadline.
+    on_time: u64,
+    /// Distinct packets that arrived, but late.
+    late: u64,
+    /// The fewest on time at one socket, as a share of those sent.
+    worst: f64,
 }
 
 /// The receiving sockets, drained by one thread every [`RECEIVE_TICK`].
@@ -261,8 +391,9 @@ struct Receivers {
 }
 
 impl Receivers {
-    fn start() -> std::io::Result<Self> {
-        let state = Arc::new(Mutex::new(Inboxes::default()));
+    fn start(log: Arc<SendLog>) -> std::io::Result<Self> {
+        let inboxes = Inboxes { inboxes: Vec::new(), log, base: 0, total: 0, next_port: *RECEIVER_PORTS.start() };
+        let state = Arc::new(Mutex::new(inboxes));
         let stop = Arc::new(AtomicBool::new(false));
         let thread_id = Arc::new(AtomicI32::new(0));
         let thread = std::thread::Builder::new().name("fwd-receiver".into()).spawn({
@@ -286,19 +417,33 @@ impl Receivers {
     /// Opens `count` more sockets; returns their addresses.
     fn add(&self, count: usize) -> std::io::Result<Vec<SocketAddr>> {
         let mut fresh = Vec::with_capacity(count);
+        let mut port = lock(&self.state).next_port;
+        let span = RECEIVER_PORTS.len();
         for _ in 0..count {
-            let socket = std::net::UdpSocket::bind((LOOPBACK, 0))?;
+            let mut tried = 0;
+            let socket = loop {
+                port = if RECEIVER_PORTS.contains(&port) { port } else { *RECEIVER_PORTS.start() };
+                tried += 1;
+                match std::net::UdpSocket::bind((LOOPBACK, port)) {
+                    Ok(socket) => break socket,
+                    Err(error) if tried >= span => return Err(error),
+                    Err(_) => port = port.wrapping_add(1),
+                }
+            };
+            port = port.wrapping_add(1);
             socket.set_nonblocking(true)?;
-            fresh.push(Inbox { socket, seen: [0; WINDOW_SLOTS / 64], last: 0 });
+            fresh.push(Inbox { socket, on_time: [0; WINDOW_SLOTS / 64], late: [0; WINDOW_SLOTS / 64], last: 0 });
         }
         let addrs = fresh.iter().map(|inbox| inbox.socket.local_addr()).collect::<Result<Vec<_>, _>>()?;
-        lock(&self.state).inboxes.extend(fresh);
+        let mut state = lock(&self.state);
+        state.inboxes.extend(fresh);
+        state.next_port = port;
         Ok(addrs)
     }
 
-    /// Closes the sockets after the first `count`.
-    fn truncate(&self, count: usize) {
-        lock(&self.state).inboxes.truncate(count);
+    /// Packets of the stream received so far, all sockets.
+    fn total(&self) -> u64 {
+        lock(&self.state).total
     }
 
     /// How many packets the most behind socket lacks, given the sender's next index.
@@ -313,20 +458,26 @@ impl Receivers {
         state.drain();
         state.base = base;
         for inbox in &mut state.inboxes {
-            inbox.seen = [0; WINDOW_SLOTS / 64];
+            inbox.on_time = [0; WINDOW_SLOTS / 64];
+            inbox.late = [0; WINDOW_SLOTS / 64];
         }
     }
 
-    /// Per socket, how many distinct indices in `base..end` arrived.
-    fn counts(&self, end: u32) -> Vec<u32> {
+    /// What arrived of indices `base..end`.
+    fn delivery(&self, end: u32) -> Delivery {
         let mut state = lock(&self.state);
         state.drain();
         let span = end.saturating_sub(state.base).min(WINDOW_SLOTS as u32) as usize;
-        state
-            .inboxes
-            .iter()
-            .map(|inbox| (0..span).filter(|slot| inbox.seen[slot / 64] & (1 << (slot % 64)) != 0).count() as u32)
-            .collect()
+        let mut delivery = Delivery { worst: 1.0, ..Delivery::default() };
+        for inbox in &state.inboxes {
+            let on_time = (0..span).filter(|slot| is_set(&inbox.on_time, *slot)).count() as u64;
+            let late = (0..span).filter(|slot| !is_set(&inbox.on_time, *slot) && is_set(&inbox.late, *slot)).count();
+            delivery.expected += span as u64;
+            delivery.on_time += on_time;
+            delivery.late += late as u64;
+            delivery.worst = delivery.worst.min(on_time as f64 / span.max(1) as f64);
+        }
+        delivery
     }
 
     fn thread_id(&self) -> Option<i32> {
@@ -434,8 +585,34 @@ fn cpu_between(from: &CpuMark, to: &CpuMark) -> CpuUse {
 }
 
 // ---------------------------------------------------------------------------
-// The two systems under test
+// The systems under test
 // ---------------------------------------------------------------------------
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// mediasoup alone.
+    Bare,
+    /// mediasoup alone, plus what the node's liveness check asks of it: every
+    /// consumer's `get_stats`, one after another, every 500 ms.
+    BarePolled,
+    /// A real node.
+    Node,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Bare => "bare",
+            Self::BarePolled => "bare+stats",
+            Self::Node => "node",
+        }
+    }
+}
+
+/// How often [`Kind::BarePolled`] reads every consumer's stats (the node's
+/// liveness check interval).
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The published track: Opus, as the node's RTP ingest takes it.
 fn track() -> TrackSpec {
@@ -447,6 +624,7 @@ fn track() -> TrackSpec {
 fn media_config(workers: usize, start_all: bool) -> MediaConfig {
     let mut media = MediaConfig::default();
     media.workers = workers;
+    media.rtc_ports = WORKER_PORTS;
     if start_all {
         media.min_workers = workers;
     }
@@ -462,6 +640,7 @@ struct Bare {
     _ingest: PlainTransport,
     _pipes: Vec<PipeProducerToRouterPair>,
     consumers: Vec<(PlainTransport, Consumer)>,
+    poller: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Bare {
@@ -482,7 +661,8 @@ impl Bare {
             let options = PipeToRouterOptions::new(router.clone());
             pipes.push(home.pipe_producer_to_router(producer.id(), options).await.map_err(|e| e.to_string())?);
         }
-        let bare = Self { engine, routers, producer, _ingest: ingest, _pipes: pipes, consumers: Vec::new() };
+        let bare =
+            Self { engine, routers, producer, _ingest: ingest, _pipes: pipes, consumers: Vec::new(), poller: None };
         Ok((bare, addr))
     }
 
@@ -507,12 +687,36 @@ impl Bare {
         }
         Ok(())
     }
+
+    /// Reads every consumer's stats, one after another, every
+    /// [`STATS_INTERVAL`], as the node's liveness check does with its egresses.
+    fn poll_stats(&mut self) {
+        let consumers: Vec<Consumer> = self.consumers.iter().map(|(_, consumer)| consumer.clone()).collect();
+        self.poller = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATS_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                for consumer in &consumers {
+                    let _ = consumer.get_stats().await;
+                }
+            }
+        }));
+    }
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        if let Some(poller) = self.poller.take() {
+            poller.abort();
+        }
+    }
 }
 
 /// A real node on 127.0.0.1 and the egresses it runs.
 struct NodeUnderTest {
     node: Node,
-    egresses: Vec<String>,
+    egresses: usize,
 }
 
 impl NodeUnderTest {
@@ -520,19 +724,20 @@ impl NodeUnderTest {
         let config = NodeConfig::new(media_config(workers, false), loopback_config());
         let node = Node::start(config).await.map_err(|e| e.to_string())?;
         let addr = node.publish_rtp("capacity", vec![track()]).await.map_err(|e| e.to_string())?;
-        Ok((Self { node, egresses: Vec::new() }, addr))
+        Ok((Self { node, egresses: 0 }, addr))
     }
 
     async fn add(&mut self, destinations: &[SocketAddr]) -> Result<(), String> {
         let node = &self.node;
-        let made: Vec<Result<String, String>> = futures::stream::iter(destinations.iter().map(|destination| async move {
-            node.consume_rtp("capacity", *destination).await.map(|egress| egress.id).map_err(|e| e.to_string())
+        let made: Vec<Result<(), String>> = futures::stream::iter(destinations.iter().map(|destination| async move {
+            node.consume_rtp("capacity", *destination).await.map(|_| ()).map_err(|e| e.to_string())
         }))
         .buffered(CREATE_CONCURRENCY)
         .collect()
         .await;
-        for id in made {
-            self.egresses.push(id?);
+        for result in made {
+            result?;
+            self.egresses += 1;
         }
         Ok(())
     }
@@ -545,17 +750,10 @@ enum System {
 }
 
 impl System {
-    fn label(&self) -> &'static str {
-        match self {
-            Self::Bare(_) => "bare",
-            Self::Node(_) => "node",
-        }
-    }
-
     fn consumers(&self) -> usize {
         match self {
             Self::Bare(bare) => bare.consumers.len(),
-            Self::Node(node) => node.egresses.len(),
+            Self::Node(node) => node.egresses,
         }
     }
 
@@ -570,20 +768,6 @@ impl System {
         match self {
             Self::Bare(bare) => bare.add(destinations).await,
             Self::Node(node) => node.add(destinations).await,
-        }
-    }
-
-    /// Closes the consumers after the first `count`, newest first.
-    fn truncate(&mut self, count: usize) {
-        match self {
-            Self::Bare(bare) => bare.consumers.truncate(count),
-            Self::Node(node) => {
-                for id in node.egresses.drain(count.min(node.egresses.len())..) {
-                    if let Err(error) = node.node.stop_egress(&id) {
-                        eprintln!("stopping {id}: {error}");
-                    }
-                }
-            }
         }
     }
 
@@ -607,11 +791,22 @@ impl System {
 #[derive(Debug, Clone)]
 struct Step {
     consumers: usize,
+    /// Starting the system, adding the consumers, waiting until it is quiet.
     setup: Duration,
+    /// Whether every socket was current before the window opened.
     settled: bool,
+    /// Share of packets that did not arrive within the deadline.
     loss: f64,
+    /// Share that arrived, but late.
+    late: f64,
+    /// The loss at the socket that lost most.
     worst: f64,
     cpu: CpuUse,
+    /// Worker CPU time per packet sent to a consumer, in microseconds.
+    worker_us: f64,
+    /// The process's CPU time per packet, less the sending and receiving
+    /// threads' (so: workers, mediasoup's channel, the node), in microseconds.
+    process_us: f64,
     consumers_per_worker: Vec<u32>,
     load: f64,
     took: Duration,
@@ -622,23 +817,29 @@ impl Step {
         self.loss <= LOSS_LIMIT
     }
 
-    fn print(&self, label: &str, workers: usize, retry: bool) {
+    /// One line; `tag` says what kind of window it was ("again", "cost").
+    fn print(&self, kind: Kind, workers: usize, tag: &str) {
         let list = |values: &[f64]| values.iter().map(|v| format!("{v:.0}%")).collect::<Vec<_>>().join("+");
         let spread = self.consumers_per_worker.iter().map(u32::to_string).collect::<Vec<_>>().join("+");
         println!(
-            "  {label} W={workers} N={:>5} {}setup {:>6.1?}{} loss {:>6.2}% (worst socket {:>5.1}%) | CPU workers {} \
-             [{spread} consumers] receiver {:.0}% sender {:.0}% process {:.0}% others {:.0}% | load {:.2} | step {:>5.1?} {}",
+            "  {:<10} W={workers} N={:>5} {}setup {:>6.1?}{} | loss {:>6.2}% (late {:.2}%, worst socket {:.1}%) \
+             | CPU workers {} [{spread} consumers] receiver {:.0}% sender {:.0}% process {:.0}% others {:.0}% \
+             | {:.2} µs/packet in workers, {:.2} in the process | load {:.2} | step {:>5.1?} {}",
+            kind.label(),
             self.consumers,
-            if retry { "again " } else { "" },
+            if tag.is_empty() { String::new() } else { format!("{tag} ") },
             self.setup,
             if self.settled { "" } else { " (not settled)" },
             self.loss * 100.0,
+            self.late * 100.0,
             self.worst * 100.0,
             list(&self.cpu.workers),
             self.cpu.receiver,
             self.cpu.sender,
             self.cpu.process,
             self.cpu.others,
+            self.worker_us,
+            self.process_us,
             self.load,
             self.took,
             if self.passed() { "pass" } else { "FAIL" },
@@ -651,38 +852,64 @@ struct Rig {
     system: System,
     sender: Sender,
     receivers: Receivers,
-    workers: usize,
 }
 
 impl Rig {
-    async fn start(node: bool, workers: usize) -> Result<Self, String> {
-        let (system, ingest) = if node {
-            let (node, addr) = NodeUnderTest::start(workers).await?;
-            (System::Node(node), addr)
-        } else {
-            let (bare, addr) = Bare::start(workers).await?;
-            (System::Bare(bare), addr)
+    /// Starts `kind` on `workers` workers with `consumers` consumers; the
+    /// sender stays paused.
+    async fn start(kind: Kind, workers: usize, consumers: usize) -> Result<Self, String> {
+        let (system, ingest) = match kind {
+            Kind::Node => {
+                let (node, addr) = NodeUnderTest::start(workers).await?;
+                (System::Node(node), addr)
+            }
+            Kind::Bare | Kind::BarePolled => {
+                let (bare, addr) = Bare::start(workers).await?;
+                (System::Bare(bare), addr)
+            }
         };
         let sender = Sender::start(ingest).map_err(|e| e.to_string())?;
-        let receivers = Receivers::start().map_err(|e| e.to_string())?;
-        Ok(Self { system, sender, receivers, workers })
-    }
-
-    /// Adds or closes consumers until there are `count`.
-    async fn resize(&mut self, count: usize) -> Result<(), String> {
-        let have = self.system.consumers();
-        if count > have {
-            let destinations = self.receivers.add(count - have).map_err(|e| e.to_string())?;
-            self.system.add(&destinations).await?;
-        } else {
-            self.system.truncate(count);
-            self.receivers.truncate(count);
+        sender.pause();
+        let receivers = Receivers::start(Arc::clone(&sender.log)).map_err(|e| e.to_string())?;
+        let mut rig = Self { system, sender, receivers };
+        let destinations = rig.receivers.add(consumers).map_err(|e| e.to_string())?;
+        let added = rig.system.add(&destinations).await;
+        if let Err(error) = added {
+            rig.close().await;
+            return Err(error);
         }
-        Ok(())
+        if let (Kind::BarePolled, System::Bare(bare)) = (kind, &mut rig.system) {
+            bare.poll_stats();
+        }
+        Ok(rig)
     }
 
-    /// Measures one window at the current consumer count.
-    async fn measure(&self, settings: &Settings, setup: Duration, began: Instant) -> Step {
+    /// With the sender paused, waits until nothing more arrives and the
+    /// workers' consumer counts stay put: whatever is queued is gone.
+    async fn quiet(&self) {
+        let started = Instant::now();
+        let counts = || {
+            let consumers: u32 = self.system.engine().status().iter().map(|w| w.objects.consumers).sum();
+            (self.receivers.total(), consumers)
+        };
+        let mut before = counts();
+        while started.elapsed() < QUIET_MAX {
+            tokio::time::sleep(RECEIVE_TICK * 6).await;
+            let now = counts();
+            if now == before {
+                return;
+            }
+            before = now;
+        }
+    }
+
+    /// Measures one window from a quiet start: the sender resumes, the
+    /// warm-up passes, every socket is let become current, the window runs.
+    async fn measure(&self, settings: &Settings, began: Instant) -> Step {
+        self.sender.pause();
+        self.quiet().await;
+        let setup = began.elapsed();
+        self.sender.resume();
         tokio::time::sleep(settings.warmup).await;
         let settling = Instant::now();
         let mut settled = false;
@@ -703,117 +930,214 @@ impl Rig {
         let end = self.sender.next();
         let to = mark(&threads, receiver, sender);
         tokio::time::sleep(GRACE).await;
-        let counts = self.receivers.counts(end);
-        let sent = end.saturating_sub(first).max(1);
-        let expected = f64::from(sent) * counts.len().max(1) as f64;
-        let got: f64 = counts.iter().map(|c| f64::from(*c)).sum();
-        let fewest = counts.iter().copied().min().unwrap_or(0);
+        self.sender.pause();
+        let delivery = self.receivers.delivery(end);
+        let expected = delivery.expected.max(1) as f64;
+        let cpu = cpu_between(&from, &to);
+        let seconds = to.at.saturating_duration_since(from.at).as_secs_f64();
+        // Percent of a core over the window → microseconds per packet sent to a consumer.
+        let per_packet = |percent: f64| percent / 100.0 * seconds * 1e6 / expected;
+        let own = cpu.process - cpu.receiver - cpu.sender;
         Step {
             consumers: self.system.consumers(),
             setup,
             settled,
-            loss: (1.0 - got / expected).max(0.0),
-            worst: 1.0 - f64::from(fewest) / f64::from(sent),
-            cpu: cpu_between(&from, &to),
+            loss: 1.0 - delivery.on_time as f64 / expected,
+            late: delivery.late as f64 / expected,
+            worst: 1.0 - delivery.worst,
+            worker_us: per_packet(cpu.workers.iter().sum()),
+            process_us: per_packet(own),
+            cpu,
             consumers_per_worker: self.system.engine().status().iter().map(|w| w.objects.consumers).collect(),
             load: load_average(),
             took: began.elapsed(),
         }
     }
 
-    /// Sets N and measures; a failing window that is not clearly overloaded is
-    /// measured once more, and the better of the two counts.
-    async fn step(&mut self, count: usize, settings: &Settings) -> Result<Step, String> {
-        let began = Instant::now();
-        self.resize(count).await?;
-        let setup = began.elapsed();
-        let first = self.measure(settings, setup, began).await;
-        first.print(self.system.label(), self.workers, false);
-        if first.passed() || first.loss > 0.10 {
-            return Ok(first);
-        }
-        let second = self.measure(settings, Duration::ZERO, Instant::now()).await;
-        second.print(self.system.label(), self.workers, true);
-        Ok(if second.loss < first.loss { second } else { first })
-    }
-
     async fn close(self) {
-        let Self { system, sender, receivers, .. } = self;
+        let Self { system, sender, receivers } = self;
         drop(sender);
         system.close().await;
         drop(receivers);
     }
 }
 
-/// What one search found.
-struct Search {
-    /// The largest N that passed, with its window.
-    capacity: Option<Step>,
-    /// True when even the largest N allowed passed.
-    at_ceiling: bool,
-    took: Duration,
+/// One step: `kind` started afresh with `consumers` consumers and measured; a
+/// failing window that is not clearly overloaded (the machine is shared) is
+/// measured once more, and the better counts.
+async fn step(kind: Kind, workers: usize, consumers: usize, settings: &Settings) -> Result<Step, String> {
+    let began = Instant::now();
+    let rig = Rig::start(kind, workers, consumers).await?;
+    let first = rig.measure(settings, began).await;
+    first.print(kind, workers, "");
+    let best = if first.passed() || first.loss > 0.10 {
+        first
+    } else {
+        let second = rig.measure(settings, Instant::now()).await;
+        second.print(kind, workers, "again");
+        if second.loss < first.loss { second } else { first }
+    };
+    rig.close().await;
+    Ok(best)
 }
 
-/// Rounds N for display-friendly steps.
+/// One system's search: N doubles until a window fails (halves while the
+/// first fails), then the bracket is bisected to the settings' resolution.
+struct Search {
+    kind: Kind,
+    /// The largest N that passed, with its window.
+    good: Option<Step>,
+    /// The smallest N that failed.
+    bad: Option<usize>,
+    took: Duration,
+    steps: usize,
+    failed: Option<String>,
+}
+
+/// Rounds N to tens once it is large.
 fn round(n: usize) -> usize {
     if n >= 200 { n / 10 * 10 } else { n.max(1) }
 }
 
-/// Doubles N until a window fails, then bisects to the settings' resolution.
-async fn search(node: bool, workers: usize, settings: &Settings) -> Result<Search, String> {
-    let began = Instant::now();
-    let mut rig = Rig::start(node, workers).await?;
-    let mut good: Option<Step> = None;
-    let mut bad: Option<usize> = None;
-    let mut n = settings.start;
-    // Up until a failure (or down, when the very first N fails).
+impl Search {
+    fn new(kind: Kind) -> Self {
+        Self { kind, good: None, bad: None, took: Duration::ZERO, steps: 0, failed: None }
+    }
+
+    /// The N to measure next, if any.
+    fn next(&self, settings: &Settings) -> Option<usize> {
+        if self.failed.is_some() {
+            return None;
+        }
+        match (self.good.as_ref().map(|step| step.consumers), self.bad) {
+            (None, None) => Some(settings.start),
+            (Some(good), None) => (good < settings.max).then(|| (good * 2).min(settings.max)),
+            (None, Some(bad)) => (bad > 10).then(|| round(bad / 2)),
+            (Some(lo), Some(hi)) => {
+                let mid = round(lo + (hi - lo) / 2);
+                let narrow = (hi - lo) as f64 <= (lo as f64 * settings.resolution).max(10.0);
+                (!narrow && mid > lo && mid < hi).then_some(mid)
+            }
+        }
+    }
+
+    fn record(&mut self, step: Step) {
+        self.steps += 1;
+        self.took += step.took;
+        if step.passed() {
+            if self.good.as_ref().is_none_or(|good| step.consumers > good.consumers) {
+                self.good = Some(step);
+            }
+        } else {
+            self.bad = Some(self.bad.map_or(step.consumers, |bad| bad.min(step.consumers)));
+        }
+    }
+
+    /// The capacity found, as text (`≥` when the largest N allowed passed).
+    fn capacity(&self) -> String {
+        match (&self.failed, &self.good) {
+            (Some(_), _) => "error".into(),
+            (None, Some(step)) => format!("{}{}", if self.bad.is_none() { "≥ " } else { "" }, step.consumers),
+            (None, None) => "< 10".into(),
+        }
+    }
+}
+
+/// Runs the searches of `kinds` on `workers` workers, one step of each in
+/// turn, so that their steps see the machine in the same state.
+async fn compare(kinds: &[Kind], workers: usize, settings: &Settings) -> Vec<Search> {
+    let mut searches: Vec<Search> = kinds.iter().map(|kind| Search::new(*kind)).collect();
     loop {
-        let step = rig.step(n, settings).await?;
-        if step.passed() {
-            let at_max = n >= settings.max;
-            good = Some(step);
-            if at_max || bad.is_some() {
-                break;
+        let mut stepped = false;
+        for search in &mut searches {
+            let Some(n) = search.next(settings) else { continue };
+            stepped = true;
+            match step(search.kind, workers, n, settings).await {
+                Ok(step) => search.record(step),
+                Err(error) => {
+                    eprintln!("{} W={workers} N={n}: {error}", search.kind.label());
+                    search.failed = Some(error);
+                }
             }
-            n = (n * 2).min(settings.max);
-        } else {
-            bad = Some(n);
-            if good.is_some() || n <= 10 {
-                break;
-            }
-            n = round(n / 2);
+            // Let closed sockets and threads go before the next system starts.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if !stepped {
+            return searches;
         }
     }
-    while let (Some(lo), Some(hi)) = (good.as_ref().map(|s| s.consumers), bad) {
-        if (hi - lo) as f64 <= (lo as f64 * settings.resolution).max(10.0) {
-            break;
-        }
-        let mid = round(lo + (hi - lo) / 2);
-        if mid <= lo || mid >= hi {
-            break;
-        }
-        let step = rig.step(mid, settings).await?;
-        if step.passed() {
-            good = Some(step);
-        } else {
-            bad = Some(mid);
+}
+
+/// CPU time per forwarded packet of each of `kinds` at the same `consumers`,
+/// in longer windows taken in turn ([`Settings::cost_rounds`] of each): a
+/// figure that a busy machine disturbs less than a loss threshold. Returns
+/// each kind's mean microseconds per packet in the workers and in the process.
+async fn costs(kinds: &[Kind], workers: usize, consumers: usize, settings: &Settings) -> Vec<Cost> {
+    let mut long = settings.clone();
+    long.window = settings.cost_window;
+    let mut sums: Vec<(Kind, f64, f64, u32)> = kinds.iter().map(|kind| (*kind, 0.0, 0.0, 0)).collect();
+    for _ in 0..settings.cost_rounds {
+        for (kind, worker_us, process_us, count) in &mut sums {
+            let began = Instant::now();
+            match Rig::start(*kind, workers, consumers).await {
+                Ok(rig) => {
+                    let step = rig.measure(&long, began).await;
+                    step.print(*kind, workers, "cost");
+                    rig.close().await;
+                    if step.worker_us.is_finite() && step.process_us.is_finite() {
+                        *worker_us += step.worker_us;
+                        *process_us += step.process_us;
+                        *count += 1;
+                    }
+                }
+                Err(error) => eprintln!("{} W={workers} N={consumers}: {error}", kind.label()),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    rig.close().await;
-    Ok(Search { at_ceiling: bad.is_none(), capacity: good, took: began.elapsed() })
+    sums.into_iter()
+        .filter(|(_, _, _, count)| *count > 0)
+        .map(|(kind, worker_us, process_us, count)| Cost {
+            kind,
+            worker_us: worker_us / f64::from(count),
+            process_us: process_us / f64::from(count),
+        })
+        .collect()
+}
+
+/// One system's mean CPU time per forwarded packet, in microseconds.
+struct Cost {
+    kind: Kind,
+    worker_us: f64,
+    process_us: f64,
+}
+
+/// What one worker count gave.
+struct Row {
+    workers: usize,
+    searches: Vec<Search>,
+    /// The N the costs were measured at, and the costs.
+    costs: Option<(usize, Vec<Cost>)>,
 }
 
 fn main() {
     let settings = Settings::from_env();
+    let kinds: Vec<Kind> = if settings.diagnose {
+        vec![Kind::Bare, Kind::Node, Kind::BarePolled]
+    } else {
+        vec![Kind::Bare, Kind::Node]
+    };
     println!(
-        "forwarding capacity: one Opus stream at {RATE} packets/s, consumers added until loss passes {:.0} %; \
-         workers {:?}, N from {} up to {}, window {:.1?}, warm-up {:.1?}",
+        "forwarding capacity: one Opus stream at {RATE} packets/s, RTP consumers until more than {:.0} % of packets \
+         miss a {DEADLINE:?} deadline; workers {:?}, N from {} up to {}, warm-up {:.1?}, window {:.1?}; \
+         systems {:?}, each step started afresh, their steps taken in turn",
         LOSS_LIMIT * 100.0,
         settings.workers,
         settings.start,
         settings.max,
+        settings.warmup,
         settings.window,
-        settings.warmup
+        kinds.iter().map(|kind| kind.label()).collect::<Vec<_>>(),
     );
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let load_before = load_average();
@@ -825,67 +1149,89 @@ fn main() {
             return;
         }
     };
-    let mut rows = Vec::new();
+    let began = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
     runtime.block_on(async {
         for &workers in &settings.workers {
-            let mut results = Vec::new();
-            for node in [false, true] {
-                match search(node, workers, &settings).await {
-                    Ok(found) => results.push(Some(found)),
-                    Err(error) => {
-                        eprintln!("{} W={workers}: {error}", if node { "node" } else { "bare" });
-                        results.push(None);
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            rows.push((workers, results));
+            let searches = compare(&kinds, workers, &settings).await;
+            // The cost comparison runs where every system passed, a fifth below.
+            let common = searches.iter().map(|search| search.good.as_ref().map(|step| step.consumers)).min().flatten();
+            let costs = match common.map(|n| round(n * 4 / 5)) {
+                Some(n) if n >= 10 && settings.cost_rounds > 0 => Some((n, costs(&kinds, workers, n, &settings).await)),
+                _ => None,
+            };
+            rows.push(Row { workers, searches, costs });
         }
     });
     let load_after = load_average();
     println!();
+    let polled = settings.diagnose;
     println!(
-        "| W | bare capacity | node capacity | node/bare | worker CPU at capacity, bare | worker CPU at capacity, node | search time bare / node |"
+        "| W | bare capacity | node capacity | node/bare |{} worker CPU at capacity (bare / node) \
+         | same N: µs per packet in workers (bare / node{}) | in the process (bare / node{}) | bare/node cost \
+         | steps, time (bare / node) |",
+        if polled { " bare+stats capacity |" } else { "" },
+        if polled { " / bare+stats" } else { "" },
+        if polled { " / bare+stats" } else { "" },
     );
-    println!("|---|---|---|---|---|---|---|");
-    let capacity = |search: &Option<Search>| -> String {
-        match search {
-            Some(Search { capacity: Some(step), at_ceiling, .. }) => {
-                format!("{}{}", if *at_ceiling { "≥ " } else { "" }, step.consumers)
-            }
-            Some(_) => "< 10".into(),
-            None => "error".into(),
-        }
-    };
-    let worker_cpu = |search: &Option<Search>| -> String {
-        match search.as_ref().and_then(|s| s.capacity.as_ref()) {
-            Some(step) => step.cpu.workers.iter().map(|v| format!("{v:.0}%")).collect::<Vec<_>>().join(" + "),
-            None => "-".into(),
-        }
-    };
-    let took = |search: &Option<Search>| search.as_ref().map_or("-".into(), |s| format!("{:.0?}", s.took));
+    println!("|---|---|---|---|{}---|---|---|---|---|", if polled { "---|" } else { "" });
     let mut ratios = Vec::new();
-    for (workers, results) in &rows {
-        let (bare, node) = (&results[0], &results[1]);
-        let of = |s: &Option<Search>| s.as_ref().and_then(|s| s.capacity.as_ref()).map(|step| step.consumers as f64);
-        let ratio = match (of(bare), of(node)) {
-            (Some(b), Some(n)) if b > 0.0 => {
-                ratios.push(format!("W={workers} {:.2}", n / b));
-                format!("{:.2}", n / b)
-            }
-            _ => "-".into(),
+    for Row { workers, searches, costs } in &rows {
+        let find = |kind: Kind| searches.iter().find(|search| search.kind == kind);
+        let (Some(bare), Some(node)) = (find(Kind::Bare), find(Kind::Node)) else { continue };
+        let ratio = match (&bare.good, &node.good, &bare.failed, &node.failed) {
+            (Some(b), Some(n), None, None) => Some(n.consumers as f64 / b.consumers as f64),
+            _ => None,
         };
+        let cpu = |search: &Search| {
+            search.good.as_ref().map_or("-".into(), |step| {
+                step.cpu.workers.iter().map(|v| format!("{v:.0}%")).collect::<Vec<_>>().join("+")
+            })
+        };
+        let polled_column = match find(Kind::BarePolled) {
+            Some(search) if polled => format!(" {} |", search.capacity()),
+            _ => String::new(),
+        };
+        let cost_of = |kind: Kind| {
+            costs.as_ref().and_then(|(_, list)| list.iter().find(|c| c.kind == kind).map(|c| (c.worker_us, c.process_us)))
+        };
+        let shown: Vec<Kind> = kinds.clone();
+        let cost_column = |pick: fn((f64, f64)) -> f64| -> String {
+            let values: Vec<String> =
+                shown.iter().map(|kind| cost_of(*kind).map_or("-".into(), |c| format!("{:.2}", pick(c)))).collect();
+            let at = costs.as_ref().map_or(String::new(), |(n, _)| format!("N={n}: "));
+            format!("{at}{}", values.join(" / "))
+        };
+        let cost_ratio = match (cost_of(Kind::Bare), cost_of(Kind::Node)) {
+            (Some((_, bare)), Some((_, node))) if node > 0.0 => Some(bare / node),
+            _ => None,
+        };
+        let show = |value: Option<f64>| value.map_or("-".into(), |v| format!("{v:.2}"));
+        ratios.push(format!(
+            "W={workers}: {} (CPU per packet: {})",
+            show(ratio),
+            show(cost_ratio)
+        ));
         println!(
-            "| {workers} | {} | {} | {ratio} | {} | {} | {} / {} |",
-            capacity(bare),
-            capacity(node),
-            worker_cpu(bare),
-            worker_cpu(node),
-            took(bare),
-            took(node)
+            "| {workers} | {} | {} | {} |{polled_column} {} / {} | {} | {} | {} | {}, {:.0?} / {}, {:.0?} |",
+            bare.capacity(),
+            node.capacity(),
+            show(ratio),
+            cpu(bare),
+            cpu(node),
+            cost_column(|(worker, _)| worker),
+            cost_column(|(_, process)| process),
+            show(cost_ratio),
+            bare.steps,
+            bare.took,
+            node.steps,
+            node.took,
         );
     }
     println!();
-    println!("forwarding-capacity ratio (node / bare mediasoup): {}", ratios.join(", "));
-    println!("load average {load_before:.2} at start, {load_after:.2} at the end ({cores} cores)");
+    println!("forwarding-capacity ratio (node / bare mediasoup): {}", ratios.join("; "));
+    println!(
+        "load average {load_before:.2} at start, {load_after:.2} at the end ({cores} cores); whole run {:.0?}",
+        began.elapsed()
+    );
 }
