@@ -359,10 +359,8 @@ impl Inboxes {
                 let Some(slot) = index.checked_sub(base).map(|s| s as usize).filter(|s| *s < WINDOW_SLOTS) else {
                     continue;
                 };
-                let on_time = self
-                    .log
-                    .sent_at(index)
-                    .is_some_and(|sent| now.saturating_duration_since(sent) <= DEADLINE);
+                let on_time =
+                    self.log.sent_at(index).is_some_and(|sent| now.saturating_duration_since(sent) <= DEADLINE);
                 set(if on_time { &mut inbox.on_time } else { &mut inbox.late }, slot);
             }
         }
@@ -1122,11 +1120,8 @@ struct Row {
 
 fn main() {
     let settings = Settings::from_env();
-    let kinds: Vec<Kind> = if settings.diagnose {
-        vec![Kind::Bare, Kind::Node, Kind::BarePolled]
-    } else {
-        vec![Kind::Bare, Kind::Node]
-    };
+    let kinds: Vec<Kind> =
+        if settings.diagnose { vec![Kind::Bare, Kind::Node, Kind::BarePolled] } else { vec![Kind::Bare, Kind::Node] };
     println!(
         "forwarding capacity: one Opus stream at {RATE} packets/s, RTP consumers until more than {:.0} % of packets \
          miss a {DEADLINE:?} deadline; workers {:?}, N from {} up to {}, warm-up {:.1?}, window {:.1?}; \
@@ -1193,7 +1188,9 @@ fn main() {
             _ => String::new(),
         };
         let cost_of = |kind: Kind| {
-            costs.as_ref().and_then(|(_, list)| list.iter().find(|c| c.kind == kind).map(|c| (c.worker_us, c.process_us)))
+            costs
+                .as_ref()
+                .and_then(|(_, list)| list.iter().find(|c| c.kind == kind).map(|c| (c.worker_us, c.process_us)))
         };
         let shown: Vec<Kind> = kinds.clone();
         let cost_column = |pick: fn((f64, f64)) -> f64| -> String {
@@ -1207,11 +1204,7 @@ fn main() {
             _ => None,
         };
         let show = |value: Option<f64>| value.map_or("-".into(), |v| format!("{v:.2}"));
-        ratios.push(format!(
-            "W={workers}: {} (CPU per packet: {})",
-            show(ratio),
-            show(cost_ratio)
-        ));
+        ratios.push(format!("W={workers}: {} (CPU per packet: {})", show(ratio), show(cost_ratio)));
         println!(
             "| {workers} | {} | {} | {} |{polled_column} {} / {} | {} | {} | {} | {}, {:.0?} / {}, {:.0?} |",
             bare.capacity(),
