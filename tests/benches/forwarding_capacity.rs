@@ -45,8 +45,9 @@
 //! default 500), `FWD_MAX` (largest N; default from the open-file limit, two
 //! sockets per consumer, at most 9,000), `FWD_WINDOW_SECS` (window, default
 //! 4), `FWD_COST_ROUNDS` (cost windows per system, default 2), `FWD_DIAGNOSE=1`,
-//! `FWD_QUICK=1` (a smoke run of about a minute: W = 1, short windows, coarse
-//! bisection, N ≤ 2,000).
+//! `FWD_COST_AT=N` (no search: only the CPU-per-packet comparison at N, to check
+//! a change quickly), `FWD_QUICK=1` (a smoke run of about a minute: W = 1,
+//! short windows, coarse bisection, N ≤ 2,000).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -131,6 +132,8 @@ struct Settings {
     diagnose: bool,
     /// Windows per system for the cost comparison.
     cost_rounds: u32,
+    /// Only the cost comparison, at this N (no capacity search).
+    cost_at: Option<usize>,
     /// How long each cost window is.
     cost_window: Duration,
 }
@@ -158,6 +161,7 @@ impl Settings {
             resolution: if quick { 0.15 } else { 0.05 },
             diagnose: setting("FWD_DIAGNOSE", 0u8) != 0,
             cost_rounds: setting("FWD_COST_ROUNDS", if quick { 1 } else { 2u32 }),
+            cost_at: Some(setting("FWD_COST_AT", 0usize).min(max)).filter(|n| *n > 0),
             cost_window: Duration::from_secs_f64((window_secs * 2.0).clamp(1.0, longest)),
         }
     }
@@ -1033,6 +1037,9 @@ impl Search {
 
     /// The capacity found, as text (`≥` when the largest N allowed passed).
     fn capacity(&self) -> String {
+        if self.steps == 0 && self.failed.is_none() {
+            return "-".into();
+        }
         match (&self.failed, &self.good) {
             (Some(_), _) => "error".into(),
             (None, Some(step)) => format!("{}{}", if self.bad.is_none() { "≥ " } else { "" }, step.consumers),
@@ -1068,7 +1075,8 @@ async fn compare(kinds: &[Kind], workers: usize, settings: &Settings) -> Vec<Sea
 
 /// CPU time per forwarded packet of each of `kinds` at the same `consumers`,
 /// in longer windows taken in turn ([`Settings::cost_rounds`] of each): a
-/// figure that a busy machine disturbs less than a loss threshold. Returns
+/// figure that a busy machine disturbs less than a loss threshold. A window
+/// that lost packets is not counted (what was not sent costs nothing). Returns
 /// each kind's mean microseconds per packet in the workers and in the process.
 async fn costs(kinds: &[Kind], workers: usize, consumers: usize, settings: &Settings) -> Vec<Cost> {
     let mut long = settings.clone();
@@ -1080,9 +1088,10 @@ async fn costs(kinds: &[Kind], workers: usize, consumers: usize, settings: &Sett
             match Rig::start(*kind, workers, consumers).await {
                 Ok(rig) => {
                     let step = rig.measure(&long, began).await;
-                    step.print(*kind, workers, "cost");
+                    let counted = step.passed() && step.worker_us.is_finite() && step.process_us.is_finite();
+                    step.print(*kind, workers, if counted { "cost" } else { "cost (not counted)" });
                     rig.close().await;
-                    if step.worker_us.is_finite() && step.process_us.is_finite() {
+                    if counted {
                         *worker_us += step.worker_us;
                         *process_us += step.process_us;
                         *count += 1;
@@ -1148,10 +1157,17 @@ fn main() {
     let mut rows: Vec<Row> = Vec::new();
     runtime.block_on(async {
         for &workers in &settings.workers {
-            let searches = compare(&kinds, workers, &settings).await;
-            // The cost comparison runs where every system passed, a fifth below.
-            let common = searches.iter().map(|search| search.good.as_ref().map(|step| step.consumers)).min().flatten();
-            let costs = match common.map(|n| round(n * 4 / 5)) {
+            let (searches, at) = match settings.cost_at {
+                Some(n) => (kinds.iter().map(|kind| Search::new(*kind)).collect::<Vec<_>>(), Some(n)),
+                None => {
+                    let searches = compare(&kinds, workers, &settings).await;
+                    // The cost comparison runs where every system passed, a fifth below.
+                    let common =
+                        searches.iter().map(|search| search.good.as_ref().map(|step| step.consumers)).min().flatten();
+                    (searches, common.map(|n| round(n * 4 / 5)))
+                }
+            };
+            let costs = match at {
                 Some(n) if n >= 10 && settings.cost_rounds > 0 => Some((n, costs(&kinds, workers, n, &settings).await)),
                 _ => None,
             };
