@@ -45,6 +45,8 @@
 //! default 500), `FWD_MAX` (largest N; default from the open-file limit, two
 //! sockets per consumer, at most 9,000), `FWD_WINDOW_SECS` (window, default
 //! 4), `FWD_COST_ROUNDS` (cost windows per system, default 2), `FWD_DIAGNOSE=1`,
+//! `FWD_WAIT_IDLE_SECS` (on a shared machine: before each window, wait up to
+//! this long until other processes use under 30 % of a core; default 0),
 //! `FWD_COST_AT=N` (no search: only the CPU-per-packet comparison at N, to check
 //! a change quickly), `FWD_QUICK=1` (a smoke run of about a minute: W = 1,
 //! short windows, coarse bisection, N ≤ 2,000).
@@ -134,6 +136,8 @@ struct Settings {
     cost_rounds: u32,
     /// Only the cost comparison, at this N (no capacity search).
     cost_at: Option<usize>,
+    /// How long a window may wait for other processes to calm down.
+    wait_for_idle: Duration,
     /// How long each cost window is.
     cost_window: Duration,
 }
@@ -162,6 +166,7 @@ impl Settings {
             diagnose: setting("FWD_DIAGNOSE", 0u8) != 0,
             cost_rounds: setting("FWD_COST_ROUNDS", if quick { 1 } else { 2u32 }),
             cost_at: Some(setting("FWD_COST_AT", 0usize).min(max)).filter(|n| *n > 0),
+            wait_for_idle: Duration::from_secs_f64(setting("FWD_WAIT_IDLE_SECS", 0.0_f64).clamp(0.0, 3600.0)),
             cost_window: Duration::from_secs_f64((window_secs * 2.0).clamp(1.0, longest)),
         }
     }
@@ -851,6 +856,33 @@ impl Step {
     }
 }
 
+/// CPU other processes may use (percent of one core) for the machine to
+/// count as idle enough to measure on.
+const IDLE_ENOUGH: f64 = 30.0;
+
+/// Waits, up to `longest`, until other processes use less than
+/// [`IDLE_ENOUGH`] CPU over a second; says how long it waited.
+async fn wait_for_idle_machine(longest: Duration) {
+    if longest.is_zero() {
+        return;
+    }
+    let started = Instant::now();
+    loop {
+        let before = mark(&[], None, None);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let others = cpu_between(&before, &mark(&[], None, None)).others;
+        if others < IDLE_ENOUGH || started.elapsed() >= longest {
+            if started.elapsed() > Duration::from_secs(2) {
+                println!(
+                    "  (waited {:.0?} for other processes to calm down; they use {others:.0}% now)",
+                    started.elapsed()
+                );
+            }
+            return;
+        }
+    }
+}
+
 /// A system, its stream's sender and the receiving sockets.
 struct Rig {
     system: System,
@@ -912,6 +944,7 @@ impl Rig {
     async fn measure(&self, settings: &Settings, began: Instant) -> Step {
         self.sender.pause();
         self.quiet().await;
+        wait_for_idle_machine(settings.wait_for_idle).await;
         let setup = began.elapsed();
         self.sender.resume();
         tokio::time::sleep(settings.warmup).await;
