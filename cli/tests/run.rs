@@ -74,12 +74,25 @@ fn bad_flags_are_refused_with_a_clear_message() {
         (&["run", "--rtc-ports", "50000-40000"][..], "above MAX"),
         (&["run", "--workers", "0"][..], "--workers"),
         (&["run", "--watermark", "1.5"][..], "fraction"),
+        (&["run", "--max-peers", "0"][..], "--max-peers"),
+        (&["run", "--target-peers", "0"][..], "--target-peers"),
     ] {
         let output = Command::new(BINARY).args(args).output().expect("run mafalda-node");
         assert_eq!(output.status.code(), Some(2), "usage error exit code for {args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "stderr for {args:?} names the problem: {stderr}");
     }
+}
+
+#[test]
+fn a_target_above_the_peer_maximum_is_refused_before_anything_starts() {
+    let output = Command::new(BINARY)
+        .args(["run", "--max-peers", "10", "--target-peers", "11", "--api", "127.0.0.1:0"])
+        .output()
+        .expect("run mafalda-node");
+    assert!(!output.status.success(), "refused: {output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--target-peers (11) must not exceed --max-peers (10)"), "{stderr}");
 }
 
 #[test]
