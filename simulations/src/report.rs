@@ -23,6 +23,51 @@ const DRAIN_LEAD: Duration = Duration::from_millis(500);
 /// closed by then: a consumer not moved in time falls silent).
 const DRAIN_TAIL: Duration = Duration::from_secs(2);
 
+/// One protocol's part of the control plane, over the nodes running at the end.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProtocolShare {
+    /// Label (`kad`, `gossipsub`, `identify`, `ping`, `rope`, `other`).
+    pub protocol: String,
+    /// Payload bytes in + out per second per node: median.
+    pub median_per_node_b_per_s: f64,
+    /// Payload bytes in + out per second per node: mean.
+    pub mean_per_node_b_per_s: f64,
+    /// Its share of all protocols' payload bytes, 0-1.
+    pub share: f64,
+    /// Streams opened per node (either side), mean over the media phase.
+    pub streams_per_node: f64,
+}
+
+/// Each protocol's share of the payload bytes the running nodes counted
+/// (`NodeRecord::control_by_protocol`) per second of the media phase, `media_s`.
+fn protocol_shares(nodes: &[crate::runner::NodeRecord], media_s: f64) -> Vec<ProtocolShare> {
+    let running: Vec<_> = nodes.iter().filter(|n| n.alive).collect();
+    let total: u64 = running.iter().flat_map(|n| n.control_by_protocol.values()).map(|c| c.bytes).sum();
+    let mut labels: Vec<&String> = running.iter().flat_map(|n| n.control_by_protocol.keys()).collect();
+    labels.sort();
+    labels.dedup();
+    labels
+        .into_iter()
+        .map(|label| {
+            let rates: Vec<f64> = running
+                .iter()
+                .map(|n| n.control_by_protocol.get(label).map_or(0, |c| c.bytes) as f64 / media_s)
+                .collect();
+            let bytes: u64 = running.iter().filter_map(|n| n.control_by_protocol.get(label)).map(|c| c.bytes).sum();
+            let streams: u64 =
+                running.iter().filter_map(|n| n.control_by_protocol.get(label)).map(|c| c.streams).sum();
+            let stats = Stats::of(&rates);
+            ProtocolShare {
+                protocol: label.clone(),
+                median_per_node_b_per_s: stats.p50_ms,
+                mean_per_node_b_per_s: stats.mean_ms,
+                share: if total == 0 { 0.0 } else { bytes as f64 / total as f64 },
+                streams_per_node: streams as f64 / running.len().max(1) as f64,
+            }
+        })
+        .collect()
+}
+
 /// Summary of a set of durations, in milliseconds.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -115,8 +160,10 @@ pub struct NodeReport {
     pub relays: usize,
     /// Mean mediasoup worker CPU at the end, percent.
     pub cpu_percent: f64,
-    /// libp2p bytes per second over the run.
+    /// libp2p bytes per second during the media phase.
     pub control_bytes_per_s: f64,
+    /// libp2p bytes from its start to the media phase (joining).
+    pub join_bytes: Option<u64>,
     /// Most mediasoup workers at once.
     pub workers_peak: usize,
     /// Workers closed after their idle grace.
@@ -265,8 +312,13 @@ pub struct Report {
     pub hops: BTreeMap<usize, usize>,
     /// Relays (pipes into a node) per stream at the end.
     pub pipes_per_stream: BTreeMap<String, usize>,
-    /// libp2p bytes per second per node.
+    /// libp2p bytes per second per node during the media phase.
     pub control_bytes_per_node_per_s: Stats,
+    /// libp2p bytes per node from its start to the media phase (joining the
+    /// swarm and its routing tables and meshes forming), in bytes.
+    pub join_bytes_per_node: Stats,
+    /// The control plane by protocol (running nodes).
+    pub control_by_protocol: Vec<ProtocolShare>,
     /// Recovery after churn, per affected consumer.
     pub recovery: Stats,
     /// Delivery.
@@ -321,7 +373,7 @@ pub fn build(obs: &Observations) -> Report {
         .enumerate()
         .map(|(i, s)| (s.id.clone(), pipes.iter().filter(|p| p.stream == i).count()))
         .collect();
-    let run_s = (obs.startup + obs.media_time).as_secs_f64().max(1e-3);
+    let media_s = obs.media_time.as_secs_f64().max(1e-3);
     let node_reports: Vec<NodeReport> = obs
         .nodes
         .iter()
@@ -334,7 +386,8 @@ pub fn build(obs: &Observations) -> Report {
             streams_held: n.held.len(),
             relays: n.held.iter().filter(|(_, up)| up.is_some()).count(),
             cpu_percent: n.cpu_percent,
-            control_bytes_per_s: n.control_bytes as f64 / run_s,
+            control_bytes_per_s: n.control_bytes as f64 / media_s,
+            join_bytes: n.join_bytes,
             workers_peak: n.workers_peak,
             workers_closed: n.workers_closed,
             workers_end: n.workers_end,
@@ -343,6 +396,7 @@ pub fn build(obs: &Observations) -> Report {
         })
         .collect();
     let control: Vec<f64> = node_reports.iter().filter(|n| n.alive).map(|n| n.control_bytes_per_s).collect();
+    let join: Vec<f64> = node_reports.iter().filter_map(|n| n.join_bytes).map(|b| b as f64).collect();
     let recoveries: Vec<f64> = consumers.iter().filter_map(|c| c.recovery_ms).collect();
     let expected: usize = consumers.iter().map(|c| c.expected).sum();
     let received: usize = consumers.iter().map(|c| c.received).sum();
@@ -409,6 +463,8 @@ pub fn build(obs: &Observations) -> Report {
         hops,
         pipes_per_stream,
         control_bytes_per_node_per_s: Stats::of(&control),
+        control_by_protocol: protocol_shares(&obs.nodes, media_s),
+        join_bytes_per_node: Stats::of(&join),
         recovery: Stats::of(&recoveries),
         delivery,
         passed: checks.iter().all(|c| c.passed),
@@ -711,12 +767,35 @@ pub fn markdown(report: &Report) -> String {
         ("find latency", &report.find_latency, "ms"),
         ("time to first packet", &report.time_to_first_packet, "ms"),
         ("recovery after churn", &report.recovery, "ms"),
-        ("control-plane traffic per node", &report.control_bytes_per_node_per_s, "B/s"),
+        ("control-plane traffic per node, media phase", &report.control_bytes_per_node_per_s, "B/s"),
+        ("control-plane bytes per node to join", &report.join_bytes_per_node, "B"),
     ] {
         let _ = writeln!(
             md,
             "| {name} | {} | {:.1} {unit} | {:.1} {unit} | {:.1} {unit} |",
             stats.count, stats.p50_ms, stats.p99_ms, stats.max_ms
+        );
+    }
+    if !report.control_by_protocol.is_empty() {
+        let shares: Vec<String> = report
+            .control_by_protocol
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.0} B/s (mean {:.0}; {:.1} %; {:.0} streams per node)",
+                    p.protocol,
+                    p.median_per_node_b_per_s,
+                    p.mean_per_node_b_per_s,
+                    p.share * 100.0,
+                    p.streams_per_node
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nControl plane by protocol in the media phase (payload bytes in + out per node, median over running nodes; \
+             framing not included): {}.",
+            shares.join(", ")
         );
     }
     let hops: Vec<String> = report.hops.iter().map(|(h, n)| format!("{h} hop(s): {n}")).collect();

@@ -3,7 +3,7 @@
 //! consumer's path and packets, churn, and each node's state at the end.
 //! [`crate::report`] turns the observations into figures.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -190,9 +190,15 @@ pub struct NodeRecord {
     pub held: Vec<(String, Option<usize>)>,
     /// Mean CPU of its mediasoup workers, percent.
     pub cpu_percent: f64,
-    /// libp2p bytes in + out over the run (all control-plane traffic: DHT,
-    /// gossip, identify, ping, ROPE).
+    /// libp2p bytes in + out during the media phase (all control-plane
+    /// traffic: DHT, gossip, identify, ping, ROPE), of its last life.
     pub control_bytes: u64,
+    /// Payload bytes in + out per protocol (`kad`, `gossipsub`, …) during the
+    /// media phase, from the node's own per-protocol counters.
+    pub control_by_protocol: BTreeMap<String, ProtocolCount>,
+    /// libp2p bytes in + out from its start to the media phase (joining the
+    /// swarm); none for a node (re)started later.
+    pub join_bytes: Option<u64>,
     /// Most mediasoup workers it ran at once (in any of its lives).
     pub workers_peak: usize,
     /// Workers the pool closed after their idle grace (not counting its
@@ -284,6 +290,38 @@ struct SimNode {
     live: Arc<Mutex<Option<Weak<Node>>>>,
     /// Its resources when its current life began serving consumers.
     baseline: Option<Resources>,
+    /// Its control-plane counters when the media phase began (zero for a
+    /// life that began later: a restarted node counts from zero).
+    control_at_media_start: ControlCount,
+    /// Whether its current life began before the media phase.
+    joined_before_media: bool,
+}
+
+/// A node's control-plane counters at one moment.
+#[derive(Debug, Clone, Default)]
+struct ControlCount {
+    /// libp2p bytes in + out (`libp2p_bandwidth_bytes_total`).
+    bytes: u64,
+    /// Payload bytes in + out per protocol label.
+    by_protocol: BTreeMap<String, ProtocolCount>,
+}
+
+impl ControlCount {
+    fn of(node: &Node) -> Self {
+        Self { bytes: bandwidth_bytes(node), by_protocol: protocol_bytes(node) }
+    }
+
+    /// What was counted since `earlier`.
+    fn since(&self, earlier: &Self) -> Self {
+        let by_protocol = self
+            .by_protocol
+            .iter()
+            .map(|(label, count)| {
+                (label.clone(), count.since(&earlier.by_protocol.get(label).copied().unwrap_or_default()))
+            })
+            .collect();
+        Self { bytes: self.bytes.saturating_sub(earlier.bytes), by_protocol }
+    }
 }
 
 impl SimNode {
@@ -293,6 +331,9 @@ impl SimNode {
         let node = Arc::new(node);
         *lock(&self.live) = Some(Arc::downgrade(&node));
         self.node = Some(node);
+        // A new life counts from zero.
+        self.control_at_media_start = ControlCount::default();
+        self.joined_before_media = false;
     }
 
     /// Takes the node out to shut it down, no longer watching its workers.
@@ -361,6 +402,8 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
                 watching: None,
                 live: Arc::default(),
                 baseline: None,
+                control_at_media_start: ControlCount::default(),
+                joined_before_media: false,
             }
         })
         .collect();
@@ -407,8 +450,14 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
     }
 
     // Every node's baseline: its publications, no consumer yet.
+    // and its control-plane counters, so that joining the swarm (a one-off
+    // cost) is reported apart from the traffic of the run.
     for sim in &mut sims {
         sim.baseline = sim.node.as_deref().map(Resources::of);
+        if let Some(node) = sim.node.as_deref() {
+            sim.control_at_media_start = ControlCount::of(node);
+            sim.joined_before_media = true;
+        }
     }
 
     // Consumers arrive round-robin over the streams: placed ones at their
@@ -546,6 +595,8 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             held: Vec::new(),
             cpu_percent: 0.0,
             control_bytes: 0,
+            control_by_protocol: BTreeMap::new(),
+            join_bytes: sim.joined_before_media.then_some(sim.control_at_media_start.bytes),
             workers_peak: sim.workers.peak.load(Ordering::Relaxed),
             workers_closed: sim.workers.closed.load(Ordering::Relaxed),
             workers_end: 0,
@@ -563,7 +614,9 @@ pub async fn run(scenario: &Scenario) -> Result<Observations, RunError> {
             let workers = node.media().status();
             record.cpu_percent =
                 workers.iter().map(|w| f64::from(w.cpu_percent)).sum::<f64>() / workers.len().max(1) as f64;
-            record.control_bytes = bandwidth_bytes(node);
+            let control = ControlCount::of(node).since(&sim.control_at_media_start);
+            record.control_bytes = control.bytes;
+            record.control_by_protocol = control.by_protocol;
             record.workers_end = workers.len();
         }
         nodes.push(record);
@@ -703,6 +756,40 @@ pub(crate) async fn shutdown(node: Arc<Node>) {
         }
     }
     warn!("a node was still in use at shutdown; dropping it");
+}
+
+/// One protocol's counters at a node (both directions).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ProtocolCount {
+    /// Payload bytes in + out.
+    pub bytes: u64,
+    /// Streams opened by either side (one per request for Kademlia, ROPE,
+    /// identify; long-lived for gossipsub and ping).
+    pub streams: u64,
+}
+
+impl ProtocolCount {
+    fn since(&self, earlier: &Self) -> Self {
+        Self {
+            bytes: self.bytes.saturating_sub(earlier.bytes),
+            streams: self.streams.saturating_sub(earlier.streams),
+        }
+    }
+}
+
+/// Payload bytes and streams per protocol label, from the node's counters.
+pub(crate) fn protocol_bytes(node: &Node) -> BTreeMap<String, ProtocolCount> {
+    node.swarm()
+        .traffic()
+        .into_iter()
+        .map(|(label, traffic)| {
+            let count = ProtocolCount {
+                bytes: traffic.bytes_in + traffic.bytes_out,
+                streams: traffic.streams_in + traffic.streams_out,
+            };
+            (label.as_str().to_owned(), count)
+        })
+        .collect()
 }
 
 /// Sums `libp2p_bandwidth_bytes_total` over protocols and directions.
