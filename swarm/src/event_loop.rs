@@ -450,6 +450,11 @@ impl EventLoop {
 
     fn on_providers_found(&mut self, id: QueryId, providers: HashSet<PeerId>) {
         let local = *self.swarm.local_peer_id();
+        let enough = self.finds.get_mut(&id).is_some_and(|find| find.answered(providers.len()));
+        if enough && let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+            // Ends the walk; Kademlia reports the query's last step next.
+            query.finish();
+        }
         for peer in providers {
             if peer == local || self.swarm.is_connected(&peer) {
                 if let Some(find) = self.finds.get_mut(&id) {
