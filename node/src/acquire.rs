@@ -2,6 +2,7 @@
 //! asking the cheapest to pipe it (busy ones name others to try); concurrent
 //! consumes of one stream share one pull.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::cost::Candidate;
 use crate::events::NodeEvent;
 use crate::inner::{Inner, lock};
 use crate::streams::{LocalStream, StreamRef};
+use crate::remote::Walk;
 use crate::{NodeError, remote};
 
 /// How long the DHT is asked for providers of a stream whose origin is
@@ -20,6 +22,17 @@ const KNOWN_ORIGIN_FIND: Duration = Duration::from_millis(500);
 
 /// Most providers one consume tries (busy ones name others to try).
 const MAX_PULL_ATTEMPTS: usize = 16;
+
+/// What one acquisition has used up so far, over both walks of the DHT.
+struct Attempt {
+    /// This node's end of the pipe, opened during the first walk, for the
+    /// first pull.
+    end: Option<crate::pipes::LocalEnd>,
+    /// Providers asked to pipe.
+    tried: HashSet<PeerId>,
+    /// Why each one did not.
+    reasons: Vec<String>,
+}
 
 /// The announcement of a stream this node just started to relay, running in
 /// the background: a consume sets up its consumer meanwhile, then waits for
@@ -170,7 +183,10 @@ impl Inner {
     /// does: this node's end of the pipe opens while the DHT is asked. A
     /// single provider is asked to pipe at once (its offer carries the same
     /// signed provenance and tracks a description would, checked the same
-    /// way); several are described first and ranked by cost.
+    /// way); several are described first and ranked by cost. The DHT is
+    /// walked quickly first; when none of the providers that walk named can
+    /// pipe the stream (their records may be stale), it is walked to the end
+    /// and the providers not tried yet are.
     async fn acquire_within(
         self: &Arc<Self>,
         wanted: &StreamRef,
@@ -178,27 +194,61 @@ impl Inner {
         find_deadline: Duration,
     ) -> Result<LocalStream, NodeError> {
         let stream = wanted.id.as_str();
-        let me = self.swarm.peer_id();
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + find_deadline;
         let (providers, end) = tokio::join!(
-            remote::find_providers(self, wanted, find_deadline),
+            remote::find_providers(self, wanted, find_deadline, Walk::Quick),
             crate::pipes::open_local_end(self, stream)
         );
-        let providers: Vec<PeerId> = providers?.into_iter().filter(|p| *p != me && !excluded.contains(p)).collect();
+        self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+        let mut attempt = Attempt { end: end.ok(), tried: HashSet::new(), reasons: Vec::new() };
+        let providers = providers?;
+        // A walk that met no provider went to the end already.
+        let walked_to_the_end = providers.is_empty();
+        if let Some(local) = self.try_providers(wanted, excluded, providers, deadline, &mut attempt).await? {
+            return Ok(local);
+        }
+        if walked_to_the_end {
+            return Err(NodeError::NotFound(stream.to_owned()));
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let more: Vec<PeerId> = remote::find_providers(self, wanted, left, Walk::Thorough)
+            .await?
+            .into_iter()
+            .filter(|peer| !attempt.tried.contains(peer))
+            .collect();
+        if let Some(local) = self.try_providers(wanted, excluded, more, deadline, &mut attempt).await? {
+            return Ok(local);
+        }
+        if attempt.reasons.is_empty() {
+            return Err(NodeError::NotFound(stream.to_owned()));
+        }
+        Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: attempt.reasons.join("; ") })
+    }
+
+    /// Ranks `providers` and asks them to pipe `wanted`, cheapest first, until
+    /// one does (`Some`); `None` when none did (why is in `attempt`). Errors
+    /// only when the providers name two origins and none is pinned.
+    async fn try_providers(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        excluded: &[PeerId],
+        providers: Vec<PeerId>,
+        deadline: tokio::time::Instant,
+        attempt: &mut Attempt,
+    ) -> Result<Option<LocalStream>, NodeError> {
+        let stream = wanted.id.as_str();
+        let me = self.swarm.peer_id();
+        let providers: Vec<PeerId> = providers.into_iter().filter(|p| *p != me && !excluded.contains(p)).collect();
         let (ranked, mut origin) = match providers.as_slice() {
-            [] => {
-                self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
-                return Err(NodeError::NotFound(stream.to_owned()));
-            }
-            [only] => {
-                self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
-                (vec![*only], wanted.origin)
-            }
+            [] => return Ok(None),
+            [only] => (vec![*only], wanted.origin),
             _ => {
-                let found = remote::describe_providers(self, wanted, providers, deadline).await;
-                self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
-                let found = found?;
+                let found = match remote::describe_providers(self, wanted, providers, deadline).await {
+                    Ok(found) => found,
+                    Err(NodeError::NotFound(_)) => return Ok(None),
+                    Err(error) => return Err(error),
+                };
                 let origin = match (wanted.origin, found.origins.as_slice()) {
                     (Some(origin), _) => origin,
                     (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,
@@ -209,27 +259,24 @@ impl Inner {
                 (self.rank(found.providers, excluded), Some(origin))
             }
         };
-        let mut end = end.ok();
-        let mut reasons = Vec::new();
         let mut queue: std::collections::VecDeque<PeerId> = ranked.into();
-        let mut tried = std::collections::HashSet::new();
         while let Some(peer) = queue.pop_front() {
-            if !tried.insert(peer) || peer == me || excluded.contains(&peer) {
+            if !attempt.tried.insert(peer) || peer == me || excluded.contains(&peer) {
                 continue;
             }
-            if tried.len() > MAX_PULL_ATTEMPTS {
-                reasons.push(format!("gave up after {MAX_PULL_ATTEMPTS} providers"));
+            if attempt.tried.len() > MAX_PULL_ATTEMPTS {
+                attempt.reasons.push(format!("gave up after {MAX_PULL_ATTEMPTS} providers"));
                 break;
             }
-            let pulled = match end.take() {
+            let pulled = match attempt.end.take() {
                 Some(end) => crate::pipes::pull_into(self, stream, peer, origin, end).await,
                 None => crate::pipes::pull(self, stream, peer, origin).await,
             };
             match pulled {
-                Ok(local) => return Ok(local),
+                Ok(local) => return Ok(Some(local)),
                 Err(NodeError::Busy { alternatives }) => {
                     info!(stream, %peer, ?alternatives, "provider busy; trying the relays it named");
-                    reasons.push(format!("{peer}: busy"));
+                    attempt.reasons.push(format!("{peer}: busy"));
                     if origin.is_none() {
                         // Asked at once, the only provider told us nothing about
                         // its origin: pin it before its relays are asked, so none
@@ -245,13 +292,10 @@ impl Inner {
                 }
                 Err(error) => {
                     warn!(stream, %peer, %error, "provider could not pipe the stream");
-                    reasons.push(format!("{peer}: {error}"));
+                    attempt.reasons.push(format!("{peer}: {error}"));
                 }
             }
         }
-        if reasons.is_empty() {
-            return Err(NodeError::NotFound(stream.to_owned()));
-        }
-        Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: reasons.join("; ") })
+        Ok(None)
     }
 }

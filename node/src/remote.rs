@@ -160,8 +160,33 @@ async fn find_described(
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
-    let providers = find_providers(inner, wanted, find_deadline).await?;
-    describe_providers(inner, wanted, providers, deadline).await
+    let providers = find_providers(inner, wanted, find_deadline, Walk::Quick).await?;
+    let asked = providers.clone();
+    match describe_providers(inner, wanted, providers, deadline).await {
+        // A walk that met no provider went to the end already.
+        Err(NodeError::NotFound(_)) if !asked.is_empty() => {
+            // Every record the quick walk met was stale: walk on to the
+            // closest peers, and ask the providers not asked yet.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let more: Vec<PeerId> = find_providers(inner, wanted, left, Walk::Thorough)
+                .await?
+                .into_iter()
+                .filter(|peer| !asked.contains(peer))
+                .collect();
+            describe_providers(inner, wanted, more, deadline).await
+        }
+        found => found,
+    }
+}
+
+/// How far a provider lookup walks the DHT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Until a few peers answered with providers (nearly always all of them).
+    Quick,
+    /// Until the peers closest to the key all answered: after a quick walk
+    /// whose providers all turned out stale.
+    Thorough,
 }
 
 /// The DHT's providers of `wanted`, reachable ones only, within most of `find_deadline`.
@@ -169,8 +194,14 @@ pub(crate) async fn find_providers(
     inner: &Arc<Inner>,
     wanted: &StreamRef,
     find_deadline: std::time::Duration,
+    walk: Walk,
 ) -> Result<Vec<PeerId>, NodeError> {
-    Ok(inner.swarm.find_providers(stream_key(&wanted.id), find_deadline * 3 / 4).await?)
+    let key = stream_key(&wanted.id);
+    let within = find_deadline * 3 / 4;
+    Ok(match walk {
+        Walk::Quick => inner.swarm.find_providers(key, within).await?,
+        Walk::Thorough => inner.swarm.find_all_providers(key, within).await?,
+    })
 }
 
 /// Asks each of `providers` to describe `wanted` (by `deadline`), and keeps

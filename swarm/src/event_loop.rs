@@ -60,6 +60,8 @@ pub(crate) enum Command {
     FindProviders {
         key: RecordKey,
         deadline: Instant,
+        /// Walk to the closest peers rather than stop after enough answers.
+        thorough: bool,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
     PublishLoad {
@@ -378,7 +380,9 @@ impl EventLoop {
                 self.provided.remove(&key);
                 let _ = reply.send(());
             }
-            Command::FindProviders { key, deadline, reply } => self.start_find(key, deadline, reply),
+            Command::FindProviders { key, deadline, thorough, reply } => {
+                self.start_find(key, deadline, thorough, reply);
+            }
             Command::PublishLoad { report, reply } => {
                 let result = report.encode().map_err(|e| SwarmError::Publish(e.to_string())).and_then(|bytes| {
                     let topic = self.load_topic.clone();
@@ -436,9 +440,12 @@ impl EventLoop {
         }
     }
 
-    fn start_find(&mut self, key: RecordKey, deadline: Instant, reply: oneshot::Sender<Vec<PeerId>>) {
+    fn start_find(&mut self, key: RecordKey, deadline: Instant, thorough: bool, reply: oneshot::Sender<Vec<PeerId>>) {
         let local = self.provided.contains(&key).then(|| *self.swarm.local_peer_id());
         let mut find = PendingFind::new(reply, local, deadline);
+        if thorough {
+            find.walk_to_the_end();
+        }
         if self.finds.len() >= MAX_PENDING_FINDS {
             warn!("too many provider lookups in flight; answering with local knowledge only");
             find.answer();

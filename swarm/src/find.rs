@@ -33,6 +33,8 @@ pub(crate) struct PendingFind {
     query_done: bool,
     /// Answers (the local store's included) that named at least one provider.
     answers_with_providers: usize,
+    /// Never stopped early ([`PendingFind::walk_to_the_end`]).
+    thorough: bool,
     pub(crate) deadline: Instant,
 }
 
@@ -45,8 +47,14 @@ impl PendingFind {
             dialing: HashSet::new(),
             query_done: false,
             answers_with_providers: 0,
+            thorough: false,
             deadline,
         }
+    }
+
+    /// The walk goes on to the closest peers whatever the answers.
+    pub(crate) fn walk_to_the_end(&mut self) {
+        self.thorough = true;
     }
 
     /// One peer's answer came, naming `providers` providers. Returns whether
@@ -55,7 +63,7 @@ impl PendingFind {
         if providers > 0 {
             self.answers_with_providers += 1;
         }
-        !self.query_done && self.answers_with_providers >= ENOUGH_PROVIDER_ANSWERS
+        !self.thorough && !self.query_done && self.answers_with_providers >= ENOUGH_PROVIDER_ANSWERS
     }
 
     pub(crate) fn add_reachable(&mut self, peer: PeerId) {
@@ -130,5 +138,9 @@ mod tests {
         assert!(find.answered(1), "enough answers named providers");
         find.query_finished();
         assert!(!find.answered(1), "a finished walk is not stopped again");
+        let (reply, _answer) = oneshot::channel();
+        let mut thorough = PendingFind::new(reply, None, Instant::now());
+        thorough.walk_to_the_end();
+        assert!((0..10).all(|_| !thorough.answered(3)), "a thorough walk is never stopped");
     }
 }

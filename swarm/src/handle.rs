@@ -265,9 +265,21 @@ impl SwarmHandle {
     /// The reachable providers of `key` found within `deadline` (this node first
     /// if it provides the key). Providers that cannot be dialed are left out; an
     /// empty list means none was found.
+    ///
+    /// The DHT walk stops once a few peers have answered with providers
+    /// (`ENOUGH_PROVIDER_ANSWERS` in `find.rs`): quick, and nearly always
+    /// complete, but their records may all be stale (providers that let go
+    /// of the key). [`SwarmHandle::find_all_providers`] walks on.
     pub async fn find_providers(&self, key: RecordKey, deadline: Duration) -> Result<Vec<PeerId>, SwarmError> {
         let deadline = std::time::Instant::now() + deadline;
-        self.ask(|reply| Command::FindProviders { key, deadline, reply }).await
+        self.ask(|reply| Command::FindProviders { key, deadline, thorough: false, reply }).await
+    }
+
+    /// Like [`SwarmHandle::find_providers`], walking the DHT until the peers
+    /// closest to `key` have all answered (Kademlia's own end of a lookup).
+    pub async fn find_all_providers(&self, key: RecordKey, deadline: Duration) -> Result<Vec<PeerId>, SwarmError> {
+        let deadline = std::time::Instant::now() + deadline;
+        self.ask(|reply| Command::FindProviders { key, deadline, thorough: true, reply }).await
     }
 
     /// Gossips this node's load report.
