@@ -12,8 +12,8 @@ use tracing::{info, warn};
 use crate::cost::Candidate;
 use crate::events::NodeEvent;
 use crate::inner::{Inner, lock};
-use crate::streams::{LocalStream, StreamRef};
 use crate::remote::Walk;
+use crate::streams::{LocalStream, StreamRef};
 use crate::{NodeError, remote};
 
 /// How long the DHT is asked for providers of a stream whose origin is
@@ -196,12 +196,27 @@ impl Inner {
         let stream = wanted.id.as_str();
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + find_deadline;
+        let recent = lock(&self.recent_finds).get(wanted, std::time::Instant::now());
+        let mut attempt = Attempt { end: None, tried: HashSet::new(), reasons: Vec::new() };
+        if let Some(found) = recent {
+            // Found a moment ago (an app's find before its consume): pipe
+            // from the cheapest of those providers, or find afresh.
+            attempt.end = crate::pipes::open_local_end(self, stream).await.ok();
+            let origin = wanted.origin.or_else(|| found.origins.first()?.parse().ok());
+            let ranked = self.rank(found.providers, excluded);
+            if let Some(local) = self.pull_first(wanted, excluded, ranked, origin, deadline, &mut attempt).await? {
+                return Ok(local);
+            }
+            lock(&self.recent_finds).forget(wanted);
+        }
         let (providers, end) = tokio::join!(
             remote::find_providers(self, wanted, find_deadline, Walk::Quick),
             crate::pipes::open_local_end(self, stream)
         );
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
-        let mut attempt = Attempt { end: end.ok(), tried: HashSet::new(), reasons: Vec::new() };
+        if attempt.end.is_none() {
+            attempt.end = end.ok();
+        }
         let providers = providers?;
         // A walk that met no provider went to the end already.
         let walked_to_the_end = providers.is_empty();
@@ -240,7 +255,7 @@ impl Inner {
         let stream = wanted.id.as_str();
         let me = self.swarm.peer_id();
         let providers: Vec<PeerId> = providers.into_iter().filter(|p| *p != me && !excluded.contains(p)).collect();
-        let (ranked, mut origin) = match providers.as_slice() {
+        let (ranked, origin) = match providers.as_slice() {
             [] => return Ok(None),
             [only] => (vec![*only], wanted.origin),
             _ => {
@@ -259,6 +274,22 @@ impl Inner {
                 (self.rank(found.providers, excluded), Some(origin))
             }
         };
+        self.pull_first(wanted, excluded, ranked, origin, deadline, attempt).await
+    }
+
+    /// Asks the `ranked` providers to pipe `wanted`, in turn, until one does
+    /// (busy ones name others, tried next); `None` when none did.
+    async fn pull_first(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        excluded: &[PeerId],
+        ranked: Vec<PeerId>,
+        mut origin: Option<PeerId>,
+        deadline: tokio::time::Instant,
+        attempt: &mut Attempt,
+    ) -> Result<Option<LocalStream>, NodeError> {
+        let stream = wanted.id.as_str();
+        let me = self.swarm.peer_id();
         let mut queue: std::collections::VecDeque<PeerId> = ranked.into();
         while let Some(peer) = queue.pop_front() {
             if !attempt.tried.insert(peer) || peer == me || excluded.contains(&peer) {

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub(crate) webrtc_consumers: Mutex<HashMap<String, usize>>,
     /// One lock per stream being pulled, so concurrent consumes share one pipe.
     pub(crate) pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Finds of the last moments, for the consumes that follow them.
+    pub(crate) recent_finds: Mutex<crate::recent_finds::RecentFinds>,
     /// When egress and pipe counters were last read (read at most once a second).
     pub(crate) egresses_counted: Mutex<Option<std::time::Instant>>,
     pub(crate) next_egress: std::sync::atomic::AtomicU64,

@@ -47,6 +47,7 @@ mod metrics;
 mod node;
 mod peers_in_use;
 mod pipes;
+mod recent_finds;
 pub mod record;
 mod release;
 mod remote;

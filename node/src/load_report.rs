@@ -53,8 +53,7 @@ struct Publisher {
 
 impl Publisher {
     fn due(&self, busy: bool, now: Instant) -> bool {
-        busy != self.told_busy
-            && self.last_at.is_none_or(|at| now.saturating_duration_since(at) >= MIN_REPORT_INTERVAL)
+        busy != self.told_busy && self.last_at.is_none_or(|at| now.saturating_duration_since(at) >= MIN_REPORT_INTERVAL)
     }
 
     fn published(&mut self, busy: bool, now: Instant) {

@@ -164,6 +164,7 @@ impl Node {
             egresses: Mutex::default(),
             webrtc_consumers: Mutex::default(),
             pulling: Mutex::default(),
+            recent_finds: Mutex::default(),
             next_egress: std::sync::atomic::AtomicU64::new(1),
             egresses_counted: Mutex::default(),
             events: broadcast::channel(EVENT_BUFFER).0,

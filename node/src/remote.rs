@@ -133,6 +133,9 @@ pub(crate) async fn find_within(
     let started = std::time::Instant::now();
     let found = find_described(inner, stream, deadline).await;
     inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+    if let Ok(found) = &found {
+        lock(&inner.recent_finds).keep(stream, found, std::time::Instant::now());
+    }
     found
 }
 

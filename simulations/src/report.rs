@@ -54,8 +54,7 @@ fn protocol_shares(nodes: &[crate::runner::NodeRecord], media_s: f64) -> Vec<Pro
                 .map(|n| n.control_by_protocol.get(label).map_or(0, |c| c.bytes) as f64 / media_s)
                 .collect();
             let bytes: u64 = running.iter().filter_map(|n| n.control_by_protocol.get(label)).map(|c| c.bytes).sum();
-            let streams: u64 =
-                running.iter().filter_map(|n| n.control_by_protocol.get(label)).map(|c| c.streams).sum();
+            let streams: u64 = running.iter().filter_map(|n| n.control_by_protocol.get(label)).map(|c| c.streams).sum();
             let stats = Stats::of(&rates);
             ProtocolShare {
                 protocol: label.clone(),

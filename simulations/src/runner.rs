@@ -770,10 +770,7 @@ pub struct ProtocolCount {
 
 impl ProtocolCount {
     fn since(&self, earlier: &Self) -> Self {
-        Self {
-            bytes: self.bytes.saturating_sub(earlier.bytes),
-            streams: self.streams.saturating_sub(earlier.streams),
-        }
+        Self { bytes: self.bytes.saturating_sub(earlier.bytes), streams: self.streams.saturating_sub(earlier.streams) }
     }
 }
 

@@ -67,6 +67,38 @@ async fn a_stream_published_at_one_end_of_a_line_is_consumed_at_the_other() {
     }
 }
 
+/// A consume right after a find pipes from the providers that find learnt;
+/// when they no longer hold the stream, it finds afresh rather than failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consume_right_after_a_find_whose_provider_left_finds_afresh() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let c = node(Some(&b)).await;
+    let (b_id, c_id) = (b.peer_id().to_string(), c.peer_id().to_string());
+    a.publish_rtp("moving", vec![opus_track()]).await.expect("publish at a");
+    let providers = c.find("moving").await.expect("find from c");
+    assert_eq!(providers.iter().map(|p| p.peer.clone()).collect::<Vec<_>>(), vec![a.peer_id().to_string()]);
+
+    // Within the moment c keeps its find: the stream moves from a to b.
+    a.unpublish("moving").await.expect("unpublish at a");
+    let ingest = b.publish_rtp("moving", vec![opus_track()]).await.expect("publish at b");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("moving", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path, vec![b_id, c_id], "piped from the stream's new origin");
+
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 100);
+    let track = egress.tracks[0].clone();
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_streams_and_bad_input_get_clear_errors() {
     let a = node(None).await;
