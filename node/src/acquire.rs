@@ -217,18 +217,17 @@ impl Inner {
         if attempt.end.is_none() {
             attempt.end = end.ok();
         }
-        let providers = providers?;
-        // A walk that met no provider went to the end already.
-        let walked_to_the_end = providers.is_empty();
-        if let Some(local) = self.try_providers(wanted, excluded, providers, deadline, &mut attempt).await? {
+        let lookup = providers?;
+        if let Some(local) = self.try_providers(wanted, excluded, lookup.providers, deadline, &mut attempt).await? {
             return Ok(local);
         }
-        if walked_to_the_end {
+        if lookup.walked_to_the_end {
             return Err(NodeError::NotFound(stream.to_owned()));
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let more: Vec<PeerId> = remote::find_providers(self, wanted, left, Walk::Thorough)
             .await?
+            .providers
             .into_iter()
             .filter(|peer| !attempt.tried.contains(peer))
             .collect();

@@ -163,16 +163,16 @@ async fn find_described(
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
-    let providers = find_providers(inner, wanted, find_deadline, Walk::Quick).await?;
-    let asked = providers.clone();
-    match describe_providers(inner, wanted, providers, deadline).await {
-        // A walk that met no provider went to the end already.
-        Err(NodeError::NotFound(_)) if !asked.is_empty() => {
+    let lookup = find_providers(inner, wanted, find_deadline, Walk::Quick).await?;
+    let asked = lookup.providers.clone();
+    match describe_providers(inner, wanted, lookup.providers, deadline).await {
+        Err(NodeError::NotFound(_)) if !lookup.walked_to_the_end => {
             // Every record the quick walk met was stale: walk on to the
             // closest peers, and ask the providers not asked yet.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let more: Vec<PeerId> = find_providers(inner, wanted, left, Walk::Thorough)
                 .await?
+                .providers
                 .into_iter()
                 .filter(|peer| !asked.contains(peer))
                 .collect();
@@ -198,13 +198,9 @@ pub(crate) async fn find_providers(
     wanted: &StreamRef,
     find_deadline: std::time::Duration,
     walk: Walk,
-) -> Result<Vec<PeerId>, NodeError> {
+) -> Result<mafalda_swarm::ProviderLookup, NodeError> {
     let key = stream_key(&wanted.id);
-    let within = find_deadline * 3 / 4;
-    Ok(match walk {
-        Walk::Quick => inner.swarm.find_providers(key, within).await?,
-        Walk::Thorough => inner.swarm.find_all_providers(key, within).await?,
-    })
+    Ok(inner.swarm.lookup_providers(key, find_deadline * 3 / 4, walk == Walk::Thorough).await?)
 }
 
 /// Asks each of `providers` to describe `wanted` (by `deadline`), and keeps

@@ -62,7 +62,7 @@ pub(crate) enum Command {
         deadline: Instant,
         /// Walk to the closest peers rather than stop after enough answers.
         thorough: bool,
-        reply: oneshot::Sender<Vec<PeerId>>,
+        reply: oneshot::Sender<crate::find::ProviderLookup>,
     },
     PublishLoad {
         report: LoadReport,
@@ -440,7 +440,13 @@ impl EventLoop {
         }
     }
 
-    fn start_find(&mut self, key: RecordKey, deadline: Instant, thorough: bool, reply: oneshot::Sender<Vec<PeerId>>) {
+    fn start_find(
+        &mut self,
+        key: RecordKey,
+        deadline: Instant,
+        thorough: bool,
+        reply: oneshot::Sender<crate::find::ProviderLookup>,
+    ) {
         let local = self.provided.contains(&key).then(|| *self.swarm.local_peer_id());
         let mut find = PendingFind::new(reply, local, deadline);
         if thorough {

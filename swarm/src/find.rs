@@ -20,10 +20,22 @@ use tokio::sync::oneshot;
 /// module docs).
 pub(crate) const ENOUGH_PROVIDER_ANSWERS: usize = 3;
 
+/// What a provider lookup found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProviderLookup {
+    /// The reachable providers (this node first if it provides the key).
+    pub providers: Vec<PeerId>,
+    /// Whether the walk went on until the peers closest to the key answered
+    /// (or its deadline passed), rather than stopping after enough answers
+    /// named providers: when it stopped early and none of `providers` serves,
+    /// a walk to the end may name others.
+    pub walked_to_the_end: bool,
+}
+
 /// One `find_providers` call waiting for Kademlia and for dials to its providers.
 #[derive(Debug)]
 pub(crate) struct PendingFind {
-    reply: Option<oneshot::Sender<Vec<PeerId>>>,
+    reply: Option<oneshot::Sender<ProviderLookup>>,
     /// This node, when it provides the key itself.
     local: Option<PeerId>,
     /// Providers known reachable, in discovery order.
@@ -35,11 +47,13 @@ pub(crate) struct PendingFind {
     answers_with_providers: usize,
     /// Never stopped early ([`PendingFind::walk_to_the_end`]).
     thorough: bool,
+    /// Stopped early, after enough answers.
+    stopped_early: bool,
     pub(crate) deadline: Instant,
 }
 
 impl PendingFind {
-    pub(crate) fn new(reply: oneshot::Sender<Vec<PeerId>>, local: Option<PeerId>, deadline: Instant) -> Self {
+    pub(crate) fn new(reply: oneshot::Sender<ProviderLookup>, local: Option<PeerId>, deadline: Instant) -> Self {
         Self {
             reply: Some(reply),
             local,
@@ -48,6 +62,7 @@ impl PendingFind {
             query_done: false,
             answers_with_providers: 0,
             thorough: false,
+            stopped_early: false,
             deadline,
         }
     }
@@ -63,7 +78,9 @@ impl PendingFind {
         if providers > 0 {
             self.answers_with_providers += 1;
         }
-        !self.thorough && !self.query_done && self.answers_with_providers >= ENOUGH_PROVIDER_ANSWERS
+        let enough = !self.thorough && !self.query_done && self.answers_with_providers >= ENOUGH_PROVIDER_ANSWERS;
+        self.stopped_early |= enough;
+        enough
     }
 
     pub(crate) fn add_reachable(&mut self, peer: PeerId) {
@@ -101,7 +118,7 @@ impl PendingFind {
     pub(crate) fn answer(&mut self) {
         if let Some(reply) = self.reply.take() {
             let providers = self.local.into_iter().chain(self.reachable.iter().copied()).collect();
-            let _ = reply.send(providers);
+            let _ = reply.send(ProviderLookup { providers, walked_to_the_end: !self.stopped_early });
         }
     }
 }
@@ -124,12 +141,14 @@ mod tests {
         find.unreachable(&b);
         assert!(find.is_complete());
         find.answer();
-        assert_eq!(answer.try_recv().expect("answered"), vec![me, a]);
+        let lookup = answer.try_recv().expect("answered");
+        assert_eq!(lookup.providers, vec![me, a]);
+        assert!(lookup.walked_to_the_end);
     }
 
     #[test]
     fn the_walk_stops_after_enough_answers_naming_providers() {
-        let (reply, _answer) = oneshot::channel();
+        let (reply, mut _answer) = oneshot::channel();
         let mut find = PendingFind::new(reply, None, Instant::now());
         assert!(!find.answered(0), "an answer with closer peers only");
         for _ in 1..ENOUGH_PROVIDER_ANSWERS {
@@ -137,6 +156,8 @@ mod tests {
         }
         assert!(find.answered(1), "enough answers named providers");
         find.query_finished();
+        find.answer();
+        assert!(!_answer.try_recv().expect("answered").walked_to_the_end, "stopped early, even with no provider left");
         assert!(!find.answered(1), "a finished walk is not stopped again");
         let (reply, _answer) = oneshot::channel();
         let mut thorough = PendingFind::new(reply, None, Instant::now());

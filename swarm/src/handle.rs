@@ -14,6 +14,7 @@ use tracing::debug;
 
 use crate::error::CallError;
 use crate::event_loop::{Command, EventLoop, KeepPeers};
+use crate::find::ProviderLookup;
 use crate::load::{LoadReport, PeerLoad};
 use crate::traffic::{ProtocolLabel, ProtocolTraffic, Traffic};
 use crate::{SwarmConfig, SwarmError};
@@ -269,17 +270,22 @@ impl SwarmHandle {
     /// The DHT walk stops once a few peers have answered with providers
     /// (`ENOUGH_PROVIDER_ANSWERS` in `find.rs`): quick, and nearly always
     /// complete, but their records may all be stale (providers that let go
-    /// of the key). [`SwarmHandle::find_all_providers`] walks on.
+    /// of the key). [`SwarmHandle::lookup_providers`] can walk on.
     pub async fn find_providers(&self, key: RecordKey, deadline: Duration) -> Result<Vec<PeerId>, SwarmError> {
-        let deadline = std::time::Instant::now() + deadline;
-        self.ask(|reply| Command::FindProviders { key, deadline, thorough: false, reply }).await
+        Ok(self.lookup_providers(key, deadline, false).await?.providers)
     }
 
-    /// Like [`SwarmHandle::find_providers`], walking the DHT until the peers
-    /// closest to `key` have all answered (Kademlia's own end of a lookup).
-    pub async fn find_all_providers(&self, key: RecordKey, deadline: Duration) -> Result<Vec<PeerId>, SwarmError> {
+    /// Like [`SwarmHandle::find_providers`], telling whether the walk went to
+    /// the end; with `thorough`, it always does (until the peers closest to
+    /// `key` have all answered: Kademlia's own end of a lookup).
+    pub async fn lookup_providers(
+        &self,
+        key: RecordKey,
+        deadline: Duration,
+        thorough: bool,
+    ) -> Result<ProviderLookup, SwarmError> {
         let deadline = std::time::Instant::now() + deadline;
-        self.ask(|reply| Command::FindProviders { key, deadline, thorough: true, reply }).await
+        self.ask(|reply| Command::FindProviders { key, deadline, thorough, reply }).await
     }
 
     /// Gossips this node's load report.

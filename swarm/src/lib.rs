@@ -53,6 +53,7 @@ mod transport;
 pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
 pub use config::{ConnectionSettings, GossipSettings, KadSettings, RopeSettings, SwarmConfig};
 pub use error::{CallError, SwarmError};
+pub use find::ProviderLookup;
 pub use handle::{
     InboundCall, MAX_STREAM_ID_LEN, ROOM_KEY_PREFIX, STREAM_KEY_PREFIX, StartedSwarm, SwarmEvent, SwarmHandle,
     is_provider_key, is_stream_key, room_key, start, stream_key,
