@@ -209,13 +209,14 @@ impl Inner {
             }
             lock(&self.recent_finds).forget(wanted);
         }
-        let (providers, end) = tokio::join!(
-            remote::find_providers(self, wanted, find_deadline, Walk::Quick),
-            crate::pipes::open_local_end(self, stream)
-        );
+        // An end opened for the kept find and not used by it serves here.
+        let has_end = attempt.end.is_some();
+        let (providers, end) = tokio::join!(remote::find_providers(self, wanted, find_deadline, Walk::Quick), async {
+            if has_end { None } else { crate::pipes::open_local_end(self, stream).await.ok() }
+        });
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
-        if attempt.end.is_none() {
-            attempt.end = end.ok();
+        if !has_end {
+            attempt.end = end;
         }
         let lookup = providers?;
         if let Some(local) = self.try_providers(wanted, excluded, lookup.providers, deadline, &mut attempt).await? {
