@@ -115,7 +115,10 @@ fn kademlia(peer_id: libp2p::PeerId, config: &SwarmConfig) -> kad::Behaviour<Mem
         .set_replication_interval(None)
         .set_publication_interval(None)
         .set_query_timeout(settings.query_timeout)
-        .set_periodic_bootstrap_interval(Some(settings.periodic_bootstrap));
+        .set_periodic_bootstrap_interval(Some(settings.periodic_bootstrap))
+        // Peers enter the routing table through `routing::admits`, never by
+        // displacing an entry (see there).
+        .set_kbucket_inserts(kad::BucketInserts::Manual);
     let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
     // Serve the DHT even without a confirmed external address (loopback, simulations).
     kad.set_mode(Some(kad::Mode::Server));

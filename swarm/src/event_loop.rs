@@ -424,6 +424,17 @@ impl EventLoop {
         self.calls_out.insert(id, call);
     }
 
+    /// Gives Kademlia `peer`'s address when [`routing::admits`] lets it in:
+    /// the peer is in its bucket already, or the bucket has room.
+    fn add_routable(&mut self, peer: PeerId, address: Multiaddr) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let Some(bucket) = kad.kbucket(peer) else { return };
+        let known = bucket.iter().any(|entry| *entry.node.key.preimage() == peer);
+        if crate::routing::admits(known, bucket.num_entries()) {
+            kad.add_address(&peer, address);
+        }
+    }
+
     /// Sends calls again after a DHT lookup of their peer. The lookup itself
     /// usually contacts the peer (it is the closest to its own id), which gives
     /// Kademlia its address; addresses reported for it are added too. A second
@@ -577,7 +588,7 @@ impl EventLoop {
                 let speaks_kad = info.protocols.contains(&crate::behaviour::KAD_PROTOCOL);
                 if speaks_kad {
                     for addr in info.listen_addrs {
-                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                        self.add_routable(peer_id, addr);
                     }
                 }
             }
@@ -591,10 +602,11 @@ impl EventLoop {
     }
 
     fn on_kad_event(&mut self, event: kad::Event) {
-        if let kad::Event::InboundRequest { request } = event {
-            self.on_kad_inbound(request);
-            return;
-        }
+        let event = match event {
+            kad::Event::InboundRequest { request } => return self.on_kad_inbound(request),
+            kad::Event::RoutablePeer { peer, address } => return self.add_routable(peer, address),
+            other => other,
+        };
         let kad::Event::OutboundQueryProgressed { id, result, step, stats } = event else { return };
         match result {
             QueryResult::GetClosestPeers(result) => {
@@ -613,6 +625,14 @@ impl EventLoop {
             QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {}
             QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),
             QueryResult::StartProviding(result) => {
+                debug!(
+                    query = ?id,
+                    requests = stats.num_requests(),
+                    successes = stats.num_successes(),
+                    took = ?stats.duration(),
+                    ok = result.is_ok(),
+                    "provider announced"
+                );
                 if let Some(reply) = self.provides.remove(&id) {
                     let stored_at = match &result {
                         Ok(_) => Ok(stats.num_successes()),
@@ -628,6 +648,14 @@ impl EventLoop {
         if step.last
             && let Some(find) = self.finds.get_mut(&id)
         {
+            debug!(
+                query = ?id,
+                steps = step.count.get(),
+                requests = stats.num_requests(),
+                failures = stats.num_failures(),
+                took = ?stats.duration(),
+                "provider walk ended"
+            );
             find.query_finished();
             self.answer_complete_finds();
         }
@@ -651,9 +679,12 @@ impl EventLoop {
                     return;
                 }
                 let provider = record.provider;
-                if let Err(error) = self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
-                    self.kad_refused.providers.inc();
-                    debug!(%provider, %error, "provider record not stored");
+                match self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
+                    Ok(()) => debug!(%provider, "provider record stored"),
+                    Err(error) => {
+                        self.kad_refused.providers.inc();
+                        debug!(%provider, %error, "provider record not stored");
+                    }
                 }
             }
             _ => {}

@@ -49,6 +49,7 @@ pub(crate) struct PendingFind {
     thorough: bool,
     /// Stopped early, after enough answers.
     stopped_early: bool,
+    started: Instant,
     pub(crate) deadline: Instant,
 }
 
@@ -63,6 +64,7 @@ impl PendingFind {
             answers_with_providers: 0,
             thorough: false,
             stopped_early: false,
+            started: Instant::now(),
             deadline,
         }
     }
@@ -117,7 +119,14 @@ impl PendingFind {
     /// Sends the answer (the local node first); later calls do nothing.
     pub(crate) fn answer(&mut self) {
         if let Some(reply) = self.reply.take() {
-            let providers = self.local.into_iter().chain(self.reachable.iter().copied()).collect();
+            let providers: Vec<PeerId> = self.local.into_iter().chain(self.reachable.iter().copied()).collect();
+            tracing::debug!(
+                providers = providers.len(),
+                still_dialing = self.dialing.len(),
+                stopped_early = self.stopped_early,
+                took = ?self.started.elapsed(),
+                "provider lookup answered"
+            );
             let _ = reply.send(ProviderLookup { providers, walked_to_the_end: !self.stopped_early });
         }
     }

@@ -46,6 +46,7 @@ pub mod identity;
 mod load;
 mod penalties;
 mod rope_codec;
+mod routing;
 pub mod swarm_key;
 mod traffic;
 mod transport;
