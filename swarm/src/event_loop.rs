@@ -168,6 +168,8 @@ pub(crate) struct EventLoop {
     /// The node's peers in use, never disconnected as unused.
     keep: Option<KeepPeers>,
     next_trim: Instant,
+    /// The listen addresses the node was configured with (`addresses::gives_out`).
+    listen_configured: Vec<Multiaddr>,
 }
 
 impl EventLoop {
@@ -219,12 +221,14 @@ impl EventLoop {
             }),
             keep: None,
             next_trim: now + TRIM_INTERVAL,
+            listen_configured: Vec::new(),
         })
     }
 
     /// Listens on every address and waits until each listener has reported one.
     pub(crate) async fn listen(mut self, addrs: &[Multiaddr], timeout: Duration) -> Result<Self, SwarmError> {
         let mut pending: HashMap<ListenerId, Multiaddr> = HashMap::new();
+        self.listen_configured = addrs.to_vec();
         for addr in addrs {
             let id = self
                 .swarm
@@ -241,6 +245,7 @@ impl EventLoop {
             match event {
                 swarm::SwarmEvent::NewListenAddr { listener_id, address } => {
                     info!(%address, "listening");
+                    self.give_out(&address);
                     pending.remove(&listener_id);
                 }
                 swarm::SwarmEvent::ListenerError { listener_id, error } => {
@@ -424,6 +429,15 @@ impl EventLoop {
         self.calls_out.insert(id, call);
     }
 
+    /// Confirms `address`, one this node listens on, as its own external
+    /// address when [`addresses::gives_out`] says so: Kademlia puts those in
+    /// the provider records this node announces.
+    fn give_out(&mut self, address: &Multiaddr) {
+        if crate::addresses::gives_out(address, &self.listen_configured) {
+            self.swarm.add_external_address(address.clone());
+        }
+    }
+
     /// Gives Kademlia `peer`'s address when [`routing::admits`] lets it in:
     /// the peer is in its bucket already, or the bucket has room.
     fn add_routable(&mut self, peer: PeerId, address: Multiaddr) {
@@ -555,7 +569,11 @@ impl EventLoop {
             }
             swarm::SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
+                self.give_out(&address);
                 self.emit(SwarmEvent::ListenAddr(address));
+            }
+            swarm::SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.swarm.remove_external_address(&address);
             }
             swarm::SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(peer = ?peer_id, %error, "outgoing connection failed");

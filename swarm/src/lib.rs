@@ -34,6 +34,7 @@
 //! private swarm's pre-shared key; `rope_codec` the wire codec; `transport`
 //! how connections are made; `traffic` bytes and streams per protocol.
 
+mod addresses;
 mod behaviour;
 mod bootstrap;
 mod config;
