@@ -75,14 +75,21 @@ impl Inner {
             .ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
         let (transport, endpoint) =
             pipe::open_pipe(&router, self.config.media_ip, self.config.announced_ip.map(|ip| ip.to_string())).await?;
-        pipe::connect_pipe(&transport, &request.endpoint).await?;
-        let mut tracks = Vec::new();
-        let mut consumers = Vec::new();
-        for producer_id in producer_ids {
-            let (consumer, track) = pipe::send_track(&transport, producer_id).await?;
-            consumers.push(consumer);
-            tracks.push(track);
-        }
+        // Connected while the tracks are consumed into it: the first packet
+        // waits for both, not for one after the other.
+        let sending = async {
+            let mut tracks = Vec::new();
+            let mut consumers = Vec::new();
+            for producer_id in producer_ids {
+                let (consumer, track) = pipe::send_track(&transport, producer_id).await?;
+                consumers.push(consumer);
+                tracks.push(track);
+            }
+            Ok::<_, mafalda_media::MediaError>((consumers, tracks))
+        };
+        let (connected, sent) = tokio::join!(pipe::connect_pipe(&transport, &request.endpoint), sending);
+        connected?;
+        let (consumers, tracks) = sent?;
         let pipe = DownstreamPipe { _transport: transport, _consumers: consumers, sent: Default::default() };
         // Checked again now: concurrent requests from one peer all passed the
         // first check while their pipes were being made.
@@ -183,12 +190,18 @@ pub(crate) async fn pull_into(
     };
     let me = inner.swarm.peer_id();
     let verified = check_offer(stream, me, origin, &offer)?;
-    pipe::connect_pipe(&transport, &offer.endpoint).await?;
-    let mut producers = Vec::new();
-    for track in &offer.tracks {
-        let producer = pipe::receive_track(&transport, track).await?;
-        spanning.register_producer(&producer, &router);
-        producers.push(producer);
+    let receiving = async {
+        let mut producers = Vec::new();
+        for track in &offer.tracks {
+            producers.push(pipe::receive_track(&transport, track).await?);
+        }
+        Ok::<_, mafalda_media::MediaError>(producers)
+    };
+    let (connected, received) = tokio::join!(pipe::connect_pipe(&transport, &offer.endpoint), receiving);
+    connected?;
+    let producers = received?;
+    for producer in &producers {
+        spanning.register_producer(producer, &router);
     }
     info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), "relaying stream");
     Ok(LocalStream {

@@ -661,6 +661,9 @@ impl EventLoop {
                 return;
             }
             QueryResult::Bootstrap(Err(error)) => debug!(%error, "kademlia bootstrap incomplete"),
+            QueryResult::Bootstrap(Ok(ok)) if ok.num_remaining == 0 => {
+                debug!(requests = stats.num_requests(), took = ?stats.duration(), "kademlia bootstrap step done");
+            }
             _ => return,
         }
         if step.last
