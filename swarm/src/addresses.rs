@@ -29,10 +29,11 @@ pub(crate) fn gives_out(address: &Multiaddr, configured: &[Multiaddr]) -> bool {
     !ip.is_loopback() || configured.iter().all(|listen| ip_of(listen).is_some_and(|ip| ip.is_loopback()))
 }
 
-fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
+/// The IP address a multiaddr starts with, if any (IPv4-mapped IPv6 as IPv4).
+pub(crate) fn ip_of(address: &Multiaddr) -> Option<IpAddr> {
     address.iter().find_map(|protocol| match protocol {
         Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        Protocol::Ip6(ip) => Some(ip.to_canonical()),
         _ => None,
     })
 }
@@ -56,5 +57,6 @@ mod tests {
         assert!(gives_out(&addr("/ip6/::1/tcp/41234"), &[addr("/ip6/::1/tcp/0")]));
         assert!(gives_out(&addr("/ip6/2001:db8::1/tcp/4001"), &[addr("/ip6/::/tcp/4001")]));
         assert!(!gives_out(&addr("/dns4/example.org/tcp/4001"), &any), "not an address the node listens on");
+        assert!(!gives_out(&addr("/ip6/::ffff:127.0.0.1/tcp/4001"), &any), "IPv4 loopback, mapped into IPv6");
     }
 }

@@ -543,7 +543,7 @@ impl EventLoop {
         }
         match event {
             swarm::SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
-                if let Some(ip) = ip_of(endpoint.get_remote_address()) {
+                if let Some(ip) = crate::addresses::ip_of(endpoint.get_remote_address()) {
                     self.connection_ips.insert(connection_id, ip);
                 }
                 self.on_dial_outcome(peer_id, true);
@@ -837,16 +837,6 @@ impl EventLoop {
             self.dropped_events += 1;
         }
     }
-}
-
-/// The IP address a multiaddr starts with, if any (IPv4-mapped IPv6 as IPv4).
-fn ip_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
-    use libp2p::multiaddr::Protocol;
-    addr.iter().find_map(|protocol| match protocol {
-        Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(ip.to_canonical()),
-        _ => None,
-    })
 }
 
 fn busy(id: &RequestId, message: &str) -> RopeResponse {
