@@ -457,7 +457,7 @@ impl EventLoop {
         for mut call in calls {
             if let Some(info) = found.iter().find(|info| info.peer_id == call.peer) {
                 for addr in &info.addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&call.peer, addr.clone());
+                    self.add_routable(call.peer, addr.clone());
                 }
             }
             call.resolved = true;
