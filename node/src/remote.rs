@@ -220,21 +220,8 @@ pub(crate) async fn describe_providers(
     let describes = providers.into_iter().map(|peer| {
         let params = params.clone();
         async move {
-            let description: Option<StreamDescription> = if peer == me {
-                inner.describe(stream)
-            } else {
-                match tokio::time::timeout_at(deadline, call(inner, peer, "stream.describe", params)).await {
-                    Ok(Ok(description)) => Some(description),
-                    Ok(Err(error)) => {
-                        debug!(%peer, %error, "provider did not describe the stream");
-                        None
-                    }
-                    Err(_) => {
-                        debug!(%peer, "provider did not describe the stream before the find deadline");
-                        None
-                    }
-                }
-            };
+            let description: Option<StreamDescription> =
+                if peer == me { inner.describe(stream) } else { describe_at(inner, peer, params, deadline).await };
             let description = description?;
             match check_description(stream, peer, &description) {
                 Ok(verified) => Some((peer, description, verified)),
@@ -275,6 +262,48 @@ pub(crate) async fn describe_providers(
         })
         .collect();
     Ok(FoundStream { stream: stream.to_owned(), origins, tracks, providers })
+}
+
+/// First wait before asking a provider that refused the connection again.
+const DESCRIBE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+/// Longest wait between two asks.
+const DESCRIBE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `peer`'s description of a stream, asked by `deadline`. A provider that cannot
+/// be reached is asked again (backing off, with jitter) until the deadline: an
+/// origin dialed by a whole swarm at once refuses connections past its cap and
+/// frees them within seconds, and a find that gives up at the first refusal
+/// answers "not found" for a stream that exists.
+async fn describe_at(
+    inner: &Inner,
+    peer: PeerId,
+    params: Value,
+    deadline: tokio::time::Instant,
+) -> Option<StreamDescription> {
+    let mut wait = DESCRIBE_RETRY;
+    loop {
+        match tokio::time::timeout_at(deadline, call(inner, peer, "stream.describe", params.clone())).await {
+            Ok(Ok(description)) => return Some(description),
+            Ok(Err(error @ CallError::Unreachable { .. })) => {
+                let jittered = wait.mul_f64(rand::random_range(0.5..1.5));
+                if tokio::time::Instant::now() + jittered >= deadline {
+                    debug!(%peer, %error, "provider unreachable until the find deadline");
+                    return None;
+                }
+                debug!(%peer, %error, retry_in = ?jittered, "provider unreachable; asking again");
+                tokio::time::sleep(jittered).await;
+                wait = (wait * 2).min(DESCRIBE_RETRY_MAX);
+            }
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "provider did not describe the stream");
+                return None;
+            }
+            Err(_) => {
+                debug!(%peer, "provider did not describe the stream before the find deadline");
+                return None;
+            }
+        }
+    }
 }
 
 /// The load a provider says it has, if it is a number; clamped to 0–1.

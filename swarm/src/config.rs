@@ -142,6 +142,16 @@ pub struct ConnectionSettings {
     pub target_peers: u32,
     /// A peer is unused after this long without a ROPE call either way (default 60 s).
     pub idle_peer_after: Duration,
+    /// Above this many connected peers the node is crowded (default 128: four
+    /// times `max_peers`, half of `max_established_incoming`), as an origin is
+    /// when a whole swarm finds its new stream at once: peers outside the gossip
+    /// mesh are then unused after `crowd_idle_after`, and unused ones are
+    /// disconnected within a tenth of a second, so the crowd does not fill
+    /// `max_established_incoming` and get refused.
+    pub crowd_peers: u32,
+    /// How long a crowded node keeps a peer it has no ROPE call with (default
+    /// 2 s: one describe and the consume that follows it).
+    pub crowd_idle_after: Duration,
 }
 
 impl Default for ConnectionSettings {
@@ -156,6 +166,8 @@ impl Default for ConnectionSettings {
             max_peers: 32,
             target_peers: 24,
             idle_peer_after: Duration::from_secs(60),
+            crowd_peers: 128,
+            crowd_idle_after: Duration::from_secs(2),
         }
     }
 }
@@ -303,6 +315,9 @@ impl SwarmConfig {
         }
         if c.target_peers > c.max_peers {
             return Err(format!("target peers ({}) must not exceed max peers ({})", c.target_peers, c.max_peers));
+        }
+        if c.crowd_peers < c.max_peers {
+            return Err(format!("crowd peers ({}) must not be below max peers ({})", c.crowd_peers, c.max_peers));
         }
         Ok(())
     }

@@ -13,6 +13,13 @@
 //! gossipsub tags: the mesh heals by grafting other peers, but churn in it
 //! costs messages.
 //!
+//! A crowd needs a shorter memory. When a stream is new, every node that finds
+//! it dials its origin for one `stream.describe` call; at 300 nodes the origin
+//! reached its cap on incoming connections within 12 s and refused the last
+//! finders (they answered 404). So above `crowd_peers`, a peer outside the
+//! gossip mesh is unused once `crowd_idle_after` passed without a call, and
+//! the event loop trims on every tick rather than every few seconds.
+//!
 //! Pure: it takes `now` and the facts, and answers which peers to disconnect;
 //! the event loop does the disconnecting.
 
@@ -30,6 +37,11 @@ pub(crate) struct PeerBounds {
     pub(crate) target_peers: usize,
     /// A peer is unused after this long without a call either way.
     pub(crate) idle_after: Duration,
+    /// Above this many connected peers, the node is crowded: peers outside the
+    /// gossip mesh are unused after `crowd_idle_after` already.
+    pub(crate) crowd_peers: usize,
+    /// How long a crowded node keeps a peer it has no call with.
+    pub(crate) crowd_idle_after: Duration,
 }
 
 /// Last use of each connected peer.
@@ -54,9 +66,15 @@ impl ConnectionPolicy {
         self.last_used.remove(peer);
     }
 
+    /// Whether `connected` peers crowd the node (see [`PeerBounds::crowd_peers`]).
+    pub(crate) fn crowded(&self, connected: usize) -> bool {
+        connected > self.bounds.crowd_peers
+    }
+
     /// The peers to disconnect now: none while at most `max_peers` are
     /// connected; otherwise unused, unkept peers until `target_peers` remain,
     /// those not `last_resort` first, each group least recently used first.
+    /// While crowded, peers not `last_resort` are unused sooner.
     pub(crate) fn to_disconnect(
         &self,
         connected: &[PeerId],
@@ -68,6 +86,7 @@ impl ConnectionPolicy {
             return Vec::new();
         }
         let excess = connected.len() - self.bounds.target_peers.min(self.bounds.max_peers);
+        let crowded = self.crowded(connected.len());
         let mut idle: Vec<(bool, Instant, PeerId)> = connected
             .iter()
             .filter(|peer| !kept(peer))
@@ -75,8 +94,10 @@ impl ConnectionPolicy {
                 // A peer seen connected but never recorded counts as used now:
                 // the first tick after it connected is not the time to judge it.
                 let last = self.last_used.get(peer).copied().unwrap_or(now);
-                (now.saturating_duration_since(last) >= self.bounds.idle_after)
-                    .then(|| (last_resort(peer), last, *peer))
+                let last_resort = last_resort(peer);
+                let idle_after =
+                    if crowded && !last_resort { self.bounds.crowd_idle_after } else { self.bounds.idle_after };
+                (now.saturating_duration_since(last) >= idle_after).then_some((last_resort, last, *peer))
             })
             .collect();
         idle.sort();
@@ -89,9 +110,20 @@ mod tests {
     use super::*;
 
     const IDLE: Duration = Duration::from_secs(60);
+    const CROWD_IDLE: Duration = Duration::from_secs(2);
 
     fn policy(max_peers: usize, target_peers: usize) -> ConnectionPolicy {
-        ConnectionPolicy::new(PeerBounds { max_peers, target_peers, idle_after: IDLE })
+        crowd_policy(max_peers, target_peers, usize::MAX)
+    }
+
+    fn crowd_policy(max_peers: usize, target_peers: usize, crowd_peers: usize) -> ConnectionPolicy {
+        ConnectionPolicy::new(PeerBounds {
+            max_peers,
+            target_peers,
+            idle_after: IDLE,
+            crowd_peers,
+            crowd_idle_after: CROWD_IDLE,
+        })
     }
 
     fn peers(n: usize) -> Vec<PeerId> {
@@ -173,5 +205,26 @@ mod tests {
         policy.disconnected(&connected[0]);
         let closing = policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE);
         assert_eq!(closing, vec![connected[1]], "a forgotten peer counts as just used");
+    }
+
+    #[test]
+    fn a_crowded_node_lets_go_of_peers_sooner_but_not_of_its_mesh() {
+        let start = Instant::now();
+        // Crowded above 4 connected peers; a crowd of 6 each called once.
+        let mut policy = crowd_policy(2, 2, 4);
+        let connected = peers(6);
+        for (i, peer) in connected.iter().enumerate() {
+            policy.used(*peer, start + Duration::from_millis(100 * i as u64));
+        }
+        let mesh = |peer: &PeerId| *peer == connected[0];
+        // Within the crowd grace nobody goes, however many are connected.
+        let early = start + CROWD_IDLE - Duration::from_millis(1);
+        assert!(policy.to_disconnect(&connected, |_| false, mesh, early).is_empty());
+        // After it, the unused go (least recently used first), the mesh peer stays.
+        let later = start + CROWD_IDLE * 2;
+        assert_eq!(policy.to_disconnect(&connected, |_| false, mesh, later), connected[1..5].to_vec());
+        // Not crowded (4 connected): the normal grace applies again.
+        assert!(policy.to_disconnect(&connected[..4], |_| false, mesh, later).is_empty());
+        assert!(!policy.crowded(4) && policy.crowded(5));
     }
 }

@@ -218,6 +218,8 @@ impl EventLoop {
                 max_peers: config.connections.max_peers as usize,
                 target_peers: config.connections.target_peers as usize,
                 idle_after: config.connections.idle_peer_after,
+                crowd_peers: config.connections.crowd_peers as usize,
+                crowd_idle_after: config.connections.crowd_idle_after,
             }),
             keep: None,
             next_trim: now + TRIM_INTERVAL,
@@ -326,7 +328,8 @@ impl EventLoop {
             }
         }
         self.load_table.expire(now);
-        if now >= self.next_trim {
+        // A crowd arrives faster than TRIM_INTERVAL: while crowded, every tick trims.
+        if now >= self.next_trim || self.connection_policy.crowded(self.swarm.connected_peers().count()) {
             self.next_trim = now + TRIM_INTERVAL;
             self.disconnect_unused(now);
         }
@@ -482,7 +485,9 @@ impl EventLoop {
             find.answer();
             return;
         }
+        let name = String::from_utf8_lossy(key.as_ref()).into_owned();
         let id = self.swarm.behaviour_mut().kad.get_providers(key);
+        debug!(query = ?id, key = %name, "provider walk started");
         self.finds.insert(id, find);
     }
 
@@ -640,7 +645,11 @@ impl EventLoop {
             QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
                 self.on_providers_found(id, providers);
             }
-            QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. })) => {}
+            QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { closest_peers })) => {
+                // The peers the walk ended at: set against the record holders
+                // ("provider record stored") they show where a walk went astray.
+                debug!(query = ?id, closest = ?closest_peers, "provider walk closest peers");
+            }
             QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),
             QueryResult::StartProviding(result) => {
                 debug!(
@@ -699,9 +708,9 @@ impl EventLoop {
                            "provider record for a key that is not a stream or room key not stored");
                     return;
                 }
-                let provider = record.provider;
+                let (provider, key) = (record.provider, String::from_utf8_lossy(record.key.as_ref()).into_owned());
                 match self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
-                    Ok(()) => debug!(%provider, "provider record stored"),
+                    Ok(()) => debug!(%provider, %key, "provider record stored"),
                     Err(error) => {
                         self.kad_refused.providers.inc();
                         debug!(%provider, %error, "provider record not stored");

@@ -9,6 +9,7 @@ use mafalda_node::{Codec, Node, NodeError, NodeEvent, TrackSpec};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::node::node_with;
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
+use mafalda_tests::swarm::eventually;
 use tokio::net::UdpSocket;
 
 const SSRC: u32 = 0x00c0_ffee;
@@ -322,6 +323,59 @@ async fn a_busy_origin_sends_newcomers_to_its_relays() {
     let egress = c.consume_rtp("popular", sink_addr).await.expect("c is served");
     assert_eq!(egress.path, vec![a_id, b_id, c_id], "c was sent to the relay b");
     for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
+/// A whole swarm finding a new stream at once dials its origin at once (each
+/// find asks it to describe the stream). An origin that caps its incoming
+/// connections refuses part of the crowd; it lets go of peers it has no call
+/// with while crowded, and the refused finders ask again, so every find
+/// succeeds rather than answering "not found" for a stream that exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_finding_a_new_stream_at_once_is_served_by_an_origin_that_caps_connections() {
+    const CROWD: usize = 10;
+    let seed = node(None).await;
+    let origin = node_with(Some(&seed), |config| {
+        let limits = &mut config.swarm.connections;
+        limits.max_established_incoming = 3;
+        limits.max_peers = 2;
+        limits.target_peers = 1;
+        limits.crowd_peers = 2;
+        limits.crowd_idle_after = Duration::from_millis(200);
+        limits.idle_peer_after = Duration::from_millis(300);
+    })
+    .await;
+    let mut finders = Vec::new();
+    for _ in 0..CROWD {
+        // Ten finders share three slots at the origin on a loaded test machine:
+        // they may take several rounds of asking again, longer than the default.
+        finders.push(node_with(Some(&seed), |config| config.find_deadline = Duration::from_secs(15)).await);
+    }
+    origin.publish_rtp("premiere", vec![opus_track()]).await.expect("publish at the origin");
+    // Announcing dialed every node; the crowd arrives once the origin let them go.
+    let settled = eventually(Duration::from_secs(30), || async {
+        origin.swarm().connected_peers().await.is_ok_and(|peers| peers.len() <= 2)
+    })
+    .await;
+    assert!(settled, "the origin is down to its maximum of peers");
+    let origin_id = origin.peer_id().to_string();
+    let mut dialing_in = 0;
+    for finder in &finders {
+        let peers = finder.swarm().connected_peers().await.expect("peers");
+        dialing_in += usize::from(!peers.contains(&origin.peer_id()));
+    }
+    // Kademlia may have reconnected a few meanwhile; most must dial in.
+    assert!(dialing_in >= CROWD / 2, "the crowd dials the origin anew, past its 3 incoming connections");
+    let finds = futures::future::join_all(finders.iter().map(|finder| finder.find("premiere"))).await;
+    let unserved: Vec<(usize, String)> = finds
+        .iter()
+        .enumerate()
+        .filter(|(_, found)| !found.as_ref().is_ok_and(|providers| providers.iter().any(|p| p.peer == origin_id)))
+        .map(|(i, found)| (i, format!("{found:?}")))
+        .collect();
+    assert!(unserved.is_empty(), "every finder finds the origin's stream; these did not: {unserved:?}");
+    for node in finders.into_iter().chain([origin, seed]) {
         node.shutdown().await;
     }
 }
