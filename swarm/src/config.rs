@@ -145,8 +145,8 @@ pub struct ConnectionSettings {
     /// Above this many connected peers the node is crowded (default 128: four
     /// times `max_peers`, half of `max_established_incoming`), as an origin is
     /// when a whole swarm finds its new stream at once: peers outside the gossip
-    /// mesh are then unused after `crowd_idle_after`, and unused ones are
-    /// disconnected within a tenth of a second, so the crowd does not fill
+    /// mesh with no ROPE call for `crowd_idle_after` are then disconnected within
+    /// a tenth of a second, down to this many, so the crowd does not fill
     /// `max_established_incoming` and get refused.
     pub crowd_peers: u32,
     /// How long a crowded node keeps a peer it has no ROPE call with (default

@@ -16,9 +16,11 @@
 //! A crowd needs a shorter memory. When a stream is new, every node that finds
 //! it dials its origin for one `stream.describe` call; at 300 nodes the origin
 //! reached its cap on incoming connections within 12 s and refused the last
-//! finders (they answered 404). So above `crowd_peers`, a peer outside the
-//! gossip mesh is unused once `crowd_idle_after` passed without a call, and
-//! the event loop trims on every tick rather than every few seconds.
+//! finders (they answered 404). So above `crowd_peers`, peers outside the
+//! gossip mesh with no call for `crowd_idle_after` are disconnected down to
+//! `crowd_peers`, and the event loop trims on every tick rather than every
+//! few seconds. Only the excess goes: a node trimmed to its target would
+//! break the Kademlia requests of the crowd it keeps serving.
 //!
 //! Pure: it takes `now` and the facts, and answers which peers to disconnect;
 //! the event loop does the disconnecting.
@@ -74,7 +76,8 @@ impl ConnectionPolicy {
     /// The peers to disconnect now: none while at most `max_peers` are
     /// connected; otherwise unused, unkept peers until `target_peers` remain,
     /// those not `last_resort` first, each group least recently used first.
-    /// While crowded, peers not `last_resort` are unused sooner.
+    /// While crowded, also peers not `last_resort` unused for the crowd's
+    /// shorter while, least recently used first, until `crowd_peers` remain.
     pub(crate) fn to_disconnect(
         &self,
         connected: &[PeerId],
@@ -85,23 +88,35 @@ impl ConnectionPolicy {
         if connected.len() <= self.bounds.max_peers {
             return Vec::new();
         }
-        let excess = connected.len() - self.bounds.target_peers.min(self.bounds.max_peers);
-        let crowded = self.crowded(connected.len());
-        let mut idle: Vec<(bool, Instant, PeerId)> = connected
+        let mut candidates: Vec<(bool, Instant, PeerId)> = connected
             .iter()
             .filter(|peer| !kept(peer))
-            .filter_map(|peer| {
-                // A peer seen connected but never recorded counts as used now:
-                // the first tick after it connected is not the time to judge it.
-                let last = self.last_used.get(peer).copied().unwrap_or(now);
-                let last_resort = last_resort(peer);
-                let idle_after =
-                    if crowded && !last_resort { self.bounds.crowd_idle_after } else { self.bounds.idle_after };
-                (now.saturating_duration_since(last) >= idle_after).then_some((last_resort, last, *peer))
-            })
+            // A peer seen connected but never recorded counts as used now:
+            // the first tick after it connected is not the time to judge it.
+            .map(|peer| (last_resort(peer), self.last_used.get(peer).copied().unwrap_or(now), *peer))
             .collect();
-        idle.sort();
-        idle.into_iter().take(excess).map(|(_, _, peer)| peer).collect()
+        candidates.sort();
+        let unused_for = |last: Instant| now.saturating_duration_since(last);
+        let excess = connected.len() - self.bounds.target_peers.min(self.bounds.max_peers);
+        let mut closing: Vec<PeerId> = candidates
+            .iter()
+            .filter(|(_, last, _)| unused_for(*last) >= self.bounds.idle_after)
+            .take(excess)
+            .map(|(_, _, peer)| *peer)
+            .collect();
+        let left = connected.len() - closing.len();
+        if self.crowded(left) {
+            let crowd: Vec<PeerId> = candidates
+                .iter()
+                .filter(|(last_resort, last, peer)| {
+                    !last_resort && unused_for(*last) >= self.bounds.crowd_idle_after && !closing.contains(peer)
+                })
+                .take(left - self.bounds.crowd_peers)
+                .map(|(_, _, peer)| *peer)
+                .collect();
+            closing.extend(crowd);
+        }
+        closing
     }
 }
 
@@ -220,9 +235,10 @@ mod tests {
         // Within the crowd grace nobody goes, however many are connected.
         let early = start + CROWD_IDLE - Duration::from_millis(1);
         assert!(policy.to_disconnect(&connected, |_| false, mesh, early).is_empty());
-        // After it, the unused go (least recently used first), the mesh peer stays.
+        // After it, the least recently used go until the crowd mark is met; the
+        // mesh peer stays.
         let later = start + CROWD_IDLE * 2;
-        assert_eq!(policy.to_disconnect(&connected, |_| false, mesh, later), connected[1..5].to_vec());
+        assert_eq!(policy.to_disconnect(&connected, |_| false, mesh, later), connected[1..3].to_vec());
         // Not crowded (4 connected): the normal grace applies again.
         assert!(policy.to_disconnect(&connected[..4], |_| false, mesh, later).is_empty());
         assert!(!policy.crowded(4) && policy.crowded(5));
