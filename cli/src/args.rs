@@ -145,7 +145,7 @@ pub(crate) struct RunArgs {
     /// node's control-plane cost stays flat as the swarm grows. Peers in use are
     /// never disconnected; --max-connections stays the hard cap. A crowd (more
     /// than 4 × N peers, or half of --max-incoming, as when a whole swarm finds
-    /// a new stream at its origin) is let go after 2 s without a call instead.
+    /// a new stream at its origin) is let go after 3 s without a call instead.
     #[arg(long, value_name = "N", env = "MAFALDA_MAX_PEERS", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_peers: u32,

@@ -37,7 +37,7 @@ pub(crate) struct PeerBounds {
     pub(crate) max_peers: usize,
     /// Disconnecting stops at this many.
     pub(crate) target_peers: usize,
-    /// A peer is unused after this long without a call either way.
+    /// A peer is unused after this long without a call or a Kademlia request either way.
     pub(crate) idle_after: Duration,
     /// Above this many connected peers, the node is crowded: peers outside the
     /// gossip mesh are unused after `crowd_idle_after` already.

@@ -165,6 +165,8 @@ pub(crate) struct EventLoop {
     joined: bool,
     /// Which unused peers to disconnect when too many are connected.
     connection_policy: ConnectionPolicy,
+    /// Per-protocol counters; here for when peers last had a Kademlia stream.
+    traffic: Traffic,
     /// The node's peers in use, never disconnected as unused.
     keep: Option<KeepPeers>,
     next_trim: Instant,
@@ -221,6 +223,7 @@ impl EventLoop {
                 crowd_peers: config.connections.crowd_peers as usize,
                 crowd_idle_after: config.connections.crowd_idle_after,
             }),
+            traffic: traffic.clone(),
             keep: None,
             next_trim: now + TRIM_INTERVAL,
             listen_configured: Vec::new(),
@@ -341,6 +344,13 @@ impl EventLoop {
 
     /// Disconnects unused peers when more than the maximum are connected.
     fn disconnect_unused(&mut self, now: Instant) {
+        // A lookup this node serves or makes is use: cutting it mid-request
+        // costs the asker a timeout (a crowded node trims every tick).
+        for (peer, at) in self.traffic.take_kad_activity() {
+            if self.swarm.is_connected(&peer) {
+                self.connection_policy.used(peer, at);
+            }
+        }
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         let mesh: HashSet<PeerId> = self.swarm.behaviour().gossipsub.all_mesh_peers().copied().collect();
         let calling: HashSet<PeerId> = self.calls_out.values().map(|call| call.peer).collect();

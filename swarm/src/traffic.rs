@@ -11,12 +11,20 @@
 //!
 //! Labels come from a fixed list ([`ProtocolLabel`]); a protocol name a peer
 //! makes up counts as `other`, so a peer cannot grow the label set.
+//!
+//! The same sniffing tells when a peer last opened or was sent a Kademlia
+//! stream (one per request): the connection policy counts that as use, so a
+//! crowded node does not cut the lookups it is serving.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures::{AsyncRead, AsyncWrite};
+use libp2p::PeerId;
 use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -132,6 +140,8 @@ pub struct ProtocolTraffic {
 pub(crate) struct Traffic {
     bytes: Family<Labels, Counter>,
     streams: Family<Labels, Counter>,
+    /// When each peer last had a Kademlia stream, since the last [`Traffic::take_kad_activity`].
+    kad_activity: Arc<Mutex<HashMap<PeerId, Instant>>>,
 }
 
 impl Traffic {
@@ -172,6 +182,16 @@ impl Traffic {
             .collect()
     }
 
+    /// Peers that had a Kademlia stream since the last call, with when; at most
+    /// one entry per peer connected meanwhile.
+    pub(crate) fn take_kad_activity(&self) -> HashMap<PeerId, Instant> {
+        std::mem::take(&mut *self.kad_activity.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn kad_stream(&self, peer: PeerId) {
+        self.kad_activity.lock().unwrap_or_else(PoisonError::into_inner).insert(peer, Instant::now());
+    }
+
     fn counters(&self, protocol: ProtocolLabel) -> (Counter, Counter) {
         // One statement each: `get_or_create` holds the family's lock until
         // its guard drops, and a second call in the same statement deadlocks.
@@ -186,12 +206,13 @@ impl Traffic {
 pub(crate) struct CountedMuxer<M> {
     inner: M,
     traffic: Traffic,
+    peer: PeerId,
 }
 
 impl<M> CountedMuxer<M> {
-    /// Wraps `inner`, counting into `traffic`.
-    pub(crate) fn new(inner: M, traffic: Traffic) -> Self {
-        Self { inner, traffic }
+    /// Wraps `inner`, a connection with `peer`, counting into `traffic`.
+    pub(crate) fn new(inner: M, traffic: Traffic, peer: PeerId) -> Self {
+        Self { inner, traffic, peer }
     }
 }
 
@@ -204,13 +225,17 @@ where
     type Error = M::Error;
 
     fn poll_inbound(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Self::Substream, Self::Error>> {
-        let traffic = self.traffic.clone();
-        Pin::new(&mut self.inner).poll_inbound(cx).map_ok(|stream| CountedStream::new(stream, traffic, Direction::In))
+        let (traffic, peer) = (self.traffic.clone(), self.peer);
+        Pin::new(&mut self.inner)
+            .poll_inbound(cx)
+            .map_ok(|stream| CountedStream::new(stream, traffic, peer, Direction::In))
     }
 
     fn poll_outbound(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Self::Substream, Self::Error>> {
-        let traffic = self.traffic.clone();
-        Pin::new(&mut self.inner).poll_outbound(cx).map_ok(|stream| CountedStream::new(stream, traffic, Direction::Out))
+        let (traffic, peer) = (self.traffic.clone(), self.peer);
+        Pin::new(&mut self.inner)
+            .poll_outbound(cx)
+            .map_ok(|stream| CountedStream::new(stream, traffic, peer, Direction::Out))
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -227,6 +252,7 @@ where
 pub(crate) struct CountedStream<S> {
     inner: S,
     traffic: Traffic,
+    peer: PeerId,
     /// Who opened the stream: the proposal is in what we read (`in`) or write (`out`).
     opened: Direction,
     state: Sniff,
@@ -241,8 +267,8 @@ enum Sniff {
 }
 
 impl<S> CountedStream<S> {
-    fn new(inner: S, traffic: Traffic, opened: Direction) -> Self {
-        Self { inner, traffic, opened, state: Sniff::Reading { proposal: Vec::new(), bytes_in: 0, bytes_out: 0 } }
+    fn new(inner: S, traffic: Traffic, peer: PeerId, opened: Direction) -> Self {
+        Self { inner, traffic, peer, opened, state: Sniff::Reading { proposal: Vec::new(), bytes_in: 0, bytes_out: 0 } }
     }
 
     /// Counts `bytes` moved in `direction`; while the protocol is unknown, also
@@ -271,6 +297,9 @@ impl<S> CountedStream<S> {
                     Proposal::Protocol(name) => ProtocolLabel::of(name),
                 };
                 let (seen_in, seen_out) = (*bytes_in, *bytes_out);
+                if label == ProtocolLabel::Kad {
+                    self.traffic.kad_stream(self.peer);
+                }
                 self.traffic.streams.get_or_create(&Labels { protocol: label, direction: self.opened }).inc();
                 let (counter_in, counter_out) = self.traffic.counters(label);
                 counter_in.inc_by(seen_in);
@@ -423,7 +452,7 @@ mod tests {
     #[test]
     fn a_stream_counts_its_bytes_under_its_protocol_once_known() {
         let traffic = Traffic::default();
-        let mut stream = CountedStream::new((), traffic.clone(), Direction::Out);
+        let mut stream = CountedStream::new((), traffic.clone(), PeerId::random(), Direction::Out);
         let proposal = framed(&["/multistream/1.0.0\n", "/ipfs/ping/1.0.0\n"]);
         stream.count(Direction::Out, &proposal[..5]);
         assert_eq!(traffic.snapshot().iter().map(|(_, t)| t.bytes_out).sum::<u64>(), 0, "not counted before known");
@@ -440,12 +469,25 @@ mod tests {
     fn a_stream_closed_before_its_proposal_counts_as_other() {
         let traffic = Traffic::default();
         let stream = {
-            let mut stream = CountedStream::new((), traffic.clone(), Direction::In);
+            let mut stream = CountedStream::new((), traffic.clone(), PeerId::random(), Direction::In);
             stream.count(Direction::In, &[19, b'/']);
             stream
         };
         drop(stream);
         let other = traffic.snapshot().into_iter().find(|(p, _)| *p == ProtocolLabel::Other).expect("other").1;
         assert_eq!(other, ProtocolTraffic { bytes_in: 2, bytes_out: 0, streams_in: 1, streams_out: 0 });
+    }
+
+    #[test]
+    fn a_kademlia_stream_marks_its_peer_active_and_others_do_not() {
+        let traffic = Traffic::default();
+        let (kad_peer, ping_peer) = (PeerId::random(), PeerId::random());
+        let mut kad = CountedStream::new((), traffic.clone(), kad_peer, Direction::In);
+        kad.count(Direction::In, &framed(&["/multistream/1.0.0\n", &format!("{KAD_PROTOCOL}\n")]));
+        let mut ping = CountedStream::new((), traffic.clone(), ping_peer, Direction::Out);
+        ping.count(Direction::Out, &framed(&["/multistream/1.0.0\n", "/ipfs/ping/1.0.0\n"]));
+        let active = traffic.take_kad_activity();
+        assert_eq!(active.keys().collect::<Vec<_>>(), vec![&kad_peer]);
+        assert!(traffic.take_kad_activity().is_empty(), "taken once");
     }
 }

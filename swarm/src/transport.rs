@@ -52,7 +52,7 @@ pub(crate) fn build_swarm(
         Ok(quic.map_or_else(OptionalTransport::none, OptionalTransport::some).or_transport(tcp).map(
             move |either, _| {
                 let (peer, muxer) = either.into_inner();
-                (peer, StreamMuxerBox::new(CountedMuxer::new(muxer, traffic.clone())))
+                (peer, StreamMuxerBox::new(CountedMuxer::new(muxer, traffic.clone(), peer)))
             },
         ))
     };
