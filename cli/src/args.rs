@@ -143,9 +143,9 @@ pub(crate) struct RunArgs {
     /// least recently used first, down to --target-peers. Streams are still
     /// found from every node (the DHT keeps contacts, not connections), and a
     /// node's control-plane cost stays flat as the swarm grows. Peers in use are
-    /// never disconnected; --max-connections stays the hard cap. A crowd (more
-    /// than 4 × N peers, or half of --max-incoming, as when a whole swarm finds
-    /// a new stream at its origin) is let go after 3 s without a call instead.
+    /// never disconnected; --max-connections stays the hard cap. Above 3/4 of
+    /// --max-incoming (a crowd, as at a new stream's origin when a whole swarm
+    /// finds it), peers are let go after 3 s without a call instead.
     #[arg(long, value_name = "N", env = "MAFALDA_MAX_PEERS", default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_peers: u32,
@@ -485,7 +485,7 @@ impl RunArgs {
             }
             None => (self.max_peers - self.max_peers / 4).max(1),
         };
-        connections.crowd_peers = self.max_peers.max(self.max_peers.saturating_mul(4).min(self.max_incoming / 2));
+        connections.crowd_peers = self.max_peers.max(self.max_incoming / 4 * 3);
         let mut swarm = SwarmConfig::new(keypair, self.listen.clone())
             .with_bootstrap(self.bootstrap.clone())
             .with_connections(connections);

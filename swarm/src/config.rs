@@ -140,18 +140,22 @@ pub struct ConnectionSettings {
     pub max_peers: u32,
     /// Peers left connected after disconnecting unused ones (default 24).
     pub target_peers: u32,
-    /// A peer is unused after this long without a ROPE call either way (default 60 s).
+    /// A peer is unused after this long without a ROPE call or a Kademlia
+    /// request either way (default 60 s).
     pub idle_peer_after: Duration,
-    /// Above this many connected peers the node is crowded (default 128: four
-    /// times `max_peers`, half of `max_established_incoming`), as an origin is
-    /// when a whole swarm finds its new stream at once: peers outside the gossip
+    /// Above this many connected peers the node is crowded (default 192, three
+    /// quarters of `max_established_incoming`), as an origin and the holders of
+    /// its provider record are when a whole swarm finds a new stream at once
+    /// (at 300 nodes, 18 nodes passed 192): peers outside the gossip
     /// mesh with no ROPE call for `crowd_idle_after` are then disconnected within
     /// a tenth of a second, down to this many, so the crowd does not fill
-    /// `max_established_incoming` and get refused.
+    /// `max_established_incoming` and get refused. Not much lower: at 128, the
+    /// record holders of each stream redialed and re-handshook peers all
+    /// through the finds of a 300-node run.
     pub crowd_peers: u32,
     /// How long a crowded node keeps a peer it has no ROPE call or Kademlia
     /// request with (default 3 s: a describe, and the consume that follows it
-    /// on a loaded machine; at 25 new peers a second, 128 + 75 stays below 256).
+    /// on a loaded machine).
     pub crowd_idle_after: Duration,
 }
 
@@ -167,7 +171,7 @@ impl Default for ConnectionSettings {
             max_peers: 32,
             target_peers: 24,
             idle_peer_after: Duration::from_secs(60),
-            crowd_peers: 128,
+            crowd_peers: 192,
             crowd_idle_after: Duration::from_secs(3),
         }
     }
