@@ -680,8 +680,17 @@ impl EventLoop {
                 return;
             }
             QueryResult::Bootstrap(Err(error)) => debug!(%error, "kademlia bootstrap incomplete"),
-            QueryResult::Bootstrap(Ok(ok)) if ok.num_remaining == 0 => {
-                debug!(requests = stats.num_requests(), took = ?stats.duration(), "kademlia bootstrap step done");
+            QueryResult::Bootstrap(Ok(ok)) => {
+                // Every step: a bootstrap is a self lookup and then one lookup
+                // per bucket, and the steps before the last cost most.
+                debug!(
+                    step = step.count.get(),
+                    remaining = ok.num_remaining,
+                    requests = stats.num_requests(),
+                    took = ?stats.duration(),
+                    "kademlia bootstrap step done"
+                );
+                return;
             }
             _ => return,
         }
