@@ -485,7 +485,7 @@ impl RunArgs {
             }
             None => (self.max_peers - self.max_peers / 4).max(1),
         };
-        connections.crowd_peers = self.max_peers.max(self.max_incoming / 4 * 3);
+        connections.crowd_peers = mafalda_swarm::ConnectionSettings::crowd_mark(self.max_peers, self.max_incoming);
         let mut swarm = SwarmConfig::new(keypair, self.listen.clone())
             .with_bootstrap(self.bootstrap.clone())
             .with_connections(connections);

@@ -146,12 +146,13 @@ pub struct ConnectionSettings {
     /// Above this many connected peers the node is crowded (default 192, three
     /// quarters of `max_established_incoming`), as an origin and the holders of
     /// its provider record are when a whole swarm finds a new stream at once
-    /// (at 300 nodes, 18 nodes passed 192): peers outside the gossip
-    /// mesh with no ROPE call for `crowd_idle_after` are then disconnected within
-    /// a tenth of a second, down to this many, so the crowd does not fill
-    /// `max_established_incoming` and get refused. Not much lower: at 128, the
-    /// record holders of each stream redialed and re-handshook peers all
-    /// through the finds of a 300-node run.
+    /// (at 300 nodes, 18 nodes passed 192): peers outside the gossip mesh
+    /// with no ROPE call or Kademlia request for `crowd_idle_after` are then
+    /// disconnected within a tenth of a second, down to this many, so the crowd
+    /// does not fill `max_established_incoming` and get refused. Not much
+    /// lower: at 128, the record holders of each stream redialed and
+    /// re-handshook peers all through the finds of a 300-node run. The CLI
+    /// derives it from its limits with [`ConnectionSettings::crowd_mark`].
     pub crowd_peers: u32,
     /// How long a crowded node keeps a peer it has no ROPE call or Kademlia
     /// request with (default 3 s: a describe, and the consume that follows it
@@ -161,19 +162,28 @@ pub struct ConnectionSettings {
 
 impl Default for ConnectionSettings {
     fn default() -> Self {
+        let (max_established_incoming, max_peers) = (256, 32);
         Self {
             max_established: 512,
-            max_established_incoming: 256,
+            max_established_incoming,
             max_pending_incoming: 256,
             max_pending_outgoing: 128,
             max_per_peer: 2,
             handshake_timeout: Duration::from_secs(10),
-            max_peers: 32,
+            max_peers,
             target_peers: 24,
             idle_peer_after: Duration::from_secs(60),
-            crowd_peers: 192,
+            crowd_peers: Self::crowd_mark(max_peers, max_established_incoming),
             crowd_idle_after: Duration::from_secs(3),
         }
+    }
+}
+
+impl ConnectionSettings {
+    /// The crowd mark that suits these limits: three quarters of the incoming
+    /// cap, never below `max_peers` (see [`ConnectionSettings::crowd_peers`]).
+    pub fn crowd_mark(max_peers: u32, max_established_incoming: u32) -> u32 {
+        max_peers.max(max_established_incoming / 4 * 3)
     }
 }
 
