@@ -22,7 +22,10 @@ pub struct KadSettings {
     pub provider_republish: Duration,
     /// Give up a Kademlia query after this long.
     pub query_timeout: Duration,
-    /// How often the routing table is refreshed by a bootstrap query.
+    /// How often the routing table is refreshed: a bootstrap query looks up
+    /// the node's own id and then a random id in each bucket. Bootstraps that
+    /// rust-libp2p starts in between (on new peers while the table is small)
+    /// run the self lookup at most once a minute and no bucket refresh.
     pub periodic_bootstrap: Duration,
     /// Most keys this node may provide.
     pub max_provided_keys: usize,

@@ -25,6 +25,7 @@ use crate::find::PendingFind;
 use crate::handle::{InboundCall, is_provider_key};
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
+use crate::refresh::{Bootstraps, RefreshPolicy};
 use crate::rope_codec::Inbound;
 use crate::traffic::Traffic;
 use crate::transport::build_swarm;
@@ -37,6 +38,9 @@ const TICK: Duration = Duration::from_millis(100);
 const MAX_PENDING_FINDS: usize = 256;
 /// How often connected peers are checked against the connection bounds.
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+/// A bootstrap's self lookup is skipped within this long of the last one
+/// (`refresh`): at join, every new peer in the routing table starts one.
+const SELF_LOOKUP_GAP: Duration = Duration::from_secs(60);
 
 /// A request from a [`SwarmHandle`](crate::SwarmHandle), answered on its `oneshot`.
 #[derive(Debug)]
@@ -162,7 +166,8 @@ pub(crate) struct EventLoop {
     max_inbound_per_peer: usize,
     penalties: Penalties,
     bootstrap: Bootstrap,
-    joined: bool,
+    /// How much of each Kademlia bootstrap runs.
+    bootstraps: Bootstraps,
     /// Which unused peers to disconnect when too many are connected.
     connection_policy: ConnectionPolicy,
     /// Per-protocol counters; here for when peers last had a Kademlia stream.
@@ -215,7 +220,7 @@ impl EventLoop {
                 config.bootstrap_retry_max,
                 now,
             ),
-            joined: false,
+            bootstraps: Bootstraps::new(RefreshPolicy::new(SELF_LOOKUP_GAP, config.kad.periodic_bootstrap, now)),
             connection_policy: ConnectionPolicy::new(PeerBounds {
                 max_peers: config.connections.max_peers as usize,
                 target_peers: config.connections.target_peers as usize,
@@ -290,7 +295,10 @@ impl EventLoop {
                     Some(command) => self.on_command(command),
                     None => break,
                 },
-                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                event = self.swarm.select_next_some() => {
+                    self.on_swarm_event(event);
+                    self.bootstraps.watch(&mut self.swarm.behaviour_mut().kad, Instant::now());
+                }
                 _ = tick.tick() => self.on_tick(Instant::now()),
             }
         }
@@ -564,12 +572,6 @@ impl EventLoop {
                 self.on_dial_outcome(peer_id, true);
                 self.connection_policy.used(peer_id, Instant::now());
                 self.bootstrap.connected();
-                if !self.joined {
-                    self.joined = true;
-                    if let Err(error) = self.swarm.behaviour_mut().kad.bootstrap() {
-                        debug!(%error, "kademlia bootstrap not started yet");
-                    }
-                }
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, "peer connected");
                     let addr = endpoint.get_remote_address().clone();
@@ -679,7 +681,12 @@ impl EventLoop {
                 }
                 return;
             }
-            QueryResult::Bootstrap(Err(error)) => debug!(%error, "kademlia bootstrap incomplete"),
+            QueryResult::Bootstrap(Err(error)) => {
+                debug!(%error, "kademlia bootstrap incomplete");
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                self.bootstraps.on_step(kad, id, &step, stats.num_successes() > 0, Instant::now());
+                return;
+            }
             QueryResult::Bootstrap(Ok(ok)) => {
                 // Every step: a bootstrap is a self lookup and then one lookup
                 // per bucket, and the steps before the last cost most.
@@ -690,6 +697,8 @@ impl EventLoop {
                     took = ?stats.duration(),
                     "kademlia bootstrap step done"
                 );
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                self.bootstraps.on_step(kad, id, &step, stats.num_successes() > 0, Instant::now());
                 return;
             }
             _ => return,

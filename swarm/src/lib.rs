@@ -46,6 +46,7 @@ mod handle;
 pub mod identity;
 mod load;
 mod penalties;
+mod refresh;
 mod rope_codec;
 mod routing;
 pub mod swarm_key;

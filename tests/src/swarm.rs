@@ -22,6 +22,17 @@ impl TestNode {
     pub fn peer_id(&self) -> PeerId {
         self.handle.peer_id()
     }
+
+    /// Sum of the samples of the node's metric `name` whose labels contain
+    /// `label` (all of them when `label` is empty).
+    pub fn metric(&self, name: &str, label: &str) -> f64 {
+        let mut text = String::new();
+        self.handle.encode_metrics(&mut text).expect("metrics");
+        text.lines()
+            .filter(|line| line.starts_with(name) && line[name.len()..].starts_with(['{', ' ']) && line.contains(label))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
 }
 
 /// A configuration listening on an ephemeral TCP port of 127.0.0.1.

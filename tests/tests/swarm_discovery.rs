@@ -55,6 +55,39 @@ async fn key_provided_at_one_node_is_found_from_all_100_nodes() {
     provided_key_is_found_from_every_node(100, 2, kad).await;
 }
 
+/// The label of Kademlia's bootstrap queries in libp2p's metrics.
+const BOOTSTRAP: &str = "type=\"Bootstrap\"";
+
+/// Joining costs a node one lookup of its own id, not a table refresh: in
+/// rust-libp2p every peer that enters a routing table of fewer than 20 starts
+/// a whole bootstrap (a self lookup, then a lookup per bucket), so each node
+/// ran two while joining and the first nodes one per newcomer (see the
+/// swarm's `refresh`). Each node's bootstrap requests stay within two self
+/// lookups of the whole swarm, and a provided key is still found from every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_costs_each_node_a_self_lookup_and_every_key_is_still_found() {
+    let total = 30;
+    let nodes = spawn_swarm(total, 2, loopback_config).await;
+    let bootstrap_steps = |node: &TestNode| node.metric("libp2p_kad_query_result_num_requests_count", BOOTSTRAP);
+    let joined = eventually(Duration::from_secs(60), || async { nodes.iter().all(|n| bootstrap_steps(n) > 0.0) }).await;
+    assert!(joined, "every node bootstrapped: {:?}", nodes.iter().map(bootstrap_steps).collect::<Vec<_>>());
+    let provider = total / 2;
+    assert!(nodes[provider].handle.provide(stream_key("cam")).await.expect("provide") > 0, "record stored");
+    let missing = finders_missing(&nodes, provider, "cam").await;
+    assert!(missing.is_empty(), "nodes that did not find the provider: {missing:?}");
+    // Late bootstraps (started by the finds' new contacts) have time to run.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Requests to every other node, twice: one self lookup, plus what a
+    // repeated bootstrap sends before it is ended.
+    let bound = 2.0 * (total - 1) as f64;
+    let requests: Vec<f64> =
+        nodes.iter().map(|node| node.metric("libp2p_kad_query_result_num_requests_sum", BOOTSTRAP)).collect();
+    assert!(requests.iter().all(|r| *r <= bound), "bootstrap requests per node within {bound}: {requests:?}");
+    for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
 /// Whether every node but `publisher` holds a report from it with `cpu_percent`.
 async fn everyone_holds_report(nodes: &[TestNode], publisher: PeerId, cpu_percent: f32) -> bool {
     for node in nodes.iter().filter(|n| n.peer_id() != publisher) {
@@ -205,9 +238,8 @@ async fn with_bounded_connections_every_node_still_finds_a_key() {
     let mut kad = KadSettings::default();
     kad.query_timeout = Duration::from_secs(60);
     let nodes = spawn_swarm(total, 2, || bounded(max_peers, 8).with_kad(kad.clone())).await;
-    // Joining runs lookups that dial many peers, again and again while the
-    // routing tables fill (Kademlia refreshes on every new contact while it
-    // knows fewer than K): about a minute for 60 nodes on two cores.
+    // Joining runs a self lookup that dials the peers nearest each node, and
+    // the finds dial more: they are let go once idle.
     let settled =
         eventually(Duration::from_secs(150), || async { peer_counts(&nodes).await[0] <= max_peers as usize }).await;
     assert!(settled, "every node at most {max_peers} peers: {:?}", peer_counts(&nodes).await);
