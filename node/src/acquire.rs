@@ -203,18 +203,23 @@ impl Inner {
         let stream = wanted.id.as_str();
         let started = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + find_deadline;
-        let recent = lock(&self.recent_finds).get(wanted, std::time::Instant::now());
+        let recent = lock(&self.recent_finds).take(wanted, std::time::Instant::now());
         let mut attempt = Attempt { end: None, tried: HashSet::new(), reasons: Vec::new() };
-        if let Some(found) = recent {
+        if let Some((found, kept_end)) = recent {
             // Found a moment ago (an app's find before its consume): pipe
-            // from the cheapest of those providers, or find afresh.
-            attempt.end = crate::pipes::open_local_end(self, stream).await.ok();
+            // from the cheapest of those providers through the end the find
+            // opened, or find afresh.
+            attempt.end = match kept_end {
+                Some(end) => Some(end),
+                None => crate::pipes::open_local_end(self, stream).await.ok(),
+            };
             let origin = wanted.origin.or_else(|| found.origins.first()?.parse().ok());
             let ranked = self.rank(found.providers, excluded);
             if let Some(local) = self.pull_first(wanted, excluded, ranked, origin, deadline, &mut attempt).await? {
                 return Ok(local);
             }
-            lock(&self.recent_finds).forget(wanted);
+            let forgotten = lock(&self.recent_finds).forget(wanted);
+            drop(forgotten);
         }
         // An end opened for the kept find and not used by it serves here.
         let has_end = attempt.end.is_some();

@@ -9,6 +9,12 @@
 //! enough to rank by: a relay that appeared meanwhile is missed by one
 //! consume at most. A kept find whose providers all fail to pipe is
 //! forgotten, and the consume finds afresh.
+//!
+//! A find also opens this node's end of the pipe while it walks the DHT (a
+//! mediasoup transport: about a third of a millisecond of the consume's
+//! first packet otherwise) and keeps it with the find for the consume.
+//! Kept ends are bounded ([`MAX_KEPT_ENDS`]) and closed when their find
+//! expires ([`RecentFinds::expire`]) or is replaced or forgotten.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -22,40 +28,93 @@ pub(crate) const RECENT_FIND_TTL: Duration = Duration::from_secs(2);
 /// Most finds kept (stream ids come from apps: the table is bounded).
 pub(crate) const MAX_RECENT_FINDS: usize = 256;
 
-/// Finds of the last [`RECENT_FIND_TTL`], by the stream reference asked for
-/// (`ID` or `ID@ORIGIN`).
-#[derive(Debug, Default)]
-pub(crate) struct RecentFinds {
-    finds: HashMap<String, (Instant, FoundStream)>,
+/// Most pipe ends kept with finds (each holds a mediasoup transport and a port).
+pub(crate) const MAX_KEPT_ENDS: usize = 16;
+
+/// One kept find and the pipe end opened with it, if any.
+#[derive(Debug)]
+struct Kept<E> {
+    at: Instant,
+    found: FoundStream,
+    end: Option<E>,
 }
 
-impl RecentFinds {
-    /// Keeps `found` for `wanted` (one origin only: an ambiguous find must
-    /// be answered with its conflict, not used).
-    pub(crate) fn keep(&mut self, wanted: &StreamRef, found: &FoundStream, now: Instant) {
-        self.keep_as(key(wanted), found, now);
-    }
+/// Finds of the last [`RECENT_FIND_TTL`], by the stream reference asked for
+/// (`ID` or `ID@ORIGIN`), with the pipe ends (`E`) opened for them.
+#[derive(Debug)]
+pub(crate) struct RecentFinds<E = crate::pipes::LocalEnd> {
+    finds: HashMap<String, Kept<E>>,
+}
 
-    fn keep_as(&mut self, wanted: String, found: &FoundStream, now: Instant) {
+impl<E> Default for RecentFinds<E> {
+    fn default() -> Self {
+        Self { finds: HashMap::new() }
+    }
+}
+
+impl<E> RecentFinds<E> {
+    /// Keeps `found` for `wanted` with `end` (one origin only: an ambiguous
+    /// find must be answered with its conflict, not used). Returns what it
+    /// lets go of, to be dropped outside the lock: expired finds' ends, the
+    /// end of the find it replaces, and `end` itself when it is not kept.
+    #[must_use = "the ends returned are closed by dropping them"]
+    pub(crate) fn keep(&mut self, wanted: &StreamRef, found: &FoundStream, end: Option<E>, now: Instant) -> Vec<E> {
+        let mut dropped = self.expire(now);
         if found.origins.len() != 1 || found.providers.is_empty() {
-            return;
+            dropped.extend(end);
+            return dropped;
         }
-        self.finds.retain(|_, (at, _)| now.saturating_duration_since(*at) < RECENT_FIND_TTL);
+        let wanted = key(wanted);
         if self.finds.len() >= MAX_RECENT_FINDS && !self.finds.contains_key(&wanted) {
-            return;
+            dropped.extend(end);
+            return dropped;
         }
-        self.finds.insert(wanted, (now, found.clone()));
+        if let Some(old) = self.finds.remove(&wanted) {
+            dropped.extend(old.end);
+        }
+        let end = match end {
+            Some(end) if self.kept_ends() >= MAX_KEPT_ENDS => {
+                dropped.push(end);
+                None
+            }
+            end => end,
+        };
+        self.finds.insert(wanted, Kept { at: now, found: found.clone(), end });
+        dropped
     }
 
-    /// The find of `wanted` made less than [`RECENT_FIND_TTL`] before `now`.
-    pub(crate) fn get(&self, wanted: &StreamRef, now: Instant) -> Option<FoundStream> {
-        let (at, found) = self.finds.get(&key(wanted))?;
-        (now.saturating_duration_since(*at) < RECENT_FIND_TTL).then(|| found.clone())
+    /// Whether another pipe end would be kept now.
+    pub(crate) fn has_room_for_an_end(&self) -> bool {
+        self.kept_ends() < MAX_KEPT_ENDS
     }
 
-    /// Drops what is kept for `wanted` (its providers failed).
-    pub(crate) fn forget(&mut self, wanted: &StreamRef) {
-        self.finds.remove(&key(wanted));
+    fn kept_ends(&self) -> usize {
+        self.finds.values().filter(|kept| kept.end.is_some()).count()
+    }
+
+    /// The find of `wanted` made less than [`RECENT_FIND_TTL`] before `now`,
+    /// and the pipe end opened with it (taken: it serves one consume).
+    pub(crate) fn take(&mut self, wanted: &StreamRef, now: Instant) -> Option<(FoundStream, Option<E>)> {
+        let kept = self.finds.get_mut(&key(wanted))?;
+        (now.saturating_duration_since(kept.at) < RECENT_FIND_TTL).then(|| (kept.found.clone(), kept.end.take()))
+    }
+
+    /// Drops what is kept for `wanted` (its providers failed); returns its end.
+    #[must_use = "the end returned is closed by dropping it"]
+    pub(crate) fn forget(&mut self, wanted: &StreamRef) -> Option<E> {
+        self.finds.remove(&key(wanted)).and_then(|kept| kept.end)
+    }
+
+    /// Drops the finds older than [`RECENT_FIND_TTL`]; returns their ends.
+    #[must_use = "the ends returned are closed by dropping them"]
+    pub(crate) fn expire(&mut self, now: Instant) -> Vec<E> {
+        let expired: Vec<String> = self
+            .finds
+            .iter()
+            .filter(|(_, kept)| now.saturating_duration_since(kept.at) >= RECENT_FIND_TTL)
+            .map(|(wanted, _)| wanted.clone())
+            .collect();
+        expired.into_iter().filter_map(|wanted| self.finds.remove(&wanted)?.end).collect()
     }
 }
 
@@ -94,42 +153,65 @@ mod tests {
         }
     }
 
+    /// A pipe end stands for itself by a number.
+    type Finds = RecentFinds<u32>;
+
     #[test]
     fn a_find_serves_until_its_ttl_passes() {
         let start = Instant::now();
-        let mut recent = RecentFinds::default();
-        recent.keep(&stream("s"), &found(1, 2), start);
-        assert_eq!(recent.get(&stream("s"), start + RECENT_FIND_TTL / 2).map(|f| f.providers.len()), Some(2));
-        assert!(recent.get(&stream("s"), start + RECENT_FIND_TTL).is_none(), "expired");
-        assert!(recent.get(&stream("other"), start).is_none());
+        let mut recent = Finds::default();
+        assert!(recent.keep(&stream("s"), &found(1, 2), Some(1), start).is_empty());
+        let (found, end) = recent.take(&stream("s"), start + RECENT_FIND_TTL / 2).expect("kept");
+        assert_eq!((found.providers.len(), end), (2, Some(1)));
+        assert_eq!(recent.take(&stream("s"), start).expect("kept").1, None, "the end serves one consume");
+        assert!(recent.take(&stream("s"), start + RECENT_FIND_TTL).is_none(), "expired");
+        assert!(recent.take(&stream("other"), start).is_none());
         let pinned = StreamRef { id: "s".into(), origin: Some(mafalda_swarm::PeerId::random()) };
-        assert!(recent.get(&pinned, start).is_none(), "a pinned reference is another find");
-        recent.forget(&stream("s"));
-        assert!(recent.get(&stream("s"), start).is_none(), "forgotten");
+        assert!(recent.take(&pinned, start).is_none(), "a pinned reference is another find");
+        assert_eq!(recent.forget(&stream("s")), None);
+        assert!(recent.take(&stream("s"), start).is_none(), "forgotten");
     }
 
     #[test]
-    fn ambiguous_or_empty_finds_are_not_kept() {
+    fn ambiguous_or_empty_finds_are_not_kept_nor_their_ends() {
         let start = Instant::now();
-        let mut recent = RecentFinds::default();
-        recent.keep(&stream("two-origins"), &found(2, 2), start);
-        recent.keep(&stream("nobody"), &found(1, 0), start);
-        assert!(recent.get(&stream("two-origins"), start).is_none());
-        assert!(recent.get(&stream("nobody"), start).is_none());
+        let mut recent = Finds::default();
+        assert_eq!(recent.keep(&stream("two-origins"), &found(2, 2), Some(1), start), vec![1]);
+        assert_eq!(recent.keep(&stream("nobody"), &found(1, 0), Some(2), start), vec![2]);
+        assert!(recent.take(&stream("two-origins"), start).is_none());
+        assert!(recent.take(&stream("nobody"), start).is_none());
     }
 
     #[test]
     fn the_table_is_bounded_and_expired_finds_make_room() {
         let start = Instant::now();
-        let mut recent = RecentFinds::default();
+        let mut recent = Finds::default();
         for i in 0..MAX_RECENT_FINDS {
-            recent.keep(&stream(&format!("s{i}")), &found(1, 1), start);
+            let _ = recent.keep(&stream(&format!("s{i}")), &found(1, 1), None, start);
         }
-        recent.keep(&stream("one-more"), &found(1, 1), start);
-        assert!(recent.get(&stream("one-more"), start).is_none(), "full");
+        assert_eq!(recent.keep(&stream("one-more"), &found(1, 1), Some(7), start), vec![7], "full");
+        assert!(recent.take(&stream("one-more"), start).is_none());
         let later = start + RECENT_FIND_TTL;
-        recent.keep(&stream("one-more"), &found(1, 1), later);
-        assert!(recent.get(&stream("one-more"), later).is_some(), "the expired ones made room");
+        assert!(recent.keep(&stream("one-more"), &found(1, 1), None, later).is_empty());
+        assert!(recent.take(&stream("one-more"), later).is_some(), "the expired ones made room");
         assert_eq!(recent.finds.len(), 1);
+    }
+
+    #[test]
+    fn kept_ends_are_bounded_and_closed_when_their_find_goes() {
+        let start = Instant::now();
+        let mut recent = Finds::default();
+        for i in 0..MAX_KEPT_ENDS as u32 {
+            assert!(recent.keep(&stream(&format!("s{i}")), &found(1, 1), Some(i), start).is_empty());
+        }
+        assert!(!recent.has_room_for_an_end());
+        assert_eq!(recent.keep(&stream("more"), &found(1, 1), Some(99), start), vec![99], "no room for its end");
+        assert!(recent.take(&stream("more"), start).is_some(), "the find itself is kept");
+        assert_eq!(recent.keep(&stream("s0"), &found(1, 1), None, start), vec![0], "a new find replaces the old end");
+        assert_eq!(recent.forget(&stream("s1")), Some(1));
+        let mut expired = recent.expire(start + RECENT_FIND_TTL);
+        expired.sort_unstable();
+        assert_eq!(expired, (2..MAX_KEPT_ENDS as u32).collect::<Vec<_>>(), "every other end closes with its find");
+        assert!(recent.has_room_for_an_end());
     }
 }

@@ -131,12 +131,27 @@ pub(crate) async fn find_within(
     deadline: std::time::Duration,
 ) -> Result<FoundStream, NodeError> {
     let started = std::time::Instant::now();
-    let found = find_described(inner, stream, deadline).await;
+    // The consume that usually follows needs this node's end of a pipe: it
+    // opens while the DHT is walked, unless the stream is here already.
+    let open_end = !inner.holds(stream).unwrap_or(true) && lock(&inner.recent_finds).has_room_for_an_end();
+    let (found, end) = tokio::join!(find_described(inner, stream, deadline), async {
+        if open_end { crate::pipes::open_local_end(inner, &stream.id).await.ok() } else { None }
+    });
     inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
-    if let Ok(found) = &found {
-        lock(&inner.recent_finds).keep(stream, found, std::time::Instant::now());
+    let Ok(found) = found else { return found };
+    let kept_end = end.is_some();
+    let dropped = lock(&inner.recent_finds).keep(stream, &found, end, std::time::Instant::now());
+    drop(dropped);
+    if kept_end {
+        // Closed when the find expires if no consume took it.
+        let expiring = Arc::clone(inner);
+        inner.spawn("close an unused pipe end", async move {
+            tokio::time::sleep(crate::recent_finds::RECENT_FIND_TTL).await;
+            let expired = lock(&expiring.recent_finds).expire(std::time::Instant::now());
+            drop(expired);
+        });
     }
-    found
+    Ok(found)
 }
 
 /// A provider's description, checked: its provenance leads from the origin

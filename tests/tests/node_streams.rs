@@ -299,6 +299,33 @@ async fn stopping_egresses_and_publications_leaks_nothing() {
     }
 }
 
+/// An app that finds streams and never consumes them (each find opens this
+/// node's end of a pipe for the consume that usually follows) holds at most
+/// 16 of those ends at once, and none once its finds have expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finds_never_consumed_leave_no_pipe_end_behind() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let transports = |node: &Node| node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
+    let streams: Vec<String> = (0..24).map(|i| format!("looked-at-{i}")).collect();
+    for stream in &streams {
+        a.publish_rtp(stream, vec![opus_track()]).await.expect("publish");
+    }
+    let before = transports(&b);
+    let mut most = before;
+    for stream in &streams {
+        b.find(stream).await.expect("find");
+        most = most.max(transports(&b));
+    }
+    assert!(most > before, "finds opened pipe ends ({before} transports before, {most} at most)");
+    assert!(most <= before + 16, "at most 16 pipe ends kept: {before} transports before, {most} at most");
+    let closed = eventually(Duration::from_secs(5), || async { transports(&b) == before }).await;
+    assert!(closed, "every unused pipe end closed: {} transports, {before} before", transports(&b));
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}
+
 /// A busy origin delegates: it answers "busy, try these" with the relays it
 /// feeds, and the newcomer is served by a relay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
