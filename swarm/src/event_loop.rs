@@ -168,6 +168,8 @@ pub(crate) struct EventLoop {
     bootstrap: Bootstrap,
     /// How much of each Kademlia bootstrap runs.
     bootstraps: Bootstraps,
+    /// Whether the join's self lookup has started.
+    joined: bool,
     /// Which unused peers to disconnect when too many are connected.
     connection_policy: ConnectionPolicy,
     /// Per-protocol counters; here for when peers last had a Kademlia stream.
@@ -221,6 +223,7 @@ impl EventLoop {
                 now,
             ),
             bootstraps: Bootstraps::new(RefreshPolicy::new(SELF_LOOKUP_GAP, config.kad.periodic_bootstrap, now)),
+            joined: false,
             connection_policy: ConnectionPolicy::new(PeerBounds {
                 max_peers: config.connections.max_peers as usize,
                 target_peers: config.connections.target_peers as usize,
@@ -572,6 +575,15 @@ impl EventLoop {
                 self.on_dial_outcome(peer_id, true);
                 self.connection_policy.used(peer_id, Instant::now());
                 self.bootstrap.connected();
+                if !self.joined {
+                    // Looked up at once rather than after Kademlia's half-second
+                    // throttle; `bootstraps` keeps it to the self lookup and ends
+                    // the repeats that follow.
+                    self.joined = true;
+                    if let Err(error) = self.swarm.behaviour_mut().kad.bootstrap() {
+                        debug!(%error, "kademlia bootstrap not started yet");
+                    }
+                }
                 if num_established.get() == 1 {
                     debug!(peer = %peer_id, "peer connected");
                     let addr = endpoint.get_remote_address().clone();
