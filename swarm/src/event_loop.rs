@@ -693,22 +693,19 @@ impl EventLoop {
                 }
                 return;
             }
-            QueryResult::Bootstrap(Err(error)) => {
-                debug!(%error, "kademlia bootstrap incomplete");
-                let kad = &mut self.swarm.behaviour_mut().kad;
-                self.bootstraps.on_step(kad, id, &step, stats.num_successes() > 0, Instant::now());
-                return;
-            }
-            QueryResult::Bootstrap(Ok(ok)) => {
-                // Every step: a bootstrap is a self lookup and then one lookup
-                // per bucket, and the steps before the last cost most.
-                debug!(
-                    step = step.count.get(),
-                    remaining = ok.num_remaining,
-                    requests = stats.num_requests(),
-                    took = ?stats.duration(),
-                    "kademlia bootstrap step done"
-                );
+            QueryResult::Bootstrap(result) => {
+                match result {
+                    Err(error) => debug!(%error, "kademlia bootstrap incomplete"),
+                    // Every step: a bootstrap is a self lookup and then one lookup
+                    // per bucket, and the steps before the last cost most.
+                    Ok(ok) => debug!(
+                        step = step.count.get(),
+                        remaining = ok.num_remaining,
+                        requests = stats.num_requests(),
+                        took = ?stats.duration(),
+                        "kademlia bootstrap step done"
+                    ),
+                }
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 self.bootstraps.on_step(kad, id, &step, stats.num_successes() > 0, Instant::now());
                 return;

@@ -87,7 +87,7 @@ pub(crate) struct Bootstraps {
 }
 
 impl Bootstraps {
-    /// No bootstrap yet, for a node started at `now`.
+    /// No bootstrap yet; `policy` decides how much of each runs.
     pub(crate) fn new(policy: RefreshPolicy) -> Self {
         Self { policy, runs: HashMap::new() }
     }
