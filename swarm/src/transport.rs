@@ -64,7 +64,12 @@ pub(crate) fn build_swarm(
         .with_bandwidth_metrics(registry)
         .with_behaviour(behaviour)
         .map_err(|e| SwarmError::Build(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        // A substream's protocol is proposed together with its first bytes
+        // (every protocol here proposes one): a ROPE call does not wait a
+        // round trip for the other side to agree before its request leaves.
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(idle).with_substream_upgrade_protocol_override(upgrade::Version::V1Lazy)
+        })
         .with_connection_timeout(handshake_timeout)
         .build())
 }

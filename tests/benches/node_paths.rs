@@ -55,6 +55,20 @@ async fn first_packet(node: &Node, stream: &str) -> (Duration, Vec<String>) {
     (first, egress.expect("consume").path)
 }
 
+/// A ROPE call that does no work at the callee (stats of an unknown stream):
+/// what two transits between nodes cost, the pipe handshake's largest stage.
+async fn rope_round_trip(caller: &Node, callee: &Node) -> Duration {
+    let params = mafalda_rope::Value::serialized(&serde_json::json!({ "stream": "no-such-stream" })).expect("params");
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        let answer = caller.swarm().call(callee.peer_id(), "stream.stats", None, params.clone()).await;
+        samples.push(started.elapsed());
+        assert!(answer.is_err(), "an unknown stream has no stats");
+    }
+    median(&mut samples)
+}
+
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -69,6 +83,7 @@ fn main() {
             nodes.push(next);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+        println!("ROPE call round trip B -> A (an unknown stream's stats): median {:.1?} over 200", rope_round_trip(&nodes[1], &nodes[0]).await);
         let names = ["A", "B", "C", "D", "E"];
         let name_of = |peer: &str| nodes.iter().position(|n| n.peer_id().to_string() == peer).map_or("?", |i| names[i]);
         let samples: usize = std::env::var("NODE_PATHS_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
