@@ -31,4 +31,4 @@ pub use engine::{MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatu
 pub use error::MediaError;
 pub use mediasoup;
 pub use placement::{PlacementPolicy, WorkerLoadView};
-pub use spanning::{PlainEgress, Released, SpanningRouter};
+pub use spanning::{PlainEgress, PlainEnd, Released, SpanningRouter};

@@ -123,6 +123,14 @@ pub struct PlainEgress {
     pub router: Router,
 }
 
+/// A plain transport opened and connected to its destination, nothing
+/// consumed into it yet ([`SpanningRouter::open_plain`]).
+#[derive(Debug)]
+pub struct PlainEnd {
+    transport: PlainTransport,
+    router: Router,
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -316,8 +324,26 @@ impl SpanningRouter {
         ip: IpAddr,
         destination: SocketAddr,
     ) -> Result<PlainEgress, MediaError> {
-        let router = self.consumer_router(producer_id).await?;
+        let end = self.open_plain(ip, destination).await?;
+        self.consume_plain_on(producer_id, end).await
+    }
+
+    /// A plain transport on `ip` sending to `destination`, on the router a
+    /// consumer would be placed on now, opened before its producer is known
+    /// (while the stream is fetched from another node, say); consume into it
+    /// with [`SpanningRouter::consume_plain_on`]. Dropping it closes it.
+    pub async fn open_plain(&self, ip: IpAddr, destination: SocketAddr) -> Result<PlainEnd, MediaError> {
+        let worker = self.inner.engine.place().await?;
+        let router = self.router_on(&worker).await?;
         let transport = plain_egress(&router, ip, destination).await?;
+        Ok(PlainEnd { transport, router })
+    }
+
+    /// Consumes `producer_id` into `end` (piping it to `end`'s router first if
+    /// it lives on another).
+    pub async fn consume_plain_on(&self, producer_id: ProducerId, end: PlainEnd) -> Result<PlainEgress, MediaError> {
+        let PlainEnd { transport, router } = end;
+        self.make_available(producer_id, &router).await?;
         let options = ConsumerOptions::new(producer_id, consumer_capabilities(&router.rtp_capabilities()));
         let consumer = transport.consume(options).await.map_err(|e| MediaError::Request(e.to_string()))?;
         Ok(PlainEgress { transport, consumer, router })

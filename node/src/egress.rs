@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use mafalda_media::PlainEgress;
+use mafalda_media::{PlainEgress, PlainEnd};
 
 use crate::NodeError;
 use crate::codecs::TrackSummary;
@@ -52,7 +52,7 @@ impl Inner {
             .map(|(id, record)| (id.clone(), record.destination, record.track_ports.clone()))
             .collect();
         for (id, destination, track_ports) in egresses {
-            if let Err(error) = self.open_egress(&id, stream, destination, track_ports).await {
+            if let Err(error) = self.open_egress(&id, stream, destination, track_ports, None).await {
                 tracing::warn!(stream, egress = %id, %error, "could not restart an egress");
                 lock(&self.egresses).remove(&id);
                 let reason = format!("could not restart after a re-pipe: {error}");
@@ -61,13 +61,16 @@ impl Inner {
         }
     }
 
-    /// Sends `stream`'s tracks to `destination` under egress `id`.
+    /// Sends `stream`'s tracks to `destination` under egress `id`; the first
+    /// track goes through `first_end` when one was opened ahead (see
+    /// [`Inner::open_first_egress_end`]).
     pub(crate) async fn open_egress(
         &self,
         id: &str,
         stream: &str,
         destination: SocketAddr,
         track_ports: Option<Vec<u16>>,
+        mut first_end: Option<PlainEnd>,
     ) -> Result<Egress, NodeError> {
         let (producer_ids, path) = {
             let streams = lock(&self.streams);
@@ -87,7 +90,11 @@ impl Inner {
                 None => destination.port(),
             };
             let target = SocketAddr::new(destination.ip(), port);
-            let egress = self.router_of(stream).consume_plain(producer_id, self.config.media_ip, target).await?;
+            let spanning = self.router_of(stream);
+            let egress = match first_end.take() {
+                Some(end) => spanning.consume_plain_on(producer_id, end).await?,
+                None => spanning.consume_plain(producer_id, self.config.media_ip, target).await?,
+            };
             tracks.push(TrackSummary::of(egress.consumer.kind(), egress.consumer.rtp_parameters()));
             consumers.push(egress);
         }
@@ -110,6 +117,22 @@ impl Inner {
         lock(&self.egresses).insert(id.to_owned(), record);
         self.emit(opened);
         Ok(Egress { id: id.to_owned(), tracks, path, sdp })
+    }
+
+    /// The plain transport an egress of `stream` to `destination` sends its
+    /// first track through, opened while the stream is being fetched: the
+    /// first packet then waits for one worker call after the stream is here
+    /// (the consume), not three. `None` when it cannot be opened (the egress
+    /// opens its own then, and says why).
+    pub(crate) async fn open_first_egress_end(
+        &self,
+        stream: &str,
+        destination: SocketAddr,
+        track_ports: Option<&[u16]>,
+    ) -> Option<PlainEnd> {
+        let port = track_ports.and_then(|ports| ports.first().copied()).unwrap_or(destination.port());
+        let target = SocketAddr::new(destination.ip(), port);
+        self.router_of(stream).open_plain(self.config.media_ip, target).await.ok()
     }
 
     /// How many egresses send `stream`.

@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Finds of the last moments, for the consumes that follow them.
     pub(crate) recent_finds: Mutex<crate::recent_finds::RecentFinds>,
+    /// Pipe transports opened ahead of the next `stream.pipe`, per router.
+    pub(crate) spare_pipes: Mutex<crate::spare_pipes::Spares<mafalda_media::mediasoup::router::RouterId>>,
     /// When egress and pipe counters were last read (read at most once a second).
     pub(crate) egresses_counted: Mutex<Option<std::time::Instant>>,
     pub(crate) next_egress: std::sync::atomic::AtomicU64,

@@ -53,6 +53,7 @@ mod release;
 mod remote;
 pub mod rooms;
 mod rtp_checks;
+mod spare_pipes;
 pub mod streams;
 mod webrtc;
 #[cfg(test)]
@@ -72,4 +73,5 @@ pub use liveness::StreamStats;
 pub use node::{Egress, FoundStream, Node, ProviderInfo, StreamStatus, Traffic, TrafficCount};
 pub use pipes::MAX_PIPES_PER_PEER;
 pub use release::DEFAULT_RELAY_LINGER;
+pub use spare_pipes::MAX_SPARE_PIPES;
 pub use streams::StreamRef;

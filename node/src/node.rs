@@ -165,6 +165,7 @@ impl Node {
             webrtc_consumers: Mutex::default(),
             pulling: Mutex::default(),
             recent_finds: Mutex::default(),
+            spare_pipes: Mutex::new(crate::spare_pipes::Spares::new(crate::spare_pipes::MAX_SPARE_PIPES)),
             next_egress: std::sync::atomic::AtomicU64::new(1),
             egresses_counted: Mutex::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
@@ -309,11 +310,23 @@ impl Node {
         if track_ports.as_ref().is_some_and(|ports| ports.is_empty() || ports.contains(&0)) {
             return Err(NodeError::InvalidInput("track ports must be 1-65535, one per track".into()));
         }
-        let announced = self.inner.ensure_local(&wanted).await?;
+        // The egress's transport opens while the stream is fetched.
+        let (announced, first_end) = tokio::join!(
+            self.inner.ensure_local(&wanted),
+            self.inner.open_first_egress_end(&wanted.id, destination, track_ports.as_deref())
+        );
+        let announced = announced?;
         let id = format!("egress-{}", self.inner.next_egress.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let egress = self.inner.open_egress(&id, &wanted.id, destination, track_ports).await;
+        let egress = self.inner.open_egress(&id, &wanted.id, destination, track_ports, first_end).await;
         announced.done().await;
         egress
+    }
+
+    /// How many spare pipe transports this node holds, opened ahead of the
+    /// next pipe it serves (at most one per router, [`crate::MAX_SPARE_PIPES`]
+    /// in all). Mediasoup counts them among the workers' transports.
+    pub fn spare_pipes(&self) -> usize {
+        lock(&self.inner.spare_pipes).ready()
     }
 
     /// How many egresses are running.
@@ -363,7 +376,8 @@ impl Node {
         // Dropped outside the locks: closing them calls into mediasoup.
         let egresses = std::mem::take(&mut *lock(&inner.egresses));
         let streams = std::mem::take(&mut *lock(&inner.streams));
-        drop((egresses, streams));
+        let spares = lock(&inner.spare_pipes).clear();
+        drop((egresses, streams, spares));
         inner.media.clone().close().await;
         info!("node stopped");
     }

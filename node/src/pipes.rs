@@ -7,7 +7,8 @@
 //! lead from the origin to this node), that the tracks are the ones the origin
 //! signed, and each track's RTP parameters; producers get ids of its own.
 //!
-//! Provider ([`Inner::offer_pipe`]): pipes only to the IP the asking peer's
+//! Provider ([`Inner::offer_pipe`]): answers from a spare pipe transport when
+//! it has one (`spare_pipes`), pipes only to the IP the asking peer's
 //! connection comes from, keeps at most one pipe per peer and stream (a new
 //! request replaces the old pipe) and [`MAX_PIPES_PER_PEER`] in all, and
 //! closes a peer's pipes when it says it is done (`stream.unpipe`) or
@@ -36,7 +37,7 @@ impl Inner {
     /// Serves `stream.pipe` from `peer`, whose connection comes from `remote_ip`.
     #[tracing::instrument(name = "stream", skip_all, fields(id = %request.stream, %peer))]
     pub(crate) async fn offer_pipe(
-        &self,
+        self: &Arc<Self>,
         peer: PeerId,
         remote_ip: Option<IpAddr>,
         request: PipeRequest,
@@ -73,8 +74,24 @@ impl Inner {
             .router_of(&request.stream)
             .home_router(first)
             .ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-        let (transport, endpoint) =
-            pipe::open_pipe(&router, self.config.media_ip, self.config.announced_ip.map(|ip| ip.to_string())).await?;
+        let offered = self.pipe_tracks(peer, request, producer_ids, provenance, &router).await;
+        // The next pipe from this router takes a spare made now, after this
+        // one is answered: the worker serves calls in order.
+        self.replenish_spare(&router);
+        offered
+    }
+
+    /// Pipes `producer_ids` (the tracks of `request.stream`) to `peer` from
+    /// `router`, under the checks made again once the pipe exists.
+    async fn pipe_tracks(
+        &self,
+        peer: PeerId,
+        request: PipeRequest,
+        producer_ids: Vec<mafalda_media::mediasoup::prelude::ProducerId>,
+        provenance: crate::record::Provenance,
+        router: &Router,
+    ) -> Result<PipeOffer, NodeError> {
+        let (transport, endpoint) = self.pipe_end_on(router).await?;
         // Connected while the tracks are consumed into it: the first packet
         // waits for both, not for one after the other.
         let sending = async {

@@ -80,7 +80,8 @@ impl Inner {
 /// How often relays with no local consumer are checked.
 const RELEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Lets go of relayed streams nobody here consumes (see `release`).
+/// Lets go of relayed streams nobody here consumes (see `release`), of
+/// idle rooms' routers and of spare pipe transports no stream needs.
 pub(crate) async fn release_idle_relays(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(RELEASE_CHECK_INTERVAL);
     let mut linger = Linger::default();
@@ -88,6 +89,7 @@ pub(crate) async fn release_idle_relays(inner: Arc<Inner>) {
         tick.tick().await;
         inner.release_idle_relays(&mut linger, std::time::Instant::now()).await;
         inner.forget_idle_room_routers();
+        inner.let_go_of_unneeded_spares();
     }
 }
 

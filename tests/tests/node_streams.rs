@@ -278,10 +278,13 @@ async fn stopping_egresses_and_publications_leaks_nothing() {
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = b.consume_rtp("leak", receiver.local_addr().expect("addr")).await.expect("consume");
     assert!(transports(&a) > a_before && transports(&b) > b_before, "ingest, pipes and egress exist");
+    let spare = mafalda_tests::swarm::eventually(Duration::from_secs(2), || async { a.spare_pipes() == 1 }).await;
+    assert!(spare, "having served a pipe, A keeps one spare pipe transport ready for the next");
 
     b.stop_egress(&egress.id).expect("stop egress");
     a.unpublish("leak").await.expect("unpublish");
     let clean = mafalda_tests::swarm::eventually(Duration::from_secs(5), || async {
+        // The spare goes too: no stream left on its router.
         transports(&a) == a_before && transports(&b) == b_before && consumers(&a) == 0 && consumers(&b) == 0
     })
     .await;

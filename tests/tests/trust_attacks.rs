@@ -117,8 +117,11 @@ fn keep_sending(ingest: SocketAddr) -> tokio::sync::oneshot::Sender<()> {
     stop
 }
 
+/// Transports at `node`, besides the spare pipe transports it keeps ready
+/// for the next pipe it serves (one per router, whoever asks).
 fn transports(node: &Node) -> u32 {
-    node.media().status().iter().map(|w| w.objects.transports).sum()
+    let all: u32 = node.media().status().iter().map(|w| w.objects.transports).sum();
+    all - u32::try_from(node.spare_pipes()).expect("a few spares")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,6 +147,9 @@ async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
     for _ in 0..300 {
         rogue.pipe(&a, "show", own_addr).await.expect("a pipe to the asker's own address");
     }
+    // Each answer took the spare pipe transport and had another opened: one stands, ready.
+    let one_spare = eventually(Duration::from_secs(2), || async { a.spare_pipes() == 1 }).await;
+    assert!(one_spare, "one spare pipe transport, not {}", a.spare_pipes());
     assert_eq!(transports(&a), baseline + 1, "300 requests for one stream leave one pipe");
     assert_eq!(a.streams()[0].downstream, vec![rogue.peer_id().to_string()]);
     assert!(count_datagrams(&own, Duration::from_millis(500)).await > 10, "the asker's own pipe carries media");
@@ -171,6 +177,7 @@ async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
     assert!(got.len() >= 50, "the honest consumer got {} packets", got.len());
 
     // The rogue leaves: its pipes close within 2 s and nothing reaches its socket after.
+    assert!(eventually(Duration::from_secs(2), || async { a.spare_pipes() == 1 }).await, "the spare is ready again");
     let before = transports(&a);
     rogue.handle.shutdown().await.expect("rogue leaves");
     let left = Instant::now();
