@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use mafalda_media::mediasoup::prelude::{PipeTransport, Router};
+use mafalda_media::mediasoup::prelude::{PipeTransport, Router, Transport};
 use mafalda_media::pipe::{self, PipeEndpoint};
 use mafalda_rope::{ErrorCode, Value};
 use mafalda_swarm::{CallError, PeerId};
@@ -83,8 +83,15 @@ impl Inner {
 
     /// Pipes `producer_ids` (the tracks of `request.stream`) to `peer` from
     /// `router`, under the checks made again once the pipe exists.
+    ///
+    /// The answer waits only for the tracks to be consumed into the pipe (all
+    /// at once): it needs their parameters, not the connection. The pipe is
+    /// connected to the asker's endpoint behind them, while the answer
+    /// travels; the worker answers in order, so media leaves as soon as it
+    /// would have. Should that connect fail, the pipe is closed and the
+    /// asker's liveness check pipes the stream from elsewhere.
     async fn pipe_tracks(
-        &self,
+        self: &Arc<Self>,
         peer: PeerId,
         request: PipeRequest,
         producer_ids: Vec<mafalda_media::mediasoup::prelude::ProducerId>,
@@ -92,21 +99,10 @@ impl Inner {
         router: &Router,
     ) -> Result<PipeOffer, NodeError> {
         let (transport, endpoint) = self.pipe_end_on(router).await?;
-        // Connected while the tracks are consumed into it: the first packet
-        // waits for both, not for one after the other.
-        let sending = async {
-            let mut tracks = Vec::new();
-            let mut consumers = Vec::new();
-            for producer_id in producer_ids {
-                let (consumer, track) = pipe::send_track(&transport, producer_id).await?;
-                consumers.push(consumer);
-                tracks.push(track);
-            }
-            Ok::<_, mafalda_media::MediaError>((consumers, tracks))
-        };
-        let (connected, sent) = tokio::join!(pipe::connect_pipe(&transport, &request.endpoint), sending);
-        connected?;
-        let (consumers, tracks) = sent?;
+        let sent = futures::future::try_join_all(producer_ids.into_iter().map(|id| pipe::send_track(&transport, id)))
+            .await?;
+        let (consumers, tracks): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
+        let connecting = transport.clone();
         let pipe = DownstreamPipe { _transport: transport, _consumers: consumers, sent: Default::default() };
         // Checked again now: concurrent requests from one peer all passed the
         // first check while their pipes were being made.
@@ -128,8 +124,32 @@ impl Inner {
             drop(pipe);
             return Err(error);
         }
+        // Held first, then connected: a failed connect finds the pipe to close.
+        self.connect_behind(&request.stream, peer, &connecting, &request.endpoint);
         debug!(stream = %request.stream, %peer, replaced, "piping to a downstream peer");
         Ok(PipeOffer { endpoint, tracks, provenance })
+    }
+
+    /// Connects the pipe of `stream` to `peer` to the asker's `endpoint` in the
+    /// background; closes the pipe if that fails.
+    fn connect_behind(self: &Arc<Self>, stream: &str, peer: PeerId, transport: &PipeTransport, endpoint: &PipeEndpoint) {
+        let (inner, stream, transport, endpoint) =
+            (Arc::clone(self), stream.to_owned(), transport.clone(), endpoint.clone());
+        self.spawn("connect a pipe", async move {
+            let Err(error) = pipe::connect_pipe(&transport, &endpoint).await else { return };
+            warn!(stream, %peer, %error, "could not connect a pipe already offered; closing it");
+            let closed = {
+                let mut streams = lock(&inner.streams);
+                let local = streams.get_mut(&stream);
+                match local {
+                    Some(local) if local.pipes.get(&peer).is_some_and(|p| p._transport.id() == transport.id()) => {
+                        local.pipes.remove(&peer)
+                    }
+                    _ => None,
+                }
+            };
+            drop(closed);
+        });
     }
 
     /// `peer` is done with `stream` (`stream.unpipe`): closes its pipe.
@@ -207,13 +227,7 @@ pub(crate) async fn pull_into(
     };
     let me = inner.swarm.peer_id();
     let verified = check_offer(stream, me, origin, &offer)?;
-    let receiving = async {
-        let mut producers = Vec::new();
-        for track in &offer.tracks {
-            producers.push(pipe::receive_track(&transport, track).await?);
-        }
-        Ok::<_, mafalda_media::MediaError>(producers)
-    };
+    let receiving = futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(&transport, track)));
     let (connected, received) = tokio::join!(pipe::connect_pipe(&transport, &offer.endpoint), receiving);
     connected?;
     let producers = received?;

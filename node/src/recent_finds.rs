@@ -12,9 +12,12 @@
 //!
 //! A find also opens this node's end of the pipe while it walks the DHT (a
 //! mediasoup transport: about a third of a millisecond of the consume's
-//! first packet otherwise) and keeps it with the find for the consume.
-//! Kept ends are bounded ([`MAX_KEPT_ENDS`]) and closed when their find
-//! expires ([`RecentFinds::expire`]) or is replaced or forgotten.
+//! first packet otherwise) and keeps it with the find for the consume. The
+//! find does not wait for it: on a loaded machine the worker may answer
+//! after the DHT did, and the end joins the kept find when it lands
+//! ([`RecentFinds::attach`]). Kept ends, and ends being opened, are bounded
+//! ([`MAX_KEPT_ENDS`]) and closed when their find expires
+//! ([`RecentFinds::expire`]), is replaced or forgotten, or was served.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -37,6 +40,8 @@ struct Kept<E> {
     at: Instant,
     found: FoundStream,
     end: Option<E>,
+    /// A consume took what was kept: an end landing later is not for it.
+    served: bool,
 }
 
 /// Finds of the last [`RECENT_FIND_TTL`], by the stream reference asked for
@@ -44,11 +49,16 @@ struct Kept<E> {
 #[derive(Debug)]
 pub(crate) struct RecentFinds<E = crate::pipes::LocalEnd> {
     finds: HashMap<String, Kept<E>>,
+    /// Ends being opened for finds ([`RecentFinds::reserve_end`]), counted
+    /// against [`MAX_KEPT_ENDS`] until they land.
+    opening: usize,
+    /// Ends that landed before their find was kept, waiting for it.
+    landed: HashMap<String, (Instant, E)>,
 }
 
 impl<E> Default for RecentFinds<E> {
     fn default() -> Self {
-        Self { finds: HashMap::new() }
+        Self { finds: HashMap::new(), opening: 0, landed: HashMap::new() }
     }
 }
 
@@ -72,6 +82,13 @@ impl<E> RecentFinds<E> {
         if let Some(old) = self.finds.remove(&wanted) {
             dropped.extend(old.end);
         }
+        let end = match (end, self.landed.remove(&wanted)) {
+            (Some(end), landed) => {
+                dropped.extend(landed.map(|(_, end)| end));
+                Some(end)
+            }
+            (None, landed) => landed.map(|(_, end)| end),
+        };
         let end = match end {
             Some(end) if self.kept_ends() >= MAX_KEPT_ENDS => {
                 dropped.push(end);
@@ -79,24 +96,58 @@ impl<E> RecentFinds<E> {
             }
             end => end,
         };
-        self.finds.insert(wanted, Kept { at: now, found: found.clone(), end });
+        self.finds.insert(wanted, Kept { at: now, found: found.clone(), end, served: false });
         dropped
     }
 
     /// Whether another pipe end would be kept now.
     pub(crate) fn has_room_for_an_end(&self) -> bool {
-        self.kept_ends() < MAX_KEPT_ENDS
+        self.kept_ends() + self.opening < MAX_KEPT_ENDS
+    }
+
+    /// Counts an end about to be opened for a find, if there is room for it;
+    /// whoever got `true` hands the outcome to [`RecentFinds::attach`].
+    pub(crate) fn reserve_end(&mut self) -> bool {
+        let room = self.has_room_for_an_end();
+        self.opening += usize::from(room);
+        room
+    }
+
+    /// An end reserved with [`RecentFinds::reserve_end`] has opened (or
+    /// failed: `None`): kept with the find of `wanted` if that is still kept,
+    /// has none and no consume took it yet. Otherwise the end is returned,
+    /// to be dropped outside the lock.
+    #[must_use = "the end returned is closed by dropping it"]
+    pub(crate) fn attach(&mut self, wanted: &StreamRef, end: Option<E>, now: Instant) -> Option<E> {
+        self.opening = self.opening.saturating_sub(1);
+        let end = end?;
+        let wanted = key(wanted);
+        match self.finds.get_mut(&wanted) {
+            Some(kept)
+                if !kept.served && kept.end.is_none() && now.saturating_duration_since(kept.at) < RECENT_FIND_TTL =>
+            {
+                kept.end = Some(end);
+                None
+            }
+            Some(_) => Some(end),
+            // The find is still walking: the end waits for it (until it expires).
+            None => self.landed.insert(wanted, (now, end)).map(|(_, older)| older),
+        }
     }
 
     fn kept_ends(&self) -> usize {
-        self.finds.values().filter(|kept| kept.end.is_some()).count()
+        self.finds.values().filter(|kept| kept.end.is_some()).count() + self.landed.len()
     }
 
     /// The find of `wanted` made less than [`RECENT_FIND_TTL`] before `now`,
     /// and the pipe end opened with it (taken: it serves one consume).
     pub(crate) fn take(&mut self, wanted: &StreamRef, now: Instant) -> Option<(FoundStream, Option<E>)> {
         let kept = self.finds.get_mut(&key(wanted))?;
-        (now.saturating_duration_since(kept.at) < RECENT_FIND_TTL).then(|| (kept.found.clone(), kept.end.take()))
+        if now.saturating_duration_since(kept.at) >= RECENT_FIND_TTL {
+            return None;
+        }
+        kept.served = true;
+        Some((kept.found.clone(), kept.end.take()))
     }
 
     /// Drops what is kept for `wanted` (its providers failed); returns its end.
@@ -114,7 +165,15 @@ impl<E> RecentFinds<E> {
             .filter(|(_, kept)| now.saturating_duration_since(kept.at) >= RECENT_FIND_TTL)
             .map(|(wanted, _)| wanted.clone())
             .collect();
-        expired.into_iter().filter_map(|wanted| self.finds.remove(&wanted)?.end).collect()
+        let mut ends: Vec<E> = expired.into_iter().filter_map(|wanted| self.finds.remove(&wanted)?.end).collect();
+        let stale: Vec<String> = self
+            .landed
+            .iter()
+            .filter(|(_, (at, _))| now.saturating_duration_since(*at) >= RECENT_FIND_TTL)
+            .map(|(wanted, _)| wanted.clone())
+            .collect();
+        ends.extend(stale.into_iter().filter_map(|wanted| self.landed.remove(&wanted)).map(|(_, end)| end));
+        ends
     }
 }
 
@@ -213,5 +272,31 @@ mod tests {
         expired.sort_unstable();
         assert_eq!(expired, (2..MAX_KEPT_ENDS as u32).collect::<Vec<_>>(), "every other end closes with its find");
         assert!(recent.has_room_for_an_end());
+    }
+
+    #[test]
+    fn an_end_that_lands_after_its_find_joins_it_unless_a_consume_came_first() {
+        let start = Instant::now();
+        let mut recent = Finds::default();
+        for _ in 0..MAX_KEPT_ENDS {
+            assert!(recent.reserve_end());
+        }
+        assert!(!recent.reserve_end(), "ends being opened count against the cap");
+        assert!(recent.keep(&stream("a"), &found(1, 1), None, start).is_empty());
+        assert!(recent.keep(&stream("b"), &found(1, 1), None, start).is_empty());
+        assert_eq!(recent.attach(&stream("a"), Some(1), start), None, "kept with its find");
+        assert_eq!(recent.take(&stream("b"), start).expect("kept").1, None, "b's consume came first");
+        assert_eq!(recent.attach(&stream("b"), Some(2), start), Some(2), "too late for b: closed");
+        assert_eq!(recent.attach(&stream("a"), None, start), None, "a failed opening frees its place");
+        assert_eq!(recent.take(&stream("a"), start).expect("kept").1, Some(1));
+
+        // An end that lands while its find still walks waits for the find.
+        assert_eq!(recent.attach(&stream("c"), Some(3), start), None);
+        assert_eq!(recent.expire(start + RECENT_FIND_TTL / 2), Vec::<u32>::new());
+        assert!(recent.keep(&stream("c"), &found(1, 1), None, start + RECENT_FIND_TTL / 2).is_empty());
+        assert_eq!(recent.take(&stream("c"), start).expect("kept").1, Some(3), "c's find took the end that waited");
+        assert_eq!(recent.attach(&stream("d"), Some(4), start), None);
+        assert_eq!(recent.expire(start + RECENT_FIND_TTL), vec![4], "an end whose find never came is closed");
+        assert!(recent.reserve_end(), "landed or failed, and taken or closed: room again");
     }
 }

@@ -132,26 +132,38 @@ pub(crate) async fn find_within(
 ) -> Result<FoundStream, NodeError> {
     let started = std::time::Instant::now();
     // The consume that usually follows needs this node's end of a pipe: it
-    // opens while the DHT is walked, unless the stream is here already.
-    let open_end = !inner.holds(stream).unwrap_or(true) && lock(&inner.recent_finds).has_room_for_an_end();
-    let (found, end) = tokio::join!(find_described(inner, stream, deadline), async {
-        if open_end { crate::pipes::open_local_end(inner, &stream.id).await.ok() } else { None }
-    });
-    inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
-    let Ok(found) = found else { return found };
-    let kept_end = end.is_some();
-    let dropped = lock(&inner.recent_finds).keep(stream, &found, end, std::time::Instant::now());
-    drop(dropped);
-    if kept_end {
-        // Closed when the find expires if no consume took it.
-        let expiring = Arc::clone(inner);
-        inner.spawn("close an unused pipe end", async move {
+    // opens while the DHT is walked, unless the stream is here already, and
+    // joins the kept find when it lands. The find does not wait for it.
+    let open_end = !inner.holds(stream).unwrap_or(true) && lock(&inner.recent_finds).reserve_end();
+    if open_end {
+        let (keeper, stream) = (Arc::clone(inner), stream.clone());
+        inner.spawn("open a pipe end for a find", async move {
+            let end = crate::pipes::open_local_end(&keeper, &stream.id).await.ok();
+            let unused = lock(&keeper.recent_finds).attach(&stream, end, std::time::Instant::now());
+            drop(unused);
+            // Closed if its find never comes (the find closes it otherwise).
             tokio::time::sleep(crate::recent_finds::RECENT_FIND_TTL).await;
-            let expired = lock(&expiring.recent_finds).expire(std::time::Instant::now());
+            let expired = lock(&keeper.recent_finds).expire(std::time::Instant::now());
             drop(expired);
         });
     }
-    Ok(found)
+    let found = find_described(inner, stream, deadline).await;
+    inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+    if let Ok(found) = &found {
+        let dropped = lock(&inner.recent_finds).keep(stream, found, None, std::time::Instant::now());
+        drop(dropped);
+        if open_end {
+            // The end, landed or landing, is closed when the find expires if
+            // no consume took it.
+            let expiring = Arc::clone(inner);
+            inner.spawn("close an unused pipe end", async move {
+                tokio::time::sleep(crate::recent_finds::RECENT_FIND_TTL).await;
+                let expired = lock(&expiring.recent_finds).expire(std::time::Instant::now());
+                drop(expired);
+            });
+        }
+    }
+    found
 }
 
 /// A provider's description, checked: its provenance leads from the origin
