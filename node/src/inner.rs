@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) pulling: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Finds of the last moments, for the consumes that follow them.
     pub(crate) recent_finds: Mutex<crate::recent_finds::RecentFinds>,
+    /// Signatures of stream records and hand-offs verified lately.
+    pub(crate) checked_signatures: crate::record::CheckedSignatures,
     /// Pipe transports opened ahead of the next `stream.pipe`, per router.
     pub(crate) spare_pipes: Mutex<crate::spare_pipes::Spares<mafalda_media::mediasoup::router::RouterId>>,
     /// When egress and pipe counters were last read (read at most once a second).

@@ -165,6 +165,7 @@ impl Node {
             webrtc_consumers: Mutex::default(),
             pulling: Mutex::default(),
             recent_finds: Mutex::default(),
+            checked_signatures: crate::record::CheckedSignatures::default(),
             spare_pipes: Mutex::new(crate::spare_pipes::Spares::new(crate::spare_pipes::MAX_SPARE_PIPES)),
             next_egress: std::sync::atomic::AtomicU64::new(1),
             egresses_counted: Mutex::default(),

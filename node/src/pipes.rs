@@ -226,7 +226,7 @@ pub(crate) async fn pull_into(
         Err(error) => return Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: error.to_string() }),
     };
     let me = inner.swarm.peer_id();
-    let verified = check_offer(stream, me, origin, &offer)?;
+    let verified = check_offer(stream, me, origin, &offer, Some(&inner.checked_signatures))?;
     let receiving = futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(&transport, track)));
     let (connected, received) = tokio::join!(pipe::connect_pipe(&transport, &offer.endpoint), receiving);
     connected?;
@@ -252,13 +252,14 @@ pub(crate) fn check_offer(
     me: PeerId,
     origin: Option<PeerId>,
     offer: &PipeOffer,
+    checked: Option<&record::CheckedSignatures>,
 ) -> Result<record::Verified, NodeError> {
     let refused = |source| NodeError::Provenance { stream: stream.to_owned(), source };
     if offer.tracks.is_empty() || offer.tracks.len() > MAX_TRACKS {
         let reason = format!("{} tracks offered (1 to {MAX_TRACKS})", offer.tracks.len());
         return Err(refused(record::RecordError::TracksDiffer(reason)));
     }
-    let verified = offer.provenance.verify(stream, me).map_err(refused)?;
+    let verified = offer.provenance.verify_with(stream, me, checked).map_err(refused)?;
     if let Some(origin) = origin
         && verified.origin != origin
     {

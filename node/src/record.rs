@@ -117,8 +117,14 @@ impl Signed {
         Self { payload, public_key: keypair.public().encode_protobuf(), signature }
     }
 
-    /// Checks sizes and the signature; returns the signer and the item.
-    fn open<T: DeserializeOwned>(&self, domain: &[u8], what: &'static str) -> Result<(PeerId, T), RecordError> {
+    /// Checks sizes and the signature (unless `checked` holds these very
+    /// bytes, verified before); returns the signer and the item.
+    fn open<T: DeserializeOwned>(
+        &self,
+        domain: &[u8],
+        what: &'static str,
+        checked: Option<&CheckedSignatures>,
+    ) -> Result<(PeerId, T), RecordError> {
         let bounded = |len: usize, max: usize, what: &'static str| {
             if len > max { Err(RecordError::TooLarge { what, len, max }) } else { Ok(()) }
         };
@@ -126,12 +132,77 @@ impl Signed {
         bounded(self.public_key.len(), MAX_PUBLIC_KEY_BYTES, "public key")?;
         bounded(self.signature.len(), MAX_SIGNATURE_BYTES, "signature")?;
         let key = PublicKey::try_decode_protobuf(&self.public_key).map_err(|_| RecordError::BadKey)?;
-        if !key.verify(&[domain, &self.payload].concat(), &self.signature) {
-            return Err(RecordError::BadSignature(what));
+        let fingerprint = checked.map(|_| self.fingerprint(domain));
+        let known = checked.zip(fingerprint.as_deref()).is_some_and(|(checked, bytes)| checked.contains(bytes));
+        if !known {
+            if !key.verify(&[domain, &self.payload].concat(), &self.signature) {
+                return Err(RecordError::BadSignature(what));
+            }
+            if let (Some(checked), Some(bytes)) = (checked, fingerprint) {
+                checked.insert(bytes);
+            }
         }
         let item = ciborium::from_reader(self.payload.as_slice())
             .map_err(|e| RecordError::Malformed { what, reason: e.to_string() })?;
         Ok((key.to_peer_id(), item))
+    }
+}
+
+impl Signed {
+    /// Every byte the signature's check depends on, each part prefixed with
+    /// its length: equal fingerprints are the same check.
+    fn fingerprint(&self, domain: &[u8]) -> Vec<u8> {
+        let parts = [domain, &self.public_key, &self.signature, &self.payload];
+        let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
+        for part in parts {
+            bytes.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+            bytes.extend_from_slice(part);
+        }
+        bytes
+    }
+}
+
+/// Most signatures [`CheckedSignatures`] remembers.
+pub const MAX_CHECKED_SIGNATURES: usize = 256;
+
+/// Signatures this node verified and found good, remembered byte for byte
+/// (domain, key, signature and payload) so the same one met again is not
+/// verified again: a stream record checked in a find is met again in the
+/// pipe's offer a moment later, on the first packet's path. Only what
+/// verified is remembered; the oldest goes first past
+/// [`MAX_CHECKED_SIGNATURES`].
+#[derive(Debug, Default)]
+pub struct CheckedSignatures {
+    remembered: std::sync::Mutex<(std::collections::HashSet<Vec<u8>>, std::collections::VecDeque<Vec<u8>>)>,
+}
+
+impl CheckedSignatures {
+    fn contains(&self, fingerprint: &[u8]) -> bool {
+        self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.contains(fingerprint)
+    }
+
+    fn insert(&self, fingerprint: Vec<u8>) {
+        let mut remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (set, order) = &mut *remembered;
+        if !set.insert(fingerprint.clone()) {
+            return;
+        }
+        order.push_back(fingerprint);
+        while order.len() > MAX_CHECKED_SIGNATURES {
+            if let Some(oldest) = order.pop_front() {
+                set.remove(&oldest);
+            }
+        }
+    }
+
+    /// How many are remembered.
+    pub fn len(&self) -> usize {
+        self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -263,11 +334,22 @@ impl Provenance {
     /// every hand-off is signed by the node that held the stream before and
     /// leads on to `holder`.
     pub fn verify(&self, stream: &str, holder: PeerId) -> Result<Verified, RecordError> {
+        self.verify_with(stream, holder, None)
+    }
+
+    /// [`Provenance::verify`], skipping the signatures `checked` remembers as
+    /// verified and remembering those it verifies.
+    pub fn verify_with(
+        &self,
+        stream: &str,
+        holder: PeerId,
+        checked: Option<&CheckedSignatures>,
+    ) -> Result<Verified, RecordError> {
         if self.handoffs.len() > MAX_HOPS {
             let max = MAX_HOPS;
             return Err(RecordError::BrokenChain(format!("{} hand-offs, at most {max}", self.handoffs.len())));
         }
-        let (signer, record): (PeerId, StreamRecord) = self.record.open(RECORD_DOMAIN, "stream record")?;
+        let (signer, record): (PeerId, StreamRecord) = self.record.open(RECORD_DOMAIN, "stream record", checked)?;
         if record.stream != stream {
             return Err(RecordError::OtherStream { expected: stream.to_owned(), found: record.stream });
         }
@@ -284,7 +366,7 @@ impl Provenance {
         }
         let mut path = vec![signer];
         for (index, signed) in self.handoffs.iter().enumerate() {
-            let (signer, handoff): (PeerId, Handoff) = signed.open(HANDOFF_DOMAIN, "hand-off")?;
+            let (signer, handoff): (PeerId, Handoff) = signed.open(HANDOFF_DOMAIN, "hand-off", checked)?;
             let previous = path[path.len() - 1];
             if signer != previous || handoff.from != previous.to_string() {
                 return Err(RecordError::BrokenChain(format!("hand-off {index} is not from {previous}")));
@@ -372,6 +454,33 @@ mod tests {
             at_consumer.verify("other", consumer.public().to_peer_id()),
             Err(RecordError::OtherStream { .. })
         ));
+    }
+
+    #[test]
+    fn a_signature_remembered_as_checked_covers_those_exact_bytes_only() {
+        let (origin, relay) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let checked = CheckedSignatures::default();
+        let at_origin = Provenance::originate(&origin, "cam", 7, vec![track()]);
+        let verified = at_origin.verify_with("cam", origin.public().to_peer_id(), Some(&checked)).expect("verifies");
+        assert_eq!(checked.len(), 1, "the record's signature is remembered");
+        let at_relay = at_origin.hand_off(&origin, &verified, relay.public().to_peer_id());
+        at_relay.verify_with("cam", relay.public().to_peer_id(), Some(&checked)).expect("verifies");
+        assert_eq!(checked.len(), 2, "the record was not checked again; the hand-off was");
+        // Same signature, another payload (or key): checked, and refused.
+        let mut tampered = at_relay.clone();
+        tampered.record.payload[3] ^= 1;
+        let refused = tampered.verify_with("cam", relay.public().to_peer_id(), Some(&checked));
+        assert!(matches!(refused, Err(RecordError::BadSignature(_))), "{refused:?}");
+        let mut other_key = at_relay.clone();
+        other_key.record.public_key = relay.public().encode_protobuf();
+        let refused = other_key.verify_with("cam", relay.public().to_peer_id(), Some(&checked));
+        assert!(matches!(refused, Err(RecordError::BadSignature(_))), "{refused:?}");
+        assert_eq!(checked.len(), 2, "nothing that failed is remembered");
+        for version in 0..MAX_CHECKED_SIGNATURES as u64 + 10 {
+            let record = Provenance::originate(&origin, "cam", version, vec![track()]);
+            record.verify_with("cam", origin.public().to_peer_id(), Some(&checked)).expect("verifies");
+        }
+        assert_eq!(checked.len(), MAX_CHECKED_SIGNATURES, "bounded");
     }
 
     #[test]

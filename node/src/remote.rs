@@ -172,11 +172,12 @@ pub(crate) fn check_description(
     stream: &str,
     provider: PeerId,
     description: &StreamDescription,
+    checked: Option<&record::CheckedSignatures>,
 ) -> Result<Verified, RecordError> {
     if description.tracks.len() > MAX_TRACKS {
         return Err(RecordError::TracksDiffer(format!("{} tracks described", description.tracks.len())));
     }
-    let verified = description.provenance.verify(stream, provider)?;
+    let verified = description.provenance.verify_with(stream, provider, checked)?;
     record::check_tracks(&verified.record, description.tracks.iter().map(|t| (t.kind, &t.rtp_parameters)))?;
     Ok(verified)
 }
@@ -250,7 +251,7 @@ pub(crate) async fn describe_providers(
             let description: Option<StreamDescription> =
                 if peer == me { inner.describe(stream) } else { describe_at(inner, peer, params, deadline).await };
             let description = description?;
-            match check_description(stream, peer, &description) {
+            match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
                 Ok(verified) => Some((peer, description, verified)),
                 Err(error) => {
                     warn!(stream, %peer, %error, "provider's description refused");
