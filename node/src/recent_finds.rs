@@ -54,11 +54,17 @@ pub(crate) struct RecentFinds<E = crate::pipes::LocalEnd> {
     opening: usize,
     /// Ends that landed before their find was kept, waiting for it.
     landed: HashMap<String, (Instant, E)>,
+    /// Whether each of the last [`OUTCOMES_KEPT`] kept finds was consumed
+    /// (`true`) or expired unused, newest last.
+    outcomes: std::collections::VecDeque<bool>,
 }
+
+/// How many finds' outcomes decide whether ends are worth opening.
+const OUTCOMES_KEPT: usize = 32;
 
 impl<E> Default for RecentFinds<E> {
     fn default() -> Self {
-        Self { finds: HashMap::new(), opening: 0, landed: HashMap::new() }
+        Self { finds: HashMap::new(), opening: 0, landed: HashMap::new(), outcomes: Default::default() }
     }
 }
 
@@ -80,6 +86,9 @@ impl<E> RecentFinds<E> {
             return dropped;
         }
         if let Some(old) = self.finds.remove(&wanted) {
+            if !old.served {
+                self.record(false);
+            }
             dropped.extend(old.end);
         }
         let end = match (end, self.landed.remove(&wanted)) {
@@ -105,10 +114,28 @@ impl<E> RecentFinds<E> {
         self.kept_ends() + self.opening < MAX_KEPT_ENDS
     }
 
-    /// Counts an end about to be opened for a find, if there is room for it;
-    /// whoever got `true` hands the outcome to [`RecentFinds::attach`].
+    /// Whether ends pay here: at least a quarter of the last finds kept were
+    /// consumed (none known yet: no). An app that finds without consuming
+    /// (a directory, a health check, a discovery run) then costs the workers
+    /// nothing; one that consumes what it finds gets its ends from its
+    /// first consume on. Finds are kept, and outcomes counted, either way.
+    pub(crate) fn ends_pay(&self) -> bool {
+        let consumed = self.outcomes.iter().filter(|consumed| **consumed).count();
+        consumed > 0 && consumed * 4 >= self.outcomes.len()
+    }
+
+    fn record(&mut self, consumed: bool) {
+        self.outcomes.push_back(consumed);
+        while self.outcomes.len() > OUTCOMES_KEPT {
+            self.outcomes.pop_front();
+        }
+    }
+
+    /// Counts an end about to be opened for a find, if ends pay and there is
+    /// room for one; whoever got `true` hands the outcome to
+    /// [`RecentFinds::attach`].
     pub(crate) fn reserve_end(&mut self) -> bool {
-        let room = self.has_room_for_an_end();
+        let room = self.ends_pay() && self.has_room_for_an_end();
         self.opening += usize::from(room);
         room
     }
@@ -146,8 +173,13 @@ impl<E> RecentFinds<E> {
         if now.saturating_duration_since(kept.at) >= RECENT_FIND_TTL {
             return None;
         }
+        let first = !kept.served;
         kept.served = true;
-        Some((kept.found.clone(), kept.end.take()))
+        let taken = (kept.found.clone(), kept.end.take());
+        if first {
+            self.record(true);
+        }
+        Some(taken)
     }
 
     /// Drops what is kept for `wanted` (its providers failed); returns its end.
@@ -165,7 +197,15 @@ impl<E> RecentFinds<E> {
             .filter(|(_, kept)| now.saturating_duration_since(kept.at) >= RECENT_FIND_TTL)
             .map(|(wanted, _)| wanted.clone())
             .collect();
-        let mut ends: Vec<E> = expired.into_iter().filter_map(|wanted| self.finds.remove(&wanted)?.end).collect();
+        let mut ends = Vec::new();
+        for wanted in expired {
+            if let Some(kept) = self.finds.remove(&wanted) {
+                if !kept.served {
+                    self.record(false);
+                }
+                ends.extend(kept.end);
+            }
+        }
         let stale: Vec<String> = self
             .landed
             .iter()
@@ -275,9 +315,50 @@ mod tests {
     }
 
     #[test]
+    fn ends_are_opened_while_at_least_a_quarter_of_finds_are_consumed() {
+        let start = Instant::now();
+        let mut recent = Finds::default();
+        assert!(!recent.reserve_end(), "no find consumed yet");
+        assert!(recent.keep(&stream("s"), &found(1, 1), None, start).is_empty());
+        recent.take(&stream("s"), start).expect("kept");
+        recent.take(&stream("s"), start).expect("kept");
+        assert_eq!(recent.outcomes.len(), 1, "a find counts once");
+        assert!(recent.ends_pay());
+        for i in 0..4 {
+            assert!(recent.keep(&stream(&format!("u{i}")), &found(1, 1), None, start).is_empty());
+        }
+        assert_eq!(recent.expire(start + RECENT_FIND_TTL), Vec::<u32>::new());
+        assert!(!recent.ends_pay(), "one of five consumed");
+        // A find replaced before it was consumed counts as unused too.
+        assert!(recent.keep(&stream("v"), &found(1, 1), None, start).is_empty());
+        assert!(recent.keep(&stream("v"), &found(1, 1), None, start).is_empty());
+        assert_eq!(recent.outcomes.len(), 6);
+        recent.take(&stream("v"), start).expect("kept");
+        assert!(recent.ends_pay(), "two of seven consumed");
+        // Replacing a consumed find adds nothing.
+        assert!(recent.keep(&stream("v"), &found(1, 1), None, start).is_empty());
+        assert_eq!(recent.outcomes.len(), 7);
+        for i in 0..OUTCOMES_KEPT {
+            assert!(recent.keep(&stream(&format!("x{i}")), &found(1, 1), None, start).is_empty());
+            recent.take(&stream(&format!("x{i}")), start).expect("kept");
+        }
+        assert_eq!(recent.outcomes.len(), OUTCOMES_KEPT, "bounded");
+    }
+
+    /// Marks `n` finds as consumed, so that ends pay.
+    fn consumed(recent: &mut Finds, n: usize) {
+        for i in 0..n {
+            let wanted = stream(&format!("consumed-{i}"));
+            assert!(recent.keep(&wanted, &found(1, 1), None, Instant::now()).is_empty());
+            recent.take(&wanted, Instant::now()).expect("kept");
+        }
+    }
+
+    #[test]
     fn an_end_that_lands_after_its_find_joins_it_unless_a_consume_came_first() {
         let start = Instant::now();
         let mut recent = Finds::default();
+        consumed(&mut recent, 1);
         for _ in 0..MAX_KEPT_ENDS {
             assert!(recent.reserve_end());
         }

@@ -302,21 +302,32 @@ async fn stopping_egresses_and_publications_leaks_nothing() {
     }
 }
 
-/// An app that finds streams and never consumes them (each find opens this
-/// node's end of a pipe for the consume that usually follows) holds at most
-/// 16 of those ends at once, and none once its finds have expired.
+/// An app that finds streams and never consumes them (a find opens this
+/// node's end of a pipe for the consume that usually follows, once apps here
+/// have shown they consume what they find) holds at most 16 of those ends at
+/// once, none once its finds have expired, and no more from then on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finds_never_consumed_leave_no_pipe_end_behind() {
     let a = node(None).await;
-    let b = node(Some(&a)).await;
+    let b = node_with(Some(&a), |config| config.relay_linger = Duration::from_secs(60)).await;
     let transports = |node: &Node| node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
-    let streams: Vec<String> = (0..24).map(|i| format!("looked-at-{i}")).collect();
+    let streams: Vec<String> = (0..26).map(|i| format!("looked-at-{i}")).collect();
     for stream in &streams {
         a.publish_rtp(stream, vec![opus_track()]).await.expect("publish");
     }
+    // At first, finds open no end: nobody here has consumed what it found.
     let before = transports(&b);
+    b.find(&streams[25]).await.expect("find");
+    assert_eq!(transports(&b), before, "no end for a find before any find was consumed");
+    // The app consumes what it found once (the relay stays: a long linger).
+    let sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.find(&streams[24]).await.expect("find");
+    let egress = b.consume_rtp(&streams[24], sink.local_addr().expect("addr")).await.expect("consume");
+    b.stop_egress(&egress.id).expect("stop");
+    let before = transports(&b);
+    // Then finds 24 streams and consumes none.
     let mut most = before;
-    for stream in &streams {
+    for stream in &streams[..24] {
         b.find(stream).await.expect("find");
         most = most.max(transports(&b));
     }
@@ -324,13 +335,15 @@ async fn finds_never_consumed_leave_no_pipe_end_behind() {
     assert!(most <= before + 16, "at most 16 pipe ends kept: {before} transports before, {most} at most");
     let closed = eventually(Duration::from_secs(5), || async { transports(&b) == before }).await;
     assert!(closed, "every unused pipe end closed: {} transports, {before} before", transports(&b));
+    // Most finds went unused: the next opens no end.
+    b.find(&streams[0]).await.expect("find");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(transports(&b), before, "no end once finds go unconsumed");
     for node in [b, a] {
         node.shutdown().await;
     }
 }
 
-/// A busy origin delegates: it answers "busy, try these" with the relays it
-/// feeds, and the newcomer is served by a relay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_origin_sends_newcomers_to_its_relays() {
     // A's single worker is full at 2 consumers (capacity 2, watermark 0.6).
