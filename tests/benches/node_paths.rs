@@ -9,7 +9,9 @@
 //! by an earlier one). For every other stream each remote node first `find`s
 //! it, as an app using the HTTP API does (the consume then uses what the find
 //! learnt); for the others it consumes cold (the consume walks the DHT
-//! itself). It prints medians of both and their ratios to the local one.
+//! itself). It prints medians of both and their ratios to the local one,
+//! after the median round trip of a ROPE call between two nodes that does no
+//! work (the pipe handshake makes one such round trip, with work at both ends).
 //!
 //! Each arrival includes the wait for the next packet the source sends once
 //! the path is ready: up to one packet interval. At 5 ms (audio every 20 ms
