@@ -173,17 +173,24 @@ pub const MAX_CHECKED_SIGNATURES: usize = 256;
 /// [`MAX_CHECKED_SIGNATURES`].
 #[derive(Debug, Default)]
 pub struct CheckedSignatures {
-    remembered: std::sync::Mutex<(std::collections::HashSet<Vec<u8>>, std::collections::VecDeque<Vec<u8>>)>,
+    remembered: std::sync::Mutex<Remembered>,
+}
+
+/// The fingerprints remembered, as a set and in the order they came.
+#[derive(Debug, Default)]
+struct Remembered {
+    set: std::collections::HashSet<Vec<u8>>,
+    order: std::collections::VecDeque<Vec<u8>>,
 }
 
 impl CheckedSignatures {
     fn contains(&self, fingerprint: &[u8]) -> bool {
-        self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0.contains(fingerprint)
+        self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).set.contains(fingerprint)
     }
 
     fn insert(&self, fingerprint: Vec<u8>) {
         let mut remembered = self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (set, order) = &mut *remembered;
+        let Remembered { set, order } = &mut *remembered;
         if !set.insert(fingerprint.clone()) {
             return;
         }
@@ -197,7 +204,7 @@ impl CheckedSignatures {
 
     /// How many are remembered.
     pub fn len(&self) -> usize {
-        self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1.len()
+        self.remembered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).order.len()
     }
 
     /// Whether none is.
