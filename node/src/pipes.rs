@@ -99,8 +99,8 @@ impl Inner {
         router: &Router,
     ) -> Result<PipeOffer, NodeError> {
         let (transport, endpoint) = self.pipe_end_on(router).await?;
-        let sent = futures::future::try_join_all(producer_ids.into_iter().map(|id| pipe::send_track(&transport, id)))
-            .await?;
+        let sent =
+            futures::future::try_join_all(producer_ids.into_iter().map(|id| pipe::send_track(&transport, id))).await?;
         let (consumers, tracks): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
         let connecting = transport.clone();
         let pipe = DownstreamPipe { _transport: transport, _consumers: consumers, sent: Default::default() };
@@ -132,7 +132,13 @@ impl Inner {
 
     /// Connects the pipe of `stream` to `peer` to the asker's `endpoint` in the
     /// background; closes the pipe if that fails.
-    fn connect_behind(self: &Arc<Self>, stream: &str, peer: PeerId, transport: &PipeTransport, endpoint: &PipeEndpoint) {
+    fn connect_behind(
+        self: &Arc<Self>,
+        stream: &str,
+        peer: PeerId,
+        transport: &PipeTransport,
+        endpoint: &PipeEndpoint,
+    ) {
         let (inner, stream, transport, endpoint) =
             (Arc::clone(self), stream.to_owned(), transport.clone(), endpoint.clone());
         self.spawn("connect a pipe", async move {
@@ -227,7 +233,8 @@ pub(crate) async fn pull_into(
     };
     let me = inner.swarm.peer_id();
     let verified = check_offer(stream, me, origin, &offer, Some(&inner.checked_signatures))?;
-    let receiving = futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(&transport, track)));
+    let receiving =
+        futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(&transport, track)));
     let (connected, received) = tokio::join!(pipe::connect_pipe(&transport, &offer.endpoint), receiving);
     connected?;
     let producers = received?;

@@ -174,9 +174,8 @@ fn every_node_message_survives_fuzzing() {
             let ok = match *name {
                 "params" => decode::<StreamParams>(&bytes).map(|p| validate_stream_id(&p.stream).is_ok()),
                 "request" => decode::<PipeRequest>(&bytes).map(|r| validate_stream_id(&r.stream).is_ok()),
-                "description" => {
-                    decode::<StreamDescription>(&bytes).map(|d| crate::remote::check_description("cam", me, &d, None).is_ok())
-                }
+                "description" => decode::<StreamDescription>(&bytes)
+                    .map(|d| crate::remote::check_description("cam", me, &d, None).is_ok()),
                 _ => decode::<PipeOffer>(&bytes).map(|o| crate::pipes::check_offer("cam", me, None, &o, None).is_ok()),
             };
             if let Some(ok) = ok {
