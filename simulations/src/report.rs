@@ -522,6 +522,19 @@ fn ratio(part: usize, whole: usize) -> f64 {
     if whole == 0 { 1.0 } else { part as f64 / whole as f64 }
 }
 
+/// The longest gap between packet arrivals (`arrivals`, in the order they
+/// came) from `from` (or the first arrival, if later) to `until`, a trailing
+/// silence included; `None` when `from` is not before `until`.
+fn longest_silence(arrivals: &[Duration], from: Duration, until: Duration) -> Option<(Duration, Duration)> {
+    if from >= until {
+        return None;
+    }
+    let mut times = vec![from.max(arrivals.first().copied().unwrap_or(from)).min(until)];
+    times.extend(arrivals.iter().copied().filter(|at| (from..until).contains(at)));
+    times.push(until);
+    times.windows(2).map(|w| (w[0], w[1])).max_by_key(|(a, b)| b.saturating_sub(*a))
+}
+
 fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerReport {
     let sent = &obs.sent[consumer.stream];
     let error = match (&consumer.find, &consumer.path) {
@@ -557,16 +570,15 @@ fn consumer_report(obs: &Observations, consumer: &ConsumerRecord) -> ConsumerRep
     // Longest silence around a churn event on the consumer's path, from the
     // second before the kill to the end of listening (a trailing silence counts:
     // a consumer whose packets stopped for good never recovered).
+    // It listened until its own node was killed, if that came first: the
+    // silence after that is its node's death, not a recovery that failed.
+    let listened = ended.map_or(consumer.listened_until, |killed_at| killed_at.min(consumer.listened_until));
+    let arrival_times: Vec<Duration> = consumer.arrivals.iter().map(|(_, at)| *at).collect();
     let mut recovery_ms = None;
     let mut lost_in_recovery = 0;
     for churn in obs.churn.iter().filter(|c| c.drain.is_none() && c.affected.contains(&consumer.index)) {
         let from = churn.killed_at.saturating_sub(Duration::from_secs(1));
-        let mut times: Vec<Duration> = consumer.arrivals.iter().map(|(_, at)| *at).filter(|at| *at >= from).collect();
-        times.insert(0, from.max(consumer.arrivals.first().map_or(from, |(_, at)| *at)));
-        times.push(consumer.listened_until);
-        let Some((before, after)) = times.windows(2).map(|w| (w[0], w[1])).max_by_key(|(a, b)| *b - *a) else {
-            continue;
-        };
+        let Some((before, after)) = longest_silence(&arrival_times, from, listened) else { continue };
         recovery_ms = Some(recovery_ms.unwrap_or(0.0_f64).max(ms(after - before)));
         let window = before..after;
         lost_in_recovery += sent
@@ -917,4 +929,30 @@ pub fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(md, "\nPlots: `graph.svg` (bootstrap links and pipes), `latency.svg` (CDFs).");
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_longest_silence_ends_when_listening_ends() {
+        let arrivals: Vec<Duration> =
+            (0..100).map(|i| ms(i * 20)).filter(|at| *at < ms(1000) || *at >= ms(1400)).collect();
+        // A gap of 400 ms after a kill at 1 s, then steady packets to the end (2 s).
+        assert_eq!(longest_silence(&arrivals, ms(500), ms(2000)), Some((ms(980), ms(1400))));
+        // Packets stop for good: the trailing silence counts.
+        assert_eq!(longest_silence(&arrivals[..60], ms(500), ms(5000)), Some((ms(1580), ms(5000))));
+        // Its own node died at 1.8 s: listening ended there, not at 5 s.
+        assert_eq!(longest_silence(&arrivals[..60], ms(500), ms(1800)), Some((ms(980), ms(1400))));
+        // Its node died before the kill: nothing to recover.
+        assert_eq!(longest_silence(&arrivals, ms(1900), ms(1800)), None);
+        // It arrived after the kill: from its first packet on.
+        let gap = longest_silence(&arrivals[50..], ms(500), ms(2000)).map(|(before, after)| after - before);
+        assert_eq!(gap, Some(ms(20)), "no gap before its first packet counts");
+    }
 }
