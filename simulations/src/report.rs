@@ -485,6 +485,7 @@ fn settle_report(obs: &Observations) -> Option<SettleReport> {
     let total = |pick: fn(&(usize, Resources, Resources)) -> Resources| {
         compared.iter().map(pick).fold(Resources::default(), |sum, r| Resources {
             transports: sum.transports + r.transports,
+            spare_pipes: sum.spare_pipes + r.spare_pipes,
             consumers: sum.consumers + r.consumers,
             pipes: sum.pipes + r.pipes,
             relayed: sum.relayed + r.relayed,
@@ -878,13 +879,21 @@ pub fn markdown(report: &Report) -> String {
         );
         let _ = writeln!(
             md,
-            "| | transports | consumers | pipes | relayed streams | publications | egresses | producers | routers |\n\
-             |---|---|---|---|---|---|---|---|---|"
+            "| | transports | spare pipe transports | consumers | pipes | relayed streams | publications | egresses | producers | routers |\n\
+             |---|---|---|---|---|---|---|---|---|---|"
         );
         let row = |name: &str, r: &Resources| {
             format!(
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.transports, r.consumers, r.pipes, r.relayed, r.published, r.egresses, r.producers, r.routers
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.transports,
+                r.spare_pipes,
+                r.consumers,
+                r.pipes,
+                r.relayed,
+                r.published,
+                r.egresses,
+                r.producers,
+                r.routers
             )
         };
         let _ = writeln!(md, "{}", row("baseline, all nodes", &settle.baseline_total));

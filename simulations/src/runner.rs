@@ -111,8 +111,13 @@ pub struct ChurnRecord {
 /// workers): what must come back once every consumer has left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Resources {
-    /// mediasoup transports (ingest, egress and pipe transports).
+    /// mediasoup transports (ingest, egress and pipe transports), besides
+    /// the spare pipe transports counted in `spare_pipes`.
     pub transports: u32,
+    /// Spare pipe transports the node keeps ready for the next pipe it
+    /// serves (one per router a held stream lives on, `Node::spare_pipes`):
+    /// informational, as they stay while a stream does.
+    pub spare_pipes: usize,
     /// mediasoup consumers (egress and pipe consumers).
     pub consumers: u32,
     /// Pipes it feeds other nodes through (`Node::pipe_count`).
@@ -134,8 +139,11 @@ impl Resources {
     pub fn of(node: &Node) -> Self {
         let objects = node.media().status();
         let streams = node.streams();
+        let spare_pipes = node.spare_pipes();
+        let transports: u32 = objects.iter().map(|w| w.objects.transports).sum();
         Self {
-            transports: objects.iter().map(|w| w.objects.transports).sum(),
+            transports: transports.saturating_sub(u32::try_from(spare_pipes).unwrap_or(u32::MAX)),
+            spare_pipes,
             consumers: objects.iter().map(|w| w.objects.consumers).sum(),
             pipes: node.pipe_count(),
             relayed: streams.iter().filter(|s| s.upstream.is_some()).count(),
