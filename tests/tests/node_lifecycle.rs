@@ -20,9 +20,12 @@ fn opus_track(ssrc: u32) -> TrackSpec {
     TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc }
 }
 
-/// Transports and consumers on all of a node's workers.
+/// Transports and consumers on all of a node's workers, besides the spare
+/// pipe transports it keeps ready for the next pipe it serves.
 fn objects(node: &Node) -> (u32, u32) {
-    node.media().status().iter().fold((0, 0), |(t, c), w| (t + w.objects.transports, c + w.objects.consumers))
+    let (transports, consumers) =
+        node.media().status().iter().fold((0, 0), |(t, c), w| (t + w.objects.transports, c + w.objects.consumers));
+    (transports - u32::try_from(node.spare_pipes()).expect("a few spares"), consumers)
 }
 
 /// Provider records that live 8 s (re-announced every 4 s), so their end shows in a test.
@@ -82,6 +85,9 @@ async fn relays_let_go_of_streams_nobody_consumes_and_everything_returns_to_base
         c.streams().len()
     );
     assert!(a.streams().iter().all(|s| s.downstream.is_empty() && s.local_consumers == 0), "a still pipes");
+    // The origin keeps one spare pipe transport (one router, streams still
+    // published); the relays, holding nothing now, keep none.
+    assert_eq!((a.spare_pipes(), b.spare_pipes(), c.spare_pipes()), (1, 0, 0), "spares");
     // Only the origin provides the streams now: the relays answer no more,
     // and once the provider TTL has passed no record names them either.
     let found = c.find_stream("s1").await.expect("find");
