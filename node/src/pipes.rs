@@ -191,9 +191,17 @@ pub(crate) struct LocalEnd {
 /// Opens this node's end of a pipe for `stream` on its ingest router.
 pub(crate) async fn open_local_end(inner: &Arc<Inner>, stream: &str) -> Result<LocalEnd, NodeError> {
     let router = inner.router_of(stream).ingest_router().await?;
-    let (transport, endpoint) =
-        pipe::open_pipe(&router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await?;
+    let (transport, endpoint) = open_pipe_on(inner, &router).await?;
     Ok(LocalEnd { router, transport, endpoint })
+}
+
+/// A pipe transport on `router`, on this node's media IP (announcing its
+/// public IP, if configured).
+pub(crate) async fn open_pipe_on(
+    inner: &Inner,
+    router: &Router,
+) -> Result<(PipeTransport, PipeEndpoint), mafalda_media::MediaError> {
+    pipe::open_pipe(router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await
 }
 
 /// Pipes `stream` here from `peer`, as a relay to hold (the caller holds it).

@@ -142,9 +142,7 @@ pub(crate) async fn find_within(
             let unused = lock(&keeper.recent_finds).attach(&stream, end, std::time::Instant::now());
             drop(unused);
             // Closed if its find never comes (the find closes it otherwise).
-            tokio::time::sleep(crate::recent_finds::RECENT_FIND_TTL).await;
-            let expired = lock(&keeper.recent_finds).expire(std::time::Instant::now());
-            drop(expired);
+            expire_finds_after_ttl(&keeper).await;
         });
     }
     let found = find_described(inner, stream, deadline).await;
@@ -156,14 +154,18 @@ pub(crate) async fn find_within(
             // The end, landed or landing, is closed when the find expires if
             // no consume took it.
             let expiring = Arc::clone(inner);
-            inner.spawn("close an unused pipe end", async move {
-                tokio::time::sleep(crate::recent_finds::RECENT_FIND_TTL).await;
-                let expired = lock(&expiring.recent_finds).expire(std::time::Instant::now());
-                drop(expired);
-            });
+            inner.spawn("close an unused pipe end", async move { expire_finds_after_ttl(&expiring).await });
         }
     }
     found
+}
+
+/// Waits one find's lifetime, then lets go of the finds (and their pipe
+/// ends) that expired meanwhile.
+async fn expire_finds_after_ttl(inner: &Inner) {
+    tokio::time::sleep(crate::recent_finds::RECENT_FIND_TTL).await;
+    let expired = lock(&inner.recent_finds).expire(std::time::Instant::now());
+    drop(expired);
 }
 
 /// A provider's description, checked: its provenance leads from the origin

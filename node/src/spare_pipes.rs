@@ -19,11 +19,12 @@ use std::sync::Arc;
 
 use mafalda_media::mediasoup::prelude::{PipeTransport, Router, Transport};
 use mafalda_media::mediasoup::router::RouterId;
-use mafalda_media::pipe::{self, PipeEndpoint};
+use mafalda_media::pipe::PipeEndpoint;
 use tracing::debug;
 
 use crate::NodeError;
 use crate::inner::{Inner, lock};
+use crate::pipes::open_pipe_on;
 
 /// Most spare pipe transports a node keeps, over all its routers.
 pub const MAX_SPARE_PIPES: usize = 8;
@@ -113,6 +114,11 @@ impl<K: Hash + Eq + Clone, T> Spares<K, T> {
             .collect()
     }
 
+    /// Whether none is ready or being opened.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// How many are ready.
     pub(crate) fn ready(&self) -> usize {
         self.slots.values().filter(|slot| matches!(slot, Slot::Ready(_))).count()
@@ -137,7 +143,7 @@ impl Inner {
         if let Some(spare) = lock(&self.spare_pipes).take(&router.id()) {
             return Ok(spare);
         }
-        Ok(open(self, router).await?)
+        Ok(open_pipe_on(self, router).await?)
     }
 
     /// Opens a spare on `router` in the background, unless it has one, one
@@ -151,7 +157,7 @@ impl Inner {
         let inner = Arc::clone(self);
         let router = router.clone();
         self.spawn("spare pipe", async move {
-            let opened = match open(&inner, &router).await {
+            let opened = match open_pipe_on(&inner, &router).await {
                 Ok(spare) => Some(spare),
                 Err(error) => {
                     debug!(router = %router.id(), %error, "could not open a spare pipe transport");
@@ -162,13 +168,15 @@ impl Inner {
             drop(unwanted);
         });
     }
-}
 
-impl Inner {
     /// Lets go of the spares on routers no stream held here lives on: a
     /// spare is there for the next pipe of a stream, and would otherwise keep
     /// an emptied router (and its worker) from being released.
     pub(crate) fn let_go_of_unneeded_spares(&self) {
+        // Most nodes hold none: no need to walk the streams every second.
+        if lock(&self.spare_pipes).is_empty() {
+            return;
+        }
         let homes: HashSet<RouterId> = lock(&self.streams)
             .iter()
             .filter_map(|(stream, local)| self.router_of(stream).home_router(&local.producers.first()?.id()))
@@ -180,10 +188,6 @@ impl Inner {
         }
         drop(unneeded);
     }
-}
-
-async fn open(inner: &Inner, router: &Router) -> Result<SparePipe, mafalda_media::MediaError> {
-    pipe::open_pipe(router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await
 }
 
 #[cfg(test)]
