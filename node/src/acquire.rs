@@ -187,10 +187,12 @@ impl Inner {
     /// Like [`Inner::acquire`], finding providers within `find_deadline`.
     ///
     /// The first packet is what a consumer waits for, so what can overlap
-    /// does: this node's end of the pipe opens while the DHT is asked. A
-    /// single provider is asked to pipe at once (its offer carries the same
+    /// does: this node's end of the pipe opens while the DHT is asked, and
+    /// each provider the walk names is asked to describe the stream while the
+    /// walk goes on. A single provider is asked to pipe at once if its
+    /// description has not come by the walk's end (its offer carries the same
     /// signed provenance and tracks a description would, checked the same
-    /// way); several are described first and ranked by cost. The DHT is
+    /// way); several are ranked by cost from their descriptions. The DHT is
     /// walked quickly first; when none of the providers that walk named can
     /// pipe the stream (their records may be stale), it is walked to the end
     /// and the providers not tried yet are.
@@ -222,29 +224,31 @@ impl Inner {
             drop(forgotten);
         }
         // An end opened for the kept find and not used by it serves here.
+        // Providers are described as the walk names them, this node's end
+        // of the pipe opens meanwhile.
         let has_end = attempt.end.is_some();
-        let (providers, end) = tokio::join!(remote::find_providers(self, wanted, find_deadline, Walk::Quick), async {
+        let mut skip = excluded.to_vec();
+        skip.push(self.swarm.peer_id());
+        let quick = remote::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, false);
+        let (walked, end) = tokio::join!(quick, async {
             if has_end { None } else { crate::pipes::open_local_end(self, stream).await.ok() }
         });
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
         if !has_end {
             attempt.end = end;
         }
-        let lookup = providers?;
-        if let Some(local) = self.try_providers(wanted, excluded, lookup.providers, deadline, &mut attempt).await? {
+        let walked = walked?;
+        let walked_to_the_end = walked.lookup.walked_to_the_end;
+        if let Some(local) = self.try_described(wanted, excluded, walked, deadline, &mut attempt).await? {
             return Ok(local);
         }
-        if lookup.walked_to_the_end {
+        if walked_to_the_end {
             return Err(NodeError::NotFound(stream.to_owned()));
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let more: Vec<PeerId> = remote::find_providers(self, wanted, left, Walk::Thorough)
-            .await?
-            .providers
-            .into_iter()
-            .filter(|peer| !attempt.tried.contains(peer))
-            .collect();
-        if let Some(local) = self.try_providers(wanted, excluded, more, deadline, &mut attempt).await? {
+        skip.extend(attempt.tried.iter().copied());
+        let thorough = remote::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
+        if let Some(local) = self.try_described(wanted, excluded, thorough, deadline, &mut attempt).await? {
             return Ok(local);
         }
         if attempt.reasons.is_empty() {
@@ -253,25 +257,24 @@ impl Inner {
         Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: attempt.reasons.join("; ") })
     }
 
-    /// Ranks `providers` and asks them to pipe `wanted`, cheapest first, until
-    /// one does (`Some`); `None` when none did (why is in `attempt`). Errors
-    /// only when the providers name two origins and none is pinned.
-    async fn try_providers(
+    /// Ranks the providers a walk described and asks them to pipe `wanted`,
+    /// cheapest first, until one does (`Some`); `None` when none did (why is
+    /// in `attempt`). A single provider not described yet is asked at once.
+    /// Errors only when the providers name two origins and none is pinned.
+    async fn try_described(
         self: &Arc<Self>,
         wanted: &StreamRef,
         excluded: &[PeerId],
-        providers: Vec<PeerId>,
+        walked: remote::WalkedAndDescribed,
         deadline: tokio::time::Instant,
         attempt: &mut Attempt,
     ) -> Result<Option<LocalStream>, NodeError> {
         let stream = wanted.id.as_str();
-        let me = self.swarm.peer_id();
-        let providers: Vec<PeerId> = providers.into_iter().filter(|p| *p != me && !excluded.contains(p)).collect();
-        let (ranked, origin) = match providers.as_slice() {
+        let (ranked, origin) = match walked.asked.as_slice() {
             [] => return Ok(None),
-            [only] => (vec![*only], wanted.origin),
+            [only] if walked.described.is_empty() => (vec![*only], wanted.origin),
             _ => {
-                let found = match remote::describe_providers(self, wanted, providers, deadline).await {
+                let found = match remote::found_from(self, wanted, walked.described).await {
                     Ok(found) => found,
                     Err(NodeError::NotFound(_)) => return Ok(None),
                     Err(error) => return Err(error),

@@ -193,20 +193,14 @@ async fn find_described(
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
-    let lookup = find_providers(inner, wanted, find_deadline, Walk::Quick).await?;
-    let asked = lookup.providers.clone();
-    match describe_providers(inner, wanted, lookup.providers, deadline).await {
-        Err(NodeError::NotFound(_)) if !lookup.walked_to_the_end => {
+    let quick = walk_and_describe(inner, wanted, find_deadline, Walk::Quick, &[], deadline, true).await?;
+    match found_from(inner, wanted, quick.described).await {
+        Err(NodeError::NotFound(_)) if !quick.lookup.walked_to_the_end => {
             // Every record the quick walk met was stale: walk on to the
             // closest peers, and ask the providers not asked yet.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let more: Vec<PeerId> = find_providers(inner, wanted, left, Walk::Thorough)
-                .await?
-                .providers
-                .into_iter()
-                .filter(|peer| !asked.contains(peer))
-                .collect();
-            describe_providers(inner, wanted, more, deadline).await
+            let thorough = walk_and_describe(inner, wanted, left, Walk::Thorough, &quick.asked, deadline, true).await?;
+            found_from(inner, wanted, thorough.described).await
         }
         found => found,
     }
@@ -222,15 +216,105 @@ pub(crate) enum Walk {
     Thorough,
 }
 
-/// The DHT's providers of `wanted`, reachable ones only, within most of `find_deadline`.
-pub(crate) async fn find_providers(
+/// A provider whose description of a stream checked out.
+pub(crate) type Described = (PeerId, StreamDescription, Verified);
+
+/// What [`walk_and_describe`] learnt.
+pub(crate) struct WalkedAndDescribed {
+    /// The DHT's reachable providers.
+    pub(crate) lookup: mafalda_swarm::ProviderLookup,
+    /// The providers asked to describe the stream.
+    pub(crate) asked: Vec<PeerId>,
+    /// Their descriptions that checked out.
+    pub(crate) described: Vec<Described>,
+}
+
+/// Most provider names a walk holds for describing before it ends (the
+/// rest wait for its answer).
+const NAMED_AHEAD: usize = 32;
+
+/// Walks the DHT for `wanted`'s providers (within most of `find_deadline`)
+/// and asks each one to describe the stream as soon as the walk names it
+/// rather than once the walk has ended, so the describes overlap the rest
+/// of the walk; providers in `skip` are not asked, and descriptions are
+/// waited for until `deadline`. With `wait_for_single` false, a walk that
+/// named one provider (besides `skip`) whose description has not come yet
+/// returns without it: the caller pipes from it at once (its offer carries
+/// the same signed provenance a description would).
+pub(crate) async fn walk_and_describe(
     inner: &Arc<Inner>,
     wanted: &StreamRef,
     find_deadline: std::time::Duration,
     walk: Walk,
-) -> Result<mafalda_swarm::ProviderLookup, NodeError> {
-    let key = stream_key(&wanted.id);
-    Ok(inner.swarm.lookup_providers(key, find_deadline * 3 / 4, walk == Walk::Thorough).await?)
+    skip: &[PeerId],
+    deadline: tokio::time::Instant,
+    wait_for_single: bool,
+) -> Result<WalkedAndDescribed, NodeError> {
+    use futures::StreamExt;
+    let stream = wanted.id.as_str();
+    let params = Value::serialized(&StreamParams { stream: stream.to_owned() })
+        .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+    let (named, mut names) = mpsc::channel(NAMED_AHEAD);
+    let key = stream_key(stream);
+    let lookup = inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, walk == Walk::Thorough, named);
+    let mut asked: Vec<PeerId> = Vec::new();
+    let mut describing = futures::stream::FuturesUnordered::new();
+    let mut described: Vec<Described> = Vec::new();
+    let ask = |peer: PeerId, asked: &mut Vec<PeerId>| {
+        let fresh = !skip.contains(&peer) && !asked.contains(&peer);
+        if fresh {
+            asked.push(peer);
+        }
+        fresh.then(|| describe_one(inner, stream, peer, params.clone(), deadline))
+    };
+    // Describes start as names come; the names end when the lookup answers.
+    let naming = async {
+        loop {
+            tokio::select! {
+                name = names.recv() => match name {
+                    Some(peer) => describing.extend(ask(peer, &mut asked)),
+                    None => break,
+                },
+                Some(one) = describing.next(), if !describing.is_empty() => described.extend(one),
+            }
+        }
+    };
+    let (lookup, ()) = tokio::join!(lookup, naming);
+    let lookup = lookup?;
+    // Names the channel had no room for.
+    for peer in &lookup.providers {
+        describing.extend(ask(*peer, &mut asked));
+    }
+    let single_undescribed = asked.len() == 1 && described.is_empty();
+    if wait_for_single || !single_undescribed {
+        while let Some(one) = describing.next().await {
+            described.extend(one);
+        }
+    }
+    Ok(WalkedAndDescribed { lookup, asked, described })
+}
+
+/// `peer`'s description of `stream` (this node's own if `peer` is this
+/// node), if it came by `deadline` and checks out.
+async fn describe_one(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    params: Value,
+    deadline: tokio::time::Instant,
+) -> Option<Described> {
+    let description = if peer == inner.swarm.peer_id() {
+        inner.describe(stream)
+    } else {
+        describe_at(inner, peer, params, deadline).await
+    }?;
+    match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
+        Ok(verified) => Some((peer, description, verified)),
+        Err(error) => {
+            warn!(stream, %peer, %error, "provider's description refused");
+            None
+        }
+    }
 }
 
 /// Asks each of `providers` to describe `wanted` (by `deadline`), and keeps
@@ -242,34 +326,30 @@ pub(crate) async fn describe_providers(
     deadline: tokio::time::Instant,
 ) -> Result<FoundStream, NodeError> {
     let stream = wanted.id.as_str();
-    let rtts = inner.swarm.rtts().await?;
-    let loads = inner.swarm.peer_loads().await?;
-    let me = inner.swarm.peer_id();
     let params = Value::serialized(&StreamParams { stream: stream.to_owned() })
         .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-    let describes = providers.into_iter().map(|peer| {
-        let params = params.clone();
-        async move {
-            let description: Option<StreamDescription> =
-                if peer == me { inner.describe(stream) } else { describe_at(inner, peer, params, deadline).await };
-            let description = description?;
-            match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
-                Ok(verified) => Some((peer, description, verified)),
-                Err(error) => {
-                    warn!(stream, %peer, %error, "provider's description refused");
-                    None
-                }
-            }
-        }
-    });
-    let mut described: Vec<(PeerId, StreamDescription, Verified)> =
-        futures::future::join_all(describes).await.into_iter().flatten().collect();
+    let describes = providers.into_iter().map(|peer| describe_one(inner, stream, peer, params.clone(), deadline));
+    let described = futures::future::join_all(describes).await.into_iter().flatten().collect();
+    found_from(inner, wanted, described).await
+}
+
+/// The found stream `described` makes (of `wanted`'s pinned origin, if
+/// pinned), with each provider's RTT and load; not found if none is left.
+pub(crate) async fn found_from(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    mut described: Vec<Described>,
+) -> Result<FoundStream, NodeError> {
+    let stream = wanted.id.as_str();
     if let Some(origin) = wanted.origin {
         described.retain(|(_, _, verified)| verified.origin == origin);
     }
     if described.is_empty() {
         return Err(NodeError::NotFound(stream.to_owned()));
     }
+    let (rtts, loads) = tokio::join!(inner.swarm.rtts(), inner.swarm.peer_loads());
+    let (rtts, loads) = (rtts?, loads?);
+    let me = inner.swarm.peer_id();
     let mut origins: Vec<String> = described.iter().map(|(_, _, v)| v.origin.to_string()).collect();
     origins.sort();
     origins.dedup();

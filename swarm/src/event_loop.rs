@@ -66,6 +66,8 @@ pub(crate) enum Command {
         deadline: Instant,
         /// Walk to the closest peers rather than stop after enough answers.
         thorough: bool,
+        /// Where providers go as soon as they are known reachable.
+        named: Option<mpsc::Sender<PeerId>>,
         reply: oneshot::Sender<crate::find::ProviderLookup>,
     },
     PublishLoad {
@@ -409,8 +411,8 @@ impl EventLoop {
                 self.provided.remove(&key);
                 let _ = reply.send(());
             }
-            Command::FindProviders { key, deadline, thorough, reply } => {
-                self.start_find(key, deadline, thorough, reply);
+            Command::FindProviders { key, deadline, thorough, named, reply } => {
+                self.start_find(key, deadline, thorough, named, reply);
             }
             Command::PublishLoad { report, reply } => {
                 let result = report.encode().map_err(|e| SwarmError::Publish(e.to_string())).and_then(|bytes| {
@@ -494,12 +496,16 @@ impl EventLoop {
         key: RecordKey,
         deadline: Instant,
         thorough: bool,
+        named: Option<mpsc::Sender<PeerId>>,
         reply: oneshot::Sender<crate::find::ProviderLookup>,
     ) {
         let local = self.provided.contains(&key).then(|| *self.swarm.local_peer_id());
         let mut find = PendingFind::new(reply, local, deadline);
         if thorough {
             find.walk_to_the_end();
+        }
+        if let Some(named) = named {
+            find.name_providers_to(named);
         }
         if self.finds.len() >= MAX_PENDING_FINDS {
             warn!("too many provider lookups in flight; answering with local knowledge only");

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use libp2p::PeerId;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// Answers naming at least one provider after which a lookup stops (see the
 /// module docs).
@@ -36,6 +36,10 @@ pub struct ProviderLookup {
 #[derive(Debug)]
 pub(crate) struct PendingFind {
     reply: Option<oneshot::Sender<ProviderLookup>>,
+    /// Where each provider is sent as soon as it is known reachable, while
+    /// the walk goes on; closed with the answer. Full, it drops the name
+    /// (the answer still has it).
+    named: Option<mpsc::Sender<PeerId>>,
     /// This node, when it provides the key itself.
     local: Option<PeerId>,
     /// Providers known reachable, in discovery order.
@@ -57,6 +61,7 @@ impl PendingFind {
     pub(crate) fn new(reply: oneshot::Sender<ProviderLookup>, local: Option<PeerId>, deadline: Instant) -> Self {
         Self {
             reply: Some(reply),
+            named: None,
             local,
             reachable: Vec::new(),
             dialing: HashSet::new(),
@@ -67,6 +72,15 @@ impl PendingFind {
             started: Instant::now(),
             deadline,
         }
+    }
+
+    /// Names this node (if it provides the key) and then each provider found
+    /// reachable to `named`, as they come.
+    pub(crate) fn name_providers_to(&mut self, named: mpsc::Sender<PeerId>) {
+        for peer in self.local.iter().chain(&self.reachable) {
+            let _ = named.try_send(*peer);
+        }
+        self.named = Some(named);
     }
 
     /// The walk goes on to the closest peers whatever the answers.
@@ -89,6 +103,9 @@ impl PendingFind {
         self.dialing.remove(&peer);
         if Some(peer) != self.local && !self.reachable.contains(&peer) {
             self.reachable.push(peer);
+            if let Some(named) = &self.named {
+                let _ = named.try_send(peer);
+            }
         }
     }
 
@@ -118,6 +135,7 @@ impl PendingFind {
 
     /// Sends the answer (the local node first); later calls do nothing.
     pub(crate) fn answer(&mut self) {
+        self.named = None;
         if let Some(reply) = self.reply.take() {
             let providers: Vec<PeerId> = self.local.into_iter().chain(self.reachable.iter().copied()).collect();
             tracing::debug!(
@@ -153,6 +171,35 @@ mod tests {
         let lookup = answer.try_recv().expect("answered");
         assert_eq!(lookup.providers, vec![me, a]);
         assert!(lookup.walked_to_the_end);
+    }
+
+    #[test]
+    fn providers_are_named_as_they_become_reachable_and_the_names_end_with_the_answer() {
+        let (reply, _answer) = oneshot::channel();
+        let (me, a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random(), PeerId::random());
+        let mut find = PendingFind::new(reply, Some(me), Instant::now());
+        find.add_reachable(a);
+        let (named, mut names) = mpsc::channel(2);
+        find.name_providers_to(named);
+        assert_eq!(names.try_recv().ok(), Some(me), "this node first");
+        assert_eq!(names.try_recv().ok(), Some(a), "those reachable before the names were asked for");
+        find.add_dialing(b);
+        assert!(names.try_recv().is_err(), "a provider being dialed is not named yet");
+        find.add_reachable(b);
+        find.add_reachable(b);
+        assert_eq!(names.try_recv().ok(), Some(b), "named once, when reachable");
+        assert!(names.try_recv().is_err());
+        find.add_reachable(c);
+        find.add_reachable(PeerId::random());
+        find.add_reachable(PeerId::random());
+        assert_eq!(names.try_recv().ok(), Some(c));
+        find.answer();
+        let mut rest = 0;
+        while names.try_recv().is_ok() {
+            rest += 1;
+        }
+        assert_eq!(rest, 1, "a full channel drops names (the answer has them)");
+        assert!(matches!(names.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)), "closed with the answer");
     }
 
     #[test]

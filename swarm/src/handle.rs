@@ -285,7 +285,23 @@ impl SwarmHandle {
         thorough: bool,
     ) -> Result<ProviderLookup, SwarmError> {
         let deadline = std::time::Instant::now() + deadline;
-        self.ask(|reply| Command::FindProviders { key, deadline, thorough, reply }).await
+        self.ask(|reply| Command::FindProviders { key, deadline, thorough, named: None, reply }).await
+    }
+
+    /// Like [`SwarmHandle::lookup_providers`], and sends each provider to
+    /// `named` as soon as it is known reachable (this node first, if it
+    /// provides the key), while the walk goes on: a caller can ask the first
+    /// providers while later ones are still being found. `named` closes when
+    /// the lookup answers; names that do not fit in it are in the answer only.
+    pub async fn lookup_providers_naming(
+        &self,
+        key: RecordKey,
+        deadline: Duration,
+        thorough: bool,
+        named: mpsc::Sender<PeerId>,
+    ) -> Result<ProviderLookup, SwarmError> {
+        let deadline = std::time::Instant::now() + deadline;
+        self.ask(|reply| Command::FindProviders { key, deadline, thorough, named: Some(named), reply }).await
     }
 
     /// Gossips this node's load report.
