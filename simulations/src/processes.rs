@@ -18,6 +18,7 @@
 
 pub mod discovery;
 pub mod http;
+pub mod inside;
 pub mod measure;
 pub mod nodes;
 pub mod procfs;
@@ -135,6 +136,8 @@ pub struct ProcessObservations {
     pub window: measure::Window,
     /// Every find.
     pub finds: Vec<discovery::FindResult>,
+    /// What the nodes measured of those finds (when there were finds).
+    pub inside: Option<inside::InsideFinds>,
     /// Nodes whose process exited before the end, with how.
     pub exited: Vec<(usize, String)>,
 }
@@ -196,6 +199,7 @@ pub async fn run_in_lab(
     let load_average_end = procfs::load_average();
     info!(streams = scenario.streams.len(), "discovery");
     let finds = discovery::run(scenario, &swarm).await?;
+    let inside = if finds.is_empty() { None } else { Some(inside::read(&swarm).await) };
     let exited = nodes::exited(&mut swarm);
     nodes::stop(&mut swarm, Duration::from_secs(5)).await;
     let observations = ProcessObservations {
@@ -216,6 +220,7 @@ pub async fn run_in_lab(
         cpus: std::thread::available_parallelism().map_or(1, usize::from),
         window,
         finds,
+        inside,
         exited,
     };
     tokio::task::spawn_blocking(move || drop(swarm)).await.ok();

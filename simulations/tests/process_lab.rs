@@ -62,6 +62,11 @@ async fn a_swarm_of_processes_in_namespaces_joins_finds_and_leaves_nothing_behin
     // The checks above hold figures that must exist for them to mean anything.
     let expected_finds = scenario.streams.len() * (scenario.nodes - 1);
     assert_eq!(report.finds.attempted, expected_finds, "every other node looked for every stream");
+    let inside = report.inside.as_ref().expect("the nodes' own figures were read after the finds");
+    assert_eq!(inside.nodes_read, scenario.nodes, "every node's /metrics: {summary}");
+    let counted = inside.finds.as_ref().map_or(0.0, |f| f.count);
+    assert!(counted >= expected_finds as f64, "the nodes counted every find ({counted}): {summary}");
+    assert!(inside.describes_ok >= 1.0, "finding nodes asked providers to describe: {summary}");
     assert_eq!(report.peers_tcp_max.count, scenario.nodes, "every namespace's TCP table was read");
     assert!(report.peers_tcp_max.min >= 1.0, "every node has a libp2p peer over its own interface: {summary}");
     // The runner's own requests cross every node's interface: the accounting

@@ -185,6 +185,8 @@ pub struct ProcessReport {
     pub protocols: Vec<ProtocolRow>,
     /// Discovery.
     pub finds: FindSummary,
+    /// Discovery as the nodes measured it.
+    pub inside: Option<super::inside::InsideFinds>,
     /// The swarm over the window.
     pub series: Vec<SeriesPoint>,
     /// Per node.
@@ -253,6 +255,7 @@ pub fn build(obs: &ProcessObservations) -> ProcessReport {
         pss_mib: spread(&|f| f.pss_mib),
         protocols: protocols(&w.metrics_start, &w.metrics_end),
         finds,
+        inside: obs.inside.clone(),
         series: series(&w.rounds),
         node_figures,
         checks: Vec::new(),
@@ -483,6 +486,23 @@ pub fn markdown(r: &ProcessReport) -> String {
              p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
             r.finds.succeeded, r.finds.attempted, l.p50_ms, l.p99_ms, l.max_ms
         );
+        if let Some(inside) = &r.inside {
+            let histogram = |h: &Option<super::inside::SummedHistogram>| {
+                h.as_ref().map_or("none recorded".to_owned(), |h| {
+                    format!("{:.0}, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms", h.count, h.p50_at_most_ms, h.p99_at_most_ms)
+                })
+            };
+            let _ = writeln!(
+                out,
+                "
+Inside the nodes ({} read after the finds; quantiles are bucket bounds): finds {};                  `stream.describe` calls made {} ({:.0} answered, {:.0} failed).",
+                inside.nodes_read,
+                histogram(&inside.finds),
+                histogram(&inside.describes),
+                inside.describes_ok,
+                inside.describes_failed
+            );
+        }
         for f in r.finds.failures.iter().take(20) {
             let _ = writeln!(out, "- {} from node {}: {}", f.stream, f.from, f.error.as_deref().unwrap_or("?"));
         }
