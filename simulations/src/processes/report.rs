@@ -494,8 +494,8 @@ pub fn markdown(r: &ProcessReport) -> String {
             };
             let _ = writeln!(
                 out,
-                "
-Inside the nodes ({} read after the finds; quantiles are bucket bounds): finds {};                  `stream.describe` calls made {} ({:.0} answered, {:.0} failed).",
+                "\nInside the nodes ({} read after the finds; quantiles are bucket bounds): finds {}; \
+                 `stream.describe` calls made {} ({:.0} answered, {:.0} failed).",
                 inside.nodes_read,
                 histogram(&inside.finds),
                 histogram(&inside.describes),
