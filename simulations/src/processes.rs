@@ -138,6 +138,8 @@ pub struct ProcessObservations {
     pub finds: Vec<discovery::FindResult>,
     /// What the nodes measured of those finds (when there were finds).
     pub inside: Option<inside::InsideFinds>,
+    /// What the finds cost the machine (publishing included).
+    pub finds_cost: FindsCost,
     /// Nodes whose process exited before the end, with how.
     pub exited: Vec<(usize, String)>,
 }
@@ -198,7 +200,10 @@ pub async fn run_in_lab(
     let mem_available_during_kib = procfs::mem_available_kib();
     let load_average_end = procfs::load_average();
     info!(streams = scenario.streams.len(), "discovery");
+    let (cpu_before, finds_started) = (nodes_cpu_s(&swarm), Instant::now());
     let finds = discovery::run(scenario, &swarm).await?;
+    let finds_cost =
+        FindsCost { cpu_s: nodes_cpu_s(&swarm) - cpu_before, wall_s: finds_started.elapsed().as_secs_f64() };
     let inside = if finds.is_empty() { None } else { Some(inside::read(&swarm).await) };
     let exited = nodes::exited(&mut swarm);
     nodes::stop(&mut swarm, Duration::from_secs(5)).await;
@@ -221,10 +226,27 @@ pub async fn run_in_lab(
         window,
         finds,
         inside,
+        finds_cost,
         exited,
     };
     tokio::task::spawn_blocking(move || drop(swarm)).await.ok();
     Ok(observations)
+}
+
+/// CPU the node processes used while the streams were published and found.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct FindsCost {
+    /// User + system CPU seconds of every node process (workers included:
+    /// they are threads of the node).
+    pub cpu_s: f64,
+    /// Seconds from the first publication to the last answer.
+    pub wall_s: f64,
+}
+
+/// CPU seconds the node processes used so far (those still running).
+fn nodes_cpu_s(swarm: &nodes::Swarm) -> f64 {
+    let ticks = procfs::ticks_per_second();
+    swarm.nodes.iter().filter_map(|n| procfs::ProcStat::read(n.pid, ticks)).map(|p| p.cpu_s).sum()
 }
 
 /// Builds `mafalda-node` with cargo (`--release` or not) and returns its path.

@@ -187,6 +187,8 @@ pub struct ProcessReport {
     pub finds: FindSummary,
     /// Discovery as the nodes measured it.
     pub inside: Option<super::inside::InsideFinds>,
+    /// What the discovery phase cost the node processes.
+    pub finds_cost: super::FindsCost,
     /// The swarm over the window.
     pub series: Vec<SeriesPoint>,
     /// Per node.
@@ -256,6 +258,7 @@ pub fn build(obs: &ProcessObservations) -> ProcessReport {
         protocols: protocols(&w.metrics_start, &w.metrics_end),
         finds,
         inside: obs.inside.clone(),
+        finds_cost: obs.finds_cost,
         series: series(&w.rounds),
         node_figures,
         checks: Vec::new(),
@@ -503,6 +506,21 @@ pub fn markdown(r: &ProcessReport) -> String {
                 inside.describes_failed
             );
         }
+        let cost = &r.finds_cost;
+        // What the nodes would have used anyway, at the window's idle rate.
+        let idle_cpu_s: f64 = r.node_figures.iter().filter_map(|f| f.cpu_s_per_s).sum::<f64>() * cost.wall_s;
+        let _ = writeln!(
+            out,
+            "\nThe node processes used {:.2} CPU s in the {:.1} s the publications and finds took ({:.0}% of the \
+             machine's {} CPUs; {:.2} s at the window's idle rate): {:.1} ms of CPU per find above idle, over \
+             every process it touched.",
+            cost.cpu_s,
+            cost.wall_s,
+            100.0 * cost.cpu_s / (cost.wall_s * r.cpus as f64).max(f64::EPSILON),
+            r.cpus,
+            idle_cpu_s,
+            1000.0 * (cost.cpu_s - idle_cpu_s).max(0.0) / r.finds.attempted as f64
+        );
         for f in r.finds.failures.iter().take(20) {
             let _ = writeln!(out, "- {} from node {}: {}", f.stream, f.from, f.error.as_deref().unwrap_or("?"));
         }
