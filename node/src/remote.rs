@@ -252,8 +252,7 @@ pub(crate) async fn walk_and_describe(
 ) -> Result<WalkedAndDescribed, NodeError> {
     use futures::StreamExt;
     let stream = wanted.id.as_str();
-    let params = Value::serialized(&StreamParams { stream: stream.to_owned() })
-        .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+    let params = stream_params(stream)?;
     let (named, mut names) = mpsc::channel(NAMED_AHEAD);
     let key = stream_key(stream);
     let lookup = inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, walk == Walk::Thorough, named);
@@ -294,6 +293,11 @@ pub(crate) async fn walk_and_describe(
     Ok(WalkedAndDescribed { lookup, asked, described })
 }
 
+/// The params of a call about `stream` (`stream.describe` and the like).
+fn stream_params(stream: &str) -> Result<Value, NodeError> {
+    Value::serialized(&StreamParams { stream: stream.to_owned() }).map_err(|e| NodeError::InvalidInput(e.to_string()))
+}
+
 /// `peer`'s description of `stream` (this node's own if `peer` is this
 /// node), if it came by `deadline` and checks out.
 async fn describe_one(
@@ -326,8 +330,7 @@ pub(crate) async fn describe_providers(
     deadline: tokio::time::Instant,
 ) -> Result<FoundStream, NodeError> {
     let stream = wanted.id.as_str();
-    let params = Value::serialized(&StreamParams { stream: stream.to_owned() })
-        .map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+    let params = stream_params(stream)?;
     let describes = providers.into_iter().map(|peer| describe_one(inner, stream, peer, params.clone(), deadline));
     let described = futures::future::join_all(describes).await.into_iter().flatten().collect();
     found_from(inner, wanted, described).await
