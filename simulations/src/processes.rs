@@ -200,10 +200,11 @@ pub async fn run_in_lab(
     let mem_available_during_kib = procfs::mem_available_kib();
     let load_average_end = procfs::load_average();
     info!(streams = scenario.streams.len(), "discovery");
-    let (cpu_before, finds_started) = (nodes_cpu_s(&swarm), Instant::now());
+    let ticks = procfs::ticks_per_second();
+    let (cpu_before, finds_started) = (nodes_cpu_s(&swarm, ticks), Instant::now());
     let finds = discovery::run(scenario, &swarm).await?;
-    let finds_cost =
-        FindsCost { cpu_s: nodes_cpu_s(&swarm) - cpu_before, wall_s: finds_started.elapsed().as_secs_f64() };
+    let wall_s = finds_started.elapsed().as_secs_f64();
+    let finds_cost = FindsCost { cpu_s: nodes_cpu_s(&swarm, ticks) - cpu_before, wall_s };
     let inside = if finds.is_empty() { None } else { Some(inside::read(&swarm).await) };
     let exited = nodes::exited(&mut swarm);
     nodes::stop(&mut swarm, Duration::from_secs(5)).await;
@@ -244,9 +245,8 @@ pub struct FindsCost {
 }
 
 /// CPU seconds the node processes used so far (those still running).
-fn nodes_cpu_s(swarm: &nodes::Swarm) -> f64 {
-    let ticks = procfs::ticks_per_second();
-    swarm.nodes.iter().filter_map(|n| procfs::ProcStat::read(n.pid, ticks)).map(|p| p.cpu_s).sum()
+fn nodes_cpu_s(swarm: &nodes::Swarm, ticks_per_s: f64) -> f64 {
+    swarm.nodes.iter().filter_map(|n| procfs::cpu_s(n.pid, ticks_per_s)).sum()
 }
 
 /// Builds `mafalda-node` with cargo (`--release` or not) and returns its path.

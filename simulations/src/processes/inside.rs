@@ -8,14 +8,10 @@
 //! machine's queueing apart.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 
-use super::measure::parse_prometheus;
+use super::measure::{metrics_texts, parse_prometheus};
 use super::nodes::Swarm;
 
 /// The find latency histogram of a node's `/metrics`.
@@ -54,21 +50,9 @@ pub struct InsideFinds {
     pub describes_failed: f64,
 }
 
-/// Reads every node's `/metrics` (16 at a time) and sums them.
+/// Reads every node's `/metrics` and sums them.
 pub async fn read(swarm: &Swarm) -> InsideFinds {
-    let mut tasks = JoinSet::new();
-    let limit = Arc::new(Semaphore::new(16));
-    for node in &swarm.nodes {
-        let (api, limit) = (node.api.clone(), Arc::clone(&limit));
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            api.get("/metrics", Duration::from_secs(5)).await.ok().filter(|a| a.ok()).map(|a| a.body)
-        });
-    }
-    let mut texts = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        texts.extend(joined.ok().flatten());
-    }
+    let texts: Vec<String> = metrics_texts(swarm).await.into_iter().flatten().map(|(text, _)| text).collect();
     summarize(&texts)
 }
 

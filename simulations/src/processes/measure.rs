@@ -152,7 +152,7 @@ pub struct Window {
 pub async fn window(swarm: &Swarm, length: Duration, every: Duration) -> Window {
     raise_priority();
     let ticks = procfs::ticks_per_second();
-    let runner_before = ProcStat::read(std::process::id(), ticks).map_or(0.0, |p| p.cpu_s);
+    let runner_before = procfs::cpu_s(std::process::id(), ticks).unwrap_or(0.0);
     let start = Instant::now();
     let load_start = procfs::load_average().0;
     let metrics_start = metrics(swarm, start).await;
@@ -164,7 +164,7 @@ pub async fn window(swarm: &Swarm, length: Duration, every: Duration) -> Window 
         rounds.push(sample_all(swarm, start, ticks, k == 0 || k == count).await);
     }
     let metrics_end = metrics(swarm, start).await;
-    let runner_after = ProcStat::read(std::process::id(), ticks).map_or(0.0, |p| p.cpu_s);
+    let runner_after = procfs::cpu_s(std::process::id(), ticks).unwrap_or(0.0);
     Window {
         rounds,
         metrics_start,
@@ -195,6 +195,16 @@ fn raise_priority() {
 }
 
 async fn metrics(swarm: &Swarm, start: Instant) -> Vec<Option<MetricsSnapshot>> {
+    metrics_texts(swarm)
+        .await
+        .into_iter()
+        .map(|read| read.map(|(text, at)| MetricsSnapshot::parse(&text, at.duration_since(start).as_secs_f64())))
+        .collect()
+}
+
+/// Every node's `/metrics` text (16 read at a time), by node index, with
+/// when it came; none for a node that did not answer within 5 s.
+pub async fn metrics_texts(swarm: &Swarm) -> Vec<Option<(String, Instant)>> {
     let mut tasks = JoinSet::new();
     let limit = Arc::new(Semaphore::new(16));
     for node in &swarm.nodes {
@@ -202,12 +212,12 @@ async fn metrics(swarm: &Swarm, start: Instant) -> Vec<Option<MetricsSnapshot>> 
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let answer = api.get("/metrics", Duration::from_secs(5)).await.ok().filter(|a| a.ok());
-            (index, answer.map(|a| MetricsSnapshot::parse(&a.body, start.elapsed().as_secs_f64())))
+            (index, answer.map(|a| (a.body, Instant::now())))
         });
     }
     let mut out = vec![None; swarm.nodes.len()];
-    while let Some(Ok((index, snapshot))) = tasks.join_next().await {
-        out[index] = snapshot;
+    while let Some(Ok((index, text))) = tasks.join_next().await {
+        out[index] = text;
     }
     out
 }

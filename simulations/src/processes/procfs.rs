@@ -23,22 +23,29 @@ pub struct ProcStat {
 impl ProcStat {
     /// Reads `/proc/<pid>`; none if the process is gone.
     pub fn read(pid: u32, ticks_per_s: f64) -> Option<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The fields after the command name (in parentheses, maybe with spaces).
-        let rest: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
-        let ticks = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
+        let cpu_s = cpu_s(pid, ticks_per_s)?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let field = |text: &str, name: &str| {
             text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse().ok())
         };
         let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
         Some(Self {
-            cpu_s: ticks / ticks_per_s,
+            cpu_s,
             rss_kib: field(&status, "VmRSS:")?,
             pss_kib: field(&rollup, "Pss:"),
             threads: field(&status, "Threads:").unwrap_or(0),
         })
     }
+}
+
+/// User + system CPU seconds of process `pid` since it started (all
+/// threads), from `/proc/<pid>/stat` alone; none if the process is gone.
+pub fn cpu_s(pid: u32, ticks_per_s: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (in parentheses, maybe with spaces).
+    let rest: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let ticks = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / ticks_per_s)
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`; 100 if unknown).
@@ -118,6 +125,9 @@ mod tests {
         let stat = ProcStat::read(std::process::id(), ticks_per_second()).expect("readable");
         assert!(stat.rss_kib > 0 && stat.threads >= 1, "{stat:?}");
         assert!(ProcStat::read(u32::MAX - 1, 100.0).is_none());
+        let cpu = cpu_s(std::process::id(), ticks_per_second()).expect("readable");
+        assert!(cpu >= 0.0 && cpu <= ProcStat::read(std::process::id(), ticks_per_second()).expect("readable").cpu_s);
+        assert!(cpu_s(u32::MAX - 1, 100.0).is_none());
         assert!(tcp_established(std::process::id(), 4001).is_some());
     }
 
