@@ -41,6 +41,10 @@ const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 /// A bootstrap's self lookup is skipped within this long of the last one
 /// (`refresh`): at join, every new peer in the routing table starts one.
 const SELF_LOOKUP_GAP: Duration = Duration::from_secs(60);
+/// How long after joining a small swarm the node looks itself up once more
+/// (see `refresh`): long enough for the seed to have heard from those that
+/// joined with it.
+const JOIN_RELOOK: Duration = Duration::from_secs(2);
 
 /// A request from a [`SwarmHandle`](crate::SwarmHandle), answered on its `oneshot`.
 #[derive(Debug)]
@@ -224,7 +228,12 @@ impl EventLoop {
                 config.bootstrap_retry_max,
                 now,
             ),
-            bootstraps: Bootstraps::new(RefreshPolicy::new(SELF_LOOKUP_GAP, config.kad.periodic_bootstrap, now)),
+            bootstraps: Bootstraps::new(RefreshPolicy::new(
+                SELF_LOOKUP_GAP,
+                config.kad.periodic_bootstrap,
+                JOIN_RELOOK,
+                now,
+            )),
             joined: false,
             connection_policy: ConnectionPolicy::new(PeerBounds {
                 max_peers: config.connections.max_peers as usize,
@@ -343,6 +352,7 @@ impl EventLoop {
                 }
             }
         }
+        self.bootstraps.relook_if_due(&mut self.swarm.behaviour_mut().kad, now);
         self.load_table.expire(now);
         // A crowd arrives faster than TRIM_INTERVAL: while crowded, every tick trims.
         if now >= self.next_trim || self.connection_policy.crowded(self.swarm.connected_peers().count()) {
@@ -713,7 +723,7 @@ impl EventLoop {
                     ),
                 }
                 let kad = &mut self.swarm.behaviour_mut().kad;
-                self.bootstraps.on_step(kad, id, &step, stats.num_successes() > 0, Instant::now());
+                self.bootstraps.on_step(kad, id, &step, stats.num_successes() as usize, Instant::now());
                 return;
             }
             _ => return,

@@ -88,6 +88,40 @@ async fn joining_costs_each_node_a_self_lookup_and_every_key_is_still_found() {
     }
 }
 
+/// Each node not connected to all of `ids` (but itself), with how many it misses.
+async fn peers_missing(nodes: &[TestNode], ids: &[PeerId]) -> Vec<(PeerId, usize)> {
+    let mut apart = Vec::new();
+    for node in nodes {
+        let peers = node.handle.connected_peers().await.unwrap_or_default();
+        let missing = ids.iter().filter(|id| **id != node.peer_id() && !peers.contains(id)).count();
+        if missing > 0 {
+            apart.push((node.peer_id(), missing));
+        }
+    }
+    apart
+}
+
+/// Nodes that join through one seed at the same moment meet each other:
+/// each one's join lookup asks the seed, which may not yet know the others
+/// (it learns a peer's address from identify, just after the connection). A
+/// swarm smaller than a bucket looks itself up once more shortly after, so
+/// no node waits for the periodic bootstrap (minutes) to meet the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_joining_together_through_one_seed_all_meet() {
+    let seed = mafalda_tests::swarm::spawn_node(loopback_config()).await;
+    let joining =
+        (0..6).map(|_| mafalda_tests::swarm::spawn_node(loopback_config().with_bootstrap(vec![seed.addr.clone()])));
+    let mut nodes = futures::future::join_all(joining).await;
+    nodes.push(seed);
+    let ids: Vec<PeerId> = nodes.iter().map(TestNode::peer_id).collect();
+    let met = eventually(Duration::from_secs(10), || async { peers_missing(&nodes, &ids).await.is_empty() }).await;
+    let apart = peers_missing(&nodes, &ids).await;
+    assert!(met, "nodes still missing peers (node, how many): {apart:?}");
+    for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
 /// Whether every node but `publisher` holds a report from it with `cpu_percent`.
 async fn everyone_holds_report(nodes: &[TestNode], publisher: PeerId, cpu_percent: f32) -> bool {
     for node in nodes.iter().filter(|n| n.peer_id() != publisher) {
