@@ -8,8 +8,9 @@
 //! remote consume pipes from the cheapest provider, which may be a relay made
 //! by an earlier one). For every other stream each remote node first `find`s
 //! it, as an app using the HTTP API does (the consume then uses what the find
-//! learnt); for the others it consumes cold (the consume walks the DHT
-//! itself). It prints medians of both and their ratios to the local one,
+//! learnt; before it, the DHT walk alone is timed, so a find splits into the
+//! walk and the describes); for the others it consumes cold (the consume
+//! walks the DHT itself). It prints medians of both and their ratios to the local one,
 //! per node and over every remote consume, after the median round trip of a ROPE call between two nodes that does no
 //! work (the pipe handshake makes one such round trip, with work at both ends).
 //!
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 use mafalda_media::MediaConfig;
 use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
+use mafalda_swarm::stream_key;
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::rtp::test_stream;
 use mafalda_tests::swarm::loopback_config;
@@ -95,6 +97,7 @@ fn main() {
         let mut remote: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
         let mut cold: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
         let mut finds: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
+        let mut walks: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
         for sample in 0..samples {
             // A stream per sample, so every remote consume pipes it anew.
             let stream = format!("bench-{sample}");
@@ -116,6 +119,11 @@ fn main() {
             let after_a_find = sample % 2 == 0;
             for (i, node) in nodes.iter().enumerate().skip(1).rev() {
                 if after_a_find {
+                    // The DHT walk alone, then the node's find (a walk, then
+                    // each provider asked to describe the stream).
+                    let started = Instant::now();
+                    node.swarm().find_providers(stream_key(&stream), Duration::from_secs(5)).await.expect("walk");
+                    walks[i].push(started.elapsed());
                     let started = Instant::now();
                     node.find(&stream).await.expect("find");
                     finds[i].push(started.elapsed());
@@ -136,8 +144,9 @@ fn main() {
         let mut ratios = Vec::new();
         for i in 1..nodes.len() {
             let (first, cold_first, find) = (median(&mut remote[i]), median(&mut cold[i]), median(&mut finds[i]));
+            let walk = median(&mut walks[i]);
             println!(
-                "node {}: find median {find:>8.1?}; first packet after a find {first:>8.1?} ({:.1}x local), cold {cold_first:>8.1?} ({:.1}x local)",
+                "node {}: find median {find:>8.1?} (DHT walk alone {walk:>8.1?}); first packet after a find {first:>8.1?} ({:.1}x local), cold {cold_first:>8.1?} ({:.1}x local)",
                 names[i],
                 ratio(first),
                 ratio(cold_first)
