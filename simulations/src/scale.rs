@@ -66,6 +66,9 @@ pub struct ScaleRow {
     pub find_p50_ms: f64,
     /// p99.
     pub find_p99_ms: f64,
+    /// CPU ms per find above idle, over every node process (NaN in reports
+    /// older than the figure).
+    pub find_cpu_ms: f64,
     /// The machine's 1-minute load average at the window's end.
     pub load_average: f64,
 }
@@ -112,6 +115,7 @@ fn read_row(path: &Path) -> Result<ScaleRow, ScaleError> {
         finds: (r["finds"]["succeeded"].as_u64().unwrap_or(0), r["finds"]["attempted"].as_u64().unwrap_or(0)),
         find_p50_ms: r["finds"]["latency"]["p50_ms"].as_f64().unwrap_or(f64::NAN),
         find_p99_ms: r["finds"]["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        find_cpu_ms: r["find_cpu_ms"].as_f64().unwrap_or(f64::NAN),
         load_average: r["load_average_end"][0].as_f64().unwrap_or(f64::NAN),
     })
 }
@@ -121,14 +125,15 @@ pub fn markdown(rows: &[ScaleRow]) -> String {
     let mut out = String::from(
         "# Cost per node as the swarm grows\n\nEach node its own process in its own network namespace; figures per node \
          over each report's window (median, p90 in brackets). Regenerate with the command in `simulations/src/scale.rs`.\n\n\
-         | series | nodes | report | control B/s (in + out) | CPU s/s | RSS MiB | PSS MiB | connections (max) | finds | find p50 / p99 ms | load avg | node flags |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         | series | nodes | report | control B/s (in + out) | CPU s/s | RSS MiB | PSS MiB | connections (max) | finds | find p50 / p99 ms | CPU ms per find | load avg | node flags |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let args = if r.node_args.is_empty() { "-".to_owned() } else { format!("`{}`", r.node_args.join(" ")) };
+        let cpu_per_find = if r.find_cpu_ms.is_finite() { format!("{:.1}", r.find_cpu_ms) } else { "-".to_owned() };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} ({:.0}) | {:.4} ({:.4}) | {:.1} | {:.1} | {:.0} ({:.0}) | {}/{} | {:.1} / {:.1} | {:.2} | {args} |",
+            "| {} | {} | {} | {:.0} ({:.0}) | {:.4} ({:.4}) | {:.1} | {:.1} | {:.0} ({:.0}) | {}/{} | {:.1} / {:.1} | {cpu_per_find} | {:.2} | {args} |",
             r.series,
             r.nodes,
             r.scenario,
@@ -281,6 +286,10 @@ mod tests {
                 "finds": {"succeeded": 29, "attempted": 29, "latency": {"p50_ms": 12.0, "p99_ms": 40.0}},
                 "load_average_end": [1.0, 1.0, 1.0]
             });
+            let mut report = report;
+            if name == "big" {
+                report["find_cpu_ms"] = serde_json::json!(6.5);
+            }
             std::fs::create_dir_all(dir.join(dir_name)).expect("temp dir");
             std::fs::write(dir.join(dir_name).join("report.json"), report.to_string()).expect("write");
         }
@@ -288,7 +297,10 @@ mod tests {
         let rows = from_reports(&[big, small.clone()]).expect("readable");
         let series: Vec<(&str, usize)> = rows.iter().map(|r| (r.series.as_str(), r.nodes)).collect();
         assert_eq!(series, [("after", 100), ("current", 30)]);
-        assert!(markdown(&rows).contains("| current | 30 | small | 19000 (20900)"), "{}", markdown(&rows));
+        let table = markdown(&rows);
+        assert!(table.contains("| current | 30 | small | 19000 (20900)"), "{table}");
+        assert!(table.contains("| 12.0 / 40.0 | 6.5 | 1.00 |"), "the CPU per find, when reported: {table}");
+        assert!(table.contains("| 12.0 / 40.0 | - | 1.00 |"), "and a dash for older reports: {table}");
         assert!(svg(&rows).starts_with("<svg") && svg(&rows).contains("find latency"));
         std::fs::write(small.join("report.json"), "{\"nodes\": 3}").expect("write");
         assert!(from_reports(&[small]).is_err(), "an in-process report is refused");

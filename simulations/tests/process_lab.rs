@@ -68,6 +68,7 @@ async fn a_swarm_of_processes_in_namespaces_joins_finds_and_leaves_nothing_behin
     assert!(counted >= expected_finds as f64, "the nodes counted every find ({counted}): {summary}");
     assert!(inside.describes_ok >= 1.0, "finding nodes asked providers to describe: {summary}");
     assert!(report.finds_cost.cpu_s > 0.0 && report.finds_cost.wall_s > 0.0, "the finds cost CPU: {summary}");
+    assert!(report.find_cpu_ms.is_some_and(f64::is_finite), "the CPU per find is in report.json: {summary}");
     assert_eq!(report.peers_tcp_max.count, scenario.nodes, "every namespace's TCP table was read");
     assert!(report.peers_tcp_max.min >= 1.0, "every node has a libp2p peer over its own interface: {summary}");
     // The runner's own requests cross every node's interface: the accounting

@@ -106,10 +106,12 @@ impl ConnectionPolicy {
             .collect();
         let left = connected.len() - closing.len();
         if self.crowded(left) {
+            // A crowd is hundreds of peers, checked every tick: no scan per candidate.
+            let idle_closing: std::collections::HashSet<PeerId> = closing.iter().copied().collect();
             let crowd: Vec<PeerId> = candidates
                 .iter()
                 .filter(|(last_resort, last, peer)| {
-                    !last_resort && unused_for(*last) >= self.bounds.crowd_idle_after && !closing.contains(peer)
+                    !last_resort && unused_for(*last) >= self.bounds.crowd_idle_after && !idle_closing.contains(peer)
                 })
                 .take(left - self.bounds.crowd_peers)
                 .map(|(_, _, peer)| *peer)

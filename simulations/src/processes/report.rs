@@ -189,6 +189,9 @@ pub struct ProcessReport {
     pub inside: Option<super::inside::InsideFinds>,
     /// What the discovery phase cost the node processes.
     pub finds_cost: super::FindsCost,
+    /// CPU milliseconds per find above the window's idle rate, over every
+    /// node process (see [`cpu_ms_per_find`]); none without finds.
+    pub find_cpu_ms: Option<f64>,
     /// The swarm over the window.
     pub series: Vec<SeriesPoint>,
     /// Per node.
@@ -259,14 +262,28 @@ pub fn build(obs: &ProcessObservations) -> ProcessReport {
         finds,
         inside: obs.inside.clone(),
         finds_cost: obs.finds_cost,
+        find_cpu_ms: None,
         series: series(&w.rounds),
         node_figures,
         checks: Vec::new(),
         passed: false,
     };
+    report.find_cpu_ms = cpu_ms_per_find(&report);
     report.checks = checks(obs, &report);
     report.passed = report.checks.iter().all(|c| c.passed);
     report
+}
+
+/// CPU seconds the node processes would have used anyway while the finds
+/// ran, at the window's idle rate.
+fn idle_cpu_s(r: &ProcessReport) -> f64 {
+    r.node_figures.iter().filter_map(|f| f.cpu_s_per_s).sum::<f64>() * r.finds_cost.wall_s
+}
+
+/// CPU milliseconds per find above idle: what the publications and finds
+/// cost every node process, less the window's idle rate over their wall time.
+fn cpu_ms_per_find(r: &ProcessReport) -> Option<f64> {
+    (r.finds.attempted > 0).then(|| 1000.0 * (r.finds_cost.cpu_s - idle_cpu_s(r)).max(0.0) / r.finds.attempted as f64)
 }
 
 fn node(first: Option<&NodeSample>, last: Option<&NodeSample>, rounds: &[Vec<NodeSample>], i: usize) -> NodeFigures {
@@ -507,8 +524,6 @@ pub fn markdown(r: &ProcessReport) -> String {
             );
         }
         let cost = &r.finds_cost;
-        // What the nodes would have used anyway, at the window's idle rate.
-        let idle_cpu_s: f64 = r.node_figures.iter().filter_map(|f| f.cpu_s_per_s).sum::<f64>() * cost.wall_s;
         let _ = writeln!(
             out,
             "\nThe node processes used {:.2} CPU s in the {:.1} s the publications and finds took ({:.0}% of the \
@@ -518,8 +533,8 @@ pub fn markdown(r: &ProcessReport) -> String {
             cost.wall_s,
             100.0 * cost.cpu_s / (cost.wall_s * r.cpus as f64).max(f64::EPSILON),
             r.cpus,
-            idle_cpu_s,
-            1000.0 * (cost.cpu_s - idle_cpu_s).max(0.0) / r.finds.attempted as f64
+            idle_cpu_s(r),
+            r.find_cpu_ms.unwrap_or(0.0)
         );
         for f in r.finds.failures.iter().take(20) {
             let _ = writeln!(out, "- {} from node {}: {}", f.stream, f.from, f.error.as_deref().unwrap_or("?"));
