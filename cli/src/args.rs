@@ -106,6 +106,9 @@ pub(crate) struct RunArgs {
 
     /// Address of a peer to join the swarm through, ending in /p2p/<peer id>
     /// (as printed by another node's "listening on:" line); repeat for several.
+    /// The host may be a name, resolved at each dial through /etc/hosts and
+    /// the system's resolver: /dns4/seed.example.org/tcp/4001/p2p/<peer id>
+    /// (or /dns6/…, /dns/…).
     #[arg(long = "bootstrap", value_name = "MULTIADDR", env = "MAFALDA_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Vec<Multiaddr>,
 

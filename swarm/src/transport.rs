@@ -1,22 +1,25 @@
 //! How a node's connections are made: TCP (with pnet before noise in a
 //! private swarm) or QUIC, noise, yamux, and the per-protocol byte counting
-//! of [`crate::traffic`] on every stream.
+//! of [`crate::traffic`] on every stream. Addresses may name hosts
+//! (`/dns4/NAME/…`, `/dns6/…`, `/dns/…`): they are resolved at each dial,
+//! through `/etc/hosts` and the system's resolver.
 
 use futures::future::Either;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::OptionalTransport;
 use libp2p::core::{Transport, upgrade};
 use libp2p::pnet::PnetConfig;
-use libp2p::{Swarm, noise, quic, tcp, yamux};
-use tracing::info;
+use libp2p::{Swarm, dns, noise, quic, tcp, yamux};
+use tracing::{info, warn};
 
 use crate::behaviour::Behaviour;
 use crate::traffic::{CountedMuxer, Traffic};
 use crate::{SwarmConfig, SwarmError};
 
 /// Builds the Swarm: TCP (noise, yamux) and QUIC, or, with a swarm key, TCP
-/// only, wrapped in pnet before noise. Every connection's streams count their
-/// bytes by protocol into `traffic`.
+/// only, wrapped in pnet before noise; host names in addresses are resolved
+/// when dialed. Every connection's streams count their bytes by protocol
+/// into `traffic`.
 pub(crate) fn build_swarm(
     config: &SwarmConfig,
     registry: &mut prometheus_client::registry::Registry,
@@ -30,9 +33,10 @@ pub(crate) fn build_swarm(
         info!(fingerprint = %key.fingerprint(), "private swarm: TCP with pnet, no QUIC");
         key.pre_shared_key()
     });
-    let transport = |keypair: &libp2p::identity::Keypair| -> Result<_, BoxError> {
+    // TCP (with pnet first in a private swarm) and, without a key, QUIC.
+    let connections = move |keypair: &libp2p::identity::Keypair| -> Result<_, BoxError> {
         let noise = noise::Config::new(keypair)?;
-        let tcp = tcp::tokio::Transport::new(tcp_config)
+        let tcp = tcp::tokio::Transport::new(tcp_config.clone())
             .and_then(move |socket, _| async move {
                 match psk {
                     Some(psk) => PnetConfig::new(psk).handshake(socket).await.map(Either::Left),
@@ -48,13 +52,22 @@ pub(crate) fn build_swarm(
             quic::tokio::Transport::new(quic::Config::new(keypair))
                 .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
         });
+        Ok(quic.map_or_else(OptionalTransport::none, OptionalTransport::some).or_transport(tcp))
+    };
+    let transport = |keypair: &libp2p::identity::Keypair| -> Result<_, BoxError> {
+        let resolving = match dns::tokio::Transport::system(connections(keypair)?) {
+            Ok(resolving) => resolving,
+            Err(error) => {
+                warn!(%error, "no DNS configuration (/etc/resolv.conf): names resolve through /etc/hosts only");
+                let no_servers = dns::ResolverConfig::from_parts(None, Vec::new(), Vec::new());
+                dns::tokio::Transport::custom(connections(keypair)?, no_servers, dns::ResolverOpts::default())
+            }
+        };
         let traffic = traffic.clone();
-        Ok(quic.map_or_else(OptionalTransport::none, OptionalTransport::some).or_transport(tcp).map(
-            move |either, _| {
-                let (peer, muxer) = either.into_inner();
-                (peer, StreamMuxerBox::new(CountedMuxer::new(muxer, traffic.clone(), peer)))
-            },
-        ))
+        Ok(resolving.map(move |either, _| {
+            let (peer, muxer) = either.into_inner();
+            (peer, StreamMuxerBox::new(CountedMuxer::new(muxer, traffic.clone(), peer)))
+        }))
     };
     let behaviour = |key: &libp2p::identity::Keypair| Behaviour::new(key, config).map_err(BoxError::from);
     Ok(libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())

@@ -1,5 +1,6 @@
-//! Smoke test of the libp2p side: two real swarms over TCP on 127.0.0.1 connect
-//! and measure each other's round-trip time with ping.
+//! Smoke test of the libp2p side: two real swarms over TCP or QUIC on
+//! 127.0.0.1 (reached by address or by name) connect and measure each other's
+//! round-trip time with ping.
 
 use std::time::Duration;
 
@@ -88,6 +89,35 @@ async fn two_swarms_connect_over_quic_and_ping() {
     assert_eq!(peer, a.peer_id(), "b pings a over QUIC");
     b.shutdown().await.expect("stop b");
     a.shutdown().await.expect("stop a");
+}
+
+/// A bootstrap address may name its host (`/dns4/NAME/…`): the name is
+/// resolved when dialed (`localhost`, from `/etc/hosts`), over TCP and QUIC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_through_a_bootstrap_address_that_names_its_host() {
+    for listen in ["/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"] {
+        let StartedSwarm { handle: a, .. } = start(config_on(listen)).await.expect("start swarm a");
+        let a_addr = a.listen_addrs().await.expect("a's addresses").remove(0).with_p2p(a.peer_id()).expect("p2p");
+        let named: Multiaddr =
+            a_addr.to_string().replacen("/ip4/127.0.0.1/", "/dns4/localhost/", 1).parse().expect("multiaddr");
+        assert!(named.to_string().starts_with("/dns4/localhost/"), "{named}");
+        let StartedSwarm { handle: b, events: mut b_events, .. } =
+            start(config_on(listen).with_bootstrap(vec![named.clone()])).await.expect("start swarm b");
+        let peer = wait_for(&mut b_events, |event| match event {
+            SwarmEvent::PeerConnected { peer, .. } => Some(peer),
+            _ => None,
+        })
+        .await;
+        assert_eq!(peer, a.peer_id(), "b joined through {named}");
+        let (peer, _) = wait_for(&mut b_events, |event| match event {
+            SwarmEvent::PingRtt { peer, rtt } => Some((peer, rtt)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(peer, a.peer_id(), "b pings a after joining through {named}");
+        b.shutdown().await.expect("stop b");
+        a.shutdown().await.expect("stop a");
+    }
 }
 
 /// A node started while its bootstrap peer is down keeps retrying (with backoff)
