@@ -27,6 +27,8 @@
 //! is reported with its command line and stderr ([`LabError::Command`]).
 
 pub mod accounting;
+/// Public hosts and hosts each behind its own NAT router (issue 19's lab).
+pub mod nat;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -82,6 +84,21 @@ pub enum LabError {
     /// Too many or too few nodes.
     #[error("a lab holds 1-{MAX_LAB_NODES} nodes, not {0}")]
     Size(usize),
+    /// A NAT lab of no host, or of more than [`nat::MAX_HOSTS`] of a kind.
+    #[error(
+        "a NAT lab holds 1-{} public and 0-{} private hosts (at least one host), not {public} and {private}",
+        nat::MAX_HOSTS,
+        nat::MAX_HOSTS
+    )]
+    NatSize {
+        /// Public hosts asked for.
+        public: usize,
+        /// Private hosts asked for.
+        private: usize,
+    },
+    /// A host name a NAT lab cannot use (1-8 lowercase letters or digits, each once).
+    #[error("lab host name {0:?}: 1-8 lowercase letters or digits, each name once")]
+    Name(String),
     /// The claim file could not be written or read.
     #[error("{path}: {source}")]
     State {
@@ -337,6 +354,7 @@ pub fn cleanup_stale() -> Result<Cleaned, LabError> {
             continue;
         }
         cleaned.processes += kill_inside(&netns);
+        let _ = std::fs::remove_dir_all(Path::new(nat::NETNS_ETC).join(&netns));
         match sh(&["ip", "netns", "del", &netns]) {
             Ok(_) => cleaned.namespaces += 1,
             Err(error) => warn!(%error, "cannot remove a stale lab namespace"),
