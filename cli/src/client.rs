@@ -70,6 +70,13 @@ pub(crate) async fn status(target: &ApiTarget) -> anyhow::Result<()> {
     target.print(&json, |s| {
         println!("peer id: {}", s["peerId"].as_str().unwrap_or("?"));
         println!("connected peers: {}", s["connectedPeers"].as_array().map_or(0, Vec::len));
+        let external: Vec<&str> =
+            s["externalAddrs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        println!(
+            "reachability: {} (dialed back at: {})",
+            s["reachability"].as_str().unwrap_or("?"),
+            if external.is_empty() { "-".to_owned() } else { external.join(", ") }
+        );
         for worker in s["workers"].as_array().into_iter().flatten() {
             println!(
                 "worker {}: cpu {:.1} %, {} routers, {} transports, {} consumers",

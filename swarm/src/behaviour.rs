@@ -8,7 +8,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, allow_block_list, connection_limits, gossipsub, identify, kad, ping};
+use libp2p::{StreamProtocol, allow_block_list, autonat, connection_limits, gossipsub, identify, kad, ping};
 
 use crate::SwarmConfig;
 use crate::load::MAX_LOAD_REPORT_BYTES;
@@ -38,6 +38,10 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and protocol versions.
     pub(crate) identify: identify::Behaviour,
+    /// Asks peers to dial this node's observed addresses back (`reachability`).
+    pub(crate) autonat_client: autonat::v2::client::Behaviour,
+    /// Dials peers' observed addresses back when they ask, one at a time per connection.
+    pub(crate) autonat_server: autonat::v2::server::Behaviour,
     /// Measures round-trip time to each connected peer (feeds the path cost).
     pub(crate) ping: ping::Behaviour,
     /// Finds which peers provide a stream.
@@ -63,6 +67,9 @@ impl Behaviour {
                     .with_push_listen_addr_updates(true)
                     .with_interval(IDENTIFY_INTERVAL),
             ),
+            // Every 5 s, the addresses not tested yet are; each is tested once.
+            autonat_client: autonat::v2::client::Behaviour::default(),
+            autonat_server: autonat::v2::server::Behaviour::default(),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval)),
             kad: kademlia(peer_id, config),
             gossipsub: gossip(keypair, config)?,

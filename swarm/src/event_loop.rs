@@ -11,7 +11,7 @@ use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
 use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::swarm::{self, DialError};
+use libp2p::swarm::{self, DialError, FromSwarm, NetworkBehaviour, NewExternalAddrCandidate};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, ping};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
@@ -50,6 +50,7 @@ const JOIN_RELOOK: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Reachability(oneshot::Sender<crate::reachability::ReachabilityStatus>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
     Dial {
         addr: Multiaddr,
@@ -158,6 +159,8 @@ pub(crate) struct EventLoop {
     load_topic: gossipsub::IdentTopic,
     load_table: LoadTable,
     rtts: HashMap<PeerId, Duration>,
+    /// Addresses AutoNAT confirmed or refuted.
+    reachability: crate::reachability::ReachabilityState,
     provided: HashSet<RecordKey>,
     finds: HashMap<QueryId, PendingFind>,
     provides: HashMap<QueryId, oneshot::Sender<Result<usize, SwarmError>>>,
@@ -212,6 +215,7 @@ impl EventLoop {
             load_topic: gossipsub::IdentTopic::new(LOAD_TOPIC),
             load_table: LoadTable::new(config.gossip.load_report_ttl, config.gossip.max_load_reports),
             rtts: HashMap::new(),
+            reachability: crate::reachability::ReachabilityState::default(),
             provided: HashSet::new(),
             finds: HashMap::new(),
             provides: HashMap::new(),
@@ -397,6 +401,9 @@ impl EventLoop {
             Command::ListenAddrs(reply) => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
+            Command::Reachability(reply) => {
+                let _ = reply.send(self.reachability.status());
+            }
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
@@ -468,9 +475,16 @@ impl EventLoop {
     /// Confirms `address`, one this node listens on, as its own external
     /// address when [`addresses::gives_out`] says so: Kademlia puts those in
     /// the provider records this node announces.
+    ///
+    /// The swarm never offers AutoNAT an address it holds as external, so the
+    /// address is handed to AutoNAT's client as a candidate here: a peer
+    /// dialing it back is what tells a reachable node from one behind NAT
+    /// (`reachability`).
     fn give_out(&mut self, address: &Multiaddr) {
         if crate::addresses::gives_out(address, &self.listen_configured) {
             self.swarm.add_external_address(address.clone());
+            let candidate = FromSwarm::NewExternalAddrCandidate(NewExternalAddrCandidate { addr: address });
+            self.swarm.behaviour_mut().autonat_client.on_swarm_event(candidate);
         }
     }
 
@@ -628,6 +642,14 @@ impl EventLoop {
                     self.on_dial_outcome(peer, false);
                 }
             }
+            swarm::SwarmEvent::ExternalAddrConfirmed { address } => {
+                info!(%address, "external address confirmed");
+                self.reachability.confirmed(address);
+            }
+            swarm::SwarmEvent::ExternalAddrExpired { address } => {
+                info!(%address, "external address expired");
+                self.reachability.expired(&address);
+            }
             swarm::SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
         }
@@ -660,6 +682,13 @@ impl EventLoop {
                 self.on_load_message(propagation_source, message_id, message);
             }
             BehaviourEvent::Rope(event) => self.on_rope_event(event),
+            BehaviourEvent::AutonatClient(event) => match &event.result {
+                Ok(()) => info!(addr = %event.tested_addr, server = %event.server, "address dialed back: reachable"),
+                Err(error) => {
+                    info!(addr = %event.tested_addr, server = %event.server, %error, "address not dialed back");
+                    self.reachability.unreachable(event.tested_addr.clone());
+                }
+            },
             _ => {}
         }
     }

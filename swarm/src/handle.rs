@@ -239,6 +239,12 @@ impl SwarmHandle {
         self.ask(Command::ListenAddrs).await
     }
 
+    /// Whether other nodes can dial this one, and the external addresses
+    /// peers confirmed by dialing them back (AutoNAT).
+    pub async fn reachability(&self) -> Result<crate::ReachabilityStatus, SwarmError> {
+        self.ask(Command::Reachability).await
+    }
+
     /// The peers with at least one open connection.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, SwarmError> {
         self.ask(Command::ConnectedPeers).await

@@ -12,7 +12,8 @@
 //! - **spread load**: gossipsub carries signed, versioned [`LoadReport`]s; the
 //!   handle keeps the latest per peer with its age;
 //! - **carry ROPE**: request-response with ROPE's size-capped CBOR codec;
-//! - **measure RTT**: ping; **know peers**: identify;
+//! - **measure RTT**: ping; **know peers**: identify; **know whether it can be
+//!   dialed**: AutoNAT v2 ([`SwarmHandle::reachability`]);
 //! - **defend itself**: invalid gossip, malformed or oversized requests and call
 //!   floods are penalised, and repeat offenders are banned for a while;
 //!   [`ConnectionSettings`] bound connections (in all, incoming, pending, per
@@ -46,6 +47,7 @@ mod handle;
 pub mod identity;
 mod load;
 mod penalties;
+mod reachability;
 mod refresh;
 mod rope_codec;
 mod routing;
@@ -65,6 +67,7 @@ pub use libp2p::identity::{Keypair, PublicKey};
 pub use libp2p::kad::RecordKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};
+pub use reachability::{Reachability, ReachabilityStatus};
 pub use rope_codec::{Inbound, ROPE_PROTOCOL, RopeCodec};
 pub use swarm_key::{SwarmKey, SwarmKeyError, SwarmKeyFormatError};
 pub use traffic::{ProtocolLabel, ProtocolTraffic};

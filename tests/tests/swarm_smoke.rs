@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mafalda_swarm::{Keypair, Multiaddr, StartedSwarm, SwarmConfig, SwarmEvent, start};
+use mafalda_swarm::{Keypair, Multiaddr, Reachability, StartedSwarm, SwarmConfig, SwarmEvent, start};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -117,6 +117,47 @@ async fn a_node_joins_through_a_bootstrap_address_that_names_its_host() {
         assert_eq!(peer, a.peer_id(), "b pings a after joining through {named}");
         b.shutdown().await.expect("stop b");
         a.shutdown().await.expect("stop a");
+    }
+}
+
+/// AutoNAT: a node asks peers it dialed to dial its addresses back; one
+/// that arrives makes it `public`, with that address as external. C ← A ← B:
+/// A asks C, B asks A (C dialed nobody and is not asked about). Before any
+/// test a node is `unknown`. (A node behind NAT is `private`: the NAT lab's
+/// test in `simulations`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_dialed_back_by_their_peers_are_public() {
+    let StartedSwarm { handle: c, .. } = start(config()).await.expect("start swarm c");
+    assert_eq!(c.reachability().await.expect("c's reachability").reachability, Reachability::Unknown);
+    let seed = |node: &mafalda_swarm::SwarmHandle| {
+        let node = node.clone();
+        async move {
+            let addr = node.listen_addrs().await.expect("addresses").remove(0);
+            (addr.clone(), addr.with_p2p(node.peer_id()).expect("p2p"))
+        }
+    };
+    let (_, c_seed) = seed(&c).await;
+    let StartedSwarm { handle: a, .. } = start(config().with_bootstrap(vec![c_seed])).await.expect("start swarm a");
+    let (a_listen, a_seed) = seed(&a).await;
+    let StartedSwarm { handle: b, .. } = start(config().with_bootstrap(vec![a_seed])).await.expect("start swarm b");
+    let (b_listen, _) = seed(&b).await;
+    for (node, listen) in [(&a, &a_listen), (&b, &b_listen)] {
+        let public = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let status = node.reachability().await.expect("reachability");
+                if status.reachability == Reachability::Public {
+                    return status;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .expect("public within 30 s (AutoNAT tests every 5 s)");
+        assert_eq!(public.external_addresses, std::slice::from_ref(listen), "the listen address, dialed back");
+        assert!(public.unreachable_addresses.is_empty(), "{public:?}");
+    }
+    for node in [b, a, c] {
+        node.shutdown().await.expect("stop");
     }
 }
 

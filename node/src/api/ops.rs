@@ -55,6 +55,11 @@ pub(super) struct WorkerJson {
 pub(super) struct StatusAnswer {
     peer_id: String,
     listen_addrs: Vec<String>,
+    /// Whether other nodes can dial this one: `public`, `private` or
+    /// `unknown` (AutoNAT: peers dial its addresses back).
+    reachability: mafalda_swarm::Reachability,
+    /// Addresses peers dialed back.
+    external_addrs: Vec<String>,
     connected_peers: Vec<String>,
     workers: Vec<WorkerJson>,
     streams: Vec<StreamStatus>,
@@ -86,6 +91,7 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
     node.media().sample_cpu();
     let listen_addrs = node.listen_addrs().await?.iter().map(ToString::to_string).collect();
     let connected_peers = node.swarm().connected_peers().await?.iter().map(ToString::to_string).collect();
+    let reachable = node.swarm().reachability().await?;
     let workers = node
         .media()
         .status()
@@ -102,6 +108,8 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
     Ok(StatusAnswer {
         peer_id: node.peer_id().to_string(),
         listen_addrs,
+        reachability: reachable.reachability,
+        external_addrs: reachable.external_addresses.iter().map(ToString::to_string).collect(),
         connected_peers,
         workers,
         streams: node.streams(),

@@ -1,0 +1,133 @@
+//! Whether other nodes can dial this one, as AutoNAT (v2) found: each
+//! address peers saw this node's connections come from (identify's observed
+//! addresses, with the listen port put back) is tested once by a peer that
+//! dials it back. A dial-back that arrives confirms the address as external;
+//! one that cannot reach it (a NAT without a port forward, a firewall) marks
+//! it unreachable.
+//!
+//! The node is `public` once any address is confirmed, `private` when every
+//! address tested so far failed, `unknown` before any test ended.
+
+use std::collections::BTreeSet;
+
+use libp2p::Multiaddr;
+use serde::Serialize;
+
+/// Most addresses remembered per kind (AutoNAT tests at most ten).
+const MAX_REMEMBERED: usize = 16;
+
+/// Whether other nodes can dial this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reachability {
+    /// A peer dialed one of its addresses back.
+    Public,
+    /// Every address tested was unreachable from a peer.
+    Private,
+    /// No test has ended yet.
+    Unknown,
+}
+
+/// What the node knows of its reachability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReachabilityStatus {
+    /// The verdict (see the module doc).
+    pub reachability: Reachability,
+    /// Addresses a peer dialed back: the ones other nodes can use.
+    pub external_addresses: Vec<Multiaddr>,
+    /// Addresses a peer could not dial back.
+    pub unreachable_addresses: Vec<Multiaddr>,
+}
+
+/// The addresses confirmed and refuted so far.
+#[derive(Debug, Default)]
+pub(crate) struct ReachabilityState {
+    confirmed: BTreeSet<Multiaddr>,
+    unreachable: BTreeSet<Multiaddr>,
+}
+
+impl ReachabilityState {
+    /// A dial-back reached `addr` (libp2p then confirms it as external).
+    pub(crate) fn confirmed(&mut self, addr: Multiaddr) {
+        self.unreachable.remove(&addr);
+        if self.confirmed.len() < MAX_REMEMBERED {
+            self.confirmed.insert(addr);
+        }
+    }
+
+    /// `addr` is no longer an external address (libp2p expired it).
+    pub(crate) fn expired(&mut self, addr: &Multiaddr) {
+        self.confirmed.remove(addr);
+    }
+
+    /// A peer could not dial `addr` back.
+    pub(crate) fn unreachable(&mut self, addr: Multiaddr) {
+        if !self.confirmed.contains(&addr) && self.unreachable.len() < MAX_REMEMBERED {
+            self.unreachable.insert(addr);
+        }
+    }
+
+    /// The verdict and the addresses behind it.
+    pub(crate) fn status(&self) -> ReachabilityStatus {
+        let reachability = if !self.confirmed.is_empty() {
+            Reachability::Public
+        } else if !self.unreachable.is_empty() {
+            Reachability::Private
+        } else {
+            Reachability::Unknown
+        };
+        ReachabilityStatus {
+            reachability,
+            external_addresses: self.confirmed.iter().cloned().collect(),
+            unreachable_addresses: self.unreachable.iter().cloned().collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(text: &str) -> Multiaddr {
+        text.parse().expect("multiaddr")
+    }
+
+    #[test]
+    fn unknown_until_a_test_ends_then_private_then_public_once_one_address_is_dialed_back() {
+        let mut state = ReachabilityState::default();
+        assert_eq!(state.status().reachability, Reachability::Unknown);
+        state.unreachable(addr("/ip4/192.0.2.1/tcp/4001"));
+        let status = state.status();
+        assert_eq!(status.reachability, Reachability::Private);
+        assert!(status.external_addresses.is_empty());
+        state.confirmed(addr("/ip4/192.0.2.7/tcp/4001"));
+        let status = state.status();
+        assert_eq!(status.reachability, Reachability::Public);
+        assert_eq!(status.external_addresses, [addr("/ip4/192.0.2.7/tcp/4001")]);
+        assert_eq!(status.unreachable_addresses, [addr("/ip4/192.0.2.1/tcp/4001")]);
+    }
+
+    #[test]
+    fn an_expired_address_takes_the_verdict_back_and_a_confirmed_one_is_not_unreachable() {
+        let mut state = ReachabilityState::default();
+        let a = addr("/ip4/192.0.2.7/tcp/4001");
+        state.unreachable(a.clone());
+        state.confirmed(a.clone());
+        assert!(state.status().unreachable_addresses.is_empty(), "confirmed wins");
+        state.unreachable(a.clone());
+        assert_eq!(state.status().reachability, Reachability::Public, "a later failure does not undo a dial-back");
+        state.expired(&a);
+        assert_eq!(state.status().reachability, Reachability::Unknown);
+    }
+
+    #[test]
+    fn what_is_remembered_is_bounded() {
+        let mut state = ReachabilityState::default();
+        for port in 0..1000u16 {
+            state.unreachable(addr(&format!("/ip4/192.0.2.1/tcp/{port}")));
+            state.confirmed(addr(&format!("/ip4/192.0.2.2/tcp/{port}")));
+        }
+        let status = state.status();
+        assert_eq!((status.external_addresses.len(), status.unreachable_addresses.len()), (16, 16));
+    }
+}
