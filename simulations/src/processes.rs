@@ -249,6 +249,15 @@ fn nodes_cpu_s(swarm: &nodes::Swarm, ticks_per_s: f64) -> f64 {
     swarm.nodes.iter().filter_map(|n| procfs::cpu_s(n.pid, ticks_per_s)).sum()
 }
 
+/// The node binary for a test: `MAFALDA_NODE_BIN` if set, else built by
+/// cargo (`--release` or not).
+pub fn node_binary(release: bool) -> Result<PathBuf, ProcessError> {
+    match std::env::var_os("MAFALDA_NODE_BIN") {
+        Some(path) => Ok(path.into()),
+        None => build_node(release),
+    }
+}
+
 /// Builds `mafalda-node` with cargo (`--release` or not) and returns its path.
 pub fn build_node(release: bool) -> Result<PathBuf, ProcessError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mafalda_simulations::netlab::nat::{NETNS_ETC, NatLab};
 use mafalda_simulations::netlab::{self, LabNode};
+use mafalda_simulations::processes;
 
 /// Python in `netns`: `code` with `sys.argv[1:]` = `args`.
 fn python(netns: &str, code: &str, args: &[&str]) -> Command {
@@ -87,4 +88,87 @@ fn bad_lab_shapes_are_refused_and_make_nothing() {
     assert!(matches!(NatLab::create(&["p"], &["P"]), Err(netlab::LabError::Name(_))));
     assert!(matches!(NatLab::create(&["p"], &["p"]), Err(netlab::LabError::Name(_))));
     assert!(matches!(NatLab::create(&["toolongname"], &[]), Err(netlab::LabError::Name(_))));
+}
+
+/// The API token of the nodes in the lab.
+const TOKEN: &str = "nat-lab-token";
+
+/// `mafalda-node run` in `netns`, listening on `ip`, its API on 127.0.0.1
+/// there; returns it with its peer id.
+fn start_node(binary: &Path, dir: &Path, netns: &str, ip: Ipv4Addr, bootstrap: Option<&str>) -> (Child, String) {
+    let identity = dir.join(format!("{netns}.key"));
+    let keypair = mafalda_swarm::identity::load_or_create(&identity).expect("identity");
+    let log = std::fs::File::create(dir.join(format!("{netns}.log"))).expect("log file");
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", netns])
+        .arg(binary)
+        .arg("run")
+        .arg(format!("--listen=/ip4/{ip}/tcp/4001"))
+        .arg("--api=127.0.0.1:7700")
+        .arg(format!("--media-ip={ip}"))
+        .arg("--workers=1")
+        .arg(format!("--identity={}", identity.display()))
+        .args(bootstrap.map(|b| format!("--bootstrap={b}")))
+        .env("MAFALDA_API_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log);
+    (command.spawn().expect("start mafalda-node"), keypair.public().to_peer_id().to_string())
+}
+
+/// `GET /v1/status` of the node in `netns` (through curl there), if it answers.
+fn status(netns: &str) -> Option<serde_json::Value> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "curl", "-sf", "--max-time", "2", "-H"])
+        .arg(format!("Authorization: Bearer {TOKEN}"))
+        .arg("http://127.0.0.1:7700/v1/status")
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Polls `netns`'s status until `done` holds (up to 60 s); returns the last one.
+fn status_until(netns: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..300 {
+        if let Some(now) = status(netns) {
+            if done(&now) {
+                return now;
+            }
+            last = now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{netns}: not within 60 s; last status {last}");
+}
+
+#[test]
+fn a_node_behind_nat_joins_by_name_and_knows_it_is_private_and_the_public_one_that_it_is_public() {
+    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
+    let _ = netlab::cleanup_stale();
+    let lab = NatLab::create(&["p"], &["a"]).expect("a NAT lab (needs root)");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (p, a) = (lab.public()[0].clone(), lab.private()[0].clone());
+    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
+    status_until(&p.netns, |_| true);
+    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
+    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
+
+    let peers_of = |s: &serde_json::Value| -> Vec<String> {
+        s["connectedPeers"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)).collect()
+    };
+    let a_status = status_until(&a.host.netns, |s| s["reachability"] == "private");
+    assert!(peers_of(&a_status).contains(&p_id), "A joined P through {seed}: {a_status}");
+    assert_eq!(a_status["externalAddrs"], serde_json::json!([]), "nothing of A's was dialed back: {a_status}");
+    let p_status = status_until(&p.netns, |s| s["reachability"] == "public");
+    assert!(peers_of(&p_status).contains(&a_id), "P sees A: {p_status}");
+    let p_listen = format!("/ip4/{}/tcp/4001", p.ip);
+    assert_eq!(p_status["externalAddrs"], serde_json::json!([p_listen]), "{p_status}");
+
+    for node in [&mut a_node, &mut p_node] {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
 }

@@ -15,10 +15,7 @@ use mafalda_simulations::processes::{self, ProcessError, ProcessScenario, report
 
 /// The node binary: `MAFALDA_NODE_BIN`, or built by cargo in this profile.
 fn node_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MAFALDA_NODE_BIN") {
-        return path.into();
-    }
-    processes::build_node(!cfg!(debug_assertions)).expect("build mafalda-node")
+    processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node")
 }
 
 /// What carries `run`'s prefix anywhere on the machine: namespaces and links,

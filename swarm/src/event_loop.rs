@@ -592,6 +592,16 @@ impl EventLoop {
         });
     }
 
+    /// Applies `update` to what AutoNAT found, and logs a changed verdict.
+    fn update_reachability(&mut self, update: impl FnOnce(&mut crate::reachability::ReachabilityState)) {
+        let before = self.reachability.status().reachability;
+        update(&mut self.reachability);
+        let now = self.reachability.status();
+        if now.reachability != before {
+            info!(reachability = ?now.reachability, external = ?now.external_addresses, "reachability changed");
+        }
+    }
+
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
         libp2p::metrics::Recorder::record(&self.metrics, &event);
         if let swarm::SwarmEvent::ConnectionClosed { connection_id, .. } = &event {
@@ -605,6 +615,11 @@ impl EventLoop {
                 self.on_dial_outcome(peer_id, true);
                 self.connection_policy.used(peer_id, Instant::now());
                 self.bootstrap.connected();
+                if let libp2p::core::ConnectedPoint::Listener { local_addr, send_back_addr } = &endpoint
+                    && self.swarm.external_addresses().any(|external| external == local_addr)
+                {
+                    self.update_reachability(|r| r.dialed_in(local_addr.clone(), send_back_addr));
+                }
                 if !self.joined {
                     // Looked up at once rather than after Kademlia's half-second
                     // throttle; `bootstraps` keeps it to the self lookup and ends
@@ -644,11 +659,11 @@ impl EventLoop {
             }
             swarm::SwarmEvent::ExternalAddrConfirmed { address } => {
                 info!(%address, "external address confirmed");
-                self.reachability.confirmed(address);
+                self.update_reachability(|r| r.confirmed(address));
             }
             swarm::SwarmEvent::ExternalAddrExpired { address } => {
                 info!(%address, "external address expired");
-                self.reachability.expired(&address);
+                self.update_reachability(|r| r.expired(&address));
             }
             swarm::SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
@@ -686,7 +701,7 @@ impl EventLoop {
                 Ok(()) => info!(addr = %event.tested_addr, server = %event.server, "address dialed back: reachable"),
                 Err(error) => {
                     info!(addr = %event.tested_addr, server = %event.server, %error, "address not dialed back");
-                    self.reachability.unreachable(event.tested_addr.clone());
+                    self.update_reachability(|r| r.unreachable(event.tested_addr.clone()));
                 }
             },
             _ => {}

@@ -5,8 +5,16 @@
 //! one that cannot reach it (a NAT without a port forward, a firewall) marks
 //! it unreachable.
 //!
+//! A peer from another host that connected to an address this node gives out
+//! confirms it too: AutoNAT's client asks only over connections it dialed, so
+//! a seed that never dials out (peers come to it) would otherwise stay
+//! `unknown`. Connections from the node's own IP (loopback, one machine) do
+//! not count; AutoNAT tests those.
+//!
 //! The node is `public` once any address is confirmed, `private` when every
-//! address tested so far failed, `unknown` before any test ended.
+//! address tested so far failed, `unknown` before any test ended. "Public"
+//! means other nodes of the swarm could dial it: a node on a LAN whose LAN
+//! peers reach it is public to them.
 
 use std::collections::BTreeSet;
 
@@ -52,6 +60,15 @@ impl ReachabilityState {
         self.unreachable.remove(&addr);
         if self.confirmed.len() < MAX_REMEMBERED {
             self.confirmed.insert(addr);
+        }
+    }
+
+    /// A peer connected to `addr`, an address this node gives out, from
+    /// `remote`: confirms it when the peer is on another host.
+    pub(crate) fn dialed_in(&mut self, addr: Multiaddr, remote: &Multiaddr) {
+        let (ours, theirs) = (crate::addresses::ip_of(&addr), crate::addresses::ip_of(remote));
+        if ours.is_some() && theirs.is_some() && ours != theirs {
+            self.confirmed(addr);
         }
     }
 
@@ -118,6 +135,18 @@ mod tests {
         assert_eq!(state.status().reachability, Reachability::Public, "a later failure does not undo a dial-back");
         state.expired(&a);
         assert_eq!(state.status().reachability, Reachability::Unknown);
+    }
+
+    #[test]
+    fn a_peer_from_another_host_dialing_in_confirms_and_one_from_this_host_does_not() {
+        let mut state = ReachabilityState::default();
+        let listen = addr("/ip4/127.0.0.1/tcp/4001");
+        state.dialed_in(listen.clone(), &addr("/ip4/127.0.0.1/tcp/50000"));
+        assert_eq!(state.status().reachability, Reachability::Unknown, "this host's own connections prove nothing");
+        let public = addr("/ip4/198.51.100.7/tcp/4001");
+        state.dialed_in(public.clone(), &addr("/ip4/203.0.113.9/tcp/61000"));
+        assert_eq!(state.status().reachability, Reachability::Public);
+        assert_eq!(state.status().external_addresses, [public]);
     }
 
     #[test]
