@@ -613,7 +613,12 @@ impl EventLoop {
                     self.connection_ips.insert(connection_id, ip);
                 }
                 self.on_dial_outcome(peer_id, true);
-                self.connection_policy.used(peer_id, Instant::now());
+                // A new peer is judged from now on; another connection of a
+                // peer already connected (an AutoNAT dial-back, a redial) is
+                // not use.
+                if num_established.get() == 1 {
+                    self.connection_policy.used(peer_id, Instant::now());
+                }
                 self.bootstrap.connected();
                 if let libp2p::core::ConnectedPoint::Listener { local_addr, send_back_addr } = &endpoint
                     && self.swarm.external_addresses().any(|external| external == local_addr)
