@@ -58,7 +58,7 @@ pub(crate) struct RefreshPolicy {
 
 /// A join lookup that reached fewer peers than this (a bucket, Kademlia's K)
 /// is repeated once.
-pub(crate) const SMALL_SWARM: usize = 20;
+pub(crate) const SMALL_SWARM: usize = kad::K_VALUE.get();
 
 impl RefreshPolicy {
     /// A policy for a node started at `now`; a join lookup into a small swarm

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mafalda_swarm::{Keypair, Multiaddr, Reachability, StartedSwarm, SwarmConfig, SwarmEvent, start};
+use mafalda_swarm::{Keypair, Multiaddr, PeerId, Reachability, StartedSwarm, SwarmConfig, SwarmEvent, start};
 use tokio::sync::mpsc;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -30,6 +30,22 @@ async fn wait_for<T>(events: &mut mpsc::Receiver<SwarmEvent>, mut pick: impl FnM
     })
     .await
     .expect("event within the deadline")
+}
+
+/// The first peer a joining node connects to (and over which address), then
+/// the first peer it measures an RTT to.
+async fn joined_then_pinged(events: &mut mpsc::Receiver<SwarmEvent>) -> (PeerId, Multiaddr, PeerId) {
+    let (connected, addr) = wait_for(events, |event| match event {
+        SwarmEvent::PeerConnected { peer, addr } => Some((peer, addr)),
+        _ => None,
+    })
+    .await;
+    let pinged = wait_for(events, |event| match event {
+        SwarmEvent::PingRtt { peer, .. } => Some(peer),
+        _ => None,
+    })
+    .await;
+    (connected, addr, pinged)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,19 +90,10 @@ async fn two_swarms_connect_over_quic_and_ping() {
     let a_addr = a_addr.with_p2p(a.peer_id()).expect("p2p suffix");
     let StartedSwarm { handle: b, events: mut b_events, .. } =
         start(config_on(quic).with_bootstrap(vec![a_addr])).await.expect("start swarm b");
-    let (peer, addr) = wait_for(&mut b_events, |event| match event {
-        SwarmEvent::PeerConnected { peer, addr } => Some((peer, addr)),
-        _ => None,
-    })
-    .await;
+    let (peer, addr, pinged) = joined_then_pinged(&mut b_events).await;
     assert_eq!(peer, a.peer_id());
     assert!(addr.to_string().contains("/quic-v1"), "connected over QUIC: {addr}");
-    let (peer, _) = wait_for(&mut b_events, |event| match event {
-        SwarmEvent::PingRtt { peer, rtt } => Some((peer, rtt)),
-        _ => None,
-    })
-    .await;
-    assert_eq!(peer, a.peer_id(), "b pings a over QUIC");
+    assert_eq!(pinged, a.peer_id(), "b pings a over QUIC");
     b.shutdown().await.expect("stop b");
     a.shutdown().await.expect("stop a");
 }
@@ -103,18 +110,9 @@ async fn a_node_joins_through_a_bootstrap_address_that_names_its_host() {
         assert!(named.to_string().starts_with("/dns4/localhost/"), "{named}");
         let StartedSwarm { handle: b, events: mut b_events, .. } =
             start(config_on(listen).with_bootstrap(vec![named.clone()])).await.expect("start swarm b");
-        let peer = wait_for(&mut b_events, |event| match event {
-            SwarmEvent::PeerConnected { peer, .. } => Some(peer),
-            _ => None,
-        })
-        .await;
+        let (peer, _, pinged) = joined_then_pinged(&mut b_events).await;
         assert_eq!(peer, a.peer_id(), "b joined through {named}");
-        let (peer, _) = wait_for(&mut b_events, |event| match event {
-            SwarmEvent::PingRtt { peer, rtt } => Some((peer, rtt)),
-            _ => None,
-        })
-        .await;
-        assert_eq!(peer, a.peer_id(), "b pings a after joining through {named}");
+        assert_eq!(pinged, a.peer_id(), "b pings a after joining through {named}");
         b.shutdown().await.expect("stop b");
         a.shutdown().await.expect("stop a");
     }
