@@ -136,8 +136,9 @@ pub(crate) struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     max_pending_incoming: u32,
 
-    /// Most connections to or from one peer.
-    #[arg(long, value_name = "N", env = "MAFALDA_MAX_CONNECTIONS_PER_PEER", default_value_t = 2,
+    /// Most connections to or from one peer (one each way, and a hole punch's
+    /// or an AutoNAT dial-back's beside them).
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_CONNECTIONS_PER_PEER", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..))]
     max_connections_per_peer: u32,
 
@@ -192,6 +193,12 @@ pub(crate) struct RunArgs {
     /// e.g. a reverse proxy's DNS name; requests for any other Host get 421 (DNS rebinding).
     #[arg(long, value_name = "NAME,...", env = "MAFALDA_API_HOSTS", value_delimiter = ',')]
     api_hosts: Vec<AllowedHost>,
+
+    /// Do not carry circuits for peers behind NAT. By default every node serves
+    /// them (circuit relay v2: up to 128 slots, 64 circuits, 30 min and 8 MiB
+    /// each; signalling only, never media); peers ask only nodes they dialed.
+    #[arg(long, env = "MAFALDA_NO_RELAY_SERVER")]
+    no_relay_server: bool,
 
     /// Serve the API on a non-loopback --api without a token. Anyone who can reach the
     /// address can then publish, consume and close streams on this node.
@@ -369,6 +376,9 @@ impl RunArgs {
         if let Some(insecure) = file.api_insecure.filter(|_| unset("api_insecure")) {
             self.api_insecure = insecure;
         }
+        if let Some(serve) = file.relay_server.filter(|_| unset("no_relay_server")) {
+            self.no_relay_server = !serve;
+        }
         if let Some(ip) = file.media_ip.filter(|_| unset("media_ip")) {
             self.media_ip = ip.parse().map_err(|e| bad("media_ip", &e))?;
         }
@@ -489,9 +499,12 @@ impl RunArgs {
             None => (self.max_peers - self.max_peers / 4).max(1),
         };
         connections.crowd_peers = mafalda_swarm::ConnectionSettings::crowd_mark(self.max_peers, self.max_incoming);
+        let mut relay = mafalda_swarm::RelaySettings::default();
+        relay.serve = !self.no_relay_server;
         let mut swarm = SwarmConfig::new(keypair, self.listen.clone())
             .with_bootstrap(self.bootstrap.clone())
-            .with_connections(connections);
+            .with_connections(connections)
+            .with_relay(relay);
         if let Some(path) = &self.swarm_key {
             let key = mafalda_swarm::SwarmKey::load(path)?;
             tracing::info!(fingerprint = %key.fingerprint(), "private swarm: only nodes with this swarm key can connect");

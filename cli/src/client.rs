@@ -77,6 +77,10 @@ pub(crate) async fn status(target: &ApiTarget) -> anyhow::Result<()> {
             s["reachability"].as_str().unwrap_or("?"),
             if external.is_empty() { "-".to_owned() } else { external.join(", ") }
         );
+        let relayed: Vec<&str> = s["relayedAddrs"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if !relayed.is_empty() {
+            println!("reachable through relays at: {}", relayed.join(", "));
+        }
         for worker in s["workers"].as_array().into_iter().flatten() {
             println!(
                 "worker {}: cpu {:.1} %, {} routers, {} transports, {} consumers",

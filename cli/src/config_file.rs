@@ -11,6 +11,7 @@
 //! api_origins = ["https://app.example"]
 //! api_hosts = ["media.example.com"]
 //! api_insecure = false
+//! relay_server = true
 //! media_ip = "0.0.0.0"
 //! announced_ip = "192.0.2.20"
 //! watermark = 0.6
@@ -49,6 +50,7 @@ pub(crate) struct ConfigFile {
     pub(crate) api_origins: Option<Vec<String>>,
     pub(crate) api_hosts: Option<Vec<String>>,
     pub(crate) api_insecure: Option<bool>,
+    pub(crate) relay_server: Option<bool>,
     pub(crate) media_ip: Option<String>,
     pub(crate) announced_ip: Option<String>,
     pub(crate) watermark: Option<f32>,

@@ -117,15 +117,23 @@ fn start_node(binary: &Path, dir: &Path, netns: &str, ip: Ipv4Addr, bootstrap: O
     (command.spawn().expect("start mafalda-node"), keypair.public().to_peer_id().to_string())
 }
 
-/// `GET /v1/status` of the node in `netns` (through curl there), if it answers.
-fn status(netns: &str) -> Option<serde_json::Value> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", netns, "curl", "-sf", "--max-time", "2", "-H"])
-        .arg(format!("Authorization: Bearer {TOKEN}"))
-        .arg("http://127.0.0.1:7700/v1/status")
-        .output()
-        .ok()?;
+/// `method path` (with a JSON `body`) on the API of the node in `netns`,
+/// through curl there: the answer's JSON when it is a success.
+fn api(netns: &str, method: &str, path: &str, body: Option<&serde_json::Value>) -> Option<serde_json::Value> {
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", netns, "curl", "-sf", "--max-time", "5", "-X", method, "-H"])
+        .arg(format!("Authorization: Bearer {TOKEN}"));
+    if let Some(body) = body {
+        command.args(["-H", "Content-Type: application/json", "--data"]).arg(body.to_string());
+    }
+    let out = command.arg(format!("http://127.0.0.1:7700{path}")).output().ok()?;
     serde_json::from_slice(&out.stdout).ok()
+}
+
+/// `GET /v1/status` of the node in `netns`, if it answers.
+fn status(netns: &str) -> Option<serde_json::Value> {
+    api(netns, "GET", "/v1/status", None)
 }
 
 /// Polls `netns`'s status until `done` holds (up to 60 s); returns the last one.
@@ -168,6 +176,72 @@ fn a_node_behind_nat_joins_by_name_and_knows_it_is_private_and_the_public_one_th
     assert_eq!(p_status["externalAddrs"], serde_json::json!([p_listen]), "{p_status}");
 
     for node in [&mut a_node, &mut p_node] {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+}
+
+/// Publishes stream `id` (one Opus track) at the node in `netns`.
+fn publish(netns: &str, id: &str) {
+    let tracks = serde_json::json!({"tracks": [{"kind": "audio", "codec": "opus", "payloadType": 111, "ssrc": 4242}]});
+    let answer = api(netns, "PUT", &format!("/v1/streams/{id}/rtp-ingest"), Some(&tracks));
+    assert!(answer.is_some(), "{netns}: publishing {id} failed");
+}
+
+/// Finds stream `id` from the node in `netns` until an answer names
+/// `origin` among its providers (up to 30 s); returns how long it took.
+fn find_until_named(netns: &str, id: &str, origin: &str) -> Duration {
+    let started = std::time::Instant::now();
+    let mut last = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        let found = api(netns, "GET", &format!("/v1/streams/{id}"), None);
+        if found.as_ref().is_some_and(|f| f.to_string().contains(origin)) {
+            return started.elapsed();
+        }
+        last = found;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("{netns}: {id} not found at {origin} within 30 s; last answer {last:?}");
+}
+
+fn relayed_addrs(status: &serde_json::Value) -> Vec<String> {
+    status["relayedAddrs"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn nodes_behind_two_nats_reach_each_other_through_the_public_one_and_find_each_others_streams() {
+    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
+    let _ = netlab::cleanup_stale();
+    let lab = NatLab::create(&["p"], &["a", "c"]).expect("a NAT lab (needs root)");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-relay");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (p, a, c) = (lab.public()[0].clone(), lab.private()[0].clone(), lab.private()[1].clone());
+    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
+    status_until(&p.netns, |_| true);
+    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
+    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
+    let (mut c_node, c_id) = start_node(&binary, &dir, &c.host.netns, c.host.ip, Some(&seed));
+
+    // Each private node holds a slot on P and gives out the circuit through it.
+    for (host, id) in [(&a.host, &a_id), (&c.host, &c_id)] {
+        let now = status_until(&host.netns, |s| s["reachability"] == "private" && !relayed_addrs(s).is_empty());
+        let relayed = relayed_addrs(&now);
+        assert!(
+            relayed.iter().all(|r| r.contains(&format!("/p2p/{p_id}/p2p-circuit"))),
+            "{}: reachable through P only: {now}",
+            host.netns
+        );
+        assert_eq!(now["externalAddrs"], serde_json::json!([]), "{id}: nothing dialed back: {now}");
+    }
+    status_until(&p.netns, |s| s["reachability"] == "public");
+
+    publish(&a.host.netns, "a-cam");
+    publish(&c.host.netns, "c-cam");
+    let c_found_a = find_until_named(&c.host.netns, "a-cam", &a_id);
+    let a_found_c = find_until_named(&a.host.netns, "c-cam", &c_id);
+    eprintln!("C found A's stream in {c_found_a:?}, A found C's in {a_found_c:?}");
+
+    for node in [&mut a_node, &mut c_node, &mut p_node] {
         let _ = node.kill();
         let _ = node.wait();
     }

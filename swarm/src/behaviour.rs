@@ -8,7 +8,10 @@ use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{StreamProtocol, allow_block_list, autonat, connection_limits, gossipsub, identify, kad, ping};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify, kad, ping, relay,
+};
 
 use crate::SwarmConfig;
 use crate::load::MAX_LOAD_REPORT_BYTES;
@@ -42,6 +45,14 @@ pub(crate) struct Behaviour {
     pub(crate) autonat_client: autonat::v2::client::Behaviour,
     /// Dials peers' observed addresses back when they ask, one at a time per connection.
     pub(crate) autonat_server: autonat::v2::server::Behaviour,
+    /// Carries circuits for peers behind NAT (`RelaySettings::serve`).
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    /// Reserves slots on relays when this node is behind NAT, and dials
+    /// peers through theirs.
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Turns a relayed connection into a direct one where both NATs allow
+    /// (hole punching).
+    pub(crate) dcutr: dcutr::Behaviour,
     /// Measures round-trip time to each connected peer (feeds the path cost).
     pub(crate) ping: ping::Behaviour,
     /// Finds which peers provide a stream.
@@ -54,7 +65,11 @@ pub(crate) struct Behaviour {
 
 impl Behaviour {
     /// Builds the behaviour for a node with this identity.
-    pub(crate) fn new(keypair: &Keypair, config: &SwarmConfig) -> Result<Self, String> {
+    pub(crate) fn new(
+        keypair: &Keypair,
+        config: &SwarmConfig,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Self, String> {
         let peer_id = keypair.public().to_peer_id();
         Ok(Self {
             blocked: allow_block_list::Behaviour::default(),
@@ -70,6 +85,9 @@ impl Behaviour {
             // Every 5 s, the addresses not tested yet are; each is tested once.
             autonat_client: autonat::v2::client::Behaviour::default(),
             autonat_server: autonat::v2::server::Behaviour::default(),
+            relay_server: config.relay.serve.then(|| relay::Behaviour::new(peer_id, relay_limits(config))).into(),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer_id),
             ping: ping::Behaviour::new(ping::Config::new().with_interval(config.ping_interval)),
             kad: kademlia(peer_id, config),
             gossipsub: gossip(keypair, config)?,
@@ -81,6 +99,21 @@ impl Behaviour {
                     .with_max_concurrent_streams(config.rope.max_inbound_per_peer.saturating_mul(4)),
             ),
         })
+    }
+}
+
+/// libp2p's relay defaults (its rate limits included) with our bounds; its own
+/// circuit limits (2 min, 128 KiB) are sized for hole punching alone, where a
+/// circuit here carries a relayed peer's signalling for as long as it is used.
+fn relay_limits(config: &SwarmConfig) -> relay::Config {
+    let settings = &config.relay;
+    relay::Config {
+        max_reservations: settings.max_reservations,
+        max_circuits: settings.max_circuits,
+        max_circuits_per_peer: settings.max_circuits_per_peer,
+        max_circuit_duration: settings.max_circuit_duration,
+        max_circuit_bytes: settings.max_circuit_bytes,
+        ..relay::Config::default()
     }
 }
 

@@ -127,8 +127,9 @@ pub struct ConnectionSettings {
     /// Most outgoing connections being set up (default 128: a provider lookup
     /// dials every provider it finds at once, and bootstrap dials every seed).
     pub max_pending_outgoing: u32,
-    /// Most connections with one peer (default 2: one each way when two nodes dial
-    /// each other at once; more only costs memory).
+    /// Most connections with one peer (default 3: one each way when two nodes dial
+    /// each other at once, and an AutoNAT dial-back or a direct connection
+    /// replacing a relayed one beside them; more only costs memory).
     pub max_per_peer: u32,
     /// How long a new connection may take to complete its transport, pnet, noise
     /// and yamux handshakes (default 10 s, libp2p's own default).
@@ -171,7 +172,7 @@ impl Default for ConnectionSettings {
             max_established_incoming,
             max_pending_incoming: 256,
             max_pending_outgoing: 128,
-            max_per_peer: 2,
+            max_per_peer: 3,
             handshake_timeout: Duration::from_secs(10),
             max_peers,
             target_peers: 24,
@@ -187,6 +188,47 @@ impl ConnectionSettings {
     /// cap, never below `max_peers` (see [`ConnectionSettings::crowd_peers`]).
     pub fn crowd_mark(max_peers: u32, max_established_incoming: u32) -> u32 {
         max_peers.max(max_established_incoming / 4 * 3)
+    }
+}
+
+/// Circuit relay v2: serving circuits for peers behind NAT, and reserving
+/// slots on relays when this node is behind one.
+///
+/// A circuit carries a node's signalling (Kademlia, ROPE, gossip) to a peer
+/// that cannot be dialed, never its media; the limits keep what one peer can
+/// make a relay carry small, and long enough that a relayed peer's calls are
+/// not cut while it is in use.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RelaySettings {
+    /// Serve circuits (default true). Peers reserve slots only on nodes they
+    /// dialed, so a node behind NAT is never asked by peers outside its LAN.
+    pub serve: bool,
+    /// Most reservations held for peers (default 128).
+    pub max_reservations: usize,
+    /// Most relayed connections at once (default 64).
+    pub max_circuits: usize,
+    /// Most relayed connections to or from one peer (default 8).
+    pub max_circuits_per_peer: usize,
+    /// How long one relayed connection may last (default 30 min).
+    pub max_circuit_duration: Duration,
+    /// Most bytes one relayed connection may carry each way (default 8 MiB).
+    pub max_circuit_bytes: u64,
+    /// How many relays a node behind NAT reserves a slot on (default 2; 0 never reserves).
+    pub reservations: usize,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            serve: true,
+            max_reservations: 128,
+            max_circuits: 64,
+            max_circuits_per_peer: 8,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+            max_circuit_bytes: 8 * 1024 * 1024,
+            reservations: 2,
+        }
     }
 }
 
@@ -221,6 +263,8 @@ pub struct SwarmConfig {
     pub rope: RopeSettings,
     /// Connection limits.
     pub connections: ConnectionSettings,
+    /// Circuit relay settings.
+    pub relay: RelaySettings,
     /// The private swarm's pre-shared key. With one, TCP connections are
     /// encrypted with it (libp2p pnet) before noise, only nodes holding the same
     /// key can connect, and QUIC is not used (pnet cannot protect it): QUIC listen
@@ -248,6 +292,7 @@ impl SwarmConfig {
             gossip: GossipSettings::default(),
             rope: RopeSettings::default(),
             connections: ConnectionSettings::default(),
+            relay: RelaySettings::default(),
             swarm_key: None,
         }
     }
@@ -285,6 +330,12 @@ impl SwarmConfig {
     /// Sets the connection limits.
     pub fn with_connections(mut self, connections: ConnectionSettings) -> Self {
         self.connections = connections;
+        self
+    }
+
+    /// Sets the circuit relay settings.
+    pub fn with_relay(mut self, relay: RelaySettings) -> Self {
+        self.relay = relay;
         self
     }
 

@@ -33,6 +33,8 @@ use crate::{SwarmConfig, SwarmError, SwarmEvent};
 use mafalda_rope::{ErrorCode, Request as RopeRequest, RequestId, Response as RopeResponse, RpcError};
 
 /// How often deadlines, retries and expiries are checked.
+mod nat;
+
 const TICK: Duration = Duration::from_millis(100);
 /// Most provider lookups in flight at once.
 const MAX_PENDING_FINDS: usize = 256;
@@ -188,6 +190,12 @@ pub(crate) struct EventLoop {
     next_trim: Instant,
     /// The listen addresses the node was configured with (`addresses::gives_out`).
     listen_configured: Vec<Multiaddr>,
+    /// The relays this node reserves slots on when private.
+    relays: crate::relays::RelayChoice,
+    /// The listener of each relay slot asked for.
+    relay_listeners: HashMap<ListenerId, PeerId>,
+    /// Connections this node dialed directly, with their peer and address.
+    dialed: HashMap<libp2p::swarm::ConnectionId, (PeerId, Multiaddr)>,
 }
 
 impl EventLoop {
@@ -250,6 +258,9 @@ impl EventLoop {
             keep: None,
             next_trim: now + TRIM_INTERVAL,
             listen_configured: Vec::new(),
+            relays: crate::relays::RelayChoice::new(config.relay.reservations),
+            relay_listeners: HashMap::new(),
+            dialed: HashMap::new(),
         })
     }
 
@@ -481,6 +492,11 @@ impl EventLoop {
     /// dialing it back is what tells a reachable node from one behind NAT
     /// (`reachability`).
     fn give_out(&mut self, address: &Multiaddr) {
+        // A relayed address is confirmed by the relay client once the relay
+        // accepts the reservation, and cannot be dialed back.
+        if crate::relays::is_relayed(address) {
+            return;
+        }
         if crate::addresses::gives_out(address, &self.listen_configured) {
             self.swarm.add_external_address(address.clone());
             let candidate = FromSwarm::NewExternalAddrCandidate(NewExternalAddrCandidate { addr: address });
@@ -599,19 +615,22 @@ impl EventLoop {
         let now = self.reachability.status();
         if now.reachability != before {
             info!(reachability = ?now.reachability, external = ?now.external_addresses, "reachability changed");
+            self.on_reachability_changed(now.reachability);
         }
     }
 
     fn on_swarm_event(&mut self, event: swarm::SwarmEvent<BehaviourEvent>) {
         libp2p::metrics::Recorder::record(&self.metrics, &event);
-        if let swarm::SwarmEvent::ConnectionClosed { connection_id, .. } = &event {
+        if let swarm::SwarmEvent::ConnectionClosed { connection_id, peer_id, num_established, .. } = &event {
             self.connection_ips.remove(connection_id);
+            self.nat_connection_closed(*connection_id, *peer_id, *num_established);
         }
         match event {
             swarm::SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
                 if let Some(ip) = crate::addresses::ip_of(endpoint.get_remote_address()) {
                     self.connection_ips.insert(connection_id, ip);
                 }
+                self.nat_connection_established(connection_id, peer_id, &endpoint);
                 self.on_dial_outcome(peer_id, true);
                 // A new peer is judged from now on; another connection of a
                 // peer already connected (an AutoNAT dial-back, a redial) is
@@ -662,10 +681,15 @@ impl EventLoop {
                     self.on_dial_outcome(peer, false);
                 }
             }
+            swarm::SwarmEvent::ExternalAddrConfirmed { address } if crate::relays::is_relayed(&address) => {
+                self.relayed_address_confirmed(&address);
+                self.update_reachability(|r| r.confirmed(address));
+            }
             swarm::SwarmEvent::ExternalAddrConfirmed { address } => {
                 info!(%address, "external address confirmed");
                 self.update_reachability(|r| r.confirmed(address));
             }
+            swarm::SwarmEvent::ListenerClosed { listener_id, .. } => self.nat_listener_closed(listener_id),
             swarm::SwarmEvent::ExternalAddrExpired { address } => {
                 info!(%address, "external address expired");
                 self.update_reachability(|r| r.expired(&address));
@@ -689,7 +713,8 @@ impl EventLoop {
                 self.rtts.insert(peer, rtt);
                 self.emit(SwarmEvent::PingRtt { peer, rtt });
             }
-            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+            BehaviourEvent::Identify(identify::Event::Received { connection_id, peer_id, info }) => {
+                self.nat_identified(connection_id, peer_id, &info);
                 let speaks_kad = info.protocols.contains(&crate::behaviour::KAD_PROTOCOL);
                 if speaks_kad {
                     for addr in info.listen_addrs {
@@ -702,6 +727,9 @@ impl EventLoop {
                 self.on_load_message(propagation_source, message_id, message);
             }
             BehaviourEvent::Rope(event) => self.on_rope_event(event),
+            BehaviourEvent::RelayClient(event) => self.on_relay_client_event(event),
+            BehaviourEvent::RelayServer(event) => self.on_relay_server_event(event),
+            BehaviourEvent::Dcutr(event) => self.on_dcutr_event(event),
             BehaviourEvent::AutonatClient(event) => match &event.result {
                 Ok(()) => info!(addr = %event.tested_addr, server = %event.server, "address dialed back: reachable"),
                 Err(error) => {

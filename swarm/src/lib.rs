@@ -49,6 +49,7 @@ mod load;
 mod penalties;
 mod reachability;
 mod refresh;
+mod relays;
 mod rope_codec;
 mod routing;
 pub mod swarm_key;
@@ -56,7 +57,7 @@ mod traffic;
 mod transport;
 
 pub use behaviour::{KAD_PROTOCOL, LOAD_TOPIC, PROTOCOL_VERSION};
-pub use config::{ConnectionSettings, GossipSettings, KadSettings, RopeSettings, SwarmConfig};
+pub use config::{ConnectionSettings, GossipSettings, KadSettings, RelaySettings, RopeSettings, SwarmConfig};
 pub use error::{CallError, SwarmError};
 pub use find::ProviderLookup;
 pub use handle::{

@@ -45,6 +45,9 @@ pub struct ReachabilityStatus {
     pub external_addresses: Vec<Multiaddr>,
     /// Addresses a peer could not dial back.
     pub unreachable_addresses: Vec<Multiaddr>,
+    /// Addresses through a relay that holds a slot for this node (`/p2p-circuit`):
+    /// how peers reach a private node.
+    pub relayed_addresses: Vec<Multiaddr>,
 }
 
 /// The addresses confirmed and refuted so far.
@@ -52,11 +55,20 @@ pub struct ReachabilityStatus {
 pub(crate) struct ReachabilityState {
     confirmed: BTreeSet<Multiaddr>,
     unreachable: BTreeSet<Multiaddr>,
+    relayed: BTreeSet<Multiaddr>,
 }
 
 impl ReachabilityState {
-    /// A dial-back reached `addr` (libp2p then confirms it as external).
+    /// A dial-back reached `addr` (libp2p then confirms it as external), or,
+    /// for a `/p2p-circuit` address, a relay holds a slot for this node: that
+    /// one makes the node reachable through the relay, not public.
     pub(crate) fn confirmed(&mut self, addr: Multiaddr) {
+        if crate::relays::is_relayed(&addr) {
+            if self.relayed.len() < MAX_REMEMBERED {
+                self.relayed.insert(addr);
+            }
+            return;
+        }
         self.unreachable.remove(&addr);
         if self.confirmed.len() < MAX_REMEMBERED {
             self.confirmed.insert(addr);
@@ -75,6 +87,7 @@ impl ReachabilityState {
     /// `addr` is no longer an external address (libp2p expired it).
     pub(crate) fn expired(&mut self, addr: &Multiaddr) {
         self.confirmed.remove(addr);
+        self.relayed.remove(addr);
     }
 
     /// A peer could not dial `addr` back.
@@ -97,6 +110,7 @@ impl ReachabilityState {
             reachability,
             external_addresses: self.confirmed.iter().cloned().collect(),
             unreachable_addresses: self.unreachable.iter().cloned().collect(),
+            relayed_addresses: self.relayed.iter().cloned().collect(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! How a node's connections are made: TCP (with pnet before noise in a
-//! private swarm) or QUIC, noise, yamux, and the per-protocol byte counting
+//! private swarm) or QUIC, noise, yamux, circuits through a relay, and the per-protocol byte counting
 //! of [`crate::traffic`] on every stream. Addresses may name hosts
 //! (`/dns4/NAME/…`, `/dns6/…`, `/dns/…`): they are resolved at each dial,
 //! through `/etc/hosts` and the system's resolver.
@@ -69,10 +69,16 @@ pub(crate) fn build_swarm(
             (peer, StreamMuxerBox::new(CountedMuxer::new(muxer, traffic.clone(), peer)))
         }))
     };
-    let behaviour = |key: &libp2p::identity::Keypair| Behaviour::new(key, config).map_err(BoxError::from);
+    let behaviour = |key: &libp2p::identity::Keypair, relay_client| {
+        Behaviour::new(key, config, relay_client).map_err(BoxError::from)
+    };
     Ok(libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
         .with_other_transport(transport)
+        .map_err(|e| SwarmError::Build(e.to_string()))?
+        // Circuits through relays (`/p2p-circuit` addresses), with their own
+        // noise and yamux over the relayed stream.
+        .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| SwarmError::Build(e.to_string()))?
         .with_bandwidth_metrics(registry)
         .with_behaviour(behaviour)

@@ -60,6 +60,9 @@ pub(super) struct StatusAnswer {
     reachability: mafalda_swarm::Reachability,
     /// Addresses peers dialed back.
     external_addrs: Vec<String>,
+    /// Addresses through relays holding a slot for this node (`/p2p-circuit`),
+    /// how peers reach it when it is private.
+    relayed_addrs: Vec<String>,
     connected_peers: Vec<String>,
     workers: Vec<WorkerJson>,
     streams: Vec<StreamStatus>,
@@ -110,6 +113,7 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
         listen_addrs,
         reachability: reachable.reachability,
         external_addrs: reachable.external_addresses.iter().map(ToString::to_string).collect(),
+        relayed_addrs: reachable.relayed_addresses.iter().map(ToString::to_string).collect(),
         connected_peers,
         workers,
         streams: node.streams(),
