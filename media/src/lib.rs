@@ -20,6 +20,7 @@ mod counters;
 pub mod cpu;
 mod engine;
 mod error;
+pub mod nat_pipe;
 pub mod pipe;
 pub mod placement;
 mod spanning;

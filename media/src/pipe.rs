@@ -35,6 +35,26 @@ pub struct PipeEndpoint {
     pub srtp: Option<SrtpParameters>,
 }
 
+/// The transport of one end of a pipe: a PipeTransport between reachable
+/// nodes, a PlainTransport on a leg that crosses a NAT (`nat_pipe`).
+#[derive(Debug, Clone)]
+pub enum PipeLeg {
+    /// Both ends reachable.
+    Pipe(PipeTransport),
+    /// One end behind NAT.
+    Plain(crate::nat_pipe::NatEnd),
+}
+
+impl PipeLeg {
+    /// The transport's id.
+    pub fn id(&self) -> mediasoup::prelude::TransportId {
+        match self {
+            Self::Pipe(transport) => transport.id(),
+            Self::Plain(end) => end.transport.id(),
+        }
+    }
+}
+
 /// A producer as a pipe carries it: the receiver recreates it with these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -46,6 +46,10 @@ pub enum NodeError {
         /// The origins' peer ids.
         origins: Vec<String>,
     },
+    /// This node is behind NAT and cannot be piped from (`stream.pipe`): no
+    /// node can send its end the first packet.
+    #[error("this node is behind NAT: pipe stream {0} from a reachable node")]
+    BehindNat(String),
     /// Every provider of the stream refused or failed; the text lists why.
     #[error("no provider could serve stream {stream}: {reasons}")]
     NoProvider {
@@ -66,6 +70,8 @@ pub const FORBIDDEN: i64 = -32003;
 pub const UNTRUSTED: i64 = -32012;
 /// ROPE code for "two origins under one id".
 pub const ORIGIN_CONFLICT: i64 = -32013;
+/// ROPE code for "this node is behind NAT; pipe from a reachable one" (node to node).
+pub const BEHIND_NAT: i64 = -32014;
 
 impl From<NodeError> for mafalda_rope::RpcError {
     fn from(error: NodeError) -> Self {
@@ -84,6 +90,7 @@ impl From<NodeError> for mafalda_rope::RpcError {
                 RpcError::new(ErrorCode::Application(NO_PROVIDER), error.to_string())
             }
             error @ NodeError::Forbidden(_) => RpcError::new(ErrorCode::Application(FORBIDDEN), error.to_string()),
+            error @ NodeError::BehindNat(_) => RpcError::new(ErrorCode::Application(BEHIND_NAT), error.to_string()),
             error @ NodeError::Provenance { .. } => RpcError::new(ErrorCode::Application(UNTRUSTED), error.to_string()),
             NodeError::OriginConflict { stream, origins } => {
                 let message = NodeError::OriginConflict { stream, origins: origins.clone() }.to_string();

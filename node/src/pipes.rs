@@ -18,7 +18,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use mafalda_media::mediasoup::prelude::{PipeTransport, Router, Transport};
-use mafalda_media::pipe::{self, PipeEndpoint};
+use mafalda_media::nat_pipe;
+use mafalda_media::pipe::{self, PipeEndpoint, PipeLeg};
 use mafalda_rope::{ErrorCode, Value};
 use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
@@ -33,6 +34,9 @@ use crate::streams::{DownstreamPipe, LocalStream, PipeOffer, PipeRequest, Role, 
 /// Most pipes one peer may hold from this node, over all streams.
 pub const MAX_PIPES_PER_PEER: usize = 32;
 
+/// How long a pipe to a node behind NAT waits for that node's first packet.
+const FIRST_PACKET_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Inner {
     /// Serves `stream.pipe` from `peer`, whose connection comes from `remote_ip`.
     #[tracing::instrument(name = "stream", skip_all, fields(id = %request.stream, %peer))]
@@ -42,8 +46,11 @@ impl Inner {
         remote_ip: Option<IpAddr>,
         request: PipeRequest,
     ) -> Result<PipeOffer, NodeError> {
+        if self.swarm.is_behind_nat() {
+            return Err(NodeError::BehindNat(request.stream.clone()));
+        }
         let asked = request.endpoint.ip.to_canonical();
-        if remote_ip.map(|ip| ip.to_canonical()) != Some(asked) {
+        if !request.sends_first && remote_ip.map(|ip| ip.to_canonical()) != Some(asked) {
             let from = remote_ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
             warn!(%peer, endpoint = %asked, %from, "refused a pipe to an address that is not the asker's");
             return Err(NodeError::Forbidden(format!(
@@ -74,6 +81,14 @@ impl Inner {
             .router_of(&request.stream)
             .home_router(first)
             .ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
+        if request.sends_first {
+            let Some(remote_ip) = remote_ip else {
+                return Err(NodeError::Forbidden(
+                    "a pipe goes only to the asking node, whose address is unknown".into(),
+                ));
+            };
+            return self.pipe_tracks_to_natted(peer, remote_ip, request, producer_ids, provenance, &router).await;
+        }
         let offered = self.pipe_tracks(peer, request, producer_ids, provenance, &router).await;
         // The next pipe from this router takes a spare made now, after this
         // one is answered: the worker serves calls in order.
@@ -103,31 +118,95 @@ impl Inner {
             futures::future::try_join_all(producer_ids.into_iter().map(|id| pipe::send_track(&transport, id))).await?;
         let (consumers, tracks): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
         let connecting = transport.clone();
-        let pipe = DownstreamPipe { _transport: transport, _consumers: consumers, sent: Default::default() };
+        let pipe =
+            DownstreamPipe { _transport: PipeLeg::Pipe(transport), _consumers: consumers, sent: Default::default() };
+        let replaced = self.hold_pipe(peer, &request.stream, pipe)?;
+        // Held first, then connected: a failed connect finds the pipe to close.
+        self.connect_behind(&request.stream, peer, &connecting, &request.endpoint);
+        debug!(stream = %request.stream, %peer, replaced, "piping to a downstream peer");
+        Ok(PipeOffer { endpoint, tracks, provenance })
+    }
+
+    /// Pipes `producer_ids` to `peer`, behind NAT, whose connection comes from
+    /// `remote_ip`: this node's end listens (`nat_pipe`), its consumers start
+    /// paused, and they resume once the first packet to the end came from
+    /// `remote_ip`. A pipe whose first packet came from elsewhere, or that got
+    /// none within [`FIRST_PACKET_WITHIN`], is closed: nothing is ever sent to
+    /// an address that is not the asker's.
+    async fn pipe_tracks_to_natted(
+        self: &Arc<Self>,
+        peer: PeerId,
+        remote_ip: IpAddr,
+        request: PipeRequest,
+        producer_ids: Vec<mafalda_media::mediasoup::prelude::ProducerId>,
+        provenance: crate::record::Provenance,
+        router: &Router,
+    ) -> Result<PipeOffer, NodeError> {
+        let Some(asker_srtp) = request.endpoint.srtp.clone() else {
+            return Err(NodeError::InvalidInput("a pipe endpoint needs SRTP parameters".into()));
+        };
+        let announced = self.config.announced_ip.map(|ip| ip.to_string());
+        let (end, endpoint) = nat_pipe::open_listening_end(router, self.config.media_ip, announced).await?;
+        let transport = end.transport.clone();
+        let sent = futures::future::try_join_all(
+            producer_ids.into_iter().map(|id| nat_pipe::send_track(&transport, router, id)),
+        )
+        .await?;
+        nat_pipe::connect_listening_end(&transport, asker_srtp).await?;
+        let (consumers, tracks): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
+        let resuming = consumers.clone();
+        let pipe = DownstreamPipe { _transport: PipeLeg::Plain(end), _consumers: consumers, sent: Default::default() };
+        self.hold_pipe(peer, &request.stream, pipe)?;
+        let (inner, stream) = (Arc::clone(self), request.stream.clone());
+        self.spawn("check a NAT pipe's first packet", async move {
+            let source = nat_pipe::learned_source(&transport, FIRST_PACKET_WITHIN).await;
+            if source.map(|ip| ip.to_canonical()) == Some(remote_ip.to_canonical()) {
+                for consumer in &resuming {
+                    if let Err(error) = consumer.resume().await {
+                        debug!(%stream, %peer, %error, "could not resume a pipe consumer");
+                    }
+                }
+                debug!(%stream, %peer, %remote_ip, "piping across NAT");
+                return;
+            }
+            warn!(%stream, %peer, expected = %remote_ip, came_from = ?source, "NAT pipe: first packet not from the asker; closing");
+            let closed = {
+                let mut streams = lock(&inner.streams);
+                match streams.get_mut(&stream) {
+                    Some(local) if local.pipes.get(&peer).is_some_and(|p| p._transport.id() == transport.id()) => {
+                        local.pipes.remove(&peer)
+                    }
+                    _ => None,
+                }
+            };
+            drop(closed);
+        });
+        Ok(PipeOffer { endpoint, tracks, provenance })
+    }
+
+    /// Holds `pipe` as `peer`'s pipe of `stream`, under the per-peer cap;
+    /// returns whether it replaced one.
+    fn hold_pipe(&self, peer: PeerId, stream: &str, pipe: DownstreamPipe) -> Result<bool, NodeError> {
         // Checked again now: concurrent requests from one peer all passed the
         // first check while their pipes were being made.
         let (replaced, refused) = {
             let mut streams = lock(&self.streams);
             let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
-            match streams.get_mut(&request.stream) {
+            match streams.get_mut(stream) {
                 Some(local) if local.pipes.contains_key(&peer) || held < MAX_PIPES_PER_PEER => {
                     (local.pipes.insert(peer, pipe), None)
                 }
                 Some(_) => (None, Some((pipe, NodeError::Forbidden(over_cap())))),
                 // The stream ended meanwhile: the pipe closes, the asker hears of it.
-                None => (None, Some((pipe, NodeError::NotFound(request.stream.clone())))),
+                None => (None, Some((pipe, NodeError::NotFound(stream.to_owned())))),
             }
         };
         // Closing mediasoup objects outside the lock.
-        let replaced = replaced.is_some();
         if let Some((pipe, error)) = refused {
             drop(pipe);
             return Err(error);
         }
-        // Held first, then connected: a failed connect finds the pipe to close.
-        self.connect_behind(&request.stream, peer, &connecting, &request.endpoint);
-        debug!(stream = %request.stream, %peer, replaced, "piping to a downstream peer");
-        Ok(PipeOffer { endpoint, tracks, provenance })
+        Ok(replaced.is_some())
     }
 
     /// Connects the pipe of `stream` to `peer` to the asker's `endpoint` in the
@@ -184,15 +263,21 @@ fn over_cap() -> String {
 /// find runs) and used by the first pull.
 pub(crate) struct LocalEnd {
     router: Router,
-    transport: PipeTransport,
+    transport: PipeLeg,
     endpoint: PipeEndpoint,
 }
 
-/// Opens this node's end of a pipe for `stream` on its ingest router.
+/// Opens this node's end of a pipe for `stream` on its ingest router: a
+/// pipe transport, or, when this node is behind NAT, an end that sends first
+/// (`nat_pipe`).
 pub(crate) async fn open_local_end(inner: &Arc<Inner>, stream: &str) -> Result<LocalEnd, NodeError> {
     let router = inner.router_of(stream).ingest_router().await?;
+    if inner.swarm.is_behind_nat() {
+        let (transport, endpoint) = nat_pipe::open_sending_first_end(&router, inner.config.media_ip).await?;
+        return Ok(LocalEnd { router, transport: PipeLeg::Plain(transport), endpoint });
+    }
     let (transport, endpoint) = open_pipe_on(inner, &router).await?;
-    Ok(LocalEnd { router, transport, endpoint })
+    Ok(LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint })
 }
 
 /// A pipe transport on `router`, on this node's media IP (announcing its
@@ -226,7 +311,8 @@ pub(crate) async fn pull_into(
 ) -> Result<LocalStream, NodeError> {
     let LocalEnd { router, transport, endpoint } = end;
     let spanning = inner.router_of(stream);
-    let request = PipeRequest { stream: stream.to_owned(), endpoint };
+    let sends_first = matches!(transport, PipeLeg::Plain(_));
+    let request = PipeRequest { stream: stream.to_owned(), endpoint, sends_first };
     let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
     let offer: PipeOffer = match call(inner, peer, "stream.pipe", params).await {
         Ok(offer) => offer,
@@ -241,11 +327,24 @@ pub(crate) async fn pull_into(
     };
     let me = inner.swarm.peer_id();
     let verified = check_offer(stream, me, origin, &offer, Some(&inner.checked_signatures))?;
-    let receiving =
-        futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(&transport, track)));
-    let (connected, received) = tokio::join!(pipe::connect_pipe(&transport, &offer.endpoint), receiving);
-    connected?;
-    let producers = received?;
+    let producers = match &transport {
+        PipeLeg::Pipe(transport) => {
+            let receiving =
+                futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track)));
+            let (connected, received) = tokio::join!(pipe::connect_pipe(transport, &offer.endpoint), receiving);
+            connected?;
+            received?
+        }
+        PipeLeg::Plain(end) => {
+            let receiving = futures::future::try_join_all(
+                offer.tracks.iter().map(|track| nat_pipe::receive_track(&end.transport, track)),
+            );
+            let (connected, received) =
+                tokio::join!(nat_pipe::connect_sending_first_end(&end.transport, &offer.endpoint), receiving);
+            connected?;
+            received?
+        }
+    };
     for producer in &producers {
         spanning.register_producer(producer, &router);
     }

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 
-use mafalda_media::mediasoup::prelude::{Consumer, MediaKind, PipeTransport, Producer, RtpParameters};
+use mafalda_media::mediasoup::prelude::{Consumer, MediaKind, Producer, RtpParameters};
 use mafalda_media::pipe::{PipeEndpoint, PipedTrack};
 use mafalda_swarm::{Keypair, PeerId};
 
@@ -91,7 +91,13 @@ pub struct PipeRequest {
     pub stream: String,
     /// The asking node's end of the pipe. Its IP must be the IP the asking
     /// node's libp2p connection comes from: a node pipes only to the asker.
+    /// With `sends_first`, only its SRTP key counts.
     pub endpoint: PipeEndpoint,
+    /// The asker is behind NAT: it sends to the provider's end first, and the
+    /// provider takes its address from that packet once it is the address the
+    /// asker's connection comes from (`mafalda_media::nat_pipe`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sends_first: bool,
 }
 
 /// A provider's answer to `stream.pipe`: its end of the pipe and the tracks on it.
@@ -128,7 +134,7 @@ pub enum Role {
 /// A pipe this node feeds another node through; dropping it closes the
 /// transport and its consumers.
 pub(crate) struct DownstreamPipe {
-    pub(crate) _transport: PipeTransport,
+    pub(crate) _transport: mafalda_media::pipe::PipeLeg,
     pub(crate) _consumers: Vec<Consumer>,
     /// What it sent, as last counted.
     pub(crate) sent: crate::liveness::Counters,

@@ -181,11 +181,54 @@ fn a_node_behind_nat_joins_by_name_and_knows_it_is_private_and_the_public_one_th
     }
 }
 
-/// Publishes stream `id` (one Opus track) at the node in `netns`.
-fn publish(netns: &str, id: &str) {
+/// Publishes stream `id` (one Opus track, SSRC 4242, payload type 111) at
+/// the node in `netns`; returns where to send its RTP.
+fn publish(netns: &str, id: &str) -> (String, u16) {
     let tracks = serde_json::json!({"tracks": [{"kind": "audio", "codec": "opus", "payloadType": 111, "ssrc": 4242}]});
     let answer = api(netns, "PUT", &format!("/v1/streams/{id}/rtp-ingest"), Some(&tracks));
-    assert!(answer.is_some(), "{netns}: publishing {id} failed");
+    let answer = answer.unwrap_or_else(|| panic!("{netns}: publishing {id} failed"));
+    let ip = answer["ip"].as_str().expect("ingest ip").to_owned();
+    let port = answer["port"].as_u64().and_then(|p| u16::try_from(p).ok()).expect("ingest port");
+    (ip, port)
+}
+
+/// Sends `count` RTP packets (SSRC 4242, payload type 111, 20 ms apart) to
+/// `ip:port` from `netns`.
+const SEND_RTP: &str = "import socket,struct,sys,time\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+for i in range(int(sys.argv[3])):\n    \
+s.sendto(struct.pack('!BBHII',0x80,111,i,i*960,4242)+bytes(100),(sys.argv[1],int(sys.argv[2])))\n    \
+time.sleep(0.02)";
+
+/// Counts the RTP packets (distinct sequence numbers, RTCP left out) that
+/// reach `ip:port` in `netns`, until 3 s pass without one after the first,
+/// or `argv[3]` seconds in all; prints the count.
+const COUNT_RTP: &str = "import socket,sys,time\n\
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+s.bind((sys.argv[1],int(sys.argv[2])))\n\
+end=time.time()+float(sys.argv[3])\n\
+seen=set()\n\
+while time.time()<end:\n    \
+s.settimeout(3 if seen else max(0.1,end-time.time()))\n    \
+try:\n        d=s.recv(2048)\n    \
+except socket.timeout:\n        \
+if seen: break\n        continue\n    \
+if len(d)>=12 and d[0]>>6==2 and not 72<=(d[1]&0x7f)<=76: seen.add(d[2]<<8|d[3])\n\
+print(len(seen))";
+
+/// Starts counting RTP at `ip:port` in `netns` (see [`COUNT_RTP`]).
+fn count_rtp(netns: &str, ip: Ipv4Addr, port: u16) -> Child {
+    let child = python(netns, COUNT_RTP, &[&ip.to_string(), &port.to_string(), "40"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start an RTP counter");
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn counted(child: Child) -> usize {
+    let out = child.wait_with_output().expect("RTP counter");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
 }
 
 /// Finds stream `id` from the node in `netns` until an answer names
@@ -240,6 +283,53 @@ fn nodes_behind_two_nats_reach_each_other_through_the_public_one_and_find_each_o
     let c_found_a = find_until_named(&c.host.netns, "a-cam", &a_id);
     let a_found_c = find_until_named(&a.host.netns, "c-cam", &c_id);
     eprintln!("C found A's stream in {c_found_a:?}, A found C's in {a_found_c:?}");
+
+    for node in [&mut a_node, &mut c_node, &mut p_node] {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+}
+
+#[test]
+fn a_stream_of_the_public_node_is_consumed_behind_two_nats_the_private_side_sending_first() {
+    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
+    let _ = netlab::cleanup_stale();
+    let lab = NatLab::create(&["p"], &["a", "c"]).expect("a NAT lab (needs root)");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-media");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (p, a, c) = (lab.public()[0].clone(), lab.private()[0].clone(), lab.private()[1].clone());
+    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
+    status_until(&p.netns, |_| true);
+    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
+    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
+    let (mut c_node, c_id) = start_node(&binary, &dir, &c.host.netns, c.host.ip, Some(&seed));
+    for host in [&a.host, &c.host] {
+        status_until(&host.netns, |s| s["reachability"] == "private");
+    }
+    status_until(&p.netns, |s| s["reachability"] == "public");
+
+    let (ingest_ip, ingest_port) = publish(&p.netns, "p-cam");
+    let mut counters = Vec::new();
+    for (host, id) in [(&a.host, &a_id), (&c.host, &c_id)] {
+        let counter = count_rtp(&host.netns, host.ip, 5004);
+        let target = serde_json::json!({"ip": host.ip.to_string(), "port": 5004});
+        let egress = api(&host.netns, "POST", "/v1/streams/p-cam/rtp-egress", Some(&target))
+            .unwrap_or_else(|| panic!("{}: no egress of P's stream", host.netns));
+        assert_eq!(egress["path"], serde_json::json!([p_id, id]), "{}: straight from P: {egress}", host.netns);
+        counters.push((host.netns.clone(), counter));
+    }
+    // The pipes are up once each private node's first packet reached P.
+    std::thread::sleep(Duration::from_secs(1));
+    const SENT: usize = 300;
+    let sent = python(&p.netns, SEND_RTP, &[&ingest_ip, &ingest_port.to_string(), &SENT.to_string()])
+        .status()
+        .expect("send RTP");
+    assert!(sent.success());
+    for (netns, counter) in counters {
+        let got = counted(counter);
+        eprintln!("{netns}: {got} of {SENT} RTP packets");
+        assert!(got * 100 >= SENT * 99, "{netns}: {got} of {SENT} packets arrived (99 % wanted)");
+    }
 
     for node in [&mut a_node, &mut c_node, &mut p_node] {
         let _ = node.kill();

@@ -196,6 +196,8 @@ pub(crate) struct EventLoop {
     relay_listeners: HashMap<ListenerId, PeerId>,
     /// Connections this node dialed directly, with their peer and address.
     dialed: HashMap<libp2p::swarm::ConnectionId, (PeerId, Multiaddr)>,
+    /// Whether the node is private, for the handle to read.
+    behind_nat: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl EventLoop {
@@ -261,7 +263,14 @@ impl EventLoop {
             relays: crate::relays::RelayChoice::new(config.relay.reservations),
             relay_listeners: HashMap::new(),
             dialed: HashMap::new(),
+            behind_nat: std::sync::Arc::default(),
         })
+    }
+
+    /// Keeps `behind_nat` up to date with the verdict.
+    pub(crate) fn reporting_nat_to(mut self, behind_nat: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.behind_nat = behind_nat;
+        self
     }
 
     /// Listens on every address and waits until each listener has reported one.

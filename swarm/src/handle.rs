@@ -129,6 +129,8 @@ pub struct SwarmHandle {
     next_call_id: Arc<AtomicU64>,
     /// Bytes and streams per protocol, counted by every connection.
     traffic: Traffic,
+    /// Whether AutoNAT found this node private, kept by the swarm task.
+    behind_nat: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
@@ -148,8 +150,10 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     // libp2p-metrics adds the `libp2p_` prefix itself.
     let mut registry = prometheus_client::registry::Registry::default();
     let traffic = Traffic::new(&mut registry);
+    let behind_nat = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let event_loop =
         EventLoop::new(&config, &mut registry, &traffic, command_rx, command_tx.clone(), event_tx, call_tx)?
+            .reporting_nat_to(Arc::clone(&behind_nat))
             .listen(&config.listen, config.listen_timeout)
             .await?;
     tokio::spawn(event_loop.run());
@@ -159,6 +163,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
         commands: command_tx,
         next_call_id: Arc::default(),
         traffic,
+        behind_nat,
     };
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
@@ -237,6 +242,12 @@ impl SwarmHandle {
     /// The addresses the node listens on now.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, SwarmError> {
         self.ask(Command::ListenAddrs).await
+    }
+
+    /// Whether AutoNAT found this node private (no peer could dial it back),
+    /// as of now; no round trip to the swarm task.
+    pub fn is_behind_nat(&self) -> bool {
+        self.behind_nat.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether other nodes can dial this one, and the external addresses
