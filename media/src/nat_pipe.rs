@@ -77,6 +77,13 @@ async fn open(
     Ok((transport, endpoint))
 }
 
+impl NatEnd {
+    /// Whether this end sends first (it is the one behind NAT).
+    pub fn sends_first(&self) -> bool {
+        self._punch.is_some()
+    }
+}
+
 /// The reachable end: listens on `ip` (announcing `announced`) and takes the
 /// other end's address from the first packet it gets.
 pub async fn open_listening_end(
@@ -143,17 +150,18 @@ pub async fn learned_source(transport: &PlainTransport, within: Duration) -> Opt
     tokio::time::timeout(within, receiver).await.ok()?.ok()?
 }
 
-/// Sender side: consumes every stream of `producer_id` into the leg, paused
-/// until the caller resumes it; returns the consumer and the track for the
-/// receiver.
+/// Sender side: consumes every stream of `producer_id` into the leg (paused
+/// until the caller resumes it, with `paused`); returns the consumer and the
+/// track for the receiver.
 pub async fn send_track(
     transport: &PlainTransport,
     router: &Router,
     producer_id: ProducerId,
+    paused: bool,
 ) -> Result<(Consumer, PipedTrack), MediaError> {
     let mut options = ConsumerOptions::new(producer_id, crate::consumer_capabilities(&router.rtp_capabilities()));
     options.pipe = true;
-    options.paused = true;
+    options.paused = paused;
     let consumer = transport.consume(options).await.map_err(request_error)?;
     let track = PipedTrack {
         kind: consumer.kind(),

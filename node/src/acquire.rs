@@ -306,6 +306,8 @@ impl Inner {
         let stream = wanted.id.as_str();
         let me = self.swarm.peer_id();
         let mut queue: std::collections::VecDeque<PeerId> = ranked.into();
+        // The origin (or provider) of the stream, when a provider was behind NAT.
+        let mut behind_nat = None;
         while let Some(peer) = queue.pop_front() {
             if !attempt.tried.insert(peer) || peer == me || excluded.contains(&peer) {
                 continue;
@@ -336,9 +338,42 @@ impl Inner {
                         queue.push_front(alternative);
                     }
                 }
+                Err(NodeError::BehindNat(_)) => {
+                    info!(stream, %peer, "provider behind NAT, as this node is");
+                    attempt.reasons.push(format!("{peer}: behind NAT"));
+                    behind_nat.get_or_insert(origin.unwrap_or(peer));
+                }
                 Err(error) => {
                     warn!(stream, %peer, %error, "provider could not pipe the stream");
                     attempt.reasons.push(format!("{peer}: {error}"));
+                }
+            }
+        }
+        match behind_nat {
+            Some(origin) => self.pull_through_relays(stream, origin, attempt).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Both this node and the stream's providers are behind NAT: asks the
+    /// reachable nodes holding a relay slot for this node to fetch `stream`
+    /// of `origin` and pipe it here, in turn.
+    async fn pull_through_relays(
+        self: &Arc<Self>,
+        stream: &str,
+        origin: PeerId,
+        attempt: &mut Attempt,
+    ) -> Result<Option<LocalStream>, NodeError> {
+        let relays = self.swarm.reachability().await.map(|status| status.relays()).unwrap_or_default();
+        for relay in relays {
+            match crate::pipes::pull_through(self, stream, relay, origin).await {
+                Ok(local) => {
+                    info!(stream, %relay, %origin, "piped through a reachable node");
+                    return Ok(Some(local));
+                }
+                Err(error) => {
+                    warn!(stream, %relay, %error, "a reachable node could not fetch the stream");
+                    attempt.reasons.push(format!("{relay} (relay): {error}"));
                 }
             }
         }

@@ -25,11 +25,12 @@ use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
 
 use crate::NodeError;
+use crate::error::BEHIND_NAT;
 use crate::inner::{Inner, lock};
 use crate::record::{self, MAX_TRACKS};
 use crate::remote::call;
 use crate::rtp_checks::check_piped_parameters;
-use crate::streams::{DownstreamPipe, LocalStream, PipeOffer, PipeRequest, Role, StreamParams};
+use crate::streams::{DownstreamPipe, LocalStream, PipeMode, PipeOffer, PipeRequest, Role, StreamParams};
 
 /// Most pipes one peer may hold from this node, over all streams.
 pub const MAX_PIPES_PER_PEER: usize = 32;
@@ -46,11 +47,12 @@ impl Inner {
         remote_ip: Option<IpAddr>,
         request: PipeRequest,
     ) -> Result<PipeOffer, NodeError> {
-        if self.swarm.is_behind_nat() {
+        let behind_nat = self.swarm.is_behind_nat();
+        if behind_nat && (request.mode != PipeMode::AskerListens || request.fetch_from.is_some()) {
             return Err(NodeError::BehindNat(request.stream.clone()));
         }
         let asked = request.endpoint.ip.to_canonical();
-        if !request.sends_first && remote_ip.map(|ip| ip.to_canonical()) != Some(asked) {
+        if request.mode != PipeMode::AskerSendsFirst && remote_ip.map(|ip| ip.to_canonical()) != Some(asked) {
             let from = remote_ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
             warn!(%peer, endpoint = %asked, %from, "refused a pipe to an address that is not the asker's");
             return Err(NodeError::Forbidden(format!(
@@ -59,6 +61,9 @@ impl Inner {
         }
         if request.endpoint.srtp.is_none() || request.endpoint.port == 0 {
             return Err(NodeError::InvalidInput("a pipe endpoint needs a port and SRTP parameters".into()));
+        }
+        if let Some(origin) = &request.fetch_from {
+            self.fetch_for(peer, &request.stream, origin).await?;
         }
         let (producer_ids, provenance) = {
             let streams = lock(&self.streams);
@@ -81,13 +86,19 @@ impl Inner {
             .router_of(&request.stream)
             .home_router(first)
             .ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-        if request.sends_first {
-            let Some(remote_ip) = remote_ip else {
-                return Err(NodeError::Forbidden(
-                    "a pipe goes only to the asking node, whose address is unknown".into(),
-                ));
-            };
-            return self.pipe_tracks_to_natted(peer, remote_ip, request, producer_ids, provenance, &router).await;
+        match request.mode {
+            PipeMode::Pipe => {}
+            PipeMode::AskerSendsFirst => {
+                let Some(remote_ip) = remote_ip else {
+                    return Err(NodeError::Forbidden(
+                        "a pipe goes only to the asking node, whose address is unknown".into(),
+                    ));
+                };
+                return self.pipe_tracks_to_natted(peer, remote_ip, request, producer_ids, provenance, &router).await;
+            }
+            PipeMode::AskerListens => {
+                return self.pipe_tracks_from_behind_nat(peer, request, producer_ids, provenance, &router).await;
+            }
         }
         let offered = self.pipe_tracks(peer, request, producer_ids, provenance, &router).await;
         // The next pipe from this router takes a spare made now, after this
@@ -149,7 +160,7 @@ impl Inner {
         let (end, endpoint) = nat_pipe::open_listening_end(router, self.config.media_ip, announced).await?;
         let transport = end.transport.clone();
         let sent = futures::future::try_join_all(
-            producer_ids.into_iter().map(|id| nat_pipe::send_track(&transport, router, id)),
+            producer_ids.into_iter().map(|id| nat_pipe::send_track(&transport, router, id, true)),
         )
         .await?;
         nat_pipe::connect_listening_end(&transport, asker_srtp).await?;
@@ -182,6 +193,49 @@ impl Inner {
             drop(closed);
         });
         Ok(PipeOffer { endpoint, tracks, provenance })
+    }
+
+    /// Pipes `producer_ids` to `peer`, whose end listens, from this node
+    /// behind NAT: this end sends first, to the asker's endpoint (checked to
+    /// be the address the asker's connection comes from, as for any pipe).
+    async fn pipe_tracks_from_behind_nat(
+        self: &Arc<Self>,
+        peer: PeerId,
+        request: PipeRequest,
+        producer_ids: Vec<mafalda_media::mediasoup::prelude::ProducerId>,
+        provenance: crate::record::Provenance,
+        router: &Router,
+    ) -> Result<PipeOffer, NodeError> {
+        let (end, endpoint) = nat_pipe::open_sending_first_end(router, self.config.media_ip).await?;
+        let sent = futures::future::try_join_all(
+            producer_ids.into_iter().map(|id| nat_pipe::send_track(&end.transport, router, id, false)),
+        )
+        .await?;
+        nat_pipe::connect_sending_first_end(&end.transport, &request.endpoint).await?;
+        let (consumers, tracks): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
+        let pipe = DownstreamPipe { _transport: PipeLeg::Plain(end), _consumers: consumers, sent: Default::default() };
+        self.hold_pipe(peer, &request.stream, pipe)?;
+        debug!(stream = %request.stream, %peer, "piping from behind NAT");
+        Ok(PipeOffer { endpoint, tracks, provenance })
+    }
+
+    /// Makes this node hold `stream` of `origin` so that `peer` (behind NAT)
+    /// can pipe it from here: a stream only nodes behind NAT hold reaches
+    /// another one through a reachable node. Within `peer`'s pipe cap.
+    async fn fetch_for(self: &Arc<Self>, peer: PeerId, stream: &str, origin: &str) -> Result<(), NodeError> {
+        let origin: PeerId = origin.parse().map_err(|_| NodeError::InvalidInput(format!("bad origin {origin}")))?;
+        let wanted = crate::streams::StreamRef { id: stream.to_owned(), origin: Some(origin) };
+        if self.holds(&wanted)? {
+            return Ok(());
+        }
+        let held = lock(&self.streams).values().filter(|s| s.pipes.contains_key(&peer)).count();
+        if held >= MAX_PIPES_PER_PEER {
+            return Err(NodeError::Forbidden(over_cap()));
+        }
+        info!(stream, %peer, %origin, "fetching a stream for a node behind NAT");
+        // Dropping the announcement provides the stream in the background.
+        drop(self.ensure_local_or_from(&wanted, origin).await?);
+        Ok(())
     }
 
     /// Holds `pipe` as `peer`'s pipe of `stream`, under the per-peer cap;
@@ -309,21 +363,76 @@ pub(crate) async fn pull_into(
     origin: Option<PeerId>,
     end: LocalEnd,
 ) -> Result<LocalStream, NodeError> {
-    let LocalEnd { router, transport, endpoint } = end;
+    pull_with(inner, stream, peer, origin, end, None).await
+}
+
+/// Pipes `stream` here through `relay`, a reachable node that pipes it from
+/// `origin` first if it does not hold it: how a node behind NAT gets a
+/// stream that only nodes behind NAT hold.
+pub(crate) async fn pull_through(
+    inner: &Arc<Inner>,
+    stream: &str,
+    relay: PeerId,
+    origin: PeerId,
+) -> Result<LocalStream, NodeError> {
+    let end = open_local_end(inner, stream).await?;
+    pull_with(inner, stream, relay, Some(origin), end, Some(origin)).await
+}
+
+/// The mode a pipe request takes from this node's end.
+fn mode_of(end: &PipeLeg) -> PipeMode {
+    match end {
+        PipeLeg::Pipe(_) => PipeMode::Pipe,
+        PipeLeg::Plain(end) if end.sends_first() => PipeMode::AskerSendsFirst,
+        PipeLeg::Plain(_) => PipeMode::AskerListens,
+    }
+}
+
+async fn pull_with(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    origin: Option<PeerId>,
+    end: LocalEnd,
+    fetch_from: Option<PeerId>,
+) -> Result<LocalStream, NodeError> {
+    let LocalEnd { router, mut transport, mut endpoint } = end;
     let spanning = inner.router_of(stream);
-    let sends_first = matches!(transport, PipeLeg::Plain(_));
-    let request = PipeRequest { stream: stream.to_owned(), endpoint, sends_first };
-    let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-    let offer: PipeOffer = match call(inner, peer, "stream.pipe", params).await {
-        Ok(offer) => offer,
-        Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
-            let alternatives = match error.data {
-                Some(Value::Array(peers)) => peers.into_iter().filter_map(|p| p.into_text().ok()).take(16).collect(),
-                _ => Vec::new(),
-            };
-            return Err(NodeError::Busy { alternatives });
+    let offer: PipeOffer = loop {
+        let mode = mode_of(&transport);
+        let request = PipeRequest {
+            stream: stream.to_owned(),
+            endpoint: endpoint.clone(),
+            mode,
+            fetch_from: fetch_from.map(|p| p.to_string()),
+        };
+        let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
+        match call(inner, peer, "stream.pipe", params).await {
+            Ok(offer) => break offer,
+            Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
+                let alternatives = match error.data {
+                    Some(Value::Array(peers)) => {
+                        peers.into_iter().filter_map(|p| p.into_text().ok()).take(16).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                return Err(NodeError::Busy { alternatives });
+            }
+            Err(CallError::Remote(error)) if error.code == ErrorCode::Application(BEHIND_NAT).code() => {
+                if mode != PipeMode::Pipe {
+                    return Err(NodeError::BehindNat(stream.to_owned()));
+                }
+                // The provider is behind NAT: this end listens for its first packet.
+                debug!(stream, provider = %peer, "provider behind NAT; listening for it to send first");
+                let announced = inner.config.announced_ip.map(|ip| ip.to_string());
+                let (listening, listening_at) =
+                    nat_pipe::open_listening_end(&router, inner.config.media_ip, announced).await?;
+                (transport, endpoint) = (PipeLeg::Plain(listening), listening_at);
+            }
+            Err(error) => {
+                return Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: error.to_string() });
+            }
         }
-        Err(error) => return Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: error.to_string() }),
     };
     let me = inner.swarm.peer_id();
     let verified = check_offer(stream, me, origin, &offer, Some(&inner.checked_signatures))?;
@@ -339,8 +448,17 @@ pub(crate) async fn pull_into(
             let receiving = futures::future::try_join_all(
                 offer.tracks.iter().map(|track| nat_pipe::receive_track(&end.transport, track)),
             );
-            let (connected, received) =
-                tokio::join!(nat_pipe::connect_sending_first_end(&end.transport, &offer.endpoint), receiving);
+            let connecting = async {
+                if end.sends_first() {
+                    nat_pipe::connect_sending_first_end(&end.transport, &offer.endpoint).await
+                } else {
+                    let srtp = offer.endpoint.srtp.clone().ok_or_else(|| {
+                        mafalda_media::MediaError::Request("the provider's end has no SRTP parameters".into())
+                    })?;
+                    nat_pipe::connect_listening_end(&end.transport, srtp).await
+                }
+            };
+            let (connected, received) = tokio::join!(connecting, receiving);
             connected?;
             received?
         }
@@ -348,7 +466,7 @@ pub(crate) async fn pull_into(
     for producer in &producers {
         spanning.register_producer(producer, &router);
     }
-    info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), "relaying stream");
+    info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), mode = ?mode_of(&transport), "relaying stream");
     Ok(LocalStream {
         role: Role::Relay { upstream: peer },
         provenance: offer.provenance,

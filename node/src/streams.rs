@@ -91,13 +91,38 @@ pub struct PipeRequest {
     pub stream: String,
     /// The asking node's end of the pipe. Its IP must be the IP the asking
     /// node's libp2p connection comes from: a node pipes only to the asker.
-    /// With `sends_first`, only its SRTP key counts.
+    /// In [`PipeMode::AskerSendsFirst`], only its SRTP key counts.
     pub endpoint: PipeEndpoint,
+    /// Which end sends first, when one is behind NAT.
+    #[serde(default, skip_serializing_if = "PipeMode::is_pipe")]
+    pub mode: PipeMode,
+    /// When the provider does not hold the stream: pipe it here first (from
+    /// `origin` only), then to the asker. A node behind NAT asks a reachable
+    /// one so, for a stream only nodes behind NAT hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_from: Option<String>,
+}
+
+/// How the two ends of a pipe find each other (`mafalda_media::nat_pipe`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PipeMode {
+    /// Both nodes reachable: a PipeTransport pair, each told the other's address.
+    #[default]
+    Pipe,
     /// The asker is behind NAT: it sends to the provider's end first, and the
     /// provider takes its address from that packet once it is the address the
-    /// asker's connection comes from (`mafalda_media::nat_pipe`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub sends_first: bool,
+    /// asker's connection comes from.
+    AskerSendsFirst,
+    /// The provider is behind NAT: the asker's end listens, the provider's
+    /// end sends to it first.
+    AskerListens,
+}
+
+impl PipeMode {
+    fn is_pipe(&self) -> bool {
+        *self == Self::Pipe
+    }
 }
 
 /// A provider's answer to `stream.pipe`: its end of the pipe and the tracks on it.

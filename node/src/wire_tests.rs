@@ -57,7 +57,10 @@ fn golden() -> Vec<(&'static str, String)> {
     let endpoint = PipeEndpoint { ip: "127.0.0.1".parse().expect("ip"), port: 40000, srtp: None };
     vec![
         ("StreamParams", hex(&cbor(&StreamParams { stream: "cam".into() }))),
-        ("PipeRequest", hex(&cbor(&PipeRequest { stream: "cam".into(), endpoint, sends_first: false }))),
+        (
+            "PipeRequest",
+            hex(&cbor(&PipeRequest { stream: "cam".into(), endpoint, mode: Default::default(), fetch_from: None })),
+        ),
         ("Provenance", hex(&cbor(&golden_provenance()))),
     ]
 }
@@ -149,7 +152,15 @@ fn every_node_message_survives_fuzzing() {
     let track = PipedTrack { kind: MediaKind::Audio, rtp_parameters: opus_parameters(), paused: false };
     let seeds: Vec<(&str, Vec<u8>)> = vec![
         ("params", frame(&StreamParams { stream: "cam".into() })),
-        ("request", frame(&PipeRequest { stream: "cam".into(), endpoint: endpoint.clone(), sends_first: false })),
+        (
+            "request",
+            frame(&PipeRequest {
+                stream: "cam".into(),
+                endpoint: endpoint.clone(),
+                mode: Default::default(),
+                fetch_from: None,
+            }),
+        ),
         (
             "description",
             frame(&StreamDescription {

@@ -193,17 +193,18 @@ fn publish(netns: &str, id: &str) -> (String, u16) {
 }
 
 /// Sends `count` RTP packets (SSRC 4242, payload type 111, 20 ms apart) to
-/// `ip:port` from `netns`.
+/// `ip:port` from `netns`; each payload is `MFLD` and the packet's index.
 const SEND_RTP: &str = "import socket,struct,sys,time\n\
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
 for i in range(int(sys.argv[3])):\n    \
-s.sendto(struct.pack('!BBHII',0x80,111,i,i*960,4242)+bytes(100),(sys.argv[1],int(sys.argv[2])))\n    \
+s.sendto(struct.pack('!BBHII',0x80,111,i,i*960,4242)+b'MFLD'+struct.pack('!I',i)+bytes(92),(sys.argv[1],int(sys.argv[2])))\n    \
 time.sleep(0.02)";
 
-/// Counts the RTP packets (distinct sequence numbers, RTCP left out) that
-/// reach `ip:port` in `netns`, until 3 s pass without one after the first,
-/// or `argv[3]` seconds in all; prints the count.
-const COUNT_RTP: &str = "import socket,sys,time\n\
+/// Counts the distinct packets [`SEND_RTP`] sent that reach `ip:port` in
+/// `netns` (by the index in their payload, past any CSRCs and header
+/// extension), until 3 s pass without one after the first, or `argv[3]`
+/// seconds in all; prints the count.
+const COUNT_RTP: &str = "import socket,struct,sys,time\n\
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
 s.bind((sys.argv[1],int(sys.argv[2])))\n\
 end=time.time()+float(sys.argv[3])\n\
@@ -213,7 +214,10 @@ s.settimeout(3 if seen else max(0.1,end-time.time()))\n    \
 try:\n        d=s.recv(2048)\n    \
 except socket.timeout:\n        \
 if seen: break\n        continue\n    \
-if len(d)>=12 and d[0]>>6==2 and not 72<=(d[1]&0x7f)<=76: seen.add(d[2]<<8|d[3])\n\
+if len(d)<12 or d[0]>>6!=2: continue\n    \
+o=12+4*(d[0]&15)\n    \
+if d[0]&16 and len(d)>=o+4: o+=4+4*struct.unpack('!H',d[o+2:o+4])[0]\n    \
+if d[o:o+4]==b'MFLD' and len(d)>=o+8: seen.add(struct.unpack('!I',d[o+4:o+8])[0])\n\
 print(len(seen))";
 
 /// Starts counting RTP at `ip:port` in `netns` (see [`COUNT_RTP`]).
@@ -330,6 +334,46 @@ fn a_stream_of_the_public_node_is_consumed_behind_two_nats_the_private_side_send
         eprintln!("{netns}: {got} of {SENT} RTP packets");
         assert!(got * 100 >= SENT * 99, "{netns}: {got} of {SENT} packets arrived (99 % wanted)");
     }
+
+    for node in [&mut a_node, &mut c_node, &mut p_node] {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+}
+
+#[test]
+fn a_stream_published_behind_one_nat_reaches_a_node_behind_another_through_the_public_one() {
+    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
+    let _ = netlab::cleanup_stale();
+    let lab = NatLab::create(&["p"], &["a", "c"]).expect("a NAT lab (needs root)");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-relayed-media");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (p, a, c) = (lab.public()[0].clone(), lab.private()[0].clone(), lab.private()[1].clone());
+    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
+    status_until(&p.netns, |_| true);
+    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
+    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
+    let (mut c_node, c_id) = start_node(&binary, &dir, &c.host.netns, c.host.ip, Some(&seed));
+    for host in [&a.host, &c.host] {
+        status_until(&host.netns, |s| s["reachability"] == "private" && !relayed_addrs(s).is_empty());
+    }
+
+    let (ingest_ip, ingest_port) = publish(&a.host.netns, "a-cam");
+    let counter = count_rtp(&c.host.netns, c.host.ip, 5004);
+    let target = serde_json::json!({"ip": c.host.ip.to_string(), "port": 5004});
+    let egress = api(&c.host.netns, "POST", "/v1/streams/a-cam/rtp-egress", Some(&target))
+        .unwrap_or_else(|| panic!("C: no egress of A's stream"));
+    assert_eq!(egress["path"], serde_json::json!([a_id, p_id, c_id]), "A to C through P: {egress}");
+    // Both legs are up once each private node's first packet reached P.
+    std::thread::sleep(Duration::from_secs(1));
+    const SENT: usize = 300;
+    let sent = python(&a.host.netns, SEND_RTP, &[&ingest_ip, &ingest_port.to_string(), &SENT.to_string()])
+        .status()
+        .expect("send RTP");
+    assert!(sent.success());
+    let got = counted(counter);
+    eprintln!("C: {got} of {SENT} RTP packets published at A");
+    assert!(got * 100 >= SENT * 99, "{got} of {SENT} packets arrived at C (99 % wanted)");
 
     for node in [&mut a_node, &mut c_node, &mut p_node] {
         let _ = node.kill();

@@ -174,6 +174,8 @@ pub(crate) struct EventLoop {
     /// The remote IP of each open connection, so a call's answerer knows
     /// which address the caller really speaks from.
     connection_ips: HashMap<libp2p::swarm::ConnectionId, std::net::IpAddr>,
+    /// The IPs dialed connections reached (for those dialed by name).
+    dialed_ips: crate::transport::DialedIps,
     max_inbound_per_peer: usize,
     penalties: Penalties,
     bootstrap: Bootstrap,
@@ -210,7 +212,8 @@ impl EventLoop {
         events: mpsc::Sender<SwarmEvent>,
         calls: mpsc::Sender<InboundCall>,
     ) -> Result<Self, SwarmError> {
-        let swarm = build_swarm(config, registry, traffic)?;
+        let dialed_ips = crate::transport::DialedIps::default();
+        let swarm = build_swarm(config, registry, traffic, &dialed_ips)?;
         let kad_refused = KadRefused::new(registry);
         let now = Instant::now();
         Ok(Self {
@@ -234,6 +237,7 @@ impl EventLoop {
             calls_in: HashMap::new(),
             calls_in_per_peer: HashMap::new(),
             connection_ips: HashMap::new(),
+            dialed_ips,
             max_inbound_per_peer: config.rope.max_inbound_per_peer,
             penalties: Penalties::new(config.ban_duration),
             bootstrap: Bootstrap::new(
@@ -636,7 +640,11 @@ impl EventLoop {
         }
         match event {
             swarm::SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
-                if let Some(ip) = crate::addresses::ip_of(endpoint.get_remote_address()) {
+                let dialed_ip = endpoint.is_dialer().then(|| self.dialed_ips.take(&peer_id)).flatten();
+                // A relayed connection's address names the relay's IP, not the peer's.
+                let remote = endpoint.get_remote_address();
+                let remote_ip = (!crate::relays::is_relayed(remote)).then(|| crate::addresses::ip_of(remote)).flatten();
+                if let Some(ip) = remote_ip.or(dialed_ip) {
                     self.connection_ips.insert(connection_id, ip);
                 }
                 self.nat_connection_established(connection_id, peer_id, &endpoint);

@@ -50,6 +50,26 @@ pub struct ReachabilityStatus {
     pub relayed_addresses: Vec<Multiaddr>,
 }
 
+impl ReachabilityStatus {
+    /// The relays holding a slot for this node (from its relayed addresses).
+    pub fn relays(&self) -> Vec<libp2p::PeerId> {
+        let mut relays: Vec<libp2p::PeerId> = self
+            .relayed_addresses
+            .iter()
+            .filter_map(|address| {
+                let parts: Vec<_> = address.iter().collect();
+                let circuit = parts.iter().position(|p| matches!(p, libp2p::multiaddr::Protocol::P2pCircuit))?;
+                match parts.get(circuit.checked_sub(1)?)? {
+                    libp2p::multiaddr::Protocol::P2p(relay) => Some(*relay),
+                    _ => None,
+                }
+            })
+            .collect();
+        relays.dedup();
+        relays
+    }
+}
+
 /// The addresses confirmed and refuted so far.
 #[derive(Debug, Default)]
 pub(crate) struct ReachabilityState {

@@ -4,12 +4,17 @@
 //! (`/dns4/NAME/…`, `/dns6/…`, `/dns/…`): they are resolved at each dial,
 //! through `/etc/hosts` and the system's resolver.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
 use futures::future::Either;
+use libp2p::core::ConnectedPoint;
 use libp2p::core::muxing::StreamMuxerBox;
 use libp2p::core::transport::OptionalTransport;
 use libp2p::core::{Transport, upgrade};
 use libp2p::pnet::PnetConfig;
-use libp2p::{Swarm, dns, noise, quic, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, dns, noise, quic, tcp, yamux};
 use tracing::{info, warn};
 
 use crate::behaviour::Behaviour;
@@ -24,6 +29,7 @@ pub(crate) fn build_swarm(
     config: &SwarmConfig,
     registry: &mut prometheus_client::registry::Registry,
     traffic: &Traffic,
+    dialed_ips: &DialedIps,
 ) -> Result<Swarm<Behaviour>, SwarmError> {
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
     let idle = config.idle_connection_timeout;
@@ -34,6 +40,7 @@ pub(crate) fn build_swarm(
         key.pre_shared_key()
     });
     // TCP (with pnet first in a private swarm) and, without a key, QUIC.
+    let dialed_ips = dialed_ips.clone();
     let connections = move |keypair: &libp2p::identity::Keypair| -> Result<_, BoxError> {
         let noise = noise::Config::new(keypair)?;
         let tcp = tcp::tokio::Transport::new(tcp_config.clone())
@@ -46,12 +53,10 @@ pub(crate) fn build_swarm(
             .upgrade(upgrade::Version::V1Lazy)
             .authenticate(noise)
             .multiplex(yamux::Config::default())
-            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            .map(recording(&dialed_ips));
         // Without a key QUIC joins TCP; with one, QUIC addresses were refused at start.
-        let quic = psk.is_none().then(|| {
-            quic::tokio::Transport::new(quic::Config::new(keypair))
-                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-        });
+        let quic =
+            psk.is_none().then(|| quic::tokio::Transport::new(quic::Config::new(keypair)).map(recording(&dialed_ips)));
         Ok(quic.map_or_else(OptionalTransport::none, OptionalTransport::some).or_transport(tcp))
     };
     let transport = |keypair: &libp2p::identity::Keypair| -> Result<_, BoxError> {
@@ -91,4 +96,49 @@ pub(crate) fn build_swarm(
         })
         .with_connection_timeout(handshake_timeout)
         .build())
+}
+
+/// The IP each peer was last dialed at, as the transport saw it once names
+/// were resolved: a connection dialed by name (`/dns4/…`) reports the name
+/// to the swarm, and the node must know which IP a peer's calls come from
+/// (a pipe goes only to that IP).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DialedIps(Arc<Mutex<HashMap<PeerId, IpAddr>>>);
+
+impl DialedIps {
+    /// Most entries: each is taken when its connection is established; this
+    /// bounds the ones whose connection was refused after its handshake.
+    const MAX: usize = 4096;
+
+    fn record(&self, peer: PeerId, address: &Multiaddr) {
+        let Some(ip) = crate::addresses::ip_of(address) else { return };
+        let mut ips = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ips.len() >= Self::MAX && !ips.contains_key(&peer) {
+            ips.clear();
+        }
+        ips.insert(peer, ip);
+    }
+
+    /// The IP `peer` was just dialed at, if a dial recorded one.
+    pub(crate) fn take(&self, peer: &PeerId) -> Option<IpAddr> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(peer)
+    }
+}
+
+/// Boxes a connection's muxer, recording the IP a dialed connection reached.
+fn recording<M>(
+    dialed_ips: &DialedIps,
+) -> impl FnOnce((PeerId, M), ConnectedPoint) -> (PeerId, StreamMuxerBox) + Clone + use<M>
+where
+    M: libp2p::core::muxing::StreamMuxer + Send + 'static,
+    M::Substream: Send + 'static,
+    M::Error: Send + Sync + 'static,
+{
+    let dialed_ips = dialed_ips.clone();
+    move |(peer, muxer), endpoint| {
+        if let ConnectedPoint::Dialer { address, .. } = &endpoint {
+            dialed_ips.record(peer, address);
+        }
+        (peer, StreamMuxerBox::new(muxer))
+    }
 }
