@@ -13,8 +13,9 @@
 //!   association only for a transport with one), so connecting it sends an
 //!   SCTP INIT at once, whether or not it has media to send; that packet
 //!   opens the NAT's mapping and teaches the listening end where the other
-//!   end is. The listening end has SCTP on too: the association that follows
-//!   keeps the NAT's mapping alive with its heartbeats while media is sparse.
+//!   end is. The listening end has no SCTP (it would answer anyone who sends
+//!   it SCTP): the INIT goes unanswered and is sent again with backoff, and
+//!   media and RTCP keep the mapping open after it.
 //!
 //! An SCTP packet carries no SRTP authentication: anyone who sends to the
 //! listening end's port first is taken as the other end. The caller therefore
@@ -46,8 +47,10 @@ fn plain_options(ip: IpAddr, announced: Option<String>, comedia: bool) -> PlainT
     options.enable_srtp = true;
     // A node-to-node leg: every stream of the producer goes, as on a pipe.
     options.enable_bwe = false;
-    // SCTP only opens the NAT's mapping and keeps it open (module doc).
-    options.enable_sctp = true;
+    // SCTP only makes the end behind NAT send first (module doc). The
+    // listening end has none: it would answer SCTP from whoever sends it
+    // some, before the caller's check of that address.
+    options.enable_sctp = !comedia;
     options
 }
 

@@ -156,8 +156,8 @@ impl Inner {
         let Some(asker_srtp) = request.endpoint.srtp.clone() else {
             return Err(NodeError::InvalidInput("a pipe endpoint needs SRTP parameters".into()));
         };
-        let announced = self.config.announced_ip.map(|ip| ip.to_string());
-        let (end, endpoint) = nat_pipe::open_listening_end(router, self.config.media_ip, announced).await?;
+        let (end, endpoint) =
+            nat_pipe::open_listening_end(router, self.config.media_ip, self.pipe_announced_ip()).await?;
         let transport = end.transport.clone();
         let sent = futures::future::try_join_all(
             producer_ids.into_iter().map(|id| nat_pipe::send_track(&transport, router, id, true)),
@@ -340,7 +340,18 @@ pub(crate) async fn open_pipe_on(
     inner: &Inner,
     router: &Router,
 ) -> Result<(PipeTransport, PipeEndpoint), mafalda_media::MediaError> {
-    pipe::open_pipe(router, inner.config.media_ip, inner.config.announced_ip.map(|ip| ip.to_string())).await
+    pipe::open_pipe(router, inner.config.media_ip, inner.pipe_announced_ip()).await
+}
+
+impl Inner {
+    /// The address a pipe end announces: the configured one, else the one
+    /// the swarm confirmed peers reach this node at when it is not the media
+    /// IP (a 1:1 NAT, a forwarded port), else none (the media IP itself).
+    pub(crate) fn pipe_announced_ip(&self) -> Option<String> {
+        let media_ip = self.config.media_ip;
+        let learned = self.swarm.mapped_ip().filter(|ip| *ip != media_ip && ip.is_ipv4() == media_ip.is_ipv4());
+        self.config.announced_ip.or(learned).map(|ip| ip.to_string())
+    }
 }
 
 /// Pipes `stream` here from `peer`, as a relay to hold (the caller holds it).
@@ -424,9 +435,8 @@ async fn pull_with(
                 }
                 // The provider is behind NAT: this end listens for its first packet.
                 debug!(stream, provider = %peer, "provider behind NAT; listening for it to send first");
-                let announced = inner.config.announced_ip.map(|ip| ip.to_string());
                 let (listening, listening_at) =
-                    nat_pipe::open_listening_end(&router, inner.config.media_ip, announced).await?;
+                    nat_pipe::open_listening_end(&router, inner.config.media_ip, inner.pipe_announced_ip()).await?;
                 (transport, endpoint) = (PipeLeg::Plain(listening), listening_at);
             }
             Err(error) => {

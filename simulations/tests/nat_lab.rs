@@ -380,3 +380,51 @@ fn a_stream_published_behind_one_nat_reaches_a_node_behind_another_through_the_p
         let _ = node.wait();
     }
 }
+
+#[test]
+fn a_node_behind_a_one_to_one_nat_learns_the_address_peers_reach_it_at_and_its_media_announces_it() {
+    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
+    let _ = netlab::cleanup_stale();
+    let lab = NatLab::create(&["p"], &["f"]).expect("a NAT lab (needs root)");
+    lab.forward_all(0).expect("a 1:1 NAT in front of F");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-forwarded");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (p, f) = (lab.public()[0].clone(), lab.private()[0].clone());
+    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
+    status_until(&p.netns, |_| true);
+    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
+    // No --announced-ip: F sees only its LAN address.
+    let (mut f_node, f_id) = start_node(&binary, &dir, &f.host.netns, f.host.ip, Some(&seed));
+    let mapped = format!("/ip4/{}/tcp/4001", f.wan_ip);
+    let f_status = status_until(&f.host.netns, |s| {
+        s["externalAddrs"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(mapped.as_str())))
+    });
+    assert_eq!(f_status["reachability"], "public", "F is reachable at its router's address: {f_status}");
+
+    // Media both ways, straight: F's pipe ends announce the router's address.
+    const SENT: usize = 300;
+    for (from, from_id, to, to_ip, to_id, stream) in [
+        (&f.host.netns, &f_id, &p.netns, p.ip, &p_id, "f-cam"),
+        (&p.netns, &p_id, &f.host.netns, f.host.ip, &f_id, "p-cam"),
+    ] {
+        let (ingest_ip, ingest_port) = publish(from, stream);
+        let counter = count_rtp(to, to_ip, 5004);
+        let target = serde_json::json!({"ip": to_ip.to_string(), "port": 5004});
+        let egress = api(to, "POST", &format!("/v1/streams/{stream}/rtp-egress"), Some(&target))
+            .unwrap_or_else(|| panic!("{to}: no egress of {stream}"));
+        assert_eq!(egress["path"], serde_json::json!([from_id, to_id]), "{stream} straight: {egress}");
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = python(from, SEND_RTP, &[&ingest_ip, &ingest_port.to_string(), &SENT.to_string()])
+            .status()
+            .expect("send RTP");
+        assert!(sent.success());
+        let got = counted(counter);
+        eprintln!("{stream}: {got} of {SENT} RTP packets across the 1:1 NAT");
+        assert!(got * 100 >= SENT * 99, "{stream}: {got} of {SENT} packets arrived (99 % wanted)");
+    }
+
+    for node in [&mut f_node, &mut p_node] {
+        let _ = node.kill();
+        let _ = node.wait();
+    }
+}

@@ -198,8 +198,8 @@ pub(crate) struct EventLoop {
     relay_listeners: HashMap<ListenerId, PeerId>,
     /// Connections this node dialed directly, with their peer and address.
     dialed: HashMap<libp2p::swarm::ConnectionId, (PeerId, Multiaddr)>,
-    /// Whether the node is private, for the handle to read.
-    behind_nat: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The verdict and mapped IP, for the handle to read.
+    nat_view: std::sync::Arc<crate::reachability::NatView>,
 }
 
 impl EventLoop {
@@ -267,13 +267,13 @@ impl EventLoop {
             relays: crate::relays::RelayChoice::new(config.relay.reservations),
             relay_listeners: HashMap::new(),
             dialed: HashMap::new(),
-            behind_nat: std::sync::Arc::default(),
+            nat_view: std::sync::Arc::default(),
         })
     }
 
-    /// Keeps `behind_nat` up to date with the verdict.
-    pub(crate) fn reporting_nat_to(mut self, behind_nat: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
-        self.behind_nat = behind_nat;
+    /// Keeps `nat_view` up to date with what AutoNAT finds.
+    pub(crate) fn reporting_nat_to(mut self, nat_view: std::sync::Arc<crate::reachability::NatView>) -> Self {
+        self.nat_view = nat_view;
         self
     }
 
@@ -625,6 +625,8 @@ impl EventLoop {
     fn update_reachability(&mut self, update: impl FnOnce(&mut crate::reachability::ReachabilityState)) {
         let before = self.reachability.status().reachability;
         update(&mut self.reachability);
+        let own: Vec<std::net::IpAddr> = self.swarm.listeners().filter_map(crate::addresses::ip_of).collect();
+        self.nat_view.update(&self.reachability, &own);
         let now = self.reachability.status();
         if now.reachability != before {
             info!(reachability = ?now.reachability, external = ?now.external_addresses, "reachability changed");

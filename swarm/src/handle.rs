@@ -129,8 +129,8 @@ pub struct SwarmHandle {
     next_call_id: Arc<AtomicU64>,
     /// Bytes and streams per protocol, counted by every connection.
     traffic: Traffic,
-    /// Whether AutoNAT found this node private, kept by the swarm task.
-    behind_nat: Arc<std::sync::atomic::AtomicBool>,
+    /// What AutoNAT found, kept by the swarm task.
+    nat_view: Arc<crate::reachability::NatView>,
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
@@ -150,10 +150,10 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     // libp2p-metrics adds the `libp2p_` prefix itself.
     let mut registry = prometheus_client::registry::Registry::default();
     let traffic = Traffic::new(&mut registry);
-    let behind_nat = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let nat_view = Arc::new(crate::reachability::NatView::default());
     let event_loop =
         EventLoop::new(&config, &mut registry, &traffic, command_rx, command_tx.clone(), event_tx, call_tx)?
-            .reporting_nat_to(Arc::clone(&behind_nat))
+            .reporting_nat_to(Arc::clone(&nat_view))
             .listen(&config.listen, config.listen_timeout)
             .await?;
     tokio::spawn(event_loop.run());
@@ -163,7 +163,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
         commands: command_tx,
         next_call_id: Arc::default(),
         traffic,
-        behind_nat,
+        nat_view,
     };
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
@@ -247,7 +247,14 @@ impl SwarmHandle {
     /// Whether AutoNAT found this node private (no peer could dial it back),
     /// as of now; no round trip to the swarm task.
     pub fn is_behind_nat(&self) -> bool {
-        self.behind_nat.load(std::sync::atomic::Ordering::Relaxed)
+        self.nat_view.is_behind_nat()
+    }
+
+    /// The IP peers reach this node at, when AutoNAT confirmed an address
+    /// the node does not listen on (a 1:1 NAT, a forwarded port): what its
+    /// media should announce when no address was configured.
+    pub fn mapped_ip(&self) -> Option<std::net::IpAddr> {
+        self.nat_view.mapped_ip()
     }
 
     /// Whether other nodes can dial this one, and the external addresses

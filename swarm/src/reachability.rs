@@ -70,6 +70,33 @@ impl ReachabilityStatus {
     }
 }
 
+/// What a node's handle reads of its reachability without a round trip to
+/// the swarm task; the task keeps it up to date.
+#[derive(Debug, Default)]
+pub(crate) struct NatView {
+    behind_nat: std::sync::atomic::AtomicBool,
+    mapped_ip: std::sync::Mutex<Option<std::net::IpAddr>>,
+}
+
+impl NatView {
+    /// Whether the node is private.
+    pub(crate) fn is_behind_nat(&self) -> bool {
+        self.behind_nat.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The IP peers reach this node at that it does not listen on (see
+    /// [`ReachabilityState::mapped_ip`]).
+    pub(crate) fn mapped_ip(&self) -> Option<std::net::IpAddr> {
+        *self.mapped_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn update(&self, state: &ReachabilityState, own: &[std::net::IpAddr]) {
+        let private = state.status().reachability == Reachability::Private;
+        self.behind_nat.store(private, std::sync::atomic::Ordering::Relaxed);
+        *self.mapped_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = state.mapped_ip(own);
+    }
+}
+
 /// The addresses confirmed and refuted so far.
 #[derive(Debug, Default)]
 pub(crate) struct ReachabilityState {
@@ -117,6 +144,13 @@ impl ReachabilityState {
         }
     }
 
+    /// The IP of a confirmed address that is none of `own` (the IPs the node
+    /// listens on): the public side of a 1:1 NAT or a forwarded port, where
+    /// peers reach the node at an address it cannot see on its interfaces.
+    pub(crate) fn mapped_ip(&self, own: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+        self.confirmed.iter().filter_map(crate::addresses::ip_of).find(|ip| !own.contains(ip))
+    }
+
     /// The verdict and the addresses behind it.
     pub(crate) fn status(&self) -> ReachabilityStatus {
         let reachability = if !self.confirmed.is_empty() {
@@ -138,6 +172,21 @@ impl ReachabilityState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mapped_ip_is_a_confirmed_one_the_node_does_not_listen_on() {
+        let own: Vec<std::net::IpAddr> = vec!["10.0.0.5".parse().expect("ip")];
+        let mut state = ReachabilityState::default();
+        assert_eq!(state.mapped_ip(&own), None);
+        state.confirmed(addr("/ip4/10.0.0.5/tcp/4001"));
+        assert_eq!(state.mapped_ip(&own), None, "its own address needs no announcing");
+        state.confirmed(addr(
+            "/ip4/192.0.2.1/tcp/4001/p2p/12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7/p2p-circuit",
+        ));
+        assert_eq!(state.mapped_ip(&own), None, "a relay's address is not this node's");
+        state.confirmed(addr("/ip4/203.0.113.7/tcp/4001"));
+        assert_eq!(state.mapped_ip(&own), Some("203.0.113.7".parse().expect("ip")));
+    }
 
     fn addr(text: &str) -> Multiaddr {
         text.parse().expect("multiaddr")

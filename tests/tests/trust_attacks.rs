@@ -501,3 +501,68 @@ async fn a_private_swarm_carries_streams_and_keeps_other_keys_out() {
         node.shutdown().await;
     }
 }
+
+impl Rogue {
+    /// Asks `node` to pipe `stream` to it as a node behind NAT would: its
+    /// end sends first, the answer's endpoint is where to.
+    async fn pipe_sending_first(&self, node: &Node, stream: &str) -> Result<SocketAddr, CallError> {
+        let params = serde_json::json!({
+            "stream": stream,
+            "endpoint": {"ip": "10.9.9.9", "port": 9,
+                         "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+            "mode": "askerSendsFirst",
+        });
+        let offer = self.call(node.peer_id(), "stream.pipe", params).await?;
+        let offered: mafalda_node::streams::PipeOffer = offer.deserialized().expect("an offer");
+        Ok(SocketAddr::new(offered.endpoint.ip, offered.endpoint.port))
+    }
+}
+
+/// What reaches a PlainTransport as SCTP: 12 bytes that are neither RTP nor
+/// RTCP. Anyone can send it; no key is needed.
+const FIRST_PACKET: [u8; 12] = [0; 12];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_to_a_node_behind_nat_sends_only_to_the_address_its_connection_comes_from() {
+    let a = node(None).await;
+    let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish");
+    let _sending = keep_sending(ingest);
+    let baseline = transports(&a);
+    let rogue = Rogue::join(&a).await;
+
+    // Another host gets its packet in first: the pipe closes, not one packet
+    // of media reaches it.
+    let victim = UdpSocket::bind((VICTIM_IP, 0)).await.expect("bind victim");
+    let offered = rogue.pipe_sending_first(&a, "show").await.expect("an offer to the asker behind NAT");
+    assert_eq!(transports(&a), baseline + 1, "the pipe's end is open");
+    victim.send_to(&FIRST_PACKET, offered).await.expect("send first");
+    let closed = eventually(Duration::from_secs(2), || async { transports(&a) == baseline }).await;
+    assert!(closed, "a pipe whose first packet came from another address is closed");
+    assert_eq!(count_datagrams(&victim, Duration::from_secs(1)).await, 0, "media reached the address that spoke first");
+    assert!(a.streams()[0].downstream.is_empty(), "no downstream left: {:?}", a.streams()[0].downstream);
+
+    // The asker's own address speaks first: its media flows.
+    let own = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind own");
+    let offered = rogue.pipe_sending_first(&a, "show").await.expect("an offer");
+    own.send_to(&FIRST_PACKET, offered).await.expect("send first");
+    assert!(count_datagrams(&own, Duration::from_millis(500)).await > 10, "the asker's own address gets the media");
+
+    // Nobody speaks: the pipe closes after its wait, and that wait is bounded
+    // per peer by the pipe cap like any pipe.
+    for i in 0..3 {
+        a.publish_rtp(&format!("quiet-{i}"), vec![opus_track()]).await.expect("publish");
+        rogue.pipe_sending_first(&a, &format!("quiet-{i}")).await.expect("an offer");
+    }
+    let with_silent = transports(&a);
+    let started = Instant::now();
+    let gone = eventually(Duration::from_secs(15), || async { transports(&a) == with_silent - 3 }).await;
+    assert!(gone, "pipes nobody spoke to are closed ({} transports of {with_silent})", transports(&a));
+    println!("silent NAT pipes closed {:?} after they were offered", started.elapsed());
+
+    // Its one pipe left (the one its own address spoke to) closes when it leaves.
+    let before = transports(&a);
+    rogue.handle.shutdown().await.expect("rogue leaves");
+    let released = eventually(Duration::from_secs(2), || async { transports(&a) == before - 1 }).await;
+    assert!(released, "the rogue's pipe closed when it left ({} transports of {before})", transports(&a));
+    a.shutdown().await;
+}

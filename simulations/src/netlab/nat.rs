@@ -164,6 +164,39 @@ impl NatLab {
         Ok(lab)
     }
 
+    /// Makes private host `index`'s router forward everything that reaches
+    /// its segment address to the host (a 1:1 NAT, as a cloud VM with a
+    /// public IP has): the host is reachable at `wan_ip`, an address it does
+    /// not see on its own interface.
+    pub fn forward_all(&self, index: usize) -> Result<(), LabError> {
+        let private = self.private.get(index).ok_or(LabError::NatSize { public: 0, private: index })?;
+        let host = private.host.ip.to_string();
+        let router = private.router.as_str();
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            router,
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-i",
+            "eth0",
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &host,
+        ])?;
+        sh(&[
+            "ip", "netns", "exec", router, "iptables", "-w", "-I", "FORWARD", "1", "-i", "eth0", "-d", &host, "-j",
+            "ACCEPT",
+        ])?;
+        Ok(())
+    }
+
     /// Address `host` of the lab's segment.
     fn wan(&self, host: u32) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 213, self.block * 16, 0)) + host)

@@ -60,7 +60,6 @@ impl EventLoop {
     /// peer could not dial back, and reserves relay slots. Public or unknown:
     /// it serves the DHT.
     pub(super) fn on_reachability_changed(&mut self, now: Reachability) {
-        self.behind_nat.store(now == Reachability::Private, std::sync::atomic::Ordering::Relaxed);
         let kad = &mut self.swarm.behaviour_mut().kad;
         if now == Reachability::Private {
             kad.set_mode(Some(kad::Mode::Client));
