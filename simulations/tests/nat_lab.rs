@@ -209,6 +209,7 @@ s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
 s.bind((sys.argv[1],int(sys.argv[2])))\n\
 end=time.time()+float(sys.argv[3])\n\
 seen=set()\n\
+first=0\n\
 while time.time()<end:\n    \
 s.settimeout(3 if seen else max(0.1,end-time.time()))\n    \
 try:\n        d=s.recv(2048)\n    \
@@ -217,8 +218,10 @@ if seen: break\n        continue\n    \
 if len(d)<12 or d[0]>>6!=2: continue\n    \
 o=12+4*(d[0]&15)\n    \
 if d[0]&16 and len(d)>=o+4: o+=4+4*struct.unpack('!H',d[o+2:o+4])[0]\n    \
-if d[o:o+4]==b'MFLD' and len(d)>=o+8: seen.add(struct.unpack('!I',d[o+4:o+8])[0])\n\
-print(len(seen))";
+if d[o:o+4]==b'MFLD' and len(d)>=o+8:\n        \
+seen.add(struct.unpack('!I',d[o+4:o+8])[0])\n        \
+first=first or time.time()\n\
+print(len(seen),min(seen) if seen else 0,first if seen else 0)";
 
 /// Starts counting RTP at `ip:port` in `netns` (see [`COUNT_RTP`]).
 fn count_rtp(netns: &str, ip: Ipv4Addr, port: u16) -> Child {
@@ -230,9 +233,40 @@ fn count_rtp(netns: &str, ip: Ipv4Addr, port: u16) -> Child {
     child
 }
 
-fn counted(child: Child) -> usize {
+/// What an RTP counter saw: how many packets, the lowest index among them,
+/// and when the first arrived (seconds since the epoch).
+fn counted_from(child: Child) -> (usize, usize, f64) {
     let out = child.wait_with_output().expect("RTP counter");
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a count")
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let count = fields.first().and_then(|f| f.parse().ok()).expect("a count");
+    let lowest = fields.get(1).and_then(|f| f.parse().ok()).expect("a lowest index");
+    let first = fields.get(2).and_then(|f| f.parse().ok()).expect("a first arrival");
+    (count, lowest, first)
+}
+
+fn counted(child: Child) -> usize {
+    counted_from(child).0
+}
+
+/// The sum of `name`'s samples whose labels contain `labels`, in the
+/// `/metrics` of the node in `netns`.
+fn metric(netns: &str, name: &str, labels: &str) -> f64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "curl", "-sf", "--max-time", "5", "-H"])
+        .arg(format!("Authorization: Bearer {TOKEN}"))
+        .arg("http://127.0.0.1:7700/metrics")
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.starts_with(name) && line.contains(labels))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64()
 }
 
 /// Finds stream `id` from the node in `netns` until an answer names
@@ -352,11 +386,13 @@ fn a_stream_published_behind_one_nat_reaches_a_node_behind_another_through_the_p
     let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
     status_until(&p.netns, |_| true);
     let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
+    let joining = std::time::Instant::now();
     let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
     let (mut c_node, c_id) = start_node(&binary, &dir, &c.host.netns, c.host.ip, Some(&seed));
     for host in [&a.host, &c.host] {
         status_until(&host.netns, |s| s["reachability"] == "private" && !relayed_addrs(s).is_empty());
     }
+    eprintln!("figure: A and C started, joined, found private and reachable through P in {:?}", joining.elapsed());
 
     let (ingest_ip, ingest_port) = publish(&a.host.netns, "a-cam");
     let counter = count_rtp(&c.host.netns, c.host.ip, 5004);
@@ -374,6 +410,37 @@ fn a_stream_published_behind_one_nat_reaches_a_node_behind_another_through_the_p
     let got = counted(counter);
     eprintln!("C: {got} of {SENT} RTP packets published at A");
     assert!(got * 100 >= SENT * 99, "{got} of {SENT} packets arrived at C (99 % wanted)");
+
+    // A stream already flowing at A, consumed cold at C: P fetches it and
+    // pipes it on; from the first packet on, every packet arrives.
+    let (live_ip, live_port) = publish(&a.host.netns, "a-live");
+    const LIVE: usize = 500;
+    let mut sender = python(&a.host.netns, SEND_RTP, &[&live_ip, &live_port.to_string(), &LIVE.to_string()])
+        .spawn()
+        .expect("send RTP");
+    let counter = count_rtp(&c.host.netns, c.host.ip, 5006);
+    std::thread::sleep(Duration::from_millis(500));
+    let asked = epoch_now();
+    let target = serde_json::json!({"ip": c.host.ip.to_string(), "port": 5006});
+    let egress = api(&c.host.netns, "POST", "/v1/streams/a-live/rtp-egress", Some(&target))
+        .unwrap_or_else(|| panic!("C: no egress of A's live stream"));
+    let answered = epoch_now() - asked;
+    assert_eq!(egress["path"], serde_json::json!([a_id, p_id, c_id]), "through P: {egress}");
+    assert!(sender.wait().expect("sender").success());
+    let (got, lowest, first) = counted_from(counter);
+    let after_first = LIVE - lowest;
+    eprintln!(
+        "figure: cold consume across both NATs: egress answered in {:.0} ms, first packet {:.0} ms after the request; {got} of the {after_first} packets sent from then on",
+        answered * 1000.0,
+        (first - asked) * 1000.0
+    );
+    assert!(got * 100 >= after_first * 99, "{got} of {after_first} packets arrived after the first");
+    let relayed_in = metric(&p.netns, "mafalda_p2p_bytes_total", "protocol=\"relay\",direction=\"in\"");
+    let relayed_out = metric(&p.netns, "mafalda_p2p_bytes_total", "protocol=\"relay\",direction=\"out\"");
+    let all_in = metric(&p.netns, "mafalda_p2p_bytes_total", "direction=\"in\"");
+    eprintln!(
+        "figure: P carried {relayed_in} bytes in and {relayed_out} out on circuits ({all_in} bytes in over libp2p in all); media never crosses a circuit"
+    );
 
     for node in [&mut a_node, &mut c_node, &mut p_node] {
         let _ = node.kill();

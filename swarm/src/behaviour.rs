@@ -26,6 +26,8 @@ pub const LOAD_TOPIC: &str = "/mafalda/load/1";
 /// Largest Kademlia message, in bytes (libp2p's default, stated here so the bound
 /// is ours): provider records and peer lists fit easily.
 const MAX_KAD_MESSAGE_BYTES: usize = 16 * 1024;
+/// How often AutoNAT's client tests the addresses it has not tested yet.
+const AUTONAT_PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often identify runs again on a connection.
 const IDENTIFY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -82,8 +84,13 @@ impl Behaviour {
                     .with_push_listen_addr_updates(true)
                     .with_interval(IDENTIFY_INTERVAL),
             ),
-            // Every 5 s, the addresses not tested yet are; each is tested once.
-            autonat_client: autonat::v2::client::Behaviour::default(),
+            // Every second, the addresses not tested yet are (each once): a
+            // node behind NAT knows it, and reserves a relay slot, a second
+            // or two after it joined rather than 5 s (libp2p's default).
+            autonat_client: autonat::v2::client::Behaviour::new(
+                rand_autonat::make_rng::<rand_autonat::rngs::StdRng>(),
+                autonat::v2::client::Config::default().with_probe_interval(AUTONAT_PROBE_INTERVAL),
+            ),
             autonat_server: autonat::v2::server::Behaviour::default(),
             relay_server: config.relay.serve.then(|| relay::Behaviour::new(peer_id, relay_limits(config))).into(),
             relay_client,

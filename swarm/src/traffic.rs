@@ -53,14 +53,17 @@ pub enum ProtocolLabel {
     Ping,
     /// ROPE calls (`/mafalda/rope/*`).
     Rope,
+    /// Circuits through a relay (`/libp2p/circuit/relay/*`): at a relay, the
+    /// bytes it carries for others; at a node behind NAT, its relayed traffic.
+    Relay,
     /// Anything else, and streams whose proposal could not be read.
     Other,
 }
 
 impl ProtocolLabel {
     /// Every label, in the order reports list them.
-    pub const ALL: [ProtocolLabel; 6] =
-        [Self::Kad, Self::Gossipsub, Self::Identify, Self::Ping, Self::Rope, Self::Other];
+    pub const ALL: [ProtocolLabel; 7] =
+        [Self::Kad, Self::Gossipsub, Self::Identify, Self::Ping, Self::Rope, Self::Relay, Self::Other];
 
     /// The label of a protocol name as proposed on the wire.
     pub fn of(protocol: &str) -> Self {
@@ -74,6 +77,8 @@ impl ProtocolLabel {
             Self::Ping
         } else if protocol == ROPE_PROTOCOL.as_ref() {
             Self::Rope
+        } else if protocol.starts_with("/libp2p/circuit/relay/") {
+            Self::Relay
         } else {
             Self::Other
         }
@@ -87,6 +92,7 @@ impl ProtocolLabel {
             Self::Identify => "identify",
             Self::Ping => "ping",
             Self::Rope => "rope",
+            Self::Relay => "relay",
             Self::Other => "other",
         }
     }
@@ -446,6 +452,8 @@ mod tests {
         assert_eq!(ProtocolLabel::of("/ipfs/id/push/1.0.0"), ProtocolLabel::Identify);
         assert_eq!(ProtocolLabel::of(ROPE_PROTOCOL.as_ref()), ProtocolLabel::Rope);
         assert_eq!(ProtocolLabel::of("/made/up/9"), ProtocolLabel::Other);
+        assert_eq!(ProtocolLabel::of("/libp2p/circuit/relay/0.2.0/hop"), ProtocolLabel::Relay);
+        assert_eq!(ProtocolLabel::of("/libp2p/circuit/relay/0.2.0/stop"), ProtocolLabel::Relay);
         assert_eq!(ProtocolLabel::of("/ipfs/kad/1.0.0"), ProtocolLabel::Other);
     }
 
