@@ -495,3 +495,33 @@ fn a_node_behind_a_one_to_one_nat_learns_the_address_peers_reach_it_at_and_its_m
         let _ = node.wait();
     }
 }
+
+#[test]
+fn a_seed_whose_name_does_not_resolve_is_retried_and_said_so_and_nothing_breaks() {
+    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
+    let _ = netlab::cleanup_stale();
+    let lab = NatLab::create(&["x"], &[]).expect("a NAT lab (needs root)");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-no-name");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let x = lab.public()[0].clone();
+    let nowhere = format!("/dns4/nowhere.lab/tcp/4001/p2p/{}", mafalda_swarm::PeerId::random());
+    let (mut node, _) = start_node(&binary, &dir, &x.netns, x.ip, Some(&nowhere));
+    // It runs, answers, and has nobody.
+    let now = status_until(&x.netns, |s| s["peerId"].is_string());
+    assert_eq!(now["connectedPeers"], serde_json::json!([]), "{now}");
+    // The resolver gives up on the name (its timeouts), and the log says so.
+    let log_path = dir.join(format!("{}.log", x.netns));
+    let said = |log: &str| log.lines().any(|l| l.contains("bootstrap peer unreachable") && l.contains("nowhere.lab"));
+    let started = std::time::Instant::now();
+    let mut log = String::new();
+    while started.elapsed() < Duration::from_secs(40) && !said(&log) {
+        std::thread::sleep(Duration::from_millis(500));
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    }
+    assert!(node.try_wait().expect("wait").is_none(), "the node keeps running");
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(said(&log), "the log says which seed cannot be reached and why:\n{log}");
+    eprintln!("the unresolvable seed was reported {:?} after start", started.elapsed());
+    assert!(!log.contains("panicked"), "{log}");
+}

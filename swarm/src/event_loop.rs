@@ -693,7 +693,15 @@ impl EventLoop {
                 self.swarm.remove_external_address(&address);
             }
             swarm::SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                debug!(peer = ?peer_id, %error, "outgoing connection failed");
+                // An operator needs to see why a seed cannot be reached (a
+                // name that does not resolve, a refused port) while the node
+                // has no peer; bootstrap's backoff bounds how often.
+                let is_seed = peer_id.is_some_and(|peer| self.bootstrap.peers().any(|(seed, _)| seed == Some(peer)));
+                if is_seed && self.swarm.connected_peers().next().is_none() {
+                    warn!(peer = ?peer_id, %error, "bootstrap peer unreachable");
+                } else {
+                    debug!(peer = ?peer_id, %error, "outgoing connection failed");
+                }
                 if let Some(peer) = peer_id
                     && !self.swarm.is_connected(&peer)
                 {

@@ -159,6 +159,10 @@ impl NatLab {
             let io = |source| LabError::State { path: dir.clone(), source };
             std::fs::create_dir_all(&dir).map_err(io)?;
             std::fs::write(dir.join("hosts"), &hosts).map_err(io)?;
+            // Names the hosts file lacks are asked of a resolver on the
+            // namespace's own loopback (none listens): the lab never asks a
+            // real DNS server.
+            std::fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\n").map_err(io)?;
         }
         info!(run = %lab.run, public = public.len(), private = private.len(), "NAT lab up");
         Ok(lab)
