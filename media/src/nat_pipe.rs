@@ -33,12 +33,8 @@ use mediasoup::router::Router;
 use mediasoup::types::srtp_parameters::SrtpParameters;
 
 use crate::MediaError;
-use crate::pipe::{PipeEndpoint, PipedTrack};
+use crate::pipe::{PipeEndpoint, PipedTrack, request_error};
 use crate::transports::{tuple_local_addr, udp_listen_info};
-
-fn request_error(error: impl std::fmt::Display) -> MediaError {
-    MediaError::Request(error.to_string())
-}
 
 fn plain_options(ip: IpAddr, announced: Option<String>, comedia: bool) -> PlainTransportOptions {
     let mut options = PlainTransportOptions::new(udp_listen_info(ip, announced));
@@ -166,11 +162,7 @@ pub async fn send_track(
     options.pipe = true;
     options.paused = paused;
     let consumer = transport.consume(options).await.map_err(request_error)?;
-    let track = PipedTrack {
-        kind: consumer.kind(),
-        rtp_parameters: consumer.rtp_parameters().clone(),
-        paused: consumer.producer_paused(),
-    };
+    let track = PipedTrack::sent_by(&consumer);
     Ok((consumer, track))
 }
 

@@ -67,7 +67,18 @@ pub struct PipedTrack {
     pub paused: bool,
 }
 
-fn request_error(error: impl std::fmt::Display) -> MediaError {
+impl PipedTrack {
+    /// The track `consumer`, consuming a producer into a pipe, sends.
+    pub(crate) fn sent_by(consumer: &Consumer) -> Self {
+        Self {
+            kind: consumer.kind(),
+            rtp_parameters: consumer.rtp_parameters().clone(),
+            paused: consumer.producer_paused(),
+        }
+    }
+}
+
+pub(crate) fn request_error(error: impl std::fmt::Display) -> MediaError {
     MediaError::Request(error.to_string())
 }
 
@@ -112,11 +123,7 @@ pub async fn send_track(
     // Pipe consumers take the producer's parameters as they are; capabilities are unused.
     let options = ConsumerOptions::new(producer_id, RtpCapabilities::default());
     let consumer = transport.consume(options).await.map_err(request_error)?;
-    let track = PipedTrack {
-        kind: consumer.kind(),
-        rtp_parameters: consumer.rtp_parameters().clone(),
-        paused: consumer.producer_paused(),
-    };
+    let track = PipedTrack::sent_by(&consumer);
     Ok((consumer, track))
 }
 

@@ -181,16 +181,7 @@ impl Inner {
                 return;
             }
             warn!(%stream, %peer, expected = %remote_ip, came_from = ?source, "NAT pipe: first packet not from the asker; closing");
-            let closed = {
-                let mut streams = lock(&inner.streams);
-                match streams.get_mut(&stream) {
-                    Some(local) if local.pipes.get(&peer).is_some_and(|p| p._transport.id() == transport.id()) => {
-                        local.pipes.remove(&peer)
-                    }
-                    _ => None,
-                }
-            };
-            drop(closed);
+            inner.close_pipe_on(&stream, peer, transport.id());
         });
         Ok(PipeOffer { endpoint, tracks, provenance })
     }
@@ -277,18 +268,24 @@ impl Inner {
         self.spawn("connect a pipe", async move {
             let Err(error) = pipe::connect_pipe(&transport, &endpoint).await else { return };
             warn!(stream, %peer, %error, "could not connect a pipe already offered; closing it");
-            let closed = {
-                let mut streams = lock(&inner.streams);
-                let local = streams.get_mut(&stream);
-                match local {
-                    Some(local) if local.pipes.get(&peer).is_some_and(|p| p._transport.id() == transport.id()) => {
-                        local.pipes.remove(&peer)
-                    }
-                    _ => None,
-                }
-            };
-            drop(closed);
+            inner.close_pipe_on(&stream, peer, transport.id());
         });
+    }
+
+    /// Closes `peer`'s pipe of `stream` if it still is the one on `transport`
+    /// (a newer request may have replaced it meanwhile).
+    fn close_pipe_on(&self, stream: &str, peer: PeerId, transport: mafalda_media::mediasoup::prelude::TransportId) {
+        let closed = {
+            let mut streams = lock(&self.streams);
+            match streams.get_mut(stream) {
+                Some(local) if local.pipes.get(&peer).is_some_and(|p| p._transport.id() == transport) => {
+                    local.pipes.remove(&peer)
+                }
+                _ => None,
+            }
+        };
+        // Closing mediasoup objects outside the lock.
+        drop(closed);
     }
 
     /// `peer` is done with `stream` (`stream.unpipe`): closes its pipe.

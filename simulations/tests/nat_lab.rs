@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mafalda_simulations::netlab::nat::{NETNS_ETC, NatLab};
+use mafalda_simulations::netlab::nat::{NETNS_ETC, NatLab, PrivateHost};
 use mafalda_simulations::netlab::{self, LabNode};
 use mafalda_simulations::processes;
 
@@ -131,6 +131,55 @@ fn api(netns: &str, method: &str, path: &str, body: Option<&serde_json::Value>) 
     serde_json::from_slice(&out.stdout).ok()
 }
 
+/// A NAT lab with `mafalda-node` running in it: P on the public host, and
+/// one node on each private host, joined through `/dns4/p.lab/…`. Dropping
+/// it kills the nodes before the lab goes, so a failed assertion leaves no
+/// process behind in a namespace.
+struct LabSwarm {
+    nodes: Vec<Child>,
+    p: LabNode,
+    p_id: String,
+    private: Vec<PrivateHost>,
+    /// The private nodes' peer ids, in `private`'s order.
+    ids: Vec<String>,
+    /// When the private nodes were started.
+    private_started: std::time::Instant,
+    _lab: NatLab,
+}
+
+/// Builds a lab with private hosts `private` (`shape` may change it before
+/// any node starts), its logs under `target/<out>`, and starts the nodes.
+fn lab_swarm(out: &str, private: &[&str], shape: impl FnOnce(&NatLab)) -> LabSwarm {
+    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
+    let _ = netlab::cleanup_stale();
+    let lab = NatLab::create(&["p"], private).expect("a NAT lab (needs root)");
+    shape(&lab);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(out);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = lab.public()[0].clone();
+    let (p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
+    let mut nodes = vec![p_node];
+    status_until(&p.netns, |_| true);
+    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
+    let private_started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for host in lab.private() {
+        let (node, id) = start_node(&binary, &dir, &host.host.netns, host.host.ip, Some(&seed));
+        nodes.push(node);
+        ids.push(id);
+    }
+    LabSwarm { nodes, p, p_id, private: lab.private().to_vec(), ids, private_started, _lab: lab }
+}
+
+impl Drop for LabSwarm {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.kill();
+            let _ = node.wait();
+        }
+    }
+}
+
 /// `GET /v1/status` of the node in `netns`, if it answers.
 fn status(netns: &str) -> Option<serde_json::Value> {
     api(netns, "GET", "/v1/status", None)
@@ -153,32 +202,20 @@ fn status_until(netns: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde
 
 #[test]
 fn a_node_behind_nat_joins_by_name_and_knows_it_is_private_and_the_public_one_that_it_is_public() {
-    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
-    let _ = netlab::cleanup_stale();
-    let lab = NatLab::create(&["p"], &["a"]).expect("a NAT lab (needs root)");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (p, a) = (lab.public()[0].clone(), lab.private()[0].clone());
-    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
-    status_until(&p.netns, |_| true);
+    let swarm = lab_swarm("nat-lab", &["a"], |_| {});
+    let (p, p_id, a, a_id) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.ids[0]);
     let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
-    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
 
     let peers_of = |s: &serde_json::Value| -> Vec<String> {
         s["connectedPeers"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_owned)).collect()
     };
     let a_status = status_until(&a.host.netns, |s| s["reachability"] == "private");
-    assert!(peers_of(&a_status).contains(&p_id), "A joined P through {seed}: {a_status}");
+    assert!(peers_of(&a_status).contains(p_id), "A joined P through {seed}: {a_status}");
     assert_eq!(a_status["externalAddrs"], serde_json::json!([]), "nothing of A's was dialed back: {a_status}");
     let p_status = status_until(&p.netns, |s| s["reachability"] == "public");
-    assert!(peers_of(&p_status).contains(&a_id), "P sees A: {p_status}");
+    assert!(peers_of(&p_status).contains(a_id), "P sees A: {p_status}");
     let p_listen = format!("/ip4/{}/tcp/4001", p.ip);
     assert_eq!(p_status["externalAddrs"], serde_json::json!([p_listen]), "{p_status}");
-
-    for node in [&mut a_node, &mut p_node] {
-        let _ = node.kill();
-        let _ = node.wait();
-    }
 }
 
 /// Publishes stream `id` (one Opus track, SSRC 4242, payload type 111) at
@@ -291,17 +328,9 @@ fn relayed_addrs(status: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn nodes_behind_two_nats_reach_each_other_through_the_public_one_and_find_each_others_streams() {
-    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
-    let _ = netlab::cleanup_stale();
-    let lab = NatLab::create(&["p"], &["a", "c"]).expect("a NAT lab (needs root)");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-relay");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (p, a, c) = (lab.public()[0].clone(), lab.private()[0].clone(), lab.private()[1].clone());
-    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
-    status_until(&p.netns, |_| true);
-    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
-    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
-    let (mut c_node, c_id) = start_node(&binary, &dir, &c.host.netns, c.host.ip, Some(&seed));
+    let swarm = lab_swarm("nat-lab-relay", &["a", "c"], |_| {});
+    let (p, p_id, a, c) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.private[1]);
+    let (a_id, c_id) = (&swarm.ids[0], &swarm.ids[1]);
 
     // Each private node holds a slot on P and gives out the circuit through it.
     for (host, id) in [(&a.host, &a_id), (&c.host, &c_id)] {
@@ -318,29 +347,16 @@ fn nodes_behind_two_nats_reach_each_other_through_the_public_one_and_find_each_o
 
     publish(&a.host.netns, "a-cam");
     publish(&c.host.netns, "c-cam");
-    let c_found_a = find_until_named(&c.host.netns, "a-cam", &a_id);
-    let a_found_c = find_until_named(&a.host.netns, "c-cam", &c_id);
+    let c_found_a = find_until_named(&c.host.netns, "a-cam", a_id);
+    let a_found_c = find_until_named(&a.host.netns, "c-cam", c_id);
     eprintln!("C found A's stream in {c_found_a:?}, A found C's in {a_found_c:?}");
-
-    for node in [&mut a_node, &mut c_node, &mut p_node] {
-        let _ = node.kill();
-        let _ = node.wait();
-    }
 }
 
 #[test]
 fn a_stream_of_the_public_node_is_consumed_behind_two_nats_the_private_side_sending_first() {
-    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
-    let _ = netlab::cleanup_stale();
-    let lab = NatLab::create(&["p"], &["a", "c"]).expect("a NAT lab (needs root)");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-media");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (p, a, c) = (lab.public()[0].clone(), lab.private()[0].clone(), lab.private()[1].clone());
-    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
-    status_until(&p.netns, |_| true);
-    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
-    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
-    let (mut c_node, c_id) = start_node(&binary, &dir, &c.host.netns, c.host.ip, Some(&seed));
+    let swarm = lab_swarm("nat-lab-media", &["a", "c"], |_| {});
+    let (p, p_id, a, c) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.private[1]);
+    let (a_id, c_id) = (&swarm.ids[0], &swarm.ids[1]);
     for host in [&a.host, &c.host] {
         status_until(&host.netns, |s| s["reachability"] == "private");
     }
@@ -368,31 +384,20 @@ fn a_stream_of_the_public_node_is_consumed_behind_two_nats_the_private_side_send
         eprintln!("{netns}: {got} of {SENT} RTP packets");
         assert!(got * 100 >= SENT * 99, "{netns}: {got} of {SENT} packets arrived (99 % wanted)");
     }
-
-    for node in [&mut a_node, &mut c_node, &mut p_node] {
-        let _ = node.kill();
-        let _ = node.wait();
-    }
 }
 
 #[test]
 fn a_stream_published_behind_one_nat_reaches_a_node_behind_another_through_the_public_one() {
-    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
-    let _ = netlab::cleanup_stale();
-    let lab = NatLab::create(&["p"], &["a", "c"]).expect("a NAT lab (needs root)");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-relayed-media");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (p, a, c) = (lab.public()[0].clone(), lab.private()[0].clone(), lab.private()[1].clone());
-    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
-    status_until(&p.netns, |_| true);
-    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
-    let joining = std::time::Instant::now();
-    let (mut a_node, a_id) = start_node(&binary, &dir, &a.host.netns, a.host.ip, Some(&seed));
-    let (mut c_node, c_id) = start_node(&binary, &dir, &c.host.netns, c.host.ip, Some(&seed));
+    let swarm = lab_swarm("nat-lab-relayed-media", &["a", "c"], |_| {});
+    let (p, p_id, a, c) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.private[1]);
+    let (a_id, c_id) = (&swarm.ids[0], &swarm.ids[1]);
     for host in [&a.host, &c.host] {
         status_until(&host.netns, |s| s["reachability"] == "private" && !relayed_addrs(s).is_empty());
     }
-    eprintln!("figure: A and C started, joined, found private and reachable through P in {:?}", joining.elapsed());
+    eprintln!(
+        "figure: A and C started, joined, found private and reachable through P in {:?}",
+        swarm.private_started.elapsed()
+    );
 
     let (ingest_ip, ingest_port) = publish(&a.host.netns, "a-cam");
     let counter = count_rtp(&c.host.netns, c.host.ip, 5004);
@@ -441,27 +446,13 @@ fn a_stream_published_behind_one_nat_reaches_a_node_behind_another_through_the_p
     eprintln!(
         "figure: P carried {relayed_in} bytes in and {relayed_out} out on circuits ({all_in} bytes in over libp2p in all); media never crosses a circuit"
     );
-
-    for node in [&mut a_node, &mut c_node, &mut p_node] {
-        let _ = node.kill();
-        let _ = node.wait();
-    }
 }
 
 #[test]
 fn a_node_behind_a_one_to_one_nat_learns_the_address_peers_reach_it_at_and_its_media_announces_it() {
-    let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
-    let _ = netlab::cleanup_stale();
-    let lab = NatLab::create(&["p"], &["f"]).expect("a NAT lab (needs root)");
-    lab.forward_all(0).expect("a 1:1 NAT in front of F");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/nat-lab-forwarded");
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (p, f) = (lab.public()[0].clone(), lab.private()[0].clone());
-    let (mut p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
-    status_until(&p.netns, |_| true);
-    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
     // No --announced-ip: F sees only its LAN address.
-    let (mut f_node, f_id) = start_node(&binary, &dir, &f.host.netns, f.host.ip, Some(&seed));
+    let swarm = lab_swarm("nat-lab-forwarded", &["f"], |lab| lab.forward_all(0).expect("a 1:1 NAT in front of F"));
+    let (p, p_id, f, f_id) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.ids[0]);
     let mapped = format!("/ip4/{}/tcp/4001", f.wan_ip);
     let f_status = status_until(&f.host.netns, |s| {
         s["externalAddrs"].as_array().is_some_and(|a| a.iter().any(|x| x.as_str() == Some(mapped.as_str())))
@@ -488,11 +479,6 @@ fn a_node_behind_a_one_to_one_nat_learns_the_address_peers_reach_it_at_and_its_m
         let got = counted(counter);
         eprintln!("{stream}: {got} of {SENT} RTP packets across the 1:1 NAT");
         assert!(got * 100 >= SENT * 99, "{stream}: {got} of {SENT} packets arrived (99 % wanted)");
-    }
-
-    for node in [&mut f_node, &mut p_node] {
-        let _ = node.kill();
-        let _ = node.wait();
     }
 }
 

@@ -17,22 +17,16 @@ use libp2p::{Multiaddr, PeerId};
 /// Most relay candidates remembered (peers come and go; a handful is plenty).
 const MAX_CANDIDATES: usize = 32;
 
-/// How a reservation on one relay stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    /// Asked for; the relay has not answered yet.
-    Asked,
-    /// The relay accepted: the node is reachable through it.
-    Reserved,
-}
-
 /// The relays a private node uses, and the peers that could be one.
 #[derive(Debug)]
 pub(crate) struct RelayChoice {
     wanted: usize,
     /// Peers dialed by this node that serve circuits, at the address dialed.
     candidates: BTreeMap<PeerId, Multiaddr>,
-    slots: BTreeMap<PeerId, Slot>,
+    /// Relays asked for a slot, whether they granted it yet or not: both
+    /// count against `wanted` (the reservation's outcome ends in [`Self::lost`]
+    /// or lasts).
+    slots: BTreeSet<PeerId>,
     /// Relays that refused or dropped a reservation since they were last dialed.
     failed: BTreeSet<PeerId>,
 }
@@ -40,7 +34,7 @@ pub(crate) struct RelayChoice {
 impl RelayChoice {
     /// A choice that keeps up to `wanted` reservations.
     pub(crate) fn new(wanted: usize) -> Self {
-        Self { wanted, candidates: BTreeMap::new(), slots: BTreeMap::new(), failed: BTreeSet::new() }
+        Self { wanted, candidates: BTreeMap::new(), slots: BTreeSet::new(), failed: BTreeSet::new() }
     }
 
     /// `peer`, dialed at `address`, serves circuits. A peer dialed again after
@@ -58,16 +52,9 @@ impl RelayChoice {
         self.slots.remove(peer);
     }
 
-    /// `relay` accepted a reservation.
-    pub(crate) fn reserved(&mut self, relay: PeerId) {
-        if let Some(slot) = self.slots.get_mut(&relay) {
-            *slot = Slot::Reserved;
-        }
-    }
-
     /// The reservation on `relay` failed or ended: another relay is tried.
     pub(crate) fn lost(&mut self, relay: &PeerId) {
-        if self.slots.remove(relay).is_some() {
+        if self.slots.remove(relay) {
             self.failed.insert(*relay);
         }
     }
@@ -83,12 +70,12 @@ impl RelayChoice {
         let picked: Vec<(PeerId, Multiaddr)> = self
             .candidates
             .iter()
-            .filter(|(peer, _)| !self.slots.contains_key(*peer) && !self.failed.contains(*peer))
+            .filter(|(peer, _)| !self.slots.contains(*peer) && !self.failed.contains(*peer))
             .take(free)
             .map(|(peer, address)| (*peer, circuit_listen_address(address, *peer)))
             .collect();
         for (peer, _) in &picked {
-            self.slots.insert(*peer, Slot::Asked);
+            self.slots.insert(*peer);
         }
         picked
     }
@@ -130,8 +117,6 @@ mod tests {
             assert_eq!(*listen, addr(&format!("/ip4/192.0.2.1/tcp/4001/p2p/{peer}/p2p-circuit")));
         }
         assert!(choice.next_to_ask(true).is_empty(), "two asked already");
-        choice.reserved(asked[0].0);
-        assert_eq!(choice.slots.get(&asked[0].0), Some(&Slot::Reserved));
     }
 
     #[test]
@@ -159,7 +144,6 @@ mod tests {
         let relay = PeerId::random();
         choice.candidate(relay, addr("/ip4/192.0.2.1/tcp/4001"));
         assert_eq!(choice.next_to_ask(true).len(), 1);
-        choice.reserved(relay);
         choice.disconnected(&relay);
         assert!(choice.slots.is_empty());
         assert!(choice.next_to_ask(true).is_empty());

@@ -117,7 +117,6 @@ impl EventLoop {
                 if !renewal {
                     info!(relay = %relay_peer_id, "relay slot reserved");
                 }
-                self.relays.reserved(relay_peer_id);
             }
             relay::client::Event::OutboundCircuitEstablished { relay_peer_id, .. } => {
                 debug!(relay = %relay_peer_id, "dialed a peer through a relay");
