@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let serves_until_exit = matches!(cli.command, Command::Run(_));
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(*args).await,
@@ -66,6 +67,12 @@ fn main() -> ExitCode {
             }
         }
     });
+    if serves_until_exit && result.is_ok() {
+        // The node has stopped; its API still answers (/readyz 503) and must
+        // until the very end: shutting the runtime down would close the
+        // listener first and refuse connections from a running process.
+        std::process::exit(0);
+    }
     // Worker threads are already closed; don't wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_millis(200));
     match result {
@@ -116,15 +123,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     info!(why, "shutting down");
-    // The node first, the API last: until the process exits, a load
+    // The node first, the API never: until the process exits, a load
     // balancer still gets an answer (/readyz 503), not a refused connection.
     // Other handles (an app's WebSocket session) may still be alive: the
     // node stops all the same, and they see a stopped node.
     if tokio::time::timeout(SHUTDOWN_GRACE, node.shutdown()).await.is_err() {
         warn!(grace = ?SHUTDOWN_GRACE, "shutdown did not finish in time; exiting anyway");
     }
-    api_task.abort();
-    let _ = api_task.await;
+    // The API task keeps serving: `main` exits the process without closing it.
+    drop(api_task);
     Ok(())
 }
 

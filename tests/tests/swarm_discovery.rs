@@ -74,7 +74,12 @@ async fn joining_costs_each_node_a_self_lookup_and_every_key_is_still_found() {
     let provider = total / 2;
     assert!(nodes[provider].handle.provide(stream_key("cam")).await.expect("provide") > 0, "record stored");
     let missing = finders_missing(&nodes, provider, "cam").await;
-    assert!(missing.is_empty(), "nodes that did not find the provider: {missing:?}");
+    let mut verdicts = Vec::new();
+    for node in &nodes {
+        verdicts.push(node.handle.reachability().await.expect("reachability").reachability);
+    }
+    println!("verdicts: {verdicts:?}");
+    assert!(missing.is_empty(), "nodes that did not find the provider: {missing:?}; verdicts: {verdicts:?}");
     // Late bootstraps (started by the finds' new contacts) have time to run.
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Requests to every other node, twice: one self lookup, plus what a
@@ -281,7 +286,12 @@ async fn with_bounded_connections_every_node_still_finds_a_key() {
     let provider = total / 2;
     assert!(nodes[provider].handle.provide(stream_key("cam")).await.expect("provide") > 0, "record stored");
     let missing = finders_missing(&nodes, provider, "cam").await;
-    assert!(missing.is_empty(), "nodes that did not find the provider: {missing:?}");
+    let mut verdicts = Vec::new();
+    for node in &nodes {
+        verdicts.push(node.handle.reachability().await.expect("reachability").reachability);
+    }
+    println!("verdicts: {verdicts:?}");
+    assert!(missing.is_empty(), "nodes that did not find the provider: {missing:?}; verdicts: {verdicts:?}");
 
     let settled =
         eventually(Duration::from_secs(90), || async { peer_counts(&nodes).await[0] <= max_peers as usize }).await;

@@ -3,8 +3,8 @@
 //! - `GET /healthz`: 200 while the process serves (no token: it says nothing
 //!   about the node's streams).
 //! - `GET /readyz`: 200 `{"ready":true}` when the node's workers are up, it
-//!   has joined the swarm (or has nobody to join) and it is not draining;
-//!   otherwise 503 with `{"ready":false,"reason":...}` (no token).
+//!   has joined the swarm (or has nobody to join) and it is neither draining
+//!   nor stopping; otherwise 503 with `{"ready":false,"reason":...}` (no token).
 //! - `POST /v1/drain`: starts a drain (see [`Node::drain`](crate::Node::drain))
 //!   and answers 202 at once; with an admin token set, only it may.
 
@@ -24,6 +24,9 @@ pub(super) async fn healthz() -> Response {
 pub(super) async fn not_ready(node: &crate::Node) -> Option<&'static str> {
     if node.is_draining() {
         return Some("draining");
+    }
+    if node.is_stopping() {
+        return Some("stopping");
     }
     if node.media().status().is_empty() {
         return Some("no mediasoup worker is running");
