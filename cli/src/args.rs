@@ -205,13 +205,17 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "MAFALDA_API_INSECURE")]
     api_insecure: bool,
 
-    /// IP address media (RTP ingest, egress and pipes between nodes) listens on.
-    #[arg(long, value_name = "IP", env = "MAFALDA_MEDIA_IP", default_value = "127.0.0.1")]
-    media_ip: std::net::IpAddr,
+    /// IP address media (RTP ingest, egress and pipes between nodes) listens on. A
+    /// dual-stack node gives two, one IPv4 and one IPv6: the first serves ingest, egress
+    /// and pipes in its family, the second pipes with peers connected over the other.
+    #[arg(long, value_name = "IP", env = "MAFALDA_MEDIA_IP", default_value = "127.0.0.1", value_delimiter = ',')]
+    media_ip: Vec<std::net::IpAddr>,
 
-    /// Address other nodes send pipe media to, when it differs from --media-ip (NAT, public IP).
-    #[arg(long, value_name = "IP", env = "MAFALDA_ANNOUNCED_IP")]
-    announced_ip: Option<std::net::IpAddr>,
+    /// Address other nodes send pipe media to, when it differs from --media-ip (NAT, public IP);
+    /// at most one per --media-ip family. Unset, a node behind a 1:1 NAT announces the
+    /// address its peers confirmed reaching it at.
+    #[arg(long, value_name = "IP", env = "MAFALDA_ANNOUNCED_IP", value_delimiter = ',')]
+    announced_ip: Vec<std::net::IpAddr>,
 
     /// Load (0-1 of a worker's CPU and consumer capacity) above which this node
     /// counts as busy: new consumers go to other workers, then other nodes.
@@ -379,11 +383,19 @@ impl RunArgs {
         if let Some(serve) = file.relay_server.filter(|_| unset("no_relay_server")) {
             self.no_relay_server = !serve;
         }
-        if let Some(ip) = file.media_ip.filter(|_| unset("media_ip")) {
-            self.media_ip = ip.parse().map_err(|e| bad("media_ip", &e))?;
+        if let Some(ips) = file.media_ip.filter(|_| unset("media_ip")) {
+            self.media_ip = ips
+                .into_vec()
+                .iter()
+                .map(|ip| ip.parse().map_err(|e| bad("media_ip", &e)))
+                .collect::<Result<_, _>>()?;
         }
-        if let Some(ip) = file.announced_ip.filter(|_| unset("announced_ip")) {
-            self.announced_ip = Some(ip.parse().map_err(|e| bad("announced_ip", &e))?);
+        if let Some(ips) = file.announced_ip.filter(|_| unset("announced_ip")) {
+            self.announced_ip = ips
+                .into_vec()
+                .iter()
+                .map(|ip| ip.parse().map_err(|e| bad("announced_ip", &e)))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(watermark) = file.watermark.filter(|_| unset("watermark")) {
             self.watermark = parse_watermark(&watermark.to_string()).map_err(|e| bad("watermark", &e))?;
@@ -457,8 +469,39 @@ impl RunArgs {
         }
     }
 
+    /// --media-ip and --announced-ip, checked: one or two media IPs of
+    /// different families, each announced IP matched to the media IP of its
+    /// family.
+    fn media_ips(&self) -> anyhow::Result<MediaIps> {
+        let family = |ip: &std::net::IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        let (media_ip, second_media_ip) = match self.media_ip.as_slice() {
+            [] => anyhow::bail!("--media-ip needs an address"),
+            [one] => (*one, None),
+            [first, second] if first.is_ipv4() != second.is_ipv4() => (*first, Some(*second)),
+            [first, second] => anyhow::bail!(
+                "--media-ip {first} and {second} are both {}: a dual-stack node gives one IPv4 and one IPv6 address",
+                family(first)
+            ),
+            more => anyhow::bail!("--media-ip given {} times: at most twice (one IPv4, one IPv6)", more.len()),
+        };
+        let (mut announced_ip, mut second_announced_ip) = (None, None);
+        for announced in &self.announced_ip {
+            let slot = if announced.is_ipv4() == media_ip.is_ipv4() {
+                &mut announced_ip
+            } else if second_media_ip.is_some() {
+                &mut second_announced_ip
+            } else {
+                anyhow::bail!("--announced-ip {announced} is {}, and no --media-ip is", family(announced));
+            };
+            anyhow::ensure!(slot.is_none(), "--announced-ip: at most one {} address", family(announced));
+            *slot = Some(*announced);
+        }
+        Ok(MediaIps { media_ip, announced_ip, second_media_ip, second_announced_ip })
+    }
+
     /// Turns the flags into a node configuration, loading or creating the identity.
     pub(crate) fn node_config(&self) -> anyhow::Result<NodeConfig> {
+        let media_ips = self.media_ips()?;
         let mut media = MediaConfig::default();
         if let Some(workers) = self.workers {
             media.workers = usize::from(workers);
@@ -469,8 +512,8 @@ impl RunArgs {
             let overlaps = ports.start() <= self.rtc_ports.end() && self.rtc_ports.start() <= ports.end();
             anyhow::ensure!(!overlaps, "--webrtc-ports must not overlap --rtc-ports");
             media.webrtc = Some(mafalda_media::WebRtcListen {
-                ip: self.media_ip,
-                announced_address: self.announced_ip.map(|ip| ip.to_string()),
+                ip: media_ips.media_ip,
+                announced_address: media_ips.announced_ip.map(|ip| ip.to_string()),
                 ports: ports.clone(),
             });
         }
@@ -511,8 +554,10 @@ impl RunArgs {
             swarm = swarm.with_swarm_key(key);
         }
         let mut config = NodeConfig::new(media, swarm);
-        config.media_ip = self.media_ip;
-        config.announced_ip = self.announced_ip;
+        config.media_ip = media_ips.media_ip;
+        config.announced_ip = media_ips.announced_ip;
+        config.second_media_ip = media_ips.second_media_ip;
+        config.second_announced_ip = media_ips.second_announced_ip;
         config.media.placement.watermark = self.watermark;
         config.cost.watermark = f64::from(self.watermark);
         config.relay_linger = std::time::Duration::from_secs_f64(self.relay_linger);
@@ -560,6 +605,14 @@ fn parse_port_range(text: &str) -> anyhow::Result<RangeInclusive<u16>> {
     anyhow::ensure!(min >= 1, "ports start at 1");
     anyhow::ensure!(min <= max, "MIN ({min}) is above MAX ({max})");
     Ok(min..=max)
+}
+
+/// The media addresses of `--media-ip` and `--announced-ip`, by family.
+struct MediaIps {
+    media_ip: std::net::IpAddr,
+    announced_ip: Option<std::net::IpAddr>,
+    second_media_ip: Option<std::net::IpAddr>,
+    second_announced_ip: Option<std::net::IpAddr>,
 }
 
 #[cfg(test)]

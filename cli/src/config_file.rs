@@ -12,8 +12,8 @@
 //! api_hosts = ["media.example.com"]
 //! api_insecure = false
 //! relay_server = true
-//! media_ip = "0.0.0.0"
-//! announced_ip = "192.0.2.20"
+//! media_ip = ["0.0.0.0", "::"]        # or one address
+//! announced_ip = ["192.0.2.20", "2001:db8::20"]
 //! watermark = 0.6
 //! identity = "/var/lib/mafalda/node.key"
 //! workers = 4
@@ -28,6 +28,24 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
+
+/// A setting given as one string or a list of them (`media_ip = "10.0.0.5"`
+/// or `media_ip = ["10.0.0.5", "2001:db8::5"]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::More(more) => more,
+        }
+    }
+}
 
 /// Everything a config file may set (all optional).
 #[derive(Debug, Default, Deserialize)]
@@ -51,8 +69,8 @@ pub(crate) struct ConfigFile {
     pub(crate) api_hosts: Option<Vec<String>>,
     pub(crate) api_insecure: Option<bool>,
     pub(crate) relay_server: Option<bool>,
-    pub(crate) media_ip: Option<String>,
-    pub(crate) announced_ip: Option<String>,
+    pub(crate) media_ip: Option<OneOrMore>,
+    pub(crate) announced_ip: Option<OneOrMore>,
     pub(crate) watermark: Option<f32>,
     pub(crate) relay_linger: Option<f64>,
     pub(crate) drain_timeout: Option<f64>,

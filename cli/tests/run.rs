@@ -96,6 +96,29 @@ fn a_target_above_the_peer_maximum_is_refused_before_anything_starts() {
 }
 
 #[test]
+fn media_ips_must_be_one_per_family_and_announced_ones_match_them() {
+    for (args, expected) in [
+        (&["--media-ip", "127.0.0.1", "--media-ip", "127.0.0.2"][..], "are both IPv4"),
+        (&["--media-ip", "127.0.0.1,::1,127.0.0.2"][..], "at most twice"),
+        (&["--media-ip", "127.0.0.1", "--announced-ip", "2001:db8::1"][..], "is IPv6, and no --media-ip is"),
+        (&["--media-ip", "127.0.0.1,::1", "--announced-ip", "192.0.2.1,192.0.2.2"][..], "at most one IPv4"),
+    ] {
+        let dir = std::env::temp_dir().join(format!("mafalda-cli-media-ips-{}", std::process::id()));
+        let identity = dir.join("node.key");
+        let output = Command::new(BINARY)
+            .args(["run", "--api", "127.0.0.1:0", "--identity"])
+            .arg(&identity)
+            .args(args)
+            .output()
+            .expect("run mafalda-node");
+        assert!(!output.status.success(), "refused: {args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "stderr for {args:?} names the problem: {stderr}");
+        assert!(!identity.exists(), "nothing written before the refusal ({args:?})");
+    }
+}
+
+#[test]
 fn webrtc_ports_inside_the_rtc_range_are_refused() {
     let output = Command::new(BINARY)
         .args(["run", "--api", "127.0.0.1:0", "--webrtc-ports", "40000-40003"])

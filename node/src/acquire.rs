@@ -213,7 +213,7 @@ impl Inner {
             // opened, or find afresh.
             attempt.end = match kept_end {
                 Some(end) => Some(end),
-                None => crate::pipes::open_local_end(self, stream).await.ok(),
+                None => crate::pipes::open_local_end(self, stream, None).await.ok(),
             };
             let origin = wanted.origin.or_else(|| found.origins.first()?.parse().ok());
             let ranked = self.rank(found.providers, excluded);
@@ -231,7 +231,7 @@ impl Inner {
         skip.push(self.swarm.peer_id());
         let quick = remote::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, false);
         let (walked, end) = tokio::join!(quick, async {
-            if has_end { None } else { crate::pipes::open_local_end(self, stream).await.ok() }
+            if has_end { None } else { crate::pipes::open_local_end(self, stream, None).await.ok() }
         });
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
         if !has_end {

@@ -133,6 +133,7 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// Starts the mediasoup workers, then the swarm, then serving peers' calls.
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        config.check_media_ips().map_err(NodeError::InvalidInput)?;
         let media = MediaEngine::start(config.media.clone()).await?;
         let router = match SpanningRouter::new(media.clone(), "node", router_codecs()).await {
             Ok(router) => router,

@@ -62,6 +62,16 @@ impl Inner {
         if request.endpoint.srtp.is_none() || request.endpoint.port == 0 {
             return Err(NodeError::InvalidInput("a pipe endpoint needs a port and SRTP parameters".into()));
         }
+        // The asker's end is in the family of its connection (or, behind
+        // NAT, of the address it comes from): this end must be too.
+        let family_of = remote_ip.unwrap_or(request.endpoint.ip);
+        let (media_ip, _) = self.config.media_ip_for(Some(family_of));
+        if media_ip.is_ipv4() != family_of.is_ipv4() {
+            let family = if family_of.is_ipv4() { "IPv4" } else { "IPv6" };
+            return Err(NodeError::InvalidInput(format!(
+                "this node has no {family} media address: it pipes over {media_ip}'s family only"
+            )));
+        }
         if let Some(origin) = &request.fetch_from {
             self.fetch_for(peer, &request.stream, origin).await?;
         }
@@ -124,7 +134,7 @@ impl Inner {
         provenance: crate::record::Provenance,
         router: &Router,
     ) -> Result<PipeOffer, NodeError> {
-        let (transport, endpoint) = self.pipe_end_on(router).await?;
+        let (transport, endpoint) = self.pipe_end_on(router, Some(request.endpoint.ip)).await?;
         let sent =
             futures::future::try_join_all(producer_ids.into_iter().map(|id| pipe::send_track(&transport, id))).await?;
         let (consumers, tracks): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
@@ -156,8 +166,8 @@ impl Inner {
         let Some(asker_srtp) = request.endpoint.srtp.clone() else {
             return Err(NodeError::InvalidInput("a pipe endpoint needs SRTP parameters".into()));
         };
-        let (end, endpoint) =
-            nat_pipe::open_listening_end(router, self.config.media_ip, self.pipe_announced_ip()).await?;
+        let (media_ip, announced) = self.pipe_ips(Some(remote_ip));
+        let (end, endpoint) = nat_pipe::open_listening_end(router, media_ip, announced).await?;
         let transport = end.transport.clone();
         let sent = futures::future::try_join_all(
             producer_ids.into_iter().map(|id| nat_pipe::send_track(&transport, router, id, true)),
@@ -197,7 +207,8 @@ impl Inner {
         provenance: crate::record::Provenance,
         router: &Router,
     ) -> Result<PipeOffer, NodeError> {
-        let (end, endpoint) = nat_pipe::open_sending_first_end(router, self.config.media_ip).await?;
+        let (media_ip, _) = self.config.media_ip_for(Some(request.endpoint.ip));
+        let (end, endpoint) = nat_pipe::open_sending_first_end(router, media_ip).await?;
         let sent = futures::future::try_join_all(
             producer_ids.into_iter().map(|id| nat_pipe::send_track(&end.transport, router, id, false)),
         )
@@ -318,36 +329,51 @@ pub(crate) struct LocalEnd {
     endpoint: PipeEndpoint,
 }
 
-/// Opens this node's end of a pipe for `stream` on its ingest router: a
-/// pipe transport, or, when this node is behind NAT, an end that sends first
-/// (`nat_pipe`).
-pub(crate) async fn open_local_end(inner: &Arc<Inner>, stream: &str) -> Result<LocalEnd, NodeError> {
+/// Opens this node's end of a pipe for `stream` on its ingest router, for a
+/// provider whose connection comes from `peer_ip` (unknown while the find
+/// runs: the first media IP): a pipe transport, or, when this node is
+/// behind NAT, an end that sends first (`nat_pipe`).
+pub(crate) async fn open_local_end(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer_ip: Option<IpAddr>,
+) -> Result<LocalEnd, NodeError> {
     let router = inner.router_of(stream).ingest_router().await?;
     if inner.swarm.is_behind_nat() {
-        let (transport, endpoint) = nat_pipe::open_sending_first_end(&router, inner.config.media_ip).await?;
+        let (media_ip, _) = inner.config.media_ip_for(peer_ip);
+        let (transport, endpoint) = nat_pipe::open_sending_first_end(&router, media_ip).await?;
         return Ok(LocalEnd { router, transport: PipeLeg::Plain(transport), endpoint });
     }
-    let (transport, endpoint) = open_pipe_on(inner, &router).await?;
+    let (transport, endpoint) = open_pipe_on(inner, &router, peer_ip).await?;
     Ok(LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint })
 }
 
-/// A pipe transport on `router`, on this node's media IP (announcing its
-/// public IP, if configured).
+/// A pipe transport on `router`, on this node's media IP for a peer whose
+/// connection comes from `peer_ip` (announcing its public IP, if known).
 pub(crate) async fn open_pipe_on(
     inner: &Inner,
     router: &Router,
+    peer_ip: Option<IpAddr>,
 ) -> Result<(PipeTransport, PipeEndpoint), mafalda_media::MediaError> {
-    pipe::open_pipe(router, inner.config.media_ip, inner.pipe_announced_ip()).await
+    let (media_ip, announced) = inner.pipe_ips(peer_ip);
+    pipe::open_pipe(router, media_ip, announced).await
 }
 
 impl Inner {
-    /// The address a pipe end announces: the configured one, else the one
-    /// the swarm confirmed peers reach this node at when it is not the media
-    /// IP (a 1:1 NAT, a forwarded port), else none (the media IP itself).
-    pub(crate) fn pipe_announced_ip(&self) -> Option<String> {
-        let media_ip = self.config.media_ip;
-        let learned = self.swarm.mapped_ip().filter(|ip| *ip != media_ip && ip.is_ipv4() == media_ip.is_ipv4());
-        self.config.announced_ip.or(learned).map(|ip| ip.to_string())
+    /// The media IP for a pipe with a peer whose connection comes from
+    /// `peer_ip` ([`NodeConfig::media_ip_for`](crate::NodeConfig)), and the
+    /// address its end announces: the configured one, else the one the swarm
+    /// confirmed peers reach this node at in that family when it is not the
+    /// media IP (a 1:1 NAT, a forwarded port), else none (the media IP itself).
+    pub(crate) fn pipe_ips(&self, peer_ip: Option<IpAddr>) -> (IpAddr, Option<String>) {
+        let (media_ip, configured) = self.config.media_ip_for(peer_ip);
+        let learned = self.swarm.mapped_ip(media_ip).filter(|ip| *ip != media_ip);
+        (media_ip, configured.or(learned).map(|ip| ip.to_string()))
+    }
+
+    /// The IP `peer`'s oldest direct connection comes from, if any.
+    pub(crate) async fn peer_ip(&self, peer: PeerId) -> Option<IpAddr> {
+        self.swarm.peer_ips(peer).await.ok().and_then(|ips| ips.first().copied())
     }
 }
 
@@ -359,7 +385,7 @@ pub(crate) async fn pull(
     peer: PeerId,
     origin: Option<PeerId>,
 ) -> Result<LocalStream, NodeError> {
-    let end = open_local_end(inner, stream).await?;
+    let end = open_local_end(inner, stream, inner.peer_ip(peer).await).await?;
     pull_into(inner, stream, peer, origin, end).await
 }
 
@@ -383,8 +409,26 @@ pub(crate) async fn pull_through(
     relay: PeerId,
     origin: PeerId,
 ) -> Result<LocalStream, NodeError> {
-    let end = open_local_end(inner, stream).await?;
+    let end = open_local_end(inner, stream, inner.peer_ip(relay).await).await?;
     pull_with(inner, stream, relay, Some(origin), end, Some(origin)).await
+}
+
+/// `end`, or, when it is not in the family of the provider's connection
+/// (`peer_ip`) and this node has a media IP in that family, a new end of the
+/// same kind in it: an end opened while the find ran is in the first family.
+async fn in_family_of(
+    inner: &Arc<Inner>,
+    stream: &str,
+    end: LocalEnd,
+    peer_ip: Option<IpAddr>,
+) -> Result<LocalEnd, NodeError> {
+    let (media_ip, _) = inner.config.media_ip_for(peer_ip);
+    if end.endpoint.ip.is_ipv4() == media_ip.is_ipv4() {
+        return Ok(end);
+    }
+    debug!(stream, %media_ip, "the provider's connection is in the other family: a pipe end there");
+    drop(end);
+    open_local_end(inner, stream, peer_ip).await
 }
 
 /// The mode a pipe request takes from this node's end.
@@ -404,7 +448,8 @@ async fn pull_with(
     end: LocalEnd,
     fetch_from: Option<PeerId>,
 ) -> Result<LocalStream, NodeError> {
-    let LocalEnd { router, mut transport, mut endpoint } = end;
+    let peer_ip = inner.peer_ip(peer).await;
+    let LocalEnd { router, mut transport, mut endpoint } = in_family_of(inner, stream, end, peer_ip).await?;
     let spanning = inner.router_of(stream);
     let offer: PipeOffer = loop {
         let mode = mode_of(&transport);
@@ -432,8 +477,8 @@ async fn pull_with(
                 }
                 // The provider is behind NAT: this end listens for its first packet.
                 debug!(stream, provider = %peer, "provider behind NAT; listening for it to send first");
-                let (listening, listening_at) =
-                    nat_pipe::open_listening_end(&router, inner.config.media_ip, inner.pipe_announced_ip()).await?;
+                let (media_ip, announced) = inner.pipe_ips(peer_ip);
+                let (listening, listening_at) = nat_pipe::open_listening_end(&router, media_ip, announced).await?;
                 (transport, endpoint) = (PipeLeg::Plain(listening), listening_at);
             }
             Err(error) => {

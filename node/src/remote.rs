@@ -138,7 +138,7 @@ pub(crate) async fn find_within(
     if open_end {
         let (keeper, stream) = (Arc::clone(inner), stream.clone());
         inner.spawn("open a pipe end for a find", async move {
-            let end = crate::pipes::open_local_end(&keeper, &stream.id).await.ok();
+            let end = crate::pipes::open_local_end(&keeper, &stream.id, None).await.ok();
             let unused = lock(&keeper.recent_finds).attach(&stream, end, std::time::Instant::now());
             drop(unused);
             // Closed if its find never comes (the find closes it otherwise).

@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use mafalda_media::mediasoup::prelude::{PipeTransport, Router, Transport};
@@ -137,13 +138,17 @@ impl<K: Hash + Eq + Clone, T> Spares<K, T> {
 }
 
 impl Inner {
-    /// A pipe transport on `router` for a pipe being served: the spare
-    /// opened ahead, or a new one when there is none.
-    pub(crate) async fn pipe_end_on(&self, router: &Router) -> Result<SparePipe, NodeError> {
-        if let Some(spare) = lock(&self.spare_pipes).take(&router.id()) {
+    /// A pipe transport on `router` for a pipe being served to a peer
+    /// whose end is at `peer_ip`: the spare opened ahead (spares are in the
+    /// first media IP's family), or a new one when there is none.
+    pub(crate) async fn pipe_end_on(&self, router: &Router, peer_ip: Option<IpAddr>) -> Result<SparePipe, NodeError> {
+        let (media_ip, _) = self.config.media_ip_for(peer_ip);
+        if media_ip == self.config.media_ip
+            && let Some(spare) = lock(&self.spare_pipes).take(&router.id())
+        {
             return Ok(spare);
         }
-        Ok(open_pipe_on(self, router).await?)
+        Ok(open_pipe_on(self, router, peer_ip).await?)
     }
 
     /// Opens a spare on `router` in the background, unless it has one, one
@@ -157,7 +162,7 @@ impl Inner {
         let inner = Arc::clone(self);
         let router = router.clone();
         self.spawn("spare pipe", async move {
-            let opened = match open_pipe_on(&inner, &router).await {
+            let opened = match open_pipe_on(&inner, &router, None).await {
                 Ok(spare) => Some(spare),
                 Err(error) => {
                     debug!(router = %router.id(), %error, "could not open a spare pipe transport");

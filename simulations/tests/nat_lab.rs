@@ -3,7 +3,7 @@
 //! address; nothing reaches a host behind a router unless it spoke first;
 //! nothing is left behind. Needs root (network namespaces, iptables).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -19,16 +19,16 @@ fn python(netns: &str, code: &str, args: &[&str]) -> Command {
     command
 }
 
-/// Accepts one TCP connection on `ip:port` in `netns` and prints the peer's address.
-const ACCEPT_ONE: &str = "import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+/// Accepts one TCP connection on `ip:port` (IPv4 or IPv6) in `netns` and prints the peer's address.
+const ACCEPT_ONE: &str = "import socket,sys\ns=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
 s.bind((sys.argv[1],int(sys.argv[2])))\ns.listen(1)\ns.settimeout(10)\nc,a=s.accept()\nprint(a[0])";
 
 /// Connects to `host:port` (1 s timeout); prints `ok` or the error's name.
 const CONNECT: &str = "import socket,sys\ntry:\n    socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=1).close()\n    print('ok')\n\
 except Exception as e:\n    print(type(e).__name__)";
 
-fn listen_once(node: &LabNode, port: u16) -> Child {
-    let child = python(&node.netns, ACCEPT_ONE, &[&node.ip.to_string(), &port.to_string()])
+fn listen_once(netns: &str, ip: impl Into<IpAddr>, port: u16) -> Child {
+    let child = python(netns, ACCEPT_ONE, &[&ip.into().to_string(), &port.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start a listener");
@@ -51,24 +51,48 @@ fn hosts_behind_nat_reach_the_public_host_by_name_and_nothing_reaches_them() {
     assert_ne!(a.wan_ip, c.wan_ip);
 
     // Names: p.lab is P, from behind a NAT too.
-    let resolved =
-        Command::new("ip").args(["netns", "exec", &a.host.netns, "getent", "hosts", "p.lab"]).output().expect("getent");
+    let resolved = Command::new("ip")
+        .args(["netns", "exec", &a.host.netns, "getent", "ahostsv4", "p.lab"])
+        .output()
+        .expect("getent");
     let resolved = String::from_utf8_lossy(&resolved.stdout).to_string();
     assert!(resolved.starts_with(&format!("{} ", p.ip)), "p.lab resolves to P ({}) inside A: {resolved:?}", p.ip);
 
     // A reaches P, which sees A's router, not A.
-    let listener = listen_once(&p, 5000);
+    let listener = listen_once(&p.netns, p.ip, 5000);
     assert_eq!(connect(&a.host.netns, "p.lab", 5000), "ok", "A reaches P by name");
     let seen = listener.wait_with_output().expect("listener");
     let seen: Ipv4Addr = String::from_utf8_lossy(&seen.stdout).trim().parse().expect("the peer's address");
     assert_eq!(seen, a.wan_ip, "P sees A's connection come from A's router");
 
     // Nothing reaches A first: not P at A's router, nor P at A itself, nor C.
-    let mut listener = listen_once(&a.host, 6000);
+    let mut listener = listen_once(&a.host.netns, a.host.ip, 6000);
     assert_ne!(connect(&p.netns, &a.wan_ip.to_string(), 6000), "ok", "no port forward at A's router");
     assert_ne!(connect(&p.netns, &a.host.ip.to_string(), 6000), "ok", "A's LAN is not routed from outside");
     assert_ne!(connect(&c.host.netns, &a.wan_ip.to_string(), 6000), "ok", "C cannot reach A either");
     assert_eq!(connect(&a.host.netns, &a.host.ip.to_string(), 6000), "ok", "the listener was there all along");
+    let _ = listener.kill();
+    let _ = listener.wait();
+
+    // The same over IPv6: p.lab names P's IPv6 address too; the routers
+    // MASQUERADE IPv6 (NAT66) and forward nothing in.
+    let p6 = lab.public6()[0];
+    let resolved = Command::new("ip")
+        .args(["netns", "exec", &a.host.netns, "getent", "ahostsv6", "p.lab"])
+        .output()
+        .expect("getent");
+    let resolved = String::from_utf8_lossy(&resolved.stdout).to_string();
+    assert!(resolved.starts_with(&format!("{p6} ")), "p.lab resolves to P's IPv6 {p6} inside A: {resolved:?}");
+    let listener = listen_once(&p.netns, p6, 5001);
+    assert_eq!(connect(&a.host.netns, &p6.to_string(), 5001), "ok", "A reaches P over IPv6");
+    let seen = listener.wait_with_output().expect("listener");
+    let seen: std::net::Ipv6Addr = String::from_utf8_lossy(&seen.stdout).trim().parse().expect("the peer's address");
+    assert_eq!(seen, a.wan_ip6, "P sees A's IPv6 connection come from A's router");
+    let mut listener = listen_once(&a.host.netns, a.ip6, 6001);
+    assert_ne!(connect(&p.netns, &a.wan_ip6.to_string(), 6001), "ok", "no IPv6 port forward at A's router");
+    assert_ne!(connect(&p.netns, &a.ip6.to_string(), 6001), "ok", "A's IPv6 LAN is not routed from outside");
+    assert_ne!(connect(&c.host.netns, &a.wan_ip6.to_string(), 6001), "ok", "C cannot reach A over IPv6 either");
+    assert_eq!(connect(&a.host.netns, &a.ip6.to_string(), 6001), "ok", "the IPv6 listener was there all along");
     let _ = listener.kill();
     let _ = listener.wait();
 
@@ -93,9 +117,10 @@ fn bad_lab_shapes_are_refused_and_make_nothing() {
 /// The API token of the nodes in the lab.
 const TOKEN: &str = "nat-lab-token";
 
-/// `mafalda-node run` in `netns`, listening on `ip`, its API on 127.0.0.1
-/// there; returns it with its peer id.
-fn start_node(binary: &Path, dir: &Path, netns: &str, ip: Ipv4Addr, bootstrap: Option<&str>) -> (Child, String) {
+/// `mafalda-node run` in `netns`, listening on `ips` (libp2p and media:
+/// one IPv4 and one IPv6 address make a dual-stack node), its API on
+/// 127.0.0.1 there; returns it with its peer id.
+fn start_node(binary: &Path, dir: &Path, netns: &str, ips: &[IpAddr], bootstrap: Option<&str>) -> (Child, String) {
     let identity = dir.join(format!("{netns}.key"));
     let keypair = mafalda_swarm::identity::load_or_create(&identity).expect("identity");
     let log = std::fs::File::create(dir.join(format!("{netns}.log"))).expect("log file");
@@ -104,9 +129,12 @@ fn start_node(binary: &Path, dir: &Path, netns: &str, ip: Ipv4Addr, bootstrap: O
         .args(["netns", "exec", netns])
         .arg(binary)
         .arg("run")
-        .arg(format!("--listen=/ip4/{ip}/tcp/4001"))
+        .args(ips.iter().map(|ip| match ip {
+            IpAddr::V4(ip) => format!("--listen=/ip4/{ip}/tcp/4001"),
+            IpAddr::V6(ip) => format!("--listen=/ip6/{ip}/tcp/4001"),
+        }))
         .arg("--api=127.0.0.1:7700")
-        .arg(format!("--media-ip={ip}"))
+        .args(ips.iter().map(|ip| format!("--media-ip={ip}")))
         .arg("--workers=1")
         .arg(format!("--identity={}", identity.display()))
         .args(bootstrap.map(|b| format!("--bootstrap={b}")))
@@ -131,6 +159,31 @@ fn api(netns: &str, method: &str, path: &str, body: Option<&serde_json::Value>) 
     serde_json::from_slice(&out.stdout).ok()
 }
 
+/// The IP families a node in the lab uses (for libp2p and media alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stack {
+    V4,
+    V6,
+    Dual,
+}
+
+impl Stack {
+    /// The addresses of a host with `v4` and `v6` that the stack uses.
+    fn ips(self, v4: impl Into<IpAddr>, v6: impl Into<IpAddr>) -> Vec<IpAddr> {
+        match self {
+            Self::V4 => vec![v4.into()],
+            Self::V6 => vec![v6.into()],
+            Self::Dual => vec![v4.into(), v6.into()],
+        }
+    }
+
+    /// The seed address, by name, of P (peer `p_id`) for a node of this stack.
+    fn seed(self, p_id: &str) -> String {
+        let dns = if self == Self::V6 { "dns6" } else { "dns4" };
+        format!("/{dns}/p.lab/tcp/4001/p2p/{p_id}")
+    }
+}
+
 /// A NAT lab with `mafalda-node` running in it: P on the public host, and
 /// one node on each private host, joined through `/dns4/p.lab/…`. Dropping
 /// it kills the nodes before the lab goes, so a failed assertion leaves no
@@ -138,8 +191,12 @@ fn api(netns: &str, method: &str, path: &str, body: Option<&serde_json::Value>) 
 struct LabSwarm {
     nodes: Vec<Child>,
     p: LabNode,
+    /// P's addresses, as its node uses them.
+    p_ips: Vec<IpAddr>,
     p_id: String,
     private: Vec<PrivateHost>,
+    /// Each private node's addresses, in `private`'s order.
+    private_ips: Vec<Vec<IpAddr>>,
     /// The private nodes' peer ids, in `private`'s order.
     ids: Vec<String>,
     /// When the private nodes were started.
@@ -150,6 +207,20 @@ struct LabSwarm {
 /// Builds a lab with private hosts `private` (`shape` may change it before
 /// any node starts), its logs under `target/<out>`, and starts the nodes.
 fn lab_swarm(out: &str, private: &[&str], shape: impl FnOnce(&NatLab)) -> LabSwarm {
+    lab_swarm_stacked(out, Stack::V4, &vec![Stack::V4; private.len()], private, shape)
+}
+
+/// [`lab_swarm`] with P on `p_stack` and private host `j` on `stacks[j]`;
+/// each private node joins through P's name in its family (`/dns6/…` for
+/// IPv6 only).
+fn lab_swarm_stacked(
+    out: &str,
+    p_stack: Stack,
+    stacks: &[Stack],
+    private: &[&str],
+    shape: impl FnOnce(&NatLab),
+) -> LabSwarm {
+    assert_eq!(stacks.len(), private.len());
     let binary = processes::node_binary(!cfg!(debug_assertions)).expect("build mafalda-node");
     let _ = netlab::cleanup_stale();
     let lab = NatLab::create(&["p"], private).expect("a NAT lab (needs root)");
@@ -157,18 +228,20 @@ fn lab_swarm(out: &str, private: &[&str], shape: impl FnOnce(&NatLab)) -> LabSwa
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(out);
     std::fs::create_dir_all(&dir).expect("dir");
     let p = lab.public()[0].clone();
-    let (p_node, p_id) = start_node(&binary, &dir, &p.netns, p.ip, None);
+    let p_ips = p_stack.ips(p.ip, lab.public6()[0]);
+    let (p_node, p_id) = start_node(&binary, &dir, &p.netns, &p_ips, None);
     let mut nodes = vec![p_node];
     status_until(&p.netns, |_| true);
-    let seed = format!("/dns4/p.lab/tcp/4001/p2p/{p_id}");
     let private_started = std::time::Instant::now();
-    let mut ids = Vec::new();
-    for host in lab.private() {
-        let (node, id) = start_node(&binary, &dir, &host.host.netns, host.host.ip, Some(&seed));
+    let (mut ids, mut private_ips) = (Vec::new(), Vec::new());
+    for (host, stack) in lab.private().iter().zip(stacks) {
+        let ips = stack.ips(host.host.ip, host.ip6);
+        let (node, id) = start_node(&binary, &dir, &host.host.netns, &ips, Some(&stack.seed(&p_id)));
         nodes.push(node);
         ids.push(id);
+        private_ips.push(ips);
     }
-    LabSwarm { nodes, p, p_id, private: lab.private().to_vec(), ids, private_started, _lab: lab }
+    LabSwarm { nodes, p, p_ips, p_id, private: lab.private().to_vec(), private_ips, ids, private_started, _lab: lab }
 }
 
 impl Drop for LabSwarm {
@@ -230,9 +303,10 @@ fn publish(netns: &str, id: &str) -> (String, u16) {
 }
 
 /// Sends `count` RTP packets (SSRC 4242, payload type 111, 20 ms apart) to
-/// `ip:port` from `netns`; each payload is `MFLD` and the packet's index.
+/// `ip:port` (IPv4 or IPv6) from `netns`; each payload is `MFLD` and the
+/// packet's index.
 const SEND_RTP: &str = "import socket,struct,sys,time\n\
-s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET,socket.SOCK_DGRAM)\n\
 for i in range(int(sys.argv[3])):\n    \
 s.sendto(struct.pack('!BBHII',0x80,111,i,i*960,4242)+b'MFLD'+struct.pack('!I',i)+bytes(92),(sys.argv[1],int(sys.argv[2])))\n    \
 time.sleep(0.02)";
@@ -242,7 +316,7 @@ time.sleep(0.02)";
 /// extension), until 3 s pass without one after the first, or `argv[3]`
 /// seconds in all; prints the count.
 const COUNT_RTP: &str = "import socket,struct,sys,time\n\
-s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+s=socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET,socket.SOCK_DGRAM)\n\
 s.bind((sys.argv[1],int(sys.argv[2])))\n\
 end=time.time()+float(sys.argv[3])\n\
 seen=set()\n\
@@ -261,8 +335,8 @@ first=first or time.time()\n\
 print(len(seen),min(seen) if seen else 0,first if seen else 0)";
 
 /// Starts counting RTP at `ip:port` in `netns` (see [`COUNT_RTP`]).
-fn count_rtp(netns: &str, ip: Ipv4Addr, port: u16) -> Child {
-    let child = python(netns, COUNT_RTP, &[&ip.to_string(), &port.to_string(), "40"])
+fn count_rtp(netns: &str, ip: impl Into<IpAddr>, port: u16) -> Child {
+    let child = python(netns, COUNT_RTP, &[&ip.into().to_string(), &port.to_string(), "40"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("start an RTP counter");
@@ -326,6 +400,36 @@ fn relayed_addrs(status: &serde_json::Value) -> Vec<String> {
     status["relayedAddrs"].as_array().into_iter().flatten().filter_map(|a| a.as_str().map(str::to_owned)).collect()
 }
 
+/// Packets [`stream_across`] sends.
+const SENT: usize = 300;
+
+/// Publishes `stream` at the node in `from`, takes it out at each of `to`
+/// (namespace, IP to receive at, the egress path expected), then sends
+/// [`SENT`] RTP packets: how many reached each.
+fn stream_across(from: &str, stream: &str, to: &[(&str, IpAddr, serde_json::Value)]) -> Vec<usize> {
+    let (ingest_ip, ingest_port) = publish(from, stream);
+    let mut counters = Vec::new();
+    for (netns, ip, path) in to {
+        let counter = count_rtp(netns, *ip, 5004);
+        let target = serde_json::json!({"ip": ip.to_string(), "port": 5004});
+        let egress = api(netns, "POST", &format!("/v1/streams/{stream}/rtp-egress"), Some(&target))
+            .unwrap_or_else(|| panic!("{netns}: no egress of {stream}"));
+        assert_eq!(&egress["path"], path, "{netns}: the path of {stream}: {egress}");
+        counters.push(counter);
+    }
+    // The pipes are up once each private node's first packet reached its peer.
+    std::thread::sleep(Duration::from_secs(1));
+    let sent =
+        python(from, SEND_RTP, &[&ingest_ip, &ingest_port.to_string(), &SENT.to_string()]).status().expect("send RTP");
+    assert!(sent.success());
+    let got: Vec<usize> = counters.into_iter().map(counted).collect();
+    for ((netns, _, _), got) in to.iter().zip(&got) {
+        eprintln!("{stream} at {netns}: {got} of {SENT} RTP packets");
+        assert!(got * 100 >= SENT * 99, "{netns}: {got} of {SENT} packets of {stream} arrived (99 % wanted)");
+    }
+    got
+}
+
 #[test]
 fn nodes_behind_two_nats_reach_each_other_through_the_public_one_and_find_each_others_streams() {
     let swarm = lab_swarm("nat-lab-relay", &["a", "c"], |_| {});
@@ -362,28 +466,15 @@ fn a_stream_of_the_public_node_is_consumed_behind_two_nats_the_private_side_send
     }
     status_until(&p.netns, |s| s["reachability"] == "public");
 
-    let (ingest_ip, ingest_port) = publish(&p.netns, "p-cam");
-    let mut counters = Vec::new();
-    for (host, id) in [(&a.host, &a_id), (&c.host, &c_id)] {
-        let counter = count_rtp(&host.netns, host.ip, 5004);
-        let target = serde_json::json!({"ip": host.ip.to_string(), "port": 5004});
-        let egress = api(&host.netns, "POST", "/v1/streams/p-cam/rtp-egress", Some(&target))
-            .unwrap_or_else(|| panic!("{}: no egress of P's stream", host.netns));
-        assert_eq!(egress["path"], serde_json::json!([p_id, id]), "{}: straight from P: {egress}", host.netns);
-        counters.push((host.netns.clone(), counter));
-    }
-    // The pipes are up once each private node's first packet reached P.
-    std::thread::sleep(Duration::from_secs(1));
-    const SENT: usize = 300;
-    let sent = python(&p.netns, SEND_RTP, &[&ingest_ip, &ingest_port.to_string(), &SENT.to_string()])
-        .status()
-        .expect("send RTP");
-    assert!(sent.success());
-    for (netns, counter) in counters {
-        let got = counted(counter);
-        eprintln!("{netns}: {got} of {SENT} RTP packets");
-        assert!(got * 100 >= SENT * 99, "{netns}: {got} of {SENT} packets arrived (99 % wanted)");
-    }
+    // Straight from P: the private side sends first.
+    stream_across(
+        &p.netns,
+        "p-cam",
+        &[
+            (&a.host.netns, a.host.ip.into(), serde_json::json!([p_id, a_id])),
+            (&c.host.netns, c.host.ip.into(), serde_json::json!([p_id, c_id])),
+        ],
+    );
 }
 
 #[test]
@@ -399,22 +490,8 @@ fn a_stream_published_behind_one_nat_reaches_a_node_behind_another_through_the_p
         swarm.private_started.elapsed()
     );
 
-    let (ingest_ip, ingest_port) = publish(&a.host.netns, "a-cam");
-    let counter = count_rtp(&c.host.netns, c.host.ip, 5004);
-    let target = serde_json::json!({"ip": c.host.ip.to_string(), "port": 5004});
-    let egress = api(&c.host.netns, "POST", "/v1/streams/a-cam/rtp-egress", Some(&target))
-        .unwrap_or_else(|| panic!("C: no egress of A's stream"));
-    assert_eq!(egress["path"], serde_json::json!([a_id, p_id, c_id]), "A to C through P: {egress}");
-    // Both legs are up once each private node's first packet reached P.
-    std::thread::sleep(Duration::from_secs(1));
-    const SENT: usize = 300;
-    let sent = python(&a.host.netns, SEND_RTP, &[&ingest_ip, &ingest_port.to_string(), &SENT.to_string()])
-        .status()
-        .expect("send RTP");
-    assert!(sent.success());
-    let got = counted(counter);
-    eprintln!("C: {got} of {SENT} RTP packets published at A");
-    assert!(got * 100 >= SENT * 99, "{got} of {SENT} packets arrived at C (99 % wanted)");
+    // A to C through P.
+    stream_across(&a.host.netns, "a-cam", &[(&c.host.netns, c.host.ip.into(), serde_json::json!([a_id, p_id, c_id]))]);
 
     // A stream already flowing at A, consumed cold at C: P fetches it and
     // pipes it on; from the first packet on, every packet arrives.
@@ -460,26 +537,84 @@ fn a_node_behind_a_one_to_one_nat_learns_the_address_peers_reach_it_at_and_its_m
     assert_eq!(f_status["reachability"], "public", "F is reachable at its router's address: {f_status}");
 
     // Media both ways, straight: F's pipe ends announce the router's address.
-    const SENT: usize = 300;
-    for (from, from_id, to, to_ip, to_id, stream) in [
-        (&f.host.netns, &f_id, &p.netns, p.ip, &p_id, "f-cam"),
-        (&p.netns, &p_id, &f.host.netns, f.host.ip, &f_id, "p-cam"),
-    ] {
-        let (ingest_ip, ingest_port) = publish(from, stream);
-        let counter = count_rtp(to, to_ip, 5004);
-        let target = serde_json::json!({"ip": to_ip.to_string(), "port": 5004});
-        let egress = api(to, "POST", &format!("/v1/streams/{stream}/rtp-egress"), Some(&target))
-            .unwrap_or_else(|| panic!("{to}: no egress of {stream}"));
-        assert_eq!(egress["path"], serde_json::json!([from_id, to_id]), "{stream} straight: {egress}");
-        std::thread::sleep(Duration::from_millis(500));
-        let sent = python(from, SEND_RTP, &[&ingest_ip, &ingest_port.to_string(), &SENT.to_string()])
-            .status()
-            .expect("send RTP");
-        assert!(sent.success());
-        let got = counted(counter);
-        eprintln!("{stream}: {got} of {SENT} RTP packets across the 1:1 NAT");
-        assert!(got * 100 >= SENT * 99, "{stream}: {got} of {SENT} packets arrived (99 % wanted)");
+    stream_across(&f.host.netns, "f-cam", &[(&p.netns, p.ip.into(), serde_json::json!([f_id, p_id]))]);
+    stream_across(&p.netns, "p-cam", &[(&f.host.netns, f.host.ip.into(), serde_json::json!([p_id, f_id]))]);
+}
+
+/// Waits until each private node of `swarm` is private, with no address
+/// dialed back and reachable through P only, and P is public; returns P's
+/// status.
+fn private_behind_p_and_p_public(swarm: &LabSwarm) -> serde_json::Value {
+    for (host, id) in swarm.private.iter().zip(&swarm.ids) {
+        let netns = &host.host.netns;
+        let now = status_until(netns, |s| s["reachability"] == "private" && !relayed_addrs(s).is_empty());
+        let through_p = format!("/p2p/{}/p2p-circuit", swarm.p_id);
+        assert!(relayed_addrs(&now).iter().all(|r| r.contains(&through_p)), "{netns}: through P only: {now}");
+        assert_eq!(now["externalAddrs"], serde_json::json!([]), "{id}: nothing dialed back: {now}");
     }
+    status_until(&swarm.p.netns, |s| s["reachability"] == "public")
+}
+
+/// The acceptance again with every node on IPv6 alone: A and C behind NAT66
+/// join through `/dns6/p.lab/…`, find each other's streams, A's stream
+/// reaches C through P, and P's reaches both straight.
+#[test]
+fn on_ipv6_alone_nodes_behind_two_nats_find_each_other_and_media_flows_through_and_from_the_public_one() {
+    let swarm = lab_swarm_stacked("nat-lab-ipv6", Stack::V6, &[Stack::V6, Stack::V6], &["a", "c"], |_| {});
+    let (p, p_id, a, c) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.private[1]);
+    let (a_id, c_id) = (&swarm.ids[0], &swarm.ids[1]);
+    let p_status = private_behind_p_and_p_public(&swarm);
+    let p_listen = format!("/ip6/{}/tcp/4001", swarm.p_ips[0]);
+    assert_eq!(p_status["externalAddrs"], serde_json::json!([p_listen]), "P public over IPv6: {p_status}");
+    eprintln!(
+        "figure (IPv6): A and C joined, private and reachable through P in {:?}",
+        swarm.private_started.elapsed()
+    );
+
+    publish(&a.host.netns, "a-cam");
+    publish(&c.host.netns, "c-cam");
+    let c_found_a = find_until_named(&c.host.netns, "a-cam", a_id);
+    let a_found_c = find_until_named(&a.host.netns, "c-cam", c_id);
+    eprintln!("IPv6: C found A's stream in {c_found_a:?}, A found C's in {a_found_c:?}");
+
+    stream_across(&a.host.netns, "a-media", &[(&c.host.netns, ip6_of(c), serde_json::json!([a_id, p_id, c_id]))]);
+    stream_across(
+        &p.netns,
+        "p-cam",
+        &[
+            (&a.host.netns, ip6_of(a), serde_json::json!([p_id, a_id])),
+            (&c.host.netns, ip6_of(c), serde_json::json!([p_id, c_id])),
+        ],
+    );
+}
+
+fn ip6_of(host: &PrivateHost) -> IpAddr {
+    host.ip6.into()
+}
+
+/// A dual-stack P pipes with an IPv6-only A and an IPv4-only C, both behind
+/// NAT, each in its own family: A's stream reaches C through P (in over
+/// IPv6, out over IPv4) and C's reaches A; P's reaches both straight.
+#[test]
+fn a_dual_stack_public_node_carries_media_between_an_ipv6_only_and_an_ipv4_only_node_behind_nat() {
+    let swarm = lab_swarm_stacked("nat-lab-dual", Stack::Dual, &[Stack::V6, Stack::V4], &["a", "c"], |_| {});
+    let (p, p_id, a, c) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.private[1]);
+    let (a_id, c_id) = (&swarm.ids[0], &swarm.ids[1]);
+    assert_eq!(swarm.private_ips[0], [ip6_of(a)], "A is on IPv6 alone");
+    assert_eq!(swarm.private_ips[1], [IpAddr::from(c.host.ip)], "C is on IPv4 alone");
+    private_behind_p_and_p_public(&swarm);
+
+    let (a_at, c_at) = (ip6_of(a), IpAddr::from(c.host.ip));
+    stream_across(&a.host.netns, "a-cam", &[(&c.host.netns, c_at, serde_json::json!([a_id, p_id, c_id]))]);
+    stream_across(&c.host.netns, "c-cam", &[(&a.host.netns, a_at, serde_json::json!([c_id, p_id, a_id]))]);
+    stream_across(
+        &p.netns,
+        "p-cam",
+        &[
+            (&a.host.netns, a_at, serde_json::json!([p_id, a_id])),
+            (&c.host.netns, c_at, serde_json::json!([p_id, c_id])),
+        ],
+    );
 }
 
 #[test]
@@ -491,7 +626,7 @@ fn a_seed_whose_name_does_not_resolve_is_retried_and_said_so_and_nothing_breaks(
     std::fs::create_dir_all(&dir).expect("dir");
     let x = lab.public()[0].clone();
     let nowhere = format!("/dns4/nowhere.lab/tcp/4001/p2p/{}", mafalda_swarm::PeerId::random());
-    let (mut node, _) = start_node(&binary, &dir, &x.netns, x.ip, Some(&nowhere));
+    let (mut node, _) = start_node(&binary, &dir, &x.netns, &[x.ip.into()], Some(&nowhere));
     // It runs, answers, and has nobody.
     let now = status_until(&x.netns, |s| s["peerId"].is_string());
     assert_eq!(now["connectedPeers"], serde_json::json!([]), "{now}");

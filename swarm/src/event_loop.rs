@@ -54,6 +54,7 @@ pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Reachability(oneshot::Sender<crate::reachability::ReachabilityStatus>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+    PeerIps(PeerId, oneshot::Sender<Vec<std::net::IpAddr>>),
     Dial {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), SwarmError>>,
@@ -173,7 +174,7 @@ pub(crate) struct EventLoop {
     calls_in_per_peer: HashMap<PeerId, usize>,
     /// The remote IP of each open connection, so a call's answerer knows
     /// which address the caller really speaks from.
-    connection_ips: HashMap<libp2p::swarm::ConnectionId, std::net::IpAddr>,
+    connection_ips: HashMap<libp2p::swarm::ConnectionId, (PeerId, std::net::IpAddr)>,
     /// The IPs dialed connections reached (for those dialed by name).
     dialed_ips: crate::transport::DialedIps,
     max_inbound_per_peer: usize,
@@ -431,6 +432,16 @@ impl EventLoop {
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::PeerIps(peer, reply) => {
+                let mut connections: Vec<_> = self
+                    .connection_ips
+                    .iter()
+                    .filter(|(_, (of, _))| *of == peer)
+                    .map(|(id, (_, ip))| (*id, *ip))
+                    .collect();
+                connections.sort_unstable_by_key(|(id, _)| *id);
+                let _ = reply.send(connections.into_iter().map(|(_, ip)| ip).collect());
+            }
             Command::Dial { addr, reply } => {
                 let result = self
                     .swarm
@@ -647,7 +658,7 @@ impl EventLoop {
                 let remote = endpoint.get_remote_address();
                 let remote_ip = (!crate::relays::is_relayed(remote)).then(|| crate::addresses::ip_of(remote)).flatten();
                 if let Some(ip) = remote_ip.or(dialed_ip) {
-                    self.connection_ips.insert(connection_id, ip);
+                    self.connection_ips.insert(connection_id, (peer_id, ip));
                 }
                 self.nat_connection_established(connection_id, peer_id, &endpoint);
                 self.on_dial_outcome(peer_id, true);
@@ -911,7 +922,7 @@ impl EventLoop {
                 match request {
                     Inbound::Request(request) => {
                         self.connection_policy.used(peer, Instant::now());
-                        let remote_ip = self.connection_ips.get(&connection_id).copied();
+                        let remote_ip = self.connection_ips.get(&connection_id).map(|(_, ip)| *ip);
                         self.on_inbound_call(peer, remote_ip, request_id, request, channel);
                     }
                     Inbound::Rejected { id, error } => {

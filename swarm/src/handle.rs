@@ -250,11 +250,12 @@ impl SwarmHandle {
         self.nat_view.is_behind_nat()
     }
 
-    /// The IP peers reach this node at, when AutoNAT confirmed an address
-    /// the node does not listen on (a 1:1 NAT, a forwarded port): what its
-    /// media should announce when no address was configured.
-    pub fn mapped_ip(&self) -> Option<std::net::IpAddr> {
-        self.nat_view.mapped_ip()
+    /// The IP in the family of `like` that peers reach this node at, when
+    /// AutoNAT confirmed an address the node does not listen on (a 1:1 NAT,
+    /// a forwarded port): what its media should announce when no address
+    /// was configured.
+    pub fn mapped_ip(&self, like: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        self.nat_view.mapped_ip(like)
     }
 
     /// Whether other nodes can dial this one, and the external addresses
@@ -266,6 +267,13 @@ impl SwarmHandle {
     /// The peers with at least one open connection.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, SwarmError> {
         self.ask(Command::ConnectedPeers).await
+    }
+
+    /// The remote IPs of `peer`'s open direct connections, oldest first
+    /// (none for a peer reached only through a relay): the address family
+    /// a media pipe with it should use.
+    pub async fn peer_ips(&self, peer: PeerId) -> Result<Vec<std::net::IpAddr>, SwarmError> {
+        self.ask(|reply| Command::PeerIps(peer, reply)).await
     }
 
     /// Dials an address; resolves once the dial is under way (see [`SwarmEvent::PeerConnected`]).

@@ -75,7 +75,8 @@ impl ReachabilityStatus {
 #[derive(Debug, Default)]
 pub(crate) struct NatView {
     behind_nat: std::sync::atomic::AtomicBool,
-    mapped_ip: std::sync::Mutex<Option<std::net::IpAddr>>,
+    /// At most one per IP family.
+    mapped_ips: std::sync::Mutex<Vec<std::net::IpAddr>>,
 }
 
 impl NatView {
@@ -84,16 +85,17 @@ impl NatView {
         self.behind_nat.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The IP peers reach this node at that it does not listen on (see
-    /// [`ReachabilityState::mapped_ip`]).
-    pub(crate) fn mapped_ip(&self) -> Option<std::net::IpAddr> {
-        *self.mapped_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The IP in the family of `like` that peers reach this node at and it
+    /// does not listen on (see [`ReachabilityState::mapped_ips`]).
+    pub(crate) fn mapped_ip(&self, like: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        let mapped = self.mapped_ips.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        mapped.iter().copied().find(|ip| ip.is_ipv4() == like.is_ipv4())
     }
 
     pub(crate) fn update(&self, state: &ReachabilityState, own: &[std::net::IpAddr]) {
         let private = state.status().reachability == Reachability::Private;
         self.behind_nat.store(private, std::sync::atomic::Ordering::Relaxed);
-        *self.mapped_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = state.mapped_ip(own);
+        *self.mapped_ips.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = state.mapped_ips(own);
     }
 }
 
@@ -144,11 +146,18 @@ impl ReachabilityState {
         }
     }
 
-    /// The IP of a confirmed address that is none of `own` (the IPs the node
-    /// listens on): the public side of a 1:1 NAT or a forwarded port, where
-    /// peers reach the node at an address it cannot see on its interfaces.
-    pub(crate) fn mapped_ip(&self, own: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
-        self.confirmed.iter().filter_map(crate::addresses::ip_of).find(|ip| !own.contains(ip))
+    /// The IPs of confirmed addresses that are none of `own` (the IPs the
+    /// node listens on), the first of each family: the public side of a 1:1
+    /// NAT or a forwarded port, where peers reach the node at an address it
+    /// cannot see on its interfaces.
+    pub(crate) fn mapped_ips(&self, own: &[std::net::IpAddr]) -> Vec<std::net::IpAddr> {
+        let mut mapped: Vec<std::net::IpAddr> = Vec::with_capacity(2);
+        for ip in self.confirmed.iter().filter_map(crate::addresses::ip_of) {
+            if !own.contains(&ip) && !mapped.iter().any(|m| m.is_ipv4() == ip.is_ipv4()) {
+                mapped.push(ip);
+            }
+        }
+        mapped
     }
 
     /// The verdict and the addresses behind it.
@@ -174,18 +183,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_mapped_ip_is_a_confirmed_one_the_node_does_not_listen_on() {
-        let own: Vec<std::net::IpAddr> = vec!["10.0.0.5".parse().expect("ip")];
+    fn the_mapped_ip_is_a_confirmed_one_the_node_does_not_listen_on_one_per_family() {
+        let own: Vec<std::net::IpAddr> = vec!["10.0.0.5".parse().expect("ip"), "fd00::5".parse().expect("ip")];
         let mut state = ReachabilityState::default();
-        assert_eq!(state.mapped_ip(&own), None);
+        assert_eq!(state.mapped_ips(&own), Vec::<std::net::IpAddr>::new());
         state.confirmed(addr("/ip4/10.0.0.5/tcp/4001"));
-        assert_eq!(state.mapped_ip(&own), None, "its own address needs no announcing");
+        state.confirmed(addr("/ip6/fd00::5/tcp/4001"));
+        assert_eq!(state.mapped_ips(&own), Vec::<std::net::IpAddr>::new(), "its own addresses need no announcing");
         state.confirmed(addr(
             "/ip4/192.0.2.1/tcp/4001/p2p/12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7/p2p-circuit",
         ));
-        assert_eq!(state.mapped_ip(&own), None, "a relay's address is not this node's");
+        assert_eq!(state.mapped_ips(&own), Vec::<std::net::IpAddr>::new(), "a relay's address is not this node's");
         state.confirmed(addr("/ip4/203.0.113.7/tcp/4001"));
-        assert_eq!(state.mapped_ip(&own), Some("203.0.113.7".parse().expect("ip")));
+        state.confirmed(addr("/ip4/203.0.113.8/tcp/4001"));
+        let v4: std::net::IpAddr = "203.0.113.7".parse().expect("ip");
+        assert_eq!(state.mapped_ips(&own), [v4], "the first of a family");
+        state.confirmed(addr("/ip6/2001:db8::7/tcp/4001"));
+        let v6: std::net::IpAddr = "2001:db8::7".parse().expect("ip");
+        assert_eq!(state.mapped_ips(&own), [v4, v6]);
+        let view = NatView::default();
+        view.update(&state, &own);
+        assert_eq!(view.mapped_ip(own[0]), Some(v4));
+        assert_eq!(view.mapped_ip(own[1]), Some(v6));
     }
 
     fn addr(text: &str) -> Multiaddr {

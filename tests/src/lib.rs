@@ -15,3 +15,14 @@ pub mod swarm;
 pub mod tcp_relay;
 
 use mafalda_nss_link as _;
+
+/// Logs to the test's output when `RUST_LOG` is set (`RUST_LOG=mafalda_swarm=debug
+/// cargo nextest run … --no-capture`): what a failure under load needs to be read.
+pub fn log_if_asked() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+    });
+}

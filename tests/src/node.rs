@@ -60,6 +60,7 @@ pub async fn webrtc_node_with_api_config(bootstrap: Option<&Node>, config: ApiCo
 /// A one-worker node on 127.0.0.1 joining through `bootstrap` if given, with
 /// `adjust` applied to its configuration before it starts.
 pub async fn node_with(bootstrap: Option<&Node>, adjust: impl FnOnce(&mut NodeConfig)) -> Node {
+    crate::log_if_asked();
     let mut media = MediaConfig::default();
     media.workers = 1;
     let mut swarm = loopback_config();

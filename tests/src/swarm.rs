@@ -43,6 +43,7 @@ pub fn loopback_config() -> SwarmConfig {
 
 /// Starts a node; ROPE calls to it are answered with their own params (an echo).
 pub async fn spawn_node(config: SwarmConfig) -> TestNode {
+    crate::log_if_asked();
     let StartedSwarm { handle, events, calls } = mafalda_swarm::start(config).await.expect("start swarm");
     tokio::spawn(echo(calls));
     let addr = handle.listen_addrs().await.expect("listen addrs").remove(0).with_p2p(handle.peer_id()).expect("p2p");

@@ -15,11 +15,17 @@
 //! shows it as `/etc/hosts`): `localhost`, then `<name>.lab` for every public
 //! host, so a node bootstraps from `/dns4/<name>.lab/…`.
 //!
+//! Every link is dual-stack: the same numbers in IPv6, the segment
+//! `fd13:213:B::/64` (public host `i` is `fd13:213:B::` plus `10 + i`,
+//! router `j` plus `100 + j`), LAN `j` `fd13:213:B:(j + 1)::/64` (router `::1`, host
+//! `::2`); the routers MASQUERADE IPv6 too (NAT66, as some networks do) and
+//! `<name>.lab` also names the public host's IPv6 address (`/dns6/…`).
+//!
 //! Names: namespaces `mfsXXXX-<name>` (hosts) and `mfsXXXX-r<j>` (routers);
 //! links `mfsXXXXbr`, `mfsXXXXp<i>`, `mfsXXXXw<j>` on the bridge. Everything
 //! goes on drop, and [`super::cleanup_stale`] removes what a killed run left.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
@@ -40,6 +46,7 @@ pub struct NatLab {
     bridge: String,
     claim: PathBuf,
     public: Vec<LabNode>,
+    public6: Vec<Ipv6Addr>,
     private: Vec<PrivateHost>,
     names: Vec<String>,
     namespaces: Vec<String>,
@@ -56,6 +63,10 @@ pub struct PrivateHost {
     /// The router's address on the lab's segment: what public hosts see the
     /// private host's connections come from.
     pub wan_ip: Ipv4Addr,
+    /// The host's IPv6 address on its LAN.
+    pub ip6: Ipv6Addr,
+    /// The router's IPv6 address on the lab's segment.
+    pub wan_ip6: Ipv6Addr,
 }
 
 impl NatLab {
@@ -83,6 +94,7 @@ impl NatLab {
             block,
             claim,
             public: Vec::new(),
+            public6: Vec::new(),
             private: Vec::new(),
             names: public.iter().map(|n| (*n).to_owned()).collect(),
             namespaces: Vec::new(),
@@ -92,16 +104,23 @@ impl NatLab {
         lab.links.push(lab.bridge.clone());
         sh(&["ip", "link", "add", &lab.bridge, "type", "bridge"])?;
         sh(&["ip", "addr", "add", &format!("{}/20", lab.wan(1)), "dev", &lab.bridge])?;
+        // No duplicate address detection: an address is usable at once.
+        sh(&["ip", "addr", "add", &format!("{}/64", lab.wan6(1)), "dev", &lab.bridge, "nodad"])?;
         sh(&["ip", "link", "set", &lab.bridge, "up"])?;
         for (i, name) in public.iter().enumerate() {
             let host = LabNode { index: i, netns: format!("{}-{name}", lab.run), ip: lab.wan(10 + i as u32) };
-            lab.wire(&host.netns, &format!("{}p{i}", lab.run), host.ip)?;
+            let ip6 = lab.wan6(10 + i as u16);
+            lab.wire(&host.netns, &format!("{}p{i}", lab.run), host.ip, ip6)?;
             lab.public.push(host);
+            lab.public6.push(ip6);
         }
         for (j, name) in private.iter().enumerate() {
             let (router, wan_ip) = (format!("{}-r{j}", lab.run), lab.wan(100 + j as u32));
+            let wan_ip6 = lab.wan6(100 + j as u16);
             let lan = |last: u8| Ipv4Addr::new(192, 168, j as u8 + 1, last);
-            lab.wire(&router, &format!("{}w{j}", lab.run), wan_ip)?;
+            let block = u16::from(lab.block);
+            let lan6 = |last: u16| Ipv6Addr::new(0xfd13, 0x213, block, j as u16 + 1, 0, 0, 0, last);
+            lab.wire(&router, &format!("{}w{j}", lab.run), wan_ip, wan_ip6)?;
             let host = LabNode { index: public.len() + j, netns: format!("{}-{name}", lab.run), ip: lan(2) };
             lab.namespace(&host.netns)?;
             // The LAN: a veth pair between router and host, inside the two namespaces.
@@ -120,12 +139,16 @@ impl NatLab {
                 "netns",
                 &host.netns,
             ])?;
-            let router_side = format!("addr add {}/24 dev lan\nlink set lan up\n", lan(1));
+            let router_side =
+                format!("addr add {}/24 dev lan\naddr add {}/64 dev lan nodad\nlink set lan up\n", lan(1), lan6(1));
             sh_in(&["ip", "-n", &router, "-batch", "-"], &router_side)?;
             let host_side = format!(
-                "addr add {}/24 dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via {}\n",
+                "addr add {}/24 dev eth0\naddr add {}/64 dev eth0 nodad\nlink set eth0 up\nlink set lo up\n\
+                 route add default via {}\nroute add ::/0 via {}\n",
                 host.ip,
-                lan(1)
+                lan6(2),
+                lan(1),
+                lan6(1)
             );
             sh_in(&["ip", "-n", &host.netns, "-batch", "-"], &host_side)?;
             let exec = |args: &[&str]| {
@@ -134,24 +157,27 @@ impl NatLab {
                 sh(&full)
             };
             exec(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])?;
-            exec(&["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE"])?;
-            // No port forwards: from the segment, only replies get in.
-            exec(&[
-                "iptables",
-                "-w",
-                "-A",
-                "FORWARD",
-                "-i",
-                "eth0",
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "ESTABLISHED,RELATED",
-                "-j",
-                "ACCEPT",
-            ])?;
-            exec(&["iptables", "-w", "-A", "FORWARD", "-i", "eth0", "-j", "DROP"])?;
-            lab.private.push(PrivateHost { host, router, wan_ip });
+            exec(&["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"])?;
+            for tables in ["iptables", "ip6tables"] {
+                exec(&[tables, "-w", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE"])?;
+                // No port forwards: from the segment, only replies get in.
+                exec(&[
+                    tables,
+                    "-w",
+                    "-A",
+                    "FORWARD",
+                    "-i",
+                    "eth0",
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "ESTABLISHED,RELATED",
+                    "-j",
+                    "ACCEPT",
+                ])?;
+                exec(&[tables, "-w", "-A", "FORWARD", "-i", "eth0", "-j", "DROP"])?;
+            }
+            lab.private.push(PrivateHost { host, router, wan_ip, ip6: lan6(2), wan_ip6 });
         }
         let hosts = lab.hosts_file();
         for netns in lab.namespaces.clone() {
@@ -171,7 +197,7 @@ impl NatLab {
     /// Makes private host `index`'s router forward everything that reaches
     /// its segment address to the host (a 1:1 NAT, as a cloud VM with a
     /// public IP has): the host is reachable at `wan_ip`, an address it does
-    /// not see on its own interface.
+    /// not see on its own interface (IPv4 only).
     pub fn forward_all(&self, index: usize) -> Result<(), LabError> {
         let private = self.private.get(index).ok_or(LabError::NatSize { public: 0, private: index })?;
         let host = private.host.ip.to_string();
@@ -206,6 +232,11 @@ impl NatLab {
         Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 213, self.block * 16, 0)) + host)
     }
 
+    /// Address `host` of the lab's IPv6 segment.
+    fn wan6(&self, host: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd13, 0x213, u16::from(self.block), 0, 0, 0, 0, host)
+    }
+
     fn namespace(&mut self, netns: &str) -> Result<(), LabError> {
         self.namespaces.push(netns.to_owned());
         sh(&["ip", "netns", "add", netns])?;
@@ -213,20 +244,21 @@ impl NatLab {
     }
 
     /// A namespace on the lab's segment: `veth` on the bridge, `eth0` inside
-    /// with `ip`/20.
-    fn wire(&mut self, netns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), LabError> {
+    /// with `ip`/20 and `ip6`/64.
+    fn wire(&mut self, netns: &str, veth: &str, ip: Ipv4Addr, ip6: Ipv6Addr) -> Result<(), LabError> {
         self.namespace(netns)?;
         self.links.push(veth.to_owned());
         sh(&["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns])?;
         sh(&["ip", "link", "set", veth, "master", &self.bridge, "up"])?;
-        sh_in(&["ip", "-n", netns, "-batch", "-"], &format!("addr add {ip}/20 dev eth0\nlink set eth0 up\n")).map(drop)
+        let batch = format!("addr add {ip}/20 dev eth0\naddr add {ip6}/64 dev eth0 nodad\nlink set eth0 up\n");
+        sh_in(&["ip", "-n", netns, "-batch", "-"], &batch).map(drop)
     }
 
     /// `/etc/hosts` inside the lab: localhost and every public host's name.
     fn hosts_file(&self) -> String {
         let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n");
-        for (name, host) in self.names.iter().zip(&self.public) {
-            hosts += &format!("{} {name}.lab\n", host.ip);
+        for ((name, host), ip6) in self.names.iter().zip(&self.public).zip(&self.public6) {
+            hosts += &format!("{} {name}.lab\n{ip6} {name}.lab\n", host.ip);
         }
         hosts
     }
@@ -239,6 +271,11 @@ impl NatLab {
     /// The public hosts, in the order named.
     pub fn public(&self) -> &[LabNode] {
         &self.public
+    }
+
+    /// The public hosts' IPv6 addresses, in the order named.
+    pub fn public6(&self) -> &[Ipv6Addr] {
+        &self.public6
     }
 
     /// The private hosts, in the order named.
