@@ -73,6 +73,13 @@ impl Inner {
             )));
         }
         if let Some(origin) = &request.fetch_from {
+            // Only a node behind NAT needs another to fetch for it; anyone
+            // else asks the origin itself.
+            if request.mode != PipeMode::AskerSendsFirst {
+                return Err(NodeError::InvalidInput(
+                    "fetchFrom is for an asker behind NAT (mode askerSendsFirst)".into(),
+                ));
+            }
             self.fetch_for(peer, &request.stream, origin).await?;
         }
         let (producer_ids, provenance) = {
@@ -226,6 +233,9 @@ impl Inner {
     /// another one through a reachable node. Within `peer`'s pipe cap.
     async fn fetch_for(self: &Arc<Self>, peer: PeerId, stream: &str, origin: &str) -> Result<(), NodeError> {
         let origin: PeerId = origin.parse().map_err(|_| NodeError::InvalidInput(format!("bad origin {origin}")))?;
+        if origin == peer {
+            return Err(NodeError::InvalidInput("fetchFrom names the asker itself".into()));
+        }
         let wanted = crate::streams::StreamRef { id: stream.to_owned(), origin: Some(origin) };
         if self.holds(&wanted)? {
             return Ok(());

@@ -516,6 +516,25 @@ impl Rogue {
         let offered: mafalda_node::streams::PipeOffer = offer.deserialized().expect("an offer");
         Ok(SocketAddr::new(offered.endpoint.ip, offered.endpoint.port))
     }
+
+    /// Asks `node`, as a node behind NAT would, to fetch `stream` of
+    /// `origin` and pipe it on.
+    async fn pipe_fetching(
+        &self,
+        node: &Node,
+        stream: &str,
+        origin: &str,
+    ) -> Result<mafalda_node::streams::PipeOffer, CallError> {
+        let params = serde_json::json!({
+            "stream": stream,
+            "endpoint": {"ip": "127.0.0.1", "port": 9,
+                         "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+            "mode": "askerSendsFirst",
+            "fetchFrom": origin,
+        });
+        let offer = self.call(node.peer_id(), "stream.pipe", params).await?;
+        Ok(offer.deserialized().expect("an offer"))
+    }
 }
 
 /// What reaches a PlainTransport as SCTP: 12 bytes that are neither RTP nor
@@ -565,4 +584,64 @@ async fn a_pipe_to_a_node_behind_nat_sends_only_to_the_address_its_connection_co
     let released = eventually(Duration::from_secs(2), || async { transports(&a) == before - 1 }).await;
     assert!(released, "the rogue's pipe closed when it left ({} transports of {before})", transports(&a));
     a.shutdown().await;
+}
+
+/// `fetchFrom` makes the asked node pipe a stream in from its origin first:
+/// only an asker behind NAT (sending first) may ask it, naming an origin
+/// that is a peer and not itself; whatever is refused leaves the node
+/// holding nothing, and what it fetched for the asker goes once the asker
+/// does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_from_is_only_for_askers_behind_nat_and_names_a_real_origin() {
+    let origin = node(None).await;
+    let ingest = origin.publish_rtp("show", vec![opus_track()]).await.expect("publish");
+    let _sending = keep_sending(ingest);
+    let relay = node_with(Some(&origin), |config| config.relay_linger = Duration::from_millis(500)).await;
+    let rogue = Rogue::join(&relay).await;
+    let fetch = |mode: &str, from: String| {
+        serde_json::json!({
+            "stream": "show",
+            "endpoint": {"ip": "127.0.0.1", "port": 9,
+                         "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+            "mode": mode,
+            "fetchFrom": from,
+        })
+    };
+    let origin_id = origin.peer_id().to_string();
+    let refusals = [
+        ("a reachable asker", fetch("pipe", origin_id.clone()), "askerSendsFirst"),
+        ("a listening asker", fetch("askerListens", origin_id.clone()), "askerSendsFirst"),
+        ("the asker itself", fetch("askerSendsFirst", rogue.handle.peer_id().to_string()), "asker itself"),
+        ("no peer id", fetch("askerSendsFirst", "not-a-peer".into()), "bad origin"),
+    ];
+    for (what, params, expected) in refusals {
+        let answer = rogue.call(relay.peer_id(), "stream.pipe", params).await;
+        match answer {
+            Err(CallError::Remote(error)) => {
+                assert_eq!(error.code, mafalda_rope::ErrorCode::InvalidParams.code(), "{what}: {error:?}");
+                assert!(error.message.contains(expected), "{what}: says why: {}", error.message);
+            }
+            other => panic!("{what}: refused, not {other:?}"),
+        }
+        assert!(relay.streams().is_empty(), "{what}: the relay fetched nothing: {:?}", relay.streams());
+    }
+    // An origin nobody provides the stream at: not found, nothing held.
+    let nobody = mafalda_swarm::PeerId::random().to_string();
+    let answer = rogue.call(relay.peer_id(), "stream.pipe", fetch("askerSendsFirst", nobody)).await;
+    assert!(matches!(answer, Err(CallError::Remote(_))), "a made-up origin is refused: {answer:?}");
+    assert!(relay.streams().is_empty(), "nothing fetched from a made-up origin: {:?}", relay.streams());
+
+    // The asker behind NAT, naming the real origin: the relay fetches the
+    // stream and offers it; once the asker leaves, the relay lets it go.
+    let offer = rogue.pipe_fetching(&relay, "show", &origin_id).await.expect("an offer through the relay");
+    assert_eq!(offer.tracks.len(), 1, "the stream's track");
+    assert_eq!(offer.provenance.handoffs.len(), 2, "handed from the origin to the relay, then to the asker");
+    let held = relay.streams();
+    assert_eq!(held.len(), 1, "the relay holds the stream it fetched: {held:?}");
+    assert_eq!(held[0].upstream.as_deref(), Some(origin_id.as_str()), "piped from the origin: {held:?}");
+    rogue.handle.shutdown().await.expect("rogue leaves");
+    let let_go = eventually(Duration::from_secs(5), || async { relay.streams().is_empty() }).await;
+    assert!(let_go, "the relay lets the fetched stream go once the asker left: {:?}", relay.streams());
+    relay.shutdown().await;
+    origin.shutdown().await;
 }
