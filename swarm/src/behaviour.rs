@@ -117,7 +117,9 @@ fn relay_limits(config: &SwarmConfig) -> relay::Config {
     relay::Config {
         max_reservations: settings.max_reservations,
         max_circuits: settings.max_circuits,
-        max_circuits_per_peer: settings.max_circuits_per_peer,
+        // libp2p refuses a circuit only when the peer already has more than
+        // this many (`>`): one less makes the setting the most it holds.
+        max_circuits_per_peer: settings.max_circuits_per_peer.saturating_sub(1),
         max_circuit_duration: settings.max_circuit_duration,
         max_circuit_bytes: settings.max_circuit_bytes,
         ..relay::Config::default()

@@ -208,7 +208,7 @@ pub struct RelaySettings {
     pub max_reservations: usize,
     /// Most relayed connections at once (default 64).
     pub max_circuits: usize,
-    /// Most relayed connections to or from one peer (default 8).
+    /// Most relayed connections to or from one peer (default 8; 0 counts as 1).
     pub max_circuits_per_peer: usize,
     /// How long one relayed connection may last (default 30 min).
     pub max_circuit_duration: Duration,

@@ -1,6 +1,7 @@
 //! ROPE calls between nodes, and how a node defends itself: typed failures for
-//! vanished peers, oversized requests refused without harm, and a real libp2p
-//! peer gossiping garbage gets banned.
+//! vanished peers, oversized requests refused without harm, a real libp2p
+//! peer gossiping garbage gets banned, and relay slots and circuits that
+//! rogue peers ask for are capped and freed.
 
 use std::time::{Duration, Instant};
 
@@ -171,5 +172,131 @@ async fn a_peer_gossiping_garbage_is_banned_and_the_node_keeps_working() {
     rogue.abort();
     for n in [&node, &friend] {
         n.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+/// A real libp2p peer, a fresh identity each time, asking `relay` (its
+/// address ends in `/p2p/<id>`) for a circuit relay slot: its swarm while it
+/// holds the slot, `None` when the relay refused.
+async fn rogue_reservation(relay: &libp2p::Multiaddr) -> Option<libp2p::Swarm<libp2p::relay::client::Behaviour>> {
+    use libp2p::swarm::SwarmEvent as Event;
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .expect("tcp")
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .expect("relay client")
+        .with_behaviour(|_, client| client)
+        .expect("behaviour")
+        .build();
+    swarm.listen_on(relay.clone().with(libp2p::multiaddr::Protocol::P2pCircuit)).expect("listen through the relay");
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match swarm.select_next_some().await {
+                Event::Behaviour(libp2p::relay::client::Event::ReservationReqAccepted { .. }) => return true,
+                Event::ListenerClosed { .. } | Event::ListenerError { .. } => return false,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the relay answers a reservation within 10 s");
+    if !outcome {
+        return None;
+    }
+    // Keep the connection (and the slot) alive while the caller holds it.
+    Some(swarm)
+}
+
+/// Keeps `swarm` polled in the background (a slot holder that stays); the
+/// slot goes when the task is aborted and the swarm dropped.
+fn keep_polling(mut swarm: libp2p::Swarm<libp2p::relay::client::Behaviour>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let _ = swarm.select_next_some().await;
+        }
+    })
+}
+
+/// Relay slots are a resource other peers create at a node: capped in all
+/// (`RelaySettings::max_reservations`), refused beyond the cap while the
+/// node keeps working, and freed once their holders leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_slots_are_capped_and_freed_when_their_holders_leave() {
+    let mut relay = mafalda_swarm::RelaySettings::default();
+    relay.max_reservations = 3;
+    let node = spawn_node(loopback_config().with_relay(relay)).await;
+    let mut holders = Vec::new();
+    let mut refused = 0;
+    for _ in 0..6 {
+        match rogue_reservation(&node.addr).await {
+            Some(swarm) => holders.push(keep_polling(swarm)),
+            None => refused += 1,
+        }
+    }
+    assert_eq!((holders.len(), refused), (3, 3), "3 slots granted, the rest refused");
+    let honest = spawn_node(loopback_config().with_bootstrap(vec![node.addr.clone()])).await;
+    let params = ciborium::Value::Text("still here".into());
+    assert_eq!(honest.handle.call(node.peer_id(), "echo", None, params.clone()).await, Ok(params), "the node works");
+
+    assert!(rogue_reservation(&node.addr).await.is_none(), "still full while the holders stay");
+    for holder in holders {
+        holder.abort();
+    }
+    // The holders' connections close; their slots are free for others.
+    let mut freed = None;
+    let started = Instant::now();
+    while freed.is_none() && started.elapsed() < Duration::from_secs(20) {
+        freed = rogue_reservation(&node.addr).await;
+        if freed.is_none() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert!(freed.is_some(), "a slot is granted again once the holders left");
+    println!("a slot was free again {:?} after the holders left", started.elapsed());
+    for node in [&node, &honest] {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+/// Relayed connections are capped per peer (`max_circuits_per_peer`): a
+/// peer dialing another through the node again and again gets that many
+/// circuits; the rest are refused, and the node keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relayed_connections_are_capped_per_peer() {
+    use libp2p::swarm::SwarmEvent as Event;
+    use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+    let mut relay = mafalda_swarm::RelaySettings::default();
+    relay.max_circuits_per_peer = 2;
+    let node = spawn_node(loopback_config().with_relay(relay)).await;
+    let target = rogue_reservation(&node.addr).await.expect("a slot for the target");
+    let target_id = *target.local_peer_id();
+    let _target = keep_polling(target);
+    let mut source = rogue_reservation(&node.addr).await.expect("a relay client for the source");
+    let through = node.addr.clone().with(libp2p::multiaddr::Protocol::P2pCircuit);
+    const TRIES: usize = 6;
+    for _ in 0..TRIES {
+        let opts =
+            DialOpts::peer_id(target_id).addresses(vec![through.clone()]).condition(PeerCondition::Always).build();
+        source.dial(opts).expect("dial through the node");
+    }
+    let (mut up, mut refused) = (0, 0);
+    let counted = tokio::time::timeout(Duration::from_secs(10), async {
+        while up + refused < TRIES {
+            match source.select_next_some().await {
+                Event::ConnectionEstablished { peer_id, .. } if peer_id == target_id => up += 1,
+                Event::OutgoingConnectionError { peer_id: Some(peer_id), .. } if peer_id == target_id => refused += 1,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "every dial ended within 10 s: {up} up, {refused} refused");
+    assert_eq!((up, refused), (2, TRIES - 2), "2 circuits per peer, the rest refused");
+    let honest = spawn_node(loopback_config().with_bootstrap(vec![node.addr.clone()])).await;
+    let params = ciborium::Value::Text("still here".into());
+    assert_eq!(honest.handle.call(node.peer_id(), "echo", None, params.clone()).await, Ok(params), "the node works");
+    for node in [&node, &honest] {
+        node.handle.shutdown().await.expect("shutdown");
     }
 }
