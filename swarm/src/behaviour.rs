@@ -14,6 +14,7 @@ use libp2p::{
 };
 
 use crate::SwarmConfig;
+use crate::dial_back_guard::DialBackGuard;
 use crate::load::MAX_LOAD_REPORT_BYTES;
 use crate::rope_codec::{ROPE_PROTOCOL, RopeCodec};
 
@@ -45,8 +46,9 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     /// Asks peers to dial this node's observed addresses back (`reachability`).
     pub(crate) autonat_client: autonat::v2::client::Behaviour,
-    /// Dials peers' observed addresses back when they ask, one at a time per connection.
-    pub(crate) autonat_server: autonat::v2::server::Behaviour,
+    /// Dials peers' observed addresses back when they ask, one at a time per
+    /// connection, and only at the IPs they connect from.
+    pub(crate) autonat_server: DialBackGuard<autonat::v2::server::Behaviour>,
     /// Carries circuits for peers behind NAT (`RelaySettings::serve`).
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     /// Reserves slots on relays when this node is behind NAT, and dials
@@ -91,7 +93,7 @@ impl Behaviour {
                 rand_autonat::make_rng::<rand_autonat::rngs::StdRng>(),
                 autonat::v2::client::Config::default().with_probe_interval(AUTONAT_PROBE_INTERVAL),
             ),
-            autonat_server: autonat::v2::server::Behaviour::default(),
+            autonat_server: DialBackGuard::new(autonat::v2::server::Behaviour::default()),
             relay_server: config.relay.serve.then(|| relay::Behaviour::new(peer_id, relay_limits(config))).into(),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),

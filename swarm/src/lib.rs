@@ -40,6 +40,7 @@ mod behaviour;
 mod bootstrap;
 mod config;
 mod connections;
+mod dial_back_guard;
 mod error;
 mod event_loop;
 mod find;

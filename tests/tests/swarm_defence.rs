@@ -300,3 +300,77 @@ async fn relayed_connections_are_capped_per_peer() {
         node.handle.shutdown().await.expect("shutdown");
     }
 }
+
+/// A real libp2p peer with an AutoNAT client and identify (so it knows the
+/// node serves AutoNAT), listening on 127.0.0.1.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct AutonatAsker {
+    identify: libp2p::identify::Behaviour,
+    autonat: libp2p::autonat::v2::client::Behaviour,
+}
+
+/// A node's AutoNAT server dials back only the IP an asking peer connects
+/// from: a peer asking it to "test" an address elsewhere (here another
+/// loopback IP where a listener counts connections) gets a failure and
+/// nothing connects there, even after the peer paid AutoNAT's data toll;
+/// the peer's own address is dialed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autonat_dials_back_only_the_ip_the_asker_connects_from() {
+    use libp2p::autonat::v2::client::Event as Tested;
+    use libp2p::swarm::{FromSwarm, NetworkBehaviour, NewExternalAddrCandidate, SwarmEvent as Event};
+    let node = spawn_node(loopback_config()).await;
+    // Somebody else's service, on another loopback IP.
+    let bystander = tokio::net::TcpListener::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+    let stray: libp2p::Multiaddr =
+        format!("/ip4/127.0.0.2/tcp/{}", bystander.local_addr().expect("addr").port()).parse().expect("multiaddr");
+    let mut asker = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+        .expect("tcp")
+        .with_behaviour(|key| AutonatAsker {
+            identify: libp2p::identify::Behaviour::new(libp2p::identify::Config::new(
+                mafalda_swarm::PROTOCOL_VERSION.to_owned(),
+                key.public(),
+            )),
+            autonat: libp2p::autonat::v2::client::Behaviour::default(),
+        })
+        .expect("behaviour")
+        .build();
+    asker.listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")).expect("listen");
+    let own = loop {
+        if let Event::NewListenAddr { address, .. } = asker.select_next_some().await {
+            break address;
+        }
+    };
+    for candidate in [&stray, &own] {
+        asker
+            .behaviour_mut()
+            .autonat
+            .on_swarm_event(FromSwarm::NewExternalAddrCandidate(NewExternalAddrCandidate { addr: candidate }));
+    }
+    asker.dial(node.addr.clone()).expect("dial the node");
+    let (mut stray_result, mut own_result) = (None, None);
+    let tested = tokio::time::timeout(Duration::from_secs(30), async {
+        while stray_result.is_none() || own_result.is_none() {
+            if let Event::Behaviour(AutonatAskerEvent::Autonat(Tested { tested_addr, result, bytes_sent, .. })) =
+                asker.select_next_some().await
+            {
+                println!("tested {tested_addr}: {result:?} ({bytes_sent} bytes sent)");
+                if tested_addr == stray {
+                    stray_result = Some((result.is_ok(), bytes_sent));
+                } else if tested_addr == own {
+                    own_result = Some(result.is_ok());
+                }
+            }
+        }
+    })
+    .await;
+    assert!(tested.is_ok(), "both addresses tested within 30 s: stray {stray_result:?}, own {own_result:?}");
+    let (stray_ok, paid) = stray_result.expect("stray tested");
+    assert!(!stray_ok, "an address at another IP is never reported reachable");
+    assert!(paid > 0, "the asker paid AutoNAT's data toll for the address elsewhere, and was still refused");
+    assert_eq!(own_result, Some(true), "the asker's own address is dialed back");
+    let reached = tokio::time::timeout(Duration::from_millis(500), bystander.accept()).await;
+    assert!(reached.is_err(), "nothing connected to the bystander: {reached:?}");
+    node.handle.shutdown().await.expect("shutdown");
+}
