@@ -40,6 +40,11 @@ const TICK: Duration = Duration::from_millis(100);
 const MAX_PENDING_FINDS: usize = 256;
 /// How often connected peers are checked against the connection bounds.
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
+/// How long after a provider announcement ends no peer is disconnected as
+/// unused: Kademlia counts the announcement done once its ADD_PROVIDER
+/// messages are queued, before they are sent (some after a dial), and a
+/// peer cut meanwhile never stores the record.
+const ANNOUNCE_GRACE: Duration = Duration::from_secs(5);
 /// A bootstrap's self lookup is skipped within this long of the last one
 /// (`refresh`): at join, every new peer in the routing table starts one.
 const SELF_LOOKUP_GAP: Duration = Duration::from_secs(60);
@@ -191,6 +196,8 @@ pub(crate) struct EventLoop {
     /// The node's peers in use, never disconnected as unused.
     keep: Option<KeepPeers>,
     next_trim: Instant,
+    /// When the last provider announcement ended (see [`ANNOUNCE_GRACE`]).
+    announced_at: Option<Instant>,
     /// The listen addresses the node was configured with (`addresses::gives_out`).
     listen_configured: Vec<Multiaddr>,
     /// The relays this node reserves slots on when private.
@@ -264,6 +271,7 @@ impl EventLoop {
             traffic: traffic.clone(),
             keep: None,
             next_trim: now + TRIM_INTERVAL,
+            announced_at: None,
             listen_configured: Vec::new(),
             relays: crate::relays::RelayChoice::new(config.relay.reservations),
             relay_listeners: HashMap::new(),
@@ -394,8 +402,25 @@ impl EventLoop {
         }
     }
 
-    /// Disconnects unused peers when more than the maximum are connected.
+    /// Whether a provider announcement is under way or ended within
+    /// [`ANNOUNCE_GRACE`]: its messages may still be on their way.
+    fn announcing(&self, now: Instant) -> bool {
+        let in_flight = self
+            .swarm
+            .behaviour()
+            .kad
+            .iter_queries()
+            .any(|query| matches!(query.info(), kad::QueryInfo::AddProvider { .. }));
+        in_flight || self.announced_at.is_some_and(|at| now < at + ANNOUNCE_GRACE)
+    }
+
+    /// Disconnects unused peers when more than the maximum are connected,
+    /// unless a provider announcement is on its way (the hard connection
+    /// limits still hold meanwhile).
     fn disconnect_unused(&mut self, now: Instant) {
+        if self.announcing(now) {
+            return;
+        }
         // A lookup this node serves or makes is use: cutting it mid-request
         // costs the asker a timeout (a crowded node trims every tick).
         for (peer, at) in self.traffic.take_kad_activity() {
@@ -807,6 +832,7 @@ impl EventLoop {
             }
             QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),
             QueryResult::StartProviding(result) => {
+                self.announced_at = Some(Instant::now());
                 debug!(
                     query = ?id,
                     requests = stats.num_requests(),
@@ -822,6 +848,10 @@ impl EventLoop {
                     };
                     let _ = reply.send(stored_at.map(|n| n as usize));
                 }
+                return;
+            }
+            QueryResult::RepublishProvider(_) => {
+                self.announced_at = Some(Instant::now());
                 return;
             }
             QueryResult::Bootstrap(result) => {
