@@ -201,6 +201,8 @@ struct LabSwarm {
     ids: Vec<String>,
     /// When the private nodes were started.
     private_started: std::time::Instant,
+    /// Where the nodes' logs are.
+    dir: std::path::PathBuf,
     _lab: NatLab,
 }
 
@@ -241,7 +243,25 @@ fn lab_swarm_stacked(
         ids.push(id);
         private_ips.push(ips);
     }
-    LabSwarm { nodes, p, p_ips, p_id, private: lab.private().to_vec(), private_ips, ids, private_started, _lab: lab }
+    LabSwarm {
+        nodes,
+        p,
+        p_ips,
+        p_id,
+        private: lab.private().to_vec(),
+        private_ips,
+        ids,
+        private_started,
+        dir,
+        _lab: lab,
+    }
+}
+
+impl LabSwarm {
+    /// The log of the node in `netns`.
+    fn log_of(&self, netns: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{netns}.log"))
+    }
 }
 
 impl Drop for LabSwarm {
@@ -433,27 +453,26 @@ fn stream_across(from: &str, stream: &str, to: &[(&str, IpAddr, serde_json::Valu
 #[test]
 fn nodes_behind_two_nats_reach_each_other_through_the_public_one_and_find_each_others_streams() {
     let swarm = lab_swarm("nat-lab-relay", &["a", "c"], |_| {});
-    let (p, p_id, a, c) = (&swarm.p, &swarm.p_id, &swarm.private[0], &swarm.private[1]);
+    let (a, c) = (&swarm.private[0], &swarm.private[1]);
     let (a_id, c_id) = (&swarm.ids[0], &swarm.ids[1]);
 
     // Each private node holds a slot on P and gives out the circuit through it.
-    for (host, id) in [(&a.host, &a_id), (&c.host, &c_id)] {
-        let now = status_until(&host.netns, |s| s["reachability"] == "private" && !relayed_addrs(s).is_empty());
-        let relayed = relayed_addrs(&now);
-        assert!(
-            relayed.iter().all(|r| r.contains(&format!("/p2p/{p_id}/p2p-circuit"))),
-            "{}: reachable through P only: {now}",
-            host.netns
-        );
-        assert_eq!(now["externalAddrs"], serde_json::json!([]), "{id}: nothing dialed back: {now}");
-    }
-    status_until(&p.netns, |s| s["reachability"] == "public");
+    private_behind_p_and_p_public(&swarm);
 
     publish(&a.host.netns, "a-cam");
     publish(&c.host.netns, "c-cam");
     let c_found_a = find_until_named(&c.host.netns, "a-cam", a_id);
     let a_found_c = find_until_named(&a.host.netns, "c-cam", c_id);
     eprintln!("C found A's stream in {c_found_a:?}, A found C's in {a_found_c:?}");
+    // Whether A and C, reaching each other through P, also punched a hole
+    // (DCUtR): a figure, not a requirement (media never needs it).
+    std::thread::sleep(Duration::from_secs(2));
+    for host in [&a.host, &c.host] {
+        let log = std::fs::read_to_string(swarm.log_of(&host.netns)).unwrap_or_default();
+        let punched = log.lines().filter(|l| l.contains("hole punched")).count();
+        let failed: Vec<&str> = log.lines().filter(|l| l.contains("hole punch failed")).collect();
+        eprintln!("figure: {} hole punches succeeded, {} failed: {:?}", punched, failed.len(), failed.first());
+    }
 }
 
 #[test]

@@ -145,7 +145,7 @@ impl EventLoop {
     pub(super) fn on_dcutr_event(&mut self, event: dcutr::Event) {
         match event.result {
             Ok(connection) => info!(peer = %event.remote_peer_id, ?connection, "hole punched: direct connection"),
-            Err(error) => debug!(peer = %event.remote_peer_id, %error, "hole punch failed; staying relayed"),
+            Err(error) => info!(peer = %event.remote_peer_id, %error, "hole punch failed; staying relayed"),
         }
     }
 }
