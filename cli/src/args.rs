@@ -326,11 +326,10 @@ impl RunArgs {
             |id: &str| matches.value_source(id).is_none_or(|source| source == clap::parser::ValueSource::DefaultValue);
         let bad = |key: &str, error: &dyn std::fmt::Display| anyhow::anyhow!("{}: {key}: {error}", path.display());
         if let Some(listen) = file.listen.filter(|_| unset("listen")) {
-            self.listen = listen.iter().map(|a| a.parse().map_err(|e| bad("listen", &e))).collect::<Result<_, _>>()?;
+            self.listen = parse_each(&listen, "listen", &path)?;
         }
         if let Some(bootstrap) = file.bootstrap.filter(|_| unset("bootstrap")) {
-            self.bootstrap =
-                bootstrap.iter().map(|a| a.parse().map_err(|e| bad("bootstrap", &e))).collect::<Result<_, _>>()?;
+            self.bootstrap = parse_each(&bootstrap, "bootstrap", &path)?;
         }
         if let Some(key) = file.swarm_key.filter(|_| unset("swarm_key")) {
             self.swarm_key = Some(key);
@@ -370,12 +369,10 @@ impl RunArgs {
             self.api_admin_token_file = Some(path);
         }
         if let Some(origins) = file.api_origins.filter(|_| unset("api_origins")) {
-            self.api_origins =
-                origins.iter().map(|o| o.parse().map_err(|e| bad("api_origins", &e))).collect::<Result<_, _>>()?;
+            self.api_origins = parse_each(&origins, "api_origins", &path)?;
         }
         if let Some(hosts) = file.api_hosts.filter(|_| unset("api_hosts")) {
-            self.api_hosts =
-                hosts.iter().map(|h| h.parse().map_err(|e| bad("api_hosts", &e))).collect::<Result<_, _>>()?;
+            self.api_hosts = parse_each(&hosts, "api_hosts", &path)?;
         }
         if let Some(insecure) = file.api_insecure.filter(|_| unset("api_insecure")) {
             self.api_insecure = insecure;
@@ -384,18 +381,10 @@ impl RunArgs {
             self.no_relay_server = !serve;
         }
         if let Some(ips) = file.media_ip.filter(|_| unset("media_ip")) {
-            self.media_ip = ips
-                .into_vec()
-                .iter()
-                .map(|ip| ip.parse().map_err(|e| bad("media_ip", &e)))
-                .collect::<Result<_, _>>()?;
+            self.media_ip = parse_each(&ips.into_vec(), "media_ip", &path)?;
         }
         if let Some(ips) = file.announced_ip.filter(|_| unset("announced_ip")) {
-            self.announced_ip = ips
-                .into_vec()
-                .iter()
-                .map(|ip| ip.parse().map_err(|e| bad("announced_ip", &e)))
-                .collect::<Result<_, _>>()?;
+            self.announced_ip = parse_each(&ips.into_vec(), "announced_ip", &path)?;
         }
         if let Some(watermark) = file.watermark.filter(|_| unset("watermark")) {
             self.watermark = parse_watermark(&watermark.to_string()).map_err(|e| bad("watermark", &e))?;
@@ -605,6 +594,16 @@ fn parse_port_range(text: &str) -> anyhow::Result<RangeInclusive<u16>> {
     anyhow::ensure!(min >= 1, "ports start at 1");
     anyhow::ensure!(min <= max, "MIN ({min}) is above MAX ({max})");
     Ok(min..=max)
+}
+
+/// Parses every item of the config file's list `key`; the first bad one is
+/// named with the file and the key.
+fn parse_each<T>(items: &[String], key: &str, path: &std::path::Path) -> anyhow::Result<Vec<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    items.iter().map(|item| item.parse().map_err(|e| anyhow::anyhow!("{}: {key}: {e}", path.display()))).collect()
 }
 
 /// The media addresses of `--media-ip` and `--announced-ip`, by family.

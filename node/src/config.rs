@@ -45,18 +45,22 @@ pub struct NodeConfig {
     pub app_media: mafalda_mediasoup_api::HostConfig,
 }
 
+/// "IPv4" or "IPv6", for messages about an address's family.
+pub(crate) fn family_name(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
 impl NodeConfig {
     /// Checks the media addresses: the second media IP is of the other
     /// family than the first, and each announced IP of its media IP's family.
     pub(crate) fn check_media_ips(&self) -> Result<(), String> {
-        let family = |ip: &IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
         if let Some(second) = &self.second_media_ip
             && second.is_ipv4() == self.media_ip.is_ipv4()
         {
             return Err(format!(
                 "the second media IP ({second}) must be of the other family than the first ({}): both are {}",
                 self.media_ip,
-                family(second)
+                family_name(second)
             ));
         }
         let pairs = [(Some(self.media_ip), self.announced_ip), (self.second_media_ip, self.second_announced_ip)];
@@ -67,8 +71,8 @@ impl NodeConfig {
                     Some(media) => {
                         return Err(format!(
                             "announced IP {announced} is {} but its media IP {media} is {}",
-                            family(&announced),
-                            family(&media)
+                            family_name(&announced),
+                            family_name(&media)
                         ));
                     }
                     None => return Err(format!("announced IP {announced} has no media IP of its family")),

@@ -67,7 +67,7 @@ impl Inner {
         let family_of = remote_ip.unwrap_or(request.endpoint.ip);
         let (media_ip, _) = self.config.media_ip_for(Some(family_of));
         if media_ip.is_ipv4() != family_of.is_ipv4() {
-            let family = if family_of.is_ipv4() { "IPv4" } else { "IPv6" };
+            let family = crate::config::family_name(&family_of);
             return Err(NodeError::InvalidInput(format!(
                 "this node has no {family} media address: it pipes over {media_ip}'s family only"
             )));
@@ -395,8 +395,7 @@ pub(crate) async fn pull(
     peer: PeerId,
     origin: Option<PeerId>,
 ) -> Result<LocalStream, NodeError> {
-    let end = open_local_end(inner, stream, inner.peer_ip(peer).await).await?;
-    pull_into(inner, stream, peer, origin, end).await
+    pull_with(inner, stream, peer, origin, None, None).await
 }
 
 /// [`pull`] through an end opened already.
@@ -407,7 +406,7 @@ pub(crate) async fn pull_into(
     origin: Option<PeerId>,
     end: LocalEnd,
 ) -> Result<LocalStream, NodeError> {
-    pull_with(inner, stream, peer, origin, end, None).await
+    pull_with(inner, stream, peer, origin, Some(end), None).await
 }
 
 /// Pipes `stream` here through `relay`, a reachable node that pipes it from
@@ -419,8 +418,7 @@ pub(crate) async fn pull_through(
     relay: PeerId,
     origin: PeerId,
 ) -> Result<LocalStream, NodeError> {
-    let end = open_local_end(inner, stream, inner.peer_ip(relay).await).await?;
-    pull_with(inner, stream, relay, Some(origin), end, Some(origin)).await
+    pull_with(inner, stream, relay, Some(origin), None, Some(origin)).await
 }
 
 /// `end`, or, when it is not in the family of the provider's connection
@@ -450,16 +448,22 @@ fn mode_of(end: &PipeLeg) -> PipeMode {
     }
 }
 
+/// Pipes `stream` here from `peer` through `end` (opened during the find)
+/// or, without one, an end opened now in the family of `peer`'s connection.
 async fn pull_with(
     inner: &Arc<Inner>,
     stream: &str,
     peer: PeerId,
     origin: Option<PeerId>,
-    end: LocalEnd,
+    end: Option<LocalEnd>,
     fetch_from: Option<PeerId>,
 ) -> Result<LocalStream, NodeError> {
     let peer_ip = inner.peer_ip(peer).await;
-    let LocalEnd { router, mut transport, mut endpoint } = in_family_of(inner, stream, end, peer_ip).await?;
+    let end = match end {
+        Some(end) => in_family_of(inner, stream, end, peer_ip).await?,
+        None => open_local_end(inner, stream, peer_ip).await?,
+    };
+    let LocalEnd { router, mut transport, mut endpoint } = end;
     let spanning = inner.router_of(stream);
     let offer: PipeOffer = loop {
         let mode = mode_of(&transport);

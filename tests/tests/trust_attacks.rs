@@ -525,16 +525,22 @@ impl Rogue {
         stream: &str,
         origin: &str,
     ) -> Result<mafalda_node::streams::PipeOffer, CallError> {
-        let params = serde_json::json!({
-            "stream": stream,
-            "endpoint": {"ip": "127.0.0.1", "port": 9,
-                         "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
-            "mode": "askerSendsFirst",
-            "fetchFrom": origin,
-        });
+        let params = fetch_params(stream, "askerSendsFirst", origin);
         let offer = self.call(node.peer_id(), "stream.pipe", params).await?;
         Ok(offer.deserialized().expect("an offer"))
     }
+}
+
+/// `stream.pipe` params asking for `stream` in `mode`, fetched from `origin`
+/// by the node asked, to an endpoint on the loopback.
+fn fetch_params(stream: &str, mode: &str, origin: &str) -> serde_json::Value {
+    serde_json::json!({
+        "stream": stream,
+        "endpoint": {"ip": "127.0.0.1", "port": 9,
+                     "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+        "mode": mode,
+        "fetchFrom": origin,
+    })
 }
 
 /// What reaches a PlainTransport as SCTP: 12 bytes that are neither RTP nor
@@ -598,15 +604,7 @@ async fn fetch_from_is_only_for_askers_behind_nat_and_names_a_real_origin() {
     let _sending = keep_sending(ingest);
     let relay = node_with(Some(&origin), |config| config.relay_linger = Duration::from_millis(500)).await;
     let rogue = Rogue::join(&relay).await;
-    let fetch = |mode: &str, from: String| {
-        serde_json::json!({
-            "stream": "show",
-            "endpoint": {"ip": "127.0.0.1", "port": 9,
-                         "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
-            "mode": mode,
-            "fetchFrom": from,
-        })
-    };
+    let fetch = |mode: &str, from: String| fetch_params("show", mode, &from);
     let origin_id = origin.peer_id().to_string();
     let refusals = [
         ("a reachable asker", fetch("pipe", origin_id.clone()), "askerSendsFirst"),
