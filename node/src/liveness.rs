@@ -329,15 +329,27 @@ impl Inner {
     }
 }
 
-/// Counts and repairs every [`CHECK_INTERVAL`]; reacts to workers going away.
+/// Counts and repairs every [`CHECK_INTERVAL`] while the node holds a
+/// stream (with none, it waits for one to be held: an idle node is not
+/// woken twice a second for nothing); reacts to workers going away.
 pub(crate) async fn watch_liveness(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut media_events = inner.media.events();
+    let mut node_events = inner.events.subscribe();
     let mut silence = Silence::default();
     loop {
+        let holds_streams = !lock(&inner.streams).is_empty();
         tokio::select! {
-            _ = tick.tick() => inner.check_liveness(&mut silence, Instant::now()).await,
+            _ = tick.tick(), if holds_streams => inner.check_liveness(&mut silence, Instant::now()).await,
+            // Every stream held here is told (`StreamHeld`): the ticks start again.
+            held = node_events.recv(), if !holds_streams => {
+                if matches!(held, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    return;
+                }
+                silence.retain(&[]);
+                tick.reset();
+            }
             event = media_events.recv() => match event {
                 Ok(MediaEvent::WorkerGone { worker, died, lost_routers }) => {
                     if lost_routers > 0 || died {
