@@ -25,6 +25,22 @@ use mafalda_swarm::{Keypair, Multiaddr, SwarmConfig};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+
+    /// How log lines on stderr are written: `text` for people, `json` for log collectors
+    /// (journald, Loki, Elasticsearch): one object per line with timestamp, level, target,
+    /// message, the event's fields and the span it happened in (node, stream, call).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", env = "MAFALDA_LOG_FORMAT",
+          default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

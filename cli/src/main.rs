@@ -20,7 +20,7 @@ use mafalda_nss_link as _;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::args::{Cli, Command, RunArgs};
+use crate::args::{Cli, Command, LogFormat, RunArgs};
 
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         eprintln!("error: {error:#}");
         return ExitCode::from(2);
     }
-    init_logging();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -86,10 +86,15 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr (stdout carries the node's identity and addresses);
 /// `RUST_LOG` selects what is shown, `info` by default.
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let lines = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => lines.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The event's fields at the top level (`message`, `stream`, …) and the
+        // span it happened in, as collectors index them.
+        LogFormat::Json => lines.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

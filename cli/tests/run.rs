@@ -118,6 +118,54 @@ fn media_ips_must_be_one_per_family_and_announced_ones_match_them() {
     }
 }
 
+/// `--log-format json` (or `MAFALDA_LOG_FORMAT=json`): every line on stderr
+/// is one JSON object with a timestamp, level and target, the message and
+/// fields at the top; a format that does not exist is refused, naming those
+/// that do.
+#[test]
+fn json_logs_are_one_object_per_line_and_an_unknown_format_is_refused() {
+    use std::io::{BufRead, BufReader};
+    for (flag, env) in [(&["--log-format", "json"][..], None), (&[][..], Some("json"))] {
+        let mut command = Command::new(BINARY);
+        command.args(flag).args(["run", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+        if let Some(format) = env {
+            command.env("MAFALDA_LOG_FORMAT", format);
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn mafalda-node");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let started = stdout.lines().map_while(Result::ok).any(|line| line.starts_with("listening on:"));
+        assert!(started, "the node started ({flag:?}, {env:?})");
+        let signalled = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+        assert!(signalled.success(), "SIGINT sent");
+        let output = child.wait_with_output().expect("wait for mafalda-node");
+        assert!(output.status.success(), "exit status after SIGINT: {}", output.status);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let mut messages = Vec::new();
+        for line in stderr.lines() {
+            let object: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|error| panic!("a line that is not JSON ({error}): {line}"));
+            for key in ["timestamp", "level", "target"] {
+                assert!(object.get(key).is_some_and(serde_json::Value::is_string), "{key} in {line}");
+            }
+            if let Some(message) = object.get("message").and_then(serde_json::Value::as_str) {
+                messages.push(message.to_owned());
+            }
+        }
+        assert!(messages.len() >= 2, "the node's start and stop are logged, each with its message: {stderr}");
+    }
+    let output = Command::new(BINARY)
+        .env("MAFALDA_LOG_FORMAT", "xml")
+        .args(["run", "--api", "127.0.0.1:0"])
+        .output()
+        .expect("run mafalda-node");
+    assert_eq!(output.status.code(), Some(2), "refused as a bad flag");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("xml") && stderr.contains("text") && stderr.contains("json"),
+        "names the formats: {stderr}"
+    );
+}
+
 #[test]
 fn webrtc_ports_inside_the_rtc_range_are_refused() {
     let output = Command::new(BINARY)
