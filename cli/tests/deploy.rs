@@ -1,4 +1,5 @@
-//! `deploy/`: the systemd unit passes `systemd-analyze verify` without a
+//! `deploy/`: the Grafana dashboard draws only series the nodes export, and
+//! the systemd unit passes `systemd-analyze verify` without a
 //! warning, and the node starts from the command line it gives with the
 //! example settings file (a misspelt key or a flag the binary lost would stop
 //! it).
@@ -70,4 +71,84 @@ fn the_systemd_unit_verifies_and_starts_the_node_with_the_example_settings() {
     assert!(status.success(), "SIGTERM (systemd's stop) drains and exits 0: {status}");
     assert!(took < Duration::from_secs(45), "within the unit's TimeoutStopSec: {took:?}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The names of the samples in a `/metrics` answer (`mafalda_streams`,
+/// `mafalda_rope_calls_total`, `mafalda_find_latency_seconds_bucket`, …).
+fn sample_names(exposition: &str) -> std::collections::HashSet<String> {
+    exposition
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn curl(args: &[&str]) -> String {
+    let output =
+        Command::new("curl").args(["-s", "--fail-with-body", "--max-time", "20"]).args(args).output().expect("curl");
+    let body = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "curl {args:?}: {body}");
+    body
+}
+
+/// `deploy/grafana-dashboard.json` asks only for series the nodes export
+/// (a renamed metric would leave a panel empty without a word), and every
+/// panel queries the dashboard's data source and node selection.
+#[test]
+fn the_grafana_dashboard_asks_only_for_metrics_a_node_exports() {
+    let text = std::fs::read_to_string(deploy_file("grafana-dashboard.json")).expect("read the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(panels.len() >= 8, "streams, workers, peers, bytes, finds, calls…: {} panels", panels.len());
+    let mut queries: Vec<String> = Vec::new();
+    for panel in panels {
+        let title = panel["title"].as_str().expect("a title");
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}: the dashboard's data source");
+        let targets = panel["targets"].as_array().filter(|t| !t.is_empty()).expect("queries");
+        for target in targets {
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            assert!(expr.contains(r#"instance=~"$instance""#), "{title}: follows the node selection: {expr}");
+            queries.push(expr.to_owned());
+        }
+    }
+    let variables = dashboard["templating"]["list"].as_array().expect("variables");
+    queries.extend(variables.iter().filter_map(|v| v["definition"].as_str().map(str::to_owned)));
+
+    // Two nodes that have published, found, piped and taken out a stream
+    // export every series the dashboard draws.
+    let a = NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"]);
+    let b =
+        NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", &a.addrs[0]]);
+    let json = ["-H", "content-type: application/json", "-d"];
+    let tracks = r#"{"tracks":[{"kind":"audio","codec":"opus","payloadType":111,"ssrc":1234}]}"#;
+    curl(
+        &[&["-X", "PUT"][..], &json[..], &[tracks, &format!("http://{}/v1/streams/cam/rtp-ingest", a.api)][..]]
+            .concat(),
+    );
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    let egress = format!(r#"{{"ip":"127.0.0.1","port":{}}}"#, sink.local_addr().expect("addr").port());
+    curl(
+        &[
+            &["-X", "POST"][..],
+            &json[..],
+            &[egress.as_str(), &format!("http://{}/v1/streams/cam/rtp-egress", b.api)][..],
+        ]
+        .concat(),
+    );
+    let mut exported = sample_names(&curl(&[&format!("http://{}/metrics", a.api)]));
+    exported.extend(sample_names(&curl(&[&format!("http://{}/metrics", b.api)])));
+
+    let mut asked = std::collections::BTreeSet::new();
+    for query in &queries {
+        let words = query.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+        asked.extend(words.filter(|w| w.starts_with("mafalda_") || w.starts_with("libp2p_")).map(str::to_owned));
+    }
+    let missing: Vec<&String> = asked.iter().filter(|name| !exported.contains(*name)).collect();
+    assert!(missing.is_empty(), "the dashboard asks for series no node exports: {missing:?} (asked: {asked:?})");
+    assert!(asked.len() >= 10, "the dashboard draws the node's main series: {asked:?}");
+    for node in [b, a] {
+        let (status, _) = node.signal_and_wait("INT", Duration::from_secs(6));
+        assert!(status.success(), "exit after SIGINT: {status}");
+    }
 }
