@@ -14,14 +14,22 @@
 #   - checks for the tools it cannot install (Rust toolchain, C/C++ compiler,
 #     python3 with pip) and names any that is missing.
 # Nothing else outside the repository is written.
+#
+# `--node-only` sets up what building mafalda-node needs and nothing for the
+# tests (no browser, ffmpeg, Prometheus, npm packages, rustfmt or clippy):
+# the Dockerfile's build stage runs it.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$repo/.tools"
 
-APT_PACKAGES=(
-  build-essential pkg-config binutils ccache
+# What building mafalda-node needs (the mediasoup worker is built offline).
+BUILD_PACKAGES=(
+  build-essential pkg-config binutils ccache python3 python3-pip
   libuv1-dev libssl-dev libsrtp2-dev libnss3-dev libnspr4-dev
+)
+# What the tests need besides.
+TEST_PACKAGES=(
   ffmpeg chromium iptables iproute2 curl
   systemd   # systemd-analyze checks deploy/mafalda-node.service (cli/tests/deploy.rs)
   prometheus   # scrapes real nodes in cli/tests/prometheus.rs (its service is not needed)
@@ -104,15 +112,29 @@ require_command() {
 }
 
 main() {
+  local node_only=false
+  case "${1:-}" in
+    "") ;;
+    --node-only) node_only=true ;;
+    *) die "unknown option ${1} (the only one is --node-only)" ;;
+  esac
   require_command dpkg-query "this set-up expects Debian (bookworm)"
-  local packages=("${APT_PACKAGES[@]}")
-  # Node.js from Debian only when no node is on the PATH already.
-  command -v node >/dev/null || packages+=(nodejs npm)
+  local packages=("${BUILD_PACKAGES[@]}")
+  if ! $node_only; then
+    packages+=("${TEST_PACKAGES[@]}")
+    # Node.js from Debian only when no node is on the PATH already.
+    command -v node >/dev/null || packages+=(nodejs npm)
+  fi
   install_apt_packages "${packages[@]}"
   require_command cargo "install the Rust toolchain (rustup, Rust >= 1.88)"
   require_command python3 "install python3 (Debian: python3)"
   python3 -m pip --version >/dev/null 2>&1 || die "pip for python3 not found (Debian: python3-pip)"
   require_command c++ "install a C++20 compiler (Debian: build-essential)"
+  if $node_only; then
+    mkdir -p "$tools"
+    install_pip_tools
+    return 0
+  fi
   cargo fmt --version >/dev/null 2>&1 || die "rustfmt not found: rustup component add rustfmt"
   cargo clippy --version >/dev/null 2>&1 || die "clippy not found: rustup component add clippy"
   require_command npm "install Node.js with npm (Debian: nodejs npm)"

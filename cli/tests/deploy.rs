@@ -1,8 +1,9 @@
-//! `deploy/`: the Grafana dashboard draws only series the nodes export, and
-//! the systemd unit passes `systemd-analyze verify` without a
-//! warning, and the node starts from the command line it gives with the
-//! example settings file (a misspelt key or a flag the binary lost would stop
-//! it).
+//! What operators deploy with: the systemd unit passes `systemd-analyze
+//! verify` without a warning and the node starts from the command line it
+//! gives with the example settings (a misspelt key or a flag the binary lost
+//! would stop it); the Grafana dashboard draws only series the nodes export;
+//! the Dockerfile builds as the setup script does and its runtime stage has
+//! the binary's libraries.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -151,4 +152,64 @@ fn the_grafana_dashboard_asks_only_for_metrics_a_node_exports() {
         let (status, _) = node.signal_and_wait("INT", Duration::from_secs(6));
         assert!(status.success(), "exit after SIGINT: {status}");
     }
+}
+
+/// The Debian package holding `library` (a path `ldd` printed), if any.
+fn debian_package_of(library: &str) -> Option<String> {
+    let real = std::fs::canonicalize(library).ok()?;
+    let real = real.to_str()?;
+    // Merged /usr: dpkg may know the file under either name.
+    let names = [real.to_owned(), real.strip_prefix("/usr").unwrap_or(real).to_owned(), format!("/usr{real}")];
+    names.iter().find_map(|name| {
+        let output = Command::new("dpkg").args(["-S", name]).output().ok()?;
+        let line = String::from_utf8_lossy(&output.stdout).lines().next()?.to_owned();
+        Some(line.split(':').next()?.to_owned())
+    })
+}
+
+/// The Dockerfile builds with the setup script (`--node-only`) and the
+/// release command of the README, and its runtime stage installs the Debian
+/// package of every shared library the binary needs beyond what Debian's
+/// slim image has. (`docker build` itself needs a daemon, which CI has not.)
+#[test]
+fn the_dockerfile_builds_as_setup_does_and_its_runtime_has_the_binarys_libraries() {
+    let dockerfile = std::fs::read_to_string(deploy_file("../Dockerfile")).expect("read the Dockerfile");
+    let stages: Vec<&str> = dockerfile.lines().filter(|line| line.starts_with("FROM ")).collect();
+    assert_eq!(stages.len(), 2, "a build stage and a runtime stage: {stages:?}");
+    assert!(stages[1].contains("debian:bookworm"), "the runtime is Debian bookworm: {}", stages[1]);
+    for step in ["./scripts/setup.sh --node-only", "cargo build --release --locked -p mafalda-cli"] {
+        assert!(dockerfile.contains(step), "the build runs {step}");
+    }
+    let runtime = &dockerfile[dockerfile.rfind("FROM ").expect("a runtime stage")..];
+    let install = runtime.lines().find(|line| line.contains("apt-get install")).expect("the runtime installs packages");
+    let installed: Vec<&str> = install
+        .split_whitespace()
+        .skip_while(|word| *word != "--no-install-recommends")
+        .skip(1)
+        .take_while(|word| !matches!(*word, "\\" | "&&"))
+        .collect();
+    assert!(!installed.is_empty(), "packages after --no-install-recommends: {install}");
+    // In debian:bookworm-slim already (Essential: yes).
+    let in_slim = ["libc6", "libgcc-s1"];
+    let ldd = Command::new("ldd").arg(BINARY).output().expect("run ldd");
+    let libraries = String::from_utf8_lossy(&ldd.stdout).into_owned();
+    let mut needed = std::collections::BTreeSet::new();
+    for line in libraries.lines() {
+        let Some(path) = line.split("=>").nth(1).and_then(|rest| rest.split_whitespace().next()) else { continue };
+        let package = debian_package_of(path).unwrap_or_else(|| panic!("no Debian package holds {path}"));
+        needed.insert(package.trim_end_matches(":amd64").to_owned());
+    }
+    assert!(needed.iter().any(|p| p == "libnss3"), "ldd read: {needed:?}");
+    // A library's package is installed if it or a package depending on it is
+    // (libnss3 brings libnspr4).
+    let brought = |package: &str| {
+        installed.iter().any(|top| {
+            *top == package || {
+                let depends = Command::new("apt-cache").args(["depends", "--no-recommends", top]).output();
+                depends.is_ok_and(|d| String::from_utf8_lossy(&d.stdout).contains(&format!("Depends: {package}")))
+            }
+        })
+    };
+    let missing: Vec<&String> = needed.iter().filter(|p| !in_slim.contains(&p.as_str()) && !brought(p)).collect();
+    assert!(missing.is_empty(), "the runtime stage lacks {missing:?} (installs {installed:?}; needs {needed:?})");
 }
