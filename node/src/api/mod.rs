@@ -40,6 +40,7 @@
 mod app_session;
 mod health;
 mod metrics;
+mod openapi;
 mod ops;
 pub mod owners;
 pub mod rope;
@@ -183,9 +184,11 @@ pub fn serve_with(
         .route("/metrics", get(metrics::render))
         .route("/v1/drain", axum::routing::post(health::drain))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        // Probes need no token (added after the token check, so it skips them).
+        // Probes and the API's description need no token (added after the
+        // token check, so it skips them).
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/v1/openapi.json", get(openapi::document))
         // Outermost: a foreign page or name learns nothing, not even whether a token is needed.
         .layer(middleware::from_fn_with_state(state.clone(), trust::check))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
