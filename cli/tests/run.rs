@@ -363,6 +363,33 @@ fn free_udp_port() -> u16 {
     socket.local_addr().expect("addr").port()
 }
 
+/// An even port P with P and P + 1 free, for a receiver that binds both (RTP
+/// and RTCP, as ffmpeg does from an SDP), not `avoid`. Taken from 20000-29999:
+/// below the kernel's ephemeral ports and the nodes' media ports (40000-49999),
+/// so another test's socket is unlikely to take it before the receiver binds.
+fn free_udp_pair(avoid: &[u16]) -> u16 {
+    for _ in 0..1000 {
+        let port = 20000 + 2 * rand_below(5000);
+        if avoid.iter().any(|other| other.abs_diff(port) < 2) {
+            continue;
+        }
+        let bound =
+            (std::net::UdpSocket::bind(("127.0.0.1", port)), std::net::UdpSocket::bind(("127.0.0.1", port + 1)));
+        if let (Ok(_), Ok(_)) = bound {
+            return port;
+        }
+    }
+    panic!("no free pair of UDP ports in 20000-29999")
+}
+
+/// A number below `bound`, from the clock and the process id (no rand crate here).
+fn rand_below(bound: u16) -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    (hasher.finish() % u64::from(bound)) as u16
+}
+
 /// Lines of ffmpeg's `framecrc` output for stream `index`: one per decoded frame.
 fn decoded_frames(framecrc: &str, index: usize) -> usize {
     framecrc.lines().filter(|line| line.split(',').next().map(str::trim) == Some(&index.to_string())).count()
@@ -409,7 +436,9 @@ fn ffmpeg_publishes_at_one_node_and_ffmpeg_decodes_at_another() {
         .expect("ffmpeg is installed (scripts/setup.sh installs it)");
     std::thread::sleep(Duration::from_secs(1));
 
-    let (video_port, audio_port) = (free_udp_port(), free_udp_port());
+    // The receiving ffmpeg binds each port and the next one (RTCP).
+    let video_port = free_udp_pair(&[]);
+    let audio_port = free_udp_pair(&[video_port]);
     let sdp = std::env::temp_dir().join(format!("mafalda-ffmpeg-{}.sdp", std::process::id()));
     let sdp_arg = sdp.to_str().expect("utf-8 path");
     let ports = format!("{video_port},{audio_port}");
