@@ -85,14 +85,6 @@ fn sample_names(exposition: &str) -> std::collections::HashSet<String> {
         .collect()
 }
 
-fn curl(args: &[&str]) -> String {
-    let output =
-        Command::new("curl").args(["-s", "--fail-with-body", "--max-time", "20"]).args(args).output().expect("curl");
-    let body = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "curl {args:?}: {body}");
-    body
-}
-
 /// `deploy/grafana-dashboard.json` asks only for series the nodes export
 /// (a renamed metric would leave a panel empty without a word), and every
 /// panel queries the dashboard's data source and node selection.
@@ -118,27 +110,11 @@ fn the_grafana_dashboard_asks_only_for_metrics_a_node_exports() {
 
     // Two nodes that have published, found, piped and taken out a stream
     // export every series the dashboard draws.
-    let a = NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"]);
-    let b =
-        NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", &a.addrs[0]]);
-    let json = ["-H", "content-type: application/json", "-d"];
-    let tracks = r#"{"tracks":[{"kind":"audio","codec":"opus","payloadType":111,"ssrc":1234}]}"#;
-    curl(
-        &[&["-X", "PUT"][..], &json[..], &[tracks, &format!("http://{}/v1/streams/cam/rtp-ingest", a.api)][..]]
-            .concat(),
-    );
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
-    let egress = format!(r#"{{"ip":"127.0.0.1","port":{}}}"#, sink.local_addr().expect("addr").port());
-    curl(
-        &[
-            &["-X", "POST"][..],
-            &json[..],
-            &[egress.as_str(), &format!("http://{}/v1/streams/cam/rtp-egress", b.api)][..],
-        ]
-        .concat(),
-    );
-    let mut exported = sample_names(&curl(&[&format!("http://{}/metrics", a.api)]));
-    exported.extend(sample_names(&curl(&[&format!("http://{}/metrics", b.api)])));
+    let mut nodes = common::loopback_swarm(2).into_iter();
+    let (a, b) = (nodes.next().expect("A"), nodes.next().expect("B"));
+    let _sink = common::publish_cam_and_take_it_out(&a, &b);
+    let mut exported = sample_names(&common::curl_json("GET", &format!("http://{}/metrics", a.api), None));
+    exported.extend(sample_names(&common::curl_json("GET", &format!("http://{}/metrics", b.api), None)));
 
     let mut asked = std::collections::BTreeSet::new();
     for query in &queries {

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::NodeProcess;
-
 /// A Prometheus server with its own configuration and storage, killed when dropped.
 struct Prometheus {
     child: Child,
@@ -85,33 +83,12 @@ impl Drop for Prometheus {
     }
 }
 
-/// `curl` with a JSON body; fails the test on an HTTP error.
-fn send_json(method: &str, url: &str, body: &str) {
-    let output = Command::new("curl")
-        .args(["-s", "--fail-with-body", "--max-time", "20", "-X", method, "-H", "content-type: application/json"])
-        .args(["-d", body, url])
-        .output()
-        .expect("run curl");
-    assert!(output.status.success(), "{method} {url}: {}", String::from_utf8_lossy(&output.stdout));
-}
-
 #[test]
 fn prometheus_scrapes_three_nodes_and_promql_shows_their_streams_and_worker_cpu() {
-    let a = NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"]);
-    let b =
-        NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", &a.addrs[0]]);
-    let c =
-        NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", &a.addrs[0]]);
+    let mut nodes = common::loopback_swarm(3).into_iter();
+    let (a, b, c) = (nodes.next().expect("A"), nodes.next().expect("B"), nodes.next().expect("C"));
     // A stream published at A and taken out at C: A and C hold it, B nothing.
-    let tracks = r#"{"tracks":[{"kind":"audio","codec":"opus","payloadType":111,"ssrc":1234}]}"#;
-    send_json("PUT", &format!("http://{}/v1/streams/cam/rtp-ingest", a.api), tracks);
-    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
-    let port = sink.local_addr().expect("addr").port();
-    send_json(
-        "POST",
-        &format!("http://{}/v1/streams/cam/rtp-egress", c.api),
-        &format!(r#"{{"ip":"127.0.0.1","port":{port}}}"#),
-    );
+    let _sink = common::publish_cam_and_take_it_out(&a, &c);
 
     let prometheus = Prometheus::scraping(&[&a.api, &b.api, &c.api]);
     let up = prometheus.query_until("up", |up| up.len() == 3 && up.values().all(|v| *v == 1.0));

@@ -63,14 +63,6 @@ fn run_block(block: &str, a: &NodeProcess, b: &NodeProcess) -> String {
     stdout
 }
 
-/// Two nodes of one swarm, B joined through A.
-fn swarm_of_two() -> (NodeProcess, NodeProcess) {
-    let a = NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"]);
-    let b =
-        NodeProcess::start(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", &a.addrs[0]]);
-    (a, b)
-}
-
 #[test]
 fn the_readme_api_examples_work_as_written() {
     let readme = readme();
@@ -80,7 +72,8 @@ fn the_readme_api_examples_work_as_written() {
         .collect();
     assert_eq!(blocks.len(), 2, "the curl block and the client block: {blocks:?}");
     for block in &blocks {
-        let (a, b) = swarm_of_two();
+        let mut nodes = common::loopback_swarm(2).into_iter();
+        let (a, b) = (nodes.next().expect("A"), nodes.next().expect("B"));
         let printed = run_block(block, &a, &b);
         // What the examples say they show, checked loosely (the README's
         // comments): the stream was found at B with A as its provider, and

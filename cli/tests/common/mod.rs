@@ -117,3 +117,40 @@ impl Drop for NodeProcess {
         }
     }
 }
+
+/// `count` nodes on loopback (API and libp2p on free ports), every one after
+/// the first joined through the first.
+pub fn loopback_swarm(count: usize) -> Vec<NodeProcess> {
+    let loopback = ["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"];
+    let mut nodes = vec![NodeProcess::start(&loopback)];
+    for _ in 1..count {
+        let seed = nodes[0].addrs[0].clone();
+        nodes.push(NodeProcess::start(&[&loopback[..], &["--bootstrap", &seed][..]].concat()));
+    }
+    nodes
+}
+
+/// `curl` with a JSON body (or none); the answer's body. Fails the test on an
+/// HTTP error.
+pub fn curl_json(method: &str, url: &str, body: Option<&str>) -> String {
+    let mut command = Command::new("curl");
+    command.args(["-s", "--fail-with-body", "--max-time", "20", "-X", method]);
+    if let Some(body) = body {
+        command.args(["-H", "content-type: application/json", "-d", body]);
+    }
+    let output = command.arg(url).output().expect("run curl");
+    let answer = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{method} {url}: {answer}");
+    answer
+}
+
+/// Publishes stream `cam` (one Opus track) by RTP at `publisher` and takes it
+/// out at `consumer` to the returned socket (keep it while the egress runs).
+pub fn publish_cam_and_take_it_out(publisher: &NodeProcess, consumer: &NodeProcess) -> std::net::UdpSocket {
+    let tracks = r#"{"tracks":[{"kind":"audio","codec":"opus","payloadType":111,"ssrc":1234}]}"#;
+    curl_json("PUT", &format!("http://{}/v1/streams/cam/rtp-ingest", publisher.api), Some(tracks));
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP port");
+    let egress = format!(r#"{{"ip":"127.0.0.1","port":{}}}"#, sink.local_addr().expect("addr").port());
+    curl_json("POST", &format!("http://{}/v1/streams/cam/rtp-egress", consumer.api), Some(&egress));
+    sink
+}
