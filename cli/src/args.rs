@@ -278,11 +278,18 @@ pub(crate) struct RunArgs {
           value_parser = parse_port_range)]
     rtc_ports: RangeInclusive<u16>,
 
-    /// Serve WebRTC clients (browsers with mediasoup-client, through the ROPE WebSocket
-    /// API): each mediasoup worker listens on one UDP+TCP port of MIN-MAX on --media-ip
-    /// (announced as --announced-ip). Keep it outside --rtc-ports. Off when not given.
-    #[arg(long, value_name = "MIN-MAX", env = "MAFALDA_WEBRTC_PORTS", value_parser = parse_port_range)]
-    webrtc_ports: Option<RangeInclusive<u16>>,
+    /// Ports for WebRTC clients (WHIP and WHEP at /v1/streams/ID/whip and /whep, and
+    /// browsers with mediasoup-client through /v1/rope): each mediasoup worker listens on
+    /// one UDP and one TCP port of MIN-MAX on --media-ip (announced as --announced-ip).
+    /// Keep it outside --rtc-ports.
+    #[arg(long, value_name = "MIN-MAX", env = "MAFALDA_WEBRTC_PORTS", default_value = "39000-39999",
+          value_parser = parse_port_range)]
+    webrtc_ports: RangeInclusive<u16>,
+
+    /// Serve no WebRTC clients (no WHIP, WHEP or mediasoup-client; nodes still pipe to
+    /// each other and take plain RTP).
+    #[arg(long, env = "MAFALDA_NO_WEBRTC")]
+    no_webrtc: bool,
 
     /// How long an app's session on /v1/rope outlives a dropped WebSocket: an app that
     /// reconnects within it (with its session token) finds everything it made intact;
@@ -433,7 +440,10 @@ impl RunArgs {
             self.rtc_ports = parse_port_range(&ports).map_err(|e| bad("rtc_ports", &e))?;
         }
         if let Some(ports) = file.webrtc_ports.filter(|_| unset("webrtc_ports")) {
-            self.webrtc_ports = Some(parse_port_range(&ports).map_err(|e| bad("webrtc_ports", &e))?);
+            self.webrtc_ports = parse_port_range(&ports).map_err(|e| bad("webrtc_ports", &e))?;
+        }
+        if let Some(webrtc) = file.webrtc.filter(|_| unset("no_webrtc")) {
+            self.no_webrtc = !webrtc;
         }
         Ok(())
     }
@@ -513,7 +523,8 @@ impl RunArgs {
         }
         media.rtc_ports = self.rtc_ports.clone();
         media.worker_log_level = self.worker_log_level.into();
-        if let Some(ports) = &self.webrtc_ports {
+        if !self.no_webrtc {
+            let ports = &self.webrtc_ports;
             let overlaps = ports.start() <= self.rtc_ports.end() && self.rtc_ports.start() <= ports.end();
             anyhow::ensure!(!overlaps, "--webrtc-ports must not overlap --rtc-ports");
             media.webrtc = Some(mafalda_media::WebRtcListen {

@@ -19,6 +19,7 @@
 //! workers = 4
 //! rtc_ports = "40000-49999"
 //! webrtc_ports = "39000-39015"
+//! webrtc = true                       # false: no WHIP, WHEP or mediasoup-client
 //! session_grace = 15
 //! app_workers = 4
 //! app_objects = 4096
@@ -81,6 +82,7 @@ pub(crate) struct ConfigFile {
     pub(crate) workers: Option<u16>,
     pub(crate) rtc_ports: Option<String>,
     pub(crate) webrtc_ports: Option<String>,
+    pub(crate) webrtc: Option<bool>,
 }
 
 impl ConfigFile {

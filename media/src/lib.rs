@@ -13,7 +13,8 @@
 //!   only has to call `reap_idle` periodically, which it does);
 //! - [`pipe`]: cross-node pipe blocks (SRTP + RTX PipeTransports and the data
 //!   that travels between nodes);
-//! - [`transports`]: plain RTP in and out, WebRTC through each worker's WebRtcServer.
+//! - [`transports`]: plain RTP in and out, WebRTC through each worker's WebRtcServer;
+//! - [`sdp`]: SDP offers and answers for WHIP and WHEP clients, bridged to RTP parameters.
 
 mod capabilities;
 mod counters;
@@ -23,6 +24,7 @@ mod error;
 pub mod nat_pipe;
 pub mod pipe;
 pub mod placement;
+pub mod sdp;
 mod spanning;
 pub mod transports;
 

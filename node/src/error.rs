@@ -50,6 +50,9 @@ pub enum NodeError {
     /// node can send its end the first packet.
     #[error("this node is behind NAT: pipe stream {0} from a reachable node")]
     BehindNat(String),
+    /// A WHIP or WHEP client's SDP offer is malformed or cannot be served.
+    #[error(transparent)]
+    Sdp(#[from] mafalda_media::sdp::SdpError),
     /// Every provider of the stream refused or failed; the text lists why.
     #[error("no provider could serve stream {stream}: {reasons}")]
     NoProvider {
@@ -83,6 +86,7 @@ impl From<NodeError> for mafalda_rope::RpcError {
             }
             NodeError::NotFound(what) => RpcError::new(ErrorCode::ObjectNotFound, format!("{what} not found")),
             NodeError::InvalidInput(why) => RpcError::new(ErrorCode::InvalidParams, why),
+            error @ NodeError::Sdp(_) => RpcError::new(ErrorCode::InvalidParams, error.to_string()),
             error @ NodeError::AlreadyPublished(_) => {
                 RpcError::new(ErrorCode::Application(ALREADY_PUBLISHED), error.to_string())
             }

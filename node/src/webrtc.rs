@@ -171,7 +171,7 @@ fn end_stream_when_closed(inner: &Arc<Inner>, producer: &Producer, stream: &str)
 }
 
 /// Ends `stream` here (in the background) if `producer_id` is one of its tracks.
-fn end_track(runtime: &tokio::runtime::Handle, inner: Arc<Inner>, stream: String, producer_id: ProducerId) {
+pub(crate) fn end_track(runtime: &tokio::runtime::Handle, inner: Arc<Inner>, stream: String, producer_id: ProducerId) {
     let ours = lock(&inner.streams).get(&stream).is_some_and(|l| l.producers.iter().any(|p| p.id() == producer_id));
     if ours {
         inner.clone().tasks.spawn_on(runtime, "end stream", async move {

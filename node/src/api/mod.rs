@@ -8,6 +8,9 @@
 //! | GET | `/v1/streams/{id}` | the stream's providers (hops, RTT, load), or 404 |
 //! | POST | `/v1/streams/{id}/rtp-egress` | send the stream's RTP to an address |
 //! | DELETE | `/v1/streams/{id}/rtp-egress/{egressId}` | stop that egress |
+//! | POST | `/v1/streams/{id}/whip` | WHIP: publish from an SDP offer; 201, `Location`, the answer ([`whip`]) |
+//! | POST | `/v1/streams/{id}/whep` | WHEP: play the stream to an SDP offer; 201, `Location`, the answer |
+//! | DELETE | `/v1/sessions/{session}` | end a WHIP or WHEP session |
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/v1/rope` | WebSocket: the same as ROPE calls, and node changes as ROPE events ([`rope`]) |
 //!
@@ -38,6 +41,7 @@
 //!   refused (429, ROPE [`LIMIT_REACHED`]) and nothing is made.
 
 mod app_session;
+mod cors;
 mod health;
 mod metrics;
 mod openapi;
@@ -46,6 +50,7 @@ pub mod owners;
 pub mod rope;
 pub mod trust;
 pub mod webrtc;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -63,6 +68,8 @@ use tokio::task::JoinHandle;
 pub use self::owners::{AccessError, FORBIDDEN, LIMIT_REACHED, Limits, ObjectKind};
 use self::owners::{Caller, ObjectKind as Kind, Owner, Owners, TokenRole};
 pub use self::trust::{AllowedHost, AllowedOrigin, TrustConfigError};
+use mafalda_media::sdp::SdpError;
+
 use crate::{Node, NodeError};
 
 /// Largest request body accepted.
@@ -132,6 +139,8 @@ struct ApiState {
     rope_connections: Arc<tokio::sync::Semaphore>,
     /// App sessions on `/v1/rope` waiting for their app to reconnect.
     sessions: Arc<app_session::Sessions>,
+    /// WHIP and WHEP sessions.
+    sdp_sessions: Arc<whip::SdpSessions>,
 }
 
 /// Serves the API for `node` on `listener` with an optional bearer token and
@@ -171,6 +180,7 @@ pub fn serve_with(
         next_connection: Arc::new(AtomicU64::new(1)),
         rope_connections: Arc::new(tokio::sync::Semaphore::new(rope::MAX_CONNECTIONS)),
         sessions: Arc::new(app_session::Sessions::new(config.session_grace)),
+        sdp_sessions: Arc::default(),
     };
     let publish_route =
         put(publish).route_layer(middleware::from_fn_with_state(state.clone(), own_publication)).delete(unpublish);
@@ -183,12 +193,17 @@ pub fn serve_with(
         .route("/v1/rope", get(rope::upgrade))
         .route("/metrics", get(metrics::render))
         .route("/v1/drain", axum::routing::post(health::drain))
+        .route("/v1/streams/{id}/whip", axum::routing::post(whip::publish))
+        .route("/v1/streams/{id}/whep", axum::routing::post(whip::play))
+        .route("/v1/sessions/{session}", delete(whip::end))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         // Probes and the API's description need no token (added after the
         // token check, so it skips them).
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/v1/openapi.json", get(openapi::document))
+        // Pages of allowed origins read answers (errors included) and preflight without a token.
+        .layer(middleware::from_fn(cors::cors))
         // Outermost: a foreign page or name learns nothing, not even whether a token is needed.
         .layer(middleware::from_fn_with_state(state.clone(), trust::check))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -277,6 +292,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self.0 {
             NodeError::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            NodeError::Sdp(SdpError::Unusable(_) | SdpError::NothingUsable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            NodeError::Sdp(_) => StatusCode::BAD_REQUEST,
             NodeError::NotFound(_) => StatusCode::NOT_FOUND,
             NodeError::AlreadyPublished(_) => StatusCode::CONFLICT,
             NodeError::NoProvider { .. } | NodeError::Provenance { .. } => StatusCode::BAD_GATEWAY,

@@ -42,6 +42,8 @@ pub enum ObjectKind {
     /// A stream published here (`rtp-ingest`, `stream.publish`, or the first
     /// WebRTC track of a stream).
     Publication,
+    /// A WHIP or WHEP session (its transport and tracks).
+    Session,
 }
 
 impl ObjectKind {
@@ -52,6 +54,7 @@ impl ObjectKind {
             Self::Producer => "producers",
             Self::Consumer => "consumers",
             Self::Publication => "publications",
+            Self::Session => "WHIP/WHEP sessions",
         }
     }
 }
@@ -71,11 +74,14 @@ pub struct Limits {
     pub consumers: usize,
     /// Publications (default 16).
     pub publications: usize,
+    /// WHIP and WHEP sessions (default 256: every viewer of a WHEP page
+    /// presents the same app token).
+    pub sessions: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { egresses: 64, transports: 16, producers: 64, consumers: 256, publications: 16 }
+        Self { egresses: 64, transports: 16, producers: 64, consumers: 256, publications: 16, sessions: 256 }
     }
 }
 
@@ -87,6 +93,7 @@ impl Limits {
             ObjectKind::Producer => self.producers,
             ObjectKind::Consumer => self.consumers,
             ObjectKind::Publication => self.publications,
+            ObjectKind::Session => self.sessions,
         }
     }
 }
@@ -254,6 +261,7 @@ impl Owners {
         let what = match kind {
             ObjectKind::Egress => format!("egress {id}"),
             ObjectKind::Publication => format!("stream {id}"),
+            ObjectKind::Session => format!("session {id}"),
             ObjectKind::Transport => format!("transport {id}"),
             ObjectKind::Producer => format!("producer {id}"),
             ObjectKind::Consumer => format!("consumer {id}"),
@@ -302,7 +310,7 @@ fn live_ids(node: &Node, kind: ObjectKind) -> Option<Vec<String>> {
         ObjectKind::Egress => Some(node.egresses().into_iter().map(|e| e.id).collect()),
         // Published here: hop 0. A relay of the same id is not a publication.
         ObjectKind::Publication => Some(node.streams().into_iter().filter(|s| s.hops == 0).map(|s| s.stream).collect()),
-        ObjectKind::Transport | ObjectKind::Producer | ObjectKind::Consumer => None,
+        ObjectKind::Transport | ObjectKind::Producer | ObjectKind::Consumer | ObjectKind::Session => None,
     }
 }
 

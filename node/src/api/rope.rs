@@ -230,7 +230,7 @@ impl Closer for AppCloser {
                 match kind {
                     ObjectKind::Egress => drop(node.stop_egress(&id)),
                     ObjectKind::Publication => drop(node.unpublish(&id).await),
-                    ObjectKind::Transport | ObjectKind::Producer | ObjectKind::Consumer => {}
+                    ObjectKind::Transport | ObjectKind::Producer | ObjectKind::Consumer | ObjectKind::Session => {}
                 }
             }
             debug!("app session closed");

@@ -1,0 +1,127 @@
+//! WHIP and WHEP with real browsers and no SDK: headless Chromium (Debian's)
+//! publishes its fake camera and microphone with a bare `RTCPeerConnection`
+//! and WHIP at node A of a three-node swarm; a second bare page plays the
+//! stream with WHEP at node C, which pipes it from A. The player's `getStats()`
+//! must show decoded frames and audio growing; `DELETE` on the WHIP session
+//! must end the stream at C (the player's media stops); and afterwards both
+//! nodes hold no more transports than before. `tests/browser/drive-whip.mjs`
+//! does the browser side.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mafalda_node::Node;
+use mafalda_node::api::ApiConfig;
+use mafalda_tests::node::connected_webrtc_nodes;
+use mafalda_tests::swarm::eventually;
+
+const TOKEN: &str = "whip-app-token";
+
+/// Runs `tests/browser/drive-whip.mjs` with `args`; returns its JSON result and stderr.
+async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/drive-whip.mjs");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(driver)
+            .args(args)
+            .output()
+            .expect("node runs tests/browser/drive-whip.mjs (scripts/setup.sh installs its packages)")
+    })
+    .await
+    .expect("driver task");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let result = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
+    (result, stderr)
+}
+
+/// A free port for the driver's page server, and an API configuration that
+/// lets pages of that origin in and requires the app token.
+fn page_port_and_api() -> (u16, ApiConfig) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut config = ApiConfig::default();
+    config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
+    config.token = Some(TOKEN.to_owned());
+    (port, config)
+}
+
+/// Transports on all of a node's workers (pipes included).
+fn transports(node: &Node) -> u32 {
+    node.media().status().iter().map(|w| w.objects.transports).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_page_publishes_with_whip_at_a_and_another_plays_with_whep_at_c() {
+    let (page_port, config) = page_port_and_api();
+    let nodes = connected_webrtc_nodes(3, config).await;
+    let (a, a_api) = (&nodes[0].0, nodes[0].1);
+    let (c, c_api) = (&nodes[2].0, nodes[2].1);
+    let before = [transports(a), transports(c)];
+    let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/whep-player.png");
+    let (result, stderr) = drive(vec![
+        "--whip".into(),
+        format!("http://{a_api}/v1/streams/webcam/whip"),
+        "--whep".into(),
+        format!("http://{c_api}/v1/streams/webcam/whep"),
+        "--token".into(),
+        TOKEN.into(),
+        "--page-port".into(),
+        page_port.to_string(),
+        "--status".into(),
+        format!("http://{c_api}/v1/status"),
+        "--screenshot".into(),
+        screenshot.to_string_lossy().into_owned(),
+    ])
+    .await;
+    eprintln!("browser result: {result}");
+    assert_eq!(result["ok"], true, "frames decoded and audio received grow at the player: {result}\n{stderr}");
+    let (first, second) = (&result["first"], &result["second"]);
+    assert!(second["framesDecoded"].as_u64() > first["framesDecoded"].as_u64(), "{result}");
+    assert!(second["audioBytesReceived"].as_u64() > first["audioBytesReceived"].as_u64(), "{result}");
+    let playing = &result["statusDuringPlay"]["streams"][0];
+    assert_eq!(playing["stream"], "webcam", "C held the stream while it played: {result}");
+    assert_eq!(playing["path"][0], a.peer_id().to_string(), "it came from A");
+    assert!(playing["upstream"].is_string(), "C got it through a pipe: {result}");
+    let location = result["whipLocation"].as_str().unwrap_or_default();
+    assert!(location.contains("/v1/sessions/"), "the WHIP session's Location: {result}");
+    assert_eq!(result["deleteStatus"], 204, "DELETE on the WHIP session: {result}");
+    let after = &result["afterDelete"];
+    let stopped = after["bytesStalled"] == true
+        || matches!(after["connectionState"].as_str(), Some("failed" | "disconnected" | "closed"));
+    assert!(stopped, "the player's media stopped once the WHIP session was deleted: {result}");
+    let streams_after = result["statusAfterDelete"]["streams"].as_array().map_or(0, Vec::len);
+    assert_eq!(streams_after, 0, "the stream ended at C: {result}");
+    assert!(screenshot.exists(), "a screenshot of the playing page");
+    // Nothing outlives the sessions: WHIP's transport at A, WHEP's transport,
+    // router pipes and the pipe from A at C.
+    let (a, c) = (Arc::clone(a), Arc::clone(c));
+    let back = eventually(Duration::from_secs(20), || {
+        let (a, c) = (Arc::clone(&a), Arc::clone(&c));
+        async move { [transports(&a), transports(&c)] == before }
+    })
+    .await;
+    assert!(back, "transports back to {before:?}: A {}, C {}", transports(&a), transports(&c));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_a_wrong_token_reads_401_and_nothing_is_made() {
+    let (page_port, config) = page_port_and_api();
+    let nodes = connected_webrtc_nodes(1, config).await;
+    let (a, a_api) = (&nodes[0].0, nodes[0].1);
+    let before = transports(a);
+    let (result, stderr) = drive(vec![
+        "--bad-token".into(),
+        "--whip".into(),
+        format!("http://{a_api}/v1/streams/webcam/whip"),
+        "--page-port".into(),
+        page_port.to_string(),
+    ])
+    .await;
+    assert_eq!(result["ok"], true, "the page read a 401 (CORS on errors too): {result}\n{stderr}");
+    assert_eq!(result["status"], 401, "{result}");
+    assert!(a.streams().is_empty(), "nothing published");
+    assert_eq!(transports(a), before, "no transport made");
+}
