@@ -51,7 +51,8 @@ fn h264_parameters() -> RtpCodecParametersParameters {
     ])
 }
 
-/// Codecs every router of a node accepts.
+/// Codecs every router of a node accepts: Opus, VP8, H.264 constrained
+/// baseline (packetization mode 1) and VP9 profile 0.
 pub fn router_codecs() -> Vec<RtpCodecCapability> {
     vec![
         RtpCodecCapability::Audio {
@@ -74,6 +75,14 @@ pub fn router_codecs() -> Vec<RtpCodecCapability> {
             preferred_payload_type: None,
             clock_rate: nz32(90000),
             parameters: h264_parameters(),
+            rtcp_feedback: vec![],
+        },
+        // Last, so the payload types the others had before VP9 stay the same.
+        RtpCodecCapability::Video {
+            mime_type: MimeTypeVideo::Vp9,
+            preferred_payload_type: None,
+            clock_rate: nz32(90000),
+            parameters: RtpCodecParametersParameters::from([("profile-id", 0_u32.into())]),
             rtcp_feedback: vec![],
         },
     ]

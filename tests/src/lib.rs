@@ -11,6 +11,7 @@ pub mod process;
 pub mod room;
 pub mod rope;
 pub mod rtp;
+pub mod sdp;
 pub mod swarm;
 pub mod tcp_relay;
 
