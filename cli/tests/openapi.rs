@@ -54,7 +54,10 @@ fn the_openapi_document_describes_every_route_and_only_real_ones() {
     assert!(unrouted.is_empty(), "described paths the router does not serve: {unrouted:?}");
 
     for (path, operations) in paths {
-        let url = format!("{base}{}", path.replace("{id}", "cam").replace("{egress}", "egress-1"));
+        let url = format!(
+            "{base}{}",
+            path.replace("{id}", "cam").replace("{egress}", "egress-1").replace("{session}", "session-1")
+        );
         let operations = operations.as_object().expect("operations");
         for method in METHODS {
             let (status, body) = request(method, &url);

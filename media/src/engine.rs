@@ -292,6 +292,11 @@ impl MediaEngine {
         Ok(router)
     }
 
+    /// Whether workers serve WebRTC clients (a WebRtcServer listen address is configured).
+    pub fn serves_webrtc(&self) -> bool {
+        self.inner.config.webrtc.is_some()
+    }
+
     /// The WebRtcServer of `worker`, when the engine is configured with one.
     pub fn webrtc_server(&self, worker: &WorkerId) -> Option<WebRtcServer> {
         lock(&self.inner.slots).iter().find(|s| s.worker.id() == *worker).and_then(|s| s.webrtc_server.clone())

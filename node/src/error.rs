@@ -50,6 +50,9 @@ pub enum NodeError {
     /// node can send its end the first packet.
     #[error("this node is behind NAT: pipe stream {0} from a reachable node")]
     BehindNat(String),
+    /// This node serves no WebRTC clients (started with `--no-webrtc`).
+    #[error("this node serves no WebRTC clients (it was started with WebRTC off): use another node")]
+    WebRtcOff,
     /// A WHIP or WHEP client's SDP offer is malformed or cannot be served.
     #[error(transparent)]
     Sdp(#[from] mafalda_media::sdp::SdpError),

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use crate::http::{Answer, raw};
 
 /// A made-up but well-formed sha-256 fingerprint.
-const FINGERPRINT: &str = "8A:8D:76:6C:91:E0:EC:85:14:C4:53:D0:DA:20:FA:79:5B:F5:C6:E6:8B:18:F2:80:E1:D2:9C:6B:C3:92:62:70";
+const FINGERPRINT: &str =
+    "8A:8D:76:6C:91:E0:EC:85:14:C4:53:D0:DA:20:FA:79:5B:F5:C6:E6:8B:18:F2:80:E1:D2:9C:6B:C3:92:62:70";
 
 fn session_head() -> String {
     format!(
@@ -63,8 +64,16 @@ pub fn unusable_offer() -> String {
 
 /// `POST path` to the API at `addr` with `body` as `content_type`, the bearer
 /// `token` if any, and the extra header lines `extra` (each ending in CRLF).
-pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>, content_type: &str, extra: &str, body: &str) -> Answer {
-    let mut head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nConnection: close\r\n{extra}");
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    content_type: &str,
+    extra: &str,
+    body: &str,
+) -> Answer {
+    let mut head =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nConnection: close\r\n{extra}");
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }

@@ -65,9 +65,14 @@ async fn bad_whip_requests_get_clear_errors_and_make_nothing() {
     assert!(bad_line.body.contains("payload type"), "{}", bad_line.body);
     let unusable = post(api, whip, Some(TOKEN), SDP, "", &unusable_offer()).await;
     assert_eq!(unusable.status, 422, "{unusable:?}");
-    assert!(unusable.body.contains("PCMU") && unusable.body.contains("AV1"), "says what was offered: {}", unusable.body);
+    assert!(
+        unusable.body.contains("PCMU") && unusable.body.contains("AV1"),
+        "says what was offered: {}",
+        unusable.body
+    );
     assert!(unusable.body.contains("video/VP8"), "and what the node takes: {}", unusable.body);
-    let no_fingerprint: String = offer.lines().filter(|l| !l.starts_with("a=fingerprint")).map(|l| format!("{l}\r\n")).collect();
+    let no_fingerprint: String =
+        offer.lines().filter(|l| !l.starts_with("a=fingerprint")).map(|l| format!("{l}\r\n")).collect();
     let no_fingerprint = post(api, whip, Some(TOKEN), SDP, "", &no_fingerprint).await;
     assert_eq!(no_fingerprint.status, 422, "{no_fingerprint:?}");
     assert!(no_fingerprint.body.contains("fingerprint"), "{}", no_fingerprint.body);
@@ -179,13 +184,41 @@ async fn pages_of_allowed_origins_preflight_without_a_token_and_read_errors() {
     let refused = bare(api, "OPTIONS", "/v1/streams/cam/whip", None, foreign).await;
     assert_eq!(refused.status, 403, "a page of another origin learns nothing: {refused:?}");
     assert_eq!(header(&refused, "access-control-allow-origin"), None);
-    let posted = post(api, "/v1/streams/cam/whip", Some(TOKEN), SDP, "Origin: http://evil.example\r\n", &publisher_offer(111, 96)).await;
+    let posted = post(
+        api,
+        "/v1/streams/cam/whip",
+        Some(TOKEN),
+        SDP,
+        "Origin: http://evil.example\r\n",
+        &publisher_offer(111, 96),
+    )
+    .await;
     assert_eq!(posted.status, 403, "{posted:?}");
 
-    let wrong_token = post(api, "/v1/streams/cam/whip", Some("wrong"), SDP, "Origin: http://127.0.0.1:9\r\n", &publisher_offer(111, 96)).await;
+    let wrong_token = post(
+        api,
+        "/v1/streams/cam/whip",
+        Some("wrong"),
+        SDP,
+        "Origin: http://127.0.0.1:9\r\n",
+        &publisher_offer(111, 96),
+    )
+    .await;
     assert_eq!(wrong_token.status, 401, "{wrong_token:?}");
-    assert_eq!(header(&wrong_token, "access-control-allow-origin"), Some("http://127.0.0.1:9"), "the page can read the 401");
-    let made = post(api, "/v1/streams/cam/whip", Some(TOKEN), SDP, "Origin: http://127.0.0.1:9\r\n", &publisher_offer(111, 96)).await;
+    assert_eq!(
+        header(&wrong_token, "access-control-allow-origin"),
+        Some("http://127.0.0.1:9"),
+        "the page can read the 401"
+    );
+    let made = post(
+        api,
+        "/v1/streams/cam/whip",
+        Some(TOKEN),
+        SDP,
+        "Origin: http://127.0.0.1:9\r\n",
+        &publisher_offer(111, 96),
+    )
+    .await;
     assert_eq!(made.status, 201, "{made:?}");
     let exposed = header(&made, "access-control-expose-headers").unwrap_or_default();
     assert!(exposed.contains("location"), "the page can read the session's Location: {made:?}");

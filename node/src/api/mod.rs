@@ -294,6 +294,7 @@ impl IntoResponse for ApiError {
             NodeError::InvalidInput(_) => StatusCode::BAD_REQUEST,
             NodeError::Sdp(SdpError::Unusable(_) | SdpError::NothingUsable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             NodeError::Sdp(_) => StatusCode::BAD_REQUEST,
+            NodeError::WebRtcOff => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::NotFound(_) => StatusCode::NOT_FOUND,
             NodeError::AlreadyPublished(_) => StatusCode::CONFLICT,
             NodeError::NoProvider { .. } | NodeError::Provenance { .. } => StatusCode::BAD_GATEWAY,

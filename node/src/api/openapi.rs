@@ -29,6 +29,28 @@ fn error_answers() -> Value {
     })
 }
 
+/// An SDP offer as the request body.
+fn sdp_body() -> Value {
+    json!({ "required": true, "content": { "application/sdp": { "schema": { "type": "string" } } } })
+}
+
+/// 201 with an SDP answer and the session's `Location`, or the errors: 400
+/// malformed SDP, 404 no such stream (WHEP), 409 already published (WHIP),
+/// 413 too large, 415 not `application/sdp`, 422 nothing usable in the offer,
+/// 429 over the token's session cap.
+fn sdp_answers() -> Value {
+    let mut all = error_answers();
+    for code in ["413", "422", "429"] {
+        all[code] = json!({ "$ref": "#/components/responses/Error" });
+    }
+    all["201"] = json!({
+        "description": "The SDP answer; Location is the session (DELETE it to end)",
+        "headers": { "Location": { "schema": { "type": "string" }, "description": "/v1/sessions/{session}" } },
+        "content": { "application/sdp": { "schema": { "type": "string" } } }
+    });
+    all
+}
+
 /// A JSON answer `schema` under `code`, with the error answers.
 fn answers(code: &str, description: &str, schema: Value) -> Value {
     let mut all = error_answers();
@@ -98,6 +120,45 @@ fn describe() -> Value {
                 "parameters": [stream_id(), { "name": "egress", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "responses": { "204": { "description": "Stopped" }, "404": { "$ref": "#/components/responses/Error" },
                                "401": { "$ref": "#/components/responses/Error" } }
+            }},
+            "/v1/streams/{id}/whip": {
+                "post": {
+                    "summary": "WHIP (RFC 9725): publish the tracks of an SDP offer as the stream; 201 with the SDP answer and the session's Location",
+                    "operationId": "whip",
+                    "parameters": [stream_id()],
+                    "requestBody": sdp_body(),
+                    "responses": sdp_answers()
+                },
+                "options": {
+                    "summary": "What the endpoint accepts (Accept-Post: application/sdp); CORS preflight for allowed origins (no token)",
+                    "operationId": "whipOptions",
+                    "security": no_token.clone(),
+                    "parameters": [stream_id()],
+                    "responses": { "204": { "description": "Allow, Accept-Post and, for an allowed Origin, CORS headers" } }
+                }
+            },
+            "/v1/streams/{id}/whep": {
+                "post": {
+                    "summary": "WHEP: play the stream (piped here from wherever it is) to an SDP offer; 201 with the SDP answer and the session's Location",
+                    "operationId": "whep",
+                    "parameters": [stream_id()],
+                    "requestBody": sdp_body(),
+                    "responses": sdp_answers()
+                },
+                "options": {
+                    "summary": "What the endpoint accepts; CORS preflight for allowed origins (no token)",
+                    "operationId": "whepOptions",
+                    "security": no_token.clone(),
+                    "parameters": [stream_id()],
+                    "responses": { "204": { "description": "Allow, Accept-Post and CORS headers" } }
+                }
+            },
+            "/v1/sessions/{session}": { "delete": {
+                "summary": "End a WHIP or WHEP session (its owner or the admin); a WHIP session's stream ends with it. PATCH (trickle ICE) is answered 405: the node is ICE-lite and answers with all its candidates",
+                "operationId": "endSession",
+                "parameters": [{ "name": "session", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": { "204": { "description": "Ended" }, "401": { "$ref": "#/components/responses/Error" },
+                               "403": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" } }
             }},
             "/v1/rope": { "get": {
                 "summary": "WebSocket upgrade to ROPE (CBOR, or JSON with ?format=json; ?access_token= for browsers)",

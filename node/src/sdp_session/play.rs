@@ -31,6 +31,9 @@ impl Node {
     pub async fn play_sdp(self: &Arc<Self>, stream: &str, offer: &str) -> Result<SdpSession, NodeError> {
         let wanted = StreamRef::parse(stream)?;
         let offer = Offer::parse(offer)?;
+        if !self.media().serves_webrtc() {
+            return Err(NodeError::WebRtcOff);
+        }
         self.inner.ensure_local(&wanted).await?.done().await;
         let tracks: Vec<Producer> = {
             let streams = lock(&self.inner.streams);

@@ -24,6 +24,9 @@ impl Node {
     pub async fn publish_sdp(self: &Arc<Self>, stream: &str, offer: &str) -> Result<SdpSession, NodeError> {
         validate_stream_id(stream)?;
         let offer = Offer::parse(offer)?;
+        if !self.media().serves_webrtc() {
+            return Err(NodeError::WebRtcOff);
+        }
         if self.streams().iter().any(|s| s.stream == stream) {
             return Err(NodeError::AlreadyPublished(stream.to_owned()));
         }
