@@ -125,3 +125,35 @@ async fn a_page_with_a_wrong_token_reads_401_and_nothing_is_made() {
     assert!(a.streams().is_empty(), "nothing published");
     assert_eq!(transports(a), before, "no transport made");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulcast_from_a_bare_page_is_taken_as_layers_and_played_elsewhere() {
+    let (page_port, config) = page_port_and_api();
+    let nodes = connected_webrtc_nodes(2, config).await;
+    let (a_api, b_api) = (nodes[0].1, nodes[1].1);
+    let (result, stderr) = drive(vec![
+        "--whip".into(),
+        format!("http://{a_api}/v1/streams/layers/whip"),
+        "--whep".into(),
+        format!("http://{b_api}/v1/streams/layers/whep"),
+        "--token".into(),
+        TOKEN.into(),
+        "--page-port".into(),
+        page_port.to_string(),
+        "--simulcast".into(),
+    ])
+    .await;
+    eprintln!("browser result: {result}");
+    assert_eq!(result["ok"], true, "the player decodes the simulcast stream: {result}\n{stderr}");
+    let answer = result["publisherAnswer"].as_str().unwrap_or_default();
+    for line in ["a=rid:q recv", "a=rid:h recv", "a=rid:f recv", "a=simulcast:recv q;h;f"] {
+        assert!(answer.contains(line), "the WHIP answer takes the layers ({line}): {answer}");
+    }
+    let outbound = result["publisherStats"]["outbound"].as_array().cloned().unwrap_or_default();
+    let sending: Vec<&str> = outbound
+        .iter()
+        .filter(|o| o["kind"] == "video" && o["bytesSent"].as_u64().unwrap_or(0) > 0)
+        .filter_map(|o| o["rid"].as_str())
+        .collect();
+    assert!(sending.len() >= 2, "the page sends more than one layer to the node: {outbound:?}");
+}
