@@ -125,6 +125,9 @@ async fn a_whip_stream_is_played_with_whep_elsewhere_in_the_players_own_payload_
     assert_eq!(held.len(), 1, "B holds the stream to play it");
     assert_eq!(held[0].path.first(), Some(&a.peer_id().to_string()), "piped from A: {held:?}");
     let whep_session = header(&playing, "location").expect("Location").to_owned();
+    let metrics = bare(b_api, "GET", "/metrics", Some(TOKEN), "").await.body;
+    assert!(metrics.contains("mafalda_sdp_sessions{role=\"whep\"} 1"), "B counts its player: {metrics}");
+    assert!(metrics.contains("mafalda_sdp_sessions{role=\"whip\"} 0"), "and no publisher: {metrics}");
 
     let patch = bare(b_api, "PATCH", &whep_session, Some(TOKEN), "").await;
     assert_eq!(patch.status, 405, "no trickle ICE: {patch:?}");

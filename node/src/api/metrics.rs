@@ -13,6 +13,11 @@ use prometheus_client::registry::Registry;
 use super::ApiState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabel {
+    role: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkerLabel {
     worker: String,
 }
@@ -49,6 +54,11 @@ pub(super) async fn render(State(state): State<ApiState>) -> Response {
     let rooms = Gauge::<i64>::default();
     rooms.set(i64::try_from(node.inner.rooms.count()).unwrap_or(i64::MAX));
     registry.register("rooms", "Rooms this node's apps are in", rooms);
+    let sessions = Family::<RoleLabel, Gauge<i64>>::default();
+    let (publishing, playing) = state.sdp_sessions.counts();
+    sessions.get_or_create(&RoleLabel { role: "whip" }).set(i64::try_from(publishing).unwrap_or(i64::MAX));
+    sessions.get_or_create(&RoleLabel { role: "whep" }).set(i64::try_from(playing).unwrap_or(i64::MAX));
+    registry.register("sdp_sessions", "WHIP (publish) and WHEP (play) sessions open here", sessions);
     let draining = Gauge::<i64>::default();
     draining.set(i64::from(node.is_draining()));
     registry.register("draining", "1 while the node drains", draining);

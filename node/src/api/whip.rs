@@ -22,7 +22,7 @@ use tracing::info;
 
 use super::owners::{Caller, ObjectKind, Owner, Registration};
 use super::{ApiError, ApiState, error, ops};
-use crate::{Node, SdpSession};
+use crate::{Node, SdpSession, SessionRole};
 
 /// Most WHIP and WHEP sessions a node holds, whoever made them.
 pub const MAX_SESSIONS: usize = 1024;
@@ -62,6 +62,13 @@ impl SdpSessions {
     /// How many sessions are open.
     pub(super) fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Open WHIP (publishing) and WHEP (playing) sessions.
+    pub(super) fn counts(&self) -> (usize, usize) {
+        let entries = self.lock();
+        let publishing = entries.values().filter(|e| e.session.role() == SessionRole::Publish).count();
+        (publishing, entries.len() - publishing)
     }
 }
 
