@@ -7,6 +7,8 @@
 //
 // node drive-whip.mjs --whip http://A/v1/streams/ID/whip --whep http://B/v1/streams/ID/whep \
 //     [--token T] [--page-port PORT] [--simulcast] [--screenshot FILE] [--status http://B/v1/status]
+// node drive-whip.mjs --vanish --whip URL --whep URL [--token T] [--page-port PORT]
+//     publishes and plays, then kills Chromium (SIGKILL, no DELETE): {ok, killed: pid}.
 // node drive-whip.mjs --bad-token --whip http://A/v1/streams/ID/whip [--page-port PORT]
 //     POSTs the publisher's real offer with `Authorization: Bearer wrong`:
 //     {ok: status === 401, status, body} (the page must be able to read the 401: CORS on errors).
@@ -80,7 +82,7 @@ const watchdog = setTimeout(async () => {
 
 /** --key value pairs; --simulcast and --bad-token stand alone. */
 function parseArgs(argv) {
-  const flags = new Set(['simulcast', 'bad-token']);
+  const flags = new Set(['simulcast', 'bad-token', 'vanish']);
   const valued = new Set(['whip', 'whep', 'token', 'page-port', 'screenshot', 'status']);
   const args = {};
   for (let i = 0; i < argv.length; i++) {
@@ -136,7 +138,7 @@ async function run() {
   log(`page at ${origin}`);
 
   step = 'launching chromium';
-  browser = await chromium.launch({
+  const launch = {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: [
       '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--headless', '--no-sandbox',
@@ -144,7 +146,15 @@ async function run() {
       '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
       '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
     ],
-  });
+  };
+  // --vanish needs the browser's process, to kill it as a crash or a pulled cable would.
+  let chromiumServer;
+  if (args.vanish) {
+    chromiumServer = await chromium.launchServer(launch);
+    browser = await chromium.connect(chromiumServer.wsEndpoint());
+  } else {
+    browser = await chromium.launch(launch);
+  }
   const context = await browser.newContext({ viewport: { width: 800, height: 560 } });
 
   /** Opens the page in `role` at `url`; waits until it has negotiated (or failed). */
@@ -195,6 +205,20 @@ async function run() {
   await connected(publisher, 'publish');
   const player = await open('play', args.whep);
   await connected(player, 'play');
+
+  if (args.vanish) {
+    // No DELETE, no pc.close(): the whole browser dies at once (its process group).
+    step = 'killing chromium';
+    const pid = chromiumServer.process().pid;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      process.kill(pid, 'SIGKILL');
+    }
+    browser = undefined;
+    Object.assign(result, { ok: true, killed: pid });
+    return;
+  }
 
   const sample = () => player.evaluate(() => window.mafaldaStats());
   step = 'sampling the player';

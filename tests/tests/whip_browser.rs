@@ -157,3 +157,41 @@ async fn simulcast_from_a_bare_page_is_taken_as_layers_and_played_elsewhere() {
         .collect();
     assert!(sending.len() >= 2, "the page sends more than one layer to the node: {outbound:?}");
 }
+
+/// A browser that dies (killed: no `DELETE`, no `close()`) must not leave its
+/// sessions, stream or transports behind: the node notices the silence (ICE
+/// consent, then a short grace) and closes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_of_a_browser_that_vanishes_are_closed_and_nothing_leaks() {
+    let (page_port, config) = page_port_and_api();
+    let nodes = connected_webrtc_nodes(2, config).await;
+    let (a, a_api) = (Arc::clone(&nodes[0].0), nodes[0].1);
+    let (b, b_api) = (Arc::clone(&nodes[1].0), nodes[1].1);
+    let before = [transports(&a), transports(&b)];
+    let (result, stderr) = drive(vec![
+        "--vanish".into(),
+        "--whip".into(),
+        format!("http://{a_api}/v1/streams/gone/whip"),
+        "--whep".into(),
+        format!("http://{b_api}/v1/streams/gone/whep"),
+        "--token".into(),
+        TOKEN.into(),
+        "--page-port".into(),
+        page_port.to_string(),
+    ])
+    .await;
+    assert_eq!(result["ok"], true, "published, played, then killed: {result}\n{stderr}");
+    assert_eq!(a.streams().len(), 1, "the stream outlives its publisher's last packet for a while");
+    let cleaned = eventually(Duration::from_secs(90), || {
+        let (a, b) = (Arc::clone(&a), Arc::clone(&b));
+        async move { [transports(&a), transports(&b)] == before && a.streams().is_empty() && b.streams().is_empty() }
+    })
+    .await;
+    assert!(
+        cleaned,
+        "A and B let go of everything: {:?} transports, streams {:?} / {:?}",
+        [transports(&a), transports(&b)],
+        a.streams(),
+        b.streams()
+    );
+}

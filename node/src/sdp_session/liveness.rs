@@ -8,9 +8,11 @@ use mafalda_media::mediasoup::types::data_structures::{DtlsState, IceState};
 
 /// How long a new session may take to complete ICE and DTLS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a connected session may stay ICE-disconnected (no consent from
-/// the client) before it is closed.
-pub const DISCONNECTED_GRACE: Duration = Duration::from_secs(30);
+/// How long a connected session may stay ICE-disconnected before it is
+/// closed. mediasoup reports `disconnected` after its ICE consent timeout (30 s
+/// without a consent check from the client), so a vanished client is let go
+/// of after about 40 s; one whose network only hiccuped comes back within it.
+pub const DISCONNECTED_GRACE: Duration = Duration::from_secs(10);
 
 /// What a session's transport and tracks report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
