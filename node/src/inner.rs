@@ -49,6 +49,10 @@ pub(crate) struct Inner {
     pub(crate) app_media: crate::app_media::AppMedia,
     /// The rooms this node's apps are in.
     pub(crate) rooms: crate::rooms::Rooms,
+    /// App clients connected through the API (ROPE connections, WHIP/WHEP sessions).
+    pub(crate) clients: std::sync::atomic::AtomicUsize,
+    /// What this node knows of the swarm, for monitors.
+    pub(crate) monitor: crate::monitor::Monitor,
 }
 
 /// Locks `mutex`, carrying on after a panic elsewhere poisoned it (the data

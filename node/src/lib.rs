@@ -44,6 +44,7 @@ mod lifecycle;
 mod liveness;
 mod load_report;
 mod metrics;
+pub mod monitor;
 mod node;
 mod peers_in_use;
 mod pipes;

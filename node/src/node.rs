@@ -176,6 +176,8 @@ impl Node {
             tasks: Tasks::new(span),
             app_media: crate::app_media::AppMedia::new(config_app_media),
             rooms: crate::rooms::Rooms::new(),
+            clients: std::sync::atomic::AtomicUsize::new(0),
+            monitor: crate::monitor::Monitor::default(),
         });
         crate::peers_in_use::register(&inner).await;
         inner.spawn("watch swarm", crate::heal::watch_swarm(Arc::clone(&inner), events));

@@ -11,6 +11,7 @@
 //! | POST | `/v1/streams/{id}/whip` | WHIP: publish from an SDP offer; 201, `Location`, the answer ([`whip`]) |
 //! | POST | `/v1/streams/{id}/whep` | WHEP: play the stream to an SDP offer; 201, `Location`, the answer |
 //! | DELETE | `/v1/sessions/{session}` | end a WHIP or WHEP session |
+//! | GET | `/v1/swarm` | every node known, its load, streams and clients, and every pipe ([`crate::monitor`]) |
 //! | GET | `/metrics` | Prometheus text |
 //! | GET | `/v1/rope` | WebSocket: the same as ROPE calls, and node changes as ROPE events ([`rope`]) |
 //!
@@ -196,6 +197,7 @@ pub fn serve_with(
         .route("/v1/streams/{id}/whip", axum::routing::post(whip::publish))
         .route("/v1/streams/{id}/whep", axum::routing::post(whip::play))
         .route("/v1/sessions/{session}", delete(whip::end))
+        .route("/v1/swarm", get(swarm_view))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         // Probes and the API's description need no token (added after the
         // token check, so it skips them).
@@ -318,6 +320,12 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
             Err(rejection) => Err(error(rejection.status(), rejection.body_text())),
         }
     }
+}
+
+/// `GET /v1/swarm`: every node this one knows, with its workers, streams,
+/// clients and peers, and every pipe as an edge ([`crate::monitor`]).
+async fn swarm_view(State(state): State<ApiState>) -> Json<crate::monitor::SwarmView> {
+    Json(state.node.swarm_view().await)
 }
 
 async fn status(State(state): State<ApiState>) -> Result<Json<ops::StatusAnswer>, ApiError> {

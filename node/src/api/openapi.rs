@@ -160,6 +160,11 @@ fn describe() -> Value {
                 "responses": { "204": { "description": "Ended" }, "401": { "$ref": "#/components/responses/Error" },
                                "403": { "$ref": "#/components/responses/Error" }, "404": { "$ref": "#/components/responses/Error" } }
             }},
+            "/v1/swarm": { "get": {
+                "summary": "The whole swarm as this node sees it, with no collector: every node (workers, CPU, streams with their role, clients, peers; health live/stale/lost and age) and every pipe as an edge {stream, from, to}",
+                "operationId": "swarm",
+                "responses": answers("200", "The swarm", object.clone())
+            }},
             "/v1/rope": { "get": {
                 "summary": "WebSocket upgrade to ROPE (CBOR, or JSON with ?format=json; ?access_token= for browsers)",
                 "operationId": "rope",

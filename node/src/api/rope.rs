@@ -100,6 +100,7 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
         }
     };
     let span = tracing::info_span!("rope_app", owner = %app.access.caller.owner, ?format);
+    let client = state.node.client();
     tokio::spawn(
         async move {
             match on_upgrade.await {
@@ -111,7 +112,7 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
                 }
                 Err(error) => debug!(%error, "WebSocket upgrade failed"),
             }
-            drop(permit);
+            drop((permit, client));
             sessions.park(app).await;
         }
         .instrument(span),

@@ -39,6 +39,7 @@ struct Entry {
     _registration: Registration,
     /// The task that closes the session when its client is gone.
     watcher: Option<tokio::task::AbortHandle>,
+    _client: crate::monitor::ClientGuard,
 }
 
 impl Drop for Entry {
@@ -178,7 +179,13 @@ where
     let location = format!("/v1/sessions/{id}");
     let answer = session.answer().to_owned();
     let ended = session.ended();
-    let entry = Entry { owner: caller.owner, _registration: slot.commit(&id, None), session, watcher: None };
+    let entry = Entry {
+        owner: caller.owner,
+        _registration: slot.commit(&id, None),
+        session,
+        watcher: None,
+        _client: state.node.client(),
+    };
     state.sdp_sessions.lock().insert(id.clone(), entry);
     // Spawned once recorded, so that a session over at once is still found and closed.
     let watcher = {

@@ -1,0 +1,151 @@
+//! What one node tells a swarm monitor about itself (`node.snapshot`, node to
+//! node over ROPE): its workers and their load, the streams it holds and
+//! which way each flows, its app clients and its peers. Bounded lists; a
+//! snapshot from a peer is checked before it is believed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::inner::Inner;
+
+/// Most entries of each list in a snapshot (streams, peers, workers, addresses).
+pub const MAX_LISTED: usize = 256;
+/// Longest string in a snapshot (ids, addresses).
+const MAX_TEXT: usize = 512;
+
+/// One node, as it describes itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSnapshot {
+    /// Its peer id.
+    pub peer: String,
+    /// Its listen addresses.
+    pub addrs: Vec<String>,
+    /// `public`, `private` or `unknown`, as its AutoNAT says.
+    pub reachability: String,
+    /// Whether it is draining.
+    pub draining: bool,
+    /// Its mediasoup workers.
+    pub workers: Vec<WorkerSnapshot>,
+    /// The streams it holds.
+    pub streams: Vec<StreamSnapshot>,
+    /// Rooms its apps are in.
+    pub rooms: usize,
+    /// App clients connected to it (ROPE connections and WHIP/WHEP sessions).
+    pub clients: usize,
+    /// Peers it is connected to.
+    pub peers: Vec<String>,
+}
+
+/// A mediasoup worker's load and objects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSnapshot {
+    /// Worker id.
+    pub id: String,
+    /// CPU percent at the last sample (one core = 100).
+    pub cpu_percent: f32,
+    /// Routers.
+    pub routers: u32,
+    /// Transports (pipes included).
+    pub transports: u32,
+    /// Producers.
+    pub producers: u32,
+    /// Consumers.
+    pub consumers: u32,
+}
+
+/// A stream the node holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSnapshot {
+    /// Stream id.
+    pub stream: String,
+    /// The origin's peer id (this node's when it is the origin).
+    pub origin: String,
+    /// The peer it is piped from (none at the origin).
+    pub upstream: Option<String>,
+    /// Peers it pipes the stream to.
+    pub downstream: Vec<String>,
+    /// Egresses, WebRTC consumers and players here.
+    pub local_consumers: usize,
+}
+
+impl NodeSnapshot {
+    /// Checks a snapshot `from` a peer: its own id, lists and strings bounded.
+    pub fn check(&self, from: &str) -> Result<(), String> {
+        if self.peer != from {
+            return Err(format!("a snapshot of {} sent by {from}", self.peer));
+        }
+        let lists = [self.addrs.len(), self.workers.len(), self.streams.len(), self.peers.len()];
+        if lists.iter().any(|n| *n > MAX_LISTED) {
+            return Err(format!("a list longer than {MAX_LISTED}"));
+        }
+        let texts = self
+            .addrs
+            .iter()
+            .chain(&self.peers)
+            .chain(self.workers.iter().map(|w| &w.id))
+            .chain(self.streams.iter().flat_map(|s| [&s.stream, &s.origin].into_iter().chain(&s.upstream)));
+        let mut texts = texts.chain(std::iter::once(&self.reachability));
+        if texts.any(|t| t.len() > MAX_TEXT) || self.streams.iter().any(|s| s.downstream.len() > MAX_LISTED) {
+            return Err("an entry too long".into());
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// This node's snapshot now.
+    pub(crate) async fn snapshot(&self) -> NodeSnapshot {
+        self.media.sample_cpu();
+        let addrs = self.swarm.listen_addrs().await.unwrap_or_default();
+        let peers = self.swarm.connected_peers().await.unwrap_or_default();
+        let reachability = self.swarm.reachability().await.map_or_else(
+            |_| "unknown".to_owned(),
+            |r| {
+                serde_json::to_value(r.reachability)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            },
+        );
+        let workers = self
+            .media
+            .status()
+            .into_iter()
+            .take(MAX_LISTED)
+            .map(|w| WorkerSnapshot {
+                id: w.id.to_string(),
+                cpu_percent: w.cpu_percent,
+                routers: w.objects.routers,
+                transports: w.objects.transports,
+                producers: w.objects.producers,
+                consumers: w.objects.consumers,
+            })
+            .collect();
+        let statuses: Vec<crate::StreamStatus> =
+            crate::inner::lock(&self.streams).iter().map(|(stream, local)| self.status_of(stream, local)).collect();
+        let streams = statuses
+            .into_iter()
+            .take(MAX_LISTED)
+            .map(|s| StreamSnapshot {
+                stream: s.stream,
+                origin: s.origin,
+                upstream: s.upstream,
+                downstream: s.downstream.into_iter().take(MAX_LISTED).collect(),
+                local_consumers: s.local_consumers,
+            })
+            .collect();
+        NodeSnapshot {
+            peer: self.swarm.peer_id().to_string(),
+            addrs: addrs.iter().take(MAX_LISTED).map(ToString::to_string).collect(),
+            reachability,
+            draining: self.draining.load(std::sync::atomic::Ordering::SeqCst),
+            workers,
+            streams,
+            rooms: self.rooms.count(),
+            clients: self.clients.load(std::sync::atomic::Ordering::Relaxed),
+            peers: peers.iter().take(MAX_LISTED).map(ToString::to_string).collect(),
+        }
+    }
+}
