@@ -50,6 +50,7 @@ mod ops;
 pub mod owners;
 pub mod rope;
 pub mod trust;
+mod watch;
 pub mod webrtc;
 pub mod whip;
 
@@ -204,6 +205,7 @@ pub fn serve_with(
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/v1/openapi.json", get(openapi::document))
+        .route("/monitor", get(monitor_page))
         // Pages of allowed origins read answers (errors included) and preflight without a token.
         .layer(middleware::from_fn(cors::cors))
         // Outermost: a foreign page or name learns nothing, not even whether a token is needed.
@@ -326,6 +328,16 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
 /// clients and peers, and every pipe as an edge ([`crate::monitor`]).
 async fn swarm_view(State(state): State<ApiState>) -> Json<crate::monitor::SwarmView> {
     Json(state.node.swarm_view().await)
+}
+
+/// `GET /monitor`: the swarm monitor page (built into the binary). It needs
+/// no token to load; it asks for one, and then draws from `swarm.watch` on
+/// `/v1/rope`. Its scripts are its own and inline, and it connects only to
+/// this node (Content-Security-Policy).
+async fn monitor_page() -> Response {
+    const PAGE: &str = include_str!("monitor_page/index.html");
+    let policy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, policy)], PAGE).into_response()
 }
 
 async fn status(State(state): State<ApiState>) -> Result<Json<ops::StatusAnswer>, ApiError> {

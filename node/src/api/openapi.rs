@@ -165,6 +165,13 @@ fn describe() -> Value {
                 "operationId": "swarm",
                 "responses": answers("200", "The swarm", object.clone())
             }},
+            "/monitor": { "get": {
+                "summary": "The swarm monitor page (HTML, built into the node): the swarm as a live graph, from swarm.watch on /v1/rope",
+                "operationId": "monitor",
+                "security": no_token.clone(),
+                "responses": { "200": { "description": "The page (it asks for the token the API needs)",
+                                        "content": { "text/html": { "schema": { "type": "string" } } } } }
+            }},
             "/v1/rope": { "get": {
                 "summary": "WebSocket upgrade to ROPE (CBOR, or JSON with ?format=json; ?access_token= for browsers)",
                 "operationId": "rope",

@@ -14,6 +14,7 @@
 //! |---|---|---|---|
 //! | `stream:<id>` | `stream` | [`StreamStatus`](crate::StreamStatus) | `close`, `consume` |
 //! | egress id | `egress` | [`EgressStatus`] | `close` |
+//! | `swarm` (after `swarm.watch`) | `swarm` | [`SwarmView`](crate::monitor::SwarmView) | `close` ([`super::watch`]) |
 //!
 //! Every connection sees every stream and egress, but may close only those it
 //! made (the admin token: all); what it made — egresses, publications, media
@@ -387,6 +388,10 @@ impl Handler for AppMethods {
             if request.method.starts_with("router.") || request.method.starts_with("webrtc.") {
                 let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
                 return super::webrtc::call(&node, &access, &server, &request).await;
+            }
+            if request.method == "swarm.watch" {
+                let server = server.ok_or_else(|| RpcError::new(ErrorCode::InternalError, "connection closing"))?;
+                return super::watch::watch(&node, &server).await;
             }
             let (owners, caller) = (&access.owners, &access.caller);
             let node = node.as_ref();
