@@ -60,6 +60,19 @@ pub(crate) enum Command {
     /// `mafalda-node swarm-key > swarm.key && chmod 600 swarm.key` and give the same file
     /// to every node of the swarm.
     SwarmKey,
+    /// The whole swarm as one node sees it, refreshing: every node's health, CPU, workers,
+    /// transports, consumers, streams, clients and peers, and the pipes of each stream
+    /// (the node's GET /v1/swarm; Ctrl-C to stop).
+    Top {
+        #[command(flatten)]
+        target: crate::client::ApiTarget,
+        /// Seconds between refreshes.
+        #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = parse_seconds)]
+        interval: f64,
+        /// Print the picture once and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Show a running node's peer id, peers, workers and streams (through its API).
     Status {
         #[command(flatten)]

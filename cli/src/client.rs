@@ -1,4 +1,4 @@
-//! Client subcommands (`status`, `publish`, `find`, `consume`): talk to a running
+//! Client subcommands (`status`, `publish`, `find`, `consume`; `top` is in `top.rs`): talk to a running
 //! node's HTTP API and print what it says, for people or (`--json`) for scripts.
 
 use std::net::SocketAddr;
@@ -22,12 +22,12 @@ pub(crate) struct ApiTarget {
     api_token: Option<String>,
     /// Print the API's JSON answer instead of a summary.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl ApiTarget {
     /// Sends one request; returns the JSON answer or the API's error message.
-    async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+    pub(crate) async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
         let mut stream = TcpStream::connect(self.api)
             .await
             .with_context(|| format!("cannot reach the node's API at {} (is `mafalda-node run` up?)", self.api))?;

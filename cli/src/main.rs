@@ -7,6 +7,7 @@ mod args;
 mod client;
 mod config_file;
 mod demo;
+mod top;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Status { target } => client::status(&target).await,
+            Command::Top { target, interval, once } => {
+                top::top(&target, std::time::Duration::from_secs_f64(interval.max(0.1)), once).await
+            }
             Command::Publish { stream, tracks, source, target } => {
                 client::publish(&target, &stream, tracks, source).await
             }
