@@ -27,6 +27,12 @@ pub enum SdpError {
         /// The limit.
         max: usize,
     },
+    /// More lines than the node reads.
+    #[error("the SDP has more than {max} lines")]
+    TooManyLines {
+        /// The limit.
+        max: usize,
+    },
     /// More `m=` sections than the node reads.
     #[error("the SDP has more than {max} media sections")]
     TooManySections {
@@ -49,3 +55,6 @@ pub enum SdpError {
     #[error("no usable media section in the offer: {}", .0.join("; "))]
     NothingUsable(Vec<String>),
 }
+
+#[cfg(test)]
+mod tests;

@@ -383,7 +383,9 @@ fn encodings(
     };
     if !rids.is_empty() {
         if !has_rid_extension {
-            return Err(format!("section {mid} sends simulcast without the rtp-stream-id header extension"));
+            return Err(format!(
+                "section {mid} sends simulcast without the rtp-stream-id header extension (with an id of 1-14)"
+            ));
         }
         let encodings =
             rids.iter().map(|rid| RtpEncodingParameters { rid: Some(rid.clone()), ..RtpEncodingParameters::default() });

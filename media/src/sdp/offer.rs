@@ -13,7 +13,8 @@ use super::SdpError;
 pub const MAX_SDP_BYTES: usize = 64 * 1024;
 /// Most media sections in an offer.
 pub const MAX_SECTIONS: usize = 16;
-const MAX_LINES: usize = 4096;
+/// Most lines in an offer.
+pub const MAX_LINES: usize = 4096;
 /// Most entries of one list (codecs, feedback, extensions, SSRCs) in a section.
 const MAX_PER_SECTION: usize = 128;
 /// Most RIDs (simulcast layers) in a section.
@@ -145,6 +146,18 @@ pub struct MediaSection {
     pub fingerprints: Vec<Fingerprint>,
     /// Media-level `a=setup`.
     pub setup: Option<Setup>,
+    /// `a=fmtp` and `a=rtcp-fb` lines, applied to the codecs once the whole
+    /// section is read (Firefox writes them before its `a=rtpmap` lines).
+    deferred: Vec<Deferred>,
+}
+
+/// A codec attribute read before the codecs it names may be known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Deferred {
+    /// `a=fmtp:PT ...`.
+    Parameters(u8, Vec<(String, String)>),
+    /// `a=rtcp-fb:PT|* TYPE [PARAMETER]` (`None`: every codec), with its line.
+    Feedback(Option<u8>, (String, String), usize),
 }
 
 impl MediaSection {
@@ -185,15 +198,13 @@ impl Offer {
             Some((_, "v=0")) => {}
             _ => return Err(malformed(1, "an SDP starts with v=0")),
         }
-        let mut count = 1;
         for (index, line) in lines {
             let number = index + 1;
-            count += 1;
-            if count > MAX_LINES {
-                return Err(SdpError::TooLarge { max: MAX_SDP_BYTES });
-            }
             if line.is_empty() {
                 continue;
+            }
+            if number > MAX_LINES {
+                return Err(SdpError::TooManyLines { max: MAX_LINES });
             }
             let (kind, value) = line
                 .split_at_checked(2)
@@ -216,8 +227,22 @@ impl Offer {
                 _ => {}
             }
         }
-        // Codecs in the m= line's order, rtpmap-less (static) formats left out.
         for section in &mut offer.sections {
+            for deferred in std::mem::take(&mut section.deferred) {
+                match deferred {
+                    Deferred::Parameters(pt, parameters) => {
+                        if let Some(codec) = section.codecs.iter_mut().find(|c| c.payload_type == pt) {
+                            codec.parameters = parameters;
+                        }
+                    }
+                    Deferred::Feedback(pt, feedback, number) => {
+                        for codec in section.codecs.iter_mut().filter(|c| pt.is_none_or(|pt| c.payload_type == pt)) {
+                            push_bounded(number, &mut codec.feedback, feedback.clone())?;
+                        }
+                    }
+                }
+            }
+            // Codecs in the m= line's order, rtpmap-less (static) formats left out.
             let order: Vec<u8> = section.formats.iter().filter_map(|f| f.parse().ok()).collect();
             section.codecs.retain(|c| order.contains(&c.payload_type));
             section.codecs.sort_by_key(|c| order.iter().position(|pt| *pt == c.payload_type));
@@ -263,7 +288,7 @@ fn media_line(number: usize, value: &str) -> Result<MediaSection, SdpError> {
 fn session_attribute(offer: &mut Offer, number: usize, name: &str, rest: &str) -> Result<(), SdpError> {
     match name {
         "ice-ufrag" => offer.ice_ufrag = Some(ice_credential(number, rest)?),
-        "ice-pwd" => offer.ice_pwd = Some(ice_credential(number, rest)?),
+        "ice-pwd" => offer.ice_pwd = Some(ice_password(number, rest)?),
         "fingerprint" => push_bounded(number, &mut offer.fingerprints, fingerprint(number, rest)?)?,
         "setup" => offer.setup = Some(setup(number, rest)?),
         "extmap-allow-mixed" => offer.extmap_allow_mixed = true,
@@ -293,7 +318,7 @@ fn section_attribute(section: &mut MediaSection, number: usize, name: &str, rest
         "rtcp-mux" => section.rtcp_mux = true,
         "rtcp-rsize" => section.rtcp_rsize = true,
         "ice-ufrag" => section.ice_ufrag = Some(ice_credential(number, rest)?),
-        "ice-pwd" => section.ice_pwd = Some(ice_credential(number, rest)?),
+        "ice-pwd" => section.ice_pwd = Some(ice_password(number, rest)?),
         "fingerprint" => push_bounded(number, &mut section.fingerprints, fingerprint(number, rest)?)?,
         "setup" => section.setup = Some(setup(number, rest)?),
         "rtpmap" => {
@@ -336,20 +361,15 @@ fn section_attribute(section: &mut MediaSection, number: usize, name: &str, rest
                     None => (p.to_owned(), String::new()),
                 })
                 .collect();
-            if let Some(codec) = section.codecs.iter_mut().find(|c| c.payload_type == pt) {
-                codec.parameters = parameters;
-            }
+            push_bounded(number, &mut section.deferred, Deferred::Parameters(pt, parameters))?;
         }
         "rtcp-fb" => {
             let mut parts = rest.split(' ').filter(|p| !p.is_empty());
             let target = parts.next().ok_or_else(|| malformed(number, "a=rtcp-fb:PT TYPE [PARAMETER]"))?;
             let kind = parts.next().ok_or_else(|| malformed(number, "a=rtcp-fb needs a type"))?.to_owned();
             let parameter = parts.next().unwrap_or_default().to_owned();
-            let all = target == "*";
-            let pt = if all { None } else { Some(payload_type(number, target)?) };
-            for codec in section.codecs.iter_mut().filter(|c| all || Some(c.payload_type) == pt) {
-                push_bounded(number, &mut codec.feedback, (kind.clone(), parameter.clone()))?;
-            }
+            let pt = if target == "*" { None } else { Some(payload_type(number, target)?) };
+            push_bounded(number, &mut section.deferred, Deferred::Feedback(pt, (kind, parameter), number))?;
         }
         "extmap" => {
             let mut parts = rest.split(' ').filter(|p| !p.is_empty());
@@ -417,6 +437,12 @@ fn section_attribute(section: &mut MediaSection, number: usize, name: &str, rest
                     if !valid_rid(rid) {
                         return Err(malformed(number, "a=simulcast lists RIDs"));
                     }
+                    if section.simulcast_send.iter().any(|s| s.rid == rid) {
+                        continue;
+                    }
+                    if section.simulcast_send.len() == MAX_RIDS {
+                        return Err(malformed(number, "too many simulcast streams (at most 8)"));
+                    }
                     section.simulcast_send.push(SimulcastStream { rid: rid.to_owned(), paused });
                 }
             }
@@ -450,6 +476,14 @@ fn ice_credential(number: usize, text: &str) -> Result<String, SdpError> {
         return Err(malformed(number, "ICE credentials are 4-256 characters of letters, digits, '+' and '/'"));
     }
     Ok(text.to_owned())
+}
+
+fn ice_password(number: usize, text: &str) -> Result<String, SdpError> {
+    // RFC 8839: a password has at least 128 bits of randomness, 22 characters.
+    if text.len() < 22 {
+        return Err(malformed(number, "an ICE password is 22-256 characters"));
+    }
+    ice_credential(number, text)
 }
 
 fn fingerprint(number: usize, text: &str) -> Result<Fingerprint, SdpError> {

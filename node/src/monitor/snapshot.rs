@@ -66,7 +66,8 @@ pub struct StreamSnapshot {
     pub upstream: Option<String>,
     /// Peers it pipes the stream to.
     pub downstream: Vec<String>,
-    /// Egresses, WebRTC consumers and players here.
+    /// What consumes it here: egresses, WebRTC consumers and players, and the
+    /// pipes to the downstream nodes.
     pub local_consumers: usize,
 }
 
