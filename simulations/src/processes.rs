@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod http;
 pub mod inside;
 pub mod measure;
+pub mod monitor;
 pub mod nodes;
 pub mod procfs;
 pub mod report;
@@ -140,6 +141,8 @@ pub struct ProcessObservations {
     pub inside: Option<inside::InsideFinds>,
     /// What the finds cost the machine (publishing included).
     pub finds_cost: FindsCost,
+    /// Watching the swarm from node 0 (when the scenario asks).
+    pub monitor: Option<monitor::MonitorProbe>,
     /// Nodes whose process exited before the end, with how.
     pub exited: Vec<(usize, String)>,
 }
@@ -206,6 +209,12 @@ pub async fn run_in_lab(
     let wall_s = finds_started.elapsed().as_secs_f64();
     let finds_cost = FindsCost { cpu_s: nodes_cpu_s(&swarm, ticks) - cpu_before, wall_s };
     let inside = if finds.is_empty() { None } else { Some(inside::read(&swarm).await) };
+    let monitor = if scenario.monitor_s > 0.0 {
+        info!(seconds = scenario.monitor_s, "watching the swarm from node 0");
+        monitor::run(&swarm, scenario.monitor_s).await
+    } else {
+        None
+    };
     let exited = nodes::exited(&mut swarm);
     nodes::stop(&mut swarm, Duration::from_secs(5)).await;
     let observations = ProcessObservations {
@@ -228,6 +237,7 @@ pub async fn run_in_lab(
         finds,
         inside,
         finds_cost,
+        monitor,
         exited,
     };
     tokio::task::spawn_blocking(move || drop(swarm)).await.ok();

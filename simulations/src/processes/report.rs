@@ -196,6 +196,8 @@ pub struct ProcessReport {
     pub series: Vec<SeriesPoint>,
     /// Per node.
     pub node_figures: Vec<NodeFigures>,
+    /// Watching the swarm from node 0.
+    pub monitor: Option<super::monitor::MonitorProbe>,
     /// Behaviour checks.
     pub checks: Vec<Check>,
     /// Whether every check passed.
@@ -265,6 +267,7 @@ pub fn build(obs: &ProcessObservations) -> ProcessReport {
         find_cpu_ms: None,
         series: series(&w.rounds),
         node_figures,
+        monitor: obs.monitor.clone(),
         checks: Vec::new(),
         passed: false,
     };
@@ -409,6 +412,16 @@ fn checks(obs: &ProcessObservations, report: &ProcessReport) -> Vec<Check> {
             detail: format!("{} of {} finds succeeded", report.finds.succeeded, report.finds.attempted),
         });
     }
+    if let Some(m) = &report.monitor {
+        checks.push(Check {
+            name: "watching from one node shows every node, live".into(),
+            passed: m.failures == 0 && m.nodes_live == obs.nodes,
+            detail: format!(
+                "{} of {} nodes live in the last answer; {} failed requests",
+                m.nodes_live, obs.nodes, m.failures
+            ),
+        });
+    }
     checks.push(Check {
         name: "no node process exits during the run".into(),
         passed: obs.exited.is_empty(),
@@ -539,6 +552,26 @@ pub fn markdown(r: &ProcessReport) -> String {
         for f in r.finds.failures.iter().take(20) {
             let _ = writeln!(out, "- {} from node {}: {}", f.stream, f.from, f.error.as_deref().unwrap_or("?"));
         }
+    }
+    if let Some(m) = &r.monitor {
+        let _ = writeln!(
+            out,
+            "\n## Watching the swarm\n\n`GET /v1/swarm` at node 0, once a second ({} requests, {} failed): the first \
+             (crawl, nothing cached) {:.0} ms; then p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms. The last answer showed {} \
+             nodes ({} live); the largest was {} bytes. ROPE bytes sent by all nodes: {:.0} B/s with nobody watching, \
+             {:.0} B/s while watched.",
+            m.requests,
+            m.failures,
+            m.first_ms,
+            m.p50_ms,
+            m.p99_ms,
+            m.max_ms,
+            m.nodes_shown,
+            m.nodes_live,
+            m.largest_bytes,
+            m.rope_bps_idle,
+            m.rope_bps_watched
+        );
     }
     let _ = writeln!(out, "\n## Per node\n");
     let _ = writeln!(

@@ -81,6 +81,10 @@ pub struct ProcessScenario {
     /// Streams published after the window and found from every other node.
     #[serde(default)]
     pub streams: Vec<StreamSpec>,
+    /// After the finds: seconds of watching the swarm from node 0 (`GET
+    /// /v1/swarm` once a second), after as many quiet ones (0: none).
+    #[serde(default)]
+    pub monitor_s: f64,
 }
 
 fn five() -> f64 {
