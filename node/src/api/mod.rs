@@ -337,7 +337,8 @@ async fn swarm_view(State(state): State<ApiState>) -> Json<crate::monitor::Swarm
 async fn monitor_page() -> Response {
     const PAGE: &str = include_str!("monitor_page/index.html");
     let policy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, policy)], PAGE).into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CONTENT_SECURITY_POLICY, policy)], PAGE)
+        .into_response()
 }
 
 async fn status(State(state): State<ApiState>) -> Result<Json<ops::StatusAnswer>, ApiError> {

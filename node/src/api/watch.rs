@@ -28,7 +28,12 @@ pub(super) async fn watch(node: &Arc<Node>, server: &Server) -> Result<Value, Rp
     if server.snapshot().objects.iter().any(|o| o.id == SWARM_OBJECT) {
         return Ok(state);
     }
-    server.create(SWARM_OBJECT.to_owned(), SWARM_OBJECT, state.clone(), Arc::new(Watched { server: server.clone() }))?;
+    server.create(
+        SWARM_OBJECT.to_owned(),
+        SWARM_OBJECT,
+        state.clone(),
+        Arc::new(Watched { server: server.clone() }),
+    )?;
     let (node, server) = (Arc::clone(node), server.clone());
     tokio::spawn(async move {
         let mut sent = (signature(&view), Instant::now());
