@@ -142,3 +142,37 @@ async fn the_monitor_page_shows_the_swarm_live_new_consumers_load_and_lost_nodes
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     assert!(screenshot.exists(), "a screenshot of the page");
 }
+
+/// Opens `/monitor` at `api` with the driver (`token` in its URL if given) and
+/// returns the first state the page reports with an error.
+async fn first_error(api: std::net::SocketAddr, token: Option<&str>) -> Value {
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/drive-monitor.mjs");
+    let mut command = Command::new("node");
+    command.arg(driver).args(["--url", &format!("http://{api}/monitor"), "--seconds", "30"]);
+    if let Some(token) = token {
+        command.args(["--token", token]);
+    }
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).kill_on_drop(true).spawn().expect("run the driver");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (_, state) = until(&mut lines, Duration::from_secs(20), |s| !s["error"].is_null()).await;
+    stdin.write_all(b"quit\n").await.ok();
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_page_asks_for_the_token_and_shows_nothing_without_it() {
+    let mut config = ApiConfig::default();
+    config.token = Some(TOKEN.into());
+    let nodes = connected_webrtc_nodes(1, config).await;
+    let api = nodes[0].1;
+    let state = first_error(api, None).await;
+    assert_eq!(state["error"], "the node wants a token", "{state:#}");
+    assert_eq!(state["nodes"].as_array().map(Vec::len), Some(0), "nothing drawn: {state:#}");
+    assert_eq!(state["connected"], false);
+    let state = first_error(api, Some("not-the-token")).await;
+    assert_eq!(state["error"], "the node refused the token", "{state:#}");
+    assert_eq!(state["nodes"].as_array().map(Vec::len), Some(0), "{state:#}");
+}
