@@ -53,7 +53,11 @@ pub(crate) async fn handle(
             let params: crate::rooms::sync::SyncRequest = from_value(&request.params)?;
             to_value(&crate::rooms::sync::answer(inner, peer, params)?)
         }
-        "node.snapshot" => to_value(&inner.snapshot_for_peer().await),
+        "node.snapshot" => {
+            let params: crate::monitor::snapshot::SnapshotParams =
+                if request.params == Value::Null { Default::default() } else { from_value(&request.params)? };
+            to_value(&inner.snapshot_for_peer(params).await)
+        }
         "stream.describe" => {
             let params: StreamParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;

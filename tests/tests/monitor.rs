@@ -139,3 +139,30 @@ async fn the_swarm_view_obeys_the_token_and_the_origin_rules() {
     assert_eq!(header(&page, "access-control-allow-origin"), Some("http://127.0.0.1:9"));
     let _: &Arc<Node> = &nodes[0].0;
 }
+
+/// A node answers `node.snapshot` with its whole snapshot once, then only
+/// `unchanged` to a peer that shows it has the current version; bad
+/// parameters are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_sends_its_snapshot_again_only_when_it_changed() {
+    let nodes = connected_webrtc_nodes(2, ApiConfig::default()).await;
+    let (a, b) = (&nodes[0].0, &nodes[1].0);
+    let ask = |params: serde_json::Value| async move {
+        let params = mafalda_rope::Value::serialized(&params).expect("params");
+        let answer = b.swarm().call(a.peer_id(), "node.snapshot", None, params).await;
+        answer.map(|v| v.deserialized::<Value>().expect("JSON-like"))
+    };
+    let full = ask(Value::Null).await.expect("a snapshot");
+    assert_eq!(full["peer"], a.peer_id().to_string());
+    let version = full["version"].as_u64().expect("a version");
+    let same = ask(serde_json::json!({ "unless": version })).await.expect("an answer");
+    assert_eq!(same, serde_json::json!({ "unchanged": version }), "nothing changed, nothing sent");
+    let other = ask(serde_json::json!({ "unless": version.wrapping_add(1) })).await.expect("an answer");
+    assert_eq!(other["peer"], a.peer_id().to_string(), "an old version gets the snapshot");
+    let track = TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: 111, ssrc: 9 };
+    a.publish_rtp("changed", vec![track]).await.expect("publish");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let changed = ask(serde_json::json!({ "unless": version })).await.expect("an answer");
+    assert_eq!(changed["streams"][0]["stream"], "changed", "a new stream is a change: {changed}");
+    assert!(ask(serde_json::json!("nonsense")).await.is_err(), "bad parameters are refused");
+}

@@ -55,6 +55,27 @@ impl Membership {
         }
     }
 
+    /// `peer` answered at `now` that the snapshot this monitor has is current.
+    pub fn unchanged(&mut self, peer: &str, now: Instant) {
+        if let Some(member) = self.members.get_mut(peer)
+            && member.snapshot.is_some()
+        {
+            member.answered_at = Some(now);
+            member.failures = 0;
+            member.failing_since = None;
+        }
+    }
+
+    /// The version of `peer`'s snapshot this monitor has.
+    pub fn version(&self, peer: &str) -> Option<u64> {
+        self.members.get(peer)?.snapshot.as_ref().map(|s| s.version)
+    }
+
+    /// The peers `peer` named in its last snapshot.
+    pub fn peers_named_by(&self, peer: &str) -> Vec<String> {
+        self.members.get(peer).and_then(|m| m.snapshot.as_ref()).map(|s| s.peers.clone()).unwrap_or_default()
+    }
+
     /// A call to `peer` failed at `now`.
     pub fn failed(&mut self, peer: &str, now: Instant) {
         if let Some(member) = self.member(peer) {
@@ -140,6 +161,7 @@ mod tests {
             rooms: 0,
             clients: 0,
             peers: vec![],
+            version: 0,
         }
     }
 
@@ -183,6 +205,43 @@ mod tests {
         assert!(membership.health("a", start).is_some(), "still shown within the grace");
         membership.forget_lost(start + Duration::from_secs(4) + FORGET_AFTER);
         assert_eq!(membership.health("a", start), None, "forgotten");
+    }
+
+    #[test]
+    fn an_unchanged_answer_keeps_the_snapshot_fresh() {
+        let start = Instant::now();
+        let mut membership = Membership::default();
+        membership.unchanged("a", start);
+        assert_eq!(membership.health("a", start), None, "nothing to keep without a snapshot");
+        membership.answered("a", snapshot("a").versioned(), start);
+        let version = membership.version("a").expect("a version");
+        assert_eq!(version, snapshot("a").digest());
+        membership.failed("a", start + Duration::from_secs(1));
+        membership.unchanged("a", start + STALE_AFTER);
+        assert_eq!(membership.health("a", start + STALE_AFTER), Some(Health::Live), "fresh again, failures reset");
+        membership.failed("a", start + STALE_AFTER);
+        assert_eq!(membership.health("a", start + STALE_AFTER), Some(Health::Live));
+    }
+
+    #[test]
+    fn cpu_noise_is_no_change_but_a_new_stream_is() {
+        let mut a = snapshot("a");
+        a.workers.push(super::super::snapshot::WorkerSnapshot {
+            id: "w".into(),
+            cpu_percent: 1.0,
+            routers: 0,
+            transports: 0,
+            producers: 0,
+            consumers: 0,
+        });
+        let mut noisy = a.clone();
+        noisy.workers[0].cpu_percent = 2.4;
+        assert_eq!(a.digest(), noisy.digest());
+        noisy.workers[0].cpu_percent = 40.0;
+        assert_ne!(a.digest(), noisy.digest(), "load is a change");
+        let mut more = a.clone();
+        more.peers.push("b".into());
+        assert_ne!(a.digest(), more.digest());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tracing::debug;
 
 use self::membership::{Health, Membership};
-use self::snapshot::NodeSnapshot;
+use self::snapshot::{NodeSnapshot, SnapshotAnswer, SnapshotParams};
 use crate::inner::{Inner, lock};
 
 /// A view older than this is refreshed when asked for.
@@ -82,16 +82,22 @@ pub(crate) struct Monitor {
 }
 
 impl Inner {
-    /// This node's snapshot for a peer that asks (reused for a moment).
-    pub(crate) async fn snapshot_for_peer(&self) -> NodeSnapshot {
-        if let Some((at, snapshot)) = lock(&self.monitor.own).clone()
-            && at.elapsed() < OWN_SNAPSHOT_REUSE
-        {
-            return snapshot;
+    /// `node.snapshot` for a peer: this node's snapshot (reused for a
+    /// moment), or `unchanged` when the peer already has its version.
+    pub(crate) async fn snapshot_for_peer(&self, params: SnapshotParams) -> SnapshotAnswer {
+        let cached = lock(&self.monitor.own).clone().filter(|(at, _)| at.elapsed() < OWN_SNAPSHOT_REUSE);
+        let snapshot = match cached {
+            Some((_, snapshot)) => snapshot,
+            None => {
+                let snapshot = self.snapshot().await;
+                *lock(&self.monitor.own) = Some((Instant::now(), snapshot.clone()));
+                snapshot
+            }
+        };
+        match params.unless {
+            Some(version) if version == snapshot.version => SnapshotAnswer::Unchanged { unchanged: version },
+            _ => SnapshotAnswer::Full(Box::new(snapshot)),
         }
-        let snapshot = self.snapshot().await;
-        *lock(&self.monitor.own) = Some((Instant::now(), snapshot.clone()));
-        snapshot
     }
 
     /// The swarm as this node sees it, refreshed if older than [`REFRESH_AFTER`].
@@ -167,9 +173,18 @@ impl Inner {
                 break;
             }
             asked.extend(wave.iter().cloned());
-            let answers: Vec<(String, Result<NodeSnapshot, String>)> = futures::stream::iter(wave)
-                .map(|peer| async move {
-                    let answer = self.ask_snapshot(&peer).await;
+            let known: Vec<(String, Option<u64>)> = {
+                let membership = lock(&self.monitor.membership);
+                wave.into_iter()
+                    .map(|peer| {
+                        let version = membership.version(&peer);
+                        (peer, version)
+                    })
+                    .collect()
+            };
+            let answers: Vec<(String, Result<Option<NodeSnapshot>, String>)> = futures::stream::iter(known)
+                .map(|(peer, version)| async move {
+                    let answer = self.ask_snapshot(&peer, version).await;
                     (peer, answer)
                 })
                 .buffer_unordered(PARALLEL_CALLS)
@@ -179,11 +194,17 @@ impl Inner {
             let mut membership = lock(&self.monitor.membership);
             for (peer, answer) in answers {
                 match answer {
-                    Ok(snapshot) => {
+                    Ok(Some(snapshot)) => {
                         for named in &snapshot.peers {
                             membership.named(named);
                         }
                         membership.answered(&peer, snapshot, now);
+                    }
+                    Ok(None) => {
+                        for named in membership.peers_named_by(&peer) {
+                            membership.named(&named);
+                        }
+                        membership.unchanged(&peer, now);
                     }
                     Err(reason) => {
                         debug!(%peer, reason, "no snapshot");
@@ -197,14 +218,23 @@ impl Inner {
         debug!(nodes = asked.len(), took_ms = started.elapsed().as_millis(), "swarm view refreshed");
     }
 
-    async fn ask_snapshot(&self, peer: &str) -> Result<NodeSnapshot, String> {
+    /// `peer`'s snapshot, or `None` when the `version` this node has is current.
+    async fn ask_snapshot(&self, peer: &str, version: Option<u64>) -> Result<Option<NodeSnapshot>, String> {
         let id = PeerId::from_str(peer).map_err(|e| e.to_string())?;
-        let call = self.swarm.call(id, "node.snapshot", None, Value::Null);
+        let params = Value::serialized(&SnapshotParams { unless: version }).map_err(|e| e.to_string())?;
+        let call = self.swarm.call(id, "node.snapshot", None, params);
         let answer = tokio::time::timeout(CALL_TIMEOUT, call).await.map_err(|_| "timed out".to_owned())?;
         let value = answer.map_err(|e| e.to_string())?;
-        let snapshot: NodeSnapshot = value.deserialized().map_err(|e| e.to_string())?;
-        snapshot.check(peer)?;
-        Ok(snapshot)
+        match value.deserialized().map_err(|e| e.to_string())? {
+            SnapshotAnswer::Unchanged { unchanged } if Some(unchanged) == version => Ok(None),
+            SnapshotAnswer::Unchanged { unchanged } => {
+                Err(format!("unchanged from a version never seen ({unchanged})"))
+            }
+            SnapshotAnswer::Full(snapshot) => {
+                snapshot.check(peer)?;
+                Ok(Some(*snapshot))
+            }
+        }
     }
 }
 

@@ -34,6 +34,54 @@ pub struct NodeSnapshot {
     pub clients: usize,
     /// Peers it is connected to.
     pub peers: Vec<String>,
+    /// A digest of everything above (CPU to the nearest 5 points): a monitor
+    /// that has this version asks with it and is told `unchanged` instead of
+    /// the whole snapshot again.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// What `node.snapshot` answers: the snapshot, or that the asker's version
+/// (`{"unless": VERSION}` in the call) is still current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SnapshotAnswer {
+    /// The version the asker has is current.
+    Unchanged {
+        /// That version.
+        unchanged: u64,
+    },
+    /// The snapshot.
+    Full(Box<NodeSnapshot>),
+}
+
+/// The parameters of `node.snapshot`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SnapshotParams {
+    /// The version the asker has, if any.
+    #[serde(default)]
+    pub unless: Option<u64>,
+}
+
+impl NodeSnapshot {
+    /// The snapshot's digest (its `version` left out, CPU rounded so noise is no change).
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut rounded = self.clone();
+        rounded.version = 0;
+        for worker in &mut rounded.workers {
+            worker.cpu_percent = (worker.cpu_percent / 5.0).round() * 5.0;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(&rounded).unwrap_or_default().hash(&mut hasher);
+        hasher.finish()
+    }
+
+    /// With its version set.
+    pub fn versioned(mut self) -> Self {
+        self.version = self.digest();
+        self
+    }
 }
 
 /// A mediasoup worker's load and objects.
@@ -147,6 +195,8 @@ impl Inner {
             rooms: self.rooms.count(),
             clients: self.clients.load(std::sync::atomic::Ordering::Relaxed),
             peers: peers.iter().take(MAX_LISTED).map(ToString::to_string).collect(),
+            version: 0,
         }
+        .versioned()
     }
 }
