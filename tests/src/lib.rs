@@ -4,6 +4,7 @@
 //! Nothing here mocks mediasoup or libp2p; the helpers only save each test from
 //! repeating how a packet is laid out or how a plain transport is opened.
 
+pub mod browser;
 pub mod http;
 pub mod media;
 pub mod node;

@@ -7,61 +7,35 @@
 //! installs chromium and its npm packages.
 
 use std::path::Path;
-use std::process::Command;
 
-use mafalda_node::api::ApiConfig;
+use mafalda_tests::browser::{drive, page_port_and_api};
 use mafalda_tests::node::webrtc_node_with_api_config;
-
-/// A free TCP port on 127.0.0.1 for the driver's page server, and nodes whose
-/// API lets pages from that origin (and no other) open `/v1/rope`.
-async fn page_port_and_api() -> (u16, ApiConfig) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut config = ApiConfig::default();
-    config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
-    (port, config)
-}
-
-/// Runs `tests/browser/drive.mjs` with `args`; returns its JSON result and stderr.
-async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
-    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/drive.mjs");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(driver)
-            .args(args)
-            .output()
-            .expect("node runs tests/browser/drive.mjs (scripts/setup.sh installs its packages)")
-    })
-    .await
-    .expect("driver task");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let result = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
-    (result, stderr)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
-    let (page_port, config) = page_port_and_api().await;
+    let (page_port, config) = page_port_and_api();
     let (a, a_api, _) = webrtc_node_with_api_config(None, config.clone()).await;
     let (b, _, _) = webrtc_node_with_api_config(Some(&a), config.clone()).await;
     let (c, c_api, _) = webrtc_node_with_api_config(Some(&b), config).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-consumer.png");
-    let (result, stderr) = drive(vec![
-        "--publish".into(),
-        format!("ws://{a_api}/v1/rope"),
-        "--consume".into(),
-        format!("ws://{c_api}/v1/rope"),
-        "--stream".into(),
-        "webcam".into(),
-        "--status".into(),
-        format!("http://{c_api}/v1/status"),
-        "--screenshot".into(),
-        screenshot.to_string_lossy().into_owned(),
-        "--page-port".into(),
-        page_port.to_string(),
-    ])
+    let (result, stderr) = drive(
+        "drive.mjs",
+        vec![
+            "--publish".into(),
+            format!("ws://{a_api}/v1/rope"),
+            "--consume".into(),
+            format!("ws://{c_api}/v1/rope"),
+            "--stream".into(),
+            "webcam".into(),
+            "--status".into(),
+            format!("http://{c_api}/v1/status"),
+            "--screenshot".into(),
+            screenshot.to_string_lossy().into_owned(),
+            "--page-port".into(),
+            page_port.to_string(),
+        ],
+    )
     .await;
     eprintln!("browser result: {result}");
     assert_eq!(result["ok"], true, "inbound bytes and decoded frames grow: {result}\n{stderr}");
@@ -80,16 +54,19 @@ async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
 /// own) is an error the page shows and the node counts, not a silent black video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_dtls_handshake_is_shown_in_the_page_and_counted_by_the_node() {
-    let (page_port, config) = page_port_and_api().await;
+    let (page_port, config) = page_port_and_api();
     let (a, a_api, _) = webrtc_node_with_api_config(None, config).await;
-    let (result, stderr) = drive(vec![
-        "--break-dtls".into(),
-        format!("ws://{a_api}/v1/rope"),
-        "--stream".into(),
-        "broken".into(),
-        "--page-port".into(),
-        page_port.to_string(),
-    ])
+    let (result, stderr) = drive(
+        "drive.mjs",
+        vec![
+            "--break-dtls".into(),
+            format!("ws://{a_api}/v1/rope"),
+            "--stream".into(),
+            "broken".into(),
+            "--page-port".into(),
+            page_port.to_string(),
+        ],
+    )
     .await;
     eprintln!("browser result: {result}");
     assert_eq!(result["ok"], true, "the page says the connection failed: {result}\n{stderr}");

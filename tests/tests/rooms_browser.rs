@@ -17,7 +17,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mafalda_node::Node;
-use mafalda_node::api::ApiConfig;
 use mafalda_tests::process::Children;
 use mafalda_tests::room::RoomApp;
 use mafalda_tests::swarm::eventually;
@@ -32,9 +31,7 @@ fn repo() -> PathBuf {
 /// nodes, all joined through the first and connected to each other, whose
 /// API lets pages from that origin (and no other) open `/v1/rope`.
 async fn swarm_for_pages(count: usize) -> (u16, Vec<(Arc<Node>, SocketAddr)>) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut config = ApiConfig::default();
-    config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
+    let (port, mut config) = mafalda_tests::browser::page_port_and_api();
     // Long enough for a page whose WebSocket was cut to come back.
     config.session_grace = Duration::from_secs(5);
     // Pages may reach a node through a TCP relay on 127.0.0.1 (another port).

@@ -8,42 +8,20 @@
 //! does the browser side.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mafalda_node::Node;
 use mafalda_node::api::ApiConfig;
+use mafalda_tests::browser::drive;
 use mafalda_tests::node::connected_webrtc_nodes;
 use mafalda_tests::swarm::eventually;
 
 const TOKEN: &str = "whip-app-token";
 
-/// Runs `tests/browser/drive-whip.mjs` with `args`; returns its JSON result and stderr.
-async fn drive(args: Vec<String>) -> (serde_json::Value, String) {
-    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser/drive-whip.mjs");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(driver)
-            .args(args)
-            .output()
-            .expect("node runs tests/browser/drive-whip.mjs (scripts/setup.sh installs its packages)")
-    })
-    .await
-    .expect("driver task");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let result = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("the driver prints JSON ({e}): {stdout}\n{stderr}"));
-    (result, stderr)
-}
-
-/// A free port for the driver's page server, and an API configuration that
-/// lets pages of that origin in and requires the app token.
+/// A page origin the nodes let in, and the app token they require.
 fn page_port_and_api() -> (u16, ApiConfig) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut config = ApiConfig::default();
-    config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
+    let (port, mut config) = mafalda_tests::browser::page_port_and_api();
     config.token = Some(TOKEN.to_owned());
     (port, config)
 }
@@ -61,20 +39,23 @@ async fn a_bare_page_publishes_with_whip_at_a_and_another_plays_with_whep_at_c()
     let (c, c_api) = (&nodes[2].0, nodes[2].1);
     let before = [transports(a), transports(c)];
     let screenshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/whep-player.png");
-    let (result, stderr) = drive(vec![
-        "--whip".into(),
-        format!("http://{a_api}/v1/streams/webcam/whip"),
-        "--whep".into(),
-        format!("http://{c_api}/v1/streams/webcam/whep"),
-        "--token".into(),
-        TOKEN.into(),
-        "--page-port".into(),
-        page_port.to_string(),
-        "--status".into(),
-        format!("http://{c_api}/v1/status"),
-        "--screenshot".into(),
-        screenshot.to_string_lossy().into_owned(),
-    ])
+    let (result, stderr) = drive(
+        "drive-whip.mjs",
+        vec![
+            "--whip".into(),
+            format!("http://{a_api}/v1/streams/webcam/whip"),
+            "--whep".into(),
+            format!("http://{c_api}/v1/streams/webcam/whep"),
+            "--token".into(),
+            TOKEN.into(),
+            "--page-port".into(),
+            page_port.to_string(),
+            "--status".into(),
+            format!("http://{c_api}/v1/status"),
+            "--screenshot".into(),
+            screenshot.to_string_lossy().into_owned(),
+        ],
+    )
     .await;
     eprintln!("browser result: {result}");
     assert_eq!(result["ok"], true, "frames decoded and audio received grow at the player: {result}\n{stderr}");
@@ -112,13 +93,16 @@ async fn a_page_with_a_wrong_token_reads_401_and_nothing_is_made() {
     let nodes = connected_webrtc_nodes(1, config).await;
     let (a, a_api) = (&nodes[0].0, nodes[0].1);
     let before = transports(a);
-    let (result, stderr) = drive(vec![
-        "--bad-token".into(),
-        "--whip".into(),
-        format!("http://{a_api}/v1/streams/webcam/whip"),
-        "--page-port".into(),
-        page_port.to_string(),
-    ])
+    let (result, stderr) = drive(
+        "drive-whip.mjs",
+        vec![
+            "--bad-token".into(),
+            "--whip".into(),
+            format!("http://{a_api}/v1/streams/webcam/whip"),
+            "--page-port".into(),
+            page_port.to_string(),
+        ],
+    )
     .await;
     assert_eq!(result["ok"], true, "the page read a 401 (CORS on errors too): {result}\n{stderr}");
     assert_eq!(result["status"], 401, "{result}");
@@ -131,17 +115,20 @@ async fn simulcast_from_a_bare_page_is_taken_as_layers_and_played_elsewhere() {
     let (page_port, config) = page_port_and_api();
     let nodes = connected_webrtc_nodes(2, config).await;
     let (a_api, b_api) = (nodes[0].1, nodes[1].1);
-    let (result, stderr) = drive(vec![
-        "--whip".into(),
-        format!("http://{a_api}/v1/streams/layers/whip"),
-        "--whep".into(),
-        format!("http://{b_api}/v1/streams/layers/whep"),
-        "--token".into(),
-        TOKEN.into(),
-        "--page-port".into(),
-        page_port.to_string(),
-        "--simulcast".into(),
-    ])
+    let (result, stderr) = drive(
+        "drive-whip.mjs",
+        vec![
+            "--whip".into(),
+            format!("http://{a_api}/v1/streams/layers/whip"),
+            "--whep".into(),
+            format!("http://{b_api}/v1/streams/layers/whep"),
+            "--token".into(),
+            TOKEN.into(),
+            "--page-port".into(),
+            page_port.to_string(),
+            "--simulcast".into(),
+        ],
+    )
     .await;
     eprintln!("browser result: {result}");
     assert_eq!(result["ok"], true, "the player decodes the simulcast stream: {result}\n{stderr}");
@@ -168,17 +155,20 @@ async fn sessions_of_a_browser_that_vanishes_are_closed_and_nothing_leaks() {
     let (a, a_api) = (Arc::clone(&nodes[0].0), nodes[0].1);
     let (b, b_api) = (Arc::clone(&nodes[1].0), nodes[1].1);
     let before = [transports(&a), transports(&b)];
-    let (result, stderr) = drive(vec![
-        "--vanish".into(),
-        "--whip".into(),
-        format!("http://{a_api}/v1/streams/gone/whip"),
-        "--whep".into(),
-        format!("http://{b_api}/v1/streams/gone/whep"),
-        "--token".into(),
-        TOKEN.into(),
-        "--page-port".into(),
-        page_port.to_string(),
-    ])
+    let (result, stderr) = drive(
+        "drive-whip.mjs",
+        vec![
+            "--vanish".into(),
+            "--whip".into(),
+            format!("http://{a_api}/v1/streams/gone/whip"),
+            "--whep".into(),
+            format!("http://{b_api}/v1/streams/gone/whep"),
+            "--token".into(),
+            TOKEN.into(),
+            "--page-port".into(),
+            page_port.to_string(),
+        ],
+    )
     .await;
     assert_eq!(result["ok"], true, "published, played, then killed: {result}\n{stderr}");
     assert_eq!(a.streams().len(), 1, "the stream outlives its publisher's last packet for a while");

@@ -38,17 +38,6 @@ impl From<Refused> for mafalda_rope::RpcError {
 }
 
 /// One mediasoup worker in a status answer.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct WorkerJson {
-    id: String,
-    cpu_percent: f32,
-    routers: u32,
-    transports: u32,
-    producers: u32,
-    consumers: u32,
-}
-
 /// Answer to `status`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,7 +53,7 @@ pub(super) struct StatusAnswer {
     /// how peers reach it when it is private.
     relayed_addrs: Vec<String>,
     connected_peers: Vec<String>,
-    workers: Vec<WorkerJson>,
+    workers: Vec<crate::monitor::snapshot::WorkerSnapshot>,
     streams: Vec<StreamStatus>,
     egresses: usize,
     /// Pipe transports this node feeds other nodes through.
@@ -95,19 +84,7 @@ pub(super) async fn status(node: &Node) -> Result<StatusAnswer, NodeError> {
     let listen_addrs = node.listen_addrs().await?.iter().map(ToString::to_string).collect();
     let connected_peers = node.swarm().connected_peers().await?.iter().map(ToString::to_string).collect();
     let reachable = node.swarm().reachability().await?;
-    let workers = node
-        .media()
-        .status()
-        .into_iter()
-        .map(|w| WorkerJson {
-            id: w.id.to_string(),
-            cpu_percent: w.cpu_percent,
-            routers: w.objects.routers,
-            transports: w.objects.transports,
-            producers: w.objects.producers,
-            consumers: w.objects.consumers,
-        })
-        .collect();
+    let workers = node.media().status().into_iter().map(Into::into).collect();
     Ok(StatusAnswer {
         peer_id: node.peer_id().to_string(),
         listen_addrs,

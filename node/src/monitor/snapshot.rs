@@ -119,6 +119,19 @@ pub struct StreamSnapshot {
     pub local_consumers: usize,
 }
 
+impl From<mafalda_media::WorkerStatus> for WorkerSnapshot {
+    fn from(worker: mafalda_media::WorkerStatus) -> Self {
+        Self {
+            id: worker.id.to_string(),
+            cpu_percent: worker.cpu_percent,
+            routers: worker.objects.routers,
+            transports: worker.objects.transports,
+            producers: worker.objects.producers,
+            consumers: worker.objects.consumers,
+        }
+    }
+}
+
 impl NodeSnapshot {
     /// Checks a snapshot `from` a peer: its own id, lists and strings bounded.
     pub fn check(&self, from: &str) -> Result<(), String> {
@@ -158,20 +171,7 @@ impl Inner {
                     .unwrap_or_default()
             },
         );
-        let workers = self
-            .media
-            .status()
-            .into_iter()
-            .take(MAX_LISTED)
-            .map(|w| WorkerSnapshot {
-                id: w.id.to_string(),
-                cpu_percent: w.cpu_percent,
-                routers: w.objects.routers,
-                transports: w.objects.transports,
-                producers: w.objects.producers,
-                consumers: w.objects.consumers,
-            })
-            .collect();
+        let workers = self.media.status().into_iter().take(MAX_LISTED).map(WorkerSnapshot::from).collect();
         let statuses: Vec<crate::StreamStatus> =
             crate::inner::lock(&self.streams).iter().map(|(stream, local)| self.status_of(stream, local)).collect();
         let streams = statuses
