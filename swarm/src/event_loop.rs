@@ -620,6 +620,8 @@ impl EventLoop {
         let mut find = PendingFind::new(reply, local, deadline);
         if thorough {
             find.walk_to_the_end();
+        } else {
+            find.stop_after(self.answers_needed(&key));
         }
         if let Some(named) = named {
             find.name_providers_to(named);
@@ -633,6 +635,28 @@ impl EventLoop {
         let id = self.swarm.behaviour_mut().kad.get_providers(key);
         debug!(query = ?id, key = %name, "provider walk started");
         self.finds.insert(id, find);
+    }
+
+    /// How many answers naming providers end a quick lookup of `key` here
+    /// (`find::answers_needed`): whether this node is among the peers
+    /// closest to it that it knows of, and its store names a provider.
+    fn answers_needed(&mut self, key: &RecordKey) -> usize {
+        let me = *self.swarm.local_peer_id();
+        let now = std::time::Instant::now();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let stored_here =
+            kad.store_mut().providers(key).iter().filter(|p| p.provider != me && !p.is_expired(now)).count();
+        if stored_here == 0 {
+            return crate::find::ENOUGH_PROVIDER_ANSWERS;
+        }
+        let target = kad::KBucketKey::new(key.clone());
+        let mine = kad::KBucketKey::from(me).distance(&target);
+        let closer = kad
+            .get_closest_local_peers(&target)
+            .take(crate::find::ANNOUNCED_TO)
+            .take_while(|peer| peer.distance(&target) < mine)
+            .count();
+        crate::find::answers_needed(stored_here, closer)
     }
 
     fn on_providers_found(&mut self, id: QueryId, providers: HashSet<PeerId>) {

@@ -9,6 +9,17 @@
 //! name (nearly) all providers, and the rest of the walk costs time and bytes
 //! for nothing. Asking only the first one was not enough: a relay announced a
 //! moment ago may not have reached it yet.
+//!
+//! A node that is itself among the peers closest to the key (as far as its
+//! routing table knows: fewer than [`ANNOUNCED_TO`] peers it knows are
+//! closer) is one of those every provider announces itself to, so its own
+//! store names what a walk would: when that store names providers, it is
+//! the one answer needed ([`answers_needed`]), and the lookup costs no
+//! request at all. In a swarm of up to [`ANNOUNCED_TO`] nodes that is every
+//! node; in a large one, the nodes near the key. Its store misses only a
+//! relay whose announcement is still in flight (a remote answer can miss it
+//! the same way), and when none of its providers serves, the caller walks
+//! to the end as after any quick walk.
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -19,6 +30,20 @@ use tokio::sync::{mpsc, oneshot};
 /// Answers naming at least one provider after which a lookup stops (see the
 /// module docs).
 pub(crate) const ENOUGH_PROVIDER_ANSWERS: usize = 3;
+
+/// How many peers every provider announces itself to: the ones closest to
+/// the key (Kademlia's k, the rust-libp2p default the node keeps).
+pub(crate) const ANNOUNCED_TO: usize = libp2p::kad::K_VALUE.get();
+
+/// Answers naming providers that end a quick lookup of a key, given how many
+/// providers (other than this node) this node's own store names and how many
+/// peers closer to the key than this node its routing table knows (counted
+/// up to [`ANNOUNCED_TO`]): one, the store's own, when this node is among
+/// the closest and its store names a provider; [`ENOUGH_PROVIDER_ANSWERS`]
+/// otherwise.
+pub(crate) fn answers_needed(stored_here: usize, closer_peers_known: usize) -> usize {
+    if stored_here > 0 && closer_peers_known < ANNOUNCED_TO { 1 } else { ENOUGH_PROVIDER_ANSWERS }
+}
 
 /// What a provider lookup found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -49,6 +74,8 @@ pub(crate) struct PendingFind {
     query_done: bool,
     /// Answers (the local store's included) that named at least one provider.
     answers_with_providers: usize,
+    /// How many such answers end the walk ([`answers_needed`]).
+    answers_needed: usize,
     /// Never stopped early ([`PendingFind::walk_to_the_end`]).
     thorough: bool,
     /// Stopped early, after enough answers.
@@ -67,6 +94,7 @@ impl PendingFind {
             dialing: HashSet::new(),
             query_done: false,
             answers_with_providers: 0,
+            answers_needed: ENOUGH_PROVIDER_ANSWERS,
             thorough: false,
             stopped_early: false,
             started: Instant::now(),
@@ -83,6 +111,12 @@ impl PendingFind {
         self.named = Some(named);
     }
 
+    /// The walk stops after `answers` answers naming providers
+    /// ([`answers_needed`]) rather than [`ENOUGH_PROVIDER_ANSWERS`].
+    pub(crate) fn stop_after(&mut self, answers: usize) {
+        self.answers_needed = answers.max(1);
+    }
+
     /// The walk goes on to the closest peers whatever the answers.
     pub(crate) fn walk_to_the_end(&mut self) {
         self.thorough = true;
@@ -94,7 +128,7 @@ impl PendingFind {
         if providers > 0 {
             self.answers_with_providers += 1;
         }
-        let enough = !self.thorough && !self.query_done && self.answers_with_providers >= ENOUGH_PROVIDER_ANSWERS;
+        let enough = !self.thorough && !self.query_done && self.answers_with_providers >= self.answers_needed;
         self.stopped_early |= enough;
         enough
     }
@@ -219,5 +253,25 @@ mod tests {
         let mut thorough = PendingFind::new(reply, None, Instant::now());
         thorough.walk_to_the_end();
         assert!((0..10).all(|_| !thorough.answered(3)), "a thorough walk is never stopped");
+    }
+
+    #[test]
+    fn a_node_among_the_closest_stops_at_its_own_stores_answer() {
+        assert_eq!(answers_needed(2, 0), 1, "alone near the key, with records");
+        assert_eq!(answers_needed(1, ANNOUNCED_TO - 1), 1, "the k-th closest still is announced to");
+        assert_eq!(answers_needed(1, ANNOUNCED_TO), ENOUGH_PROVIDER_ANSWERS, "k peers closer: not announced to");
+        assert_eq!(answers_needed(0, 0), ENOUGH_PROVIDER_ANSWERS, "an empty store says nothing");
+        let (reply, mut answer) = oneshot::channel();
+        let mut find = PendingFind::new(reply, None, Instant::now());
+        find.stop_after(answers_needed(1, 3));
+        assert!(find.answered(1), "the store's answer is enough");
+        find.query_finished();
+        find.answer();
+        assert!(!answer.try_recv().expect("answered").walked_to_the_end, "a caller may still walk to the end");
+        let (reply, _answer) = oneshot::channel();
+        let mut thorough = PendingFind::new(reply, None, Instant::now());
+        thorough.stop_after(1);
+        thorough.walk_to_the_end();
+        assert!(!thorough.answered(1), "a thorough walk ignores the store's answer");
     }
 }

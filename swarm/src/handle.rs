@@ -300,7 +300,9 @@ impl SwarmHandle {
     /// empty list means none was found.
     ///
     /// The DHT walk stops once a few peers have answered with providers
-    /// (`ENOUGH_PROVIDER_ANSWERS` in `find.rs`): quick, and nearly always
+    /// (`ENOUGH_PROVIDER_ANSWERS` in `find.rs`; only this node's own store,
+    /// when it names one and this node is among the peers closest to the
+    /// key, `answers_needed`): quick, and nearly always
     /// complete, but their records may all be stale (providers that let go
     /// of the key). [`SwarmHandle::lookup_providers`] can walk on.
     pub async fn find_providers(&self, key: RecordKey, deadline: Duration) -> Result<Vec<PeerId>, SwarmError> {

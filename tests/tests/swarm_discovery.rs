@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use mafalda_swarm::{
-    ConnectionSettings, GossipSettings, KadSettings, LoadReport, PeerId, SwarmConfig, WorkerLoad, stream_key,
+    ConnectionSettings, GossipSettings, KadSettings, LoadReport, PeerId, ProtocolLabel, SwarmConfig, WorkerLoad,
+    stream_key,
 };
 use mafalda_tests::swarm::{TestNode, eventually, loopback_config, spawn_swarm};
 
@@ -234,6 +235,51 @@ async fn stopped_and_dead_providers_drop_out_of_find_results() {
     let found = finder.handle.find_providers(key.clone(), Duration::from_secs(5)).await.expect("find");
     assert!(found.is_empty(), "an unreachable provider is filtered: {found:?}");
     for node in nodes.iter().filter(|n| n.peer_id() != dier.peer_id()) {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+/// Kademlia streams `node` opened so far.
+fn kad_streams_opened(node: &TestNode) -> u64 {
+    node.handle.traffic().into_iter().find(|(label, _)| *label == ProtocolLabel::Kad).map_or(0, |(_, t)| t.streams_out)
+}
+
+/// In a swarm smaller than Kademlia's k every node is one of the peers each
+/// provider announces itself to, so its own store names the providers: a
+/// quick lookup there is answered from it without a single Kademlia request
+/// (it used to wait for two remote answers as well), while a thorough one
+/// still walks (which shows the count sees requests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_among_the_closest_answers_from_its_own_store() {
+    let nodes = spawn_swarm(6, 1, loopback_config).await;
+    let (provider, finder) = (&nodes[2], &nodes[4]);
+    // Kademlia answers peers only once AutoNAT found the node reachable
+    // (server mode): an announcement before that does not reach it.
+    let all_public = eventually(Duration::from_secs(30), || async {
+        for node in &nodes {
+            let status = node.handle.reachability().await.expect("reachability");
+            if status.reachability != mafalda_swarm::Reachability::Public {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(all_public, "every node found reachable");
+    let key = stream_key("lecture");
+    assert!(provider.handle.provide(key.clone()).await.expect("provide") > 0, "record stored");
+    let answered_from_store = eventually(Duration::from_secs(10), || async {
+        let before = kad_streams_opened(finder);
+        let found = finder.handle.lookup_providers(key.clone(), Duration::from_secs(5), false).await.expect("find");
+        found.providers == vec![provider.peer_id()] && !found.walked_to_the_end && kad_streams_opened(finder) == before
+    })
+    .await;
+    assert!(answered_from_store, "a quick lookup named the provider without asking any peer");
+    let before = kad_streams_opened(finder);
+    let walked = finder.handle.lookup_providers(key.clone(), Duration::from_secs(5), true).await.expect("find");
+    assert!(walked.walked_to_the_end && walked.providers == vec![provider.peer_id()], "{walked:?}");
+    assert!(kad_streams_opened(finder) > before, "a thorough lookup asks peers");
+    for node in &nodes {
         node.handle.shutdown().await.expect("shutdown");
     }
 }
