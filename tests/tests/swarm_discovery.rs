@@ -253,22 +253,13 @@ fn kad_streams_opened(node: &TestNode) -> u64 {
 async fn a_node_among_the_closest_answers_from_its_own_store() {
     let nodes = spawn_swarm(6, 1, loopback_config).await;
     let (provider, finder) = (&nodes[2], &nodes[4]);
-    // Kademlia answers peers only once AutoNAT found the node reachable
-    // (server mode): an announcement before that does not reach it.
-    let all_public = eventually(Duration::from_secs(30), || async {
-        for node in &nodes {
-            let status = node.handle.reachability().await.expect("reachability");
-            if status.reachability != mafalda_swarm::Reachability::Public {
-                return false;
-            }
-        }
-        true
-    })
-    .await;
-    assert!(all_public, "every node found reachable");
     let key = stream_key("lecture");
-    assert!(provider.handle.provide(key.clone()).await.expect("provide") > 0, "record stored");
-    let answered_from_store = eventually(Duration::from_secs(10), || async {
+    // An announcement made while the swarm is still forming may miss a peer
+    // (its message waits for a dial): announced again until the finder holds
+    // the record, as the provider's periodic republish would.
+    let answered_from_store = eventually(Duration::from_secs(30), || async {
+        provider.handle.provide(key.clone()).await.expect("provide");
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let before = kad_streams_opened(finder);
         let found = finder.handle.lookup_providers(key.clone(), Duration::from_secs(5), false).await.expect("find");
         found.providers == vec![provider.peer_id()] && !found.walked_to_the_end && kad_streams_opened(finder) == before
