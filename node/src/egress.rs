@@ -11,6 +11,14 @@ use crate::events::{EgressStatus, NodeEvent};
 use crate::inner::{Inner, lock};
 use crate::node::Egress;
 
+/// Longest an egress's old consumers keep sending after a re-pipe while some
+/// of its new ones have sent nothing (a track with no packets flowing, a key
+/// frame slow to come).
+const HANDOVER_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How often the new consumers are asked whether they have sent.
+const HANDOVER_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// An egress: where a stream's RTP goes, and the consumers sending it.
 pub(crate) struct EgressRecord {
     pub(crate) stream: String,
@@ -45,20 +53,54 @@ impl Inner {
 
     /// Opens every egress of `stream` again on the producers it has now (new
     /// SSRCs, announced as re-opened); an egress that cannot be is closed.
+    /// The old consumers keep sending until each new one has sent a packet
+    /// (a video one waits for a key frame; at most [`HANDOVER_WITHIN`]): a
+    /// packet that reached the new producers before their consumers existed,
+    /// and the old ones after theirs closed (the old path is longer), would
+    /// otherwise be lost.
     pub(crate) async fn reopen_egresses(&self, stream: &str) {
         let egresses: Vec<(String, SocketAddr, Option<Vec<u16>>)> = lock(&self.egresses)
             .iter()
             .filter(|(_, record)| record.stream == stream)
             .map(|(id, record)| (id.clone(), record.destination, record.track_ports.clone()))
             .collect();
+        let mut retiring = Vec::new();
+        let mut new_consumers = Vec::new();
         for (id, destination, track_ports) in egresses {
-            if let Err(error) = self.open_egress(&id, stream, destination, track_ports, None).await {
-                tracing::warn!(stream, egress = %id, %error, "could not restart an egress");
-                lock(&self.egresses).remove(&id);
-                let reason = format!("could not restart after a re-pipe: {error}");
-                self.emit(NodeEvent::EgressClosed { id, stream: stream.to_owned(), reason });
+            match self.open_egress_replacing(&id, stream, destination, track_ports, None).await {
+                Ok((_, replaced)) => {
+                    retiring.extend(replaced);
+                    if let Some(record) = lock(&self.egresses).get(&id) {
+                        new_consumers.extend(record.consumers().cloned());
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(stream, egress = %id, %error, "could not restart an egress");
+                    lock(&self.egresses).remove(&id);
+                    let reason = format!("could not restart after a re-pipe: {error}");
+                    self.emit(NodeEvent::EgressClosed { id, stream: stream.to_owned(), reason });
+                }
             }
         }
+        if retiring.is_empty() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        let mut waiting = new_consumers;
+        while !waiting.is_empty() && started.elapsed() < HANDOVER_WITHIN {
+            let mut still = Vec::with_capacity(waiting.len());
+            for consumer in waiting {
+                if crate::liveness::sent(std::slice::from_ref(&consumer)).await.0 == 0 {
+                    still.push(consumer);
+                }
+            }
+            waiting = still;
+            if !waiting.is_empty() {
+                tokio::time::sleep(HANDOVER_POLL).await;
+            }
+        }
+        tracing::debug!(stream, took = ?started.elapsed(), "egresses handed over to the new consumers");
+        drop(retiring);
     }
 
     /// Sends `stream`'s tracks to `destination` under egress `id`; the first
@@ -70,8 +112,23 @@ impl Inner {
         stream: &str,
         destination: SocketAddr,
         track_ports: Option<Vec<u16>>,
-        mut first_end: Option<PlainEnd>,
+        first_end: Option<PlainEnd>,
     ) -> Result<Egress, NodeError> {
+        let (egress, replaced) = self.open_egress_replacing(id, stream, destination, track_ports, first_end).await?;
+        drop(replaced);
+        Ok(egress)
+    }
+
+    /// [`Inner::open_egress`], handing back the record of the egress `id`
+    /// it replaced, if any, still sending until the caller drops it.
+    async fn open_egress_replacing(
+        &self,
+        id: &str,
+        stream: &str,
+        destination: SocketAddr,
+        track_ports: Option<Vec<u16>>,
+        mut first_end: Option<PlainEnd>,
+    ) -> Result<(Egress, Option<EgressRecord>), NodeError> {
         let (producer_ids, path) = {
             let streams = lock(&self.streams);
             let local = streams.get(stream).ok_or_else(|| NodeError::NotFound(stream.to_owned()))?;
@@ -114,9 +171,9 @@ impl Inner {
         let opened = NodeEvent::EgressOpened { egress: record.status(id) };
         // Held first, then told: an app's mirror syncs from the held egresses
         // when it hears the event, and would miss one told too early.
-        lock(&self.egresses).insert(id.to_owned(), record);
+        let replaced = lock(&self.egresses).insert(id.to_owned(), record);
         self.emit(opened);
-        Ok(Egress { id: id.to_owned(), tracks, path, sdp })
+        Ok((Egress { id: id.to_owned(), tracks, path, sdp }, replaced))
     }
 
     /// The plain transport an egress of `stream` to `destination` sends its

@@ -111,7 +111,7 @@ impl Silence {
 }
 
 /// Packets and bytes sent by `consumers`.
-async fn sent(consumers: &[mafalda_media::mediasoup::prelude::Consumer]) -> (u64, u64) {
+pub(crate) async fn sent(consumers: &[mafalda_media::mediasoup::prelude::Consumer]) -> (u64, u64) {
     let mut totals = (0, 0);
     for consumer in consumers {
         if let Ok(stats) = consumer.get_stats().await {
