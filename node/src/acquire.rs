@@ -38,8 +38,10 @@ struct Attempt {
 /// caller set up what it pulled the stream for: a provider announcement is a
 /// DHT query of its own, and run at once it took the CPU the consumer's setup
 /// needed (the first packet came 2 ms later on loopback). Once [`done`] returns
-/// the relay is findable (the next consumer may use it); dropped without it,
-/// the announcement runs in the background.
+/// the relay's provider record is on its way to the peers that store it
+/// (Kademlia does not acknowledge it): the next consumer finds the relay once
+/// it has arrived there. Dropped without it, the announcement runs in the
+/// background.
 ///
 /// [`done`]: Announced::done
 #[must_use = "wait for the announcement, or say why not"]

@@ -110,3 +110,15 @@ pub fn test_api_config() -> ApiConfig {
     config.session_grace = TEST_SESSION_GRACE;
     config
 }
+
+/// Whether `node` finds `relay` among the providers of `stream` within 5 s.
+/// A relay's announcement reaches the peers that store its records a moment
+/// after its consume returns, and a node near the key answers finds from its
+/// own store: a test that wants a consume to choose the relay waits for this.
+pub async fn finds_provider(node: &Node, stream: &str, relay: &Node) -> bool {
+    let relay = relay.peer_id().to_string();
+    crate::swarm::eventually(std::time::Duration::from_secs(5), || async {
+        node.find(stream).await.is_ok_and(|providers| providers.iter().any(|provider| provider.peer == relay))
+    })
+    .await
+}

@@ -144,6 +144,7 @@ async fn a_draining_relay_moves_its_consumers_without_losing_a_packet() {
     let ingest = a.publish_rtp("talk", vec![opus_track(77)]).await.expect("publish");
     let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     b.consume_rtp("talk", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    assert!(mafalda_tests::node::finds_provider(&c, "talk", &b).await, "c learnt that b relays the stream");
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = c.consume_rtp("talk", receiver.local_addr().expect("addr")).await.expect("consume at c");
     assert_eq!(egress.path, vec![a_id.clone(), b_id.clone(), c_id.clone()], "c pulls through b");
@@ -233,6 +234,7 @@ async fn a_relay_whose_upstream_stops_delivering_while_connected_moves_within_th
     let ingest = a.publish_rtp("feed", vec![opus_track(88)]).await.expect("publish");
     let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     b.consume_rtp("feed", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    assert!(mafalda_tests::node::finds_provider(&c, "feed", &b).await, "c learnt that b relays the stream");
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = c.consume_rtp("feed", receiver.local_addr().expect("addr")).await.expect("consume at c");
     assert_eq!(egress.path[..2], [a_id.clone(), b_id.clone()], "c pulls through b");
@@ -276,6 +278,7 @@ async fn a_worker_retired_under_a_relay_closes_and_downstream_keeps_receiving() 
     let ingest = a.publish_rtp("cam", vec![opus_track(99)]).await.expect("publish");
     let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     b.consume_rtp("cam", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    assert!(mafalda_tests::node::finds_provider(&c, "cam", &b).await, "c learnt that b relays the stream");
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = c.consume_rtp("cam", receiver.local_addr().expect("addr")).await.expect("consume at c");
     assert_eq!(egress.path[1], b_id, "c pulls through b");

@@ -173,6 +173,7 @@ async fn killing_the_relay_in_the_middle_of_a_path_heals_within_two_seconds() {
     let ingest = a.publish_rtp("match", vec![opus_track()]).await.expect("publish");
     let b_sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     b.consume_rtp("match", b_sink.local_addr().expect("addr")).await.expect("b relays");
+    assert!(mafalda_tests::node::finds_provider(&c, "match", &b).await, "c learnt that b relays the stream");
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = c.consume_rtp("match", receiver.local_addr().expect("addr")).await.expect("consume at c");
     assert_eq!(egress.path, vec![a_id.clone(), b_id.clone(), c_id.clone()], "c pulls through the relay b");
