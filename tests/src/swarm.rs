@@ -23,6 +23,16 @@ impl TestNode {
         self.handle.peer_id()
     }
 
+    /// Its traffic on `protocol` so far (every protocol is listed).
+    pub fn traffic_of(&self, protocol: mafalda_swarm::ProtocolLabel) -> mafalda_swarm::ProtocolTraffic {
+        self.handle
+            .traffic()
+            .into_iter()
+            .find(|(label, _)| *label == protocol)
+            .map(|(_, t)| t)
+            .expect("every label listed")
+    }
+
     /// Sum of the samples of the node's metric `name` whose labels contain
     /// `label` (all of them when `label` is empty).
     pub fn metric(&self, name: &str, label: &str) -> f64 {

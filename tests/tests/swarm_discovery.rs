@@ -241,7 +241,7 @@ async fn stopped_and_dead_providers_drop_out_of_find_results() {
 
 /// Kademlia streams `node` opened so far.
 fn kad_streams_opened(node: &TestNode) -> u64 {
-    node.handle.traffic().into_iter().find(|(label, _)| *label == ProtocolLabel::Kad).map_or(0, |(_, t)| t.streams_out)
+    node.traffic_of(ProtocolLabel::Kad).streams_out
 }
 
 /// In a swarm smaller than Kademlia's k every node is one of the peers each

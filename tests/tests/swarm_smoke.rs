@@ -202,9 +202,7 @@ async fn bytes_and_streams_are_counted_per_protocol() {
         let reply = b.handle.call(a.peer_id(), "echo", None, payload.clone()).await;
         assert_eq!(reply, Ok(payload), "{listen}: a echoes");
 
-        let of = |node: &mafalda_tests::swarm::TestNode, label: ProtocolLabel| {
-            node.handle.traffic().into_iter().find(|(p, _)| *p == label).map(|(_, t)| t).expect("every label listed")
-        };
+        let of = |node: &mafalda_tests::swarm::TestNode, label: ProtocolLabel| node.traffic_of(label);
         let (rope_b, rope_a) = (of(&b, ProtocolLabel::Rope), of(&a, ProtocolLabel::Rope));
         assert!(rope_b.bytes_out >= 20_000 && rope_b.bytes_in >= 20_000, "{listen}: b's ROPE {rope_b:?}");
         assert!(rope_a.bytes_in >= 20_000 && rope_a.bytes_out >= 20_000, "{listen}: a's ROPE {rope_a:?}");
