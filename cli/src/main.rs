@@ -7,6 +7,7 @@ mod args;
 mod client;
 mod config_file;
 mod demo;
+mod process_exit;
 mod top;
 
 use std::io::IsTerminal;
@@ -75,17 +76,18 @@ fn main() -> ExitCode {
         // The node has stopped; its API still answers (/readyz 503) and must
         // until the very end: shutting the runtime down would close the
         // listener first and refuse connections from a running process.
-        std::process::exit(0);
+        process_exit::exit(0, process_exit::WORKER_WAIT);
     }
     // Worker threads are already closed; don't wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_millis(200));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match result {
+        Ok(()) => 0,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    process_exit::exit(code, process_exit::WORKER_WAIT)
 }
 
 /// Logs go to stderr (stdout carries the node's identity and addresses);

@@ -149,6 +149,8 @@ impl Slot {
 pub(crate) trait IdleRelease: Send + Sync {
     /// Drops what it holds that nobody uses; must not wait.
     fn release_idle(&self);
+    /// Drops everything it holds, used or not (the engine is closing); must not wait.
+    fn release_all(&self);
 }
 
 struct Inner {
@@ -307,11 +309,7 @@ impl MediaEngine {
     /// closes workers above `min_workers` that have held no router for the grace
     /// period. A worker emptied by this call starts its grace now.
     pub fn reap_idle(&self, now: Instant) {
-        let releasers: Vec<Arc<dyn IdleRelease>> = {
-            let mut list = lock(&self.inner.releasers);
-            list.retain(|weak| weak.strong_count() > 0);
-            list.iter().filter_map(std::sync::Weak::upgrade).collect()
-        };
+        let releasers = self.live_releasers();
         // Outside the lock: releasing closes mediasoup objects, whose callbacks run now.
         for releaser in releasers {
             releaser.release_idle();
@@ -418,19 +416,61 @@ impl MediaEngine {
         })
     }
 
-    /// Closes every worker and waits until their threads have exited.
+    /// Closes every worker and waits, at most [`CLOSE_WAIT`], until their
+    /// threads have exited; returns how many still run after that.
     ///
-    /// Dropping the manager blocks until its workers exit, so that wait runs on a
-    /// blocking thread rather than stalling the async runtime.
-    pub async fn close(self) {
+    /// Every spanning router on the engine lets go of its routers first: a
+    /// worker closes only when its last router is dropped, and one still
+    /// running when the process exits races the C++ destructors `exit()` runs
+    /// (a SIGSEGV at exit). Dropping the manager blocks until its workers exit,
+    /// so that wait runs on a blocking thread rather than stalling the runtime.
+    pub async fn close(self) -> usize {
+        for releaser in self.live_releasers() {
+            releaser.release_all();
+        }
         let slots = std::mem::take(&mut *lock(&self.inner.slots));
+        let threads: Vec<i32> = slots.iter().filter_map(|slot| slot.thread_id).collect();
         let count = slots.len();
         drop(slots);
         let manager = lock(&self.inner.manager).take();
         let _ = tokio::task::spawn_blocking(move || drop(manager)).await;
-        debug!(count, "mediasoup workers closed");
+        let deadline = Instant::now() + CLOSE_WAIT;
+        loop {
+            let running = threads.iter().filter(|tid| is_worker_thread(**tid)).count();
+            if running == 0 {
+                debug!(count, "mediasoup workers closed");
+                return 0;
+            }
+            if Instant::now() >= deadline {
+                // Something outside the engine still holds a router of theirs.
+                warn!(running, count, wait = ?CLOSE_WAIT, "mediasoup workers still running after close");
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The spanning routers still alive on this engine (the dead ones forgotten).
+    fn live_releasers(&self) -> Vec<Arc<dyn IdleRelease>> {
+        let mut list = lock(&self.inner.releasers);
+        list.retain(|weak| weak.strong_count() > 0);
+        list.iter().filter_map(std::sync::Weak::upgrade).collect()
     }
 }
+
+/// How long [`MediaEngine::close`] waits for its worker threads to exit.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether thread `tid` of this process is still a running mediasoup worker
+/// (its name checked so that a recycled id is not mistaken for one).
+fn is_worker_thread(tid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
+        .is_ok_and(|name| name.starts_with(WORKER_THREAD_PREFIX))
+}
+
+/// The name mediasoup gives its worker threads (`mediasoup-worker-<id>`), cut
+/// to the 15 bytes Linux keeps.
+pub const WORKER_THREAD_PREFIX: &str = "mediasoup-worke";
 
 async fn webrtc_server(worker: &Worker, listen: &WebRtcListen) -> Result<WebRtcServer, MediaError> {
     let info = |protocol| ListenInfo {

@@ -419,4 +419,14 @@ impl IdleRelease for Inner {
     fn release_idle(&self) {
         Inner::release_idle(self);
     }
+
+    fn release_all(&self) {
+        // The engine closes after the node's tasks have stopped: nobody holds
+        // these locks any more, and one still held is skipped, not waited for.
+        let pipes = self.pipes.try_lock().map(|mut pipes| std::mem::take(&mut *pipes)).unwrap_or_default();
+        let routers = self.routers.try_lock().map(|mut routers| std::mem::take(&mut *routers)).unwrap_or_default();
+        let homes = std::mem::take(&mut *lock(&self.homes));
+        debug!(spanning = %self.id, pipes = pipes.len(), routers = routers.len(), "releasing all media");
+        drop((pipes, homes, routers));
+    }
 }

@@ -382,6 +382,7 @@ impl Node {
         let streams = std::mem::take(&mut *lock(&inner.streams));
         let spares = lock(&inner.spare_pipes).clear();
         drop((egresses, streams, spares));
+        inner.app_media.hosting.close_all();
         inner.media.clone().close().await;
         info!("node stopped");
     }

@@ -315,3 +315,35 @@ async fn a_worker_retired_under_a_relay_closes_and_downstream_keeps_receiving() 
         node.shutdown().await;
     }
 }
+
+/// mediasoup worker threads of this test process (each test runs in its own).
+fn mediasoup_worker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("this process's threads")
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with(mafalda_media::WORKER_THREAD_PREFIX))
+        })
+        .count()
+}
+
+/// A stopped node's mediasoup workers have exited when `shutdown` returns,
+/// though its handle is still held (the binary's API keeps one until the
+/// process exits): a worker thread still running at `exit()` races the C++
+/// destructors exit runs, and the process died of SIGSEGV after SIGINT.
+/// The node's own routers (its spanning router's, a pipe's, an egress's) are
+/// what kept them alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_node_leaves_no_mediasoup_worker_running() {
+    let a = node_with(None, |_| {}).await;
+    let b = node_with(Some(&a), |_| {}).await;
+    a.publish_rtp("cam", vec![opus_track(1234)]).await.expect("publish");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = b.consume_rtp("cam", receiver.local_addr().expect("addr")).await.expect("consume");
+    assert_eq!(egress.path.len(), 2, "piped from a: {:?}", egress.path);
+    assert!(mediasoup_worker_threads() >= 2, "each node runs a worker");
+    b.shutdown().await;
+    a.shutdown().await;
+    assert_eq!(mediasoup_worker_threads(), 0, "worker threads still running after both nodes stopped");
+}

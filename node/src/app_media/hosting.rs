@@ -65,6 +65,17 @@ impl Hosting {
         }
     }
 
+    /// Ends every hosted session (the node stops): their workers close.
+    pub(crate) fn close_all(&self) {
+        let all: Vec<Arc<Hosted>> = lock(&self.sessions).drain().map(|(_, hosted)| hosted).collect();
+        if !all.is_empty() {
+            info!(sessions = all.len(), "node stopping: its hosted app sessions close");
+        }
+        for hosted in all {
+            hosted.session.close_all();
+        }
+    }
+
     /// Whether this node hosts an app session for `peer`'s apps.
     pub(crate) fn hosts_for(&self, peer: &PeerId) -> bool {
         lock(&self.sessions).keys().any(|(owner, _)| owner == peer)
