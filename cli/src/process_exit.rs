@@ -29,7 +29,7 @@ pub fn exit(code: u8, wait: Duration) -> ! {
     if running == 0 {
         std::process::exit(code.into());
     }
-    tracing::warn!(running, wait = ?wait, "mediasoup workers still running: exiting without exit handlers");
+    tracing::warn!(running, wait = ?wait, "mediasoup workers still running (an app session or a leak holds them): exiting without exit handlers");
     let _ = std::io::stderr().flush();
     exit_without_handlers(code.into())
 }

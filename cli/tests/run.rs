@@ -469,3 +469,30 @@ fn ffmpeg_publishes_at_one_node_and_ffmpeg_decodes_at_another() {
         assert!(status.success());
     }
 }
+
+/// A node stopped while an app's session still holds a mediasoup worker
+/// exits 0 within the bound: the worker thread outlives the node (the app's
+/// connection keeps its session), so the process waits for it a moment and
+/// then ends without the exit handlers it would race (a SIGSEGV at exit,
+/// src/process_exit.rs), saying so in its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_while_an_app_holds_a_worker_exits_cleanly() {
+    let log_path = std::env::temp_dir().join(format!("mafalda-cli-app-worker-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("a log file");
+    let node = NodeProcess::start_with_log(&["--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"], log);
+    let url = format!("ws://{}/v1/rope?format=json", node.api);
+    let (app, _events) =
+        mafalda_rope::Client::connect(url, mafalda_rope::ClientConfig::default()).await.expect("connect");
+    let worker = mafalda_tests::rope::call_json(&app, None, "mediasoup.createWorker", serde_json::json!({}))
+        .await
+        .expect("an app worker");
+    assert!(worker["id"].is_string(), "a worker: {worker}");
+
+    let (status, took) = tokio::task::spawn_blocking(move || stop(node, "INT")).await.expect("stop");
+    let log = std::fs::read_to_string(&log_path).expect("read the log");
+    let _ = std::fs::remove_file(&log_path);
+    assert!(status.success(), "exit status with an app's worker running: {status}\n{log}");
+    assert!(took < EXIT_WITHIN, "exit took {took:?}\n{log}");
+    assert!(log.contains("exiting without exit handlers"), "the worker outlived the node: {log}");
+    drop(app);
+}

@@ -27,12 +27,17 @@ impl NodeProcess {
     /// Starts `mafalda-node run ARGS` and reads its peer id, listen addresses
     /// and API address from stdout.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_log(args, Stdio::inherit())
+    }
+
+    /// As [`NodeProcess::start`], its log (warnings and errors) written to `log`.
+    pub fn start_with_log(args: &[&str], log: impl Into<Stdio>) -> Self {
         let mut child = Command::new(BINARY)
             .arg("run")
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .expect("spawn mafalda-node");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
