@@ -71,6 +71,11 @@ impl Tasks {
         &self.span
     }
 
+    /// Resolves once the node is stopping.
+    pub(crate) fn stopping(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.cancel.clone().cancelled_owned()
+    }
+
     /// Whether the node is stopping.
     pub(crate) fn is_stopping(&self) -> bool {
         self.cancel.is_cancelled()

@@ -496,6 +496,11 @@ impl Node {
         let _ = drained.wait_for(|done| *done).await;
     }
 
+    /// Resolves once [`Node::shutdown`] has begun (holds no handle to the node).
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.inner.tasks.stopping()
+    }
+
     /// Whether [`Node::shutdown`] has begun.
     pub fn is_stopping(&self) -> bool {
         self.inner.tasks.is_stopping()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
-use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
+use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE, mediasoup_worker_threads};
 use mafalda_tests::node::node_with;
 use mafalda_tests::swarm::eventually;
 use tokio::net::UdpSocket;
@@ -314,18 +314,6 @@ async fn a_worker_retired_under_a_relay_closes_and_downstream_keeps_receiving() 
     for node in [c, b, a] {
         node.shutdown().await;
     }
-}
-
-/// mediasoup worker threads of this test process (each test runs in its own).
-fn mediasoup_worker_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("this process's threads")
-        .flatten()
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|name| name.starts_with(mafalda_media::WORKER_THREAD_PREFIX))
-        })
-        .count()
 }
 
 /// A stopped node's mediasoup workers have exited when `shutdown` returns,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use mafalda_node::Node;
 use mafalda_node::api::{ApiConfig, Limits};
 use mafalda_node::sdp_session::liveness::CONNECT_TIMEOUT;
+use mafalda_tests::media::mediasoup_worker_threads;
 use mafalda_tests::node::{connected_webrtc_nodes, webrtc_node_with_api_config};
 use mafalda_tests::sdp::{bare, header, player_offer, post, publisher_offer, unusable_offer};
 use mafalda_tests::swarm::eventually;
@@ -246,5 +247,26 @@ async fn a_client_that_never_connects_loses_its_session_and_its_stream() {
     assert!(settles(&a, baseline).await, "closed after {CONNECT_TIMEOUT:?} ({} transports)", transports(&a));
     let location = header(&made, "location").expect("Location").to_owned();
     let gone = bare(api, "DELETE", &location, Some(TOKEN), "").await;
+    assert_eq!(gone.status, 404, "{gone:?}");
+}
+
+/// A node that stops ends its WHIP and WHEP sessions though its API stays up
+/// (until the process exits it answers /readyz 503): a player's router holds
+/// a worker, and a worker thread still running when the process exits races
+/// the destructors exit runs. Nothing of theirs outlives `shutdown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_node_ends_its_sessions_and_no_worker_outlives_it() {
+    let (a, api, _) = webrtc_node_with_api_config(None, config()).await;
+    let publishing = post(api, "/v1/streams/cam/whip", Some(TOKEN), SDP, "", &publisher_offer(111, 96)).await;
+    assert_eq!(publishing.status, 201, "{publishing:?}");
+    let playing = post(api, "/v1/streams/cam/whep", Some(TOKEN), SDP, "", &player_offer(109, 120)).await;
+    assert_eq!(playing.status, 201, "{playing:?}");
+    assert!(mediasoup_worker_threads() >= 1, "the node runs a worker");
+
+    a.shutdown().await;
+    assert_eq!(mediasoup_worker_threads(), 0, "a worker still runs after the node stopped");
+    // The API still answers, with no session left to end.
+    let session = header(&playing, "location").expect("a Location");
+    let gone = bare(api, "DELETE", session, Some(TOKEN), "").await;
     assert_eq!(gone.status, 404, "{gone:?}");
 }

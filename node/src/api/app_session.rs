@@ -107,6 +107,18 @@ impl Sessions {
         format!("{:032x}", rand::random::<u128>())
     }
 
+    /// Closes every session, parked or live (the node stopped): what they
+    /// made closes, their mediasoup workers with it, before the process
+    /// exits. A live connection stays open and sees a stopped node.
+    pub(super) async fn close_all(&self) -> usize {
+        let parked: Vec<Arc<AppSession>> = lock(&self.parked).drain().map(|(_, entry)| entry.session).collect();
+        let live: Vec<Arc<AppSession>> = lock(&self.live).values().cloned().collect();
+        for session in parked.iter().chain(&live) {
+            session.close().await;
+        }
+        parked.len() + live.len()
+    }
+
     /// Takes back session `token` if `admin` matches how it was opened: a
     /// parked one, or a live one whose connection is then cut (it parks, and
     /// is taken from there; given up after [`TAKEOVER_WAIT`]).

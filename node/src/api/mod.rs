@@ -184,6 +184,12 @@ pub fn serve_with(
         sessions: Arc::new(app_session::Sessions::new(config.session_grace)),
         sdp_sessions: Arc::default(),
     };
+    // The API outlives its node (until the process exits, /readyz answers
+    // 503), but the sessions it holds end with the node: their mediasoup
+    // objects keep workers running, and a worker thread still running when
+    // the process exits races the destructors exit runs.
+    let stopping = state.node.stopping();
+    let (app_sessions, sdp_sessions) = (Arc::clone(&state.sessions), Arc::clone(&state.sdp_sessions));
     let publish_route =
         put(publish).route_layer(middleware::from_fn_with_state(state.clone(), own_publication)).delete(unpublish);
     let app = Router::new()
@@ -213,8 +219,21 @@ pub fn serve_with(
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     let task = tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::warn!(%error, "API server stopped");
+        let close_on_stop = async move {
+            stopping.await;
+            let (sdp, apps) = (sdp_sessions.close_all(), app_sessions.close_all().await);
+            if sdp + apps > 0 {
+                tracing::info!(whip_whep = sdp, apps, "node stopped: its API sessions closed");
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            served = axum::serve(listener, app) => {
+                if let Err(error) = served {
+                    tracing::warn!(%error, "API server stopped");
+                }
+            }
+            () = close_on_stop => {}
         }
     });
     Ok((addr, task))

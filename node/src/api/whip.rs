@@ -60,6 +60,14 @@ impl SdpSessions {
         self.lock().remove(id)
     }
 
+    /// Ends every session (the node stopped): each client's transport closes
+    /// now (a browser learns it at once from DTLS) and the mediasoup objects
+    /// go before the process exits.
+    pub(super) fn close_all(&self) -> usize {
+        let all: Vec<Entry> = self.lock().drain().map(|(_, entry)| entry).collect();
+        all.len()
+    }
+
     /// How many sessions are open.
     pub(super) fn len(&self) -> usize {
         self.lock().len()
