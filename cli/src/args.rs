@@ -173,11 +173,10 @@ pub(crate) struct RunArgs {
 
     /// Most peers kept connected. Above it, peers nothing uses (no call for a
     /// minute, no pipe, no session, not in the gossip mesh) are disconnected,
-    /// least recently used first, down to --target-peers, then any with no
-    /// call for 10 s down to this maximum. Streams are still found from every
-    /// node (the DHT keeps contacts, not connections), and a node's
-    /// control-plane cost stays flat as the swarm grows. Peers in use right now
-    /// are never disconnected; --max-connections stays the hard cap. Above 3/4 of
+    /// least recently used first, down to --target-peers. Streams are still
+    /// found from every node (the DHT keeps contacts, not connections), and a
+    /// node's control-plane cost stays flat as the swarm grows. Peers in use are
+    /// never disconnected; --max-connections stays the hard cap. Above 3/4 of
     /// --max-incoming (a crowd, as at a new stream's origin when a whole swarm
     /// finds it), peers are let go after 3 s without a call instead.
     #[arg(long, value_name = "N", env = "MAFALDA_MAX_PEERS", default_value_t = 32,

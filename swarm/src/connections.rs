@@ -11,10 +11,7 @@
 //! disconnected, least recently used first, down to `target_peers`. Gossip
 //! mesh peers go last, as go-libp2p's connection manager does with the peers
 //! gossipsub tags: the mesh heals by grafting other peers, but churn in it
-//! costs messages. Should that leave more than `max_peers` (peers used a
-//! little while ago, as a lookup leaves them), those with no call for
-//! `busy_within` go too, down to `max_peers`: the maximum holds except for
-//! peers in use right now (a request may be on its way) and kept ones.
+//! costs messages.
 //!
 //! A crowd needs a shorter memory. When a stream is new, every node that finds
 //! it dials its origin for one `stream.describe` call; at 300 nodes the origin
@@ -48,11 +45,6 @@ pub(crate) struct PeerBounds {
     /// How long a crowded node keeps a peer it has no call with.
     pub(crate) crowd_idle_after: Duration,
 }
-
-/// A peer with a call or a Kademlia request this recent may have another on
-/// its way: it stays even above the maximum (Kademlia's requests time out
-/// after 10 s).
-pub(crate) const BUSY_WITHIN: Duration = Duration::from_secs(10);
 
 /// Last use of each connected peer.
 #[derive(Debug)]
@@ -112,19 +104,7 @@ impl ConnectionPolicy {
             .take(excess)
             .map(|(_, _, peer)| *peer)
             .collect();
-        let mut left = connected.len() - closing.len();
-        if left > self.bounds.max_peers {
-            // Used a while ago but not right now: down to the maximum.
-            let chosen: std::collections::HashSet<PeerId> = closing.iter().copied().collect();
-            let recent: Vec<PeerId> = candidates
-                .iter()
-                .filter(|(_, last, peer)| unused_for(*last) >= BUSY_WITHIN && !chosen.contains(peer))
-                .take(left - self.bounds.max_peers)
-                .map(|(_, _, peer)| *peer)
-                .collect();
-            left -= recent.len();
-            closing.extend(recent);
-        }
+        let left = connected.len() - closing.len();
         if self.crowded(left) {
             // A crowd is hundreds of peers, checked every tick: no scan per candidate.
             let idle_closing: std::collections::HashSet<PeerId> = closing.iter().copied().collect();
@@ -207,25 +187,6 @@ mod tests {
         let mut expected = vec![connected[3], connected[4]];
         expected.sort();
         assert_eq!(closing, expected, "only idle, unkept peers close, even if the maximum stays exceeded");
-    }
-
-    #[test]
-    fn peers_used_a_while_ago_close_down_to_the_maximum_not_the_target() {
-        let start = Instant::now();
-        let mut policy = policy(3, 1);
-        let connected = peers(6);
-        // A lookup used every peer 20 s ago; peer 5 has a call right now.
-        for peer in &connected {
-            policy.used(*peer, start);
-        }
-        let now = start + Duration::from_secs(20);
-        policy.used(connected[5], now);
-        let closing = policy.to_disconnect(&connected, |_| false, |_| false, now);
-        assert_eq!(closing.len(), 3, "down to the maximum, not the target: {closing:?}");
-        assert!(!closing.contains(&connected[5]), "the peer in use stays");
-        // Within BUSY_WITHIN of their use, nobody goes.
-        let soon = start + BUSY_WITHIN - Duration::from_millis(1);
-        assert!(policy.to_disconnect(&connected[..5], |_| false, |_| false, soon).is_empty());
     }
 
     #[test]
