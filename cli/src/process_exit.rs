@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use mafalda_media::WORKER_THREAD_PREFIX;
+use mafalda_media::running_worker_threads;
 
 /// How long the process waits for mediasoup worker threads before it exits anyway.
 pub const WORKER_WAIT: Duration = Duration::from_secs(1);
@@ -20,10 +20,10 @@ pub const WORKER_WAIT: Duration = Duration::from_secs(1);
 /// at most `wait`; output is flushed either way.
 pub fn exit(code: u8, wait: Duration) -> ! {
     let deadline = Instant::now() + wait;
-    let mut running = worker_threads();
+    let mut running = running_worker_threads();
     while running > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
-        running = worker_threads();
+        running = running_worker_threads();
     }
     let _ = std::io::stdout().flush();
     if running == 0 {
@@ -32,17 +32,6 @@ pub fn exit(code: u8, wait: Duration) -> ! {
     tracing::warn!(running, wait = ?wait, "mediasoup workers still running (an app session or a leak holds them): exiting without exit handlers");
     let _ = std::io::stderr().flush();
     exit_without_handlers(code.into())
-}
-
-/// How many threads of this process are mediasoup workers.
-fn worker_threads() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .flatten()
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(WORKER_THREAD_PREFIX))
-        })
-        .count()
 }
 
 /// `_exit(2)`: the process ends now, no `atexit` handler or static destructor

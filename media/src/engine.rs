@@ -464,13 +464,24 @@ pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Whether thread `tid` of this process is still a running mediasoup worker
 /// (its name checked so that a recycled id is not mistaken for one).
 fn is_worker_thread(tid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm"))
-        .is_ok_and(|name| name.starts_with(WORKER_THREAD_PREFIX))
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).is_ok_and(|name| is_worker_name(&name))
 }
 
-/// The name mediasoup gives its worker threads (`mediasoup-worker-<id>`), cut
-/// to the 15 bytes Linux keeps.
-pub const WORKER_THREAD_PREFIX: &str = "mediasoup-worke";
+/// How many mediasoup worker threads this process runs now, whoever started
+/// them (a node's engine, an app's session).
+pub fn running_worker_threads() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| is_worker_name(&name)))
+        .count()
+}
+
+/// mediasoup names its worker threads `mediasoup-worker-<id>`; Linux keeps
+/// the first 15 bytes.
+fn is_worker_name(name: &str) -> bool {
+    name.starts_with("mediasoup-worke")
+}
 
 async fn webrtc_server(worker: &Worker, listen: &WebRtcListen) -> Result<WebRtcServer, MediaError> {
     let info = |protocol| ListenInfo {

@@ -47,16 +47,3 @@ pub fn consumer_ssrc_and_payload_type(consumer: &Consumer) -> (u32, u8) {
     let payload_type = parameters.codecs.first().expect("consumer has a codec").payload_type();
     (ssrc, payload_type)
 }
-
-/// mediasoup worker threads running in this process now (nextest runs each
-/// test in its own process, so these are the test's nodes' and apps').
-pub fn mediasoup_worker_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("this process's threads")
-        .flatten()
-        .filter(|task| {
-            std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|name| name.starts_with(mafalda_media::WORKER_THREAD_PREFIX))
-        })
-        .count()
-}

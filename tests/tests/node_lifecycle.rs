@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use mafalda_media::mediasoup::prelude::MediaKind;
+use mafalda_media::running_worker_threads as mediasoup_worker_threads;
 use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
-use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE, mediasoup_worker_threads};
+use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::node::node_with;
 use mafalda_tests::swarm::eventually;
 use tokio::net::UdpSocket;

@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use mafalda_media::running_worker_threads as mediasoup_worker_threads;
 use mafalda_node::Node;
 use mafalda_node::api::{ApiConfig, Limits};
 use mafalda_node::sdp_session::liveness::CONNECT_TIMEOUT;
-use mafalda_tests::media::mediasoup_worker_threads;
 use mafalda_tests::node::{connected_webrtc_nodes, webrtc_node_with_api_config};
 use mafalda_tests::sdp::{bare, header, player_offer, post, publisher_offer, unusable_offer};
 use mafalda_tests::swarm::eventually;
