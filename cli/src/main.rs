@@ -76,7 +76,7 @@ fn main() -> ExitCode {
         // The node has stopped; its API still answers (/readyz 503) and must
         // until the very end: shutting the runtime down would close the
         // listener first and refuse connections from a running process.
-        process_exit::exit(0, process_exit::WORKER_WAIT);
+        process_exit::exit(0);
     }
     // Worker threads are already closed; don't wait for stray blocking tasks.
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
             1
         }
     };
-    process_exit::exit(code, process_exit::WORKER_WAIT)
+    process_exit::exit(code)
 }
 
 /// Logs go to stderr (stdout carries the node's identity and addresses);

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use mafalda_media::running_worker_threads;
 
 /// How long the process waits for mediasoup worker threads before it exits anyway.
-pub const WORKER_WAIT: Duration = Duration::from_secs(1);
+const WORKER_WAIT: Duration = Duration::from_secs(1);
 
 /// Ends the process with `code` once no mediasoup worker thread runs, waiting
-/// at most `wait`; output is flushed either way.
-pub fn exit(code: u8, wait: Duration) -> ! {
-    let deadline = Instant::now() + wait;
+/// at most [`WORKER_WAIT`]; output is flushed either way.
+pub fn exit(code: u8) -> ! {
+    let deadline = Instant::now() + WORKER_WAIT;
     let mut running = running_worker_threads();
     while running > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -29,7 +29,7 @@ pub fn exit(code: u8, wait: Duration) -> ! {
     if running == 0 {
         std::process::exit(code.into());
     }
-    tracing::warn!(running, wait = ?wait, "mediasoup workers still running (an app session or a leak holds them): exiting without exit handlers");
+    tracing::warn!(running, wait = ?WORKER_WAIT, "mediasoup workers still running (an app session or a leak holds them): exiting without exit handlers");
     let _ = std::io::stderr().flush();
     exit_without_handlers(code.into())
 }

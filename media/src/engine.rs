@@ -417,14 +417,14 @@ impl MediaEngine {
     }
 
     /// Closes every worker and waits, at most [`CLOSE_WAIT`], until their
-    /// threads have exited; returns how many still run after that.
+    /// threads have exited (a warning names how many still run after that).
     ///
     /// Every spanning router on the engine lets go of its routers first: a
     /// worker closes only when its last router is dropped, and one still
     /// running when the process exits races the C++ destructors `exit()` runs
     /// (a SIGSEGV at exit). Dropping the manager blocks until its workers exit,
     /// so that wait runs on a blocking thread rather than stalling the runtime.
-    pub async fn close(self) -> usize {
+    pub async fn close(self) {
         for releaser in self.live_releasers() {
             releaser.release_all();
         }
@@ -439,12 +439,12 @@ impl MediaEngine {
             let running = threads.iter().filter(|tid| is_worker_thread(**tid)).count();
             if running == 0 {
                 debug!(count, "mediasoup workers closed");
-                return 0;
+                return;
             }
             if Instant::now() >= deadline {
                 // Something outside the engine still holds a router of theirs.
                 warn!(running, count, wait = ?CLOSE_WAIT, "mediasoup workers still running after close");
-                return running;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -459,7 +459,7 @@ impl MediaEngine {
 }
 
 /// How long [`MediaEngine::close`] waits for its worker threads to exit.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(1);
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Whether thread `tid` of this process is still a running mediasoup worker
 /// (its name checked so that a recycled id is not mistaken for one).

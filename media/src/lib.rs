@@ -30,9 +30,7 @@ pub mod transports;
 
 pub use capabilities::consumer_capabilities;
 pub use counters::ObjectCounts;
-pub use engine::{
-    CLOSE_WAIT, MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatus, running_worker_threads,
-};
+pub use engine::{MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatus, running_worker_threads};
 pub use error::MediaError;
 pub use mediasoup;
 pub use placement::{PlacementPolicy, WorkerLoadView};

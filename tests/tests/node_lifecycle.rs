@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mafalda_media::mediasoup::prelude::MediaKind;
-use mafalda_media::running_worker_threads as mediasoup_worker_threads;
+use mafalda_media::running_worker_threads;
 use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::node::node_with;
@@ -331,8 +331,8 @@ async fn a_stopped_node_leaves_no_mediasoup_worker_running() {
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = b.consume_rtp("cam", receiver.local_addr().expect("addr")).await.expect("consume");
     assert_eq!(egress.path.len(), 2, "piped from a: {:?}", egress.path);
-    assert!(mediasoup_worker_threads() >= 2, "each node runs a worker");
+    assert!(running_worker_threads() >= 2, "each node runs a worker");
     b.shutdown().await;
     a.shutdown().await;
-    assert_eq!(mediasoup_worker_threads(), 0, "worker threads still running after both nodes stopped");
+    assert_eq!(running_worker_threads(), 0, "worker threads still running after both nodes stopped");
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mafalda_media::running_worker_threads as mediasoup_worker_threads;
+use mafalda_media::running_worker_threads;
 use mafalda_node::Node;
 use mafalda_node::api::{ApiConfig, Limits};
 use mafalda_node::sdp_session::liveness::CONNECT_TIMEOUT;
@@ -261,10 +261,10 @@ async fn a_stopping_node_ends_its_sessions_and_no_worker_outlives_it() {
     assert_eq!(publishing.status, 201, "{publishing:?}");
     let playing = post(api, "/v1/streams/cam/whep", Some(TOKEN), SDP, "", &player_offer(109, 120)).await;
     assert_eq!(playing.status, 201, "{playing:?}");
-    assert!(mediasoup_worker_threads() >= 1, "the node runs a worker");
+    assert!(running_worker_threads() >= 1, "the node runs a worker");
 
     a.shutdown().await;
-    assert_eq!(mediasoup_worker_threads(), 0, "a worker still runs after the node stopped");
+    assert_eq!(running_worker_threads(), 0, "a worker still runs after the node stopped");
     // The API still answers, with no session left to end.
     let session = header(&playing, "location").expect("a Location");
     let gone = bare(api, "DELETE", session, Some(TOKEN), "").await;
