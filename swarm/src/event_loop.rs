@@ -178,6 +178,8 @@ pub(crate) struct EventLoop {
     /// Addresses AutoNAT confirmed or refuted.
     reachability: crate::reachability::ReachabilityState,
     provided: HashSet<RecordKey>,
+    /// When provided keys are announced again to peers joining near them.
+    reannounce: crate::reannounce::Reannounce,
     finds: HashMap<QueryId, PendingFind>,
     provides: HashMap<QueryId, oneshot::Sender<Result<usize, SwarmError>>>,
     calls_out: HashMap<OutboundRequestId, OutboundCall>,
@@ -246,6 +248,7 @@ impl EventLoop {
             rtts: HashMap::new(),
             reachability: crate::reachability::ReachabilityState::default(),
             provided: HashSet::new(),
+            reannounce: crate::reannounce::Reannounce::default(),
             finds: HashMap::new(),
             provides: HashMap::new(),
             calls_out: HashMap::new(),
@@ -390,7 +393,8 @@ impl EventLoop {
     /// [`TICK`] while something is pending, [`IDLE_TICK`] otherwise.
     fn tick_period(&self) -> Duration {
         let peers = self.swarm.network_info().num_peers();
-        let pending = !self.finds.is_empty() || peers == 0 || self.connection_policy.crowded(peers);
+        let pending =
+            !self.finds.is_empty() || peers == 0 || self.connection_policy.crowded(peers) || self.reannounce.waiting();
         if pending { TICK } else { IDLE_TICK }
     }
 
@@ -418,6 +422,7 @@ impl EventLoop {
             }
         }
         self.bootstraps.relook_if_due(&mut self.swarm.behaviour_mut().kad, now);
+        self.announce_again_if_due(now);
         self.load_table.expire(now);
         // A crowd arrives faster than TRIM_INTERVAL: while crowded, every tick trims.
         if now >= self.next_trim || self.connection_policy.crowded(self.swarm.connected_peers().count()) {
@@ -504,6 +509,7 @@ impl EventLoop {
             }
             Command::Provide { key, reply } => match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
                 Ok(id) => {
+                    self.reannounce.provided(key.clone());
                     self.provided.insert(key);
                     self.provides.insert(id, reply);
                 }
@@ -513,6 +519,7 @@ impl EventLoop {
             },
             Command::StopProviding { key, reply } => {
                 self.swarm.behaviour_mut().kad.stop_providing(&key);
+                self.reannounce.stopped(&key);
                 self.provided.remove(&key);
                 let _ = reply.send(());
             }
@@ -657,6 +664,39 @@ impl EventLoop {
             .take_while(|peer| peer.distance(&target) < mine)
             .count();
         crate::find::answers_needed(stored_here, closer)
+    }
+
+    /// A peer entered the routing table: the provided keys it is among the
+    /// closest to are announced again (`reannounce`).
+    fn joined_routing(&mut self, peer: PeerId) {
+        let now = Instant::now();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let near: Vec<RecordKey> = self
+            .reannounce
+            .keys()
+            .filter(|key| {
+                let target = kad::KBucketKey::new((*key).clone());
+                kad.get_closest_local_peers(&target).take(crate::find::ANNOUNCED_TO).any(|p| *p.preimage() == peer)
+            })
+            .cloned()
+            .collect();
+        for key in near {
+            debug!(%peer, key = %String::from_utf8_lossy(key.as_ref()), "peer joined near a provided key");
+            self.reannounce.joined_near(&key, now);
+        }
+    }
+
+    /// Starts the walks `reannounce` holds due.
+    fn announce_again_if_due(&mut self, now: Instant) {
+        for key in self.reannounce.due(now) {
+            match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
+                Ok(id) => self.reannounce.started(&key, id, now),
+                Err(error) => {
+                    debug!(%error, "provider record not announced again");
+                    self.reannounce.not_started(&key);
+                }
+            }
+        }
     }
 
     fn on_providers_found(&mut self, id: QueryId, providers: HashSet<PeerId>) {
@@ -860,6 +900,7 @@ impl EventLoop {
         let event = match event {
             kad::Event::InboundRequest { request } => return self.on_kad_inbound(request),
             kad::Event::RoutablePeer { peer, address } => return self.add_routable(peer, address),
+            kad::Event::RoutingUpdated { peer, is_new_peer: true, .. } => return self.joined_routing(peer),
             other => other,
         };
         let kad::Event::OutboundQueryProgressed { id, result, step, stats } = event else { return };
@@ -893,6 +934,9 @@ impl EventLoop {
                     ok = result.is_ok(),
                     "provider announced"
                 );
+                if self.reannounce.finished(id) {
+                    return;
+                }
                 if let Some(reply) = self.provides.remove(&id) {
                     let stored_at = match &result {
                         Ok(_) => Ok(stats.num_successes()),

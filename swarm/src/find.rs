@@ -16,10 +16,11 @@
 //! store names what a walk would: when that store names providers, it is
 //! the one answer needed ([`answers_needed`]), and the lookup costs no
 //! request at all. In a swarm of up to [`ANNOUNCED_TO`] nodes that is every
-//! node; in a large one, the nodes near the key. Its store misses only a
-//! relay whose announcement is still in flight (a remote answer can miss it
-//! the same way), and when none of its providers serves, the caller walks
-//! to the end as after any quick walk.
+//! node; in a large one, the nodes near the key. A provider that announced
+//! before it knew this node announces again once it does (`reannounce`), so
+//! the store misses only an announcement still in flight (a remote answer
+//! can miss it the same way), and when none of its providers serves, the
+//! caller walks to the end as after any quick walk.
 
 use std::collections::HashSet;
 use std::time::Instant;

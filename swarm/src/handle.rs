@@ -284,8 +284,9 @@ impl SwarmHandle {
     /// Announces that this node provides `key`, and keeps re-announcing it until
     /// [`SwarmHandle::stop_providing`]. Resolves when the first announcement is done,
     /// with the number of peers that answered it; if it could not complete (no
-    /// peers yet, timeout) the error says so, but the key stays provided and is
-    /// announced again at the next republish.
+    /// peers yet, timeout) the error says so, but the key stays provided: it is
+    /// announced again when a peer joins the routing table near it, and at
+    /// every republish.
     pub async fn provide(&self, key: RecordKey) -> Result<usize, SwarmError> {
         self.ask(|reply| Command::Provide { key, reply }).await?
     }

@@ -49,6 +49,7 @@ pub mod identity;
 mod load;
 mod penalties;
 mod reachability;
+mod reannounce;
 mod refresh;
 mod relays;
 mod rope_codec;

@@ -8,7 +8,7 @@ use mafalda_swarm::{
     ConnectionSettings, GossipSettings, KadSettings, LoadReport, PeerId, ProtocolLabel, SwarmConfig, WorkerLoad,
     stream_key,
 };
-use mafalda_tests::swarm::{TestNode, eventually, loopback_config, spawn_swarm};
+use mafalda_tests::swarm::{TestNode, eventually, loopback_config, spawn_node, spawn_swarm};
 
 /// Finds from every node but `provider`; returns how many did not see it.
 async fn finders_missing(nodes: &[TestNode], provider: usize, key: &str) -> Vec<usize> {
@@ -271,6 +271,52 @@ async fn a_node_among_the_closest_answers_from_its_own_store() {
     assert!(walked.walked_to_the_end && walked.providers == vec![provider.peer_id()], "{walked:?}");
     assert!(kad_streams_opened(finder) > before, "a thorough lookup asks peers");
     for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
+
+/// A stream published before its node knew any peer: its announcement
+/// reached nobody. A peer that joins later is among the closest to the key,
+/// and a relay's announcement does reach it; its quick lookups answer from
+/// its own store, which must then name the origin too, not the relay alone
+/// (it did only after the origin's republish, minutes later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_announced_before_any_peer_joined_reaches_the_peers_that_join_near_it() {
+    let key = stream_key("early");
+    let origin = spawn_node(loopback_config()).await;
+    // Alone, the announcement reaches no peer; the key stays provided.
+    let alone = origin.handle.provide(key.clone()).await;
+    assert!(!matches!(alone, Ok(n) if n > 0), "no peer to store it at: {alone:?}");
+    let finder = spawn_node(loopback_config().with_bootstrap(vec![origin.addr.clone()])).await;
+    let relay = spawn_node(loopback_config().with_bootstrap(vec![finder.addr.clone()])).await;
+    let reached =
+        eventually(Duration::from_secs(10), || async { relay.handle.provide(key.clone()).await.is_ok_and(|n| n > 0) })
+            .await;
+    assert!(reached, "the relay's announcement reached a peer");
+    let want = {
+        let mut both = vec![origin.peer_id(), relay.peer_id()];
+        both.sort();
+        both
+    };
+    let last = std::sync::Mutex::new(None);
+    let from_store_with_both = eventually(Duration::from_secs(5), || async {
+        let before = kad_streams_opened(&finder);
+        let found = finder.handle.lookup_providers(key.clone(), Duration::from_secs(5), false).await.expect("find");
+        let asked_nobody = !found.walked_to_the_end && kad_streams_opened(&finder) == before;
+        let mut named = found.providers.clone();
+        named.sort();
+        *last.lock().expect("lock") = Some(found);
+        asked_nobody && named == want
+    })
+    .await;
+    assert!(
+        from_store_with_both,
+        "the finder's own store names the origin {} and the relay {}: {:?}",
+        origin.peer_id(),
+        relay.peer_id(),
+        last.lock().expect("lock")
+    );
+    for node in [&relay, &finder, &origin] {
         node.handle.shutdown().await.expect("shutdown");
     }
 }
