@@ -66,6 +66,17 @@ impl Drop for Announced {
     }
 }
 
+impl Attempt {
+    /// Why nothing was piped: not found when no provider was asked to pipe,
+    /// each asked one's reason otherwise.
+    fn failure(&self, stream: &str) -> NodeError {
+        if self.reasons.is_empty() {
+            return NodeError::NotFound(stream.to_owned());
+        }
+        NodeError::NoProvider { stream: stream.to_owned(), reasons: self.reasons.join("; ") }
+    }
+}
+
 impl Inner {
     /// The origin of the stream `peer` provides, from its description.
     async fn origin_of(
@@ -245,7 +256,7 @@ impl Inner {
             return Ok(local);
         }
         if walked_to_the_end {
-            return Err(NodeError::NotFound(stream.to_owned()));
+            return Err(attempt.failure(stream));
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         skip.extend(attempt.tried.iter().copied());
@@ -253,10 +264,7 @@ impl Inner {
         if let Some(local) = self.try_described(wanted, excluded, thorough, deadline, &mut attempt).await? {
             return Ok(local);
         }
-        if attempt.reasons.is_empty() {
-            return Err(NodeError::NotFound(stream.to_owned()));
-        }
-        Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: attempt.reasons.join("; ") })
+        Err(attempt.failure(stream))
     }
 
     /// Ranks the providers a walk described and asks them to pipe `wanted`,

@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use mafalda_media::mediasoup::prelude::{PipeTransport, Router, Transport};
+use mafalda_media::mediasoup::prelude::{PipeTransport, Producer, Router, Transport};
 use mafalda_media::nat_pipe;
 use mafalda_media::pipe::{self, PipeEndpoint, PipeLeg};
 use mafalda_rope::{ErrorCode, Value};
@@ -458,7 +458,9 @@ async fn pull_with(
     end: Option<LocalEnd>,
     fetch_from: Option<PeerId>,
 ) -> Result<LocalStream, NodeError> {
-    let peer_ip = inner.peer_ip(peer).await;
+    // The peer's IP picks between two media families; with one it changes
+    // nothing, and asking the swarm task for it delays the pipe request.
+    let peer_ip = if inner.config.second_media_ip.is_some() { inner.peer_ip(peer).await } else { None };
     let end = match end {
         Some(end) => in_family_of(inner, stream, end, peer_ip).await?,
         None => open_local_end(inner, stream, peer_ip).await?,
@@ -501,8 +503,41 @@ async fn pull_with(
         }
     };
     let me = inner.swarm.peer_id();
-    let verified = check_offer(stream, me, origin, &offer, Some(&inner.checked_signatures))?;
-    let producers = match &transport {
+    check_offer_shape(stream, &offer)?;
+    // The signatures are checked while the worker makes the producers (the
+    // requests go out at the first poll): a refused offer's producers close
+    // on return, before anything consumes them.
+    let (checked, produced) = {
+        let mut producing = std::pin::pin!(produce_offered(&transport, &offer));
+        let early = futures::poll!(producing.as_mut());
+        let checked = check_offer_provenance(stream, me, origin, &offer, Some(&inner.checked_signatures));
+        let produced = match early {
+            std::task::Poll::Ready(produced) => produced,
+            std::task::Poll::Pending => producing.await,
+        };
+        (checked, produced)
+    };
+    let verified = checked?;
+    let producers = produced?;
+    for producer in &producers {
+        spanning.register_producer(producer, &router);
+    }
+    info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), mode = ?mode_of(&transport), "relaying stream");
+    Ok(LocalStream {
+        role: Role::Relay { upstream: peer },
+        provenance: offer.provenance,
+        verified,
+        producers,
+        pipes: std::collections::HashMap::new(),
+        _source: Some(Box::new(transport)),
+        received: crate::liveness::Counters::default(),
+    })
+}
+
+/// The offered tracks made producers on this node's end of the pipe, which
+/// is connected to the provider's end meanwhile.
+async fn produce_offered(transport: &PipeLeg, offer: &PipeOffer) -> Result<Vec<Producer>, NodeError> {
+    let producers = match transport {
         PipeLeg::Pipe(transport) => {
             let receiving =
                 futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track)));
@@ -529,22 +564,12 @@ async fn pull_with(
             received?
         }
     };
-    for producer in &producers {
-        spanning.register_producer(producer, &router);
-    }
-    info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), mode = ?mode_of(&transport), "relaying stream");
-    Ok(LocalStream {
-        role: Role::Relay { upstream: peer },
-        provenance: offer.provenance,
-        verified,
-        producers,
-        pipes: std::collections::HashMap::new(),
-        _source: Some(Box::new(transport)),
-        received: crate::liveness::Counters::default(),
-    })
+    Ok(producers)
 }
 
-/// Everything the asker checks in an offer before any of it reaches mediasoup.
+/// Everything the asker checks in an offer: its shape
+/// ([`check_offer_shape`]), then its provenance ([`check_offer_provenance`]).
+#[cfg(test)]
 pub(crate) fn check_offer(
     stream: &str,
     me: PeerId,
@@ -552,11 +577,36 @@ pub(crate) fn check_offer(
     offer: &PipeOffer,
     checked: Option<&record::CheckedSignatures>,
 ) -> Result<record::Verified, NodeError> {
+    check_offer_shape(stream, offer)?;
+    check_offer_provenance(stream, me, origin, offer, checked)
+}
+
+/// What the asker checks in an offer before any of it reaches mediasoup:
+/// how many tracks, and that each one's parameters are fit to pipe.
+pub(crate) fn check_offer_shape(stream: &str, offer: &PipeOffer) -> Result<(), NodeError> {
     let refused = |source| NodeError::Provenance { stream: stream.to_owned(), source };
     if offer.tracks.is_empty() || offer.tracks.len() > MAX_TRACKS {
         let reason = format!("{} tracks offered (1 to {MAX_TRACKS})", offer.tracks.len());
         return Err(refused(record::RecordError::TracksDiffer(reason)));
     }
+    for (index, track) in offer.tracks.iter().enumerate() {
+        check_piped_parameters(track.kind, &track.rtp_parameters)
+            .map_err(|reason| refused(record::RecordError::TracksDiffer(format!("track {index}: {reason}"))))?;
+    }
+    Ok(())
+}
+
+/// Whether the offer is of the stream it says (its signed provenance, handed
+/// to this node, of the pinned `origin` if any) and its tracks are the ones
+/// the origin signed.
+pub(crate) fn check_offer_provenance(
+    stream: &str,
+    me: PeerId,
+    origin: Option<PeerId>,
+    offer: &PipeOffer,
+    checked: Option<&record::CheckedSignatures>,
+) -> Result<record::Verified, NodeError> {
+    let refused = |source| NodeError::Provenance { stream: stream.to_owned(), source };
     let verified = offer.provenance.verify_with(stream, me, checked).map_err(refused)?;
     if let Some(origin) = origin
         && verified.origin != origin
@@ -566,10 +616,6 @@ pub(crate) fn check_offer(
     }
     record::check_tracks(&verified.record, offer.tracks.iter().map(|t| (t.kind, &t.rtp_parameters)))
         .map_err(refused)?;
-    for (index, track) in offer.tracks.iter().enumerate() {
-        check_piped_parameters(track.kind, &track.rtp_parameters)
-            .map_err(|reason| refused(record::RecordError::TracksDiffer(format!("track {index}: {reason}"))))?;
-    }
     Ok(verified)
 }
 

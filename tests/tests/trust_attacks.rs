@@ -315,6 +315,45 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
     (peer, handle, task)
 }
 
+/// Offers whose form is sound but whose provenance is not: the asker makes
+/// their producers while it checks the signatures (the first packet waits
+/// for neither alone), and refused, they close at once. The consume fails,
+/// naming the refusal, and nothing of the rogue's stays in mediasoup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_refused_for_its_provenance_leaves_nothing_in_mediasoup() {
+    let a = node(None).await;
+    let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
+    let objects = |node: &Node| {
+        node.media().status().iter().fold((0, 0, 0), |(t, p, c), worker| {
+            (t + worker.objects.transports, p + worker.objects.producers, c + worker.objects.consumers)
+        })
+    };
+    let before = objects(&c);
+    let forgeries =
+        [("u32::MAX hops", Forgery::HugeHops), ("claims the real origin", Forgery::ClaimsRealOrigin(a.peer_id()))];
+    for (name, forgery) in forgeries {
+        let (rogue_id, rogue, task) = answer_with(Rogue::join(&a).await, forgery);
+        // Only the rogue provides this id: its offer is taken at once, undescribed.
+        rogue.provide(stream_key("solo")).await.expect("the rogue provides the id");
+        let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+        let consumed = c.consume_rtp("solo", receiver.local_addr().expect("addr")).await;
+        match &consumed {
+            Err(NodeError::NoProvider { reasons, .. }) => {
+                assert!(reasons.contains(&rogue_id.to_string()) && reasons.contains("refused"), "{name}: {reasons}");
+            }
+            other => panic!("{name}: the rogue's offer is refused: {other:?}"),
+        }
+        let cleaned = eventually(Duration::from_secs(2), || async { objects(&c) == before }).await;
+        assert!(cleaned, "{name}: transports, producers, consumers {:?}, before {before:?}", objects(&c));
+        assert!(c.streams().is_empty(), "{name}");
+        task.abort();
+        rogue.shutdown().await.expect("rogue leaves");
+    }
+    for node in [c, a] {
+        node.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_providers_never_feed_a_consumer() {
     let a = node(None).await;
