@@ -33,6 +33,13 @@ pub struct KadSettings {
     pub max_providers_per_key: usize,
     /// Most records kept in the store.
     pub max_records: usize,
+    /// How long after it entered the swarm (its first routing-table peer) a
+    /// node near a key answers a quick lookup from its own store
+    /// (`find::answers_needed`); before that it asks peers. A provider
+    /// announces to the peers it knows, so a newcomer's store names only
+    /// the providers that announced (or re-announced) since it joined: it is
+    /// complete once each has republished. Defaults to `provider_republish`.
+    pub own_store_after: Duration,
 }
 
 impl Default for KadSettings {
@@ -47,6 +54,7 @@ impl Default for KadSettings {
             max_provided_keys: 10_000,
             max_providers_per_key: 64,
             max_records: 10_000,
+            own_store_after: Duration::from_secs(2 * 60),
         }
     }
 }

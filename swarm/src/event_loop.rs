@@ -180,6 +180,10 @@ pub(crate) struct EventLoop {
     provided: HashSet<RecordKey>,
     /// When provided keys are announced again to peers joining near them.
     reannounce: crate::reannounce::Reannounce,
+    /// When the routing table got its first peer: the node's age in the swarm.
+    in_swarm_since: Option<Instant>,
+    /// How old in the swarm a node is before its own store answers lookups.
+    own_store_after: Duration,
     finds: HashMap<QueryId, PendingFind>,
     provides: HashMap<QueryId, oneshot::Sender<Result<usize, SwarmError>>>,
     calls_out: HashMap<OutboundRequestId, OutboundCall>,
@@ -249,6 +253,8 @@ impl EventLoop {
             reachability: crate::reachability::ReachabilityState::default(),
             provided: HashSet::new(),
             reannounce: crate::reannounce::Reannounce::default(),
+            in_swarm_since: None,
+            own_store_after: config.kad.own_store_after,
             finds: HashMap::new(),
             provides: HashMap::new(),
             calls_out: HashMap::new(),
@@ -646,10 +652,16 @@ impl EventLoop {
 
     /// How many answers naming providers end a quick lookup of `key` here
     /// (`find::answers_needed`): whether this node is among the peers
-    /// closest to it that it knows of, and its store names a provider.
+    /// closest to it that it knows of, and its store names a provider. A
+    /// node newer in the swarm than `own_store_after` always asks peers.
     fn answers_needed(&mut self, key: &RecordKey) -> usize {
         let me = *self.swarm.local_peer_id();
         let now = std::time::Instant::now();
+        let settled =
+            self.in_swarm_since.is_some_and(|since| now.saturating_duration_since(since) >= self.own_store_after);
+        if !settled {
+            return crate::find::ENOUGH_PROVIDER_ANSWERS;
+        }
         let kad = &mut self.swarm.behaviour_mut().kad;
         let stored_here =
             kad.store_mut().providers(key).iter().filter(|p| p.provider != me && !p.is_expired(now)).count();
@@ -670,6 +682,7 @@ impl EventLoop {
     /// closest to are announced again (`reannounce`).
     fn joined_routing(&mut self, peer: PeerId) {
         let now = Instant::now();
+        self.in_swarm_since.get_or_insert(now);
         let kad = &mut self.swarm.behaviour_mut().kad;
         let near: Vec<RecordKey> = self
             .reannounce

@@ -16,7 +16,10 @@
 //! store names what a walk would: when that store names providers, it is
 //! the one answer needed ([`answers_needed`]), and the lookup costs no
 //! request at all. In a swarm of up to [`ANNOUNCED_TO`] nodes that is every
-//! node; in a large one, the nodes near the key. A provider that announced
+//! node; in a large one, the nodes near the key. Only once the node has
+//! been in the swarm for `own_store_after` (the republish interval): a
+//! newcomer's store lacks the providers that announced before it joined
+//! and have not learnt of it since. A provider that announced
 //! before it knew this node announces again once it does (`reannounce`), so
 //! the store misses only an announcement still in flight (a remote answer
 //! can miss it the same way), and when none of its providers serves, the

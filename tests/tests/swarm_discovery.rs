@@ -248,12 +248,23 @@ fn kad_streams_opened(node: &TestNode) -> u64 {
 /// provider announces itself to, so its own store names the providers: a
 /// quick lookup there is answered from it without a single Kademlia request
 /// (it used to wait for two remote answers as well), while a thorough one
-/// still walks (which shows the count sees requests).
+/// still walks (which shows the count sees requests). A node newer in the
+/// swarm than `own_store_after` asks peers: its store may lack a provider
+/// that announced before the node joined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_among_the_closest_answers_from_its_own_store() {
-    let nodes = spawn_swarm(6, 1, loopback_config).await;
+    let mut kad = KadSettings::default();
+    kad.own_store_after = Duration::from_secs(5);
+    let nodes = spawn_swarm(6, 1, || loopback_config().with_kad(kad.clone())).await;
     let (provider, finder) = (&nodes[2], &nodes[4]);
     let key = stream_key("lecture");
+    let young = Instant::now();
+    provider.handle.provide(key.clone()).await.expect("provide");
+    let before = kad_streams_opened(finder);
+    let found = finder.handle.lookup_providers(key.clone(), Duration::from_secs(5), false).await.expect("find");
+    assert!(young.elapsed() < kad.own_store_after, "the finder is still young: {:?}", young.elapsed());
+    assert_eq!(found.providers, vec![provider.peer_id()]);
+    assert!(kad_streams_opened(finder) > before, "a node young in the swarm asks peers");
     // An announcement made while the swarm is still forming may miss a peer
     // (its message waits for a dial): announced again until the finder holds
     // the record, as the provider's periodic republish would.
@@ -283,6 +294,10 @@ async fn a_node_among_the_closest_answers_from_its_own_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_announced_before_any_peer_joined_reaches_the_peers_that_join_near_it() {
     let key = stream_key("early");
+    // Stores answer at once (the republish, minutes away, is not waited for).
+    let mut kad = KadSettings::default();
+    kad.own_store_after = Duration::ZERO;
+    let loopback_config = || loopback_config().with_kad(kad.clone());
     let origin = spawn_node(loopback_config()).await;
     // Alone, the announcement reaches no peer; the key stays provided.
     let alone = origin.handle.provide(key.clone()).await;
