@@ -33,7 +33,11 @@ use tokio::net::UdpSocket;
 async fn node(bootstrap: Option<&Node>) -> Node {
     let mut media = MediaConfig::default();
     media.workers = 1;
-    let mut swarm = loopback_config();
+    // Settled nodes (in the swarm for longer than the republish interval)
+    // answer lookups from their own store; the run lasts about a minute.
+    let mut kad = mafalda_swarm::KadSettings::default();
+    kad.own_store_after = Duration::ZERO;
+    let mut swarm = loopback_config().with_kad(kad);
     if let Some(seed) = bootstrap {
         swarm = swarm.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
     }
