@@ -177,9 +177,9 @@ pub(crate) struct EventLoop {
     rtts: HashMap<PeerId, Duration>,
     /// Addresses AutoNAT confirmed or refuted.
     reachability: crate::reachability::ReachabilityState,
-    provided: HashSet<RecordKey>,
-    /// When provided keys are announced again to peers joining near them.
-    reannounce: crate::reannounce::Reannounce,
+    /// The keys this node provides, and when each is announced again to
+    /// peers joining near it.
+    provided: crate::reannounce::ProvidedKeys,
     /// When the routing table got its first peer: the node's age in the swarm.
     in_swarm_since: Option<Instant>,
     /// How old in the swarm a node is before its own store answers lookups.
@@ -251,8 +251,7 @@ impl EventLoop {
             load_table: LoadTable::new(config.gossip.load_report_ttl, config.gossip.max_load_reports),
             rtts: HashMap::new(),
             reachability: crate::reachability::ReachabilityState::default(),
-            provided: HashSet::new(),
-            reannounce: crate::reannounce::Reannounce::default(),
+            provided: crate::reannounce::ProvidedKeys::default(),
             in_swarm_since: None,
             own_store_after: config.kad.own_store_after,
             finds: HashMap::new(),
@@ -400,7 +399,7 @@ impl EventLoop {
     fn tick_period(&self) -> Duration {
         let peers = self.swarm.network_info().num_peers();
         let pending =
-            !self.finds.is_empty() || peers == 0 || self.connection_policy.crowded(peers) || self.reannounce.waiting();
+            !self.finds.is_empty() || peers == 0 || self.connection_policy.crowded(peers) || self.provided.waiting();
         if pending { TICK } else { IDLE_TICK }
     }
 
@@ -515,7 +514,6 @@ impl EventLoop {
             }
             Command::Provide { key, reply } => match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
                 Ok(id) => {
-                    self.reannounce.provided(key.clone());
                     self.provided.insert(key);
                     self.provides.insert(id, reply);
                 }
@@ -525,7 +523,6 @@ impl EventLoop {
             },
             Command::StopProviding { key, reply } => {
                 self.swarm.behaviour_mut().kad.stop_providing(&key);
-                self.reannounce.stopped(&key);
                 self.provided.remove(&key);
                 let _ = reply.send(());
             }
@@ -685,7 +682,7 @@ impl EventLoop {
         self.in_swarm_since.get_or_insert(now);
         let kad = &mut self.swarm.behaviour_mut().kad;
         let near: Vec<RecordKey> = self
-            .reannounce
+            .provided
             .keys()
             .filter(|key| {
                 let target = kad::KBucketKey::new((*key).clone());
@@ -695,18 +692,18 @@ impl EventLoop {
             .collect();
         for key in near {
             debug!(%peer, key = %String::from_utf8_lossy(key.as_ref()), "peer joined near a provided key");
-            self.reannounce.joined_near(&key, now);
+            self.provided.joined_near(&key, now);
         }
     }
 
-    /// Starts the walks `reannounce` holds due.
+    /// Starts the walks of provided keys that are due (`reannounce`).
     fn announce_again_if_due(&mut self, now: Instant) {
-        for key in self.reannounce.due(now) {
+        for key in self.provided.due(now) {
             match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
-                Ok(id) => self.reannounce.started(&key, id, now),
+                Ok(id) => self.provided.started(&key, id, now),
                 Err(error) => {
                     debug!(%error, "provider record not announced again");
-                    self.reannounce.not_started(&key);
+                    self.provided.not_started(&key);
                 }
             }
         }
@@ -947,7 +944,7 @@ impl EventLoop {
                     ok = result.is_ok(),
                     "provider announced"
                 );
-                if self.reannounce.finished(id) {
+                if self.provided.finished(id) {
                     return;
                 }
                 if let Some(reply) = self.provides.remove(&id) {

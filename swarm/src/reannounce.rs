@@ -45,21 +45,22 @@ struct KeyState {
     gap: Duration,
 }
 
-/// The provided keys' announcements again (see the module docs).
+/// The keys this node provides, and when each is announced again (see the
+/// module docs): the event loop's one record of what it provides.
 #[derive(Debug, Default)]
-pub(crate) struct Reannounce {
+pub(crate) struct ProvidedKeys {
     keys: HashMap<RecordKey, KeyState>,
 }
 
-impl Reannounce {
+impl ProvidedKeys {
     /// `key` is provided from now on (announced by its provide), with no walk
     /// again yet.
-    pub(crate) fn provided(&mut self, key: RecordKey) {
+    pub(crate) fn insert(&mut self, key: RecordKey) {
         self.keys.entry(key).or_default();
     }
 
     /// `key` is no longer provided.
-    pub(crate) fn stopped(&mut self, key: &RecordKey) {
+    pub(crate) fn remove(&mut self, key: &RecordKey) {
         self.keys.remove(key);
     }
 
@@ -73,7 +74,7 @@ impl Reannounce {
     }
 
     /// The keys whose walk is due at `now` and none is under way; each is
-    /// to be walked and [`Reannounce::started`] told.
+    /// to be walked and [`ProvidedKeys::started`] told.
     pub(crate) fn due(&self, now: Instant) -> Vec<RecordKey> {
         self.keys
             .iter()
@@ -111,7 +112,12 @@ impl Reannounce {
         true
     }
 
-    /// The provided keys, to check a joining peer against.
+    /// Whether this node provides `key`.
+    pub(crate) fn contains(&self, key: &RecordKey) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// The provided keys.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &RecordKey> {
         self.keys.keys()
     }
@@ -135,9 +141,9 @@ mod tests {
 
     #[test]
     fn a_join_near_a_provided_key_walks_after_the_settle_time() {
-        let mut again = Reannounce::default();
+        let mut again = ProvidedKeys::default();
         let t0 = Instant::now();
-        again.provided(key("cam"));
+        again.insert(key("cam"));
         assert!(again.due(t0).is_empty() && !again.waiting(), "nothing until a peer joins");
         again.joined_near(&key("cam"), t0);
         again.joined_near(&key("cam"), t0 + Duration::from_millis(30));
@@ -148,11 +154,11 @@ mod tests {
 
     #[test]
     fn joins_for_keys_not_provided_do_nothing() {
-        let mut again = Reannounce::default();
+        let mut again = ProvidedKeys::default();
         let t0 = Instant::now();
         again.joined_near(&key("other"), t0);
-        again.provided(key("cam"));
-        again.stopped(&key("cam"));
+        again.insert(key("cam"));
+        again.remove(&key("cam"));
         again.joined_near(&key("cam"), t0);
         assert!(again.due(t0 + MAX_GAP).is_empty() && !again.waiting());
     }
@@ -160,9 +166,9 @@ mod tests {
     #[test]
     fn one_walk_at_a_time_and_the_gaps_double_up_to_the_maximum() {
         let ids = query_ids(12);
-        let mut again = Reannounce::default();
+        let mut again = ProvidedKeys::default();
         let cam = key("cam");
-        again.provided(cam.clone());
+        again.insert(cam.clone());
         let mut now = Instant::now();
         let mut gaps = Vec::new();
         let mut last_start: Option<Instant> = None;
@@ -189,9 +195,9 @@ mod tests {
 
     #[test]
     fn a_walk_that_did_not_start_waits_for_the_next_join() {
-        let mut again = Reannounce::default();
+        let mut again = ProvidedKeys::default();
         let t0 = Instant::now();
-        again.provided(key("cam"));
+        again.insert(key("cam"));
         again.joined_near(&key("cam"), t0);
         again.not_started(&key("cam"));
         assert!(again.due(t0 + MAX_GAP).is_empty() && !again.waiting());

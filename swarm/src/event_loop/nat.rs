@@ -104,7 +104,7 @@ impl EventLoop {
     pub(super) fn relayed_address_confirmed(&mut self, address: &Multiaddr) {
         info!(%address, "reachable through a relay");
         let kad = &mut self.swarm.behaviour_mut().kad;
-        for key in &self.provided {
+        for key in self.provided.keys() {
             if let Err(error) = kad.start_providing(key.clone()) {
                 debug!(%error, "provider record not announced again");
             }
