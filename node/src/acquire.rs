@@ -103,16 +103,88 @@ impl Inner {
                 if excluded.contains(&peer) {
                     return None;
                 }
-                let delay = self.config.link_delay.get(&peer).copied().unwrap_or_default();
-                Some(Candidate {
-                    peer,
-                    hops: p.hops,
-                    rtt: p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0) + delay),
-                    load: p.load,
-                })
+                Some(self.candidate(peer, p.hops, p.rtt_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)), p.load))
             })
             .collect();
         self.config.cost.rank(candidates).into_iter().map(|c| c.peer).collect()
+    }
+
+    /// `peer` as a provider to rank, its RTT with the configured link delay.
+    fn candidate(&self, peer: PeerId, hops: u32, rtt: Option<Duration>, load: Option<f64>) -> Candidate {
+        let delay = self.config.link_delay.get(&peer).copied().unwrap_or_default();
+        Candidate { peer, hops, rtt: rtt.map(|rtt| rtt + delay), load }
+    }
+
+    /// Waits for the descriptions of `walked`'s providers until the cheapest
+    /// of them is known: the cheapest described one costs less than each one
+    /// not described yet could ([`CostWeights::cheaper_than_any`]), with the
+    /// RTT known of it and at least one hop once the origin itself has
+    /// described (every other provider of its stream is a relay). A slow or
+    /// silent provider then does not hold the consume; those that answer
+    /// while the pipe is made are still heard ([`Inner::try_described`]).
+    ///
+    /// [`CostWeights::cheaper_than_any`]: crate::cost::CostWeights::cheaper_than_any
+    async fn describe_until_cheapest_known(&self, wanted: &StreamRef, walked: &mut remote::WalkedAndDescribed) {
+        if walked.waiting_for.is_empty() || (walked.asked.len() == 1 && walked.described.is_empty()) {
+            return; // all in, or a single provider asked to pipe at once
+        }
+        let (rtts, loads) = tokio::join!(self.swarm.rtts(), self.swarm.peer_loads());
+        let (rtts, loads) = (rtts.unwrap_or_default(), loads.unwrap_or_default());
+        let me = self.swarm.peer_id();
+        loop {
+            if self.cheapest_known(wanted, walked, &rtts, &loads, me) || !walked.next_answer().await {
+                return;
+            }
+        }
+    }
+
+    /// Whether the cheapest provider of `walked` is known (see
+    /// [`Inner::describe_until_cheapest_known`]).
+    fn cheapest_known(
+        &self,
+        wanted: &StreamRef,
+        walked: &remote::WalkedAndDescribed,
+        rtts: &std::collections::HashMap<PeerId, Duration>,
+        loads: &[mafalda_swarm::PeerLoad],
+        me: PeerId,
+    ) -> bool {
+        let described: Vec<&remote::Described> = walked
+            .described
+            .iter()
+            .filter(|(peer, _, verified)| *peer != me && wanted.origin.is_none_or(|o| verified.origin == o))
+            .collect();
+        let mut origins: Vec<PeerId> = described.iter().map(|(_, _, verified)| verified.origin).collect();
+        origins.sort();
+        origins.dedup();
+        let [origin] = origins.as_slice() else {
+            // None yet: wait. Two: refused as a conflict whatever the rest say.
+            return origins.len() > 1;
+        };
+        let Some(best) = self
+            .config
+            .cost
+            .rank(
+                described
+                    .iter()
+                    .map(|(peer, description, verified)| {
+                        let load = remote::provider_load(*peer, description, loads);
+                        self.candidate(*peer, verified.hops(), rtts.get(peer).copied(), load)
+                    })
+                    .collect(),
+            )
+            .into_iter()
+            .next()
+        else {
+            return false;
+        };
+        let least_hops = u32::from(described.iter().any(|(peer, _, _)| peer == origin));
+        let unknown: Vec<Candidate> = walked
+            .waiting_for
+            .iter()
+            .filter(|peer| **peer != me)
+            .map(|peer| self.candidate(*peer, least_hops, rtts.get(peer).copied(), None))
+            .collect();
+        self.config.cost.cheaper_than_any(&best, &unknown)
     }
 
     /// Whether this node holds `wanted` (of the pinned origin, if pinned).
@@ -221,6 +293,10 @@ impl Inner {
         let recent = lock(&self.recent_finds).take(wanted, std::time::Instant::now());
         let mut attempt = Attempt { end: None, tried: HashSet::new(), reasons: Vec::new() };
         if let Some((found, kept_end)) = recent {
+            if wanted.origin.is_none() && found.origins.len() > 1 {
+                // What the find reported a moment ago.
+                return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins });
+            }
             // Found a moment ago (an app's find before its consume): pipe
             // from the cheapest of those providers through the end the find
             // opened, or find afresh.
@@ -250,7 +326,8 @@ impl Inner {
         if !has_end {
             attempt.end = end;
         }
-        let walked = walked?;
+        let mut walked = walked?;
+        self.describe_until_cheapest_known(wanted, &mut walked).await;
         let walked_to_the_end = walked.lookup.walked_to_the_end;
         if let Some(local) = self.try_described(wanted, excluded, walked, deadline, &mut attempt).await? {
             return Ok(local);
@@ -260,7 +337,9 @@ impl Inner {
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         skip.extend(attempt.tried.iter().copied());
-        let thorough = remote::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
+        let mut thorough =
+            remote::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
+        self.describe_until_cheapest_known(wanted, &mut thorough).await;
         if let Some(local) = self.try_described(wanted, excluded, thorough, deadline, &mut attempt).await? {
             return Ok(local);
         }
@@ -270,36 +349,103 @@ impl Inner {
     /// Ranks the providers a walk described and asks them to pipe `wanted`,
     /// cheapest first, until one does (`Some`); `None` when none did (why is
     /// in `attempt`). A single provider not described yet is asked at once.
-    /// Errors only when the providers name two origins and none is pinned.
+    /// Descriptions still on their way are heard while the pipe is made: one
+    /// in by then that names another origin (none pinned) undoes the pipe
+    /// and refuses the consume, as if it had come before; those not in by
+    /// then are not waited for (a slow or silent provider cannot hold the
+    /// consume), unless none of the first could pipe: then they are, and
+    /// tried in turn.
     async fn try_described(
         self: &Arc<Self>,
         wanted: &StreamRef,
         excluded: &[PeerId],
-        walked: remote::WalkedAndDescribed,
+        mut walked: remote::WalkedAndDescribed,
         deadline: tokio::time::Instant,
         attempt: &mut Attempt,
     ) -> Result<Option<LocalStream>, NodeError> {
         let stream = wanted.id.as_str();
-        let (ranked, origin) = match walked.asked.as_slice() {
-            [] => return Ok(None),
-            [only] if walked.described.is_empty() => (vec![*only], wanted.origin),
-            _ => {
-                let found = match remote::found_from(self, wanted, walked.described).await {
-                    Ok(found) => found,
-                    Err(NodeError::NotFound(_)) => return Ok(None),
-                    Err(error) => return Err(error),
-                };
-                let origin = match (wanted.origin, found.origins.as_slice()) {
-                    (Some(origin), _) => origin,
-                    (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,
-                    (None, _) => {
-                        return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins });
-                    }
-                };
-                (self.rank(found.providers, excluded), Some(origin))
+        if let [only] = walked.asked.as_slice()
+            && walked.described.is_empty()
+        {
+            let only = *only;
+            walked.stop_waiting();
+            return self.pull_first(wanted, excluded, vec![only], wanted.origin, deadline, attempt).await;
+        }
+        let described = std::mem::take(&mut walked.described);
+        let Some((ranked, origin)) = self.rank_described(wanted, excluded, described).await? else {
+            // None checked out yet: those on the way decide.
+            let late = walked.rest().await;
+            return match self.rank_described(wanted, excluded, late).await? {
+                Some((ranked, origin)) => {
+                    self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt).await
+                }
+                None => Ok(None),
+            };
+        };
+        // The pipe is made while the rest answer; those in by then are heard.
+        let pulled = {
+            let mut pulling =
+                std::pin::pin!(self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt));
+            loop {
+                tokio::select! {
+                    pulled = &mut pulling => break pulled,
+                    true = walked.next_answer(), if !walked.waiting_for.is_empty() => {}
+                }
             }
         };
-        self.pull_first(wanted, excluded, ranked, origin, deadline, attempt).await
+        let mut late = std::mem::take(&mut walked.described);
+        if !matches!(pulled, Ok(Some(_))) {
+            // Nothing piped: the providers still to answer are worth waiting for.
+            late.extend(walked.rest().await);
+        }
+        late.retain(|(_, _, verified)| wanted.origin.is_none_or(|o| verified.origin == o));
+        if let Some((_, _, other)) = late.iter().find(|(_, _, verified)| verified.origin != origin) {
+            if let Ok(Some(local)) = pulled {
+                let upstream = match local.role {
+                    crate::streams::Role::Relay { upstream } => Some(upstream),
+                    crate::streams::Role::Origin => None,
+                };
+                drop(local);
+                if let Some(upstream) = upstream {
+                    crate::pipes::tell_unpipe(self, stream, upstream).await;
+                }
+            }
+            let mut origins = vec![origin.to_string(), other.origin.to_string()];
+            origins.sort();
+            return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins });
+        }
+        match pulled? {
+            Some(local) => Ok(Some(local)),
+            None => match self.rank_described(wanted, excluded, late).await? {
+                Some((ranked, origin)) => {
+                    self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt).await
+                }
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// The `described` providers ranked by cost, and their origin (the pinned
+    /// one, or the only one they name); `None` when none is left. Errors when
+    /// they name two origins and none is pinned.
+    async fn rank_described(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        excluded: &[PeerId],
+        described: Vec<remote::Described>,
+    ) -> Result<Option<(Vec<PeerId>, PeerId)>, NodeError> {
+        let stream = wanted.id.as_str();
+        let found = match remote::found_from(self, wanted, described).await {
+            Ok(found) => found,
+            Err(NodeError::NotFound(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let origin = match (wanted.origin, found.origins.as_slice()) {
+            (Some(origin), _) => origin,
+            (None, [only]) => only.parse().map_err(|_| NodeError::NotFound(stream.to_owned()))?,
+            (None, _) => return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins }),
+        };
+        Ok(Some((self.rank(found.providers, excluded), origin)))
     }
 
     /// Asks the `ranked` providers to pipe `wanted`, in turn, until one does

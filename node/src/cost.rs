@@ -75,6 +75,17 @@ impl CostWeights {
         candidate.load.is_some_and(|load| load > self.watermark)
     }
 
+    /// Whether `best` is cheaper than any of `unknown` can turn out to be:
+    /// providers not described yet, each given with what is known of it
+    /// beforehand (its RTT) and the fewest hops it can be from the origin.
+    /// Their load is taken as none, since a description may report less
+    /// than the last gossip did. A consume pipes from `best` once this holds
+    /// rather than waiting for every description.
+    pub fn cheaper_than_any(&self, best: &Candidate, unknown: &[Candidate]) -> bool {
+        let cost = self.cost(best);
+        unknown.iter().all(|other| cost < self.cost(&Candidate { load: None, ..other.clone() }))
+    }
+
     /// Candidates from cheapest to dearest; ties go to fewer hops, then peer id
     /// (so every node ranks the same way).
     pub fn rank(&self, mut candidates: Vec<Candidate>) -> Vec<Candidate> {
@@ -120,6 +131,40 @@ mod tests {
         let origin = candidate(0, 10, 0.3);
         let relay = candidate(2, 10, 0.3);
         assert_eq!(weights.rank(vec![relay, origin.clone()])[0], origin);
+    }
+
+    #[test]
+    fn a_described_origin_beats_relays_not_described_yet_at_the_same_rtt() {
+        let weights = CostWeights::default();
+        let origin = candidate(0, 1, 0.1);
+        // A relay is at least one hop from the origin, its load unknown.
+        let relay = Candidate { peer: PeerId::random(), hops: 1, rtt: Some(Duration::from_millis(1)), load: None };
+        assert!(weights.cheaper_than_any(&origin, &[relay.clone(), relay]));
+    }
+
+    #[test]
+    fn a_described_relay_waits_for_a_provider_that_may_be_the_origin() {
+        let weights = CostWeights::default();
+        let relay = candidate(1, 1, 0.0);
+        let maybe_origin =
+            Candidate { peer: PeerId::random(), hops: 0, rtt: Some(Duration::from_millis(1)), load: None };
+        assert!(!weights.cheaper_than_any(&relay, std::slice::from_ref(&maybe_origin)));
+        // Unless that one is far: its RTT alone costs more.
+        let far = Candidate { rtt: Some(Duration::from_millis(40)), ..maybe_origin };
+        assert!(weights.cheaper_than_any(&relay, &[far]));
+    }
+
+    #[test]
+    fn gossiped_load_does_not_bound_a_provider_not_described_yet() {
+        let weights = CostWeights::default();
+        let best = candidate(0, 5, 0.3);
+        // Gossip said this one was busy; its description may say otherwise.
+        let gossiped_busy = candidate(0, 4, 0.95);
+        assert!(!weights.cheaper_than_any(&best, &[gossiped_busy]));
+        // A provider never pinged costs the unknown RTT at least.
+        let never_pinged = Candidate { peer: PeerId::random(), hops: 0, rtt: None, load: None };
+        assert!(weights.cheaper_than_any(&best, &[never_pinged]));
+        assert!(weights.cheaper_than_any(&best, &[]));
     }
 
     #[test]

@@ -69,17 +69,26 @@ impl<E> Default for RecentFinds<E> {
 }
 
 impl<E> RecentFinds<E> {
-    /// Keeps `found` for `wanted` with `end` (one origin only: an ambiguous
-    /// find must be answered with its conflict, not used). Returns what it
+    /// Keeps `found` for `wanted` with `end` (an ambiguous find, naming two
+    /// origins, without it: the consume that follows answers with the
+    /// conflict the find reported, and pipes nothing). Returns what it
     /// lets go of, to be dropped outside the lock: expired finds' ends, the
     /// end of the find it replaces, and `end` itself when it is not kept.
     #[must_use = "the ends returned are closed by dropping them"]
     pub(crate) fn keep(&mut self, wanted: &StreamRef, found: &FoundStream, end: Option<E>, now: Instant) -> Vec<E> {
         let mut dropped = self.expire(now);
-        if found.origins.len() != 1 || found.providers.is_empty() {
+        if found.providers.is_empty() {
             dropped.extend(end);
             return dropped;
         }
+        // Two origins: kept so that the consume refuses at once what the find
+        // reported, without an end (no pipe follows).
+        let end = if found.origins.len() == 1 {
+            end
+        } else {
+            dropped.extend(end);
+            None
+        };
         let wanted = key(wanted);
         if self.finds.len() >= MAX_RECENT_FINDS && !self.finds.contains_key(&wanted) {
             dropped.extend(end);
@@ -272,12 +281,13 @@ mod tests {
     }
 
     #[test]
-    fn ambiguous_or_empty_finds_are_not_kept_nor_their_ends() {
+    fn empty_finds_are_not_kept_and_ambiguous_ones_are_kept_without_their_ends() {
         let start = Instant::now();
         let mut recent = Finds::default();
         assert_eq!(recent.keep(&stream("two-origins"), &found(2, 2), Some(1), start), vec![1]);
         assert_eq!(recent.keep(&stream("nobody"), &found(1, 0), Some(2), start), vec![2]);
-        assert!(recent.take(&stream("two-origins"), start).is_none());
+        let (ambiguous, end) = recent.take(&stream("two-origins"), start).expect("kept: the consume refuses it");
+        assert_eq!((ambiguous.origins.len(), end), (2, None));
         assert!(recent.take(&stream("nobody"), start).is_none());
     }
 

@@ -224,6 +224,10 @@ pub(crate) enum Walk {
 /// A provider whose description of a stream checked out.
 pub(crate) type Described = (PeerId, StreamDescription, Verified);
 
+/// A provider's description on its way: `None` when it did not come by the
+/// deadline or did not check out.
+type Describing = futures::future::BoxFuture<'static, (PeerId, Option<Described>)>;
+
 /// What [`walk_and_describe`] learnt.
 pub(crate) struct WalkedAndDescribed {
     /// The DHT's reachable providers.
@@ -232,6 +236,42 @@ pub(crate) struct WalkedAndDescribed {
     pub(crate) asked: Vec<PeerId>,
     /// Their descriptions that checked out.
     pub(crate) described: Vec<Described>,
+    /// The asked providers that have not answered yet.
+    pub(crate) waiting_for: Vec<PeerId>,
+    /// Their descriptions on the way (dropping them stops waiting).
+    pending: futures::stream::FuturesUnordered<Describing>,
+}
+
+impl WalkedAndDescribed {
+    /// Waits for the next answer of a provider asked; `false` when none is
+    /// awaited.
+    pub(crate) async fn next_answer(&mut self) -> bool {
+        use futures::StreamExt;
+        let Some((peer, described)) = self.pending.next().await else { return false };
+        self.record(peer, described);
+        true
+    }
+
+    /// Every description still on the way, awaited (each until the deadline it was asked with).
+    pub(crate) async fn rest(mut self) -> Vec<Described> {
+        let mut late = Vec::new();
+        while let Some((peer, described)) = futures::StreamExt::next(&mut self.pending).await {
+            self.waiting_for.retain(|p| *p != peer);
+            late.extend(described);
+        }
+        late
+    }
+
+    /// Stops waiting for the descriptions on the way.
+    pub(crate) fn stop_waiting(&mut self) {
+        self.pending = futures::stream::FuturesUnordered::new();
+        self.waiting_for.clear();
+    }
+
+    fn record(&mut self, peer: PeerId, described: Option<Described>) {
+        self.waiting_for.retain(|p| *p != peer);
+        self.described.extend(described);
+    }
 }
 
 /// Most provider names a walk holds for describing before it ends (the
@@ -242,10 +282,10 @@ const NAMED_AHEAD: usize = 32;
 /// and asks each one to describe the stream as soon as the walk names it
 /// rather than once the walk has ended, so the describes overlap the rest
 /// of the walk; providers in `skip` are not asked, and descriptions are
-/// waited for until `deadline`. With `wait_for_single` false, a walk that
-/// named one provider (besides `skip`) whose description has not come yet
-/// returns without it: the caller pipes from it at once (its offer carries
-/// the same signed provenance a description would).
+/// waited for until `deadline`. With `wait_for_all` false, it returns when
+/// the walk ends, with the descriptions not in yet still on their way
+/// ([`WalkedAndDescribed::next_answer`]): the caller decides how long to
+/// wait (a consume pipes once the cheapest provider is known).
 pub(crate) async fn walk_and_describe(
     inner: &Arc<Inner>,
     wanted: &StreamRef,
@@ -253,7 +293,7 @@ pub(crate) async fn walk_and_describe(
     walk: Walk,
     skip: &[PeerId],
     deadline: tokio::time::Instant,
-    wait_for_single: bool,
+    wait_for_all: bool,
 ) -> Result<WalkedAndDescribed, NodeError> {
     use futures::StreamExt;
     let stream = wanted.id.as_str();
@@ -262,24 +302,27 @@ pub(crate) async fn walk_and_describe(
     let key = stream_key(stream);
     let lookup = inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, walk == Walk::Thorough, named);
     let mut asked: Vec<PeerId> = Vec::new();
-    let mut describing = futures::stream::FuturesUnordered::new();
-    let mut described: Vec<Described> = Vec::new();
-    let ask = |peer: PeerId, asked: &mut Vec<PeerId>| {
+    let mut pending = futures::stream::FuturesUnordered::new();
+    let mut answered: Vec<(PeerId, Option<Described>)> = Vec::new();
+    let ask = |peer: PeerId, asked: &mut Vec<PeerId>| -> Option<Describing> {
         let fresh = !skip.contains(&peer) && !asked.contains(&peer);
         if fresh {
             asked.push(peer);
         }
-        fresh.then(|| describe_one(inner, stream, peer, params.clone(), deadline))
+        let (inner, stream, params) = (Arc::clone(inner), stream.to_owned(), params.clone());
+        fresh.then(|| -> Describing {
+            Box::pin(async move { (peer, describe_one(&inner, &stream, peer, params, deadline).await) })
+        })
     };
     // Describes start as names come; the names end when the lookup answers.
     let naming = async {
         loop {
             tokio::select! {
                 name = names.recv() => match name {
-                    Some(peer) => describing.extend(ask(peer, &mut asked)),
+                    Some(peer) => pending.extend(ask(peer, &mut asked)),
                     None => break,
                 },
-                Some(one) = describing.next(), if !describing.is_empty() => described.extend(one),
+                Some(one) = pending.next(), if !pending.is_empty() => answered.push(one),
             }
         }
     };
@@ -287,15 +330,16 @@ pub(crate) async fn walk_and_describe(
     let lookup = lookup?;
     // Names the channel had no room for.
     for peer in &lookup.providers {
-        describing.extend(ask(*peer, &mut asked));
+        pending.extend(ask(*peer, &mut asked));
     }
-    let single_undescribed = asked.len() == 1 && described.is_empty();
-    if wait_for_single || !single_undescribed {
-        while let Some(one) = describing.next().await {
-            described.extend(one);
-        }
+    let mut walked = WalkedAndDescribed { lookup, waiting_for: asked.clone(), asked, described: Vec::new(), pending };
+    for (peer, described) in answered {
+        walked.record(peer, described);
     }
-    Ok(WalkedAndDescribed { lookup, asked, described })
+    if wait_for_all {
+        while walked.next_answer().await {}
+    }
+    Ok(walked)
 }
 
 /// The params of a call about `stream` (`stream.describe` and the like).
@@ -373,9 +417,7 @@ pub(crate) async fn found_from(
             origin: verified.origin.to_string(),
             hops: verified.hops(),
             rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
-            load: description_load(&description).or_else(|| {
-                loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0)
-            }),
+            load: provider_load(peer, &description, &loads),
             path: verified.path.iter().map(ToString::to_string).collect(),
         })
         .collect();
@@ -427,6 +469,18 @@ async fn describe_at(
 /// The load a provider says it has, if it is a number; clamped to 0–1.
 fn description_load(description: &StreamDescription) -> Option<f64> {
     description.load.filter(|load| load.is_finite()).map(|load| load.clamp(0.0, 1.0))
+}
+
+/// `peer`'s load, 0–1: the one its description says, else its latest
+/// gossiped report's, if any.
+pub(crate) fn provider_load(
+    peer: PeerId,
+    description: &StreamDescription,
+    loads: &[mafalda_swarm::PeerLoad],
+) -> Option<f64> {
+    description_load(description).or_else(|| {
+        loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0)
+    })
 }
 
 /// Tells `peer` (downstream) that `stream` ended here.

@@ -438,6 +438,42 @@ async fn forged_providers_never_feed_a_consumer() {
     }
 }
 
+/// Any member can announce itself as a provider of any stream and then never
+/// describe it. A consume that waited for every description it asked for
+/// waited the whole find deadline for that one (10 s here); it now pipes
+/// once the cheapest provider is known (the origin, described, beats any
+/// relay), and the silent one holds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_never_describes_does_not_hold_a_consume() {
+    const FIND_DEADLINE: Duration = Duration::from_secs(10);
+    let a = node(None).await;
+    let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish at a");
+    let _sending = keep_sending(ingest);
+    let (rogue_id, rogue, task) = answer_with(Rogue::join(&a).await, Forgery::Silent);
+    rogue.provide(stream_key("show")).await.expect("the rogue provides the id");
+    let c = node_with(Some(&a), |config| config.find_deadline = FIND_DEADLINE).await;
+    // The consume below walks the DHT itself: it must hear of both.
+    let both = eventually(Duration::from_secs(10), || async {
+        let named = c.swarm().find_providers(stream_key("show"), Duration::from_secs(2)).await.unwrap_or_default();
+        named.contains(&a.peer_id()) && named.contains(&rogue_id)
+    })
+    .await;
+    assert!(both, "c's walk names the origin and the rogue");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let started = Instant::now();
+    let egress = c.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("served by the origin");
+    let took = started.elapsed();
+    assert!(took < FIND_DEADLINE / 2, "the consume waited {took:?} for a provider that never describes");
+    assert_eq!(egress.path, vec![a.peer_id().to_string(), c.peer_id().to_string()]);
+    let received = receive_rtp(&receiver, egress.tracks[0].ssrc, 20, Duration::from_secs(2)).await;
+    assert!(received.len() >= 20, "{} packets of the real stream", received.len());
+    task.abort();
+    rogue.shutdown().await.expect("rogue leaves");
+    for node in [c, a] {
+        node.shutdown().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_with_a_source_takes_packets_from_it_only() {
     let a = node(None).await;
