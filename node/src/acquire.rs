@@ -10,11 +10,11 @@ use mafalda_swarm::PeerId;
 use tracing::{info, warn};
 
 use crate::cost::Candidate;
+use crate::describe::Walk;
 use crate::events::NodeEvent;
 use crate::inner::{Inner, lock};
-use crate::remote::Walk;
 use crate::streams::{LocalStream, StreamRef};
-use crate::{NodeError, remote};
+use crate::{NodeError, describe};
 
 /// How long the DHT is asked for providers of a stream whose origin is
 /// known already, before it is piped from the origin itself.
@@ -85,7 +85,7 @@ impl Inner {
         peer: PeerId,
         deadline: tokio::time::Instant,
     ) -> Option<PeerId> {
-        let found = remote::describe_providers(self, wanted, vec![peer], deadline).await.ok()?;
+        let found = describe::describe_providers(self, wanted, vec![peer], deadline).await.ok()?;
         match found.origins.as_slice() {
             [only] => only.parse().ok(),
             _ => None,
@@ -124,7 +124,7 @@ impl Inner {
     /// while the pipe is made are still heard ([`Inner::try_described`]).
     ///
     /// [`CostWeights::cheaper_than_any`]: crate::cost::CostWeights::cheaper_than_any
-    async fn describe_until_cheapest_known(&self, wanted: &StreamRef, walked: &mut remote::WalkedAndDescribed) {
+    async fn describe_until_cheapest_known(&self, wanted: &StreamRef, walked: &mut describe::WalkedAndDescribed) {
         if walked.waiting_for.is_empty() || (walked.asked.len() == 1 && walked.described.is_empty()) {
             return; // all in, or a single provider asked to pipe at once
         }
@@ -143,12 +143,12 @@ impl Inner {
     fn cheapest_known(
         &self,
         wanted: &StreamRef,
-        walked: &remote::WalkedAndDescribed,
+        walked: &describe::WalkedAndDescribed,
         rtts: &std::collections::HashMap<PeerId, Duration>,
         loads: &[mafalda_swarm::PeerLoad],
         me: PeerId,
     ) -> bool {
-        let described: Vec<&remote::Described> = walked
+        let described: Vec<&describe::Described> = walked
             .described
             .iter()
             .filter(|(peer, _, verified)| *peer != me && wanted.origin.is_none_or(|o| verified.origin == o))
@@ -167,7 +167,7 @@ impl Inner {
                 described
                     .iter()
                     .map(|(peer, description, verified)| {
-                        let load = remote::provider_load(*peer, description, loads);
+                        let load = describe::provider_load(*peer, description, loads);
                         self.candidate(*peer, verified.hops(), rtts.get(peer).copied(), load)
                     })
                     .collect(),
@@ -318,7 +318,7 @@ impl Inner {
         let has_end = attempt.end.is_some();
         let mut skip = excluded.to_vec();
         skip.push(self.swarm.peer_id());
-        let quick = remote::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, false);
+        let quick = describe::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, false);
         let (walked, end) = tokio::join!(quick, async {
             if has_end { None } else { crate::pipes::open_local_end(self, stream, None).await.ok() }
         });
@@ -338,7 +338,7 @@ impl Inner {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         skip.extend(attempt.tried.iter().copied());
         let mut thorough =
-            remote::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
+            describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
         self.describe_until_cheapest_known(wanted, &mut thorough).await;
         if let Some(local) = self.try_described(wanted, excluded, thorough, deadline, &mut attempt).await? {
             return Ok(local);
@@ -359,7 +359,7 @@ impl Inner {
         self: &Arc<Self>,
         wanted: &StreamRef,
         excluded: &[PeerId],
-        mut walked: remote::WalkedAndDescribed,
+        mut walked: describe::WalkedAndDescribed,
         deadline: tokio::time::Instant,
         attempt: &mut Attempt,
     ) -> Result<Option<LocalStream>, NodeError> {
@@ -432,10 +432,10 @@ impl Inner {
         self: &Arc<Self>,
         wanted: &StreamRef,
         excluded: &[PeerId],
-        described: Vec<remote::Described>,
+        described: Vec<describe::Described>,
     ) -> Result<Option<(Vec<PeerId>, PeerId)>, NodeError> {
         let stream = wanted.id.as_str();
-        let found = match remote::found_from(self, wanted, described).await {
+        let found = match describe::found_from(self, wanted, described).await {
             Ok(found) => found,
             Err(NodeError::NotFound(_)) => return Ok(None),
             Err(error) => return Err(error),

@@ -30,6 +30,7 @@ pub mod api;
 pub mod codecs;
 mod config;
 pub mod cost;
+mod describe;
 mod error;
 pub mod events;
 

@@ -18,7 +18,7 @@ use crate::events::{EVENT_BUFFER, EgressStatus, NodeEvent};
 use crate::inner::{Inner, lock};
 use crate::lifecycle::Tasks;
 use crate::streams::{LocalStream, StreamRef, validate_stream_id, version_now};
-use crate::{NodeConfig, NodeError, remote};
+use crate::{NodeConfig, NodeError, describe, remote};
 
 /// How long [`Node::shutdown`] waits for the node's tasks to end.
 const TASKS_GRACE: Duration = Duration::from_secs(1);
@@ -291,7 +291,7 @@ impl Node {
     /// Finds `stream`: its tracks and the providers that answer.
     /// `stream` is an id, or `ID@PEERID` to see only that origin's stream.
     pub async fn find_stream(&self, stream: &str) -> Result<FoundStream, NodeError> {
-        remote::find(&self.inner, &StreamRef::parse(stream)?).await
+        describe::find(&self.inner, &StreamRef::parse(stream)?).await
     }
 
     /// Sends `stream` as RTP to `destination`: locally if this node holds it,

@@ -186,7 +186,7 @@ fn every_node_message_survives_fuzzing() {
                 "params" => decode::<StreamParams>(&bytes).map(|p| validate_stream_id(&p.stream).is_ok()),
                 "request" => decode::<PipeRequest>(&bytes).map(|r| validate_stream_id(&r.stream).is_ok()),
                 "description" => decode::<StreamDescription>(&bytes)
-                    .map(|d| crate::remote::check_description("cam", me, &d, None).is_ok()),
+                    .map(|d| crate::describe::check_description("cam", me, &d, None).is_ok()),
                 _ => decode::<PipeOffer>(&bytes).map(|o| crate::pipes::check_offer("cam", me, None, &o, None).is_ok()),
             };
             if let Some(ok) = ok {
@@ -200,8 +200,9 @@ fn every_node_message_survives_fuzzing() {
     // The unmutated seeds pass, so the checks are not refusing everything.
     for (name, seed) in &seeds {
         let ok = match *name {
-            "description" => decode::<StreamDescription>(seed)
-                .map(|d| crate::remote::check_description("cam", me, &d, None).map(|_| ()).map_err(|e| e.to_string())),
+            "description" => decode::<StreamDescription>(seed).map(|d| {
+                crate::describe::check_description("cam", me, &d, None).map(|_| ()).map_err(|e| e.to_string())
+            }),
             "offer" => decode::<PipeOffer>(seed)
                 .map(|o| crate::pipes::check_offer("cam", me, None, &o, None).map(|_| ()).map_err(|e| e.to_string())),
             _ => continue,

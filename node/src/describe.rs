@@ -1,0 +1,381 @@
+//! Finding a stream: walking the DHT for its providers, asking each to
+//! describe it as the walk names it, checking what they describe (signed
+//! provenance, tracks), and the found stream that makes (providers with
+//! hops, RTT and load). How long a caller waits for the descriptions is its
+//! own choice: a find waits for all of them, a consume until the cheapest
+//! provider is known (`acquire`).
+
+use std::sync::Arc;
+
+use mafalda_rope::Value;
+use mafalda_swarm::{CallError, PeerId, stream_key};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::NodeError;
+use crate::codecs::TrackSummary;
+use crate::inner::{Inner, lock};
+use crate::node::{FoundStream, ProviderInfo};
+use crate::record::{self, MAX_TRACKS, RecordError, Verified};
+use crate::remote::call;
+use crate::streams::{StreamDescription, StreamParams, StreamRef};
+
+/// The providers of `stream` whose signed provenance verifies, with RTT and
+/// load; all within the node's find deadline.
+pub(crate) async fn find(inner: &Arc<Inner>, stream: &StreamRef) -> Result<FoundStream, NodeError> {
+    find_within(inner, stream, inner.config.find_deadline).await
+}
+
+/// Like [`find`], within `deadline` rather than the node's find deadline.
+pub(crate) async fn find_within(
+    inner: &Arc<Inner>,
+    stream: &StreamRef,
+    deadline: std::time::Duration,
+) -> Result<FoundStream, NodeError> {
+    let started = std::time::Instant::now();
+    // The consume that usually follows needs this node's end of a pipe: it
+    // opens while the DHT is walked, unless the stream is here already, and
+    // joins the kept find when it lands. The find does not wait for it.
+    let open_end = !inner.holds(stream).unwrap_or(true) && lock(&inner.recent_finds).reserve_end();
+    if open_end {
+        let (keeper, stream) = (Arc::clone(inner), stream.clone());
+        inner.spawn("open a pipe end for a find", async move {
+            let end = crate::pipes::open_local_end(&keeper, &stream.id, None).await.ok();
+            let unused = lock(&keeper.recent_finds).attach(&stream, end, std::time::Instant::now());
+            drop(unused);
+            // Closed if its find never comes (the find closes it otherwise).
+            expire_finds_after_ttl(&keeper).await;
+        });
+    }
+    let found = find_described(inner, stream, deadline).await;
+    inner.metrics.find_latency.observe(started.elapsed().as_secs_f64());
+    if let Ok(found) = &found {
+        let dropped = lock(&inner.recent_finds).keep(stream, found, None, std::time::Instant::now());
+        drop(dropped);
+        if open_end {
+            // The end, landed or landing, is closed when the find expires if
+            // no consume took it.
+            let expiring = Arc::clone(inner);
+            inner.spawn("close an unused pipe end", async move { expire_finds_after_ttl(&expiring).await });
+        }
+    }
+    found
+}
+
+/// Waits one find's lifetime, then lets go of the finds (and their pipe
+/// ends) that expired meanwhile.
+async fn expire_finds_after_ttl(inner: &Inner) {
+    tokio::time::sleep(crate::recent_finds::RECENT_FIND_TTL).await;
+    let expired = lock(&inner.recent_finds).expire(std::time::Instant::now());
+    drop(expired);
+}
+
+/// A provider's description, checked: its provenance leads from the origin
+/// to it, and its tracks are the ones the origin signed.
+pub(crate) fn check_description(
+    stream: &str,
+    provider: PeerId,
+    description: &StreamDescription,
+    checked: Option<&record::CheckedSignatures>,
+) -> Result<Verified, RecordError> {
+    if description.tracks.len() > MAX_TRACKS {
+        return Err(RecordError::TracksDiffer(format!("{} tracks described", description.tracks.len())));
+    }
+    let verified = description.provenance.verify_with(stream, provider, checked)?;
+    record::check_tracks(&verified.record, description.tracks.iter().map(|t| (t.kind, &t.rtp_parameters)))?;
+    Ok(verified)
+}
+
+async fn find_described(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    find_deadline: std::time::Duration,
+) -> Result<FoundStream, NodeError> {
+    // One deadline for the whole find: the lookup gets most of it, the
+    // describes what is left, so a provider that never answers cannot hold
+    // the find past it.
+    let deadline = tokio::time::Instant::now() + find_deadline;
+    let quick = walk_and_describe(inner, wanted, find_deadline, Walk::Quick, &[], deadline, true).await?;
+    match found_from(inner, wanted, quick.described).await {
+        Err(NodeError::NotFound(_)) if !quick.lookup.walked_to_the_end => {
+            // Every record the quick walk met was stale: walk on to the
+            // closest peers, and ask the providers not asked yet.
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let thorough = walk_and_describe(inner, wanted, left, Walk::Thorough, &quick.asked, deadline, true).await?;
+            found_from(inner, wanted, thorough.described).await
+        }
+        found => found,
+    }
+}
+
+/// How far a provider lookup walks the DHT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Until a few peers answered with providers (nearly always all of them).
+    Quick,
+    /// Until the peers closest to the key all answered: after a quick walk
+    /// whose providers all turned out stale.
+    Thorough,
+}
+
+/// A provider whose description of a stream checked out.
+pub(crate) type Described = (PeerId, StreamDescription, Verified);
+
+/// A provider's description on its way: `None` when it did not come by the
+/// deadline or did not check out.
+type Describing = futures::future::BoxFuture<'static, (PeerId, Option<Described>)>;
+
+/// What [`walk_and_describe`] learnt.
+pub(crate) struct WalkedAndDescribed {
+    /// The DHT's reachable providers.
+    pub(crate) lookup: mafalda_swarm::ProviderLookup,
+    /// The providers asked to describe the stream.
+    pub(crate) asked: Vec<PeerId>,
+    /// Their descriptions that checked out.
+    pub(crate) described: Vec<Described>,
+    /// The asked providers that have not answered yet.
+    pub(crate) waiting_for: Vec<PeerId>,
+    /// Their descriptions on the way (dropping them stops waiting).
+    pending: futures::stream::FuturesUnordered<Describing>,
+}
+
+impl WalkedAndDescribed {
+    /// Waits for the next answer of a provider asked; `false` when none is
+    /// awaited.
+    pub(crate) async fn next_answer(&mut self) -> bool {
+        use futures::StreamExt;
+        let Some((peer, described)) = self.pending.next().await else { return false };
+        self.record(peer, described);
+        true
+    }
+
+    /// Every description still on the way, awaited (each until the deadline it was asked with).
+    pub(crate) async fn rest(mut self) -> Vec<Described> {
+        let mut late = Vec::new();
+        while let Some((peer, described)) = futures::StreamExt::next(&mut self.pending).await {
+            self.waiting_for.retain(|p| *p != peer);
+            late.extend(described);
+        }
+        late
+    }
+
+    /// Stops waiting for the descriptions on the way.
+    pub(crate) fn stop_waiting(&mut self) {
+        self.pending = futures::stream::FuturesUnordered::new();
+        self.waiting_for.clear();
+    }
+
+    fn record(&mut self, peer: PeerId, described: Option<Described>) {
+        self.waiting_for.retain(|p| *p != peer);
+        self.described.extend(described);
+    }
+}
+
+/// Most provider names a walk holds for describing before it ends (the
+/// rest wait for its answer).
+const NAMED_AHEAD: usize = 32;
+
+/// Walks the DHT for `wanted`'s providers (within most of `find_deadline`)
+/// and asks each one to describe the stream as soon as the walk names it
+/// rather than once the walk has ended, so the describes overlap the rest
+/// of the walk; providers in `skip` are not asked, and descriptions are
+/// waited for until `deadline`. With `wait_for_all` false, it returns when
+/// the walk ends, with the descriptions not in yet still on their way
+/// ([`WalkedAndDescribed::next_answer`]): the caller decides how long to
+/// wait (a consume pipes once the cheapest provider is known).
+pub(crate) async fn walk_and_describe(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    find_deadline: std::time::Duration,
+    walk: Walk,
+    skip: &[PeerId],
+    deadline: tokio::time::Instant,
+    wait_for_all: bool,
+) -> Result<WalkedAndDescribed, NodeError> {
+    use futures::StreamExt;
+    let stream = wanted.id.as_str();
+    let params = stream_params(stream)?;
+    let (named, mut names) = mpsc::channel(NAMED_AHEAD);
+    let key = stream_key(stream);
+    let lookup = inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, walk == Walk::Thorough, named);
+    let mut asked: Vec<PeerId> = Vec::new();
+    let mut pending = futures::stream::FuturesUnordered::new();
+    let mut answered: Vec<(PeerId, Option<Described>)> = Vec::new();
+    let ask = |peer: PeerId, asked: &mut Vec<PeerId>| -> Option<Describing> {
+        let fresh = !skip.contains(&peer) && !asked.contains(&peer);
+        if fresh {
+            asked.push(peer);
+        }
+        let (inner, stream, params) = (Arc::clone(inner), stream.to_owned(), params.clone());
+        fresh.then(|| -> Describing {
+            Box::pin(async move { (peer, describe_one(&inner, &stream, peer, params, deadline).await) })
+        })
+    };
+    // Describes start as names come; the names end when the lookup answers.
+    let naming = async {
+        loop {
+            tokio::select! {
+                name = names.recv() => match name {
+                    Some(peer) => pending.extend(ask(peer, &mut asked)),
+                    None => break,
+                },
+                Some(one) = pending.next(), if !pending.is_empty() => answered.push(one),
+            }
+        }
+    };
+    let (lookup, ()) = tokio::join!(lookup, naming);
+    let lookup = lookup?;
+    // Names the channel had no room for.
+    for peer in &lookup.providers {
+        pending.extend(ask(*peer, &mut asked));
+    }
+    let mut walked = WalkedAndDescribed { lookup, waiting_for: asked.clone(), asked, described: Vec::new(), pending };
+    for (peer, described) in answered {
+        walked.record(peer, described);
+    }
+    if wait_for_all {
+        while walked.next_answer().await {}
+    }
+    Ok(walked)
+}
+
+/// The params of a call about `stream` (`stream.describe` and the like).
+fn stream_params(stream: &str) -> Result<Value, NodeError> {
+    Value::serialized(&StreamParams { stream: stream.to_owned() }).map_err(|e| NodeError::InvalidInput(e.to_string()))
+}
+
+/// `peer`'s description of `stream` (this node's own if `peer` is this
+/// node), if it came by `deadline` and checks out.
+async fn describe_one(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    params: Value,
+    deadline: tokio::time::Instant,
+) -> Option<Described> {
+    let description = if peer == inner.swarm.peer_id() {
+        inner.describe(stream)
+    } else {
+        describe_at(inner, peer, params, deadline).await
+    }?;
+    match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
+        Ok(verified) => Some((peer, description, verified)),
+        Err(error) => {
+            warn!(stream, %peer, %error, "provider's description refused");
+            None
+        }
+    }
+}
+
+/// Asks each of `providers` to describe `wanted` (by `deadline`), and keeps
+/// those whose description checks out, with RTT and load.
+pub(crate) async fn describe_providers(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    providers: Vec<PeerId>,
+    deadline: tokio::time::Instant,
+) -> Result<FoundStream, NodeError> {
+    let stream = wanted.id.as_str();
+    let params = stream_params(stream)?;
+    let describes = providers.into_iter().map(|peer| describe_one(inner, stream, peer, params.clone(), deadline));
+    let described = futures::future::join_all(describes).await.into_iter().flatten().collect();
+    found_from(inner, wanted, described).await
+}
+
+/// The found stream `described` makes (of `wanted`'s pinned origin, if
+/// pinned), with each provider's RTT and load; not found if none is left.
+pub(crate) async fn found_from(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
+    mut described: Vec<Described>,
+) -> Result<FoundStream, NodeError> {
+    let stream = wanted.id.as_str();
+    if let Some(origin) = wanted.origin {
+        described.retain(|(_, _, verified)| verified.origin == origin);
+    }
+    if described.is_empty() {
+        return Err(NodeError::NotFound(stream.to_owned()));
+    }
+    let (rtts, loads) = tokio::join!(inner.swarm.rtts(), inner.swarm.peer_loads());
+    let (rtts, loads) = (rtts?, loads?);
+    let me = inner.swarm.peer_id();
+    let mut origins: Vec<String> = described.iter().map(|(_, _, v)| v.origin.to_string()).collect();
+    origins.sort();
+    origins.dedup();
+    if origins.len() > 1 {
+        warn!(stream, ?origins, "two origins provide streams under one id");
+    }
+    let tracks =
+        described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
+    let providers = described
+        .into_iter()
+        .map(|(peer, description, verified)| ProviderInfo {
+            peer: peer.to_string(),
+            origin: verified.origin.to_string(),
+            hops: verified.hops(),
+            rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
+            load: provider_load(peer, &description, &loads),
+            path: verified.path.iter().map(ToString::to_string).collect(),
+        })
+        .collect();
+    Ok(FoundStream { stream: stream.to_owned(), origins, tracks, providers })
+}
+
+/// First wait before asking a provider that refused the connection again.
+const DESCRIBE_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+/// Longest wait between two asks.
+const DESCRIBE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `peer`'s description of a stream, asked by `deadline`. A provider that cannot
+/// be reached is asked again (backing off, with jitter) until the deadline: an
+/// origin dialed by a whole swarm at once refuses connections past its cap and
+/// frees them within seconds, and a find that gives up at the first refusal
+/// answers "not found" for a stream that exists.
+async fn describe_at(
+    inner: &Inner,
+    peer: PeerId,
+    params: Value,
+    deadline: tokio::time::Instant,
+) -> Option<StreamDescription> {
+    let mut wait = DESCRIBE_RETRY;
+    loop {
+        match tokio::time::timeout_at(deadline, call(inner, peer, "stream.describe", params.clone())).await {
+            Ok(Ok(description)) => return Some(description),
+            Ok(Err(error @ CallError::Unreachable { .. })) => {
+                let jittered = wait.mul_f64(rand::random_range(0.5..1.5));
+                if tokio::time::Instant::now() + jittered >= deadline {
+                    debug!(%peer, %error, "provider unreachable until the find deadline");
+                    return None;
+                }
+                debug!(%peer, %error, retry_in = ?jittered, "provider unreachable; asking again");
+                tokio::time::sleep(jittered).await;
+                wait = (wait * 2).min(DESCRIBE_RETRY_MAX);
+            }
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "provider did not describe the stream");
+                return None;
+            }
+            Err(_) => {
+                debug!(%peer, "provider did not describe the stream before the find deadline");
+                return None;
+            }
+        }
+    }
+}
+
+/// The load a provider says it has, if it is a number; clamped to 0–1.
+fn description_load(description: &StreamDescription) -> Option<f64> {
+    description.load.filter(|load| load.is_finite()).map(|load| load.clamp(0.0, 1.0))
+}
+
+/// `peer`'s load, 0–1: the one its description says, else its latest
+/// gossiped report's, if any.
+pub(crate) fn provider_load(
+    peer: PeerId,
+    description: &StreamDescription,
+    loads: &[mafalda_swarm::PeerLoad],
+) -> Option<f64> {
+    description_load(description).or_else(|| {
+        loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0)
+    })
+}
