@@ -277,7 +277,9 @@ impl Inner {
     /// walk goes on. A single provider is asked to pipe at once if its
     /// description has not come by the walk's end (its offer carries the same
     /// signed provenance and tracks a description would, checked the same
-    /// way); several are ranked by cost from their descriptions. The DHT is
+    /// way); several are ranked by cost from their descriptions, as soon as
+    /// the cheapest is known rather than when all have come
+    /// ([`Inner::describe_until_cheapest_known`]). The DHT is
     /// walked quickly first; when none of the providers that walk named can
     /// pipe the stream (their records may be stale), it is walked to the end
     /// and the providers not tried yet are.
