@@ -373,16 +373,13 @@ impl Inner {
             walked.stop_waiting();
             return self.pull_first(wanted, excluded, vec![only], wanted.origin, deadline, attempt).await;
         }
-        let described = std::mem::take(&mut walked.described);
-        let Some((ranked, origin)) = self.rank_described(wanted, excluded, described).await? else {
+        let mut described = std::mem::take(&mut walked.described);
+        if described.is_empty() {
             // None checked out yet: those on the way decide.
-            let late = walked.rest().await;
-            return match self.rank_described(wanted, excluded, late).await? {
-                Some((ranked, origin)) => {
-                    self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt).await
-                }
-                None => Ok(None),
-            };
+            described = walked.rest().await;
+        }
+        let Some((ranked, origin)) = self.rank_described(wanted, excluded, described).await? else {
+            return Ok(None);
         };
         // The pipe is made while the rest answer; those in by then are heard.
         let pulled = {
@@ -395,18 +392,16 @@ impl Inner {
                 }
             }
         };
-        let mut late = std::mem::take(&mut walked.described);
-        if !matches!(pulled, Ok(Some(_))) {
+        let mut late = if matches!(pulled, Ok(Some(_))) {
+            std::mem::take(&mut walked.described)
+        } else {
             // Nothing piped: the providers still to answer are worth waiting for.
-            late.extend(walked.rest().await);
-        }
+            walked.rest().await
+        };
         late.retain(|(_, _, verified)| wanted.origin.is_none_or(|o| verified.origin == o));
         if let Some((_, _, other)) = late.iter().find(|(_, _, verified)| verified.origin != origin) {
             if let Ok(Some(local)) = pulled {
-                let upstream = match local.role {
-                    crate::streams::Role::Relay { upstream } => Some(upstream),
-                    crate::streams::Role::Origin => None,
-                };
+                let upstream = local.role.upstream();
                 drop(local);
                 if let Some(upstream) = upstream {
                     crate::pipes::tell_unpipe(self, stream, upstream).await;

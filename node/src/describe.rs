@@ -149,14 +149,11 @@ impl WalkedAndDescribed {
         true
     }
 
-    /// Every description still on the way, awaited (each until the deadline it was asked with).
-    pub(crate) async fn rest(mut self) -> Vec<Described> {
-        let mut late = Vec::new();
-        while let Some((peer, described)) = futures::StreamExt::next(&mut self.pending).await {
-            self.waiting_for.retain(|p| *p != peer);
-            late.extend(described);
-        }
-        late
+    /// Awaits every description still on the way (each until the deadline
+    /// it was asked with), and takes those described and not taken yet.
+    pub(crate) async fn rest(&mut self) -> Vec<Described> {
+        while self.next_answer().await {}
+        std::mem::take(&mut self.described)
     }
 
     /// Stops waiting for the descriptions on the way.

@@ -99,10 +99,7 @@ impl Inner {
         let Some(local) = lock(&self.streams).remove(stream) else { return false };
         info!(stream, downstream = local.pipes.len(), "stream ended here");
         let downstream: Vec<PeerId> = local.pipes.keys().copied().collect();
-        let upstream = match local.role {
-            Role::Relay { upstream } => Some(upstream),
-            Role::Origin => None,
-        };
+        let upstream = local.role.upstream();
         drop(local);
         self.withdraw(stream).await;
         self.tell_downstream(stream, downstream);

@@ -15,7 +15,7 @@ use crate::egress::EgressRecord;
 use crate::events::NodeEvent;
 use crate::lifecycle::Tasks;
 use crate::node::StreamStatus;
-use crate::streams::{LocalStream, Role, StreamDescription};
+use crate::streams::{LocalStream, StreamDescription};
 
 pub(crate) struct Inner {
     pub(crate) config: NodeConfig,
@@ -96,10 +96,7 @@ impl Inner {
         StreamStatus {
             local_consumers: self.consumers_besides_pipes(stream) + local.pipes.len(),
             stream: stream.to_owned(),
-            upstream: match &local.role {
-                Role::Origin => None,
-                Role::Relay { upstream } => Some(upstream.to_string()),
-            },
+            upstream: local.role.upstream().map(|peer| peer.to_string()),
             origin: local.verified.origin.to_string(),
             hops: local.hops(),
             path: local.path(),

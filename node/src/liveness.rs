@@ -153,13 +153,7 @@ impl Inner {
     pub(crate) async fn check_liveness(self: &Arc<Self>, silence: &mut Silence, now: Instant) {
         let held: Vec<(String, Vec<Producer>, Option<PeerId>)> = lock(&self.streams)
             .iter()
-            .map(|(stream, local)| {
-                let upstream = match local.role {
-                    Role::Relay { upstream } => Some(upstream),
-                    Role::Origin => None,
-                };
-                (stream.clone(), local.producers.clone(), upstream)
-            })
+            .map(|(stream, local)| (stream.clone(), local.producers.clone(), local.role.upstream()))
             .collect();
         silence.retain(&held.iter().map(|(s, _, _)| s.clone()).collect::<Vec<_>>());
         for (stream, producers, upstream) in held {
@@ -241,13 +235,7 @@ impl Inner {
         let broken: Vec<(String, Option<PeerId>)> = lock(&self.streams)
             .iter()
             .filter(|(_, local)| local.producers.iter().any(Producer::closed))
-            .map(|(stream, local)| {
-                let upstream = match local.role {
-                    Role::Relay { upstream } => Some(upstream),
-                    Role::Origin => None,
-                };
-                (stream.clone(), upstream)
-            })
+            .map(|(stream, local)| (stream.clone(), local.role.upstream()))
             .collect();
         for (stream, upstream) in &broken {
             match upstream {

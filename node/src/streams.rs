@@ -156,6 +156,16 @@ pub enum Role {
     },
 }
 
+impl Role {
+    /// The provider a relayed stream comes from; none for an origin's.
+    pub fn upstream(&self) -> Option<PeerId> {
+        match self {
+            Role::Origin => None,
+            Role::Relay { upstream } => Some(*upstream),
+        }
+    }
+}
+
 /// A pipe this node feeds another node through; dropping it closes the
 /// transport and its consumers.
 pub(crate) struct DownstreamPipe {
