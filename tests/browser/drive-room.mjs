@@ -4,7 +4,7 @@
 // on stdout ({cmd, ok, ...}; {ok: false, error} when it failed). The pages
 // use Chromium's fake camera and microphone.
 //
-//   node drive-room.mjs [--page-port PORT]      then, on stdin:
+//   node drive-room.mjs [--page-host IP] [--page-port PORT]      then, on stdin:
 //   {"cmd":"open","page":"p1","node":"ws://A/v1/rope","room":"R"}  → {published: {id: kind}}
 //   {"cmd":"waitPlaying","page":"p1","producers":[ids],"timeout":ms} → {ms}: it plays them all
 //   {"cmd":"waitGone","page":"p1","producers":[ids],"timeout":ms}    → {ms}: it plays none of them
@@ -16,9 +16,13 @@ import readline from 'node:readline';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../clients/room/example/serve.mjs';
 
-const at = process.argv.indexOf('--page-port');
+/** The value after `--name`, if given. */
+function option(name) {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 ? process.argv[at + 1] : undefined;
+}
 // The nodes let only pages of origins they were told about open /v1/rope.
-const site = await startServer({ port: at > 0 ? Number(process.argv[at + 1]) : 0 });
+const site = await startServer({ host: option('page-host'), port: Number(option('page-port') ?? 0) });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   args: [

@@ -6,10 +6,10 @@
 // session and the player is watched until its media stops.
 //
 // node drive-whip.mjs --whip http://A/v1/streams/ID/whip --whep http://B/v1/streams/ID/whep \
-//     [--token T] [--page-port PORT] [--simulcast] [--screenshot FILE] [--status http://B/v1/status]
-// node drive-whip.mjs --vanish --whip URL --whep URL [--token T] [--page-port PORT]
+//     [--token T] [--page-host IP] [--page-port PORT] [--simulcast] [--screenshot FILE] [--status http://B/v1/status]
+// node drive-whip.mjs --vanish --whip URL --whep URL [--token T] [--page-host IP] [--page-port PORT]
 //     publishes and plays, then kills Chromium (SIGKILL, no DELETE): {ok, killed: pid}.
-// node drive-whip.mjs --bad-token --whip http://A/v1/streams/ID/whip [--page-port PORT]
+// node drive-whip.mjs --bad-token --whip http://A/v1/streams/ID/whip [--page-host IP] [--page-port PORT]
 //     POSTs the publisher's real offer with `Authorization: Bearer wrong`:
 //     {ok: status === 401, status, body} (the page must be able to read the 401: CORS on errors).
 //
@@ -83,7 +83,7 @@ const watchdog = setTimeout(async () => {
 /** --key value pairs; --simulcast and --bad-token stand alone. */
 function parseArgs(argv) {
   const flags = new Set(['simulcast', 'bad-token', 'vanish']);
-  const valued = new Set(['whip', 'whep', 'token', 'page-port', 'screenshot', 'status']);
+  const valued = new Set(['whip', 'whep', 'token', 'page-host', 'page-port', 'screenshot', 'status']);
   const args = {};
   for (let i = 0; i < argv.length; i++) {
     const key = argv[i].startsWith('--') ? argv[i].slice(2) : null;
@@ -99,8 +99,8 @@ function parseArgs(argv) {
   return args;
 }
 
-/** Serves whip-page/ on 127.0.0.1 (on --page-port: the nodes allow only origins they were told about). */
-async function serve(port) {
+/** Serves whip-page/ on host:port (--page-host and --page-port: the nodes allow only origins they were told about). */
+async function serve(host, port) {
   const made = http.createServer((request, response) => {
     const name = new URL(request.url, 'http://x').pathname === '/' ? 'index.html' : path.basename(new URL(request.url, 'http://x').pathname);
     fs.readFile(path.join(site, name), (error, body) => {
@@ -110,7 +110,7 @@ async function serve(port) {
   });
   await new Promise((resolve, reject) => {
     made.once('error', reject);
-    made.listen(port, '127.0.0.1', resolve);
+    made.listen(port, host, resolve);
   });
   return made;
 }
@@ -133,8 +133,9 @@ async function status(url, token) {
 async function run() {
   const args = parseArgs(process.argv.slice(2));
   step = 'starting the page server';
-  server = await serve(Number(args['page-port'] ?? 0));
-  const origin = `http://127.0.0.1:${server.address().port}`;
+  const host = args['page-host'] ?? '127.0.0.1';
+  server = await serve(host, Number(args['page-port'] ?? 0));
+  const origin = `http://${host}:${server.address().port}`;
   log(`page at ${origin}`);
 
   step = 'launching chromium';

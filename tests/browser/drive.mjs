@@ -5,7 +5,7 @@
 // stream plays and included in the result (to show the path it came by).
 //
 // node drive.mjs --publish ws://A/v1/rope --consume ws://C/v1/rope --stream ID \
-//     [--screenshot FILE] [--status http://C/v1/status] [--page-port PORT]
+//     [--screenshot FILE] [--status http://C/v1/status] [--page-host IP] [--page-port PORT]
 // node drive.mjs --break-dtls ws://A/v1/rope --stream ID
 //     publishes with a wrong DTLS fingerprint and reports what the page shows.
 import http from 'node:http';
@@ -41,9 +41,13 @@ const server = http.createServer((request, response) => {
     response.writeHead(200, { 'content-type': file.endsWith('.js') ? 'text/javascript' : 'text/html' }).end(body);
   });
 });
-// --page-port: the nodes only let pages of origins they were told about open /v1/rope.
-await new Promise((resolve) => server.listen(Number(args['page-port'] ?? 0), '127.0.0.1', resolve));
-const origin = `http://127.0.0.1:${server.address().port}`;
+// --page-host and --page-port: the nodes only let pages of origins they were told about open /v1/rope.
+const host = args['page-host'] ?? '127.0.0.1';
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(Number(args['page-port'] ?? 0), host, resolve);
+});
+const origin = `http://${host}:${server.address().port}`;
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

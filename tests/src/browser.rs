@@ -5,14 +5,39 @@
 use std::path::Path;
 use std::process::Command;
 
-/// A free TCP port on 127.0.0.1 for a driver's page server, and an API
-/// configuration that lets pages of that origin (and no other) in: the nodes
-/// are told the page's origin before the page exists.
-pub fn page_port_and_api() -> (u16, mafalda_node::api::ApiConfig) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+/// Where a driver serves its pages: a loopback address of this test's own
+/// (in 127.0.0.0/8, never 127.0.0.1) and a port that was free on it.
+///
+/// The nodes must be told the page's origin before the page exists, so the
+/// port is chosen before the driver binds it. On 127.0.0.1 that gap let
+/// another process's ephemeral port take it (`EADDRINUSE` in CI); on an
+/// address nobody else binds, only a wildcard listener could.
+#[derive(Clone, Copy, Debug)]
+pub struct PageSite(std::net::SocketAddr);
+
+impl PageSite {
+    /// The `--page-host` and `--page-port` arguments of the drivers.
+    pub fn args(&self) -> Vec<String> {
+        vec!["--page-host".into(), self.0.ip().to_string(), "--page-port".into(), self.0.port().to_string()]
+    }
+
+    /// The pages' origin, as the nodes must list it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.0)
+    }
+}
+
+/// A page site and an API configuration that lets pages of that origin (and
+/// no other) in.
+pub fn page_site_and_api() -> (PageSite, mafalda_node::api::ApiConfig) {
+    let [b, c, d] = rand::random::<[u8; 3]>();
+    // 127.0.x.y is left to the tests that name loopback addresses themselves.
+    let host = std::net::Ipv4Addr::new(127, b.max(1), c, d.max(1));
+    let port = std::net::TcpListener::bind((host, 0)).expect("bind").local_addr().expect("addr").port();
+    let site = PageSite((host, port).into());
     let mut config = mafalda_node::api::ApiConfig::default();
-    config.origins = vec![format!("http://127.0.0.1:{port}").parse().expect("origin")];
-    (port, config)
+    config.origins = vec![site.origin().parse().expect("origin")];
+    (site, config)
 }
 
 /// Runs `tests/browser/{script}` with `args`; returns its JSON result and stderr.

@@ -8,12 +8,12 @@
 
 use std::path::Path;
 
-use mafalda_tests::browser::{drive, page_port_and_api};
+use mafalda_tests::browser::{drive, page_site_and_api};
 use mafalda_tests::node::webrtc_node_with_api_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
-    let (page_port, config) = page_port_and_api();
+    let (site, config) = page_site_and_api();
     let (a, a_api, _) = webrtc_node_with_api_config(None, config.clone()).await;
     let (b, _, _) = webrtc_node_with_api_config(Some(&a), config.clone()).await;
     let (c, c_api, _) = webrtc_node_with_api_config(Some(&b), config).await;
@@ -32,9 +32,10 @@ async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
             format!("http://{c_api}/v1/status"),
             "--screenshot".into(),
             screenshot.to_string_lossy().into_owned(),
-            "--page-port".into(),
-            page_port.to_string(),
-        ],
+        ]
+        .into_iter()
+        .chain(site.args())
+        .collect(),
     )
     .await;
     eprintln!("browser result: {result}");
@@ -54,18 +55,14 @@ async fn a_browser_publishes_at_one_node_and_another_plays_it_from_a_third() {
 /// own) is an error the page shows and the node counts, not a silent black video.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_dtls_handshake_is_shown_in_the_page_and_counted_by_the_node() {
-    let (page_port, config) = page_port_and_api();
+    let (site, config) = page_site_and_api();
     let (a, a_api, _) = webrtc_node_with_api_config(None, config).await;
     let (result, stderr) = drive(
         "drive.mjs",
-        vec![
-            "--break-dtls".into(),
-            format!("ws://{a_api}/v1/rope"),
-            "--stream".into(),
-            "broken".into(),
-            "--page-port".into(),
-            page_port.to_string(),
-        ],
+        vec!["--break-dtls".into(), format!("ws://{a_api}/v1/rope"), "--stream".into(), "broken".into()]
+            .into_iter()
+            .chain(site.args())
+            .collect(),
     )
     .await;
     eprintln!("browser result: {result}");

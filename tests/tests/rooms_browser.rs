@@ -17,6 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use mafalda_node::Node;
+use mafalda_tests::browser::PageSite;
 use mafalda_tests::process::Children;
 use mafalda_tests::room::RoomApp;
 use mafalda_tests::swarm::eventually;
@@ -27,16 +28,16 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A free TCP port on 127.0.0.1 for the driver's page server, and `count`
+/// Where the driver serves its pages, and `count`
 /// nodes, all joined through the first and connected to each other, whose
 /// API lets pages from that origin (and no other) open `/v1/rope`.
-async fn swarm_for_pages(count: usize) -> (u16, Vec<(Arc<Node>, SocketAddr)>) {
-    let (port, mut config) = mafalda_tests::browser::page_port_and_api();
+async fn swarm_for_pages(count: usize) -> (PageSite, Vec<(Arc<Node>, SocketAddr)>) {
+    let (site, mut config) = mafalda_tests::browser::page_site_and_api();
     // Long enough for a page whose WebSocket was cut to come back.
     config.session_grace = Duration::from_secs(5);
     // Pages may reach a node through a TCP relay on 127.0.0.1 (another port).
     config.hosts = vec!["127.0.0.1".parse().expect("a host")];
-    (port, mafalda_tests::node::connected_webrtc_nodes(count, config).await)
+    (site, mafalda_tests::node::connected_webrtc_nodes(count, config).await)
 }
 
 /// `tests/browser/drive-room.mjs`, one command and one answer at a time.
@@ -48,10 +49,10 @@ struct Pages {
 }
 
 impl Pages {
-    fn start(page_port: u16) -> Self {
+    fn start(site: PageSite) -> Self {
         let mut child = Command::new("node")
             .arg(repo().join("tests/browser/drive-room.mjs"))
-            .args(["--page-port", &page_port.to_string()])
+            .args(site.args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -189,8 +190,8 @@ fn by_kind(published: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_pages_at_three_nodes_meet_in_a_room_leave_and_outlive_a_dead_node() {
-    let (page_port, nodes) = swarm_for_pages(3).await;
-    let mut pages = Pages::start(page_port);
+    let (site, nodes) = swarm_for_pages(3).await;
+    let mut pages = Pages::start(site);
     let room = "meeting";
     // p1 at A, p2 at B, p3 at C.
     let p1 = pages.open("p1", nodes[0].1, room).await;
@@ -266,10 +267,10 @@ async fn three_pages_at_three_nodes_meet_in_a_room_leave_and_outlive_a_dead_node
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_whose_websocket_is_cut_comes_back_with_its_session_and_plays_on() {
-    let (page_port, nodes) = swarm_for_pages(2).await;
+    let (site, nodes) = swarm_for_pages(2).await;
     // The page at A talks to its node through a relay the test can cut.
     let relay = TcpRelay::start(nodes[0].1).await;
-    let mut pages = Pages::start(page_port);
+    let mut pages = Pages::start(site);
     let cut = pages.open("cut", relay.addr(), "flaky").await;
     let other = pages.open("other", nodes[1].1, "flaky").await;
     pages.wait_playing("cut", &[&other["audio"], &other["video"]]).await;
@@ -334,7 +335,7 @@ fn decoded_frames(framecrc: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_takes_part_in_a_room_through_plain_transports_at_two_nodes() {
-    let (page_port, nodes) = swarm_for_pages(3).await;
+    let (site, nodes) = swarm_for_pages(3).await;
     let room = "studio";
     let room_object = format!("room:{room}");
     let mut children = Children(Vec::new());
@@ -375,7 +376,7 @@ async fn ffmpeg_takes_part_in_a_room_through_plain_transports_at_two_nodes() {
     );
 
     // A page at B plays it. (A page asking for a room that cannot be gets a typed error.)
-    let mut pages = Pages::start(page_port);
+    let mut pages = Pages::start(site);
     let bad = pages
         .try_send(json!({"cmd": "open", "page": "bad", "node": format!("ws://{}/v1/rope", nodes[1].1), "room": "a/b"}))
         .await;

@@ -13,17 +13,17 @@ use std::time::Duration;
 
 use mafalda_node::Node;
 use mafalda_node::api::ApiConfig;
-use mafalda_tests::browser::drive;
+use mafalda_tests::browser::{PageSite, drive};
 use mafalda_tests::node::connected_webrtc_nodes;
 use mafalda_tests::swarm::eventually;
 
 const TOKEN: &str = "whip-app-token";
 
 /// A page origin the nodes let in, and the app token they require.
-fn page_port_and_api() -> (u16, ApiConfig) {
-    let (port, mut config) = mafalda_tests::browser::page_port_and_api();
+fn page_site_and_api() -> (PageSite, ApiConfig) {
+    let (site, mut config) = mafalda_tests::browser::page_site_and_api();
     config.token = Some(TOKEN.to_owned());
-    (port, config)
+    (site, config)
 }
 
 /// Transports on all of a node's workers (pipes included).
@@ -33,7 +33,7 @@ fn transports(node: &Node) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bare_page_publishes_with_whip_at_a_and_another_plays_with_whep_at_c() {
-    let (page_port, config) = page_port_and_api();
+    let (site, config) = page_site_and_api();
     let nodes = connected_webrtc_nodes(3, config).await;
     let (a, a_api) = (&nodes[0].0, nodes[0].1);
     let (c, c_api) = (&nodes[2].0, nodes[2].1);
@@ -48,13 +48,14 @@ async fn a_bare_page_publishes_with_whip_at_a_and_another_plays_with_whep_at_c()
             format!("http://{c_api}/v1/streams/webcam/whep"),
             "--token".into(),
             TOKEN.into(),
-            "--page-port".into(),
-            page_port.to_string(),
             "--status".into(),
             format!("http://{c_api}/v1/status"),
             "--screenshot".into(),
             screenshot.to_string_lossy().into_owned(),
-        ],
+        ]
+        .into_iter()
+        .chain(site.args())
+        .collect(),
     )
     .await;
     eprintln!("browser result: {result}");
@@ -89,19 +90,16 @@ async fn a_bare_page_publishes_with_whip_at_a_and_another_plays_with_whep_at_c()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_with_a_wrong_token_reads_401_and_nothing_is_made() {
-    let (page_port, config) = page_port_and_api();
+    let (site, config) = page_site_and_api();
     let nodes = connected_webrtc_nodes(1, config).await;
     let (a, a_api) = (&nodes[0].0, nodes[0].1);
     let before = transports(a);
     let (result, stderr) = drive(
         "drive-whip.mjs",
-        vec![
-            "--bad-token".into(),
-            "--whip".into(),
-            format!("http://{a_api}/v1/streams/webcam/whip"),
-            "--page-port".into(),
-            page_port.to_string(),
-        ],
+        vec!["--bad-token".into(), "--whip".into(), format!("http://{a_api}/v1/streams/webcam/whip")]
+            .into_iter()
+            .chain(site.args())
+            .collect(),
     )
     .await;
     assert_eq!(result["ok"], true, "the page read a 401 (CORS on errors too): {result}\n{stderr}");
@@ -112,7 +110,7 @@ async fn a_page_with_a_wrong_token_reads_401_and_nothing_is_made() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulcast_from_a_bare_page_is_taken_as_layers_and_played_elsewhere() {
-    let (page_port, config) = page_port_and_api();
+    let (site, config) = page_site_and_api();
     let nodes = connected_webrtc_nodes(2, config).await;
     let (a_api, b_api) = (nodes[0].1, nodes[1].1);
     let (result, stderr) = drive(
@@ -124,10 +122,11 @@ async fn simulcast_from_a_bare_page_is_taken_as_layers_and_played_elsewhere() {
             format!("http://{b_api}/v1/streams/layers/whep"),
             "--token".into(),
             TOKEN.into(),
-            "--page-port".into(),
-            page_port.to_string(),
             "--simulcast".into(),
-        ],
+        ]
+        .into_iter()
+        .chain(site.args())
+        .collect(),
     )
     .await;
     eprintln!("browser result: {result}");
@@ -150,7 +149,7 @@ async fn simulcast_from_a_bare_page_is_taken_as_layers_and_played_elsewhere() {
 /// consent, then a short grace) and closes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_of_a_browser_that_vanishes_are_closed_and_nothing_leaks() {
-    let (page_port, config) = page_port_and_api();
+    let (site, config) = page_site_and_api();
     let nodes = connected_webrtc_nodes(2, config).await;
     let (a, a_api) = (Arc::clone(&nodes[0].0), nodes[0].1);
     let (b, b_api) = (Arc::clone(&nodes[1].0), nodes[1].1);
@@ -165,9 +164,10 @@ async fn sessions_of_a_browser_that_vanishes_are_closed_and_nothing_leaks() {
             format!("http://{b_api}/v1/streams/gone/whep"),
             "--token".into(),
             TOKEN.into(),
-            "--page-port".into(),
-            page_port.to_string(),
-        ],
+        ]
+        .into_iter()
+        .chain(site.args())
+        .collect(),
     )
     .await;
     assert_eq!(result["ok"], true, "published, played, then killed: {result}\n{stderr}");

@@ -15,11 +15,11 @@ import * as esbuild from 'esbuild';
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /**
- * Bundles the page and serves it on 127.0.0.1:`port` (0: any free port).
- * @param {{port?: number}} [options]
+ * Bundles the page and serves it on `host`:`port` (0: any free port).
+ * @param {{host?: string, port?: number}} [options]
  * @returns {Promise<{url: string, close: () => void}>}
  */
-export async function startServer({ port = 0 } = {}) {
+export async function startServer({ host = '127.0.0.1', port = 0 } = {}) {
   const built = await esbuild.build({
     entryPoints: [path.join(here, 'app.js')],
     bundle: true,
@@ -37,8 +37,11 @@ export async function startServer({ port = 0 } = {}) {
     if (!file) return response.writeHead(request.url === '/favicon.ico' ? 204 : 404).end();
     response.writeHead(200, { 'content-type': file.type }).end(file.body);
   });
-  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return { url: `http://${host}:${server.address().port}/`, close: () => server.close() };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
