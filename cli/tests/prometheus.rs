@@ -28,8 +28,8 @@ impl Prometheus {
         );
         let config_file = dir.join("prometheus.yml");
         std::fs::write(&config_file, config).expect("write the configuration");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
-        let address = format!("127.0.0.1:{port}");
+        // Prometheus takes a while to listen: a port of an address no other test uses.
+        let address = mafalda_tests::ports::unshared_tcp_addr().to_string();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config_file.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))

@@ -6,12 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 /// Where a driver serves its pages: a loopback address of this test's own
-/// (in 127.0.0.0/8, never 127.0.0.1) and a port that was free on it.
-///
-/// The nodes must be told the page's origin before the page exists, so the
-/// port is chosen before the driver binds it. On 127.0.0.1 that gap let
-/// another process's ephemeral port take it (`EADDRINUSE` in CI); on an
-/// address nobody else binds, only a wildcard listener could.
+/// and a port that was free on it ([`crate::ports`]: the nodes must be told
+/// the page's origin before the page exists).
 #[derive(Clone, Copy, Debug)]
 pub struct PageSite(std::net::SocketAddr);
 
@@ -30,11 +26,7 @@ impl PageSite {
 /// A page site and an API configuration that lets pages of that origin (and
 /// no other) in.
 pub fn page_site_and_api() -> (PageSite, mafalda_node::api::ApiConfig) {
-    let [b, c, d] = rand::random::<[u8; 3]>();
-    // 127.0.x.y is left to the tests that name loopback addresses themselves.
-    let host = std::net::Ipv4Addr::new(127, b.max(1), c, d.max(1));
-    let port = std::net::TcpListener::bind((host, 0)).expect("bind").local_addr().expect("addr").port();
-    let site = PageSite((host, port).into());
+    let site = PageSite(crate::ports::unshared_tcp_addr());
     let mut config = mafalda_node::api::ApiConfig::default();
     config.origins = vec![site.origin().parse().expect("origin")];
     (site, config)

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod http;
 pub mod media;
 pub mod node;
+pub mod ports;
 pub mod process;
 pub mod room;
 pub mod rope;

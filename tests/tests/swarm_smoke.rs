@@ -163,18 +163,19 @@ async fn nodes_dialed_back_by_their_peers_are_public() {
 /// and joins once the peer comes up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joining_retries_until_the_bootstrap_peer_comes_up() {
-    // Reserve a port, then free it: the seed will listen there later.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    // A port free now, where the seed will listen later.
+    let at = mafalda_tests::ports::unshared_tcp_addr();
+    let (ip, port) = (at.ip(), at.port());
     let seed_key = Keypair::generate_ed25519();
     let seed_id = seed_key.public().to_peer_id();
-    let seed_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{seed_id}").parse().expect("addr");
+    let seed_addr: Multiaddr = format!("/ip4/{ip}/tcp/{port}/p2p/{seed_id}").parse().expect("addr");
 
     let StartedSwarm { handle: joiner, events: mut joiner_events, .. } =
         start(config().with_bootstrap(vec![seed_addr])).await.expect("start the joiner alone");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(joiner.connected_peers().await.expect("peers").is_empty(), "nobody to join yet");
 
-    let seed_listen: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr");
+    let seed_listen: Multiaddr = format!("/ip4/{ip}/tcp/{port}").parse().expect("addr");
     let StartedSwarm { handle: seed, .. } =
         start(SwarmConfig::new(seed_key, vec![seed_listen])).await.expect("the seed comes up");
     let joined = wait_for(&mut joiner_events, |event| match event {
