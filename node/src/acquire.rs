@@ -10,7 +10,7 @@ use mafalda_swarm::PeerId;
 use tracing::{info, warn};
 
 use crate::cost::Candidate;
-use crate::describe::Walk;
+use crate::describe::{PeerCosts, Walk};
 use crate::events::NodeEvent;
 use crate::inner::{Inner, lock};
 use crate::streams::{LocalStream, StreamRef};
@@ -123,17 +123,23 @@ impl Inner {
     /// silent provider then does not hold the consume; those that answer
     /// while the pipe is made are still heard ([`Inner::try_described`]).
     ///
+    /// Returns the RTTs and loads it judged by, for the ranking that follows.
+    ///
     /// [`CostWeights::cheaper_than_any`]: crate::cost::CostWeights::cheaper_than_any
-    async fn describe_until_cheapest_known(&self, wanted: &StreamRef, walked: &mut describe::WalkedAndDescribed) {
+    async fn describe_until_cheapest_known(
+        &self,
+        wanted: &StreamRef,
+        walked: &mut describe::WalkedAndDescribed,
+    ) -> Option<PeerCosts> {
         if walked.waiting_for.is_empty() || (walked.asked.len() == 1 && walked.described.is_empty()) {
-            return; // all in, or a single provider asked to pipe at once
+            return None; // all in, or a single provider asked to pipe at once
         }
-        let (rtts, loads) = tokio::join!(self.swarm.rtts(), self.swarm.peer_loads());
-        let (rtts, loads) = (rtts.unwrap_or_default(), loads.unwrap_or_default());
+        let costs = PeerCosts::ask(self).await.ok();
         let me = self.swarm.peer_id();
         loop {
-            if self.cheapest_known(wanted, walked, &rtts, &loads, me) || !walked.next_answer().await {
-                return;
+            let known = costs.as_ref().is_none_or(|costs| self.cheapest_known(wanted, walked, costs, me));
+            if known || !walked.next_answer().await {
+                return costs;
             }
         }
     }
@@ -144,8 +150,7 @@ impl Inner {
         &self,
         wanted: &StreamRef,
         walked: &describe::WalkedAndDescribed,
-        rtts: &std::collections::HashMap<PeerId, Duration>,
-        loads: &[mafalda_swarm::PeerLoad],
+        PeerCosts { rtts, loads }: &PeerCosts,
         me: PeerId,
     ) -> bool {
         let described: Vec<&describe::Described> = walked
@@ -329,9 +334,9 @@ impl Inner {
             attempt.end = end;
         }
         let mut walked = walked?;
-        self.describe_until_cheapest_known(wanted, &mut walked).await;
+        let costs = self.describe_until_cheapest_known(wanted, &mut walked).await;
         let walked_to_the_end = walked.lookup.walked_to_the_end;
-        if let Some(local) = self.try_described(wanted, excluded, walked, deadline, &mut attempt).await? {
+        if let Some(local) = self.try_described(wanted, excluded, walked, costs, deadline, &mut attempt).await? {
             return Ok(local);
         }
         if walked_to_the_end {
@@ -341,8 +346,8 @@ impl Inner {
         skip.extend(attempt.tried.iter().copied());
         let mut thorough =
             describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
-        self.describe_until_cheapest_known(wanted, &mut thorough).await;
-        if let Some(local) = self.try_described(wanted, excluded, thorough, deadline, &mut attempt).await? {
+        let costs = self.describe_until_cheapest_known(wanted, &mut thorough).await;
+        if let Some(local) = self.try_described(wanted, excluded, thorough, costs, deadline, &mut attempt).await? {
             return Ok(local);
         }
         Err(attempt.failure(stream))
@@ -362,6 +367,7 @@ impl Inner {
         wanted: &StreamRef,
         excluded: &[PeerId],
         mut walked: describe::WalkedAndDescribed,
+        costs: Option<PeerCosts>,
         deadline: tokio::time::Instant,
         attempt: &mut Attempt,
     ) -> Result<Option<LocalStream>, NodeError> {
@@ -378,7 +384,7 @@ impl Inner {
             // None checked out yet: those on the way decide.
             described = walked.rest().await;
         }
-        let Some((ranked, origin)) = self.rank_described(wanted, excluded, described).await? else {
+        let Some((ranked, origin)) = self.rank_described(wanted, excluded, described, costs.as_ref()).await? else {
             return Ok(None);
         };
         // The pipe is made while the rest answer; those in by then are heard.
@@ -413,7 +419,7 @@ impl Inner {
         }
         match pulled? {
             Some(local) => Ok(Some(local)),
-            None => match self.rank_described(wanted, excluded, late).await? {
+            None => match self.rank_described(wanted, excluded, late, None).await? {
                 Some((ranked, origin)) => {
                     self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt).await
                 }
@@ -424,15 +430,17 @@ impl Inner {
 
     /// The `described` providers ranked by cost, and their origin (the pinned
     /// one, or the only one they name); `None` when none is left. Errors when
-    /// they name two origins and none is pinned.
+    /// they name two origins and none is pinned. Ranked by `costs` if given,
+    /// else by the RTTs and loads the swarm task has now.
     async fn rank_described(
         self: &Arc<Self>,
         wanted: &StreamRef,
         excluded: &[PeerId],
         described: Vec<describe::Described>,
+        costs: Option<&PeerCosts>,
     ) -> Result<Option<(Vec<PeerId>, PeerId)>, NodeError> {
         let stream = wanted.id.as_str();
-        let found = match describe::found_from(self, wanted, described).await {
+        let found = match describe::found_with(self, wanted, described, costs).await {
             Ok(found) => found,
             Err(NodeError::NotFound(_)) => return Ok(None),
             Err(error) => return Err(error),

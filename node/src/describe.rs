@@ -279,12 +279,41 @@ pub(crate) async fn describe_providers(
     found_from(inner, wanted, described).await
 }
 
+/// What this node knows of its peers' cost as providers: RTTs from pings
+/// and gossiped loads, as the swarm task had them when asked.
+pub(crate) struct PeerCosts {
+    /// Latest ping RTT of each peer pinged.
+    pub(crate) rtts: std::collections::HashMap<PeerId, std::time::Duration>,
+    /// Latest load report of each peer heard from.
+    pub(crate) loads: Vec<mafalda_swarm::PeerLoad>,
+}
+
+impl PeerCosts {
+    /// Asks the swarm task (one round trip to it, both at once).
+    pub(crate) async fn ask(inner: &Inner) -> Result<Self, NodeError> {
+        let (rtts, loads) = tokio::join!(inner.swarm.rtts(), inner.swarm.peer_loads());
+        Ok(Self { rtts: rtts?, loads: loads? })
+    }
+}
+
 /// The found stream `described` makes (of `wanted`'s pinned origin, if
 /// pinned), with each provider's RTT and load; not found if none is left.
 pub(crate) async fn found_from(
     inner: &Arc<Inner>,
     wanted: &StreamRef,
+    described: Vec<Described>,
+) -> Result<FoundStream, NodeError> {
+    found_with(inner, wanted, described, None).await
+}
+
+/// Like [`found_from`], with the RTTs and loads in `costs` if given (a
+/// consume asked for them while it waited for descriptions: asking again
+/// would put one more round trip to the swarm task before the pipe).
+pub(crate) async fn found_with(
+    inner: &Arc<Inner>,
+    wanted: &StreamRef,
     mut described: Vec<Described>,
+    costs: Option<&PeerCosts>,
 ) -> Result<FoundStream, NodeError> {
     let stream = wanted.id.as_str();
     if let Some(origin) = wanted.origin {
@@ -293,8 +322,14 @@ pub(crate) async fn found_from(
     if described.is_empty() {
         return Err(NodeError::NotFound(stream.to_owned()));
     }
-    let (rtts, loads) = tokio::join!(inner.swarm.rtts(), inner.swarm.peer_loads());
-    let (rtts, loads) = (rtts?, loads?);
+    let asked;
+    let PeerCosts { rtts, loads } = match costs {
+        Some(costs) => costs,
+        None => {
+            asked = PeerCosts::ask(inner).await?;
+            &asked
+        }
+    };
     let me = inner.swarm.peer_id();
     let mut origins: Vec<String> = described.iter().map(|(_, _, v)| v.origin.to_string()).collect();
     origins.sort();
@@ -311,7 +346,7 @@ pub(crate) async fn found_from(
             origin: verified.origin.to_string(),
             hops: verified.hops(),
             rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
-            load: provider_load(peer, &description, &loads),
+            load: provider_load(peer, &description, loads),
             path: verified.path.iter().map(ToString::to_string).collect(),
         })
         .collect();
