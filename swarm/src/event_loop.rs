@@ -628,13 +628,26 @@ impl EventLoop {
     ) {
         let local = self.provided.contains(&key).then(|| *self.swarm.local_peer_id());
         let mut find = PendingFind::new(reply, local, deadline);
+        let stored = if thorough { None } else { self.own_store_answer(&key) };
         if thorough {
             find.walk_to_the_end();
         } else {
-            find.stop_after(self.answers_needed(&key));
+            find.stop_after(if stored.is_some() { 1 } else { crate::find::ENOUGH_PROVIDER_ANSWERS });
         }
         if let Some(named) = named {
             find.name_providers_to(named);
+        }
+        // The store is the one answer needed and names only connected peers:
+        // answered here, without a Kademlia query (which would only hand the
+        // same store back, a few polls of the swarm later).
+        if let Some(stored) = stored.filter(|stored| stored.iter().all(|peer| self.swarm.is_connected(peer))) {
+            find.answered(stored.len());
+            for peer in stored {
+                find.add_reachable(peer);
+            }
+            find.query_finished();
+            find.answer();
+            return;
         }
         if self.finds.len() >= MAX_PENDING_FINDS {
             warn!("too many provider lookups in flight; answering with local knowledge only");
@@ -647,23 +660,29 @@ impl EventLoop {
         self.finds.insert(id, find);
     }
 
-    /// How many answers naming providers end a quick lookup of `key` here
-    /// (`find::answers_needed`): whether this node is among the peers
-    /// closest to it that it knows of, and its store names a provider. A
-    /// node newer in the swarm than `own_store_after` always asks peers.
-    fn answers_needed(&mut self, key: &RecordKey) -> usize {
+    /// The providers (other than this node) this node's own store names for
+    /// `key`, when that store is the one answer a quick lookup needs
+    /// (`find::answers_needed`): this node is among the peers closest to it
+    /// that it knows of, and has been in the swarm for `own_store_after`.
+    /// `None` otherwise: the lookup then asks peers.
+    fn own_store_answer(&mut self, key: &RecordKey) -> Option<Vec<PeerId>> {
         let me = *self.swarm.local_peer_id();
         let now = std::time::Instant::now();
         let settled =
             self.in_swarm_since.is_some_and(|since| now.saturating_duration_since(since) >= self.own_store_after);
         if !settled {
-            return crate::find::ENOUGH_PROVIDER_ANSWERS;
+            return None;
         }
         let kad = &mut self.swarm.behaviour_mut().kad;
-        let stored_here =
-            kad.store_mut().providers(key).iter().filter(|p| p.provider != me && !p.is_expired(now)).count();
-        if stored_here == 0 {
-            return crate::find::ENOUGH_PROVIDER_ANSWERS;
+        let stored: Vec<PeerId> = kad
+            .store_mut()
+            .providers(key)
+            .iter()
+            .filter(|p| p.provider != me && !p.is_expired(now))
+            .map(|p| p.provider)
+            .collect();
+        if stored.is_empty() {
+            return None;
         }
         let target = kad::KBucketKey::new(key.clone());
         let mine = kad::KBucketKey::from(me).distance(&target);
@@ -672,7 +691,7 @@ impl EventLoop {
             .take(crate::find::ANNOUNCED_TO)
             .take_while(|peer| peer.distance(&target) < mine)
             .count();
-        crate::find::answers_needed(stored_here, closer)
+        (crate::find::answers_needed(stored.len(), closer) == 1).then_some(stored)
     }
 
     /// A peer entered the routing table: the provided keys it is among the

@@ -15,7 +15,9 @@
 //! closer) is one of those every provider announces itself to, so its own
 //! store names what a walk would: when that store names providers, it is
 //! the one answer needed ([`answers_needed`]), and the lookup costs no
-//! request at all. In a swarm of up to [`ANNOUNCED_TO`] nodes that is every
+//! request at all: when every provider it names is connected, the swarm
+//! task answers from the store at once, without starting a Kademlia query
+//! (which would hand the same store back a few polls of the swarm later). In a swarm of up to [`ANNOUNCED_TO`] nodes that is every
 //! node; in a large one, the nodes near the key. Only once the node has
 //! been in the swarm for `own_store_after` (the republish interval): a
 //! newcomer's store lacks the providers that announced before it joined
