@@ -211,6 +211,10 @@ enum Forgery {
     MalformedRtp,
     /// Never answers `stream.describe`.
     Silent,
+    /// Its own record, honestly offered, but each `stream.describe` answered
+    /// only after `describe_after` and each `stream.pipe` after `pipe_after`;
+    /// every method it is called with goes to `heard`.
+    OwnRecordAfter { describe_after: Duration, pipe_after: Duration, heard: Heard },
 }
 
 fn record_track() -> RecordTrack {
@@ -231,6 +235,9 @@ fn opus_parameters(ssrc: u32) -> serde_json::Value {
     })
 }
 
+/// The methods a rogue was called with, in order.
+type Heard = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
 /// Answers every call the rogue gets with `forgery`, until dropped.
 fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, tokio::task::JoinHandle<()>) {
     let (peer, handle) = (rogue.peer_id(), rogue.handle.clone());
@@ -245,6 +252,15 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
                 .and_then(|p| p["stream"].as_str().map(str::to_owned))
                 .unwrap_or_default();
             let asker = call.peer;
+            let mut answer_after = None;
+            if let Forgery::OwnRecordAfter { describe_after, pipe_after, heard } = &forgery {
+                heard.lock().expect("lock").push(call.request.method.clone());
+                answer_after = match call.request.method.as_str() {
+                    "stream.describe" => Some(*describe_after),
+                    "stream.pipe" => Some(*pipe_after),
+                    _ => None,
+                };
+            }
             let own = Provenance::originate(&rogue.keypair, &stream, 1, vec![record_track()]);
             let provenance = match &forgery {
                 Forgery::Silent if call.request.method == "stream.describe" => {
@@ -273,7 +289,10 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
                 _ => own.clone(),
             };
             // For a pipe, the rogue's hand-off to the asker (honest in form).
-            let offered = if matches!(forgery, Forgery::OwnRecord | Forgery::ThousandTracks | Forgery::MalformedRtp) {
+            let offered = if matches!(
+                forgery,
+                Forgery::OwnRecord | Forgery::ThousandTracks | Forgery::MalformedRtp | Forgery::OwnRecordAfter { .. }
+            ) {
                 let verified = provenance.verify(&stream, peer).expect("own record verifies");
                 provenance.hand_off(&rogue.keypair, &verified, asker)
             } else {
@@ -309,7 +328,18 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
                 let provenance = if call.request.method == "stream.pipe" { &offered } else { &provenance };
                 entries.push((Value::Text("provenance".into()), Value::serialized(provenance).expect("value")));
             }
-            let _ = call.respond(Ok(answer)).await;
+            match answer_after {
+                // Answered from a task of its own: calls that come meanwhile are heard.
+                Some(delay) => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = call.respond(Ok(answer)).await;
+                    });
+                }
+                None => {
+                    let _ = call.respond(Ok(answer)).await;
+                }
+            }
         }
     });
     (peer, handle, task)
@@ -469,6 +499,74 @@ async fn a_provider_that_never_describes_does_not_hold_a_consume() {
     assert!(received.len() >= 20, "{} packets of the real stream", received.len());
     task.abort();
     rogue.shutdown().await.expect("rogue leaves");
+    for node in [c, a] {
+        node.shutdown().await;
+    }
+}
+
+/// A second origin heard while the pipe from the first is being made: the
+/// consume pipes once the cheapest provider is known, and descriptions that
+/// come meanwhile are still heard. Two rogues provide one id, each the
+/// origin of its own stream: the first describes at once (an origin, so
+/// cheaper than the other could be) and answers the pipe only after a
+/// second; the second describes after 150 ms, while that pipe is being
+/// made. The pipe is undone: the first rogue is told to unpipe, the consume
+/// fails naming both origins, the second is never asked to pipe, and
+/// nothing of the pipe stays in mediasoup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_origin_heard_while_the_pipe_is_made_undoes_it() {
+    let a = node(None).await;
+    let rogue = |describe_after: Duration, pipe_after: Duration| {
+        let a = &a;
+        async move {
+            let heard = Heard::default();
+            let forgery = Forgery::OwnRecordAfter { describe_after, pipe_after, heard: heard.clone() };
+            let (id, handle, task) = answer_with(Rogue::join(a).await, forgery);
+            handle.provide(stream_key("twice")).await.expect("the rogue provides the id");
+            (id, handle, task, heard)
+        }
+    };
+    let (first_id, first, first_task, first_heard) = rogue(Duration::ZERO, Duration::from_secs(1)).await;
+    let (second_id, second, second_task, second_heard) = rogue(Duration::from_millis(150), Duration::ZERO).await;
+    let c = node(Some(&a)).await;
+    let both = eventually(Duration::from_secs(10), || async {
+        let named = c.swarm().find_providers(stream_key("twice"), Duration::from_secs(2)).await.unwrap_or_default();
+        named.contains(&first_id) && named.contains(&second_id)
+    })
+    .await;
+    assert!(both, "c's walk names both rogues");
+    let objects = |node: &Node| {
+        node.media().status().iter().fold((0, 0, 0), |(t, p, c), worker| {
+            (t + worker.objects.transports, p + worker.objects.producers, c + worker.objects.consumers)
+        })
+    };
+    let before = objects(&c);
+    first_heard.lock().expect("lock").clear();
+    second_heard.lock().expect("lock").clear();
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let consumed = c.consume_rtp("twice", receiver.local_addr().expect("addr")).await;
+    match &consumed {
+        Err(NodeError::OriginConflict { origins, .. }) => {
+            let mut want = vec![first_id.to_string(), second_id.to_string()];
+            want.sort();
+            assert_eq!(origins, &want);
+        }
+        other => panic!("two origins under one id are refused: {other:?}"),
+    }
+    let heard = |heard: &Heard| heard.lock().expect("lock").clone();
+    let (pipe, unpipe) = ("stream.pipe".to_owned(), "stream.unpipe".to_owned());
+    assert!(heard(&first_heard).contains(&pipe), "piped from the first rogue: {:?}", heard(&first_heard));
+    let told = eventually(Duration::from_secs(2), || async { heard(&first_heard).contains(&unpipe) }).await;
+    assert!(told, "the first rogue is told its pipe is undone: {:?}", heard(&first_heard));
+    assert!(!heard(&second_heard).contains(&pipe), "the second is not asked: {:?}", heard(&second_heard));
+    let cleaned = eventually(Duration::from_secs(2), || async { objects(&c) == before }).await;
+    assert!(cleaned, "transports, producers, consumers {:?}, before {before:?}", objects(&c));
+    assert!(c.streams().is_empty(), "c holds nothing: {:?}", c.streams());
+    assert_eq!(c.egress_count(), 0);
+    for (task, rogue) in [(first_task, first), (second_task, second)] {
+        task.abort();
+        rogue.shutdown().await.expect("rogue leaves");
+    }
     for node in [c, a] {
         node.shutdown().await;
     }
