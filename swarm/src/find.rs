@@ -17,8 +17,9 @@
 //! the one answer needed ([`answers_needed`]), and the lookup costs no
 //! request at all: when every provider it names is connected, the swarm
 //! task answers from the store at once, without starting a Kademlia query
-//! (which would hand the same store back a few polls of the swarm later). In a swarm of up to [`ANNOUNCED_TO`] nodes that is every
-//! node; in a large one, the nodes near the key. Only once the node has
+//! (which would hand the same store back a few polls of the swarm later).
+//! In a swarm of up to [`ANNOUNCED_TO`] nodes that is every node; in a
+//! large one, the nodes near the key. Only once the node has
 //! been in the swarm for `own_store_after` (the republish interval): a
 //! newcomer's store lacks the providers that announced before it joined
 //! and have not learnt of it since. A provider that announced
