@@ -124,6 +124,13 @@ fn transports(node: &Node) -> u32 {
     all - u32::try_from(node.spare_pipes()).expect("a few spares")
 }
 
+/// Transports, producers and consumers at `node`, over all its workers.
+fn objects(node: &Node) -> (u32, u32, u32) {
+    node.media().status().iter().fold((0, 0, 0), |(t, p, c), worker| {
+        (t + worker.objects.transports, p + worker.objects.producers, c + worker.objects.consumers)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
     let a = node(None).await;
@@ -353,11 +360,6 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
 async fn an_offer_refused_for_its_provenance_leaves_nothing_in_mediasoup() {
     let a = node(None).await;
     let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
-    let objects = |node: &Node| {
-        node.media().status().iter().fold((0, 0, 0), |(t, p, c), worker| {
-            (t + worker.objects.transports, p + worker.objects.producers, c + worker.objects.consumers)
-        })
-    };
     let before = objects(&c);
     let forgeries =
         [("u32::MAX hops", Forgery::HugeHops), ("claims the real origin", Forgery::ClaimsRealOrigin(a.peer_id()))];
@@ -535,11 +537,6 @@ async fn a_second_origin_heard_while_the_pipe_is_made_undoes_it() {
     })
     .await;
     assert!(both, "c's walk names both rogues");
-    let objects = |node: &Node| {
-        node.media().status().iter().fold((0, 0, 0), |(t, p, c), worker| {
-            (t + worker.objects.transports, p + worker.objects.producers, c + worker.objects.consumers)
-        })
-    };
     let before = objects(&c);
     first_heard.lock().expect("lock").clear();
     second_heard.lock().expect("lock").clear();
