@@ -179,7 +179,10 @@ const NAMED_AHEAD: usize = 32;
 /// waited for until `deadline`. With `wait_for_all` false, it returns when
 /// the walk ends, with the descriptions not in yet still on their way
 /// ([`WalkedAndDescribed::next_answer`]): the caller decides how long to
-/// wait (a consume pipes once the cheapest provider is known).
+/// wait (a consume pipes once the cheapest provider is known); and a walk
+/// that ended naming a single provider before any was asked (a lookup
+/// answered from this node's store, say) asks none: a consume asks that one
+/// to pipe at once.
 pub(crate) async fn walk_and_describe(
     inner: &Arc<Inner>,
     wanted: &StreamRef,
@@ -209,11 +212,30 @@ pub(crate) async fn walk_and_describe(
         })
     };
     // Describes start as names come; the names end when the lookup answers.
+    // Names that came with the answer, before any describe, are held until
+    // it is read: a consume asks a single provider to pipe at once.
+    let mut held: Vec<PeerId> = Vec::new();
     let naming = async {
         loop {
             tokio::select! {
                 name = names.recv() => match name {
-                    Some(peer) => pending.extend(ask(peer, &mut asked)),
+                    Some(peer) => {
+                        let mut batch = vec![peer];
+                        let walk_ended = loop {
+                            match names.try_recv() {
+                                Ok(peer) => batch.push(peer),
+                                Err(mpsc::error::TryRecvError::Empty) => break false,
+                                Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                            }
+                        };
+                        if walk_ended && asked.is_empty() && !wait_for_all {
+                            held = batch;
+                            break;
+                        }
+                        for peer in batch {
+                            pending.extend(ask(peer, &mut asked));
+                        }
+                    }
                     None => break,
                 },
                 Some(one) = pending.next(), if !pending.is_empty() => answered.push(one),
@@ -222,9 +244,25 @@ pub(crate) async fn walk_and_describe(
     };
     let (lookup, ()) = tokio::join!(lookup, naming);
     let lookup = lookup?;
-    // Names the channel had no room for.
-    for peer in &lookup.providers {
-        pending.extend(ask(*peer, &mut asked));
+    let mut providers: Vec<PeerId> = Vec::new();
+    for peer in held.into_iter().chain(lookup.providers.iter().copied()) {
+        if !skip.contains(&peer) && !providers.contains(&peer) {
+            providers.push(peer);
+        }
+    }
+    if let [only] = providers.as_slice()
+        && asked.is_empty()
+        && !wait_for_all
+    {
+        // The walk ended naming one provider, none asked yet: it is asked to
+        // pipe with no describe first (its offer carries the same signed
+        // provenance and tracks, checked the same way), one call fewer.
+        let asked = vec![*only];
+        return Ok(WalkedAndDescribed { lookup, asked, described: Vec::new(), waiting_for: Vec::new(), pending });
+    }
+    // Names held, and those the channel had no room for.
+    for peer in providers {
+        pending.extend(ask(peer, &mut asked));
     }
     let mut walked = WalkedAndDescribed { lookup, waiting_for: asked.clone(), asked, described: Vec::new(), pending };
     for (peer, described) in answered {

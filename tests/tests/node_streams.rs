@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use mafalda_media::mediasoup::prelude::MediaKind;
-use mafalda_node::{Codec, Node, NodeError, NodeEvent, TrackSpec};
+use mafalda_node::{Codec, Node, NodeConfig, NodeError, NodeEvent, TrackSpec};
+use mafalda_swarm::{KadSettings, ProtocolLabel, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::node::node_with;
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
@@ -64,6 +65,61 @@ async fn a_stream_published_at_one_end_of_a_line_is_consumed_at_the_other() {
     assert_eq!(c.streams().len(), 1);
 
     for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
+/// A consume whose walk ends naming a single provider asks it to pipe at
+/// once, with no `stream.describe` first: the offer carries the same signed
+/// provenance and tracks a description would. Settled nodes answer such a
+/// walk from their own store, naming every provider at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consume_whose_walk_names_one_provider_only_asks_it_to_pipe() {
+    let settled = |config: &mut NodeConfig| {
+        let mut kad = KadSettings::default();
+        kad.own_store_after = Duration::ZERO;
+        config.swarm = config.swarm.clone().with_kad(kad);
+    };
+    let a = node_with(None, settled).await;
+    let b = node_with(Some(&a), settled).await;
+    let ingest = a.publish_rtp("solo", vec![opus_track()]).await.expect("publish at a");
+    // Until b's store holds a's record, b's lookups ask a over Kademlia.
+    let kad_out = || {
+        b.swarm().traffic().into_iter().find(|(label, _)| *label == ProtocolLabel::Kad).expect("listed").1.streams_out
+    };
+    let from_store = eventually(Duration::from_secs(5), || async {
+        let before = kad_out();
+        let found =
+            b.swarm().lookup_providers(stream_key("solo"), Duration::from_secs(5), false).await.expect("lookup");
+        found.providers == vec![a.peer_id()] && kad_out() == before
+    })
+    .await;
+    assert!(from_store, "b's own store names a");
+
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = b.consume_rtp("solo", receiver.local_addr().expect("addr")).await.expect("consume at b");
+    assert_eq!(egress.path, vec![a.peer_id().to_string(), b.peer_id().to_string()]);
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 100);
+    let track = egress.tracks[0].clone();
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    a.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    let calls_in: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("rope_calls_total{") && l.contains(r#"direction="in""#)).collect();
+    assert_eq!(
+        calls_in,
+        vec![r#"rope_calls_total{method="stream.pipe",direction="in",outcome="ok"} 1"#],
+        "a was asked to pipe, and nothing else: {text}"
+    );
+    for node in [b, a] {
         node.shutdown().await;
     }
 }
