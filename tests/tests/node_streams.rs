@@ -2,10 +2,11 @@
 //! stream published at one node is found and consumed at another, piped through
 //! the swarm, with real RTP checked at the receiving socket.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use mafalda_media::mediasoup::prelude::MediaKind;
-use mafalda_node::{Codec, Node, NodeConfig, NodeError, NodeEvent, TrackSpec};
+use mafalda_node::{Codec, Egress, Node, NodeConfig, NodeError, NodeEvent, TrackSpec};
 use mafalda_swarm::{KadSettings, ProtocolLabel, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::node::node_with;
@@ -17,6 +18,19 @@ const SSRC: u32 = 0x00c0_ffee;
 
 async fn node(bootstrap: Option<&Node>) -> Node {
     node_with(bootstrap, |_| {}).await
+}
+
+/// Sends `count` paced packets to `ingest` and checks that every one reaches
+/// `receiver` as `egress` sends it (its SSRC and payload type).
+async fn assert_carried(ingest: SocketAddr, receiver: &UdpSocket, egress: &Egress, count: u32) {
+    let track = &egress.tracks[0];
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
+    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, count);
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
 }
 
 fn opus_track() -> TrackSpec {
@@ -39,15 +53,8 @@ async fn a_stream_published_at_one_end_of_a_line_is_consumed_at_the_other() {
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = c.consume_rtp("lecture", receiver.local_addr().expect("addr")).await.expect("consume at c");
     assert_eq!(egress.path, vec![a_id.clone(), c_id.clone()], "piped from the origin straight to c");
-    let track = egress.tracks[0].clone();
 
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 200);
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+    assert_carried(ingest, &receiver, &egress, 200).await;
 
     // C now relays it one hop further; B sees both providers.
     let streams = c.streams();
@@ -99,14 +106,7 @@ async fn a_consume_whose_walk_names_one_provider_only_asks_it_to_pipe() {
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = b.consume_rtp("solo", receiver.local_addr().expect("addr")).await.expect("consume at b");
     assert_eq!(egress.path, vec![a.peer_id().to_string(), b.peer_id().to_string()]);
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 100);
-    let track = egress.tracks[0].clone();
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+    assert_carried(ingest, &receiver, &egress, 100).await;
 
     let mut registry = prometheus_client::registry::Registry::default();
     a.register_metrics(&mut registry);
@@ -143,14 +143,7 @@ async fn a_consume_right_after_a_find_whose_provider_left_finds_afresh() {
     let egress = c.consume_rtp("moving", receiver.local_addr().expect("addr")).await.expect("consume at c");
     assert_eq!(egress.path, vec![b_id, c_id], "piped from the stream's new origin");
 
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 100);
-    let track = egress.tracks[0].clone();
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+    assert_carried(ingest, &receiver, &egress, 100).await;
     for node in [c, b, a] {
         node.shutdown().await;
     }
@@ -309,14 +302,7 @@ async fn five_nodes_in_a_line_deliver_end_to_end() {
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = nodes[4].consume_rtp("line", receiver.local_addr().expect("addr")).await.expect("consume at node 5");
     assert_eq!(egress.path.first(), Some(&origin));
-    let track = egress.tracks[0].clone();
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 300);
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(&receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+    assert_carried(ingest, &receiver, &egress, 300).await;
     for node in nodes.into_iter().rev() {
         node.shutdown().await;
     }
