@@ -260,9 +260,15 @@ pub(crate) async fn walk_and_describe(
         let asked = vec![*only];
         return Ok(WalkedAndDescribed { lookup, asked, described: Vec::new(), waiting_for: Vec::new(), pending });
     }
-    // Names held, and those the channel had no room for.
+    // Names held, and those the channel had no room for. Their calls go out
+    // now (a call is sent at its first poll): the caller may first wait for
+    // other work (this node's end of the pipe, the peers' costs) before it
+    // reads the answers.
     for peer in providers {
         pending.extend(ask(peer, &mut asked));
+    }
+    while let std::task::Poll::Ready(Some(one)) = futures::poll!(pending.next()) {
+        answered.push(one);
     }
     let mut walked = WalkedAndDescribed { lookup, waiting_for: asked.clone(), asked, described: Vec::new(), pending };
     for (peer, described) in answered {
