@@ -206,7 +206,7 @@ async fn stopped_and_dead_providers_drop_out_of_find_results() {
     let key = stream_key("lecture");
     stopper.handle.provide(key.clone()).await.expect("provide");
     dier.handle.provide(key.clone()).await.expect("provide");
-    // Walked to the end: a quick lookup stops after three answers naming
+    // Walked to the end: a quick lookup stops after two answers naming
     // providers, and a record announced a moment ago may not have reached
     // those peers yet (announcements are not acknowledged).
     let found = finder.handle.lookup_providers(key.clone(), Duration::from_secs(5), true).await.expect("find");
