@@ -137,6 +137,21 @@ pub async fn receive_rtp(socket: &UdpSocket, ssrc: u32, expected: usize, idle: D
     received
 }
 
+/// Sends `count` Opus packets of stream `source_ssrc`, one every 2 ms, to
+/// `ingest` (from a socket on its IP) and checks that every one reaches
+/// `receiver`, as [`assert_delivered`] checks, re-stamped with the SSRC and
+/// payload type the consumer announced (`out`).
+pub async fn assert_carried(ingest: SocketAddr, source_ssrc: u32, receiver: &UdpSocket, out: (u32, u8), count: u32) {
+    let (ssrc, payload_type) = out;
+    let sender = UdpSocket::bind((ingest.ip(), 0)).await.expect("bind sender");
+    let packets = test_stream(source_ssrc, crate::media::OPUS_PAYLOAD_TYPE, count);
+    let ((), received) = tokio::join!(
+        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
+        receive_rtp(receiver, ssrc, packets.len(), Duration::from_secs(3)),
+    );
+    assert_delivered(&packets, &received, payload_type, ssrc);
+}
+
 /// Checks that `received` is `sent`, re-stamped by an SFU: same count, one SSRC and
 /// payload type (the consumer's), sequence numbers consecutive, payloads identical
 /// and in order.

@@ -3,14 +3,13 @@
 //! the other, with real RTP checked at a `[::1]` socket.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::time::Duration;
 
 use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_node::{Codec, Node, TrackSpec};
 use mafalda_swarm::{Keypair, Multiaddr, SwarmConfig};
 use mafalda_tests::media::OPUS_PAYLOAD_TYPE;
 use mafalda_tests::node::node_with;
-use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
+use mafalda_tests::rtp::assert_carried;
 use tokio::net::UdpSocket;
 
 const V6_LOOPBACK: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -49,14 +48,8 @@ async fn a_stream_crosses_a_line_of_nodes_on_ipv6_loopback() {
     let receiver = UdpSocket::bind((V6_LOOPBACK, 0)).await.expect("bind [::1]");
     let egress = c.consume_rtp("six", receiver.local_addr().expect("addr")).await.expect("consume at c");
     assert_eq!(egress.path, vec![a_id, c_id], "piped from the origin to c over ::1");
-    let out = egress.tracks[0].clone();
-    let sender = UdpSocket::bind((V6_LOOPBACK, 0)).await.expect("bind sender");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 200);
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(&receiver, out.ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, out.payload_type, out.ssrc);
+    let out = &egress.tracks[0];
+    assert_carried(ingest, SSRC, &receiver, (out.ssrc, out.payload_type), 200).await;
     for node in [c, b, a] {
         node.shutdown().await;
     }

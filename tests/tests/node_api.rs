@@ -11,7 +11,7 @@ use mafalda_node::{Node, NodeConfig, api};
 use mafalda_rope::{Client, ClientConfig, ClientEvent, EventKind, Value};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::node::webrtc_node_with_api;
-use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
+use mafalda_tests::rtp::assert_carried;
 use mafalda_tests::swarm::loopback_config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -57,13 +57,7 @@ async fn node_with_api(bootstrap: Option<&Node>, token: Option<&str>) -> (Arc<No
 async fn deliver_through(ingest: SocketAddr, receiver: &UdpSocket, egress: &serde_json::Value) {
     let ssrc = egress["tracks"][0]["ssrc"].as_u64().expect("ssrc") as u32;
     let payload_type = egress["tracks"][0]["payloadType"].as_u64().expect("pt") as u8;
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, 150);
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(receiver, ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, payload_type, ssrc);
+    assert_carried(ingest, SSRC, receiver, (ssrc, payload_type), 150).await;
 }
 
 fn json(body: &str) -> serde_json::Value {

@@ -10,7 +10,7 @@ use mafalda_node::{Codec, Egress, Node, NodeConfig, NodeError, NodeEvent, TrackS
 use mafalda_swarm::{KadSettings, ProtocolLabel, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
 use mafalda_tests::node::node_with;
-use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
+use mafalda_tests::rtp::{send_paced, test_stream};
 use mafalda_tests::swarm::eventually;
 use tokio::net::UdpSocket;
 
@@ -24,13 +24,7 @@ async fn node(bootstrap: Option<&Node>) -> Node {
 /// `receiver` as `egress` sends it (its SSRC and payload type).
 async fn assert_carried(ingest: SocketAddr, receiver: &UdpSocket, egress: &Egress, count: u32) {
     let track = &egress.tracks[0];
-    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
-    let packets = test_stream(SSRC, OPUS_PAYLOAD_TYPE, count);
-    let ((), received) = tokio::join!(
-        send_paced(&sender, ingest, &packets, Duration::from_millis(2)),
-        receive_rtp(receiver, track.ssrc, packets.len(), Duration::from_secs(3)),
-    );
-    assert_delivered(&packets, &received, track.payload_type, track.ssrc);
+    mafalda_tests::rtp::assert_carried(ingest, SSRC, receiver, (track.ssrc, track.payload_type), count).await;
 }
 
 fn opus_track() -> TrackSpec {
