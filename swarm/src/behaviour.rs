@@ -63,8 +63,10 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     /// Spreads load reports.
     pub(crate) gossipsub: gossipsub::Behaviour,
-    /// ROPE calls between nodes.
+    /// ROPE calls between nodes, to peers not connected yet or without links.
     pub(crate) rope: RopeBehaviour,
+    /// ROPE calls over one long-lived stream per connected peer.
+    pub(crate) rope_link: crate::rope_link::behaviour::LinkBehaviour,
 }
 
 impl Behaviour {
@@ -73,6 +75,7 @@ impl Behaviour {
         keypair: &Keypair,
         config: &SwarmConfig,
         relay_client: relay::client::Behaviour,
+        rope_link: crate::rope_link::behaviour::LinkBehaviour,
     ) -> Result<Self, String> {
         let peer_id = keypair.public().to_peer_id();
         Ok(Self {
@@ -107,6 +110,7 @@ impl Behaviour {
                     .with_request_timeout(config.rope.request_timeout)
                     .with_max_concurrent_streams(config.rope.max_inbound_per_peer.saturating_mul(4)),
             ),
+            rope_link,
         })
     }
 }

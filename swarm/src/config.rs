@@ -95,6 +95,9 @@ pub struct RopeSettings {
     pub max_inbound_per_peer: usize,
     /// Inbound calls waiting for the node; when full, calls are refused as busy.
     pub inbound_queue: usize,
+    /// A ROPE link (the stream calls to a connected peer share) closes after
+    /// this long without a call, so it does not keep an unused connection.
+    pub link_idle: Duration,
 }
 
 impl Default for RopeSettings {
@@ -104,6 +107,7 @@ impl Default for RopeSettings {
             max_message_bytes: 1024 * 1024,
             max_inbound_per_peer: 32,
             inbound_queue: 256,
+            link_idle: crate::rope_link::LINK_IDLE,
         }
     }
 }
@@ -373,7 +377,11 @@ impl SwarmConfig {
                 self.kad.provider_republish, self.kad.provider_ttl
             ));
         }
-        if self.rope.max_message_bytes == 0 || self.rope.inbound_queue == 0 || self.rope.max_inbound_per_peer == 0 {
+        if self.rope.max_message_bytes == 0
+            || self.rope.inbound_queue == 0
+            || self.rope.max_inbound_per_peer == 0
+            || self.rope.link_idle.is_zero()
+        {
             return Err("ROPE limits must be at least 1".into());
         }
         let c = &self.connections;

@@ -56,6 +56,9 @@ pub enum SwarmError {
     /// The swarm task has stopped; the handle is no longer usable.
     #[error("the swarm task has stopped")]
     Stopped,
+    /// The link a call came over closed before its answer could be sent.
+    #[error("the caller's link closed before the answer")]
+    LinkClosed,
 }
 
 /// Why a ROPE call to a peer failed.

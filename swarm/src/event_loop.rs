@@ -107,6 +107,11 @@ pub(crate) enum Command {
         channel: ResponseChannel<RopeResponse>,
         response: RopeResponse,
     },
+    /// A peer misbehaved on a ROPE link.
+    Penalise {
+        peer: PeerId,
+        action: PeerAction,
+    },
     /// The node's answer to "is this peer in use?", consulted before an
     /// unused connection is closed.
     KeepConnected(KeepPeers),
@@ -171,6 +176,8 @@ pub(crate) struct EventLoop {
     command_sender: mpsc::WeakSender<Command>,
     events: mpsc::Sender<SwarmEvent>,
     calls: mpsc::Sender<InboundCall>,
+    /// Calls in flight over ROPE links (not seen here otherwise).
+    link_calls: crate::rope_link::CallsInFlight,
     dropped_events: u64,
     load_topic: gossipsub::IdentTopic,
     load_table: LoadTable,
@@ -224,6 +231,15 @@ pub(crate) struct EventLoop {
     nat_view: std::sync::Arc<crate::reachability::NatView>,
 }
 
+/// Where peers' ROPE calls come in: by request-response (read by the swarm
+/// task, handed to `calls`) and over links (the behaviour's connections).
+pub(crate) struct RopeInbound {
+    pub(crate) calls: mpsc::Sender<InboundCall>,
+    pub(crate) links: crate::rope_link::behaviour::LinkBehaviour,
+    /// Calls in flight over links, either way.
+    pub(crate) link_calls: crate::rope_link::CallsInFlight,
+}
+
 impl EventLoop {
     pub(crate) fn new(
         config: &SwarmConfig,
@@ -232,10 +248,10 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         command_sender: mpsc::Sender<Command>,
         events: mpsc::Sender<SwarmEvent>,
-        calls: mpsc::Sender<InboundCall>,
+        RopeInbound { calls, links, link_calls }: RopeInbound,
     ) -> Result<Self, SwarmError> {
         let dialed_ips = crate::transport::DialedIps::default();
-        let swarm = build_swarm(config, registry, traffic, &dialed_ips)?;
+        let swarm = build_swarm(config, registry, traffic, &dialed_ips, links)?;
         let kad_refused = KadRefused::new(registry);
         let now = Instant::now();
         Ok(Self {
@@ -246,6 +262,7 @@ impl EventLoop {
             command_sender: command_sender.downgrade(),
             events,
             calls,
+            link_calls,
             dropped_events: 0,
             load_topic: gossipsub::IdentTopic::new(LOAD_TOPIC),
             load_table: LoadTable::new(config.gossip.load_report_ttl, config.gossip.max_load_reports),
@@ -459,9 +476,10 @@ impl EventLoop {
         if self.announcing(now) {
             return;
         }
-        // A lookup this node serves or makes is use: cutting it mid-request
-        // costs the asker a timeout (a crowded node trims every tick).
-        for (peer, at) in self.traffic.take_kad_activity() {
+        // A lookup or a link call this node serves or makes is use: cutting
+        // it mid-request costs the asker a timeout (a crowded node trims
+        // every tick).
+        for (peer, at) in self.traffic.take_activity() {
             if self.swarm.is_connected(&peer) {
                 self.connection_policy.used(peer, at);
             }
@@ -473,6 +491,7 @@ impl EventLoop {
         let kept = |peer: &PeerId| {
             calling.contains(peer)
                 || self.calls_in_per_peer.get(peer).is_some_and(|n| *n > 0)
+                || self.link_calls.contains(peer)
                 || keep.as_ref().is_some_and(|keep| (keep.0)(peer))
         };
         let unused = self.connection_policy.to_disconnect(&connected, kept, |peer| mesh.contains(peer), now);
@@ -552,6 +571,7 @@ impl EventLoop {
                 self.connection_policy.used(peer, Instant::now());
                 self.send_call(OutboundCall { peer, request, reply, resolved: false });
             }
+            Command::Penalise { peer, action } => self.penalise(peer, action),
             Command::Respond { peer, channel, response } => {
                 if self.swarm.behaviour_mut().rope.send_response(channel, response).is_err() {
                     debug!(%peer, "caller went away before the response");

@@ -69,7 +69,28 @@ pub struct InboundCall {
     pub remote_ip: Option<std::net::IpAddr>,
     /// The call.
     pub request: RopeRequest,
-    responder: Option<(ResponseChannel<RopeResponse>, mpsc::Sender<Command>)>,
+    responder: Option<Responder>,
+}
+
+/// Where an inbound call's answer goes: back through the swarm task (a call
+/// by request-response) or onto the link it came over, whose in-flight slot
+/// it holds until answered.
+#[derive(Debug)]
+enum Responder {
+    Swarm(ResponseChannel<RopeResponse>, mpsc::Sender<Command>),
+    Link(crate::rope_link::server::LinkAnswer),
+}
+
+impl Responder {
+    /// Sends `response` without waiting (a dropped call's error).
+    fn try_send(self, peer: PeerId, response: RopeResponse) {
+        match self {
+            Self::Swarm(channel, commands) => {
+                let _ = commands.try_send(Command::Respond { peer, channel, response });
+            }
+            Self::Link(answer) => answer.try_send(response),
+        }
+    }
 }
 
 impl InboundCall {
@@ -80,29 +101,53 @@ impl InboundCall {
         channel: ResponseChannel<RopeResponse>,
         commands: mpsc::Sender<Command>,
     ) -> Self {
-        Self { peer, remote_ip, request, responder: Some((channel, commands)) }
+        Self { peer, remote_ip, request, responder: Some(Responder::Swarm(channel, commands)) }
     }
 
-    /// Takes the response channel out, so that dropping the call sends nothing.
+    /// A call that came over a link, answered through `answer`.
+    pub(crate) fn over_link(
+        peer: PeerId,
+        remote_ip: Option<std::net::IpAddr>,
+        request: RopeRequest,
+        answer: crate::rope_link::server::LinkAnswer,
+    ) -> Self {
+        Self { peer, remote_ip, request, responder: Some(Responder::Link(answer)) }
+    }
+
+    /// Takes the response channel out of a call that came by
+    /// request-response, so that dropping the call sends nothing.
     pub(crate) fn into_channel(mut self) -> Option<ResponseChannel<RopeResponse>> {
-        self.responder.take().map(|(channel, _)| channel)
+        match self.responder.take() {
+            Some(Responder::Swarm(channel, _)) => Some(channel),
+            _ => None,
+        }
+    }
+
+    /// Drops the call without answering it (its caller is answered otherwise).
+    pub(crate) fn forget(mut self) {
+        self.responder = None;
     }
 
     /// Sends the answer (a result or an error) back to the caller.
     pub async fn respond(mut self, outcome: Result<Value, RpcError>) -> Result<(), SwarmError> {
-        let Some((channel, commands)) = self.responder.take() else { return Ok(()) };
+        let Some(responder) = self.responder.take() else { return Ok(()) };
         let response = RopeResponse { id: Some(self.request.id.clone()), outcome };
-        commands.send(Command::Respond { peer: self.peer, channel, response }).await.map_err(|_| SwarmError::Stopped)
+        match responder {
+            Responder::Swarm(channel, commands) => commands
+                .send(Command::Respond { peer: self.peer, channel, response })
+                .await
+                .map_err(|_| SwarmError::Stopped),
+            Responder::Link(answer) => answer.send(response).await,
+        }
     }
 }
 
 impl Drop for InboundCall {
     fn drop(&mut self) {
-        if let Some((channel, commands)) = self.responder.take() {
+        if let Some(responder) = self.responder.take() {
             debug!(peer = %self.peer, method = %self.request.method, "inbound call dropped unanswered");
             let error = RpcError::new(ErrorCode::InternalError, "the node dropped the call without answering");
-            let response = RopeResponse::err(Some(self.request.id.clone()), error);
-            let _ = commands.try_send(Command::Respond { peer: self.peer, channel, response });
+            responder.try_send(self.peer, RopeResponse::err(Some(self.request.id.clone()), error));
         }
     }
 }
@@ -131,6 +176,8 @@ pub struct SwarmHandle {
     traffic: Traffic,
     /// What AutoNAT found, kept by the swarm task.
     nat_view: Arc<crate::reachability::NatView>,
+    /// ROPE links to connected peers, the path calls take when they can.
+    links: Arc<crate::rope_link::client::Links>,
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
@@ -151,12 +198,30 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     let mut registry = prometheus_client::registry::Registry::default();
     let traffic = Traffic::new(&mut registry);
     let nat_view = Arc::new(crate::reachability::NatView::default());
+    let link_connections = crate::rope_link::behaviour::SharedConnections::default();
+    let link_calls = crate::rope_link::CallsInFlight::default();
+    let (link_tx, link_rx) = mpsc::channel(crate::rope_link::INBOUND_LINK_QUEUE);
+    let rope_link = crate::rope_link::behaviour::LinkBehaviour::new(Arc::clone(&link_connections), link_tx);
+    let serving = crate::rope_link::server::Serving {
+        calls: call_tx.clone(),
+        commands: command_tx.downgrade(),
+        max_bytes: config.rope.max_message_bytes,
+        max_in_flight: config.rope.max_inbound_per_peer,
+        answer_timeout: config.rope.request_timeout,
+        traffic: traffic.clone(),
+        in_flight: link_calls.clone(),
+        idle: config.rope.link_idle,
+    };
+    let inbound = crate::event_loop::RopeInbound { calls: call_tx, links: rope_link, link_calls: link_calls.clone() };
     let event_loop =
-        EventLoop::new(&config, &mut registry, &traffic, command_rx, command_tx.clone(), event_tx, call_tx)?
+        EventLoop::new(&config, &mut registry, &traffic, command_rx, command_tx.clone(), event_tx, inbound)?
             .reporting_nat_to(Arc::clone(&nat_view))
             .listen(&config.listen, config.listen_timeout)
             .await?;
     tokio::spawn(event_loop.run());
+    // Ends when the swarm does (it holds the inbound links' sender).
+    tokio::spawn(crate::rope_link::server::serve(link_rx, serving));
+    let links = crate::rope_link::client::Links::new(link_connections, &config.rope, traffic.clone(), link_calls);
     let handle = SwarmHandle {
         peer_id,
         metrics: Arc::new(registry),
@@ -164,6 +229,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
         next_call_id: Arc::default(),
         traffic,
         nat_view,
+        links: Arc::new(links),
     };
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
@@ -365,6 +431,10 @@ impl SwarmHandle {
     ) -> Result<Value, CallError> {
         let id = RequestId::Number(self.next_call_id.fetch_add(1, Ordering::Relaxed));
         let request = RopeRequest { id, method: method.to_owned(), target, params };
+        let request = match self.links.call(peer, request).await {
+            Ok(answered) => return answered?.outcome.map_err(CallError::Remote),
+            Err(unsent) => unsent,
+        };
         let (reply, answer) = oneshot::channel();
         self.commands.send(Command::Call { peer, request, reply }).await.map_err(|_| CallError::Stopped)?;
         let response = answer.await.map_err(|_| CallError::Stopped)??;

@@ -11,7 +11,8 @@
 //!   [`SwarmHandle::find_providers`] returns the reachable ones within a deadline;
 //! - **spread load**: gossipsub carries signed, versioned [`LoadReport`]s; the
 //!   handle keeps the latest per peer with its age;
-//! - **carry ROPE**: request-response with ROPE's size-capped CBOR codec;
+//! - **carry ROPE**: over one long-lived stream per connected peer (a *link*,
+//!   `rope_link`), else request-response, with ROPE's size-capped CBOR codec;
 //! - **measure RTT**: ping; **know peers**: identify; **know whether it can be
 //!   dialed**: AutoNAT v2 ([`SwarmHandle::reachability`]);
 //! - **defend itself**: invalid gossip, malformed or oversized requests and call
@@ -53,6 +54,7 @@ mod reannounce;
 mod refresh;
 mod relays;
 mod rope_codec;
+mod rope_link;
 mod routing;
 pub mod swarm_key;
 mod traffic;
@@ -72,5 +74,6 @@ pub use libp2p::{Multiaddr, PeerId};
 pub use load::{LOAD_REPORT_VERSION, LoadReport, LoadReportError, MAX_LOAD_REPORT_BYTES, PeerLoad, WorkerLoad};
 pub use reachability::{Reachability, ReachabilityStatus};
 pub use rope_codec::{Inbound, ROPE_PROTOCOL, RopeCodec};
+pub use rope_link::{LINK_GREETING, ROPE_LINK_PROTOCOL};
 pub use swarm_key::{SwarmKey, SwarmKeyError, SwarmKeyFormatError};
 pub use traffic::{ProtocolLabel, ProtocolTraffic};

@@ -75,7 +75,7 @@ impl ProtocolLabel {
             Self::Identify
         } else if protocol == "/ipfs/ping/1.0.0" {
             Self::Ping
-        } else if protocol == ROPE_PROTOCOL.as_ref() {
+        } else if protocol == ROPE_PROTOCOL.as_ref() || protocol == crate::rope_link::ROPE_LINK_PROTOCOL.as_ref() {
             Self::Rope
         } else if protocol.starts_with("/libp2p/circuit/relay/") {
             Self::Relay
@@ -146,8 +146,9 @@ pub struct ProtocolTraffic {
 pub(crate) struct Traffic {
     bytes: Family<Labels, Counter>,
     streams: Family<Labels, Counter>,
-    /// When each peer last had a Kademlia stream, since the last [`Traffic::take_kad_activity`].
-    kad_activity: Arc<Mutex<HashMap<PeerId, Instant>>>,
+    /// When each peer last had a Kademlia stream or a call over its ROPE link,
+    /// since the last [`Traffic::take_activity`].
+    activity: Arc<Mutex<HashMap<PeerId, Instant>>>,
 }
 
 impl Traffic {
@@ -188,14 +189,20 @@ impl Traffic {
             .collect()
     }
 
-    /// Peers that had a Kademlia stream since the last call, with when; at most
-    /// one entry per peer connected meanwhile.
-    pub(crate) fn take_kad_activity(&self) -> HashMap<PeerId, Instant> {
-        std::mem::take(&mut *self.kad_activity.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Peers that had a Kademlia stream or a link call since the last call,
+    /// with when; at most one entry per peer connected meanwhile.
+    pub(crate) fn take_activity(&self) -> HashMap<PeerId, Instant> {
+        std::mem::take(&mut *self.activity.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn kad_stream(&self, peer: PeerId) {
-        self.kad_activity.lock().unwrap_or_else(PoisonError::into_inner).insert(peer, Instant::now());
+        self.used(peer);
+    }
+
+    /// Records that `peer` was used just now (a call over its ROPE link): its
+    /// connection is not the first to close when the node has too many.
+    pub(crate) fn used(&self, peer: PeerId) {
+        self.activity.lock().unwrap_or_else(PoisonError::into_inner).insert(peer, Instant::now());
     }
 
     fn counters(&self, protocol: ProtocolLabel) -> (Counter, Counter) {
@@ -494,8 +501,8 @@ mod tests {
         kad.count(Direction::In, &framed(&["/multistream/1.0.0\n", &format!("{KAD_PROTOCOL}\n")]));
         let mut ping = CountedStream::new((), traffic.clone(), ping_peer, Direction::Out);
         ping.count(Direction::Out, &framed(&["/multistream/1.0.0\n", "/ipfs/ping/1.0.0\n"]));
-        let active = traffic.take_kad_activity();
+        let active = traffic.take_activity();
         assert_eq!(active.keys().collect::<Vec<_>>(), vec![&kad_peer]);
-        assert!(traffic.take_kad_activity().is_empty(), "taken once");
+        assert!(traffic.take_activity().is_empty(), "taken once");
     }
 }

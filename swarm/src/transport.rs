@@ -30,6 +30,7 @@ pub(crate) fn build_swarm(
     registry: &mut prometheus_client::registry::Registry,
     traffic: &Traffic,
     dialed_ips: &DialedIps,
+    rope_link: crate::rope_link::behaviour::LinkBehaviour,
 ) -> Result<Swarm<Behaviour>, SwarmError> {
     type BoxError = Box<dyn std::error::Error + Send + Sync>;
     let idle = config.idle_connection_timeout;
@@ -75,7 +76,7 @@ pub(crate) fn build_swarm(
         }))
     };
     let behaviour = |key: &libp2p::identity::Keypair, relay_client| {
-        Behaviour::new(key, config, relay_client).map_err(BoxError::from)
+        Behaviour::new(key, config, relay_client, rope_link).map_err(BoxError::from)
     };
     Ok(libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()

@@ -1,0 +1,300 @@
+//! The caller's side of links: one per peer, opened by the first call to a
+//! connected peer and shared by the calls after it, each waiting for the
+//! answer that carries its tag. A link that cannot be had (the peer is not connected,
+//! does not take links, or the link just closed) sends nothing, and the call
+//! goes by request-response instead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::AsyncWriteExt;
+use libp2p::{PeerId, Stream};
+use mafalda_rope::codec::cbor;
+use mafalda_rope::{Message, Request as RopeRequest, Response as RopeResponse};
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use super::behaviour::{OpenError, SharedConnections, lock};
+use super::{LINK_OPEN_TIMEOUT, read_frame, write_frame};
+use crate::error::CallError;
+use crate::traffic::Traffic;
+
+/// Calls waiting for their answer on one link; more go by request-response.
+const MAX_PENDING_PER_LINK: usize = 256;
+/// Requests waiting to be written to one link.
+const FRAME_QUEUE: usize = 64;
+/// Peers whose link slot is kept; past this, slots without an open link go.
+const MAX_SLOTS: usize = 1024;
+
+/// A peer's link, if open; locked while one is being opened.
+type LinkSlot = Arc<tokio::sync::Mutex<Option<Arc<Link>>>>;
+
+/// Every link this node opened, by peer.
+pub(crate) struct Links {
+    connections: SharedConnections,
+    slots: Mutex<HashMap<PeerId, LinkSlot>>,
+    max_bytes: usize,
+    timeout: Duration,
+    idle: Duration,
+    traffic: Traffic,
+    in_flight: super::CallsInFlight,
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Links").field("max_bytes", &self.max_bytes).finish_non_exhaustive()
+    }
+}
+
+/// One open link: requests go to its writer task, answers come from its
+/// reader task.
+struct Link {
+    peer: PeerId,
+    frames: mpsc::Sender<(u64, Vec<u8>)>,
+    pending: Mutex<Pending>,
+}
+
+/// The calls waiting on a link by tag, and whether it still takes new ones.
+#[derive(Default)]
+struct Pending {
+    closed: bool,
+    next_tag: u64,
+    calls: HashMap<u64, oneshot::Sender<RopeResponse>>,
+}
+
+impl Link {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.pending().closed
+    }
+
+    /// Takes no more calls, and fails those waiting (their callers hear the
+    /// link closed mid-call).
+    fn close(&self) {
+        let mut pending = self.pending();
+        pending.closed = true;
+        pending.calls.clear();
+    }
+}
+
+impl Links {
+    /// Links over the connections in `connections`, with the ROPE limits.
+    pub(crate) fn new(
+        connections: SharedConnections,
+        settings: &crate::RopeSettings,
+        traffic: Traffic,
+        in_flight: super::CallsInFlight,
+    ) -> Self {
+        Self {
+            connections,
+            slots: Mutex::default(),
+            max_bytes: settings.max_message_bytes,
+            timeout: settings.request_timeout,
+            idle: settings.link_idle,
+            traffic,
+            in_flight,
+        }
+    }
+
+    /// Sends `request` to `peer` over its link and waits for the answer.
+    /// `Err` hands the request back when nothing was sent (no link to be
+    /// had): the caller sends it by request-response.
+    pub(crate) async fn call(
+        &self,
+        peer: PeerId,
+        request: RopeRequest,
+    ) -> Result<Result<RopeResponse, CallError>, RopeRequest> {
+        let message = Message::Request(request);
+        let encoded = cbor::encode_with_limit(&message, self.max_bytes);
+        let Message::Request(request) = message else {
+            return Ok(Err(CallError::Io { peer, reason: "not a request".into() }));
+        };
+        let frame = match encoded {
+            Ok(frame) => frame,
+            Err(error) => return Ok(Err(CallError::Io { peer, reason: error.to_string() })),
+        };
+        let Some(link) = self.link(peer).await else { return Err(request) };
+        let _in_flight = self.in_flight.start(peer);
+        let (reply, answer) = oneshot::channel();
+        let tag = {
+            let mut pending = link.pending();
+            if pending.closed || pending.calls.len() >= MAX_PENDING_PER_LINK {
+                return Err(request);
+            }
+            let tag = pending.next_tag;
+            pending.next_tag = pending.next_tag.wrapping_add(1);
+            pending.calls.insert(tag, reply);
+            tag
+        };
+        if link.frames.send((tag, frame)).await.is_err() {
+            // The writer stopped before taking it: never sent.
+            link.pending().calls.remove(&tag);
+            return Err(request);
+        }
+        self.traffic.used(peer);
+        let answered = tokio::time::timeout(self.timeout, answer).await;
+        self.traffic.used(peer);
+        Ok(match answered {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Err(CallError::Unreachable { peer, reason: "the link closed mid-call".into() }),
+            Err(_) => {
+                link.pending().calls.remove(&tag);
+                Err(CallError::Timeout(peer))
+            }
+        })
+    }
+
+    /// The open link to `peer`, opened now if there is none and `peer` is
+    /// connected.
+    async fn link(&self, peer: PeerId) -> Option<Arc<Link>> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if slots.len() >= MAX_SLOTS && !slots.contains_key(&peer) {
+                slots.retain(|_, slot| {
+                    slot.try_lock().map_or(true, |link| link.as_ref().is_some_and(|l| !l.is_closed()))
+                });
+            }
+            Arc::clone(slots.entry(peer).or_default())
+        };
+        // One opening per peer at a time: calls that come meanwhile share it.
+        let mut slot = slot.lock().await;
+        if let Some(link) = slot.as_ref().filter(|link| !link.is_closed()) {
+            return Some(Arc::clone(link));
+        }
+        *slot = None;
+        let stream = self.open(peer).await?;
+        let link = self.start(peer, stream);
+        *slot = Some(Arc::clone(&link));
+        Some(link)
+    }
+
+    async fn open(&self, peer: PeerId) -> Option<Stream> {
+        let (connection, opener) = lock(&self.connections).opener(&peer)?;
+        let (reply, opened) = oneshot::channel();
+        opener.try_send(reply).ok()?;
+        let greeted = async {
+            let mut stream = opened.await.map_err(|_| OpenError::Failed("the connection closed".into()))??;
+            let mut greeting = [0u8; 1];
+            match futures::AsyncReadExt::read_exact(&mut stream, &mut greeting).await {
+                Ok(()) if greeting[0] == super::LINK_GREETING => Ok(stream),
+                // Dropped, not closed: a refused lazy proposal must not be
+                // written to again.
+                Ok(()) => Err(OpenError::Failed(format!("unknown link version {}", greeting[0]))),
+                Err(_) => Err(OpenError::Unsupported),
+            }
+        };
+        match tokio::time::timeout(LINK_OPEN_TIMEOUT, greeted).await {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(OpenError::Unsupported)) => {
+                debug!(%peer, "peer takes no ROPE links on this connection; calls go by request-response");
+                lock(&self.connections).forget(&peer, connection);
+                None
+            }
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "no ROPE link");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Starts the link's reader and writer tasks. They end together: the
+    /// reader when the stream ends or breaks the framing, the writer once the
+    /// reader has ended or the link has been idle for `RopeSettings::link_idle`.
+    fn start(&self, peer: PeerId, stream: Stream) -> Arc<Link> {
+        use futures::AsyncReadExt;
+        let (frames, queued) = mpsc::channel(FRAME_QUEUE);
+        let link = Arc::new(Link { peer, frames, pending: Mutex::default() });
+        let (mut read, write) = stream.split();
+        let (reader_done, stop_writer) = oneshot::channel::<()>();
+        let (closing, closed_here) = oneshot::channel::<()>();
+        let reading = Arc::clone(&link);
+        let (max_bytes, grace) = (self.max_bytes, self.timeout);
+        tokio::spawn(async move {
+            // Once this side closed the link, the peer has a call's timeout
+            // to close its own half; the stream is dropped then either way.
+            let peer_closes = async move {
+                if closed_here.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(grace).await;
+            };
+            let mut peer_closes = std::pin::pin!(peer_closes);
+            loop {
+                let read = tokio::select! {
+                    read = read_frame(&mut read, max_bytes) => read,
+                    () = &mut peer_closes => break,
+                };
+                let frame = match read {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(error) => {
+                        debug!(peer = %reading.peer, %error, "ROPE link ended");
+                        break;
+                    }
+                };
+                match cbor::decode_with_limit(&frame.body, max_bytes) {
+                    Ok(Message::Response(response)) => {
+                        let waiting = reading.pending().calls.remove(&frame.tag);
+                        if let Some(waiting) = waiting {
+                            let _ = waiting.send(response);
+                        }
+                    }
+                    // A peer that answers with anything else breaks the link.
+                    Ok(_) | Err(_) => {
+                        debug!(peer = %reading.peer, "a ROPE link's answer was not a response; link closed");
+                        break;
+                    }
+                }
+            }
+            reading.close();
+            let _ = reader_done.send(());
+        });
+        tokio::spawn(write_requests(Arc::clone(&link), write, queued, stop_writer, closing, self.idle));
+        link
+    }
+}
+
+/// Writes the link's requests as they come; closes its half of the stream
+/// once the reader has ended, a write failed, or the link sat idle with no
+/// call waiting.
+async fn write_requests(
+    link: Arc<Link>,
+    mut write: futures::io::WriteHalf<Stream>,
+    mut queued: mpsc::Receiver<(u64, Vec<u8>)>,
+    mut reader_done: oneshot::Receiver<()>,
+    closing: oneshot::Sender<()>,
+    idle: Duration,
+) {
+    loop {
+        tokio::select! {
+            frame = queued.recv() => {
+                let Some((tag, frame)) = frame else { break };
+                if let Err(error) = write_frame(&mut write, tag, &frame).await {
+                    debug!(peer = %link.peer, %error, "could not write to a ROPE link");
+                    break;
+                }
+            }
+            _ = &mut reader_done => break,
+            () = tokio::time::sleep(idle) => {
+                {
+                    let mut pending = link.pending();
+                    if !pending.calls.is_empty() {
+                        continue;
+                    }
+                    // No call waits, so no request is queued: none is lost.
+                    pending.closed = true;
+                }
+                let _ = write.close().await;
+                let _ = closing.send(());
+                return;
+            }
+        }
+    }
+    link.close();
+    let _ = write.close().await;
+}
