@@ -1,8 +1,8 @@
-//! The caller's side of links: one per peer, opened by the first call to a
-//! connected peer and shared by the calls after it, each waiting for the
-//! answer that carries its tag. A link that cannot be had (the peer is not connected,
-//! does not take links, or the link just closed) sends nothing, and the call
-//! goes by request-response instead.
+//! The caller's side of links: one per peer, opened (in the background) by
+//! the first call to a connected peer and shared by the calls after it, each
+//! waiting for the answer that carries its tag. A call that finds no open link
+//! (the peer is not connected, does not take links, or its link is being
+//! opened or just closed) sends nothing on one: it goes by request-response.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,16 +24,20 @@ use crate::traffic::Traffic;
 const MAX_PENDING_PER_LINK: usize = 256;
 /// Requests waiting to be written to one link.
 const FRAME_QUEUE: usize = 64;
-/// Peers whose link slot is kept; past this, slots without an open link go.
+/// Most peers with a link open or opening; past this, calls to others go by
+/// request-response.
 const MAX_SLOTS: usize = 1024;
 
-/// A peer's link, if open; locked while one is being opened.
-type LinkSlot = Arc<tokio::sync::Mutex<Option<Arc<Link>>>>;
+/// A peer's link: being opened, or open (until it closes).
+enum Slot {
+    Opening,
+    Open(Arc<Link>),
+}
 
 /// Every link this node opened, by peer.
 pub(crate) struct Links {
     connections: SharedConnections,
-    slots: Mutex<HashMap<PeerId, LinkSlot>>,
+    slots: Mutex<HashMap<PeerId, Slot>>,
     max_bytes: usize,
     timeout: Duration,
     idle: Duration,
@@ -104,7 +108,7 @@ impl Links {
     /// `Err` hands the request back when nothing was sent (no link to be
     /// had): the caller sends it by request-response.
     pub(crate) async fn call(
-        &self,
+        self: &Arc<Self>,
         peer: PeerId,
         request: RopeRequest,
     ) -> Result<Result<RopeResponse, CallError>, RopeRequest> {
@@ -117,7 +121,7 @@ impl Links {
             Ok(frame) => frame,
             Err(error) => return Ok(Err(CallError::Io { peer, reason: error.to_string() })),
         };
-        let Some(link) = self.link(peer).await else { return Err(request) };
+        let Some(link) = self.link(peer) else { return Err(request) };
         let _in_flight = self.in_flight.start(peer);
         let (reply, answer) = oneshot::channel();
         let tag = {
@@ -148,32 +152,51 @@ impl Links {
         })
     }
 
-    /// The open link to `peer`, opened now if there is none and `peer` is
-    /// connected.
-    async fn link(&self, peer: PeerId) -> Option<Arc<Link>> {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            if slots.len() >= MAX_SLOTS && !slots.contains_key(&peer) {
-                slots.retain(|_, slot| {
-                    slot.try_lock().map_or(true, |link| link.as_ref().is_some_and(|l| !l.is_closed()))
-                });
+    /// The open link to `peer`. Without one, a connected peer gets a link
+    /// opened in the background and `None` comes back at once: opening costs
+    /// a round trip (the greeting), which the call does not wait for; it goes
+    /// by request-response, and the calls after it take the link.
+    fn link(self: &Arc<Self>, peer: PeerId) -> Option<Arc<Link>> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        match slots.get(&peer) {
+            Some(Slot::Open(link)) if !link.is_closed() => return Some(Arc::clone(link)),
+            Some(Slot::Opening) => return None,
+            Some(Slot::Open(_)) => {
+                slots.remove(&peer);
             }
-            Arc::clone(slots.entry(peer).or_default())
-        };
-        // One opening per peer at a time: calls that come meanwhile share it.
-        let mut slot = slot.lock().await;
-        if let Some(link) = slot.as_ref().filter(|link| !link.is_closed()) {
-            return Some(Arc::clone(link));
+            None => {}
         }
-        *slot = None;
-        let stream = self.open(peer).await?;
-        let link = self.start(peer, stream);
-        *slot = Some(Arc::clone(&link));
-        Some(link)
+        let (connection, opener) = lock(&self.connections).opener(&peer)?;
+        if slots.len() >= MAX_SLOTS {
+            slots.retain(|_, slot| match slot {
+                Slot::Opening => true,
+                Slot::Open(link) => !link.is_closed(),
+            });
+            if slots.len() >= MAX_SLOTS {
+                return None;
+            }
+        }
+        slots.insert(peer, Slot::Opening);
+        let links = Arc::clone(self);
+        tokio::spawn(async move {
+            let opened = links.open(peer, connection, opener).await;
+            let mut slots = links.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            match opened {
+                Some(stream) => slots.insert(peer, Slot::Open(links.start(peer, stream))),
+                None => slots.remove(&peer),
+            };
+        });
+        None
     }
 
-    async fn open(&self, peer: PeerId) -> Option<Stream> {
-        let (connection, opener) = lock(&self.connections).opener(&peer)?;
+    /// Opens a link on `connection` and waits for the greeting (at most
+    /// [`LINK_OPEN_TIMEOUT`]).
+    async fn open(
+        &self,
+        peer: PeerId,
+        connection: libp2p::swarm::ConnectionId,
+        opener: mpsc::Sender<super::behaviour::OpenReply>,
+    ) -> Option<Stream> {
         let (reply, opened) = oneshot::channel();
         opener.try_send(reply).ok()?;
         let greeted = async {
