@@ -398,3 +398,26 @@ async fn a_link_left_silent_is_closed_by_the_node() {
     assert!(answer(&mut link).await.is_none(), "the node closed the silent link");
     still_serves(&node).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rogue_that_stops_reading_its_answers_loses_its_link_not_the_node() {
+    let mut rope = RopeSettings::default();
+    rope.request_timeout = Duration::from_secs(1);
+    let node = spawn(rope).await;
+    let mut control = rogue(&node).await;
+    let mut link = open(&mut control, &node).await;
+    // Eight answers of 200 KB each, more than the stream's window holds, and
+    // nothing read until the node has had a call's timeout to write them.
+    let big = Value::Bytes(vec![7; 200_000]);
+    for tag in 0..8 {
+        send(&mut link, tag, &request(tag, big.clone())).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut answered = 0;
+    while let Some((_, response)) = answer(&mut link).await {
+        assert!(response.outcome.is_ok());
+        answered += 1;
+    }
+    assert!(answered < 8, "the node gave up on the link rather than wait for the reader: {answered} answered");
+    still_serves(&node).await;
+}

@@ -112,6 +112,7 @@ impl Links {
         peer: PeerId,
         request: RopeRequest,
     ) -> Result<Result<RopeResponse, CallError>, RopeRequest> {
+        let Some(link) = self.link(peer) else { return Err(request) };
         let message = Message::Request(request);
         let encoded = cbor::encode_with_limit(&message, self.max_bytes);
         let Message::Request(request) = message else {
@@ -121,7 +122,6 @@ impl Links {
             Ok(frame) => frame,
             Err(error) => return Ok(Err(CallError::Io { peer, reason: error.to_string() })),
         };
-        let Some(link) = self.link(peer) else { return Err(request) };
         let _in_flight = self.in_flight.start(peer);
         let (reply, answer) = oneshot::channel();
         let tag = {
@@ -134,17 +134,23 @@ impl Links {
             pending.calls.insert(tag, reply);
             tag
         };
-        if link.frames.send((tag, frame)).await.is_err() {
-            // The writer stopped before taking it: never sent.
-            link.pending().calls.remove(&tag);
-            return Err(request);
-        }
         self.traffic.used(peer);
-        let answered = tokio::time::timeout(self.timeout, answer).await;
+        // The request timeout covers the wait for room on the link too.
+        let exchange = async {
+            if link.frames.send((tag, frame)).await.is_err() {
+                return None; // the writer stopped before taking it: never sent
+            }
+            Some(answer.await)
+        };
+        let answered = tokio::time::timeout(self.timeout, exchange).await;
         self.traffic.used(peer);
         Ok(match answered {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err(CallError::Unreachable { peer, reason: "the link closed mid-call".into() }),
+            Ok(Some(Ok(response))) => Ok(response),
+            Ok(Some(Err(_))) => Err(CallError::Unreachable { peer, reason: "the link closed mid-call".into() }),
+            Ok(None) => {
+                link.pending().calls.remove(&tag);
+                return Err(request);
+            }
             Err(_) => {
                 link.pending().calls.remove(&tag);
                 Err(CallError::Timeout(peer))
@@ -277,7 +283,8 @@ impl Links {
             reading.close();
             let _ = reader_done.send(());
         });
-        tokio::spawn(write_requests(Arc::clone(&link), write, queued, stop_writer, closing, self.idle));
+        let limits = (self.idle, self.timeout);
+        tokio::spawn(write_requests(Arc::clone(&link), write, queued, stop_writer, closing, limits));
         link
     }
 }
@@ -291,15 +298,24 @@ async fn write_requests(
     mut queued: mpsc::Receiver<(u64, Vec<u8>)>,
     mut reader_done: oneshot::Receiver<()>,
     closing: oneshot::Sender<()>,
-    idle: Duration,
+    (idle, timeout): (Duration, Duration),
 ) {
     loop {
         tokio::select! {
             frame = queued.recv() => {
                 let Some((tag, frame)) = frame else { break };
-                if let Err(error) = write_frame(&mut write, tag, &frame).await {
-                    debug!(peer = %link.peer, %error, "could not write to a ROPE link");
-                    break;
+                // A peer that stops reading clogs the link: given up after a
+                // call's timeout, and the next call opens another.
+                match tokio::time::timeout(timeout, write_frame(&mut write, tag, &frame)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        debug!(peer = %link.peer, %error, "could not write to a ROPE link");
+                        break;
+                    }
+                    Err(_) => {
+                        debug!(peer = %link.peer, "a ROPE link's peer stopped reading; link closed");
+                        break;
+                    }
                 }
             }
             _ = &mut reader_done => break,
@@ -312,12 +328,12 @@ async fn write_requests(
                     // No call waits, so no request is queued: none is lost.
                     pending.closed = true;
                 }
-                let _ = write.close().await;
+                let _ = tokio::time::timeout(timeout, write.close()).await;
                 let _ = closing.send(());
                 return;
             }
         }
     }
     link.close();
-    let _ = write.close().await;
+    let _ = tokio::time::timeout(timeout, write.close()).await;
 }

@@ -124,13 +124,18 @@ async fn serve_link(link: InboundLink, serving: Serving) -> PeerId {
     let (reader_done, wait_answers) = oneshot::channel();
     let reading = read_requests(peer, remote_ip, read, answers, &serving);
     let writing = write_answers(peer, write, queued, wait_answers, &serving);
-    let ((), ()) = tokio::join!(
-        async {
-            reading.await;
-            let _ = reader_done.send(());
-        },
-        writing
-    );
+    // The link ends with its writer: once the reader has ended, when the
+    // answers still due are written; or earlier, when a write fails (and the
+    // reader stops taking requests whose answers could not go).
+    let reading = async {
+        reading.await;
+        let _ = reader_done.send(());
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = reading => {}
+        () = writing => {}
+    }
     peer
 }
 
@@ -242,12 +247,21 @@ async fn write_answers(
                 }
             }
         };
-        if let Err(error) = write_frame(&mut write, tag, &frame).await {
-            debug!(%peer, %error, "could not answer on a ROPE link");
-            break;
+        // A peer that stops reading its answers is given up after a call's
+        // timeout: the node's answers to it then fail instead of waiting.
+        match tokio::time::timeout(serving.answer_timeout, write_frame(&mut write, tag, &frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                debug!(%peer, %error, "could not answer on a ROPE link");
+                break;
+            }
+            Err(_) => {
+                debug!(%peer, "a ROPE link's peer stopped reading its answers; link closed");
+                break;
+            }
         }
     }
-    let _ = write.close().await;
+    let _ = tokio::time::timeout(serving.answer_timeout, write.close()).await;
 }
 
 fn busy(id: &RequestId, message: &str) -> RopeResponse {
