@@ -1191,7 +1191,8 @@ impl EventLoop {
     }
 }
 
-fn busy(id: &RequestId, message: &str) -> RopeResponse {
+/// The answer refusing call `id` as busy (request-response and links alike).
+pub(crate) fn busy(id: &RequestId, message: &str) -> RopeResponse {
     RopeResponse::err(Some(id.clone()), RpcError::new(ErrorCode::Busy, message))
 }
 

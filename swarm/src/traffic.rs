@@ -195,12 +195,9 @@ impl Traffic {
         std::mem::take(&mut *self.activity.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn kad_stream(&self, peer: PeerId) {
-        self.used(peer);
-    }
-
-    /// Records that `peer` was used just now (a call over its ROPE link): its
-    /// connection is not the first to close when the node has too many.
+    /// Records that `peer` was used just now (a Kademlia stream, a call over
+    /// its ROPE link): its connection is not the first to close when the node
+    /// has too many.
     pub(crate) fn used(&self, peer: PeerId) {
         self.activity.lock().unwrap_or_else(PoisonError::into_inner).insert(peer, Instant::now());
     }
@@ -311,7 +308,7 @@ impl<S> CountedStream<S> {
                 };
                 let (seen_in, seen_out) = (*bytes_in, *bytes_out);
                 if label == ProtocolLabel::Kad {
-                    self.traffic.kad_stream(self.peer);
+                    self.traffic.used(self.peer);
                 }
                 self.traffic.streams.get_or_create(&Labels { protocol: label, direction: self.opened }).inc();
                 let (counter_in, counter_out) = self.traffic.counters(label);

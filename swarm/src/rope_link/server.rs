@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
 use mafalda_rope::codec::{CodecError, cbor};
-use mafalda_rope::{ErrorCode, Message, RequestId, Response as RopeResponse, RpcError};
+use mafalda_rope::{ErrorCode, Message, Response as RopeResponse, RpcError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::debug;
@@ -24,7 +24,7 @@ use tracing::debug;
 use super::behaviour::InboundLink;
 use super::{FrameError, MAX_LINKS_PER_PEER, read_frame, write_frame};
 use crate::SwarmError;
-use crate::event_loop::Command;
+use crate::event_loop::{Command, busy};
 use crate::handle::InboundCall;
 use crate::penalties::PeerAction;
 use crate::traffic::Traffic;
@@ -237,10 +237,11 @@ async fn write_answers(
             tokio::time::timeout(serving.answer_timeout, queued.recv()).await.unwrap_or_default()
         };
         let Some((tag, answer)) = answer else { break };
-        let frame = match cbor::encode_with_limit(&Message::Response(answer.clone()), serving.max_bytes) {
+        let id = answer.id.clone();
+        let frame = match cbor::encode_with_limit(&Message::Response(answer), serving.max_bytes) {
             Ok(frame) => frame,
             Err(error) => {
-                let refused = RopeResponse::err(answer.id, RpcError::new(ErrorCode::InternalError, error.to_string()));
+                let refused = RopeResponse::err(id, RpcError::new(ErrorCode::InternalError, error.to_string()));
                 match cbor::encode_with_limit(&Message::Response(refused), serving.max_bytes) {
                     Ok(frame) => frame,
                     Err(_) => continue,
@@ -262,8 +263,4 @@ async fn write_answers(
         }
     }
     let _ = tokio::time::timeout(serving.answer_timeout, write.close()).await;
-}
-
-fn busy(id: &RequestId, message: &str) -> RopeResponse {
-    RopeResponse::err(Some(id.clone()), RpcError::new(ErrorCode::Busy, message))
 }
