@@ -244,8 +244,9 @@ impl Links {
         let reading = Arc::clone(&link);
         let (max_bytes, grace) = (self.max_bytes, self.timeout);
         tokio::spawn(async move {
-            // Once this side closed the link, the peer has a call's timeout
-            // to close its own half; the stream is dropped then either way.
+            // Once this side closed the link (idle, or a write that failed),
+            // the peer has a call's timeout to close its own half; the stream
+            // is dropped then either way.
             let peer_closes = async move {
                 if closed_here.await.is_err() {
                     std::future::pending::<()>().await;
@@ -328,12 +329,13 @@ async fn write_requests(
                     // No call waits, so no request is queued: none is lost.
                     pending.closed = true;
                 }
-                let _ = tokio::time::timeout(timeout, write.close()).await;
-                let _ = closing.send(());
-                return;
+                break;
             }
         }
     }
     link.close();
     let _ = tokio::time::timeout(timeout, write.close()).await;
+    // However this half ended, the reader gives the peer a call's timeout to
+    // close its own, then drops the stream.
+    let _ = closing.send(());
 }
