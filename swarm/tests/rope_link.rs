@@ -421,3 +421,32 @@ async fn a_rogue_that_stops_reading_its_answers_loses_its_link_not_the_node() {
     assert!(answered < 8, "the node gave up on the link rather than wait for the reader: {answered} answered");
     still_serves(&node).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_greeted_with_an_unknown_version_is_dropped_and_never_used() {
+    let node = spawn(RopeSettings::default()).await;
+    let control = rogue(&node).await;
+    let mut incoming = control.clone().accept(ROPE_LINK_PROTOCOL).expect("accept links");
+    let rogue_peer: PeerId = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(peer) = node.handle.connected_peers().await.expect("peers").first() {
+                return *peer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the rogue is connected");
+    // The call goes by request-response (which the rogue does not speak) and
+    // opens a link in the background, which the rogue greets wrongly.
+    assert!(node.handle.call(rogue_peer, "echo", None, Value::Null).await.is_err());
+    let (_, mut link) = tokio::time::timeout(DEADLINE, incoming.next()).await.expect("a link").expect("open");
+    link.write_all(&[LINK_GREETING + 6]).await.expect("greet");
+    link.flush().await.expect("flush");
+    // The node drops it without sending a call on it.
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(DEADLINE, link.read(&mut byte)).await.expect("dropped in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "nothing sent on a link greeted wrongly: {read:?}");
+    let error = node.handle.call(rogue_peer, "echo", None, Value::Null).await.expect_err("still no ROPE there");
+    assert!(!matches!(error, CallError::Timeout(_)), "calls fail as before, not on the link: {error:?}");
+}
