@@ -706,11 +706,8 @@ impl EventLoop {
         }
         let target = kad::KBucketKey::new(key.clone());
         let mine = kad::KBucketKey::from(me).distance(&target);
-        let closer = kad
-            .get_closest_local_peers(&target)
-            .take(crate::find::ANNOUNCED_TO)
-            .take_while(|peer| peer.distance(&target) < mine)
-            .count();
+        let known = crate::routing::known_peers(kad);
+        let closer = crate::routing::closer_than(&known, &target, mine, crate::find::ANNOUNCED_TO);
         (crate::find::answers_needed(stored.len(), closer) == 1).then_some(stored)
     }
 
@@ -719,13 +716,16 @@ impl EventLoop {
     fn joined_routing(&mut self, peer: PeerId) {
         let now = Instant::now();
         self.in_swarm_since.get_or_insert(now);
-        let kad = &mut self.swarm.behaviour_mut().kad;
+        let known = crate::routing::known_peers(&mut self.swarm.behaviour_mut().kad);
+        let Some(joined) = known.iter().find(|key| *key.preimage() == peer) else { return };
         let near: Vec<RecordKey> = self
             .provided
             .keys()
             .filter(|key| {
                 let target = kad::KBucketKey::new((*key).clone());
-                kad.get_closest_local_peers(&target).take(crate::find::ANNOUNCED_TO).any(|p| *p.preimage() == peer)
+                let among =
+                    crate::routing::closer_than(&known, &target, joined.distance(&target), crate::find::ANNOUNCED_TO);
+                among < crate::find::ANNOUNCED_TO
             })
             .cloned()
             .collect();

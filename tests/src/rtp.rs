@@ -95,18 +95,22 @@ pub fn test_payload(index: u32, len: usize) -> Vec<u8> {
 
 /// The packets a test sends: `count` packets of one stream.
 pub fn test_stream(ssrc: u32, payload_type: u8, count: u32) -> Vec<RtpPacket> {
+    test_packets(ssrc, payload_type).take(count as usize).collect()
+}
+
+/// The packets of one stream, made as they are taken: a sender that runs
+/// until it is stopped need not build them all first.
+pub fn test_packets(ssrc: u32, payload_type: u8) -> impl Iterator<Item = RtpPacket> {
     let first_sequence: u16 = rand::random();
     let first_timestamp: u32 = rand::random();
-    (0..count)
-        .map(|i| RtpPacket {
-            payload_type,
-            marker: i == 0,
-            sequence: first_sequence.wrapping_add(i as u16),
-            timestamp: first_timestamp.wrapping_add(i * 960),
-            ssrc,
-            payload: test_payload(i, 120),
-        })
-        .collect()
+    (0..=u32::MAX).map(move |i| RtpPacket {
+        payload_type,
+        marker: i == 0,
+        sequence: first_sequence.wrapping_add(i as u16),
+        timestamp: first_timestamp.wrapping_add(i.wrapping_mul(960)),
+        ssrc,
+        payload: test_payload(i, 120),
+    })
 }
 
 /// Sends `packets` from `socket` to `target`, one every `interval`.
