@@ -1,19 +1,21 @@
 //! The task that owns the libp2p Swarm: turns commands into swarm calls and
 //! swarm events into [`SwarmEvent`]s, and answers every pending request on every
 //! path (success, failure, deadline, shutdown).
+//!
+//! By concern: this file holds the loop, its commands, the tick and the
+//! connection events; `kademlia` the DHT side (lookups, provider records,
+//! the routing table), `calls` ROPE calls by request-response, `nat`
+//! reachability, relays and hole punching.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
-use libp2p::kad::store::RecordStore;
-use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult, RecordKey};
-use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::kad::{self, QueryId, RecordKey};
+use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::{self, DialError, FromSwarm, NetworkBehaviour, NewExternalAddrCandidate};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, ping};
-use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -22,17 +24,21 @@ use crate::bootstrap::Bootstrap;
 use crate::connections::{ConnectionPolicy, PeerBounds};
 use crate::error::CallError;
 use crate::find::PendingFind;
-use crate::handle::{InboundCall, is_provider_key};
+use crate::handle::InboundCall;
 use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
 use crate::penalties::{PeerAction, Penalties};
 use crate::refresh::{Bootstraps, RefreshPolicy};
-use crate::rope_codec::Inbound;
 use crate::traffic::Traffic;
 use crate::transport::build_swarm;
 use crate::{SwarmConfig, SwarmError, SwarmEvent};
-use mafalda_rope::{ErrorCode, Request as RopeRequest, RequestId, Response as RopeResponse, RpcError};
+use mafalda_rope::{Request as RopeRequest, Response as RopeResponse};
 
+mod calls;
+mod kademlia;
 mod nat;
+
+pub(crate) use calls::busy;
+use kademlia::KadRefused;
 
 /// How often deadlines, retries and expiries are checked while something is
 /// pending: a lookup (its deadline), a crowd (trimmed every tick), no peer
@@ -137,32 +143,6 @@ pub(crate) struct OutboundCall {
     reply: oneshot::Sender<Result<RopeResponse, CallError>>,
     /// Whether the peer's addresses were already looked up in the DHT.
     resolved: bool,
-}
-
-/// Counters of inbound Kademlia records the node refused to store.
-#[derive(Debug, Clone, Default)]
-struct KadRefused {
-    /// PUT_VALUE records (the swarm keeps provider records only).
-    records: Counter,
-    /// Provider records under a key that is not a stream key, or that the store refused.
-    providers: Counter,
-}
-
-impl KadRefused {
-    fn new(registry: &mut prometheus_client::registry::Registry) -> Self {
-        let refused = Self::default();
-        registry.register(
-            "mafalda_swarm_kad_records_refused",
-            "PUT_VALUE records received and not stored (the swarm keeps provider records only)",
-            refused.records.clone(),
-        );
-        registry.register(
-            "mafalda_swarm_kad_provider_records_refused",
-            "Provider records received and not stored (not a stream key, or the store is full)",
-            refused.providers.clone(),
-        );
-        refused
-    }
 }
 
 pub(crate) struct EventLoop {
@@ -584,12 +564,6 @@ impl EventLoop {
         }
     }
 
-    fn send_call(&mut self, call: OutboundCall) {
-        let request = Inbound::Request(call.request.clone());
-        let id = self.swarm.behaviour_mut().rope.send_request(&call.peer, request);
-        self.calls_out.insert(id, call);
-    }
-
     /// Confirms `address`, one this node listens on, as its own external
     /// address when [`addresses::gives_out`] says so: Kademlia puts those in
     /// the provider records this node announces.
@@ -609,193 +583,6 @@ impl EventLoop {
             let candidate = FromSwarm::NewExternalAddrCandidate(NewExternalAddrCandidate { addr: address });
             self.swarm.behaviour_mut().autonat_client.on_swarm_event(candidate);
         }
-    }
-
-    /// Gives Kademlia `peer`'s address when [`routing::admits`] lets it in:
-    /// the peer is in its bucket already, or the bucket has room.
-    fn add_routable(&mut self, peer: PeerId, address: Multiaddr) {
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let Some(bucket) = kad.kbucket(peer) else { return };
-        let known = bucket.iter().any(|entry| *entry.node.key.preimage() == peer);
-        if crate::routing::admits(known, bucket.num_entries()) {
-            kad.add_address(&peer, address);
-        }
-    }
-
-    /// Sends calls again after a DHT lookup of their peer. The lookup itself
-    /// usually contacts the peer (it is the closest to its own id), which gives
-    /// Kademlia its address; addresses reported for it are added too. A second
-    /// dial failure is final.
-    fn retry_resolved_calls(&mut self, calls: Vec<OutboundCall>, found: Vec<kad::PeerInfo>) {
-        for mut call in calls {
-            if let Some(info) = found.iter().find(|info| info.peer_id == call.peer) {
-                for addr in &info.addrs {
-                    self.add_routable(call.peer, addr.clone());
-                }
-            }
-            call.resolved = true;
-            self.send_call(call);
-        }
-    }
-
-    fn start_find(
-        &mut self,
-        key: RecordKey,
-        deadline: Instant,
-        thorough: bool,
-        named: Option<mpsc::Sender<PeerId>>,
-        reply: oneshot::Sender<crate::find::ProviderLookup>,
-    ) {
-        let local = self.provided.contains(&key).then(|| *self.swarm.local_peer_id());
-        let mut find = PendingFind::new(reply, local, deadline);
-        let stored = if thorough { None } else { self.own_store_answer(&key) };
-        if thorough {
-            find.walk_to_the_end();
-        } else {
-            find.stop_after(if stored.is_some() { 1 } else { crate::find::ENOUGH_PROVIDER_ANSWERS });
-        }
-        if let Some(named) = named {
-            find.name_providers_to(named);
-        }
-        // The store is the one answer needed and names only connected peers:
-        // answered here, without a Kademlia query (which would only hand the
-        // same store back, a few polls of the swarm later).
-        if let Some(stored) = stored.filter(|stored| stored.iter().all(|peer| self.swarm.is_connected(peer))) {
-            find.answered(stored.len());
-            for peer in stored {
-                find.add_reachable(peer);
-            }
-            find.query_finished();
-            find.answer();
-            return;
-        }
-        if self.finds.len() >= MAX_PENDING_FINDS {
-            warn!("too many provider lookups in flight; answering with local knowledge only");
-            find.answer();
-            return;
-        }
-        let name = String::from_utf8_lossy(key.as_ref()).into_owned();
-        let id = self.swarm.behaviour_mut().kad.get_providers(key);
-        debug!(query = ?id, key = %name, "provider walk started");
-        self.finds.insert(id, find);
-    }
-
-    /// The providers (other than this node) this node's own store names for
-    /// `key`, when that store is the one answer a quick lookup needs
-    /// (`find::answers_needed`): this node is among the peers closest to it
-    /// that it knows of, and has been in the swarm for `own_store_after`.
-    /// `None` otherwise: the lookup then asks peers.
-    fn own_store_answer(&mut self, key: &RecordKey) -> Option<Vec<PeerId>> {
-        let me = *self.swarm.local_peer_id();
-        let now = std::time::Instant::now();
-        let settled =
-            self.in_swarm_since.is_some_and(|since| now.saturating_duration_since(since) >= self.own_store_after);
-        if !settled {
-            return None;
-        }
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let stored: Vec<PeerId> = kad
-            .store_mut()
-            .providers(key)
-            .iter()
-            .filter(|p| p.provider != me && !p.is_expired(now))
-            .map(|p| p.provider)
-            .collect();
-        if stored.is_empty() {
-            return None;
-        }
-        let target = kad::KBucketKey::new(key.clone());
-        let mine = kad::KBucketKey::from(me).distance(&target);
-        let known = crate::routing::known_peers(kad);
-        let closer = crate::routing::closer_than(&known, &target, mine, crate::find::ANNOUNCED_TO);
-        (crate::find::answers_needed(stored.len(), closer) == 1).then_some(stored)
-    }
-
-    /// A peer entered the routing table: the provided keys it is among the
-    /// closest to are announced again (`reannounce`).
-    fn joined_routing(&mut self, peer: PeerId) {
-        let now = Instant::now();
-        self.in_swarm_since.get_or_insert(now);
-        let known = crate::routing::known_peers(&mut self.swarm.behaviour_mut().kad);
-        let Some(joined) = known.iter().find(|key| *key.preimage() == peer) else { return };
-        let near: Vec<RecordKey> = self
-            .provided
-            .keys()
-            .filter(|key| {
-                let target = kad::KBucketKey::new((*key).clone());
-                let among =
-                    crate::routing::closer_than(&known, &target, joined.distance(&target), crate::find::ANNOUNCED_TO);
-                among < crate::find::ANNOUNCED_TO
-            })
-            .cloned()
-            .collect();
-        for key in near {
-            debug!(%peer, key = %String::from_utf8_lossy(key.as_ref()), "peer joined near a provided key");
-            self.provided.joined_near(&key, now);
-        }
-    }
-
-    /// Starts the walks of provided keys that are due (`reannounce`).
-    fn announce_again_if_due(&mut self, now: Instant) {
-        for key in self.provided.due(now) {
-            match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
-                Ok(id) => self.provided.started(&key, id, now),
-                Err(error) => {
-                    debug!(%error, "provider record not announced again");
-                    self.provided.not_started(&key);
-                }
-            }
-        }
-    }
-
-    fn on_providers_found(&mut self, id: QueryId, providers: HashSet<PeerId>) {
-        let local = *self.swarm.local_peer_id();
-        let enough = self.finds.get_mut(&id).is_some_and(|find| find.answered(providers.len()));
-        if enough && let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-            // Ends the walk; Kademlia reports the query's last step next.
-            query.finish();
-        }
-        for peer in providers {
-            if peer == local || self.swarm.is_connected(&peer) {
-                if let Some(find) = self.finds.get_mut(&id) {
-                    find.add_reachable(peer);
-                }
-                continue;
-            }
-            // Dial while the query still holds the provider's addresses.
-            let dial = DialOpts::peer_id(peer).condition(PeerCondition::DisconnectedAndNotDialing).build();
-            match self.swarm.dial(dial) {
-                Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {
-                    if let Some(find) = self.finds.get_mut(&id) {
-                        find.add_dialing(peer);
-                    }
-                }
-                Err(error) => debug!(%peer, %error, "provider not dialable; left out"),
-            }
-        }
-    }
-
-    /// Updates lookups waiting on a dial to `peer`, and answers the complete ones.
-    fn on_dial_outcome(&mut self, peer: PeerId, reachable: bool) {
-        for find in self.finds.values_mut().filter(|f| f.is_dialing(&peer)) {
-            if reachable {
-                find.add_reachable(peer);
-            } else {
-                find.unreachable(&peer);
-            }
-        }
-        self.answer_complete_finds();
-    }
-
-    fn answer_complete_finds(&mut self) {
-        self.finds.retain(|_, find| {
-            if find.is_complete() {
-                find.answer();
-                false
-            } else {
-                true
-            }
-        });
     }
 
     /// Applies `update` to what AutoNAT found, and logs a changed verdict.
@@ -945,125 +732,6 @@ impl EventLoop {
         }
     }
 
-    fn on_kad_event(&mut self, event: kad::Event) {
-        let event = match event {
-            kad::Event::InboundRequest { request } => return self.on_kad_inbound(request),
-            kad::Event::RoutablePeer { peer, address } => return self.add_routable(peer, address),
-            kad::Event::RoutingUpdated { peer, is_new_peer: true, .. } => return self.joined_routing(peer),
-            other => other,
-        };
-        let kad::Event::OutboundQueryProgressed { id, result, step, stats } = event else { return };
-        match result {
-            QueryResult::GetClosestPeers(result) => {
-                let found = match result {
-                    Ok(ok) => ok.peers,
-                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-                };
-                if let Some(calls) = self.resolving.remove(&id) {
-                    self.retry_resolved_calls(calls, found);
-                }
-                return;
-            }
-            QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
-                self.on_providers_found(id, providers);
-            }
-            QueryResult::GetProviders(Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { closest_peers })) => {
-                // The peers the walk ended at: set against the record holders
-                // ("provider record stored") they show where a walk went astray.
-                debug!(query = ?id, closest = ?closest_peers, "provider walk closest peers");
-            }
-            QueryResult::GetProviders(Err(error)) => debug!(%error, "provider lookup ended"),
-            QueryResult::StartProviding(result) => {
-                self.announced_at = Some(Instant::now());
-                debug!(
-                    query = ?id,
-                    requests = stats.num_requests(),
-                    successes = stats.num_successes(),
-                    took = ?stats.duration(),
-                    ok = result.is_ok(),
-                    "provider announced"
-                );
-                if self.provided.finished(id) {
-                    return;
-                }
-                if let Some(reply) = self.provides.remove(&id) {
-                    let stored_at = match &result {
-                        Ok(_) => Ok(stats.num_successes()),
-                        Err(error) => Err(SwarmError::Provide(format!("announcement incomplete: {error}"))),
-                    };
-                    let _ = reply.send(stored_at.map(|n| n as usize));
-                }
-                return;
-            }
-            QueryResult::RepublishProvider(_) => {
-                self.announced_at = Some(Instant::now());
-                return;
-            }
-            QueryResult::Bootstrap(result) => {
-                match result {
-                    Err(error) => debug!(%error, "kademlia bootstrap incomplete"),
-                    // Every step: a bootstrap is a self lookup and then one lookup
-                    // per bucket, and the steps before the last cost most.
-                    Ok(ok) => debug!(
-                        step = step.count.get(),
-                        remaining = ok.num_remaining,
-                        requests = stats.num_requests(),
-                        took = ?stats.duration(),
-                        "kademlia bootstrap step done"
-                    ),
-                }
-                let kad = &mut self.swarm.behaviour_mut().kad;
-                self.bootstraps.on_step(kad, id, &step, stats.num_successes() as usize, Instant::now());
-                return;
-            }
-            _ => return,
-        }
-        if step.last
-            && let Some(find) = self.finds.get_mut(&id)
-        {
-            debug!(
-                query = ?id,
-                steps = step.count.get(),
-                requests = stats.num_requests(),
-                failures = stats.num_failures(),
-                took = ?stats.duration(),
-                "provider walk ended"
-            );
-            find.query_finished();
-            self.answer_complete_finds();
-        }
-    }
-
-    /// Stores what Kademlia passed on for filtering: well-formed provider records
-    /// only. Kademlia itself drops a provider record whose provider is not the
-    /// peer that sent it, before this sees it (the event does not name the sender).
-    fn on_kad_inbound(&mut self, request: kad::InboundRequest) {
-        match request {
-            kad::InboundRequest::PutRecord { source, record, .. } => {
-                self.kad_refused.records.inc();
-                let key_bytes = record.map_or(0, |r| r.key.as_ref().len());
-                debug!(peer = %source, key_bytes, "PUT_VALUE record not stored: the swarm keeps provider records only");
-            }
-            kad::InboundRequest::AddProvider { record: Some(record) } => {
-                if !is_provider_key(&record.key) {
-                    self.kad_refused.providers.inc();
-                    debug!(provider = %record.provider, key_bytes = record.key.as_ref().len(),
-                           "provider record for a key that is not a stream or room key not stored");
-                    return;
-                }
-                let (provider, key) = (record.provider, String::from_utf8_lossy(record.key.as_ref()).into_owned());
-                match self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
-                    Ok(()) => debug!(%provider, %key, "provider record stored"),
-                    Err(error) => {
-                        self.kad_refused.providers.inc();
-                        debug!(%provider, %error, "provider record not stored");
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
     fn on_load_message(&mut self, source: PeerId, message_id: gossipsub::MessageId, message: gossipsub::Message) {
         use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
         let acceptance = match LoadReport::decode(&message.data) {
@@ -1090,92 +758,6 @@ impl EventLoop {
         self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &source, acceptance);
     }
 
-    fn on_rope_event(&mut self, event: request_response::Event<Inbound, RopeResponse>) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message { peer, connection_id, message: Message::Request { request_id, request, channel } } => {
-                match request {
-                    Inbound::Request(request) => {
-                        self.connection_policy.used(peer, Instant::now());
-                        let remote_ip = self.connection_ips.get(&connection_id).map(|(_, ip)| *ip);
-                        self.on_inbound_call(peer, remote_ip, request_id, request, channel);
-                    }
-                    Inbound::Rejected { id, error } => {
-                        debug!(%peer, %error, "ROPE request rejected");
-                        self.penalise(peer, PeerAction::BadRequest);
-                        let _ = self.swarm.behaviour_mut().rope.send_response(channel, RopeResponse::err(id, error));
-                    }
-                }
-            }
-            Event::Message { message: Message::Response { request_id, response }, .. } => {
-                if let Some(call) = self.calls_out.remove(&request_id) {
-                    let _ = call.reply.send(Ok(response));
-                }
-            }
-            Event::OutboundFailure { peer, request_id, error, .. } => {
-                let Some(call) = self.calls_out.remove(&request_id) else { return };
-                let unknown_address = matches!(error, request_response::OutboundFailure::DialFailure)
-                    && !call.resolved
-                    && !self.swarm.is_connected(&peer);
-                if unknown_address {
-                    // Look the peer up in the DHT, then try once more.
-                    let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
-                    self.resolving.entry(id).or_default().push(call);
-                } else {
-                    let _ = call.reply.send(Err(call_error(peer, error)));
-                }
-            }
-            Event::InboundFailure { peer, request_id, error, .. } => {
-                debug!(%peer, %error, "inbound ROPE call failed");
-                self.inbound_done(request_id);
-            }
-            Event::ResponseSent { request_id, .. } => self.inbound_done(request_id),
-        }
-    }
-
-    fn on_inbound_call(
-        &mut self,
-        peer: PeerId,
-        remote_ip: Option<std::net::IpAddr>,
-        request_id: InboundRequestId,
-        request: RopeRequest,
-        channel: ResponseChannel<RopeResponse>,
-    ) {
-        let in_flight = self.calls_in_per_peer.get(&peer).copied().unwrap_or(0);
-        if in_flight >= self.max_inbound_per_peer {
-            self.penalise(peer, PeerAction::RequestFlood);
-            let busy = busy(&request.id, "too many calls in flight from this peer");
-            let _ = self.swarm.behaviour_mut().rope.send_response(channel, busy);
-            return;
-        }
-        let Some(commands) = self.command_sender.upgrade() else { return };
-        match self.calls.try_send(InboundCall::new(peer, remote_ip, request, channel, commands)) {
-            Ok(()) => {
-                self.calls_in.insert(request_id, peer);
-                *self.calls_in_per_peer.entry(peer).or_default() += 1;
-            }
-            Err(error) => {
-                let call = error.into_inner();
-                let id = call.request.id.clone();
-                if let Some(channel) = call.into_channel() {
-                    let busy = busy(&id, "node busy: too many calls waiting");
-                    let _ = self.swarm.behaviour_mut().rope.send_response(channel, busy);
-                }
-            }
-        }
-    }
-
-    fn inbound_done(&mut self, request_id: InboundRequestId) {
-        if let Some(peer) = self.calls_in.remove(&request_id)
-            && let Some(count) = self.calls_in_per_peer.get_mut(&peer)
-        {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                self.calls_in_per_peer.remove(&peer);
-            }
-        }
-    }
-
     fn penalise(&mut self, peer: PeerId, action: PeerAction) {
         if self.penalties.report(peer, action, Instant::now()) {
             warn!(%peer, ?action, "peer banned for repeated misbehaviour");
@@ -1188,22 +770,5 @@ impl EventLoop {
         if self.events.try_send(event).is_err() {
             self.dropped_events += 1;
         }
-    }
-}
-
-/// The answer refusing call `id` as busy (request-response and links alike).
-pub(crate) fn busy(id: &RequestId, message: &str) -> RopeResponse {
-    RopeResponse::err(Some(id.clone()), RpcError::new(ErrorCode::Busy, message))
-}
-
-fn call_error(peer: PeerId, error: request_response::OutboundFailure) -> CallError {
-    use request_response::OutboundFailure;
-    match error {
-        OutboundFailure::Timeout => CallError::Timeout(peer),
-        OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
-            CallError::Unreachable { peer, reason: error.to_string() }
-        }
-        OutboundFailure::UnsupportedProtocols => CallError::UnsupportedProtocol(peer),
-        OutboundFailure::Io(io) => CallError::Io { peer, reason: io.to_string() },
     }
 }
