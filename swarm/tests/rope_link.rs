@@ -199,6 +199,20 @@ async fn rogue(target: &Node) -> libp2p_stream::Control {
     control
 }
 
+/// The one peer `node` is connected to (a rogue), once the node sees it.
+async fn only_peer_of(node: &Node) -> PeerId {
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Some(peer) = node.handle.connected_peers().await.expect("peers").first() {
+                return *peer;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the rogue is connected")
+}
+
 /// A link to `to`, once the node has greeted it.
 async fn open(control: &mut libp2p_stream::Control, to: &Node) -> Stream {
     let mut stream = control.open_stream(to.handle.peer_id(), ROPE_LINK_PROTOCOL).await.expect("opened");
@@ -367,16 +381,7 @@ async fn a_node_calls_a_peer_without_links_by_request_response() {
     // either), rather than being lost on a link or waiting out a timeout.
     let node = spawn(RopeSettings::default()).await;
     let _control = rogue(&node).await;
-    let rogue_peer: PeerId = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(peer) = node.handle.connected_peers().await.expect("peers").first() {
-                return *peer;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the rogue is connected");
+    let rogue_peer = only_peer_of(&node).await;
     let error = node.handle.call(rogue_peer, "echo", None, Value::Null).await.expect_err("no ROPE there");
     assert!(
         matches!(&error, CallError::UnsupportedProtocol(_))
@@ -427,16 +432,7 @@ async fn a_link_greeted_with_an_unknown_version_is_dropped_and_never_used() {
     let node = spawn(RopeSettings::default()).await;
     let control = rogue(&node).await;
     let mut incoming = control.clone().accept(ROPE_LINK_PROTOCOL).expect("accept links");
-    let rogue_peer: PeerId = tokio::time::timeout(DEADLINE, async {
-        loop {
-            if let Some(peer) = node.handle.connected_peers().await.expect("peers").first() {
-                return *peer;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the rogue is connected");
+    let rogue_peer = only_peer_of(&node).await;
     // The call goes by request-response (which the rogue does not speak) and
     // opens a link in the background, which the rogue greets wrongly.
     assert!(node.handle.call(rogue_peer, "echo", None, Value::Null).await.is_err());
