@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use super::behaviour::{OpenError, SharedConnections, lock};
-use super::{LINK_OPEN_TIMEOUT, read_frame, write_frame};
+use super::{LINK_OPEN_TIMEOUT, read_frame, write_frame_within};
 use crate::error::CallError;
 use crate::traffic::Traffic;
 
@@ -307,16 +307,9 @@ async fn write_requests(
                 let Some((tag, frame)) = frame else { break };
                 // A peer that stops reading clogs the link: given up after a
                 // call's timeout, and the next call opens another.
-                match tokio::time::timeout(timeout, write_frame(&mut write, tag, &frame)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        debug!(peer = %link.peer, %error, "could not write to a ROPE link");
-                        break;
-                    }
-                    Err(_) => {
-                        debug!(peer = %link.peer, "a ROPE link's peer stopped reading; link closed");
-                        break;
-                    }
+                if let Err(error) = write_frame_within(&mut write, tag, &frame, timeout).await {
+                    debug!(peer = %link.peer, %error, "could not write to a ROPE link; link closed");
+                    break;
                 }
             }
             _ = &mut reader_done => break,

@@ -169,6 +169,19 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(io: &mut W, tag: u64, bod
     io.flush().await
 }
 
+/// [`write_frame`] within `limit`: a peer that stops reading clogs its link,
+/// and the writer gives up on it (`TimedOut`) rather than wait for it.
+pub(crate) async fn write_frame_within<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    tag: u64,
+    body: &[u8],
+    limit: std::time::Duration,
+) -> io::Result<()> {
+    tokio::time::timeout(limit, write_frame(io, tag, body))
+        .await
+        .unwrap_or_else(|_| Err(io::Error::new(io::ErrorKind::TimedOut, "the peer stopped reading")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

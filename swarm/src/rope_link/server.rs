@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::behaviour::InboundLink;
-use super::{FrameError, MAX_LINKS_PER_PEER, read_frame, write_frame};
+use super::{FrameError, MAX_LINKS_PER_PEER, read_frame, write_frame_within};
 use crate::SwarmError;
 use crate::event_loop::{Command, busy};
 use crate::handle::InboundCall;
@@ -250,16 +250,9 @@ async fn write_answers(
         };
         // A peer that stops reading its answers is given up after a call's
         // timeout: the node's answers to it then fail instead of waiting.
-        match tokio::time::timeout(serving.answer_timeout, write_frame(&mut write, tag, &frame)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                debug!(%peer, %error, "could not answer on a ROPE link");
-                break;
-            }
-            Err(_) => {
-                debug!(%peer, "a ROPE link's peer stopped reading its answers; link closed");
-                break;
-            }
+        if let Err(error) = write_frame_within(&mut write, tag, &frame, serving.answer_timeout).await {
+            debug!(%peer, %error, "could not answer on a ROPE link; link closed");
+            break;
         }
     }
     let _ = tokio::time::timeout(serving.answer_timeout, write.close()).await;
