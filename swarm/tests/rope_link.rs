@@ -90,7 +90,11 @@ async fn until_calls_take_the_link(from: &SwarmHandle, to: PeerId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_to_a_connected_peer_share_one_link() {
-    let a = spawn(RopeSettings::default()).await;
+    // Forty calls at once: within the callee's cap of calls in flight per
+    // peer (past it, calls are refused as busy, which a test below checks).
+    let mut roomy = RopeSettings::default();
+    roomy.max_inbound_per_peer = 64;
+    let a = spawn(roomy).await;
     let b = spawn(RopeSettings::default()).await;
     connect(&b, &a).await;
     until_calls_take_the_link(&b.handle, a.handle.peer_id()).await;
