@@ -176,6 +176,31 @@ async fn an_idle_link_closes_and_the_next_call_opens_another() {
     until_calls_take_the_link(&b, a.peer_id()).await;
 }
 
+/// The taker of a link refuses an oversized call by its tag and then closes
+/// the link (it cannot read past a body it did not read): the caller hears
+/// the size error, and the call right after it is served, not sent on the
+/// closing link and lost with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_call_after_one_refused_as_too_large_is_served() {
+    let mut small = RopeSettings::default();
+    small.max_message_bytes = 1024;
+    let callee = spawn(small).await;
+    let caller = spawn(RopeSettings::default()).await;
+    connect(&caller, &callee).await;
+    let peer = callee.handle.peer_id();
+    let big = Value::Bytes(vec![7; 4096]);
+    // Four rounds: a fifth oversized request would get the caller banned.
+    for round in 0..4u8 {
+        until_calls_take_the_link(&caller.handle, peer).await;
+        match caller.handle.call(peer, "echo", None, big.clone()).await {
+            Err(CallError::Remote(error)) => assert_eq!(error.code, -32002, "round {round}: too large: {error:?}"),
+            other => panic!("round {round}: expected the size error, got {other:?}"),
+        }
+        let next = caller.handle.call(peer, "echo", None, Value::Integer(round.into())).await;
+        assert_eq!(next, Ok(Value::Integer(round.into())), "round {round}: the next call is served");
+    }
+}
+
 // --- rogue peers -------------------------------------------------------------
 
 /// A bare libp2p peer connected to `target`, opening link streams by hand.

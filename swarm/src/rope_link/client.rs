@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use super::behaviour::{OpenError, SharedConnections, lock};
-use super::{LINK_OPEN_TIMEOUT, read_frame, write_frame_within};
+use super::{LINK_OPEN_TIMEOUT, ends_link, read_frame, write_frame_within};
 use crate::error::CallError;
 use crate::traffic::Traffic;
 
@@ -269,7 +269,15 @@ impl Links {
                 };
                 match cbor::decode_with_limit(&frame.body, max_bytes) {
                     Ok(Message::Response(response)) => {
-                        let waiting = reading.pending().calls.remove(&frame.tag);
+                        let waiting = {
+                            let mut pending = reading.pending();
+                            // Marked before the caller hears the refusal, so
+                            // no call it makes next goes on this link.
+                            if ends_link(&response) {
+                                pending.closed = true;
+                            }
+                            pending.calls.remove(&frame.tag)
+                        };
                         if let Some(waiting) = waiting {
                             let _ = waiting.send(response);
                         }

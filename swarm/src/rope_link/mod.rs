@@ -42,6 +42,8 @@ use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{PeerId, StreamProtocol};
+use mafalda_rope::codec::CodecError;
+use mafalda_rope::{ErrorCode, Response as RopeResponse};
 
 /// The byte a peer taking a link writes first (the framing's version).
 pub const LINK_GREETING: u8 = 1;
@@ -129,6 +131,20 @@ pub(crate) enum FrameError {
         /// The limit.
         limit: usize,
     },
+}
+
+/// The answer to a frame over the size limit: the size error by the call's
+/// tag, with no request id (the body was not read). The taker closes the link
+/// after it.
+pub(crate) fn too_large_refusal(size: usize, limit: usize) -> RopeResponse {
+    RopeResponse::err(None, CodecError::TooLarge { size, limit }.to_rpc_error())
+}
+
+/// Whether `response` is a [`too_large_refusal`], after which the link is
+/// closing: its opener must send nothing more on it (a call sent then would
+/// be lost with the link, unread).
+pub(crate) fn ends_link(response: &RopeResponse) -> bool {
+    response.id.is_none() && matches!(&response.outcome, Err(error) if error.kind() == ErrorCode::MessageTooLarge)
 }
 
 /// Reads one frame whose body is at most `limit` bytes; `Ok(None)` at a clean

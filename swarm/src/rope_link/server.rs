@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
-use mafalda_rope::codec::{CodecError, cbor};
+use mafalda_rope::codec::cbor;
 use mafalda_rope::{ErrorCode, Message, Response as RopeResponse, RpcError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::debug;
 
 use super::behaviour::InboundLink;
-use super::{FrameError, MAX_LINKS_PER_PEER, read_frame, write_frame_within};
+use super::{FrameError, MAX_LINKS_PER_PEER, read_frame, too_large_refusal, write_frame_within};
 use crate::SwarmError;
 use crate::event_loop::{Command, busy};
 use crate::handle::InboundCall;
@@ -165,8 +165,7 @@ async fn read_requests(
                 // closes: the body is not read, so nothing after it can be.
                 debug!(%peer, size, limit, "oversized ROPE request on a link; link closed");
                 penalise(PeerAction::BadRequest);
-                let refused = CodecError::TooLarge { size, limit }.to_rpc_error();
-                let _ = answers.send((tag, RopeResponse::err(None, refused))).await;
+                let _ = answers.send((tag, too_large_refusal(size, limit))).await;
                 return;
             }
             Err(FrameError::Io(error)) => {
