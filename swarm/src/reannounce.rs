@@ -117,6 +117,11 @@ impl ProvidedKeys {
         self.keys.contains_key(key)
     }
 
+    /// Whether this node provides no key.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     /// The provided keys.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &RecordKey> {
         self.keys.keys()

@@ -136,6 +136,9 @@ impl EventLoop {
     pub(super) fn joined_routing(&mut self, peer: PeerId) {
         let now = Instant::now();
         self.in_swarm_since.get_or_insert(now);
+        if self.provided.is_empty() {
+            return; // most nodes of a large swarm: no need to read the table
+        }
         let known = crate::routing::known_peers(&mut self.swarm.behaviour_mut().kad);
         let Some(joined) = known.iter().find(|key| *key.preimage() == peer) else { return };
         let near: Vec<RecordKey> = self
