@@ -259,6 +259,16 @@ pub(crate) struct RunArgs {
           value_parser = parse_seconds)]
     relay_linger: f64,
 
+    /// Most pipes one peer may hold from this node: one per stream it pulls
+    /// from here, so at least the publishers a room has at this node that
+    /// another node's members watch. Bounds the pipe transports, ports and
+    /// bandwidth one peer can make this node spend; past it the peer is
+    /// refused (forbidden) and tries another provider.
+    #[arg(long, value_name = "N", env = "MAFALDA_MAX_PIPES_PER_PEER",
+          default_value_t = u32::try_from(mafalda_node::DEFAULT_MAX_PIPES_PER_PEER).unwrap_or(u32::MAX),
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_pipes_per_peer: u32,
+
     /// Extra latency to assume on the link to a peer when ranking providers, as
     /// PEER_ID=MILLISECONDS (repeat for several): for labs and tests on one machine,
     /// where every RTT is the same, to make some paths look far.
@@ -376,6 +386,7 @@ impl RunArgs {
             ("max_pending_incoming", file.max_pending_incoming, &mut self.max_pending_incoming),
             ("max_connections_per_peer", file.max_connections_per_peer, &mut self.max_connections_per_peer),
             ("max_peers", file.max_peers, &mut self.max_peers),
+            ("max_pipes_per_peer", file.max_pipes_per_peer, &mut self.max_pipes_per_peer),
         ] {
             if let Some(value) = value.filter(|_| unset(id)) {
                 anyhow::ensure!(value >= 1, "{}: {id} must be at least 1", path.display());
@@ -590,6 +601,7 @@ impl RunArgs {
         config.media.placement.watermark = self.watermark;
         config.cost.watermark = f64::from(self.watermark);
         config.relay_linger = std::time::Duration::from_secs_f64(self.relay_linger);
+        config.max_pipes_per_peer = usize::try_from(self.max_pipes_per_peer).unwrap_or(usize::MAX);
         config.drain_timeout = std::time::Duration::from_secs_f64(self.drain_timeout);
         config.link_delay = self.link_delay.iter().copied().collect();
         config.app_media = self.app_media();

@@ -74,6 +74,7 @@ pub(crate) struct ConfigFile {
     pub(crate) announced_ip: Option<OneOrMore>,
     pub(crate) watermark: Option<f32>,
     pub(crate) relay_linger: Option<f64>,
+    pub(crate) max_pipes_per_peer: Option<u32>,
     pub(crate) drain_timeout: Option<f64>,
     pub(crate) session_grace: Option<f64>,
     pub(crate) app_workers: Option<u16>,

@@ -37,6 +37,13 @@ pub struct NodeConfig {
     /// How long a relay keeps a stream nobody here consumes (a consumer that
     /// comes back within it reuses the pipe).
     pub relay_linger: Duration,
+    /// Most pipes one peer may hold from this node, one per stream it pulls
+    /// from here ([`DEFAULT_MAX_PIPES_PER_PEER`]): bounds the transports, ports
+    /// and bandwidth a peer can make this node spend; more are refused
+    /// (`forbidden`) and the asker tries another provider.
+    ///
+    /// [`DEFAULT_MAX_PIPES_PER_PEER`]: crate::DEFAULT_MAX_PIPES_PER_PEER
+    pub max_pipes_per_peer: usize,
     /// Extra latency assumed on the link to these peers, added to the measured RTT
     /// when ranking providers (for simulations and tests of distance).
     pub link_delay: HashMap<PeerId, Duration>,
@@ -104,6 +111,7 @@ impl NodeConfig {
             find_deadline: Duration::from_secs(5),
             cost: CostWeights::default(),
             relay_linger: crate::release::DEFAULT_RELAY_LINGER,
+            max_pipes_per_peer: crate::DEFAULT_MAX_PIPES_PER_PEER,
             drain_timeout: Duration::from_secs(30),
             link_delay: HashMap::new(),
             app_media: mafalda_mediasoup_api::HostConfig::default(),

@@ -10,7 +10,7 @@
 //! Provider ([`Inner::offer_pipe`]): answers from a spare pipe transport when
 //! it has one (`spare_pipes`), pipes only to the IP the asking peer's
 //! connection comes from, keeps at most one pipe per peer and stream (a new
-//! request replaces the old pipe) and [`MAX_PIPES_PER_PEER`] in all, and
+//! request replaces the old pipe) and `max_pipes_per_peer` in all, and
 //! closes a peer's pipes when it says it is done (`stream.unpipe`) or
 //! disconnects ([`Inner::release_peer`]).
 
@@ -32,8 +32,13 @@ use crate::remote::call;
 use crate::rtp_checks::check_piped_parameters;
 use crate::streams::{DownstreamPipe, LocalStream, PipeMode, PipeOffer, PipeRequest, Role, StreamParams};
 
-/// Most pipes one peer may hold from this node, over all streams.
-pub const MAX_PIPES_PER_PEER: usize = 32;
+/// Most pipes one peer may hold from this node, over all streams, unless
+/// configured otherwise ([`NodeConfig::max_pipes_per_peer`]): one per stream
+/// the peer pulls from here, so a node whose rooms have more publishers here
+/// than this needs it raised.
+///
+/// [`NodeConfig::max_pipes_per_peer`]: crate::NodeConfig::max_pipes_per_peer
+pub const DEFAULT_MAX_PIPES_PER_PEER: usize = 128;
 
 /// How long a pipe to a node behind NAT waits for that node's first packet.
 const FIRST_PACKET_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -91,8 +96,8 @@ impl Inner {
                 return Err(NodeError::Busy { alternatives });
             }
             let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
-            if !local.pipes.contains_key(&peer) && held >= MAX_PIPES_PER_PEER {
-                return Err(NodeError::Forbidden(over_cap()));
+            if !local.pipes.contains_key(&peer) && held >= self.config.max_pipes_per_peer {
+                return Err(NodeError::Forbidden(self.over_cap()));
             }
             let keypair = &self.config.swarm.keypair;
             let provenance = local.provenance.hand_off(keypair, &local.verified, peer);
@@ -241,8 +246,8 @@ impl Inner {
             return Ok(());
         }
         let held = lock(&self.streams).values().filter(|s| s.pipes.contains_key(&peer)).count();
-        if held >= MAX_PIPES_PER_PEER {
-            return Err(NodeError::Forbidden(over_cap()));
+        if held >= self.config.max_pipes_per_peer {
+            return Err(NodeError::Forbidden(self.over_cap()));
         }
         info!(stream, %peer, %origin, "fetching a stream for a node behind NAT");
         // Dropping the announcement provides the stream in the background.
@@ -259,10 +264,10 @@ impl Inner {
             let mut streams = lock(&self.streams);
             let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
             match streams.get_mut(stream) {
-                Some(local) if local.pipes.contains_key(&peer) || held < MAX_PIPES_PER_PEER => {
+                Some(local) if local.pipes.contains_key(&peer) || held < self.config.max_pipes_per_peer => {
                     (local.pipes.insert(peer, pipe), None)
                 }
-                Some(_) => (None, Some((pipe, NodeError::Forbidden(over_cap())))),
+                Some(_) => (None, Some((pipe, NodeError::Forbidden(self.over_cap())))),
                 // The stream ended meanwhile: the pipe closes, the asker hears of it.
                 None => (None, Some((pipe, NodeError::NotFound(stream.to_owned())))),
             }
@@ -327,8 +332,11 @@ impl Inner {
     }
 }
 
-fn over_cap() -> String {
-    format!("at most {MAX_PIPES_PER_PEER} pipes per peer")
+impl Inner {
+    /// Why a peer at the cap gets no more pipes.
+    fn over_cap(&self) -> String {
+        format!("at most {} pipes per peer (max_pipes_per_peer)", self.config.max_pipes_per_peer)
+    }
 }
 
 /// This node's end of a pipe, opened before the provider is known (while the

@@ -459,3 +459,34 @@ async fn a_crowd_finding_a_new_stream_at_once_is_served_by_an_origin_that_caps_c
         node.shutdown().await;
     }
 }
+
+/// A node pulls more streams from one peer than the per-peer pipe cap once
+/// allowed (32), as a node whose room members watch 40 publishers at
+/// another node does: every consume is served, and the streams past the old
+/// cap carry their RTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_pulls_forty_streams_from_one_peer() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let mut ingests = Vec::new();
+    for i in 0..40 {
+        ingests.push(a.publish_rtp(&format!("many-{i}"), vec![opus_track()]).await.expect("publish"));
+    }
+    let mut consumed = Vec::new();
+    for i in 0..40 {
+        let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+        let destination = receiver.local_addr().expect("addr");
+        let egress =
+            b.consume_rtp(&format!("many-{i}"), destination).await.unwrap_or_else(|e| panic!("stream {i}: {e}"));
+        assert_eq!(egress.path.first(), Some(&a.peer_id().to_string()), "stream {i} piped from a");
+        consumed.push((receiver, egress));
+    }
+    let piped_to_b = a.streams().iter().filter(|s| s.downstream.contains(&b.peer_id().to_string())).count();
+    assert_eq!(piped_to_b, 40, "a pipes each of the 40 streams to b");
+    for (i, (receiver, egress)) in consumed.iter().enumerate().skip(30) {
+        assert_carried(ingests[i], receiver, egress, 5).await;
+    }
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}

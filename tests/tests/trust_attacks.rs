@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_node::record::{HANDOFF_DOMAIN, Handoff, Provenance, RecordTrack, Signed};
 use mafalda_node::streams::StreamDescription;
-use mafalda_node::{Codec, MAX_PIPES_PER_PEER, Node, NodeError, TrackSpec};
+use mafalda_node::{Codec, Node, NodeError, TrackSpec};
 use mafalda_rope::{RpcError, Value};
 use mafalda_swarm::{CallError, InboundCall, Keypair, PeerId, StartedSwarm, SwarmHandle, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
@@ -133,7 +133,9 @@ fn objects(node: &Node) -> (u32, u32, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
-    let a = node(None).await;
+    // The cap as an operator sets it (--max-pipes-per-peer); the default is larger.
+    const MAX_PIPES_PER_PEER: usize = 12;
+    let a = node_with(None, |config| config.max_pipes_per_peer = MAX_PIPES_PER_PEER).await;
     let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish");
     let _sending = keep_sending(ingest);
     let baseline = transports(&a);
