@@ -108,5 +108,8 @@ mod tests {
         assert_eq!(file.workers, Some(2));
         assert!(toml::from_str::<ConfigFile>("apii = \"x\"").is_err(), "a typo is an error");
         assert!(toml::from_str::<ConfigFile>("workers = \"many\"").is_err(), "a wrong type is an error");
+        let caps: ConfigFile = toml::from_str("max_pipes_per_peer = 200").expect("valid");
+        assert_eq!(caps.max_pipes_per_peer, Some(200));
+        assert!(toml::from_str::<ConfigFile>("max_pipes_per_peer = -1").is_err(), "a negative cap is an error");
     }
 }
