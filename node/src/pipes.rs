@@ -95,9 +95,8 @@ impl Inner {
                 let alternatives = local.pipes.keys().filter(|d| **d != peer).map(ToString::to_string).collect();
                 return Err(NodeError::Busy { alternatives });
             }
-            let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
-            if !local.pipes.contains_key(&peer) && held >= self.config.max_pipes_per_peer {
-                return Err(NodeError::Forbidden(self.over_cap()));
+            if !local.pipes.contains_key(&peer) {
+                self.check_pipe_room(&streams, peer)?;
             }
             let keypair = &self.config.swarm.keypair;
             let provenance = local.provenance.hand_off(keypair, &local.verified, peer);
@@ -245,10 +244,7 @@ impl Inner {
         if self.holds(&wanted)? {
             return Ok(());
         }
-        let held = lock(&self.streams).values().filter(|s| s.pipes.contains_key(&peer)).count();
-        if held >= self.config.max_pipes_per_peer {
-            return Err(NodeError::Forbidden(self.over_cap()));
-        }
+        self.check_pipe_room(&lock(&self.streams), peer)?;
         info!(stream, %peer, %origin, "fetching a stream for a node behind NAT");
         // Dropping the announcement provides the stream in the background.
         drop(self.ensure_local_or_from(&wanted, origin).await?);
@@ -262,12 +258,12 @@ impl Inner {
         // first check while their pipes were being made.
         let (replaced, refused) = {
             let mut streams = lock(&self.streams);
-            let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
+            let room = self.check_pipe_room(&streams, peer);
             match streams.get_mut(stream) {
-                Some(local) if local.pipes.contains_key(&peer) || held < self.config.max_pipes_per_peer => {
-                    (local.pipes.insert(peer, pipe), None)
-                }
-                Some(_) => (None, Some((pipe, NodeError::Forbidden(self.over_cap())))),
+                Some(local) => match room {
+                    Err(refused) if !local.pipes.contains_key(&peer) => (None, Some((pipe, refused))),
+                    _ => (local.pipes.insert(peer, pipe), None),
+                },
                 // The stream ended meanwhile: the pipe closes, the asker hears of it.
                 None => (None, Some((pipe, NodeError::NotFound(stream.to_owned())))),
             }
@@ -330,12 +326,20 @@ impl Inner {
         }
         released.len()
     }
-}
 
-impl Inner {
-    /// Why a peer at the cap gets no more pipes.
-    fn over_cap(&self) -> String {
-        format!("at most {} pipes per peer (max_pipes_per_peer)", self.config.max_pipes_per_peer)
+    /// Refused (`forbidden`, naming the setting) when `peer` holds
+    /// `max_pipes_per_peer` pipes from this node already, over all `streams`.
+    fn check_pipe_room(
+        &self,
+        streams: &std::collections::HashMap<String, LocalStream>,
+        peer: PeerId,
+    ) -> Result<(), NodeError> {
+        let held = streams.values().filter(|s| s.pipes.contains_key(&peer)).count();
+        if held < self.config.max_pipes_per_peer {
+            return Ok(());
+        }
+        let cap = self.config.max_pipes_per_peer;
+        Err(NodeError::Forbidden(format!("at most {cap} pipes per peer (max_pipes_per_peer)")))
     }
 }
 
