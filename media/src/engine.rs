@@ -186,6 +186,11 @@ impl MediaEngine {
     /// Starts the pool with its `min_workers` workers.
     pub async fn start(config: MediaConfig) -> Result<Self, MediaError> {
         config.validate()?;
+        // Every pipe has SRTP: without this, a pipe made after the process's
+        // last SRTP session closed reloads NSS first (mafalda_nss_link docs).
+        if !mafalda_nss_link::hold_nss_open() {
+            tracing::warn!("NSS could not be held open: each SRTP session after a lull reloads it");
+        }
         let (events, _) = broadcast::channel(64);
         let engine = Self {
             inner: Arc::new(Inner {

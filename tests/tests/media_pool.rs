@@ -193,6 +193,55 @@ async fn two_engines_joined_by_srtp_pipe_blocks_carry_rtp_and_tear_down() {
     relay.close().await;
 }
 
+/// libsrtp2 (built over NSS here) opens an NSS context per cipher: when the
+/// process's last SRTP session closed, NSS used to shut down and the next pipe
+/// reloaded it first. The engine holds NSS open: it is still initialised once
+/// every SRTP pipe is gone, and a pipe made after that lull carries RTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nss_stays_loaded_after_the_last_srtp_pipe_closes_and_the_next_pipe_carries_rtp() {
+    let engine = engine(1, 1, 100).await;
+    let router = engine.create_router(opus_router_options()).await.expect("router");
+    let (ingest, ingest_addr) = plain_ingest(&router, LOOPBACK, None).await.expect("ingest");
+    let producer =
+        ingest.produce(ProducerOptions::new(MediaKind::Audio, opus_producer_parameters(SSRC))).await.expect("produce");
+    // One source for both rounds: the ingest keeps to its first sender, and
+    // the stream's sequence numbers go on.
+    let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind sender");
+    let mut source = mafalda_tests::rtp::test_packets(SSRC, OPUS_PAYLOAD_TYPE);
+    let only_the_ingest = || async { router.dump().await.is_ok_and(|dump| dump.transport_ids.len() == 1) };
+    for round in 0..2 {
+        // Both ends on one router: SRTP sessions all the same, in this process only.
+        let (sending, sending_end) = pipe::open_pipe(&router, LOOPBACK, None).await.expect("open");
+        let (receiving, receiving_end) = pipe::open_pipe(&router, LOOPBACK, None).await.expect("open");
+        pipe::connect_pipe(&sending, &receiving_end).await.expect("connect");
+        pipe::connect_pipe(&receiving, &sending_end).await.expect("connect");
+        let (pipe_consumer, track) = pipe::send_track(&sending, producer.id()).await.expect("send track");
+        let piped = pipe::receive_track(&receiving, &track).await.expect("receive track");
+        let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+        let egress = plain_egress(&router, LOOPBACK, receiver.local_addr().expect("addr")).await.expect("egress");
+        let consumer = egress
+            .consume(ConsumerOptions::new(piped.id(), consumer_capabilities(&router.rtp_capabilities())))
+            .await
+            .expect("consume the piped track");
+        let (ssrc, payload_type) = consumer_ssrc_and_payload_type(&consumer);
+        let packets: Vec<_> = source.by_ref().take(40).collect();
+        let ((), received) = tokio::join!(
+            send_paced(&sender, ingest_addr, &packets, Duration::from_millis(2)),
+            receive_rtp(&receiver, ssrc, packets.len(), Duration::from_secs(3)),
+        );
+        assert_delivered(&packets, &received, payload_type, ssrc);
+        drop((consumer, egress, piped, pipe_consumer, sending, receiving));
+        let closed = mafalda_tests::swarm::eventually(Duration::from_secs(3), only_the_ingest).await;
+        assert!(closed, "round {round}: the worker closed both pipes and the egress");
+        assert!(
+            mafalda_nss_link::nss_is_initialized(),
+            "round {round}: NSS is still loaded with no SRTP session left in the process"
+        );
+    }
+    drop((producer, ingest, router));
+    engine.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_worker_is_reported_and_the_pool_serves_the_next_request() {
     let engine = engine(2, 1, 500).await;

@@ -2,10 +2,8 @@
 //! parameters and the answer writer, on offers shaped like Chrome's (plain and
 //! simulcast), Firefox's and a WHEP player's.
 //!
-//! The router capabilities are built by hand: a real router cannot be started
-//! here, because this crate's test binary does not link the NSS libraries the
-//! offline mediasoup worker needs (`mafalda-nss-link` is not a dependency of
-//! this crate). [`router_capabilities`] is what a mediasoup 0.33 router made
+//! The router capabilities are built by hand, so these tests need no worker.
+//! [`router_capabilities`] is what a mediasoup 0.33 router made
 //! with the node's router codecs reports as `rtp_capabilities()` (checked
 //! against a real worker), and its header extensions are mediasoup's own
 //! supported list.
