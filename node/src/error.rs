@@ -56,6 +56,17 @@ pub enum NodeError {
     /// A WHIP or WHEP client's SDP offer is malformed or cannot be served.
     #[error(transparent)]
     Sdp(#[from] mafalda_media::sdp::SdpError),
+    /// A provider asked to pipe a stream did not: it refused, or the call
+    /// failed.
+    #[error("provider {peer} did not pipe stream {stream}: {source}")]
+    PipeRefused {
+        /// The stream.
+        stream: String,
+        /// The provider asked.
+        peer: mafalda_swarm::PeerId,
+        /// Its answer, or why there was none.
+        source: Box<mafalda_swarm::CallError>,
+    },
     /// Every provider of the stream refused or failed; the text lists why.
     #[error("no provider could serve stream {stream}: {reasons}")]
     NoProvider {
@@ -93,7 +104,7 @@ impl From<NodeError> for mafalda_rope::RpcError {
             error @ NodeError::AlreadyPublished(_) => {
                 RpcError::new(ErrorCode::Application(ALREADY_PUBLISHED), error.to_string())
             }
-            error @ NodeError::NoProvider { .. } => {
+            error @ (NodeError::NoProvider { .. } | NodeError::PipeRefused { .. }) => {
                 RpcError::new(ErrorCode::Application(NO_PROVIDER), error.to_string())
             }
             error @ NodeError::Forbidden(_) => RpcError::new(ErrorCode::Application(FORBIDDEN), error.to_string()),

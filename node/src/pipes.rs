@@ -509,8 +509,8 @@ async fn pull_with(
                 let (listening, listening_at) = nat_pipe::open_listening_end(&router, media_ip, announced).await?;
                 (transport, endpoint) = (PipeLeg::Plain(listening), listening_at);
             }
-            Err(error) => {
-                return Err(NodeError::NoProvider { stream: stream.to_owned(), reasons: error.to_string() });
+            Err(source) => {
+                return Err(NodeError::PipeRefused { stream: stream.to_owned(), peer, source: Box::new(source) });
             }
         }
     };

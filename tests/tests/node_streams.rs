@@ -497,3 +497,30 @@ async fn a_node_pulls_forty_streams_from_one_peer() {
         node.shutdown().await;
     }
 }
+
+/// A consume its only provider refuses (here: past that provider's pipes per
+/// peer) fails with the provider and its refusal named once each, and the
+/// HTTP-facing text says what to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consume_refused_by_its_only_provider_names_it_and_the_refusal_once() {
+    let a = node_with(None, |config| config.max_pipes_per_peer = 1).await;
+    let b = node(Some(&a)).await;
+    for stream in ["first", "second"] {
+        a.publish_rtp(stream, vec![opus_track()]).await.expect("publish");
+    }
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let destination = receiver.local_addr().expect("addr");
+    b.consume_rtp("first", destination).await.expect("the first pipe is within the cap");
+    let refused = b.consume_rtp("second", destination).await;
+    let Err(error @ NodeError::NoProvider { .. }) = &refused else {
+        panic!("the second pipe is over a's cap: {refused:?}");
+    };
+    let text = error.to_string();
+    let a_id = a.peer_id().to_string();
+    assert_eq!(text.matches("no provider could serve").count(), 1, "{text}");
+    assert_eq!(text.matches(a_id.as_str()).count(), 1, "{text}");
+    assert_eq!(text.matches("max_pipes_per_peer").count(), 1, "{text}");
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}

@@ -320,7 +320,9 @@ impl IntoResponse for ApiError {
             NodeError::WebRtcOff => StatusCode::SERVICE_UNAVAILABLE,
             NodeError::NotFound(_) => StatusCode::NOT_FOUND,
             NodeError::AlreadyPublished(_) => StatusCode::CONFLICT,
-            NodeError::NoProvider { .. } | NodeError::Provenance { .. } => StatusCode::BAD_GATEWAY,
+            NodeError::NoProvider { .. } | NodeError::PipeRefused { .. } | NodeError::Provenance { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
             NodeError::Forbidden(_) => StatusCode::FORBIDDEN,
             NodeError::OriginConflict { .. } => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
