@@ -246,15 +246,29 @@ impl MediaEngine {
     /// Whether every worker is over the watermark and no more may start: new
     /// consumers would overload this node.
     pub fn is_saturated(&self) -> bool {
+        self.every_worker(|policy, worker| !policy.has_room(worker))
+    }
+
+    /// Whether every worker is at its full capacity (a whole core, or
+    /// `consumer_capacity` consumers) and no more may start.
+    pub fn is_full(&self) -> bool {
+        self.every_worker(|policy, worker| !policy.below_capacity(worker))
+    }
+
+    /// Whether the pool has all the workers it may have and `holds` for each.
+    fn every_worker(&self, holds: impl Fn(&PlacementPolicy, &WorkerLoadView) -> bool) -> bool {
         let slots = lock(&self.inner.slots);
         let policy = &self.inner.config.placement;
         slots.len() >= self.inner.config.workers
             && slots.iter().enumerate().all(|(index, slot)| {
-                !policy.has_room(&WorkerLoadView {
-                    index,
-                    cpu_percent: slot.cpu_percent,
-                    consumers: slot.counters.snapshot().consumers,
-                })
+                holds(
+                    policy,
+                    &WorkerLoadView {
+                        index,
+                        cpu_percent: slot.cpu_percent,
+                        consumers: slot.counters.snapshot().consumers,
+                    },
+                )
             })
     }
 

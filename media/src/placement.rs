@@ -47,6 +47,13 @@ impl PlacementPolicy {
         worker.cpu_percent < self.watermark * 100.0 && (worker.consumers as f32) < consumer_limit
     }
 
+    /// Whether `worker` is below its full capacity: under a whole core of CPU
+    /// and under `consumer_capacity` consumers. Over the watermark a node
+    /// sends newcomers elsewhere when it can; at full capacity it takes none.
+    pub fn below_capacity(&self, worker: &WorkerLoadView) -> bool {
+        worker.cpu_percent < 100.0 && worker.consumers < self.consumer_capacity
+    }
+
     /// Picks a worker: the most loaded one with room; else a new worker if the
     /// pool may grow; else the least loaded one.
     pub fn place(&self, workers: &[WorkerLoadView], can_grow: bool) -> Placement {
@@ -90,5 +97,14 @@ mod tests {
         assert_eq!(policy.place(&full, true), Placement::NewWorker, "both over a watermark");
         assert_eq!(policy.place(&full, false), Placement::Existing(1), "fewest consumers when the pool is full");
         assert_eq!(policy.place(&[], false), Placement::NewWorker, "an empty pool starts a worker");
+    }
+
+    #[test]
+    fn over_the_watermark_is_not_yet_full_capacity() {
+        let policy = PlacementPolicy { watermark: 0.6, consumer_capacity: 10 };
+        let over = worker(0, 10.0, 6);
+        assert!(!policy.has_room(&over) && policy.below_capacity(&over), "6 of 10: over 0.6, below 10");
+        assert!(!policy.below_capacity(&worker(0, 10.0, 10)), "10 consumers fill it");
+        assert!(!policy.below_capacity(&worker(0, 100.0, 0)), "a whole core fills it");
     }
 }

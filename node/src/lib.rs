@@ -35,6 +35,7 @@ mod error;
 pub mod events;
 
 mod acquire;
+mod admission;
 mod announce;
 mod app_media;
 mod drain;

@@ -25,6 +25,7 @@ use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
 
 use crate::NodeError;
+use crate::admission::{Admission, Load, admit};
 use crate::error::BEHIND_NAT;
 use crate::inner::{Inner, lock};
 use crate::record::{self, MAX_TRACKS};
@@ -90,9 +91,12 @@ impl Inner {
         let (producer_ids, provenance) = {
             let streams = lock(&self.streams);
             let local = streams.get(&request.stream).ok_or_else(|| NodeError::NotFound(request.stream.clone()))?;
-            if self.media.is_saturated() || self.is_draining() {
-                // Delegate: the peers this node pipes to right now hold the stream.
-                let alternatives = local.pipes.keys().filter(|d| **d != peer).map(ToString::to_string).collect();
+            // Over the watermark the peers this node pipes to right now
+            // take the asker, if there are any (`admission`).
+            let load =
+                Load { saturated: self.media.is_saturated(), full: self.media.is_full(), draining: self.is_draining() };
+            let relays = local.pipes.keys().filter(|d| **d != peer).map(ToString::to_string).collect();
+            if let Admission::Busy(alternatives) = admit(load, relays) {
                 return Err(NodeError::Busy { alternatives });
             }
             if !local.pipes.contains_key(&peer) {

@@ -14,6 +14,11 @@
 //! per node and over every remote consume, after the median round trip of a ROPE call between two nodes that does no
 //! work (the pipe handshake makes one such round trip, with work at both ends).
 //!
+//! Each stream costs A's single worker five consumers (the local egress and
+//! four pipes): past about 60 samples it is over its watermark (300 of 500),
+//! and each later stream's first pipe comes from A, the others through that
+//! relay (`admission`), so the figures then measure two hops.
+//!
 //! Each arrival includes the wait for the next packet the source sends once
 //! the path is ready: up to one packet interval. At 5 ms (audio every 20 ms
 //! is slower still) that wait, not the path, dominated the remote figures, so

@@ -407,6 +407,51 @@ async fn a_busy_origin_sends_newcomers_to_its_relays() {
     }
 }
 
+/// An origin over its watermark that pipes a stream to nobody yet serves
+/// that stream's first pipe (busy, it would name no relay, and the stream
+/// could not be watched from any other node); the next newcomer goes to the
+/// relay that pipe made. At full capacity it serves none, and the consume
+/// fails with the origin's busy answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_over_its_watermark_serves_a_streams_first_pipe_until_full() {
+    // A's single worker: over the watermark at 2 consumers, full at 3.
+    let a = node_with(None, |config| {
+        let mut placement = mafalda_media::PlacementPolicy::default();
+        placement.consumer_capacity = 3;
+        config.media.placement = placement;
+    })
+    .await;
+    let b = node(Some(&a)).await;
+    let c = node(Some(&a)).await;
+    let d = node(Some(&a)).await;
+    let (a_id, b_id, c_id) = (a.peer_id().to_string(), b.peer_id().to_string(), c.peer_id().to_string());
+    let ingest = a.publish_rtp("premiere", vec![opus_track()]).await.expect("publish");
+    let sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let sink_addr = sink.local_addr().expect("addr");
+    for _ in 0..2 {
+        a.consume_rtp("premiere", sink_addr).await.expect("a local egress");
+    }
+    assert!(a.media().is_saturated() && !a.media().is_full(), "a is over its watermark, not full");
+
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let first = b.consume_rtp("premiere", receiver.local_addr().expect("addr")).await.expect("b is served by a");
+    assert_eq!(first.path, vec![a_id.clone(), b_id.clone()], "the stream's first pipe");
+    assert_carried(ingest, &receiver, &first, 5).await;
+    assert!(a.media().is_full(), "a's pipe to b fills it");
+    let next = c.consume_rtp("premiere", sink_addr).await.expect("c is served");
+    assert_eq!(next.path, vec![a_id.clone(), b_id, c_id], "c was sent to the relay b");
+
+    a.publish_rtp("encore", vec![opus_track()]).await.expect("publish");
+    let refused = d.consume_rtp("encore", sink_addr).await;
+    let Err(NodeError::NoProvider { reasons, .. }) = &refused else {
+        panic!("a is full and no relay holds encore: {refused:?}");
+    };
+    assert!(reasons.contains(&a_id) && reasons.contains("busy"), "{reasons}");
+    for node in [d, c, b, a] {
+        node.shutdown().await;
+    }
+}
+
 /// A whole swarm finding a new stream at once dials its origin at once (each
 /// find asks it to describe the stream). An origin that caps its incoming
 /// connections refuses part of the crowd; it lets go of peers it has no call
