@@ -381,15 +381,21 @@ async fn finds_never_consumed_leave_no_pipe_end_behind() {
     }
 }
 
+/// A first node whose workers are meant to carry `consumers` consumers each
+/// (over the default watermark, 0.6, at 60 % of that).
+async fn origin_carrying(consumers: u32) -> Node {
+    node_with(None, |config| {
+        let mut placement = mafalda_media::PlacementPolicy::default();
+        placement.consumer_capacity = consumers;
+        config.media.placement = placement;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_origin_sends_newcomers_to_its_relays() {
     // A's single worker is full at 2 consumers (capacity 2, watermark 0.6).
-    let a = node_with(None, |config| {
-        let mut placement = mafalda_media::PlacementPolicy::default();
-        placement.consumer_capacity = 2;
-        config.media.placement = placement;
-    })
-    .await;
+    let a = origin_carrying(2).await;
     let b = node(Some(&a)).await;
     let c = node(Some(&a)).await;
     let (a_id, b_id, c_id) = (a.peer_id().to_string(), b.peer_id().to_string(), c.peer_id().to_string());
@@ -415,12 +421,7 @@ async fn a_busy_origin_sends_newcomers_to_its_relays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_over_its_watermark_serves_a_streams_first_pipe_until_full() {
     // A's single worker: over the watermark at 2 consumers, full at 3.
-    let a = node_with(None, |config| {
-        let mut placement = mafalda_media::PlacementPolicy::default();
-        placement.consumer_capacity = 3;
-        config.media.placement = placement;
-    })
-    .await;
+    let a = origin_carrying(3).await;
     let b = node(Some(&a)).await;
     let c = node(Some(&a)).await;
     let d = node(Some(&a)).await;
