@@ -182,15 +182,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Keeps the SRTP crypto library loaded for the life of the process (see
+/// `mafalda_nss_link`): every pipe and WebRTC transport has SRTP, and one
+/// made after the process's last SRTP session closed would reload it first.
+/// Called by whatever starts workers; idempotent.
+pub fn hold_srtp_crypto_open() {
+    if !mafalda_nss_link::hold_nss_open() {
+        warn!("NSS could not be held open: each SRTP session after a lull reloads it");
+    }
+}
+
 impl MediaEngine {
     /// Starts the pool with its `min_workers` workers.
     pub async fn start(config: MediaConfig) -> Result<Self, MediaError> {
         config.validate()?;
-        // Every pipe has SRTP: without this, a pipe made after the process's
-        // last SRTP session closed reloads NSS first (mafalda_nss_link docs).
-        if !mafalda_nss_link::hold_nss_open() {
-            tracing::warn!("NSS could not be held open: each SRTP session after a lull reloads it");
-        }
+        hold_srtp_crypto_open();
         let (events, _) = broadcast::channel(64);
         let engine = Self {
             inner: Arc::new(Inner {

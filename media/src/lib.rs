@@ -30,7 +30,9 @@ pub mod transports;
 
 pub use capabilities::consumer_capabilities;
 pub use counters::ObjectCounts;
-pub use engine::{MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatus, running_worker_threads};
+pub use engine::{
+    MediaConfig, MediaEngine, MediaEvent, WebRtcListen, WorkerStatus, hold_srtp_crypto_open, running_worker_threads,
+};
 pub use error::MediaError;
 pub use mediasoup;
 pub use placement::{PlacementPolicy, WorkerLoadView};

@@ -54,11 +54,7 @@ impl std::fmt::Debug for Host {
 impl Host {
     /// A host whose app workers use `rtc_ports` unless an app names its own range.
     pub fn new(limits: Limits, rtc_ports: RangeInclusive<u16>) -> Self {
-        // Apps' transports have SRTP: keep NSS loaded between them
-        // (mafalda_nss_link docs).
-        if !mafalda_nss_link::hold_nss_open() {
-            tracing::warn!("NSS could not be held open: each SRTP session after a lull reloads it");
-        }
+        mafalda_media::hold_srtp_crypto_open();
         Self { manager: WorkerManager::new(), workers: std::sync::Arc::default(), limits, rtc_ports }
     }
 

@@ -504,13 +504,14 @@ impl Inner {
                     attempt.reasons.push(format!("{peer}: behind NAT"));
                     behind_nat.get_or_insert(origin.unwrap_or(peer));
                 }
-                Err(NodeError::PipeRefused { source, .. }) => {
-                    warn!(stream, %peer, error = %source, "provider did not pipe the stream");
-                    attempt.reasons.push(format!("{peer}: {source}"));
-                }
                 Err(error) => {
                     warn!(stream, %peer, %error, "provider could not pipe the stream");
-                    attempt.reasons.push(format!("{peer}: {error}"));
+                    // The list names the provider; its refusal need not again.
+                    let why = match &error {
+                        NodeError::PipeRefused { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    };
+                    attempt.reasons.push(format!("{peer}: {why}"));
                 }
             }
         }
