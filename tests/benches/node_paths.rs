@@ -3,8 +3,9 @@
 //!
 //! `cargo bench -p mafalda-tests --bench node_paths` starts five nodes in a line
 //! (A ← B ← C ← D ← E) and, for each of `NODE_PATHS_SAMPLES` (30) streams
-//! published at A with RTP flowing every `NODE_PATHS_PACKET_MS` (1 ms), times
-//! `consume_rtp` up to the first packet's arrival at a socket: at A itself, then at E, D, C and B (each
+//! published at A with RTP flowing every `NODE_PATHS_PACKET_US` (200 µs), times
+//! `consume_rtp` up to the arrival at a socket of the stream's first packet
+//! (not mediasoup's probation packet): at A itself, then at E, D, C and B (each
 //! remote consume pipes from the cheapest provider, which may be a relay made
 //! by an earlier one). For every other stream each remote node first `find`s
 //! it, as an app using the HTTP API does (the consume then uses what the find
@@ -21,9 +22,13 @@
 //!
 //! Each arrival includes the wait for the next packet the source sends once
 //! the path is ready: up to one packet interval. At 5 ms (audio every 20 ms
-//! is slower still) that wait, not the path, dominated the remote figures, so
-//! the default interval is 1 ms and the figures are the path's, within 1 ms.
+//! is slower still) that wait, not the path, dominated the remote figures;
+//! at 1 ms (a tokio interval) it was still up to twice the local path. So
+//! the source is a thread of its own that sleeps 200 µs between packets
+//! (about 280 µs here, printed), and the figures are the path's within that.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mafalda_media::MediaConfig;
@@ -31,7 +36,7 @@ use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
 use mafalda_swarm::stream_key;
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::rtp::test_packets;
+use mafalda_tests::rtp::{RtpPacket, test_packets, test_payload_index};
 use mafalda_tests::swarm::loopback_config;
 use tokio::net::UdpSocket;
 
@@ -49,20 +54,28 @@ async fn node(bootstrap: Option<&Node>) -> Node {
     Node::start(NodeConfig::new(media, swarm)).await.expect("start")
 }
 
-/// From the `consume_rtp` call to the first packet's arrival at the socket
-/// (read while the call runs: a relay's consume answers once its provider
-/// record is out, which packets do not wait for), and the path.
+/// From the `consume_rtp` call to the arrival at the socket of the stream's
+/// first packet (read while the call runs: a relay's consume answers once
+/// its provider record is out, which packets do not wait for), and the path.
+/// Only the stream's packets count: mediasoup sends a bandwidth-probation
+/// packet of its own as soon as a consumer exists, before any of the
+/// stream's packets can reach it.
 async fn first_packet(node: &Node, stream: &str) -> (Duration, Vec<String>) {
     let socket = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let destination = socket.local_addr().expect("addr");
     let started = Instant::now();
     let arrival = async {
         let mut buffer = [0u8; 2048];
-        tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
-            .await
-            .expect("a packet")
-            .expect("recv");
-        started.elapsed()
+        loop {
+            let (len, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+                .await
+                .expect("a packet")
+                .expect("recv");
+            let packet = RtpPacket::parse(&buffer[..len]);
+            if packet.is_ok_and(|packet| test_payload_index(&packet.payload).is_some()) {
+                return started.elapsed();
+            }
+        }
     };
     let (egress, first) = tokio::join!(node.consume_rtp(stream, destination), arrival);
     (first, egress.expect("consume").path)
@@ -100,8 +113,10 @@ fn main() {
         let names = ["A", "B", "C", "D", "E"];
         let name_of = |peer: &str| nodes.iter().position(|n| n.peer_id().to_string() == peer).map_or("?", |i| names[i]);
         let samples: usize = std::env::var("NODE_PATHS_SAMPLES").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-        let packet_ms: u64 = std::env::var("NODE_PATHS_PACKET_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-        println!("RTP every {packet_ms} ms at the origin; each first packet may wait up to that long");
+        let packet_us: u64 = std::env::var("NODE_PATHS_PACKET_US").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        let packet_interval = Duration::from_micros(packet_us);
+        let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let mut gaps = Vec::new();
         let mut local = Vec::new();
         let mut remote: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
         let mut cold: Vec<Vec<Duration>> = vec![Vec::new(); nodes.len()];
@@ -113,16 +128,24 @@ fn main() {
             let ssrc = 7 + u32::try_from(sample).expect("few samples");
             let track = TrackSpec { kind: MediaKind::Audio, codec: Codec::Opus, payload_type: OPUS_PAYLOAD_TYPE, ssrc };
             let ingest = nodes[0].publish_rtp(&stream, vec![track]).await.expect("publish");
-            let sender = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-            let feeder = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(packet_ms));
-                // Made one at a time: building a sample's 100,000 up front took
-                // a seventh of the run's CPU.
-                for packet in test_packets(ssrc, OPUS_PAYLOAD_TYPE) {
-                    tick.tick().await;
-                    let _ = sender.send_to(&packet.encode(), ingest).await;
-                }
-            });
+            let sender = std::net::UdpSocket::bind((LOOPBACK, 0)).expect("bind");
+            let stop = Arc::new(AtomicBool::new(false));
+            let feeder = {
+                let (stop, sent_at) = (Arc::clone(&stop), Arc::clone(&sent_at));
+                // A thread of its own: tokio's timers tick in whole milliseconds.
+                std::thread::spawn(move || {
+                    // Made one at a time: building a sample's 100,000 up front took
+                    // a seventh of the run's CPU.
+                    for packet in test_packets(ssrc, OPUS_PAYLOAD_TYPE) {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let _ = sender.send_to(&packet.encode(), ingest);
+                        sent_at.lock().expect("sent_at").push(Instant::now());
+                        std::thread::sleep(packet_interval);
+                    }
+                })
+            };
             // Timed once packets flow, like every remote consume after it.
             tokio::time::sleep(Duration::from_millis(200)).await;
             local.push(first_packet(&nodes[0], &stream).await.0);
@@ -147,8 +170,16 @@ fn main() {
                 }
             }
             // Stopped once timed: earlier streams must not load the later samples.
-            feeder.abort();
+            stop.store(true, Ordering::Relaxed);
+            feeder.join().expect("feeder");
+            let mut sent_at = sent_at.lock().expect("sent_at");
+            gaps.extend(sent_at.windows(2).map(|pair| pair[1] - pair[0]));
+            sent_at.clear();
         }
+        println!(
+            "RTP every {packet_us} µs asked, {:.1?} sent (median): each first packet may wait up to that long at the origin",
+            median(&mut gaps)
+        );
         let local_median = median(&mut local);
         println!("time to first packet, local consume at A: median {local_median:.1?} over {samples} streams");
         let ratio = |d: Duration| d.as_secs_f64() / local_median.as_secs_f64().max(1e-6);

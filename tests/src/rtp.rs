@@ -93,6 +93,15 @@ pub fn test_payload(index: u32, len: usize) -> Vec<u8> {
     payload
 }
 
+/// The index of a payload made by [`test_payload`]; `None` for any other
+/// payload (mediasoup's probation padding, say).
+pub fn test_payload_index(payload: &[u8]) -> Option<u32> {
+    match payload {
+        [0xfc, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
 /// The packets a test sends: `count` packets of one stream.
 pub fn test_stream(ssrc: u32, payload_type: u8, count: u32) -> Vec<RtpPacket> {
     test_packets(ssrc, payload_type).take(count as usize).collect()
@@ -200,5 +209,15 @@ mod tests {
         assert_eq!(RtpPacket::parse(&[0x80, 200, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0]), Err(RtpParseError::Rtcp));
         assert_eq!(RtpPacket::parse(&[0x80, 100]), Err(RtpParseError::Truncated));
         assert_eq!(RtpPacket::parse(&[0x40; 12]), Err(RtpParseError::BadVersion(1)));
+    }
+
+    #[test]
+    fn a_test_payload_gives_its_index_back_and_padding_none() {
+        for index in [0, 1, 255, 70_000, u32::MAX] {
+            assert_eq!(test_payload_index(&test_payload(index, 120)), Some(index));
+        }
+        // mediasoup's probation packets carry zero padding as their payload.
+        assert_eq!(test_payload_index(&[0; 20]), None);
+        assert_eq!(test_payload_index(&[0xfc, 1, 2]), None);
     }
 }
