@@ -35,13 +35,14 @@ struct Attempt {
 }
 
 /// The announcement of a stream this node just started to relay, made once the
-/// caller set up what it pulled the stream for: a provider announcement is a
-/// DHT query of its own, and run at once it took the CPU the consumer's setup
-/// needed (the first packet came 2 ms later on loopback). Once [`done`] returns
-/// the relay's provider record is on its way to the peers that store it
-/// (Kademlia does not acknowledge it): the next consumer finds the relay once
-/// it has arrived there. Dropped without it, the announcement runs in the
-/// background.
+/// caller set up what it pulled the stream for and the stream's first packet
+/// is here ([`Inner::announce_relay`]): a provider announcement is a DHT query
+/// of its own, and run at once it took the CPU the consumer's setup and the
+/// first packet needed (the first packet came 2 ms later on loopback). Once
+/// [`done`] returns the relay's provider record is on its way to the peers
+/// that store it (Kademlia does not acknowledge it): the next consumer finds
+/// the relay once it has arrived there. Dropped without it, the announcement
+/// runs in the background.
 ///
 /// [`done`]: Announced::done
 #[must_use = "wait for the announcement, or say why not"]
@@ -52,7 +53,7 @@ impl Announced {
     /// first attempt failed and retries went on in the background).
     pub(crate) async fn done(mut self) {
         if let Some((inner, stream)) = self.0.take() {
-            inner.announce(&stream).await;
+            inner.announce_relay(&stream).await;
         }
     }
 }
@@ -61,7 +62,7 @@ impl Drop for Announced {
     fn drop(&mut self) {
         if let Some((inner, stream)) = self.0.take() {
             let announcing = Arc::clone(&inner);
-            inner.spawn("announce a relay", async move { announcing.announce(&stream).await });
+            inner.spawn("announce a relay", async move { announcing.announce_relay(&stream).await });
         }
     }
 }

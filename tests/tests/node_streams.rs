@@ -162,6 +162,29 @@ async fn unknown_streams_and_bad_input_get_clear_errors() {
     }
 }
 
+/// A relay provides the stream once its first packet has come; a silent
+/// stream's relay (a paused publisher sends nothing) is provided all the
+/// same, after a short wait, and found by the next node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_of_a_silent_stream_is_provided_all_the_same() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let c = node(Some(&a)).await;
+    a.publish_rtp("hush", vec![opus_track()]).await.expect("publish at a");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = b.consume_rtp("hush", receiver.local_addr().expect("addr")).await.expect("b consumes");
+    assert_eq!(egress.path, vec![a.peer_id().to_string(), b.peer_id().to_string()], "b relays a's stream");
+    let b_id = b.peer_id().to_string();
+    let found_b = eventually(Duration::from_secs(5), || async {
+        c.find("hush").await.is_ok_and(|providers| providers.iter().any(|p| p.peer == b_id && p.hops == 1))
+    })
+    .await;
+    assert!(found_b, "c finds the relay b among the providers of a silent stream");
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
 async fn line_with_relay() -> (Node, Node, Node) {
     let a = node(None).await;
     let b = node(Some(&a)).await;
