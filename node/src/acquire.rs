@@ -342,19 +342,6 @@ impl Inner {
             attempt.end = end;
         }
         let mut walked = walked?;
-        // Asked before the walk, the costs lack the RTT of a provider the
-        // walk made this node dial (a node that just joined knows few): asked
-        // again then, or that provider would be judged as never pinged.
-        let me = self.swarm.peer_id();
-        let costs = match costs {
-            Some(costs)
-                if walked.asked.len() < 2
-                    || walked.asked.iter().all(|peer| *peer == me || costs.rtts.contains_key(peer)) =>
-            {
-                Some(costs)
-            }
-            _ => PeerCosts::ask(self).await.ok(),
-        };
         let costs = self.describe_until_cheapest_known(wanted, &mut walked, costs).await;
         let walked_to_the_end = walked.lookup.walked_to_the_end;
         if let Some(local) = self.try_described(wanted, excluded, walked, costs, deadline, &mut attempt).await? {
