@@ -124,20 +124,18 @@ impl Inner {
     /// silent provider then does not hold the consume; those that answer
     /// while the pipe is made are still heard ([`Inner::try_described`]).
     ///
-    /// Judges by `costs` (asked while the DHT was walked; `None` when they
-    /// could not be had: then it does not wait), and hands them back for the
-    /// ranking that follows.
+    /// Returns the RTTs and loads it judged by, for the ranking that follows.
     ///
     /// [`CostWeights::cheaper_than_any`]: crate::cost::CostWeights::cheaper_than_any
     async fn describe_until_cheapest_known(
         &self,
         wanted: &StreamRef,
         walked: &mut describe::WalkedAndDescribed,
-        costs: Option<PeerCosts>,
     ) -> Option<PeerCosts> {
         if walked.waiting_for.is_empty() || (walked.asked.len() == 1 && walked.described.is_empty()) {
-            return costs; // all in, or a single provider asked to pipe at once
+            return None; // all in, or a single provider asked to pipe at once
         }
+        let costs = PeerCosts::ask(self).await.ok();
         let me = self.swarm.peer_id();
         loop {
             let known = costs.as_ref().is_none_or(|costs| self.cheapest_known(wanted, walked, costs, me));
@@ -328,21 +326,16 @@ impl Inner {
         let has_end = attempt.end.is_some();
         let mut skip = excluded.to_vec();
         skip.push(self.swarm.peer_id());
-        // The peers' costs are asked meanwhile too, and the descriptions that
-        // come while the end opens are read (their signatures checked) then.
         let quick = describe::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, false);
-        let opening = async {
-            let end =
-                async { if has_end { None } else { crate::pipes::open_local_end(self, stream, None).await.ok() } };
-            tokio::join!(end, async { PeerCosts::ask(self).await.ok() })
-        };
-        let (walked, (end, costs)) = describe::walk_meanwhile(quick, opening).await;
+        let (walked, end) = tokio::join!(quick, async {
+            if has_end { None } else { crate::pipes::open_local_end(self, stream, None).await.ok() }
+        });
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
         if !has_end {
             attempt.end = end;
         }
         let mut walked = walked?;
-        let costs = self.describe_until_cheapest_known(wanted, &mut walked, costs).await;
+        let costs = self.describe_until_cheapest_known(wanted, &mut walked).await;
         let walked_to_the_end = walked.lookup.walked_to_the_end;
         if let Some(local) = self.try_described(wanted, excluded, walked, costs, deadline, &mut attempt).await? {
             return Ok(local);
@@ -352,10 +345,9 @@ impl Inner {
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         skip.extend(attempt.tried.iter().copied());
-        let thorough = describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false);
-        let (thorough, costs) = describe::walk_meanwhile(thorough, async { PeerCosts::ask(self).await.ok() }).await;
-        let mut thorough = thorough?;
-        let costs = self.describe_until_cheapest_known(wanted, &mut thorough, costs).await;
+        let mut thorough =
+            describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
+        let costs = self.describe_until_cheapest_known(wanted, &mut thorough).await;
         if let Some(local) = self.try_described(wanted, excluded, thorough, costs, deadline, &mut attempt).await? {
             return Ok(local);
         }
