@@ -157,9 +157,9 @@ impl Inner {
         let described: Vec<&describe::Described> = walked
             .described
             .iter()
-            .filter(|(peer, _, verified)| *peer != me && wanted.origin.is_none_or(|o| verified.origin == o))
+            .filter(|d| d.peer != me && wanted.origin.is_none_or(|o| d.verified.origin == o))
             .collect();
-        let mut origins: Vec<PeerId> = described.iter().map(|(_, _, verified)| verified.origin).collect();
+        let mut origins: Vec<PeerId> = described.iter().map(|d| d.verified.origin).collect();
         origins.sort();
         origins.dedup();
         let [origin] = origins.as_slice() else {
@@ -172,9 +172,9 @@ impl Inner {
             .rank(
                 described
                     .iter()
-                    .map(|(peer, description, verified)| {
-                        let load = describe::provider_load(*peer, description, loads);
-                        self.candidate(*peer, verified.hops(), rtts.get(peer).copied(), load)
+                    .map(|d| {
+                        let load = describe::provider_load(d.peer, &d.description, loads);
+                        self.candidate(d.peer, d.verified.hops(), Some(d.rtt(rtts)), load)
                     })
                     .collect(),
             )
@@ -183,7 +183,7 @@ impl Inner {
         else {
             return false;
         };
-        let least_hops = u32::from(described.iter().any(|(peer, _, _)| peer == origin));
+        let least_hops = u32::from(described.iter().any(|d| d.peer == *origin));
         let unknown: Vec<Candidate> = walked
             .waiting_for
             .iter()
@@ -405,8 +405,8 @@ impl Inner {
             // Nothing piped: the providers still to answer are worth waiting for.
             walked.rest().await
         };
-        late.retain(|(_, _, verified)| wanted.origin.is_none_or(|o| verified.origin == o));
-        if let Some((_, _, other)) = late.iter().find(|(_, _, verified)| verified.origin != origin) {
+        late.retain(|d| wanted.origin.is_none_or(|o| d.verified.origin == o));
+        if let Some(other) = late.iter().map(|d| &d.verified).find(|verified| verified.origin != origin) {
             if let Ok(Some(local)) = pulled {
                 let upstream = local.role.upstream();
                 drop(local);

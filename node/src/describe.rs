@@ -119,7 +119,26 @@ pub(crate) enum Walk {
 }
 
 /// A provider whose description of a stream checked out.
-pub(crate) type Described = (PeerId, StreamDescription, Verified);
+pub(crate) struct Described {
+    /// The provider.
+    pub(crate) peer: PeerId,
+    /// What it said of the stream.
+    pub(crate) description: StreamDescription,
+    /// Its provenance, checked.
+    pub(crate) verified: Verified,
+    /// How long its answer took to come (zero for this node's own): a
+    /// bound on its RTT that ranks it when it has not been pinged yet (a
+    /// provider just dialled). Judged at the RTT assumed for one never
+    /// pinged instead, a near provider that answered lost to a far one.
+    pub(crate) answered_in: std::time::Duration,
+}
+
+impl Described {
+    /// Its RTT: the latest ping's in `rtts`, else how long it took to answer.
+    pub(crate) fn rtt(&self, rtts: &std::collections::HashMap<PeerId, std::time::Duration>) -> std::time::Duration {
+        rtts.get(&self.peer).copied().unwrap_or(self.answered_in)
+    }
+}
 
 /// A provider's description on its way: `None` when it did not come by the
 /// deadline or did not check out.
@@ -294,13 +313,13 @@ async fn describe_one(
     params: Value,
     deadline: tokio::time::Instant,
 ) -> Option<Described> {
-    let description = if peer == inner.swarm.peer_id() {
-        inner.describe(stream)
+    let (description, answered_in) = if peer == inner.swarm.peer_id() {
+        (inner.describe(stream)?, std::time::Duration::ZERO)
     } else {
-        describe_at(inner, peer, params, deadline).await
-    }?;
+        describe_at(inner, peer, params, deadline).await?
+    };
     match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
-        Ok(verified) => Some((peer, description, verified)),
+        Ok(verified) => Some(Described { peer, description, verified, answered_in }),
         Err(error) => {
             warn!(stream, %peer, %error, "provider's description refused");
             None
@@ -361,7 +380,7 @@ pub(crate) async fn found_with(
 ) -> Result<FoundStream, NodeError> {
     let stream = wanted.id.as_str();
     if let Some(origin) = wanted.origin {
-        described.retain(|(_, _, verified)| verified.origin == origin);
+        described.retain(|d| d.verified.origin == origin);
     }
     if described.is_empty() {
         return Err(NodeError::NotFound(stream.to_owned()));
@@ -375,23 +394,27 @@ pub(crate) async fn found_with(
         }
     };
     let me = inner.swarm.peer_id();
-    let mut origins: Vec<String> = described.iter().map(|(_, _, v)| v.origin.to_string()).collect();
+    let mut origins: Vec<String> = described.iter().map(|d| d.verified.origin.to_string()).collect();
     origins.sort();
     origins.dedup();
     if origins.len() > 1 {
         warn!(stream, ?origins, "two origins provide streams under one id");
     }
-    let tracks =
-        described[0].1.tracks.iter().map(|track| TrackSummary::of(track.kind, &track.rtp_parameters)).collect();
+    let tracks = described[0]
+        .description
+        .tracks
+        .iter()
+        .map(|track| TrackSummary::of(track.kind, &track.rtp_parameters))
+        .collect();
     let providers = described
         .into_iter()
-        .map(|(peer, description, verified)| ProviderInfo {
-            peer: peer.to_string(),
-            origin: verified.origin.to_string(),
-            hops: verified.hops(),
-            rtt_ms: if peer == me { Some(0.0) } else { rtts.get(&peer).map(|rtt| rtt.as_secs_f64() * 1000.0) },
-            load: provider_load(peer, &description, loads),
-            path: verified.path.iter().map(ToString::to_string).collect(),
+        .map(|d| ProviderInfo {
+            peer: d.peer.to_string(),
+            origin: d.verified.origin.to_string(),
+            hops: d.verified.hops(),
+            rtt_ms: Some(if d.peer == me { 0.0 } else { d.rtt(rtts).as_secs_f64() * 1000.0 }),
+            load: provider_load(d.peer, &d.description, loads),
+            path: d.verified.path.iter().map(ToString::to_string).collect(),
         })
         .collect();
     Ok(FoundStream { stream: stream.to_owned(), origins, tracks, providers })
@@ -402,7 +425,8 @@ const DESCRIBE_RETRY: std::time::Duration = std::time::Duration::from_millis(200
 /// Longest wait between two asks.
 const DESCRIBE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// `peer`'s description of a stream, asked by `deadline`. A provider that cannot
+/// `peer`'s description of a stream, asked by `deadline`, and how long the
+/// call that got it took. A provider that cannot
 /// be reached is asked again (backing off, with jitter) until the deadline: an
 /// origin dialed by a whole swarm at once refuses connections past its cap and
 /// frees them within seconds, and a find that gives up at the first refusal
@@ -412,11 +436,12 @@ async fn describe_at(
     peer: PeerId,
     params: Value,
     deadline: tokio::time::Instant,
-) -> Option<StreamDescription> {
+) -> Option<(StreamDescription, std::time::Duration)> {
     let mut wait = DESCRIBE_RETRY;
     loop {
+        let asked = tokio::time::Instant::now();
         match tokio::time::timeout_at(deadline, call(inner, peer, "stream.describe", params.clone())).await {
-            Ok(Ok(description)) => return Some(description),
+            Ok(Ok(description)) => return Some((description, asked.elapsed())),
             Ok(Err(error @ CallError::Unreachable { .. })) => {
                 let jittered = wait.mul_f64(rand::random_range(0.5..1.5));
                 if tokio::time::Instant::now() + jittered >= deadline {

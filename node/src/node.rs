@@ -33,7 +33,8 @@ pub struct ProviderInfo {
     pub origin: String,
     /// Its hops from the origin.
     pub hops: u32,
-    /// Latest ping RTT to it, in ms (0 for this node itself).
+    /// Latest ping RTT to it, in ms (0 for this node itself); for one not
+    /// pinged yet (just dialled), how long its description took to come.
     pub rtt_ms: Option<f64>,
     /// Its gossiped load, 0–1.
     pub load: Option<f64>,
