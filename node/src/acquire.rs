@@ -67,6 +67,15 @@ impl Drop for Announced {
     }
 }
 
+/// Whether the cheapest provider a walk described is known yet.
+enum Cheapest {
+    /// It is (or the descriptions name two origins): the rest are not waited for.
+    Known,
+    /// Not yet: wait for the next answer, or at most this long, after which
+    /// the providers not pinged that have still not answered cost more.
+    NotYet(Option<Duration>),
+}
+
 impl Attempt {
     /// Why nothing was piped: not found when no provider was asked to pipe,
     /// each asked one's reason otherwise.
@@ -120,26 +129,37 @@ impl Inner {
     /// of them is known: the cheapest described one costs less than each one
     /// not described yet could ([`CostWeights::cheaper_than_any`]), with the
     /// RTT known of it and at least one hop once the origin itself has
-    /// described (every other provider of its stream is a relay). A slow or
-    /// silent provider then does not hold the consume; those that answer
-    /// while the pipe is made are still heard ([`Inner::try_described`]).
+    /// described (every other provider of its stream is a relay). One not
+    /// pinged yet is judged at least as far as the time it has not answered
+    /// for: a slow or silent provider then does not hold the consume, and
+    /// one just dialled is neither taken for near nor for far. Those that
+    /// answer while the pipe is made are still heard ([`Inner::try_described`]).
     ///
-    /// Returns the RTTs and loads it judged by, for the ranking that follows.
+    /// Judges by `costs` (asked while the DHT was walked; `None` when they
+    /// could not be had: then it does not wait), and hands them back for the
+    /// ranking that follows.
     ///
     /// [`CostWeights::cheaper_than_any`]: crate::cost::CostWeights::cheaper_than_any
     async fn describe_until_cheapest_known(
         &self,
         wanted: &StreamRef,
         walked: &mut describe::WalkedAndDescribed,
+        costs: Option<PeerCosts>,
     ) -> Option<PeerCosts> {
         if walked.waiting_for.is_empty() || (walked.asked.len() == 1 && walked.described.is_empty()) {
-            return None; // all in, or a single provider asked to pipe at once
+            return costs; // all in, or a single provider asked to pipe at once
         }
-        let costs = PeerCosts::ask(self).await.ok();
+        let Some(judged_by) = costs.as_ref() else { return costs };
         let me = self.swarm.peer_id();
         loop {
-            let known = costs.as_ref().is_none_or(|costs| self.cheapest_known(wanted, walked, costs, me));
-            if known || !walked.next_answer().await {
+            let answered = match self.cheapest_known(wanted, walked, judged_by, me) {
+                Cheapest::Known => return costs,
+                Cheapest::NotYet(None) => walked.next_answer().await,
+                Cheapest::NotYet(Some(at_most)) => {
+                    tokio::time::timeout(at_most, walked.next_answer()).await.unwrap_or(true)
+                }
+            };
+            if !answered {
                 return costs;
             }
         }
@@ -153,7 +173,7 @@ impl Inner {
         walked: &describe::WalkedAndDescribed,
         PeerCosts { rtts, loads }: &PeerCosts,
         me: PeerId,
-    ) -> bool {
+    ) -> Cheapest {
         let described: Vec<&describe::Described> = walked
             .described
             .iter()
@@ -164,7 +184,7 @@ impl Inner {
         origins.dedup();
         let [origin] = origins.as_slice() else {
             // None yet: wait. Two: refused as a conflict whatever the rest say.
-            return origins.len() > 1;
+            return if origins.len() > 1 { Cheapest::Known } else { Cheapest::NotYet(None) };
         };
         let Some(best) = self
             .config
@@ -181,16 +201,27 @@ impl Inner {
             .into_iter()
             .next()
         else {
-            return false;
+            return Cheapest::NotYet(None);
         };
         let least_hops = u32::from(described.iter().any(|d| d.peer == *origin));
-        let unknown: Vec<Candidate> = walked
-            .waiting_for
-            .iter()
-            .filter(|peer| **peer != me)
-            .map(|peer| self.candidate(*peer, least_hops, rtts.get(peer).copied(), None))
-            .collect();
-        self.config.cost.cheaper_than_any(&best, &unknown)
+        // Not answered yet, its RTT is longer than the wait so far.
+        let waited = walked.asked_at.elapsed();
+        let (mut pinged, mut not_pinged) = (Vec::new(), Vec::new());
+        for peer in walked.waiting_for.iter().filter(|peer| **peer != me) {
+            match rtts.get(peer) {
+                Some(rtt) => pinged.push(self.candidate(*peer, least_hops, Some(*rtt), None)),
+                None => not_pinged.push(self.candidate(*peer, least_hops, Some(waited), None)),
+            }
+        }
+        let weights = &self.config.cost;
+        if !weights.cheaper_than_any(&best, &pinged) {
+            return Cheapest::NotYet(None);
+        }
+        if weights.cheaper_than_any(&best, &not_pinged) {
+            return Cheapest::Known;
+        }
+        let longest = not_pinged.iter().map(|other| weights.rtt_short_of(&best, other)).max().unwrap_or_default();
+        Cheapest::NotYet(Some(longest + Duration::from_millis(1)))
     }
 
     /// Whether this node holds `wanted` (of the pinned origin, if pinned).
@@ -326,16 +357,21 @@ impl Inner {
         let has_end = attempt.end.is_some();
         let mut skip = excluded.to_vec();
         skip.push(self.swarm.peer_id());
+        // The peers' costs are asked meanwhile too, and the descriptions that
+        // come while the end opens are read (their signatures checked) then.
         let quick = describe::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, false);
-        let (walked, end) = tokio::join!(quick, async {
-            if has_end { None } else { crate::pipes::open_local_end(self, stream, None).await.ok() }
-        });
+        let opening = async {
+            let end =
+                async { if has_end { None } else { crate::pipes::open_local_end(self, stream, None).await.ok() } };
+            tokio::join!(end, async { PeerCosts::ask(self).await.ok() })
+        };
+        let (walked, (end, costs)) = describe::walk_meanwhile(quick, opening).await;
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
         if !has_end {
             attempt.end = end;
         }
         let mut walked = walked?;
-        let costs = self.describe_until_cheapest_known(wanted, &mut walked).await;
+        let costs = self.describe_until_cheapest_known(wanted, &mut walked, costs).await;
         let walked_to_the_end = walked.lookup.walked_to_the_end;
         if let Some(local) = self.try_described(wanted, excluded, walked, costs, deadline, &mut attempt).await? {
             return Ok(local);
@@ -345,9 +381,10 @@ impl Inner {
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         skip.extend(attempt.tried.iter().copied());
-        let mut thorough =
-            describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false).await?;
-        let costs = self.describe_until_cheapest_known(wanted, &mut thorough).await;
+        let thorough = describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false);
+        let (thorough, costs) = describe::walk_meanwhile(thorough, async { PeerCosts::ask(self).await.ok() }).await;
+        let mut thorough = thorough?;
+        let costs = self.describe_until_cheapest_known(wanted, &mut thorough, costs).await;
         if let Some(local) = self.try_described(wanted, excluded, thorough, costs, deadline, &mut attempt).await? {
             return Ok(local);
         }

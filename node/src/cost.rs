@@ -86,6 +86,14 @@ impl CostWeights {
         unknown.iter().all(|other| cost < self.cost(&Candidate { load: None, ..other.clone() }))
     }
 
+    /// How much longer `other`'s RTT would have to be for it to cost more
+    /// than `best` (zero if it does already); its load taken as none, as in
+    /// [`CostWeights::cheaper_than_any`].
+    pub fn rtt_short_of(&self, best: &Candidate, other: &Candidate) -> Duration {
+        let short_ms = self.cost(best) - self.cost(&Candidate { load: None, ..other.clone() });
+        if short_ms.is_finite() && short_ms > 0.0 { Duration::from_secs_f64(short_ms / 1000.0) } else { Duration::ZERO }
+    }
+
     /// Candidates from cheapest to dearest; ties go to fewer hops, then peer id
     /// (so every node ranks the same way).
     pub fn rank(&self, mut candidates: Vec<Candidate>) -> Vec<Candidate> {
@@ -165,6 +173,20 @@ mod tests {
         let never_pinged = Candidate { peer: PeerId::random(), hops: 0, rtt: None, load: None };
         assert!(weights.cheaper_than_any(&best, &[never_pinged]));
         assert!(weights.cheaper_than_any(&best, &[]));
+    }
+
+    #[test]
+    fn a_provider_not_answered_yet_is_beaten_once_it_is_short_of_nothing() {
+        let weights = CostWeights::default();
+        let relay = candidate(1, 1, 0.0); // 1 + 15 for its hop
+        let waited =
+            |ms: u64| Candidate { peer: PeerId::random(), hops: 0, rtt: Some(Duration::from_millis(ms)), load: None };
+        assert_eq!(weights.rtt_short_of(&relay, &waited(4)), Duration::from_millis(12));
+        assert!(!weights.cheaper_than_any(&relay, &[waited(4)]));
+        assert_eq!(weights.rtt_short_of(&relay, &waited(17)), Duration::ZERO);
+        assert!(weights.cheaper_than_any(&relay, &[waited(17)]));
+        let overloaded = Candidate { load: Some(f64::NAN), ..relay };
+        assert!(weights.rtt_short_of(&overloaded, &waited(0)) > Duration::from_secs(1));
     }
 
     #[test]

@@ -156,6 +156,9 @@ pub(crate) struct WalkedAndDescribed {
     pub(crate) waiting_for: Vec<PeerId>,
     /// Their descriptions on the way (dropping them stops waiting).
     pending: futures::stream::FuturesUnordered<Describing>,
+    /// When the walk ended, by which time every describe had been sent: a
+    /// provider that has not answered since has an RTT longer than that.
+    pub(crate) asked_at: tokio::time::Instant,
 }
 
 impl WalkedAndDescribed {
@@ -185,6 +188,35 @@ impl WalkedAndDescribed {
         self.waiting_for.retain(|p| *p != peer);
         self.described.extend(described);
     }
+}
+
+/// Runs `walking` (a [`walk_and_describe`] that does not wait for all) and
+/// `meanwhile` together; once the walk has ended and while `meanwhile` still
+/// runs, reads the descriptions that come (checking a description's
+/// signatures is the CPU a consume can do while it waits for other work).
+pub(crate) async fn walk_meanwhile<T>(
+    walking: impl Future<Output = Result<WalkedAndDescribed, NodeError>>,
+    meanwhile: impl Future<Output = T>,
+) -> (Result<WalkedAndDescribed, NodeError>, T) {
+    let (mut walking, mut meanwhile) = (std::pin::pin!(walking), std::pin::pin!(meanwhile));
+    let mut done = None;
+    let walked = loop {
+        tokio::select! {
+            walked = &mut walking => break walked,
+            out = &mut meanwhile, if done.is_none() => done = Some(out),
+        }
+    };
+    if let Some(out) = done {
+        return (walked, out);
+    }
+    let Ok(mut walked) = walked else { return (walked, meanwhile.await) };
+    let out = loop {
+        tokio::select! {
+            out = &mut meanwhile => break out,
+            true = walked.next_answer(), if !walked.waiting_for.is_empty() => {}
+        }
+    };
+    (Ok(walked), out)
 }
 
 /// Most provider names a walk holds for describing before it ends (the
@@ -277,7 +309,15 @@ pub(crate) async fn walk_and_describe(
         // pipe with no describe first (its offer carries the same signed
         // provenance and tracks, checked the same way), one call fewer.
         let asked = vec![*only];
-        return Ok(WalkedAndDescribed { lookup, asked, described: Vec::new(), waiting_for: Vec::new(), pending });
+        let asked_at = tokio::time::Instant::now();
+        return Ok(WalkedAndDescribed {
+            lookup,
+            asked,
+            described: Vec::new(),
+            waiting_for: Vec::new(),
+            pending,
+            asked_at,
+        });
     }
     // Names held, and those the channel had no room for. Their calls go out
     // now (a call is sent at its first poll): the caller may first wait for
@@ -289,7 +329,9 @@ pub(crate) async fn walk_and_describe(
     while let std::task::Poll::Ready(Some(one)) = futures::poll!(pending.next()) {
         answered.push(one);
     }
-    let mut walked = WalkedAndDescribed { lookup, waiting_for: asked.clone(), asked, described: Vec::new(), pending };
+    let asked_at = tokio::time::Instant::now();
+    let mut walked =
+        WalkedAndDescribed { lookup, waiting_for: asked.clone(), asked, described: Vec::new(), pending, asked_at };
     for (peer, described) in answered {
         walked.record(peer, described);
     }
@@ -479,4 +521,62 @@ pub(crate) fn provider_load(
     description_load(description).or_else(|| {
         loads.iter().find(|l| l.report.node == peer).map(|l| f64::from(l.report.mean_cpu_percent()) / 100.0)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A walk that asked `answering` (whose describe fails at once) and
+    /// `silent` (which never answers).
+    fn walked(answering: PeerId, silent: PeerId) -> WalkedAndDescribed {
+        let pending = futures::stream::FuturesUnordered::new();
+        pending.push(Box::pin(async move { (answering, None) }) as Describing);
+        pending.push(Box::pin(futures::future::pending()) as Describing);
+        WalkedAndDescribed {
+            lookup: mafalda_swarm::ProviderLookup::default(),
+            asked: vec![answering, silent],
+            described: Vec::new(),
+            waiting_for: vec![answering, silent],
+            pending,
+            asked_at: tokio::time::Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_that_come_while_the_other_work_runs_are_read_and_a_silent_provider_does_not_hold_it() {
+        let (answering, silent) = (PeerId::random(), PeerId::random());
+        let walking = async { Ok(walked(answering, silent)) };
+        let meanwhile = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            "end opened"
+        };
+        let (walked, out) = walk_meanwhile(walking, meanwhile).await;
+        assert_eq!(out, "end opened");
+        let walked = walked.expect("walked");
+        assert_eq!(walked.waiting_for, vec![silent], "the answer that came was read; the silent one is still awaited");
+    }
+
+    #[tokio::test]
+    async fn work_done_before_the_walk_leaves_the_answers_to_the_caller_and_a_failed_walk_still_finishes_the_work() {
+        let (answering, silent) = (PeerId::random(), PeerId::random());
+        let walking = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok(walked(answering, silent))
+        };
+        let (walked, out) = walk_meanwhile(walking, async { 7 }).await;
+        assert_eq!(out, 7);
+        assert_eq!(walked.expect("walked").waiting_for.len(), 2, "nothing read once the work was done");
+
+        let failing = async { Err(NodeError::NotFound("s".into())) };
+        let (walked, out) = walk_meanwhile(failing, async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            "end opened"
+        })
+        .await;
+        assert!(matches!(walked, Err(NodeError::NotFound(_))));
+        assert_eq!(out, "end opened", "the end opened is handed back, to be closed by its owner");
+    }
 }
