@@ -359,10 +359,30 @@ impl Inner {
         skip.push(self.swarm.peer_id());
         // The peers' costs are asked meanwhile too, and the descriptions that
         // come while the end opens are read (their signatures checked) then.
-        let quick = describe::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, false);
+        // The describes ask the origin to pipe to that end at once.
+        // (With two media IPs the end may have to change family: then the
+        // cheapest is asked with `stream.pipe`.)
+        let asks_origin = self.config.second_media_ip.is_none();
+        let (tell_end, end_ready) = describe::end_ready();
+        let mut tell_end = asks_origin.then_some(tell_end);
+        if let Some(end) = &attempt.end
+            && let Some(tell) = tell_end.take()
+        {
+            let _ = tell.send(end.endpoint_for_origin());
+        }
+        let asking = describe::Asking::Consume(asks_origin.then_some(end_ready));
+        let quick = describe::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, asking);
         let opening = async {
-            let end =
-                async { if has_end { None } else { crate::pipes::open_local_end(self, stream, None).await.ok() } };
+            let end = async {
+                if has_end {
+                    return None;
+                }
+                let end = crate::pipes::open_local_end(self, stream, None).await.ok();
+                if let Some(tell) = tell_end {
+                    let _ = tell.send(end.as_ref().and_then(crate::pipes::LocalEnd::endpoint_for_origin));
+                }
+                end
+            };
             tokio::join!(end, async { PeerCosts::ask(self).await.ok() })
         };
         let (walked, (end, costs)) = describe::walk_meanwhile(quick, opening).await;
@@ -381,7 +401,8 @@ impl Inner {
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         skip.extend(attempt.tried.iter().copied());
-        let thorough = describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, false);
+        let asking = describe::Asking::Consume(None);
+        let thorough = describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, asking);
         let (thorough, costs) = describe::walk_meanwhile(thorough, async { PeerCosts::ask(self).await.ok() }).await;
         let mut thorough = thorough?;
         let costs = self.describe_until_cheapest_known(wanted, &mut thorough, costs).await;
@@ -412,6 +433,7 @@ impl Inner {
         let stream = wanted.id.as_str();
         if let [only] = walked.asked.as_slice()
             && walked.described.is_empty()
+            && !walked.pipes_at_origin()
         {
             let only = *only;
             walked.stop_waiting();
@@ -419,16 +441,31 @@ impl Inner {
         }
         let mut described = std::mem::take(&mut walked.described);
         if described.is_empty() {
-            // None checked out yet: those on the way decide.
+            // None checked out yet: those on the way decide (a single one
+            // asked to pipe if it is the origin is waited for: a pipe asked
+            // for now would only replace that one).
             described = walked.rest().await;
         }
+        if described.is_empty()
+            && let [only] = walked.asked.as_slice()
+        {
+            let only = *only;
+            return self.pull_first(wanted, excluded, vec![only], wanted.origin, deadline, attempt).await;
+        }
+        let mut offers = describe::take_offers(&mut described);
         let Some((ranked, origin)) = self.rank_described(wanted, excluded, described, costs.as_ref()).await? else {
+            walked.unused_offers.extend(offers.into_iter().map(|(peer, _)| peer));
             return Ok(None);
         };
+        // The cheapest provider's pipe, if it made one with its description.
+        let offered = ranked.first().and_then(|first| offers.iter().position(|(peer, _)| peer == first));
+        let offered = offered.map(|at| offers.swap_remove(at));
+        walked.unused_offers.extend(offers.into_iter().map(|(peer, _)| peer));
         // The pipe is made while the rest answer; those in by then are heard.
         let pulled = {
-            let mut pulling =
-                std::pin::pin!(self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt));
+            let mut pulling = std::pin::pin!(
+                self.pull_offered_or_first(wanted, excluded, ranked, origin, offered, deadline, attempt)
+            );
             loop {
                 tokio::select! {
                     pulled = &mut pulling => break pulled,
@@ -442,6 +479,14 @@ impl Inner {
             // Nothing piped: the providers still to answer are worth waiting for.
             walked.rest().await
         };
+        walked.unused_offers.extend(describe::take_offers(&mut late).into_iter().map(|(peer, _)| peer));
+        if let Ok(Some(local)) = &pulled
+            && let Some(upstream) = local.role.upstream()
+        {
+            // Piped from it (by `stream.pipe` after its offer, say): an
+            // unpipe for its offer would close this pipe.
+            walked.piped_from(upstream);
+        }
         late.retain(|d| wanted.origin.is_none_or(|o| d.verified.origin == o));
         if let Some(other) = late.iter().map(|d| &d.verified).find(|verified| verified.origin != origin) {
             if let Ok(Some(local)) = pulled {
@@ -489,6 +534,40 @@ impl Inner {
             (None, _) => return Err(NodeError::OriginConflict { stream: stream.to_owned(), origins: found.origins }),
         };
         Ok(Some((self.rank(found.providers, excluded), origin)))
+    }
+
+    /// Pipes `wanted` from the provider that `offered` to with its
+    /// description (through this node's end it was offered for), or, when
+    /// there is no such offer or it does not check out, from the `ranked`
+    /// providers as [`Inner::pull_first`] does.
+    #[allow(clippy::too_many_arguments)]
+    async fn pull_offered_or_first(
+        self: &Arc<Self>,
+        wanted: &StreamRef,
+        excluded: &[PeerId],
+        ranked: Vec<PeerId>,
+        origin: PeerId,
+        offered: Option<(PeerId, crate::streams::PipeOffer)>,
+        deadline: tokio::time::Instant,
+        attempt: &mut Attempt,
+    ) -> Result<Option<LocalStream>, NodeError> {
+        let stream = wanted.id.as_str();
+        if let Some((peer, offer)) = offered {
+            attempt.tried.insert(peer);
+            let pulled = match attempt.end.take() {
+                Some(end) => crate::pipes::pull_offered(self, stream, peer, Some(origin), end, offer).await,
+                None => Err(NodeError::InvalidInput("no end of a pipe for the offer".into())),
+            };
+            match pulled {
+                Ok(local) => return Ok(Some(local)),
+                Err(error) => {
+                    warn!(stream, %peer, %error, "the origin's pipe made with its description is not used");
+                    attempt.reasons.push(format!("{peer}: {error}"));
+                    crate::pipes::tell_unpipe(self, stream, peer).await;
+                }
+            }
+        }
+        self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt).await
     }
 
     /// Asks the `ranked` providers to pipe `wanted`, in turn, until one does

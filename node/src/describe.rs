@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use mafalda_media::pipe::PipeEndpoint;
 use mafalda_rope::Value;
 use mafalda_swarm::{CallError, PeerId, stream_key};
 use tokio::sync::mpsc;
@@ -18,7 +19,7 @@ use crate::inner::{Inner, lock};
 use crate::node::{FoundStream, ProviderInfo};
 use crate::record::{self, MAX_TRACKS, RecordError, Verified};
 use crate::remote::call;
-use crate::streams::{StreamDescription, StreamParams, StreamRef};
+use crate::streams::{DescribeParams, PipeOffer, StreamDescription, StreamParams, StreamRef};
 
 /// The providers of `stream` whose signed provenance verifies, with RTT and
 /// load; all within the node's find deadline.
@@ -95,14 +96,17 @@ async fn find_described(
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
-    let quick = walk_and_describe(inner, wanted, find_deadline, Walk::Quick, &[], deadline, true).await?;
-    match found_from(inner, wanted, quick.described).await {
+    let quick = walk_and_describe(inner, wanted, find_deadline, Walk::Quick, &[], deadline, Asking::Find).await?;
+    let mut quick = quick;
+    match found_from(inner, wanted, std::mem::take(&mut quick.described)).await {
         Err(NodeError::NotFound(_)) if !quick.lookup.walked_to_the_end => {
             // Every record the quick walk met was stale: walk on to the
             // closest peers, and ask the providers not asked yet.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let thorough = walk_and_describe(inner, wanted, left, Walk::Thorough, &quick.asked, deadline, true).await?;
-            found_from(inner, wanted, thorough.described).await
+            let thorough =
+                walk_and_describe(inner, wanted, left, Walk::Thorough, &quick.asked, deadline, Asking::Find).await?;
+            let mut thorough = thorough;
+            found_from(inner, wanted, std::mem::take(&mut thorough.described)).await
         }
         found => found,
     }
@@ -159,6 +163,47 @@ pub(crate) struct WalkedAndDescribed {
     /// When the walk ended, by which time every describe had been sent: a
     /// provider that has not answered since has an RTT longer than that.
     pub(crate) asked_at: tokio::time::Instant,
+    /// Providers that piped with their description (an origin asked to pipe
+    /// at once) whose pipe this node does not use.
+    pub(crate) unused_offers: Vec<PeerId>,
+    /// With the describes of a consume that asked the origin to pipe: the
+    /// node and stream to unpipe for. When the walk is dropped, the unused
+    /// offers, those left in `described` and those still on their way are
+    /// unpiped: a pipe made for this node is never left behind.
+    unpiping: Option<(Arc<Inner>, String)>,
+    /// The provider this node pipes the stream from, if it does.
+    piped_from: Option<PeerId>,
+}
+
+impl Drop for WalkedAndDescribed {
+    fn drop(&mut self) {
+        use futures::StreamExt;
+        let Some((inner, stream)) = self.unpiping.take() else { return };
+        let mut unused = std::mem::take(&mut self.unused_offers);
+        unused.extend(take_offers(&mut self.described).into_iter().map(|(peer, _)| peer));
+        let piped_from = self.piped_from;
+        unused.retain(|peer| Some(*peer) != piped_from);
+        let mut pending = std::mem::take(&mut self.pending);
+        if unused.is_empty() && pending.is_empty() {
+            return;
+        }
+        let unpiping = Arc::clone(&inner);
+        inner.spawn("unpipe offers not taken", async move {
+            for peer in unused {
+                crate::pipes::tell_unpipe(&unpiping, &stream, peer).await;
+            }
+            while let Some((peer, described)) = pending.next().await {
+                if Some(peer) != piped_from && described.is_some_and(|d| d.description.offer.is_some()) {
+                    crate::pipes::tell_unpipe(&unpiping, &stream, peer).await;
+                }
+            }
+        });
+    }
+}
+
+/// Takes the offers made with the descriptions in `described`.
+pub(crate) fn take_offers(described: &mut [Described]) -> Vec<(PeerId, PipeOffer)> {
+    described.iter_mut().filter_map(|d| Some((d.peer, d.description.offer.take()?))).collect()
 }
 
 impl WalkedAndDescribed {
@@ -176,6 +221,18 @@ impl WalkedAndDescribed {
     pub(crate) async fn rest(&mut self) -> Vec<Described> {
         while self.next_answer().await {}
         std::mem::take(&mut self.described)
+    }
+
+    /// This node pipes the stream from `peer` now: no offer of its is
+    /// unpiped (unpiping is by stream and peer, and would close this pipe).
+    pub(crate) fn piped_from(&mut self, peer: PeerId) {
+        self.unused_offers.retain(|unused| *unused != peer);
+        self.piped_from = Some(peer);
+    }
+
+    /// Whether the describes asked the origin to pipe to this node's end.
+    pub(crate) fn pipes_at_origin(&self) -> bool {
+        self.unpiping.is_some()
     }
 
     /// Stops waiting for the descriptions on the way.
@@ -223,11 +280,33 @@ pub(crate) async fn walk_meanwhile<T>(
 /// rest wait for its answer).
 const NAMED_AHEAD: usize = 32;
 
+/// This node's end of a pipe as it will be ready (`None`: it could not be
+/// opened), for the describes of a consume.
+pub(crate) type EndReady = futures::future::Shared<futures::future::BoxFuture<'static, Option<PipeEndpoint>>>;
+
+/// What a consume's describes wait on for its end ([`EndReady`]), and where
+/// it tells it (a sender dropped unused tells "none").
+pub(crate) fn end_ready() -> (tokio::sync::oneshot::Sender<Option<PipeEndpoint>>, EndReady) {
+    let (tell, ready) = tokio::sync::oneshot::channel();
+    (tell, futures::FutureExt::shared(Box::pin(async move { ready.await.ok().flatten() })))
+}
+
+/// Who a walk's describes are for.
+#[derive(Clone)]
+pub(crate) enum Asking {
+    /// A find: every description is waited for.
+    Find,
+    /// A consume: the walk returns with the descriptions still on their way,
+    /// and with an end, each describe (sent once the end is ready) asks the
+    /// origin to pipe to it at once ([`DescribeParams::pipe_if_origin`]).
+    Consume(Option<EndReady>),
+}
+
 /// Walks the DHT for `wanted`'s providers (within most of `find_deadline`)
 /// and asks each one to describe the stream as soon as the walk names it
 /// rather than once the walk has ended, so the describes overlap the rest
 /// of the walk; providers in `skip` are not asked, and descriptions are
-/// waited for until `deadline`. With `wait_for_all` false, it returns when
+/// waited for until `deadline`. For a consume ([`Asking::Consume`]) it returns when
 /// the walk ends, with the descriptions not in yet still on their way
 /// ([`WalkedAndDescribed::next_answer`]): the caller decides how long to
 /// wait (a consume pipes once the cheapest provider is known); and a walk
@@ -241,11 +320,16 @@ pub(crate) async fn walk_and_describe(
     walk: Walk,
     skip: &[PeerId],
     deadline: tokio::time::Instant,
-    wait_for_all: bool,
+    asking: Asking,
 ) -> Result<WalkedAndDescribed, NodeError> {
     use futures::StreamExt;
     let stream = wanted.id.as_str();
     let params = stream_params(stream)?;
+    let (wait_for_all, end_ready) = match asking {
+        Asking::Find => (true, None),
+        Asking::Consume(end_ready) => (false, end_ready),
+    };
+    let pipes_at_origin = end_ready.is_some();
     let (named, mut names) = mpsc::channel(NAMED_AHEAD);
     let key = stream_key(stream);
     let lookup = inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, walk == Walk::Thorough, named);
@@ -257,9 +341,16 @@ pub(crate) async fn walk_and_describe(
         if fresh {
             asked.push(peer);
         }
-        let (inner, stream, params) = (Arc::clone(inner), stream.to_owned(), params.clone());
+        let (inner, stream, params, end_ready) =
+            (Arc::clone(inner), stream.to_owned(), params.clone(), end_ready.clone());
         fresh.then(|| -> Describing {
-            Box::pin(async move { (peer, describe_one(&inner, &stream, peer, params, deadline).await) })
+            Box::pin(async move {
+                let params = match end_ready {
+                    Some(end_ready) => describe_params(&stream, end_ready.await).unwrap_or(params),
+                    None => params,
+                };
+                (peer, describe_one(&inner, &stream, peer, params, deadline).await)
+            })
         })
     };
     // Describes start as names come; the names end when the lookup answers.
@@ -317,6 +408,9 @@ pub(crate) async fn walk_and_describe(
             waiting_for: Vec::new(),
             pending,
             asked_at,
+            unused_offers: Vec::new(),
+            unpiping: None,
+            piped_from: None,
         });
     }
     // Names held, and those the channel had no room for. Their calls go out
@@ -329,9 +423,18 @@ pub(crate) async fn walk_and_describe(
     while let std::task::Poll::Ready(Some(one)) = futures::poll!(pending.next()) {
         answered.push(one);
     }
-    let asked_at = tokio::time::Instant::now();
-    let mut walked =
-        WalkedAndDescribed { lookup, waiting_for: asked.clone(), asked, described: Vec::new(), pending, asked_at };
+    let unpiping = pipes_at_origin.then(|| (Arc::clone(inner), stream.to_owned()));
+    let mut walked = WalkedAndDescribed {
+        lookup,
+        waiting_for: asked.clone(),
+        asked,
+        described: Vec::new(),
+        pending,
+        asked_at: tokio::time::Instant::now(),
+        unused_offers: Vec::new(),
+        unpiping,
+        piped_from: None,
+    };
     for (peer, described) in answered {
         walked.record(peer, described);
     }
@@ -344,6 +447,13 @@ pub(crate) async fn walk_and_describe(
 /// The params of a call about `stream` (`stream.describe` and the like).
 fn stream_params(stream: &str) -> Result<Value, NodeError> {
     Value::serialized(&StreamParams { stream: stream.to_owned() }).map_err(|e| NodeError::InvalidInput(e.to_string()))
+}
+
+/// The params of a `stream.describe` of `stream` that asks the origin to
+/// pipe to `end` at once.
+fn describe_params(stream: &str, end: Option<PipeEndpoint>) -> Result<Value, NodeError> {
+    let params = DescribeParams { stream: stream.to_owned(), pipe_if_origin: end };
+    Value::serialized(&params).map_err(|e| NodeError::InvalidInput(e.to_string()))
 }
 
 /// `peer`'s description of `stream` (this node's own if `peer` is this
@@ -364,6 +474,9 @@ async fn describe_one(
         Ok(verified) => Some(Described { peer, description, verified, answered_in }),
         Err(error) => {
             warn!(stream, %peer, %error, "provider's description refused");
+            if description.offer.is_some() {
+                crate::pipes::tell_unpipe(inner, stream, peer).await;
+            }
             None
         }
     }
@@ -542,6 +655,9 @@ mod tests {
             waiting_for: vec![answering, silent],
             pending,
             asked_at: tokio::time::Instant::now(),
+            unused_offers: Vec::new(),
+            unpiping: None,
+            piped_from: None,
         }
     }
 

@@ -163,6 +163,29 @@ impl Inner {
         Ok(PipeOffer { endpoint, tracks, provenance })
     }
 
+    /// Pipes `stream`, whose origin this node is, to `endpoint` for a
+    /// `stream.describe` from `peer` that asked so ([`DescribeParams`]), as
+    /// `stream.pipe` would, with the same checks and caps; `None` when that
+    /// would refuse (the asker then asks with `stream.pipe` and hears why).
+    ///
+    /// [`DescribeParams`]: crate::streams::DescribeParams
+    pub(crate) async fn pipe_as_origin(
+        self: &Arc<Self>,
+        peer: PeerId,
+        remote_ip: Option<IpAddr>,
+        stream: &str,
+        endpoint: mafalda_media::pipe::PipeEndpoint,
+    ) -> Option<PipeOffer> {
+        let request = PipeRequest { stream: stream.to_owned(), endpoint, mode: PipeMode::Pipe, fetch_from: None };
+        match self.offer_pipe(peer, remote_ip, request).await {
+            Ok(offer) => Some(offer),
+            Err(error) => {
+                debug!(stream, %peer, %error, "described without piping at once");
+                None
+            }
+        }
+    }
+
     /// Pipes `producer_ids` to `peer`, behind NAT, whose connection comes from
     /// `remote_ip`: this node's end listens (`nat_pipe`), its consumers start
     /// paused, and they resume once the first packet to the end came from
@@ -355,6 +378,14 @@ pub(crate) struct LocalEnd {
     endpoint: PipeEndpoint,
 }
 
+impl LocalEnd {
+    /// The endpoint an origin may pipe to with its description: that of a
+    /// pipe transport (an end across NAT is asked for by `stream.pipe`).
+    pub(crate) fn endpoint_for_origin(&self) -> Option<PipeEndpoint> {
+        matches!(self.transport, PipeLeg::Pipe(_)).then(|| self.endpoint.clone())
+    }
+}
+
 /// Opens this node's end of a pipe for `stream` on its ingest router, for a
 /// provider whose connection comes from `peer_ip` (unknown while the find
 /// runs: the first media IP): a pipe transport, or, when this node is
@@ -482,7 +513,6 @@ async fn pull_with(
         None => open_local_end(inner, stream, peer_ip).await?,
     };
     let LocalEnd { router, mut transport, mut endpoint } = end;
-    let spanning = inner.router_of(stream);
     let offer: PipeOffer = loop {
         let mode = mode_of(&transport);
         let request = PipeRequest {
@@ -518,6 +548,23 @@ async fn pull_with(
             }
         }
     };
+    pull_offered(inner, stream, peer, origin, LocalEnd { router, transport, endpoint }, offer).await
+}
+
+/// The stream relayed here from `peer` that its `offer` to pipe to `end`
+/// makes: the offer checked, the tracks produced on this node's end,
+/// connected to the provider's. The offer answered `stream.pipe`, or a
+/// `stream.describe` that asked the origin to pipe at once.
+pub(crate) async fn pull_offered(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    origin: Option<PeerId>,
+    end: LocalEnd,
+    offer: PipeOffer,
+) -> Result<LocalStream, NodeError> {
+    let LocalEnd { router, transport, .. } = end;
+    let spanning = inner.router_of(stream);
     let me = inner.swarm.peer_id();
     check_offer_shape(stream, &offer)?;
     // The signatures are checked while the worker makes the producers (the

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use crate::NodeError;
 use crate::inner::{Inner, lock};
-use crate::streams::{PipeRequest, Role, StreamParams, validate_stream_id};
+use crate::streams::{DescribeParams, PipeRequest, Role, StreamParams, validate_stream_id};
 
 fn to_value<T: Serialize>(value: &T) -> Result<Value, RpcError> {
     Value::serialized(value).map_err(|e| RpcError::new(ErrorCode::InternalError, e.to_string()))
@@ -57,10 +57,16 @@ pub(crate) async fn handle(
             to_value(&inner.snapshot_for_peer(params).await)
         }
         "stream.describe" => {
-            let params: StreamParams = from_value(&request.params)?;
+            let params: DescribeParams = from_value(&request.params)?;
             validate_stream_id(&params.stream).map_err(RpcError::from)?;
-            let description =
-                inner.describe(&params.stream).ok_or_else(|| RpcError::from(NodeError::NotFound(params.stream)))?;
+            let mut description = inner
+                .describe(&params.stream)
+                .ok_or_else(|| RpcError::from(NodeError::NotFound(params.stream.clone())))?;
+            if let Some(endpoint) = params.pipe_if_origin
+                && description.provenance.handoffs.is_empty()
+            {
+                description.offer = inner.pipe_as_origin(peer, remote_ip, &params.stream, endpoint).await;
+            }
             to_value(&description)
         }
         "stream.pipe" => {

@@ -81,6 +81,10 @@ pub struct StreamDescription {
     /// Absent from older nodes; a finder clamps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<f64>,
+    /// The pipe the stream's origin made at once for a consuming node that
+    /// asked with [`DescribeParams::pipe_if_origin`] (relays never pipe so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<PipeOffer>,
 }
 
 /// Asks a provider to pipe a stream here (params of `stream.pipe`).
@@ -137,7 +141,24 @@ pub struct PipeOffer {
     pub provenance: Provenance,
 }
 
-/// Params of `stream.describe`, `stream.unpipe` and `stream.closed`.
+/// Params of `stream.describe`: the stream and, from a node about to
+/// consume it, its end of a pipe. The origin pipes to that end at once, with
+/// every check of `stream.pipe`, and answers with the description and the
+/// offer: the consume saves the round trip a `stream.pipe` would take after
+/// the descriptions (the origin, with no hops, is nearly always the cheapest
+/// provider). A relay describes only; the consumer unpipes an origin it does
+/// not choose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeParams {
+    /// The stream.
+    pub stream: String,
+    /// The asking node's end of a pipe, for the origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipe_if_origin: Option<PipeEndpoint>,
+}
+
+/// Params of `stream.unpipe`, `stream.closed` and `stream.stats`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamParams {
     /// The stream.
@@ -250,6 +271,7 @@ impl LocalStream {
                 .collect(),
             provenance: self.provenance.clone(),
             load: None,
+            offer: None,
         }
     }
 

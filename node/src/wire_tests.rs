@@ -168,6 +168,7 @@ fn every_node_message_survives_fuzzing() {
                 tracks: vec![TrackInfo { kind: MediaKind::Audio, rtp_parameters: opus_parameters() }],
                 provenance: provenance.clone(),
                 load: Some(0.25),
+                offer: None,
             }),
         ),
         ("offer", frame(&PipeOffer { endpoint, tracks: vec![track], provenance })),

@@ -162,6 +162,99 @@ async fn unknown_streams_and_bad_input_get_clear_errors() {
     }
 }
 
+/// Calls `node` answered for `method` (ok or not), by its metrics.
+fn calls_in(node: &Node, method: &str) -> u64 {
+    let mut registry = prometheus_client::registry::Registry::default();
+    node.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    let prefix = format!(r#"rope_calls_total{{method="{method}",direction="in","#);
+    text.lines()
+        .filter(|line| line.starts_with(&prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Two providers, origin and relay: a consume that did not find first asks
+/// both to describe the stream and the origin to pipe at once, and takes
+/// that pipe (one round trip, no `stream.pipe`), the origin being cheapest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cold_consume_takes_the_pipe_the_origin_made_with_its_description() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let c = node(Some(&a)).await;
+    let ingest = a.publish_rtp("duo", vec![opus_track()]).await.expect("publish at a");
+    let sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.consume_rtp("duo", sink.local_addr().expect("addr")).await.expect("b relays");
+    let b_id = b.peer_id().to_string();
+    let both = eventually(Duration::from_secs(5), || async {
+        c.swarm()
+            .lookup_providers(stream_key("duo"), Duration::from_secs(5), false)
+            .await
+            .is_ok_and(|found| found.providers.len() == 2 && found.providers.iter().any(|p| p.to_string() == b_id))
+    })
+    .await;
+    assert!(both, "c's walk names a and b");
+    let (pipes_asked, described) = (calls_in(&a, "stream.pipe"), calls_in(&a, "stream.describe"));
+
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("duo", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path, vec![a.peer_id().to_string(), c.peer_id().to_string()], "c pipes from the origin");
+    assert_carried(ingest, &receiver, &egress, 50).await;
+    assert_eq!(calls_in(&a, "stream.pipe"), pipes_asked, "the origin piped with its description, unasked again");
+    assert_eq!(calls_in(&a, "stream.describe"), described + 1);
+    assert_eq!(calls_in(&b, "stream.pipe"), 0, "the relay was only asked to describe");
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
+/// When the relay is cheaper (the origin is far: 100 ms more to it), the
+/// consume pipes from the relay and unpipes what the origin made with its
+/// description: no pipe is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_the_origin_made_with_its_description_is_closed_when_a_relay_is_cheaper() {
+    let a = node(None).await;
+    let b = node(Some(&a)).await;
+    let a_id = a.peer_id();
+    let c = node_with(Some(&a), |config| {
+        config.link_delay.insert(a_id, Duration::from_millis(100));
+    })
+    .await;
+    let ingest = a.publish_rtp("far", vec![opus_track()]).await.expect("publish at a");
+    let sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.consume_rtp("far", sink.local_addr().expect("addr")).await.expect("b relays");
+    let b_id = b.peer_id().to_string();
+    let both = eventually(Duration::from_secs(5), || async {
+        c.swarm()
+            .lookup_providers(stream_key("far"), Duration::from_secs(5), false)
+            .await
+            .is_ok_and(|found| found.providers.len() == 2 && found.providers.iter().any(|p| p.to_string() == b_id))
+    })
+    .await;
+    assert!(both, "c's walk names a and b");
+
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("far", receiver.local_addr().expect("addr")).await.expect("consume at c");
+    assert_eq!(egress.path, vec![a_id.to_string(), b_id.clone(), c.peer_id().to_string()], "c pipes from b");
+    assert_carried(ingest, &receiver, &egress, 50).await;
+    let c_id = c.peer_id().to_string();
+    let only_b = eventually(Duration::from_secs(3), || async {
+        a.streams().iter().find(|s| s.stream == "far").is_some_and(|s| s.downstream == vec![b_id.clone()])
+            && calls_in(&a, "stream.unpipe") == 1
+    })
+    .await;
+    assert!(
+        only_b,
+        "a was told to unpipe what it made for c, and did: {:?}",
+        a.streams().iter().find(|s| s.stream == "far").map(|s| &s.downstream)
+    );
+    assert!(!a.streams().iter().any(|s| s.downstream.contains(&c_id)));
+    for node in [c, b, a] {
+        node.shutdown().await;
+    }
+}
+
 /// A relay provides the stream once its first packet has come; a silent
 /// stream's relay (a paused publisher sends nothing) is provided all the
 /// same, after a short wait, and found by the next node.

@@ -83,10 +83,77 @@ impl Rogue {
     }
 }
 
+impl Rogue {
+    /// Asks `node` to describe `stream` and, if it is the origin, to pipe it
+    /// to `endpoint` at once.
+    async fn describe_piping(
+        &self,
+        node: &Node,
+        stream: &str,
+        endpoint: SocketAddr,
+    ) -> Result<mafalda_node::streams::StreamDescription, CallError> {
+        let params = serde_json::json!({
+            "stream": stream,
+            "pipeIfOrigin": {"ip": endpoint.ip(), "port": endpoint.port(),
+                             "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+        });
+        let described = self.call(node.peer_id(), "stream.describe", params).await?;
+        Ok(described.deserialized().expect("a description"))
+    }
+}
+
 fn remote_code(result: &Result<Value, CallError>) -> Option<i64> {
     match result {
         Err(CallError::Remote(RpcError { code, .. })) => Some(*code),
         _ => None,
+    }
+}
+
+/// A `stream.describe` may ask the origin to pipe at once (`pipeIfOrigin`):
+/// the origin does so with every check of `stream.pipe` (only to the asking
+/// node's own address, one pipe per stream and peer), a relay never does,
+/// and the pipe closes when the asker leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_describe_asking_for_a_pipe_gets_one_only_from_the_origin_and_only_to_the_asker() {
+    let a = node(None).await;
+    let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish");
+    let _sending = keep_sending(ingest);
+    let b = node(Some(&a)).await;
+    let sink = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    b.consume_rtp("show", sink.local_addr().expect("addr")).await.expect("b relays a's stream");
+    let rogue = Rogue::join(&a).await;
+    let (a_baseline, b_baseline) = (transports(&a), transports(&b));
+
+    // To a victim that is not the rogue's address: described, no pipe, no packet.
+    let victim = UdpSocket::bind((VICTIM_IP, 0)).await.expect("bind victim");
+    let described = rogue.describe_piping(&a, "show", victim.local_addr().expect("addr")).await.expect("described");
+    assert!(described.offer.is_none(), "a piped to a third party");
+    assert_eq!(count_datagrams(&victim, Duration::from_secs(1)).await, 0, "packets reached the victim");
+    assert_eq!(transports(&a), a_baseline, "a refused pipe leaves nothing behind");
+
+    // To its own address, 20 times: one pipe stands, and it carries media.
+    let own = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind own");
+    let own_addr = own.local_addr().expect("addr");
+    for _ in 0..20 {
+        let described = rogue.describe_piping(&a, "show", own_addr).await.expect("described");
+        let offer = described.offer.expect("the origin pipes to the asker at once");
+        assert_eq!(offer.provenance.handoffs.len(), 1, "the offer hands the stream to the asker");
+    }
+    assert_eq!(transports(&a), a_baseline + 1, "20 asks for one stream leave one pipe");
+    assert!(a.streams()[0].downstream.contains(&rogue.peer_id().to_string()));
+    assert!(count_datagrams(&own, Duration::from_millis(500)).await > 10, "the asker's pipe carries media");
+
+    // A relay describes, and pipes nothing.
+    let described = rogue.describe_piping(&b, "show", own_addr).await.expect("described by the relay");
+    assert!(described.offer.is_none(), "a relay piped with its description");
+    assert_eq!(transports(&b), b_baseline, "the relay made nothing");
+
+    // The rogue leaves: its pipe closes.
+    rogue.handle.shutdown().await.expect("rogue leaves");
+    let closed = eventually(Duration::from_secs(2), || async { transports(&a) == a_baseline }).await;
+    assert!(closed, "the pipe made with a description closed when its asker left");
+    for node in [b, a] {
+        node.shutdown().await;
     }
 }
 
