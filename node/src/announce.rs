@@ -29,6 +29,11 @@ impl Inner {
         let producers: Vec<Producer> =
             lock(&self.streams).get(stream).map(|local| local.producers.clone()).unwrap_or_default();
         let arrived = first_packet_at(&producers, FIRST_PACKET_WITHIN).await;
+        // The next consume here may take a spare end, opened now that the
+        // worker is done setting this one up (`spare_pipes`).
+        if let Some(router) = producers.first().and_then(|p| self.router_of(stream).home_router(&p.id())) {
+            self.replenish_spare(&router);
+        }
         debug!(stream, arrived, "providing a relayed stream");
         self.announce(stream).await;
     }

@@ -388,8 +388,9 @@ impl LocalEnd {
 
 /// Opens this node's end of a pipe for `stream` on its ingest router, for a
 /// provider whose connection comes from `peer_ip` (unknown while the find
-/// runs: the first media IP): a pipe transport, or, when this node is
-/// behind NAT, an end that sends first (`nat_pipe`).
+/// runs: the first media IP): a pipe transport (the router's spare if it
+/// has one, `spare_pipes`), or, when this node is behind NAT, an end that
+/// sends first (`nat_pipe`).
 pub(crate) async fn open_local_end(
     inner: &Arc<Inner>,
     stream: &str,
@@ -401,7 +402,10 @@ pub(crate) async fn open_local_end(
         let (transport, endpoint) = nat_pipe::open_sending_first_end(&router, media_ip).await?;
         return Ok(LocalEnd { router, transport: PipeLeg::Plain(transport), endpoint });
     }
-    let (transport, endpoint) = open_pipe_on(inner, &router, peer_ip).await?;
+    // A spare opened ahead serves here too (the relay replaces it once its
+    // first packet is in, `Inner::announce_relay`): opening one is a worker
+    // call, and the describes that ask the origin to pipe wait for this end.
+    let (transport, endpoint) = inner.pipe_end_on(&router, peer_ip).await?;
     Ok(LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint })
 }
 

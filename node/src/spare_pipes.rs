@@ -1,12 +1,15 @@
-//! Pipe transports a provider opens ahead of need, one per router it pipes
-//! from, so that its answer to `stream.pipe` does not wait for mediasoup to
-//! open one (a worker call, about a tenth of a remote consume's first packet).
+//! Pipe transports a node opens ahead of need, one per router it pipes
+//! from or to, so that a provider's answer to `stream.pipe` does not wait
+//! for mediasoup to open one (a worker call, about a tenth of a remote
+//! consume's first packet), nor does a consume's end of the pipe (the
+//! describes that ask the origin to pipe at once wait for it).
 //!
 //! Policy ([`Spares`], no mediasoup in it): at most one spare per router, one
 //! being opened at a time per router, [`MAX_SPARE_PIPES`] in all; a spare is
 //! handed out once. Mechanism (`Inner::pipe_end_on`, `Inner::replenish_spare`):
-//! a spare is opened after a pipe is served from its router (not during: the
-//! worker answers in order, and the asker would wait for the spare too). A
+//! a spare is opened after a pipe is served from its router, and after a
+//! relay pulled onto it has its first packet (not during: the worker
+//! answers in order, and the first packet would wait for the spare too). A
 //! spare is an unconnected transport holding one UDP port; it closes with
 //! the node, and within a second of its router holding no stream here
 //! (`Inner::let_go_of_unneeded_spares`), so that it never keeps an emptied

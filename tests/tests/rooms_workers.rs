@@ -74,6 +74,8 @@ async fn thirty_consumers_of_a_room_producer_spread_over_three_workers_with_one_
     );
     assert_eq!(status.len(), WORKERS, "the consumers overflowed onto every worker: {status:?}");
     let extra = (WORKERS - 1) as u32;
+    // The spare pipe transport B keeps ready at home for its next pull.
+    let spares = u32::try_from(b_node.spare_pipes()).expect("a few spares");
     let mut app_consumers = 0;
     for worker in &status {
         let objects = &worker.objects;
@@ -82,13 +84,13 @@ async fn thirty_consumers_of_a_room_producer_spread_over_three_workers_with_one_
             objects.producers, 1,
             "one producer on each worker (the copy piped in from A at home, one pipe producer elsewhere): {status:?}"
         );
-        let (pipe_consumers, pipe_transports) = if worker.id == home { (extra, 1 + extra) } else { (0, 1) };
+        let (pipe_consumers, pipe_transports) = if worker.id == home { (extra, 1 + extra + spares) } else { (0, 1) };
         let own = objects.consumers.checked_sub(pipe_consumers).unwrap_or_else(|| panic!("{status:?}"));
         assert_eq!(
             objects.transports,
             own + pipe_transports,
-            "a plain transport per consumer and one pipe transport per pipe end (home: A's pipe and one per extra \
-             worker; elsewhere: one): {status:?}"
+            "a plain transport per consumer and one pipe transport per pipe end (home: A's pipe, one per extra \
+             worker and the spare; elsewhere: one): {status:?}"
         );
         assert!(objects.consumers >= FULL_AT, "every worker was filled to its watermark: {status:?}");
         assert!(own > 0, "every worker serves consumers: {status:?}");
