@@ -293,6 +293,23 @@ pub struct Provenance {
     pub handoffs: Vec<Signed>,
 }
 
+/// A hand-off to sign ([`Provenance::hand_off_to`]).
+#[derive(Debug, Clone)]
+pub struct UnsignedHandOff {
+    held: Provenance,
+    handoff: Handoff,
+}
+
+impl UnsignedHandOff {
+    /// The provenance extended by the hand-off, signed with `keypair` (the
+    /// holder's: a hand-off signed by anyone else does not verify).
+    pub fn sign(self, keypair: &Keypair) -> Provenance {
+        let Provenance { record, mut handoffs } = self.held;
+        handoffs.push(Signed::sign(keypair, HANDOFF_DOMAIN, &self.handoff));
+        Provenance { record, handoffs }
+    }
+}
+
 /// A provenance that verified: who the origin is and the path to the holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
@@ -325,16 +342,21 @@ impl Provenance {
 
     /// This provenance extended by a hand-off from the holder (`keypair`) to `to`.
     pub fn hand_off(&self, keypair: &Keypair, verified: &Verified, to: PeerId) -> Self {
+        self.hand_off_to(keypair.public().to_peer_id(), verified, to).sign(keypair)
+    }
+
+    /// [`Provenance::hand_off`] from `holder`, not signed yet: what to sign
+    /// is taken while the stream is at hand, the signing (the CPU of it) can
+    /// wait until the worker is making the pipe.
+    pub fn hand_off_to(&self, holder: PeerId, verified: &Verified, to: PeerId) -> UnsignedHandOff {
         let handoff = Handoff {
             stream: verified.record.stream.clone(),
             version: verified.record.version,
-            from: keypair.public().to_peer_id().to_string(),
+            from: holder.to_string(),
             to: to.to_string(),
             hops: verified.hops().saturating_add(1),
         };
-        let mut handoffs = self.handoffs.clone();
-        handoffs.push(Signed::sign(keypair, HANDOFF_DOMAIN, &handoff));
-        Self { record: self.record.clone(), handoffs }
+        UnsignedHandOff { held: self.clone(), handoff }
     }
 
     /// Checks the origin's signature, that the record is of `stream`, and that
