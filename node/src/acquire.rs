@@ -71,6 +71,8 @@ impl Drop for Announced {
 enum Cheapest {
     /// It is (or the descriptions name two origins): the rest are not waited for.
     Known,
+    /// A relay whose description is not checked yet could be cheaper: check it.
+    CheckDeferred,
     /// Not yet: wait for the next answer, or at most this long, after which
     /// the providers not pinged that have still not answered cost more.
     NotYet(Option<Duration>),
@@ -134,6 +136,10 @@ impl Inner {
     /// for: a slow or silent provider then does not hold the consume, and
     /// one just dialled is neither taken for near nor for far. Those that
     /// answer while the pipe is made are still heard ([`Inner::try_described`]).
+    /// Relays' descriptions are checked only when one of them could be the
+    /// cheapest, or when nothing else is left to wait for ([`Deferred`]).
+    ///
+    /// [`Deferred`]: describe::Deferred
     ///
     /// Judges by `costs` (asked while the DHT was walked; `None` when they
     /// could not be had: then it does not wait), and hands them back for the
@@ -146,20 +152,30 @@ impl Inner {
         walked: &mut describe::WalkedAndDescribed,
         costs: Option<PeerCosts>,
     ) -> Option<PeerCosts> {
-        if walked.waiting_for.is_empty() || (walked.asked.len() == 1 && walked.described.is_empty()) {
+        if walked.waiting_for.is_empty() && walked.deferred().next().is_none()
+            || (walked.asked.len() == 1 && walked.described.is_empty())
+        {
             return costs; // all in, or a single provider asked to pipe at once
         }
-        let Some(judged_by) = costs.as_ref() else { return costs };
+        let Some(judged_by) = costs.as_ref() else {
+            walked.check_deferred();
+            return costs;
+        };
         let me = self.swarm.peer_id();
         loop {
             let answered = match self.cheapest_known(wanted, walked, judged_by, me) {
                 Cheapest::Known => return costs,
+                Cheapest::CheckDeferred => {
+                    walked.check_deferred();
+                    continue;
+                }
                 Cheapest::NotYet(None) => walked.next_answer().await,
                 Cheapest::NotYet(Some(at_most)) => {
                     tokio::time::timeout(at_most, walked.next_answer()).await.unwrap_or(true)
                 }
             };
-            if !answered {
+            // All in: the relays put off decide what is left.
+            if !answered && !walked.check_deferred() {
                 return costs;
             }
         }
@@ -214,6 +230,17 @@ impl Inner {
             }
         }
         let weights = &self.config.cost;
+        // A relay's description not checked yet: one hop at least.
+        let deferred: Vec<Candidate> = walked
+            .deferred()
+            .map(|(peer, answered_in)| {
+                let rtt = rtts.get(&peer).copied().unwrap_or(answered_in);
+                self.candidate(peer, 1, Some(rtt), None)
+            })
+            .collect();
+        if !weights.cheaper_than_any(&best, &deferred) {
+            return Cheapest::CheckDeferred;
+        }
         if !weights.cheaper_than_any(&best, &pinged) {
             return Cheapest::NotYet(None);
         }
@@ -473,7 +500,11 @@ impl Inner {
                 }
             }
         };
-        let mut late = if matches!(pulled, Ok(Some(_))) {
+        let mut late = if let Ok(Some(local)) = &pulled {
+            // Relays that hold the very record piped here cannot name
+            // another origin: they need no check. Any other is checked.
+            walked.forget_deferred_of(&local.provenance.record);
+            walked.check_deferred();
             std::mem::take(&mut walked.described)
         } else {
             // Nothing piped: the providers still to answer are worth waiting for.

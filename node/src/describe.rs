@@ -144,9 +144,32 @@ impl Described {
     }
 }
 
-/// A provider's description on its way: `None` when it did not come by the
+/// A provider's answer to a consume's describe.
+pub(crate) enum Answer {
+    /// Its description, checked out.
+    Checked(Described),
+    /// A relay's description (it names hand-offs), not checked until it
+    /// matters ([`WalkedAndDescribed::check_deferred`]).
+    Deferred(Deferred),
+}
+
+/// A relay's description that a consume has not checked yet: checking its
+/// hand-offs' signatures is a tenth of a millisecond each, and a consume
+/// heard from several relays while it waited for the origin's answer, which
+/// then waited for those checks. Whatever it says, a relay is at least one
+/// hop from the origin (if it checks out at all): that bounds its cost
+/// until it is checked.
+pub(crate) struct Deferred {
+    /// The relay.
+    pub(crate) peer: PeerId,
+    description: StreamDescription,
+    /// How long its answer took to come.
+    pub(crate) answered_in: std::time::Duration,
+}
+
+/// A provider's answer on its way: `None` when it did not come by the
 /// deadline or did not check out.
-type Describing = futures::future::BoxFuture<'static, (PeerId, Option<Described>)>;
+type Describing = futures::future::BoxFuture<'static, (PeerId, Option<Answer>)>;
 
 /// What [`walk_and_describe`] learnt.
 pub(crate) struct WalkedAndDescribed {
@@ -173,6 +196,10 @@ pub(crate) struct WalkedAndDescribed {
     unpiping: Option<(Arc<Inner>, String)>,
     /// The provider this node pipes the stream from, if it does.
     piped_from: Option<PeerId>,
+    /// Relays' descriptions not checked yet (a consume's only).
+    deferred: Vec<Deferred>,
+    /// The node and stream those are checked for.
+    checking: Option<(Arc<Inner>, String)>,
 }
 
 impl Drop for WalkedAndDescribed {
@@ -192,8 +219,13 @@ impl Drop for WalkedAndDescribed {
             for peer in unused {
                 crate::pipes::tell_unpipe(&unpiping, &stream, peer).await;
             }
-            while let Some((peer, described)) = pending.next().await {
-                if Some(peer) != piped_from && described.is_some_and(|d| d.description.offer.is_some()) {
+            while let Some((peer, answer)) = pending.next().await {
+                let offered = match &answer {
+                    Some(Answer::Checked(d)) => d.description.offer.is_some(),
+                    Some(Answer::Deferred(d)) => d.description.offer.is_some(),
+                    None => false,
+                };
+                if Some(peer) != piped_from && offered {
                     crate::pipes::tell_unpipe(&unpiping, &stream, peer).await;
                 }
             }
@@ -217,10 +249,50 @@ impl WalkedAndDescribed {
     }
 
     /// Awaits every description still on the way (each until the deadline
-    /// it was asked with), and takes those described and not taken yet.
+    /// it was asked with), and takes those described and not taken yet
+    /// (the deferred ones checked).
     pub(crate) async fn rest(&mut self) -> Vec<Described> {
         while self.next_answer().await {}
+        self.check_deferred();
         std::mem::take(&mut self.described)
+    }
+
+    /// The relays whose descriptions are not checked yet, and how long each
+    /// took to answer.
+    pub(crate) fn deferred(&self) -> impl Iterator<Item = (PeerId, std::time::Duration)> + '_ {
+        self.deferred.iter().map(|d| (d.peer, d.answered_in))
+    }
+
+    /// Forgets the relays' descriptions put off that hold `record` (byte for
+    /// byte the origin's signed record of a stream this node holds): relays
+    /// of the same stream, whose hand-offs only matter to pipe from them.
+    pub(crate) fn forget_deferred_of(&mut self, record: &record::Signed) {
+        self.deferred.retain(|d| d.description.provenance.record != *record);
+    }
+
+    /// Checks the relays' descriptions put off (those that check out join
+    /// `described`); `false` when there were none.
+    pub(crate) fn check_deferred(&mut self) -> bool {
+        if self.deferred.is_empty() {
+            return false;
+        }
+        let deferred = std::mem::take(&mut self.deferred);
+        let Some((inner, stream)) = self.checking.clone() else { return true };
+        for Deferred { peer, description, answered_in } in deferred {
+            match check_description(&stream, peer, &description, Some(&inner.checked_signatures)) {
+                Ok(verified) => self.described.push(Described { peer, description, verified, answered_in }),
+                Err(error) => {
+                    warn!(stream, %peer, %error, "provider's description refused");
+                    if description.offer.is_some() {
+                        let (unpiping, stream) = (Arc::clone(&inner), stream.clone());
+                        inner.spawn("unpipe a refused offer", async move {
+                            crate::pipes::tell_unpipe(&unpiping, &stream, peer).await;
+                        });
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// This node pipes the stream from `peer` now: no offer of its is
@@ -241,9 +313,13 @@ impl WalkedAndDescribed {
         self.waiting_for.clear();
     }
 
-    fn record(&mut self, peer: PeerId, described: Option<Described>) {
+    fn record(&mut self, peer: PeerId, answer: Option<Answer>) {
         self.waiting_for.retain(|p| *p != peer);
-        self.described.extend(described);
+        match answer {
+            Some(Answer::Checked(described)) => self.described.push(described),
+            Some(Answer::Deferred(deferred)) => self.deferred.push(deferred),
+            None => {}
+        }
     }
 }
 
@@ -335,7 +411,7 @@ pub(crate) async fn walk_and_describe(
     let lookup = inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, walk == Walk::Thorough, named);
     let mut asked: Vec<PeerId> = Vec::new();
     let mut pending = futures::stream::FuturesUnordered::new();
-    let mut answered: Vec<(PeerId, Option<Described>)> = Vec::new();
+    let mut answered: Vec<(PeerId, Option<Answer>)> = Vec::new();
     let ask = |peer: PeerId, asked: &mut Vec<PeerId>| -> Option<Describing> {
         let fresh = !skip.contains(&peer) && !asked.contains(&peer);
         if fresh {
@@ -349,7 +425,7 @@ pub(crate) async fn walk_and_describe(
                     Some(end_ready) => describe_params(&stream, end_ready.await).unwrap_or(params),
                     None => params,
                 };
-                (peer, describe_one(&inner, &stream, peer, params, deadline).await)
+                (peer, answer_of(&inner, &stream, peer, params, deadline, !wait_for_all).await)
             })
         })
     };
@@ -411,6 +487,8 @@ pub(crate) async fn walk_and_describe(
             unused_offers: Vec::new(),
             unpiping: None,
             piped_from: None,
+            deferred: Vec::new(),
+            checking: None,
         });
     }
     // Names held, and those the channel had no room for. Their calls go out
@@ -434,6 +512,8 @@ pub(crate) async fn walk_and_describe(
         unused_offers: Vec::new(),
         unpiping,
         piped_from: None,
+        deferred: Vec::new(),
+        checking: (!wait_for_all).then(|| (Arc::clone(inner), stream.to_owned())),
     };
     for (peer, described) in answered {
         walked.record(peer, described);
@@ -465,13 +545,32 @@ async fn describe_one(
     params: Value,
     deadline: tokio::time::Instant,
 ) -> Option<Described> {
+    match answer_of(inner, stream, peer, params, deadline, false).await? {
+        Answer::Checked(described) => Some(described),
+        Answer::Deferred(_) => None,
+    }
+}
+
+/// `peer`'s answer about `stream` (see [`describe_one`]); a relay's left
+/// unchecked with `defer_relays` ([`Deferred`]).
+async fn answer_of(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    params: Value,
+    deadline: tokio::time::Instant,
+    defer_relays: bool,
+) -> Option<Answer> {
     let (description, answered_in) = if peer == inner.swarm.peer_id() {
         (inner.describe(stream)?, std::time::Duration::ZERO)
     } else {
         describe_at(inner, peer, params, deadline).await?
     };
+    if defer_relays && !description.provenance.handoffs.is_empty() {
+        return Some(Answer::Deferred(Deferred { peer, description, answered_in }));
+    }
     match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
-        Ok(verified) => Some(Described { peer, description, verified, answered_in }),
+        Ok(verified) => Some(Answer::Checked(Described { peer, description, verified, answered_in })),
         Err(error) => {
             warn!(stream, %peer, %error, "provider's description refused");
             if description.offer.is_some() {
@@ -658,6 +757,8 @@ mod tests {
             unused_offers: Vec::new(),
             unpiping: None,
             piped_from: None,
+            deferred: Vec::new(),
+            checking: None,
         }
     }
 

@@ -575,6 +575,41 @@ async fn a_provider_that_never_describes_does_not_hold_a_consume() {
     }
 }
 
+/// A consume checks a relay's description only when that relay could be
+/// the cheapest provider. A rogue that says it relays the stream (its
+/// hand-off claims `u32::MAX` hops) and is near, while the origin is far
+/// (100 ms of link delay): its description is checked, refused, and the
+/// consume pipes from the origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_relay_nearer_than_the_origin_is_checked_and_refused() {
+    let a = node(None).await;
+    let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish at a");
+    let _sending = keep_sending(ingest);
+    let (rogue_id, rogue, task) = answer_with(Rogue::join(&a).await, Forgery::HugeHops);
+    rogue.provide(stream_key("show")).await.expect("the rogue provides the id");
+    let a_id = a.peer_id();
+    let c = node_with(Some(&a), |config| {
+        config.link_delay.insert(a_id, Duration::from_millis(100));
+    })
+    .await;
+    let both = eventually(Duration::from_secs(10), || async {
+        let named = c.swarm().find_providers(stream_key("show"), Duration::from_secs(2)).await.unwrap_or_default();
+        named.contains(&a_id) && named.contains(&rogue_id)
+    })
+    .await;
+    assert!(both, "c's walk names the origin and the rogue");
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let egress = c.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("served by the origin");
+    assert_eq!(egress.path, vec![a_id.to_string(), c.peer_id().to_string()], "not through the rogue");
+    let received = receive_rtp(&receiver, egress.tracks[0].ssrc, 20, Duration::from_secs(2)).await;
+    assert!(received.len() >= 20, "{} packets of the real stream", received.len());
+    task.abort();
+    rogue.shutdown().await.expect("rogue leaves");
+    for node in [c, a] {
+        node.shutdown().await;
+    }
+}
+
 /// A second origin heard while the pipe from the first is being made: the
 /// consume pipes once the cheapest provider is known, and descriptions that
 /// come meanwhile are still heard. Two rogues provide one id, each the
