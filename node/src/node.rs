@@ -328,7 +328,7 @@ impl Node {
     }
 
     /// How many spare pipe transports this node holds, opened ahead of the
-    /// next pipe it serves (at most one per router, [`crate::MAX_SPARE_PIPES`]
+    /// next pipe it serves or pulls (at most one per router, [`crate::MAX_SPARE_PIPES`]
     /// in all). Mediasoup counts them among the workers' transports.
     pub fn spare_pipes(&self) -> usize {
         lock(&self.inner.spare_pipes).ready()
