@@ -139,13 +139,12 @@ impl Inner {
     /// Relays' descriptions are checked only when one of them could be the
     /// cheapest, or when nothing else is left to wait for ([`Deferred`]).
     ///
-    /// [`Deferred`]: describe::Deferred
-    ///
     /// Judges by `costs` (asked while the DHT was walked; `None` when they
     /// could not be had: then it does not wait), and hands them back for the
     /// ranking that follows.
     ///
     /// [`CostWeights::cheaper_than_any`]: crate::cost::CostWeights::cheaper_than_any
+    /// [`Deferred`]: describe::Deferred
     async fn describe_until_cheapest_known(
         &self,
         wanted: &StreamRef,

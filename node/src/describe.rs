@@ -408,7 +408,21 @@ pub(crate) async fn walk_and_describe(
     let pipes_at_origin = end_ready.is_some();
     let (named, mut names) = mpsc::channel(NAMED_AHEAD);
     let key = stream_key(stream);
-    let lookup = inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, walk == Walk::Thorough, named);
+    // A quick walk this node's own store answers is read at once, with no
+    // round trip to the swarm task (`SwarmHandle::stored_providers`).
+    let stored = (walk == Walk::Quick).then(|| inner.swarm.stored_providers(&key)).flatten();
+    let lookup = async {
+        match stored {
+            Some(providers) => {
+                drop(named); // nothing to name ahead of an answer already here
+                Ok(mafalda_swarm::ProviderLookup { providers, walked_to_the_end: false })
+            }
+            None => {
+                let thorough = walk == Walk::Thorough;
+                inner.swarm.lookup_providers_naming(key, find_deadline * 3 / 4, thorough, named).await
+            }
+        }
+    };
     let mut asked: Vec<PeerId> = Vec::new();
     let mut pending = futures::stream::FuturesUnordered::new();
     let mut answered: Vec<(PeerId, Option<Answer>)> = Vec::new();

@@ -209,6 +209,8 @@ pub(crate) struct EventLoop {
     dialed: HashMap<libp2p::swarm::ConnectionId, (PeerId, Multiaddr)>,
     /// The verdict and mapped IP, for the handle to read.
     nat_view: std::sync::Arc<crate::reachability::NatView>,
+    /// What the own store answers quick lookups, for the handle to read.
+    store_answers: std::sync::Arc<crate::store_answers::StoreAnswers>,
 }
 
 /// Where peers' ROPE calls come in: by request-response (read by the swarm
@@ -251,6 +253,7 @@ impl EventLoop {
             provided: crate::reannounce::ProvidedKeys::default(),
             in_swarm_since: None,
             own_store_after: config.kad.own_store_after,
+            store_answers: std::sync::Arc::default(),
             finds: HashMap::new(),
             provides: HashMap::new(),
             calls_out: HashMap::new(),
@@ -296,6 +299,12 @@ impl EventLoop {
     /// Keeps `nat_view` up to date with what AutoNAT finds.
     pub(crate) fn reporting_nat_to(mut self, nat_view: std::sync::Arc<crate::reachability::NatView>) -> Self {
         self.nat_view = nat_view;
+        self
+    }
+
+    /// Keeps the own store's answers where `answers` is (read by the handle).
+    pub(crate) fn sharing_store_answers(mut self, answers: std::sync::Arc<crate::store_answers::StoreAnswers>) -> Self {
+        self.store_answers = answers;
         self
     }
 
@@ -513,8 +522,9 @@ impl EventLoop {
             }
             Command::Provide { key, reply } => match self.swarm.behaviour_mut().kad.start_providing(key.clone()) {
                 Ok(id) => {
-                    self.provided.insert(key);
+                    self.provided.insert(key.clone());
                     self.provides.insert(id, reply);
+                    self.refresh_store_answer(&key);
                 }
                 Err(error) => {
                     let _ = reply.send(Err(SwarmError::Provide(error.to_string())));
@@ -523,6 +533,7 @@ impl EventLoop {
             Command::StopProviding { key, reply } => {
                 self.swarm.behaviour_mut().kad.stop_providing(&key);
                 self.provided.remove(&key);
+                self.refresh_store_answer(&key);
                 let _ = reply.send(());
             }
             Command::FindProviders { key, deadline, thorough, named, reply } => {
@@ -645,6 +656,7 @@ impl EventLoop {
             swarm::SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 debug!(peer = %peer_id, "peer disconnected");
                 self.rtts.remove(&peer_id);
+                self.store_answers.forget_naming(&peer_id);
                 self.connection_policy.disconnected(&peer_id);
                 self.emit(SwarmEvent::PeerDisconnected { peer: peer_id });
             }

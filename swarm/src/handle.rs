@@ -178,6 +178,8 @@ pub struct SwarmHandle {
     nat_view: Arc<crate::reachability::NatView>,
     /// ROPE links to connected peers, the path calls take when they can.
     links: Arc<crate::rope_link::client::Links>,
+    /// What the own store answers quick lookups, kept by the swarm task.
+    store_answers: Arc<crate::store_answers::StoreAnswers>,
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
@@ -198,6 +200,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     let mut registry = prometheus_client::registry::Registry::default();
     let traffic = Traffic::new(&mut registry);
     let nat_view = Arc::new(crate::reachability::NatView::default());
+    let store_answers = Arc::new(crate::store_answers::StoreAnswers::default());
     let link_connections = crate::rope_link::behaviour::SharedConnections::default();
     let link_calls = crate::rope_link::CallsInFlight::default();
     let (link_tx, link_rx) = mpsc::channel(crate::rope_link::INBOUND_LINK_QUEUE);
@@ -216,6 +219,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
     let event_loop =
         EventLoop::new(&config, &mut registry, &traffic, command_rx, command_tx.clone(), event_tx, inbound)?
             .reporting_nat_to(Arc::clone(&nat_view))
+            .sharing_store_answers(Arc::clone(&store_answers))
             .listen(&config.listen, config.listen_timeout)
             .await?;
     tokio::spawn(event_loop.run());
@@ -230,6 +234,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
         traffic,
         nat_view,
         links: Arc::new(links),
+        store_answers,
     };
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
@@ -403,6 +408,17 @@ impl SwarmHandle {
     ) -> Result<ProviderLookup, SwarmError> {
         let deadline = std::time::Instant::now() + deadline;
         self.ask(|reply| Command::FindProviders { key, deadline, thorough, named: Some(named), reply }).await
+    }
+
+    /// The providers of `key` that a quick lookup would get from this
+    /// node's own store, read here without a round trip to the swarm task
+    /// (`store_answers`): `Some` when this node is among the peers closest
+    /// to the key, has been in the swarm long enough, its store names
+    /// providers and each of them is connected (this node first if it
+    /// provides the key). `None` when a lookup has to ask
+    /// ([`SwarmHandle::lookup_providers_naming`]).
+    pub fn stored_providers(&self, key: &RecordKey) -> Option<Vec<PeerId>> {
+        self.store_answers.get(key, std::time::Instant::now())
     }
 
     /// Gossips this node's load report.

@@ -56,6 +56,7 @@ mod relays;
 mod rope_codec;
 mod rope_link;
 mod routing;
+mod store_answers;
 pub mod swarm_key;
 mod traffic;
 mod transport;

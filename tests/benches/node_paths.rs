@@ -55,8 +55,9 @@ async fn node(bootstrap: Option<&Node>) -> Node {
 }
 
 /// From the `consume_rtp` call to the arrival at the socket of the stream's
-/// first packet (the egress is stopped once it came) (read while the call runs: a relay's consume answers once
-/// its provider record is out, which packets do not wait for), and the path.
+/// first packet (read while the call runs: a relay's consume answers once
+/// its provider record is out, which packets do not wait for), and the path;
+/// the egress is stopped once its first packet came.
 /// Only the stream's packets count: mediasoup sends a bandwidth-probation
 /// packet of its own as soon as a consumer exists, before any of the
 /// stream's packets can reach it.

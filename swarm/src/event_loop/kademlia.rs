@@ -81,6 +81,7 @@ impl EventLoop {
         // answered here, without a Kademlia query (which would only hand the
         // same store back, a few polls of the swarm later).
         if let Some(stored) = stored.filter(|stored| stored.iter().all(|peer| self.swarm.is_connected(peer))) {
+            self.refresh_store_answer(&key);
             find.answered(stored.len());
             for peer in stored {
                 find.add_reachable(peer);
@@ -131,9 +132,36 @@ impl EventLoop {
         (crate::find::answers_needed(stored.len(), closer) == 1).then_some(stored)
     }
 
+    /// Makes again (or drops) the answer the handle reads for `key`
+    /// (`store_answers`): what a quick lookup of it gets from this node's
+    /// own store, when that is the one answer needed and names only
+    /// connected peers, this node first if it provides the key.
+    pub(super) fn refresh_store_answer(&mut self, key: &RecordKey) {
+        let stored = self.own_store_answer(key).filter(|stored| stored.iter().all(|p| self.swarm.is_connected(p)));
+        let Some(stored) = stored else {
+            self.store_answers.forget(key);
+            return;
+        };
+        let me = *self.swarm.local_peer_id();
+        let until = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .providers(key)
+            .iter()
+            .filter(|record| stored.contains(&record.provider))
+            .filter_map(|record| record.expires)
+            .min();
+        let providers = self.provided.contains(key).then_some(me).into_iter().chain(stored).collect();
+        self.store_answers.put(key.clone(), providers, until);
+    }
+
     /// A peer entered the routing table: the provided keys it is among the
-    /// closest to are announced again (`reannounce`).
+    /// closest to are announced again (`reannounce`). It may be closer to a
+    /// key than this node: no store answer holds any more.
     pub(super) fn joined_routing(&mut self, peer: PeerId) {
+        self.store_answers.clear();
         let now = Instant::now();
         self.in_swarm_since.get_or_insert(now);
         if self.provided.is_empty() {
@@ -328,8 +356,12 @@ impl EventLoop {
                     return;
                 }
                 let (provider, key) = (record.provider, String::from_utf8_lossy(record.key.as_ref()).into_owned());
+                let record_key = record.key.clone();
                 match self.swarm.behaviour_mut().kad.store_mut().add_provider(record) {
-                    Ok(()) => debug!(%provider, %key, "provider record stored"),
+                    Ok(()) => {
+                        debug!(%provider, %key, "provider record stored");
+                        self.refresh_store_answer(&record_key);
+                    }
                     Err(error) => {
                         self.kad_refused.providers.inc();
                         debug!(%provider, %error, "provider record not stored");
