@@ -184,6 +184,17 @@ fn keep_sending(ingest: SocketAddr) -> tokio::sync::oneshot::Sender<()> {
     stop
 }
 
+/// Whether `node`'s walk of the DHT for `stream` names every one of
+/// `providers` within 10 s (records take a moment to reach the peers that
+/// store them).
+async fn walk_names(node: &Node, stream: &str, providers: &[PeerId]) -> bool {
+    eventually(Duration::from_secs(10), || async {
+        let named = node.swarm().find_providers(stream_key(stream), Duration::from_secs(2)).await.unwrap_or_default();
+        providers.iter().all(|peer| named.contains(peer))
+    })
+    .await
+}
+
 /// Transports at `node`, besides the spare pipe transports it keeps ready
 /// for the next pipe it serves (one per router, whoever asks).
 fn transports(node: &Node) -> u32 {
@@ -554,11 +565,7 @@ async fn a_provider_that_never_describes_does_not_hold_a_consume() {
     rogue.provide(stream_key("show")).await.expect("the rogue provides the id");
     let c = node_with(Some(&a), |config| config.find_deadline = FIND_DEADLINE).await;
     // The consume below walks the DHT itself: it must hear of both.
-    let both = eventually(Duration::from_secs(10), || async {
-        let named = c.swarm().find_providers(stream_key("show"), Duration::from_secs(2)).await.unwrap_or_default();
-        named.contains(&a.peer_id()) && named.contains(&rogue_id)
-    })
-    .await;
+    let both = walk_names(&c, "show", &[a.peer_id(), rogue_id]).await;
     assert!(both, "c's walk names the origin and the rogue");
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let started = Instant::now();
@@ -592,11 +599,7 @@ async fn a_forged_relay_nearer_than_the_origin_is_checked_and_refused() {
         config.link_delay.insert(a_id, Duration::from_millis(100));
     })
     .await;
-    let both = eventually(Duration::from_secs(10), || async {
-        let named = c.swarm().find_providers(stream_key("show"), Duration::from_secs(2)).await.unwrap_or_default();
-        named.contains(&a_id) && named.contains(&rogue_id)
-    })
-    .await;
+    let both = walk_names(&c, "show", &[a_id, rogue_id]).await;
     assert!(both, "c's walk names the origin and the rogue");
     let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
     let egress = c.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("served by the origin");
@@ -641,11 +644,7 @@ async fn a_second_origin_heard_while_the_pipe_is_made_undoes_it() {
         config.link_delay.insert(second_id, Duration::from_millis(100));
     })
     .await;
-    let both = eventually(Duration::from_secs(10), || async {
-        let named = c.swarm().find_providers(stream_key("twice"), Duration::from_secs(2)).await.unwrap_or_default();
-        named.contains(&first_id) && named.contains(&second_id)
-    })
-    .await;
+    let both = walk_names(&c, "twice", &[first_id, second_id]).await;
     assert!(both, "c's walk names both rogues");
     let before = objects(&c);
     first_heard.lock().expect("lock").clear();
