@@ -398,6 +398,9 @@ impl Inner {
         }
         let asking = describe::Asking::Consume(asks_origin.then_some(end_ready));
         let quick = describe::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, asking);
+        // The costs are asked meanwhile but waited for only when they judge
+        // something: a walk that names one provider asks it to pipe at once.
+        let mut costs = std::pin::pin!(futures::future::maybe_done(async { PeerCosts::ask(self).await.ok() }));
         let opening = async {
             let end = async {
                 if has_end {
@@ -409,14 +412,27 @@ impl Inner {
                 }
                 end
             };
-            tokio::join!(end, async { PeerCosts::ask(self).await.ok() })
+            let mut end = std::pin::pin!(end);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    end = &mut end => break end,
+                    () = costs.as_mut(), if !asked => asked = true,
+                }
+            }
         };
-        let (walked, (end, costs)) = describe::walk_meanwhile(quick, opening).await;
+        let (walked, end) = describe::walk_meanwhile(quick, opening).await;
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
         if !has_end {
             attempt.end = end;
         }
         let mut walked = walked?;
+        let costs = if walked.asked.len() == 1 && walked.described.is_empty() && !walked.pipes_at_origin() {
+            None // one provider named, asked to pipe at once: nothing to rank
+        } else {
+            costs.as_mut().await;
+            costs.as_mut().take_output().flatten()
+        };
         let costs = self.describe_until_cheapest_known(wanted, &mut walked, costs).await;
         let walked_to_the_end = walked.lookup.walked_to_the_end;
         if let Some(local) = self.try_described(wanted, excluded, walked, costs, deadline, &mut attempt).await? {
