@@ -96,16 +96,14 @@ async fn find_described(
     // describes what is left, so a provider that never answers cannot hold
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
-    let quick = walk_and_describe(inner, wanted, find_deadline, Walk::Quick, &[], deadline, Asking::Find).await?;
-    let mut quick = quick;
+    let mut quick = walk_and_describe(inner, wanted, find_deadline, Walk::Quick, &[], deadline, Asking::Find).await?;
     match found_from(inner, wanted, std::mem::take(&mut quick.described)).await {
         Err(NodeError::NotFound(_)) if !quick.lookup.walked_to_the_end => {
             // Every record the quick walk met was stale: walk on to the
             // closest peers, and ask the providers not asked yet.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let thorough =
+            let mut thorough =
                 walk_and_describe(inner, wanted, left, Walk::Thorough, &quick.asked, deadline, Asking::Find).await?;
-            let mut thorough = thorough;
             found_from(inner, wanted, std::mem::take(&mut thorough.described)).await
         }
         found => found,
@@ -279,18 +277,7 @@ impl WalkedAndDescribed {
         let deferred = std::mem::take(&mut self.deferred);
         let Some((inner, stream)) = self.checking.clone() else { return true };
         for Deferred { peer, description, answered_in } in deferred {
-            match check_description(&stream, peer, &description, Some(&inner.checked_signatures)) {
-                Ok(verified) => self.described.push(Described { peer, description, verified, answered_in }),
-                Err(error) => {
-                    warn!(stream, %peer, %error, "provider's description refused");
-                    if description.offer.is_some() {
-                        let (unpiping, stream) = (Arc::clone(&inner), stream.clone());
-                        inner.spawn("unpipe a refused offer", async move {
-                            crate::pipes::tell_unpipe(&unpiping, &stream, peer).await;
-                        });
-                    }
-                }
-            }
+            self.described.extend(checked(&inner, &stream, peer, description, answered_in));
         }
         true
     }
@@ -583,12 +570,27 @@ async fn answer_of(
     if defer_relays && !description.provenance.handoffs.is_empty() {
         return Some(Answer::Deferred(Deferred { peer, description, answered_in }));
     }
+    checked(inner, stream, peer, description, answered_in).map(Answer::Checked)
+}
+
+/// `peer`'s `description`, if it checks out; one refused is logged, and the
+/// pipe it offered, if any, is undone (in the background).
+fn checked(
+    inner: &Arc<Inner>,
+    stream: &str,
+    peer: PeerId,
+    description: StreamDescription,
+    answered_in: std::time::Duration,
+) -> Option<Described> {
     match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
-        Ok(verified) => Some(Answer::Checked(Described { peer, description, verified, answered_in })),
+        Ok(verified) => Some(Described { peer, description, verified, answered_in }),
         Err(error) => {
             warn!(stream, %peer, %error, "provider's description refused");
             if description.offer.is_some() {
-                crate::pipes::tell_unpipe(inner, stream, peer).await;
+                let (unpiping, stream) = (Arc::clone(inner), stream.to_owned());
+                inner.spawn("unpipe a refused offer", async move {
+                    crate::pipes::tell_unpipe(&unpiping, &stream, peer).await;
+                });
             }
             None
         }

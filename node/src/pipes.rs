@@ -154,18 +154,10 @@ impl Inner {
         // The hand-off is signed while the worker makes the consumers (the
         // requests go out at the first poll): a signature is a tenth of a
         // millisecond of CPU the asker would otherwise wait for too.
-        let (provenance, sent) = {
-            let mut sending = std::pin::pin!(futures::future::try_join_all(
-                producer_ids.into_iter().map(|id| pipe::send_track(&transport, id))
-            ));
-            let early = futures::poll!(sending.as_mut());
-            let provenance = provenance.sign(&self.config.swarm.keypair);
-            let sent = match early {
-                std::task::Poll::Ready(sent) => sent,
-                std::task::Poll::Pending => sending.await,
-            };
-            (provenance, sent?)
-        };
+        let sending =
+            futures::future::try_join_all(producer_ids.into_iter().map(|id| pipe::send_track(&transport, id)));
+        let (sent, provenance) = sent_then(sending, || provenance.sign(&self.config.swarm.keypair)).await;
+        let sent = sent?;
         let (consumers, tracks): (Vec<_>, Vec<_>) = sent.into_iter().unzip();
         let connecting = transport.clone();
         let pipe =
@@ -588,16 +580,10 @@ pub(crate) async fn pull_offered(
     // The signatures are checked while the worker makes the producers (the
     // requests go out at the first poll): a refused offer's producers close
     // on return, before anything consumes them.
-    let (checked, produced) = {
-        let mut producing = std::pin::pin!(produce_offered(&transport, &offer));
-        let early = futures::poll!(producing.as_mut());
-        let checked = check_offer_provenance(stream, me, origin, &offer, Some(&inner.checked_signatures));
-        let produced = match early {
-            std::task::Poll::Ready(produced) => produced,
-            std::task::Poll::Pending => producing.await,
-        };
-        (checked, produced)
-    };
+    let (produced, checked) = sent_then(produce_offered(&transport, &offer), || {
+        check_offer_provenance(stream, me, origin, &offer, Some(&inner.checked_signatures))
+    })
+    .await;
     let verified = checked?;
     let producers = produced?;
     for producer in &producers {
@@ -613,6 +599,20 @@ pub(crate) async fn pull_offered(
         _source: Some(Box::new(transport)),
         received: crate::liveness::Counters::default(),
     })
+}
+
+/// Polls `requests` once (a mediasoup call sends its request at its first
+/// poll), does `work` while the worker answers, then awaits the answers: the
+/// CPU of `work` (a signature made or checked) is then off the path.
+async fn sent_then<T, W>(requests: impl std::future::Future<Output = T>, work: impl FnOnce() -> W) -> (T, W) {
+    let mut requests = std::pin::pin!(requests);
+    let early = futures::poll!(requests.as_mut());
+    let done = work();
+    let answered = match early {
+        std::task::Poll::Ready(answered) => answered,
+        std::task::Poll::Pending => requests.await,
+    };
+    (answered, done)
 }
 
 /// The offered tracks made producers on this node's end of the pipe, which
