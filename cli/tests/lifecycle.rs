@@ -258,7 +258,9 @@ fn a_relay_drained_with_sigterm_loses_no_packet_and_exits_zero() {
             }
         }
         assert!(signalled.elapsed() < DRAIN_TIMEOUT + Duration::from_secs(10), "B still runs after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
+        // Often: a drain that only moves one consumer is over in about 20 ms
+        // (a fresh clone's CI once polled before the signal, then after the exit).
+        std::thread::sleep(Duration::from_millis(2));
     };
     let exited_after = signalled.elapsed();
     // One more second of stream from A through wherever C now pulls from.
