@@ -496,13 +496,13 @@ impl Inner {
         }
         let mut offers = describe::take_offers(&mut described);
         let Some((ranked, origin)) = self.rank_described(wanted, excluded, described, costs.as_ref()).await? else {
-            walked.unused_offers.extend(offers.into_iter().map(|(peer, _)| peer));
+            walked.not_using(offers);
             return Ok(None);
         };
         // The cheapest provider's pipe, if it made one with its description.
         let offered = ranked.first().and_then(|first| offers.iter().position(|(peer, _)| peer == first));
         let offered = offered.map(|at| offers.swap_remove(at));
-        walked.unused_offers.extend(offers.into_iter().map(|(peer, _)| peer));
+        walked.not_using(offers);
         // The pipe is made while the rest answer; those in by then are heard.
         let pulled = {
             let mut pulling = std::pin::pin!(
@@ -525,7 +525,7 @@ impl Inner {
             // Nothing piped: the providers still to answer are worth waiting for.
             walked.rest().await
         };
-        walked.unused_offers.extend(describe::take_offers(&mut late).into_iter().map(|(peer, _)| peer));
+        walked.not_using_offers_of(&mut late);
         if let Ok(Some(local)) = &pulled
             && let Some(upstream) = local.role.upstream()
         {

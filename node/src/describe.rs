@@ -186,26 +186,31 @@ pub(crate) struct WalkedAndDescribed {
     pub(crate) asked_at: tokio::time::Instant,
     /// Providers that piped with their description (an origin asked to pipe
     /// at once) whose pipe this node does not use.
-    pub(crate) unused_offers: Vec<PeerId>,
-    /// With the describes of a consume that asked the origin to pipe: the
-    /// node and stream to unpipe for. When the walk is dropped, the unused
-    /// offers, those left in `described` and those still on their way are
-    /// unpiped: a pipe made for this node is never left behind.
-    unpiping: Option<(Arc<Inner>, String)>,
+    unused_offers: Vec<PeerId>,
+    /// For a consume's describes: the node and stream that relays'
+    /// descriptions put off are checked for, and offers unpiped for.
+    consume: Option<(Arc<Inner>, String)>,
+    /// Whether the describes asked the origin to pipe. If so, when the walk
+    /// is dropped, the unused offers, those left in `described` and those
+    /// still on their way are unpiped: a pipe made for this node is never
+    /// left behind.
+    asked_origin_to_pipe: bool,
     /// The provider this node pipes the stream from, if it does.
     piped_from: Option<PeerId>,
     /// Relays' descriptions not checked yet (a consume's only).
     deferred: Vec<Deferred>,
-    /// The node and stream those are checked for.
-    checking: Option<(Arc<Inner>, String)>,
 }
 
 impl Drop for WalkedAndDescribed {
     fn drop(&mut self) {
         use futures::StreamExt;
-        let Some((inner, stream)) = self.unpiping.take() else { return };
+        if !self.asked_origin_to_pipe {
+            return;
+        }
+        let Some((inner, stream)) = self.consume.take() else { return };
+        let mut described = std::mem::take(&mut self.described);
+        self.not_using_offers_of(&mut described);
         let mut unused = std::mem::take(&mut self.unused_offers);
-        unused.extend(take_offers(&mut self.described).into_iter().map(|(peer, _)| peer));
         let piped_from = self.piped_from;
         unused.retain(|peer| Some(*peer) != piped_from);
         let mut pending = std::mem::take(&mut self.pending);
@@ -237,6 +242,42 @@ pub(crate) fn take_offers(described: &mut [Described]) -> Vec<(PeerId, PipeOffer
 }
 
 impl WalkedAndDescribed {
+    /// The walk that found `lookup` and asked `asked` to describe the stream
+    /// (their answers `pending`); for a consume's describes (`consume`: the
+    /// node and stream), some of which may have asked the origin to pipe.
+    fn new(
+        lookup: mafalda_swarm::ProviderLookup,
+        asked: Vec<PeerId>,
+        pending: futures::stream::FuturesUnordered<Describing>,
+        consume: Option<(Arc<Inner>, String)>,
+        asked_origin_to_pipe: bool,
+    ) -> Self {
+        Self {
+            lookup,
+            waiting_for: if pending.is_empty() { Vec::new() } else { asked.clone() },
+            asked,
+            described: Vec::new(),
+            pending,
+            asked_at: tokio::time::Instant::now(),
+            unused_offers: Vec::new(),
+            consume,
+            asked_origin_to_pipe,
+            piped_from: None,
+            deferred: Vec::new(),
+        }
+    }
+
+    /// Marks `offers` unused: they are unpiped when the walk is dropped.
+    pub(crate) fn not_using(&mut self, offers: Vec<(PeerId, PipeOffer)>) {
+        self.unused_offers.extend(offers.into_iter().map(|(peer, _)| peer));
+    }
+
+    /// Takes the offers made with `described` out of them, unused
+    /// ([`WalkedAndDescribed::not_using`]).
+    pub(crate) fn not_using_offers_of(&mut self, described: &mut [Described]) {
+        self.not_using(take_offers(described));
+    }
+
     /// Waits for the next answer of a provider asked; `false` when none is
     /// awaited.
     pub(crate) async fn next_answer(&mut self) -> bool {
@@ -275,7 +316,7 @@ impl WalkedAndDescribed {
             return false;
         }
         let deferred = std::mem::take(&mut self.deferred);
-        let Some((inner, stream)) = self.checking.clone() else { return true };
+        let Some((inner, stream)) = self.consume.clone() else { return true };
         for Deferred { peer, description, answered_in } in deferred {
             self.described.extend(checked(&inner, &stream, peer, description, answered_in));
         }
@@ -291,7 +332,7 @@ impl WalkedAndDescribed {
 
     /// Whether the describes asked the origin to pipe to this node's end.
     pub(crate) fn pipes_at_origin(&self) -> bool {
-        self.unpiping.is_some()
+        self.asked_origin_to_pipe
     }
 
     /// Stops waiting for the descriptions on the way.
@@ -476,21 +517,7 @@ pub(crate) async fn walk_and_describe(
         // The walk ended naming one provider, none asked yet: it is asked to
         // pipe with no describe first (its offer carries the same signed
         // provenance and tracks, checked the same way), one call fewer.
-        let asked = vec![*only];
-        let asked_at = tokio::time::Instant::now();
-        return Ok(WalkedAndDescribed {
-            lookup,
-            asked,
-            described: Vec::new(),
-            waiting_for: Vec::new(),
-            pending,
-            asked_at,
-            unused_offers: Vec::new(),
-            unpiping: None,
-            piped_from: None,
-            deferred: Vec::new(),
-            checking: None,
-        });
+        return Ok(WalkedAndDescribed::new(lookup, vec![*only], pending, None, false));
     }
     // Names held, and those the channel had no room for. Their calls go out
     // now (a call is sent at its first poll): the caller may first wait for
@@ -502,20 +529,8 @@ pub(crate) async fn walk_and_describe(
     while let std::task::Poll::Ready(Some(one)) = futures::poll!(pending.next()) {
         answered.push(one);
     }
-    let unpiping = pipes_at_origin.then(|| (Arc::clone(inner), stream.to_owned()));
-    let mut walked = WalkedAndDescribed {
-        lookup,
-        waiting_for: asked.clone(),
-        asked,
-        described: Vec::new(),
-        pending,
-        asked_at: tokio::time::Instant::now(),
-        unused_offers: Vec::new(),
-        unpiping,
-        piped_from: None,
-        deferred: Vec::new(),
-        checking: (!wait_for_all).then(|| (Arc::clone(inner), stream.to_owned())),
-    };
+    let consume = (!wait_for_all).then(|| (Arc::clone(inner), stream.to_owned()));
+    let mut walked = WalkedAndDescribed::new(lookup, asked, pending, consume, pipes_at_origin);
     for (peer, described) in answered {
         walked.record(peer, described);
     }
@@ -567,7 +582,7 @@ async fn answer_of(
     } else {
         describe_at(inner, peer, params, deadline).await?
     };
-    if defer_relays && !description.provenance.handoffs.is_empty() {
+    if defer_relays && !description.provenance.is_origins() {
         return Some(Answer::Deferred(Deferred { peer, description, answered_in }));
     }
     checked(inner, stream, peer, description, answered_in).map(Answer::Checked)
@@ -763,19 +778,7 @@ mod tests {
         let pending = futures::stream::FuturesUnordered::new();
         pending.push(Box::pin(async move { (answering, None) }) as Describing);
         pending.push(Box::pin(futures::future::pending()) as Describing);
-        WalkedAndDescribed {
-            lookup: mafalda_swarm::ProviderLookup::default(),
-            asked: vec![answering, silent],
-            described: Vec::new(),
-            waiting_for: vec![answering, silent],
-            pending,
-            asked_at: tokio::time::Instant::now(),
-            unused_offers: Vec::new(),
-            unpiping: None,
-            piped_from: None,
-            deferred: Vec::new(),
-            checking: None,
-        }
+        WalkedAndDescribed::new(mafalda_swarm::ProviderLookup::default(), vec![answering, silent], pending, None, false)
     }
 
     #[tokio::test]

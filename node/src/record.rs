@@ -340,6 +340,12 @@ impl Provenance {
         Self { record: Signed::sign(keypair, RECORD_DOMAIN, &record), handoffs: Vec::new() }
     }
 
+    /// Whether it names no hand-off: the origin's own (or, unverified, one
+    /// that claims so).
+    pub fn is_origins(&self) -> bool {
+        self.handoffs.is_empty()
+    }
+
     /// This provenance extended by a hand-off from the holder (`keypair`) to `to`.
     pub fn hand_off(&self, keypair: &Keypair, verified: &Verified, to: PeerId) -> Self {
         self.hand_off_to(keypair.public().to_peer_id(), verified, to).sign(keypair)

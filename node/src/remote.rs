@@ -63,7 +63,7 @@ pub(crate) async fn handle(
                 .describe(&params.stream)
                 .ok_or_else(|| RpcError::from(NodeError::NotFound(params.stream.clone())))?;
             if let Some(endpoint) = params.pipe_if_origin
-                && description.provenance.handoffs.is_empty()
+                && description.provenance.is_origins()
             {
                 description.offer = inner.pipe_as_origin(peer, remote_ip, &params.stream, endpoint).await;
             }

@@ -567,19 +567,29 @@ async fn a_provider_that_never_describes_does_not_hold_a_consume() {
     // The consume below walks the DHT itself: it must hear of both.
     let both = walk_names(&c, "show", &[a.peer_id(), rogue_id]).await;
     assert!(both, "c's walk names the origin and the rogue");
-    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-    let started = Instant::now();
-    let egress = c.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("served by the origin");
-    let took = started.elapsed();
+    let took = served_by_the_origin(&c, &a).await;
     assert!(took < FIND_DEADLINE / 2, "the consume waited {took:?} for a provider that never describes");
-    assert_eq!(egress.path, vec![a.peer_id().to_string(), c.peer_id().to_string()]);
-    let received = receive_rtp(&receiver, egress.tracks[0].ssrc, 20, Duration::from_secs(2)).await;
-    assert!(received.len() >= 20, "{} packets of the real stream", received.len());
     task.abort();
     rogue.shutdown().await.expect("rogue leaves");
     for node in [c, a] {
         node.shutdown().await;
     }
+}
+
+/// Consumes "show" at `consumer` and checks it is piped straight from
+/// `origin` (not through a rogue) and that the real stream's packets come;
+/// how long the consume call took.
+async fn served_by_the_origin(consumer: &Node, origin: &Node) -> Duration {
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let started = Instant::now();
+    let egress =
+        consumer.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("served by the origin");
+    let took = started.elapsed();
+    let path = vec![origin.peer_id().to_string(), consumer.peer_id().to_string()];
+    assert_eq!(egress.path, path, "piped straight from the origin, not through the rogue");
+    let received = receive_rtp(&receiver, egress.tracks[0].ssrc, 20, Duration::from_secs(2)).await;
+    assert!(received.len() >= 20, "{} packets of the real stream", received.len());
+    took
 }
 
 /// A consume checks a relay's description only when that relay could be
@@ -601,11 +611,7 @@ async fn a_forged_relay_nearer_than_the_origin_is_checked_and_refused() {
     .await;
     let both = walk_names(&c, "show", &[a_id, rogue_id]).await;
     assert!(both, "c's walk names the origin and the rogue");
-    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
-    let egress = c.consume_rtp("show", receiver.local_addr().expect("addr")).await.expect("served by the origin");
-    assert_eq!(egress.path, vec![a_id.to_string(), c.peer_id().to_string()], "not through the rogue");
-    let received = receive_rtp(&receiver, egress.tracks[0].ssrc, 20, Duration::from_secs(2)).await;
-    assert!(received.len() >= 20, "{} packets of the real stream", received.len());
+    served_by_the_origin(&c, &a).await;
     task.abort();
     rogue.shutdown().await.expect("rogue leaves");
     for node in [c, a] {
