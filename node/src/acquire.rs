@@ -139,9 +139,9 @@ impl Inner {
     /// Relays' descriptions are checked only when one of them could be the
     /// cheapest, or when nothing else is left to wait for ([`Deferred`]).
     ///
-    /// Judges by `costs` (asked while the DHT was walked; `None` when they
-    /// could not be had: then it does not wait), and hands them back for the
-    /// ranking that follows.
+    /// Judges by the peers' costs as the swarm task has them
+    /// ([`PeerCosts::now`]), and hands them back for the ranking that
+    /// follows (`None`: none were judged by, the ranking reads them).
     ///
     /// [`CostWeights::cheaper_than_any`]: crate::cost::CostWeights::cheaper_than_any
     /// [`Deferred`]: describe::Deferred
@@ -149,21 +149,17 @@ impl Inner {
         &self,
         wanted: &StreamRef,
         walked: &mut describe::WalkedAndDescribed,
-        costs: Option<PeerCosts>,
     ) -> Option<PeerCosts> {
         if walked.waiting_for.is_empty() && walked.deferred().next().is_none()
             || (walked.asked.len() == 1 && walked.described.is_empty())
         {
-            return costs; // all in, or a single provider asked to pipe at once
+            return None; // all in, or a single provider asked to pipe at once
         }
-        let Some(judged_by) = costs.as_ref() else {
-            walked.check_deferred();
-            return costs;
-        };
+        let costs = PeerCosts::now(self);
         let me = self.swarm.peer_id();
         loop {
-            let answered = match self.cheapest_known(wanted, walked, judged_by, me) {
-                Cheapest::Known => return costs,
+            let answered = match self.cheapest_known(wanted, walked, &costs, me) {
+                Cheapest::Known => return Some(costs),
                 Cheapest::CheckDeferred => {
                     walked.check_deferred();
                     continue;
@@ -175,7 +171,7 @@ impl Inner {
             };
             // All in: the relays put off decide what is left.
             if !answered && !walked.check_deferred() {
-                return costs;
+                return Some(costs);
             }
         }
     }
@@ -398,28 +394,15 @@ impl Inner {
         }
         let asking = describe::Asking::Consume(asks_origin.then_some(end_ready));
         let quick = describe::walk_and_describe(self, wanted, find_deadline, Walk::Quick, &skip, deadline, asking);
-        // The costs are asked meanwhile but waited for only when they judge
-        // something: a walk that names one provider asks it to pipe at once.
-        let mut costs = std::pin::pin!(futures::future::maybe_done(async { PeerCosts::ask(self).await.ok() }));
         let opening = async {
-            let end = async {
-                if has_end {
-                    return None;
-                }
-                let end = crate::pipes::open_local_end(self, stream, None).await.ok();
-                if let Some(tell) = tell_end {
-                    let _ = tell.send(end.as_ref().and_then(crate::pipes::LocalEnd::endpoint_for_origin));
-                }
-                end
-            };
-            let mut end = std::pin::pin!(end);
-            let mut asked = false;
-            loop {
-                tokio::select! {
-                    end = &mut end => break end,
-                    () = costs.as_mut(), if !asked => asked = true,
-                }
+            if has_end {
+                return None;
             }
+            let end = crate::pipes::open_local_end(self, stream, None).await.ok();
+            if let Some(tell) = tell_end {
+                let _ = tell.send(end.as_ref().and_then(crate::pipes::LocalEnd::endpoint_for_origin));
+            }
+            end
         };
         let (walked, end) = describe::walk_meanwhile(quick, opening).await;
         self.metrics.find_latency.observe(started.elapsed().as_secs_f64());
@@ -427,13 +410,7 @@ impl Inner {
             attempt.end = end;
         }
         let mut walked = walked?;
-        let costs = if walked.asked.len() == 1 && walked.described.is_empty() && !walked.pipes_at_origin() {
-            None // one provider named, asked to pipe at once: nothing to rank
-        } else {
-            costs.as_mut().await;
-            costs.as_mut().take_output().flatten()
-        };
-        let costs = self.describe_until_cheapest_known(wanted, &mut walked, costs).await;
+        let costs = self.describe_until_cheapest_known(wanted, &mut walked).await;
         let walked_to_the_end = walked.lookup.walked_to_the_end;
         if let Some(local) = self.try_described(wanted, excluded, walked, costs, deadline, &mut attempt).await? {
             return Ok(local);
@@ -444,10 +421,9 @@ impl Inner {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         skip.extend(attempt.tried.iter().copied());
         let asking = describe::Asking::Consume(None);
-        let thorough = describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, asking);
-        let (thorough, costs) = describe::walk_meanwhile(thorough, async { PeerCosts::ask(self).await.ok() }).await;
-        let mut thorough = thorough?;
-        let costs = self.describe_until_cheapest_known(wanted, &mut thorough, costs).await;
+        let mut thorough =
+            describe::walk_and_describe(self, wanted, left, Walk::Thorough, &skip, deadline, asking).await?;
+        let costs = self.describe_until_cheapest_known(wanted, &mut thorough).await;
         if let Some(local) = self.try_described(wanted, excluded, thorough, costs, deadline, &mut attempt).await? {
             return Ok(local);
         }

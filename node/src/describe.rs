@@ -628,7 +628,7 @@ pub(crate) async fn describe_providers(
 }
 
 /// What this node knows of its peers' cost as providers: RTTs from pings
-/// and gossiped loads, as the swarm task had them when asked.
+/// and gossiped loads, as the swarm task had them when read.
 pub(crate) struct PeerCosts {
     /// Latest ping RTT of each peer pinged.
     pub(crate) rtts: std::collections::HashMap<PeerId, std::time::Duration>,
@@ -637,10 +637,9 @@ pub(crate) struct PeerCosts {
 }
 
 impl PeerCosts {
-    /// Asks the swarm task (one round trip to it, both at once).
-    pub(crate) async fn ask(inner: &Inner) -> Result<Self, NodeError> {
-        let (rtts, loads) = tokio::join!(inner.swarm.rtts(), inner.swarm.peer_loads());
-        Ok(Self { rtts: rtts?, loads: loads? })
+    /// As the swarm task has them now (no round trip to it).
+    pub(crate) fn now(inner: &Inner) -> Self {
+        Self { rtts: inner.swarm.rtts(), loads: inner.swarm.peer_loads() }
     }
 }
 
@@ -674,7 +673,7 @@ pub(crate) async fn found_with(
     let PeerCosts { rtts, loads } = match costs {
         Some(costs) => costs,
         None => {
-            asked = PeerCosts::ask(inner).await?;
+            asked = PeerCosts::now(inner);
             &asked
         }
     };

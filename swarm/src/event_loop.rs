@@ -25,7 +25,7 @@ use crate::connections::{ConnectionPolicy, PeerBounds};
 use crate::error::CallError;
 use crate::find::PendingFind;
 use crate::handle::InboundCall;
-use crate::load::{LoadReport, LoadReportError, LoadTable, PeerLoad};
+use crate::load::{LoadReport, LoadReportError};
 use crate::penalties::{PeerAction, Penalties};
 use crate::refresh::{Bootstraps, RefreshPolicy};
 use crate::traffic::Traffic;
@@ -101,8 +101,6 @@ pub(crate) enum Command {
         report: LoadReport,
         reply: oneshot::Sender<Result<(), SwarmError>>,
     },
-    PeerLoads(oneshot::Sender<Vec<PeerLoad>>),
-    Rtts(oneshot::Sender<HashMap<PeerId, Duration>>),
     Call {
         peer: PeerId,
         request: RopeRequest,
@@ -160,8 +158,8 @@ pub(crate) struct EventLoop {
     link_calls: crate::rope_link::CallsInFlight,
     dropped_events: u64,
     load_topic: gossipsub::IdentTopic,
-    load_table: LoadTable,
-    rtts: HashMap<PeerId, Duration>,
+    /// The peers' RTTs and loads, read by the handles too.
+    costs: std::sync::Arc<crate::peer_costs::CostsView>,
     /// Addresses AutoNAT confirmed or refuted.
     reachability: crate::reachability::ReachabilityState,
     /// The keys this node provides, and when each is announced again to
@@ -247,8 +245,10 @@ impl EventLoop {
             link_calls,
             dropped_events: 0,
             load_topic: gossipsub::IdentTopic::new(LOAD_TOPIC),
-            load_table: LoadTable::new(config.gossip.load_report_ttl, config.gossip.max_load_reports),
-            rtts: HashMap::new(),
+            costs: std::sync::Arc::new(crate::peer_costs::CostsView::new(
+                config.gossip.load_report_ttl,
+                config.gossip.max_load_reports,
+            )),
             reachability: crate::reachability::ReachabilityState::default(),
             provided: crate::reannounce::ProvidedKeys::default(),
             in_swarm_since: None,
@@ -300,6 +300,11 @@ impl EventLoop {
     pub(crate) fn reporting_nat_to(mut self, nat_view: std::sync::Arc<crate::reachability::NatView>) -> Self {
         self.nat_view = nat_view;
         self
+    }
+
+    /// The peers' RTTs and loads this loop keeps, for the handles to read.
+    pub(crate) fn costs_view(&self) -> std::sync::Arc<crate::peer_costs::CostsView> {
+        std::sync::Arc::clone(&self.costs)
     }
 
     /// Keeps the own store's answers where `answers` is (read by the handle).
@@ -434,7 +439,7 @@ impl EventLoop {
         }
         self.bootstraps.relook_if_due(&mut self.swarm.behaviour_mut().kad, now);
         self.announce_again_if_due(now);
-        self.load_table.expire(now);
+        self.costs.expire_loads(now);
         // A crowd arrives faster than TRIM_INTERVAL: while crowded, every tick trims.
         if now >= self.next_trim || self.connection_policy.crowded(self.swarm.connected_peers().count()) {
             self.next_trim = now + TRIM_INTERVAL;
@@ -551,12 +556,6 @@ impl EventLoop {
                 });
                 let _ = reply.send(result);
             }
-            Command::PeerLoads(reply) => {
-                let _ = reply.send(self.load_table.snapshot(Instant::now()));
-            }
-            Command::Rtts(reply) => {
-                let _ = reply.send(self.rtts.clone());
-            }
             Command::KeepConnected(keep) => self.keep = Some(keep),
             Command::Call { peer, request, reply } => {
                 self.connection_policy.used(peer, Instant::now());
@@ -655,7 +654,7 @@ impl EventLoop {
             }
             swarm::SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                 debug!(peer = %peer_id, "peer disconnected");
-                self.rtts.remove(&peer_id);
+                self.costs.forget_rtt(&peer_id);
                 self.store_answers.forget_naming(&peer_id);
                 self.connection_policy.disconnected(&peer_id);
                 self.emit(SwarmEvent::PeerDisconnected { peer: peer_id });
@@ -713,7 +712,7 @@ impl EventLoop {
         }
         match event {
             BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
-                self.rtts.insert(peer, rtt);
+                self.costs.set_rtt(peer, rtt);
                 self.emit(SwarmEvent::PingRtt { peer, rtt });
             }
             BehaviourEvent::Identify(identify::Event::Received { connection_id, peer_id, info }) => {
@@ -748,7 +747,7 @@ impl EventLoop {
         use gossipsub::MessageAcceptance::{Accept, Ignore, Reject};
         let acceptance = match LoadReport::decode(&message.data) {
             Ok(report) if Some(report.node) == message.source => {
-                self.load_table.insert(report, Instant::now());
+                self.costs.insert_load(report, Instant::now());
                 Accept
             }
             Ok(report) => {

@@ -180,6 +180,8 @@ pub struct SwarmHandle {
     links: Arc<crate::rope_link::client::Links>,
     /// What the own store answers quick lookups, kept by the swarm task.
     store_answers: Arc<crate::store_answers::StoreAnswers>,
+    /// The peers' RTTs and loads, kept by the swarm task.
+    costs: Arc<crate::peer_costs::CostsView>,
 }
 
 /// Starts the swarm task: builds the transports, listens on every configured
@@ -222,6 +224,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
             .sharing_store_answers(Arc::clone(&store_answers))
             .listen(&config.listen, config.listen_timeout)
             .await?;
+    let costs = event_loop.costs_view();
     tokio::spawn(event_loop.run());
     // Ends when the swarm does (it holds the inbound links' sender).
     tokio::spawn(crate::rope_link::server::serve(link_rx, serving));
@@ -235,6 +238,7 @@ pub async fn start(config: SwarmConfig) -> Result<StartedSwarm, SwarmError> {
         nat_view,
         links: Arc::new(links),
         store_answers,
+        costs,
     };
     Ok(StartedSwarm { handle, events: event_rx, calls: call_rx })
 }
@@ -427,13 +431,13 @@ impl SwarmHandle {
     }
 
     /// The latest load report of every peer heard from recently, with its age.
-    pub async fn peer_loads(&self) -> Result<Vec<PeerLoad>, SwarmError> {
-        self.ask(Command::PeerLoads).await
+    pub fn peer_loads(&self) -> Vec<PeerLoad> {
+        self.costs.loads(std::time::Instant::now())
     }
 
     /// The latest ping round-trip time to each connected peer.
-    pub async fn rtts(&self) -> Result<HashMap<PeerId, Duration>, SwarmError> {
-        self.ask(Command::Rtts).await
+    pub fn rtts(&self) -> HashMap<PeerId, Duration> {
+        self.costs.rtts()
     }
 
     /// Calls `peer` over ROPE and waits for its answer (bounded by the request

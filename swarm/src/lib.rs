@@ -48,6 +48,7 @@ mod find;
 mod handle;
 pub mod identity;
 mod load;
+mod peer_costs;
 mod penalties;
 mod reachability;
 mod reannounce;

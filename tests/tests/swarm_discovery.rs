@@ -131,7 +131,7 @@ async fn nodes_joining_together_through_one_seed_all_meet() {
 /// Whether every node but `publisher` holds a report from it with `cpu_percent`.
 async fn everyone_holds_report(nodes: &[TestNode], publisher: PeerId, cpu_percent: f32) -> bool {
     for node in nodes.iter().filter(|n| n.peer_id() != publisher) {
-        let loads = node.handle.peer_loads().await.expect("loads");
+        let loads = node.handle.peer_loads();
         let held = loads.iter().any(|l| {
             l.report.node == publisher && l.report.workers.first().map(|w| w.cpu_percent) == Some(cpu_percent)
         });
@@ -178,7 +178,7 @@ async fn load_reports_reach_every_node_and_age_out_after_the_node_leaves() {
     nodes[7].handle.shutdown().await.expect("publisher leaves");
     let aged_out = eventually(ttl * 3, || async {
         for node in nodes.iter().filter(|n| n.peer_id() != publisher_id) {
-            let loads = node.handle.peer_loads().await.expect("loads");
+            let loads = node.handle.peer_loads();
             if loads.iter().any(|l| l.report.node == publisher_id) {
                 return false;
             }
