@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::NodeProcess;
+use mafalda_tests::rtp::{RtpPacket, test_packets, test_payload_index};
 
 /// `mafalda-node run`'s default `--drain-timeout`.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -20,7 +21,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const RELEASE_WITHIN: Duration = Duration::from_secs(2);
 const SSRC: u32 = 0x5eed_0077;
 const PAYLOAD_TYPE: u8 = 111;
-const PAYLOAD_LEN: usize = 120;
 const TRACK: &str = r#"{"tracks":[{"kind":"audio","codec":"opus","payloadType":111,"ssrc":1592590455}]}"#;
 
 /// A running `mafalda-node run` ([`NodeProcess`]) and what these tests ask of its API.
@@ -117,33 +117,10 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> std::
     Ok((code, json.unwrap_or(serde_json::Value::Null)))
 }
 
-/// RTP packet `index` of the test stream: an Opus TOC byte, the index, filler.
-fn rtp_packet(index: u32) -> Vec<u8> {
-    let mut packet = vec![0x80, PAYLOAD_TYPE];
-    packet.extend_from_slice(&(index as u16).wrapping_add(1000).to_be_bytes());
-    packet.extend_from_slice(&index.wrapping_mul(960).to_be_bytes());
-    packet.extend_from_slice(&SSRC.to_be_bytes());
-    packet.push(0xfc);
-    packet.extend_from_slice(&index.to_be_bytes());
-    packet.extend((0..PAYLOAD_LEN - 5).map(|i| (index as usize * 31 + i * 7) as u8));
-    packet
-}
-
 /// The test payload's index, if `datagram` is one of the test packets (any SSRC:
 /// an SFU re-stamps them; padding and RTCP are skipped).
 fn payload_index(datagram: &[u8]) -> Option<u32> {
-    if datagram.len() < 12 || datagram[0] >> 6 != 2 || (192..=223).contains(&datagram[1]) {
-        return None;
-    }
-    let csrcs = usize::from(datagram[0] & 0x0f);
-    let mut offset = 12 + 4 * csrcs;
-    if datagram[0] & 0x10 != 0 {
-        let header = datagram.get(offset..offset + 4)?;
-        offset += 4 + 4 * usize::from(u16::from_be_bytes([header[2], header[3]]));
-    }
-    let payload = datagram.get(offset..)?;
-    (payload.len() == PAYLOAD_LEN && payload[0] == 0xfc)
-        .then(|| u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]))
+    RtpPacket::parse(datagram).ok().and_then(|packet| test_payload_index(&packet.payload))
 }
 
 /// Sends packet 0, 1, 2, ... to `target` at 50 packets/s until `stop`; returns how many.
@@ -152,8 +129,10 @@ fn send_rtp(target: SocketAddr, stop: Arc<AtomicBool>) -> JoinHandle<u32> {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the sender");
         let start = Instant::now();
         let mut index = 0u32;
+        let mut packets = test_packets(SSRC, PAYLOAD_TYPE);
         while !stop.load(Ordering::Acquire) {
-            socket.send_to(&rtp_packet(index), target).expect("send RTP");
+            let packet = packets.next().expect("packets enough for any test");
+            socket.send_to(&packet.encode(), target).expect("send RTP");
             index += 1;
             let next = start + Duration::from_millis(20) * index;
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
