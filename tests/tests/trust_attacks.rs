@@ -139,6 +139,10 @@ async fn a_describe_asking_for_a_pipe_gets_one_only_from_the_origin_and_only_to_
         let offer = described.offer.expect("the origin pipes to the asker at once");
         assert_eq!(offer.provenance.handoffs.len(), 1, "the offer hands the stream to the asker");
     }
+    // Each answer took the spare pipe transport and had another opened
+    // (`transports` leaves out only the ready ones): one stands, ready.
+    let one_spare = eventually(Duration::from_secs(2), || async { a.spare_pipes() == 1 }).await;
+    assert!(one_spare, "one spare pipe transport, not {}", a.spare_pipes());
     assert_eq!(transports(&a), a_baseline + 1, "20 asks for one stream leave one pipe");
     assert!(a.streams()[0].downstream.contains(&rogue.peer_id().to_string()));
     assert!(count_datagrams(&own, Duration::from_millis(500)).await > 10, "the asker's pipe carries media");
