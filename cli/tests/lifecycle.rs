@@ -237,7 +237,7 @@ fn a_relay_drained_with_sigterm_loses_no_packet_and_exits_zero() {
             }
         }
         assert!(signalled.elapsed() < DRAIN_TIMEOUT + Duration::from_secs(10), "B still runs after SIGTERM");
-        // Often: a drain that only moves one consumer is over in about 20 ms
+        // Polled often: a drain that only moves one consumer is over in about 20 ms
         // (a fresh clone's CI once polled before the signal, then after the exit).
         std::thread::sleep(Duration::from_millis(2));
     };

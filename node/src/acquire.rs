@@ -471,7 +471,7 @@ impl Inner {
             return self.pull_first(wanted, excluded, vec![only], wanted.origin, deadline, attempt).await;
         }
         let mut offers = describe::take_offers(&mut described);
-        let Some((ranked, origin)) = self.rank_described(wanted, excluded, described, costs.as_ref()).await? else {
+        let Some((ranked, origin)) = self.rank_described(wanted, excluded, described, costs.as_ref())? else {
             walked.not_using(offers);
             return Ok(None);
         };
@@ -524,7 +524,7 @@ impl Inner {
         }
         match pulled? {
             Some(local) => Ok(Some(local)),
-            None => match self.rank_described(wanted, excluded, late, None).await? {
+            None => match self.rank_described(wanted, excluded, late, None)? {
                 Some((ranked, origin)) => {
                     self.pull_first(wanted, excluded, ranked, Some(origin), deadline, attempt).await
                 }
@@ -537,7 +537,7 @@ impl Inner {
     /// one, or the only one they name); `None` when none is left. Errors when
     /// they name two origins and none is pinned. Ranked by `costs` if given,
     /// else by the RTTs and loads the swarm task has now.
-    async fn rank_described(
+    fn rank_described(
         self: &Arc<Self>,
         wanted: &StreamRef,
         excluded: &[PeerId],
@@ -545,7 +545,7 @@ impl Inner {
         costs: Option<&PeerCosts>,
     ) -> Result<Option<(Vec<PeerId>, PeerId)>, NodeError> {
         let stream = wanted.id.as_str();
-        let found = match describe::found_with(self, wanted, described, costs).await {
+        let found = match describe::found_with(self, wanted, described, costs) {
             Ok(found) => found,
             Err(NodeError::NotFound(_)) => return Ok(None),
             Err(error) => return Err(error),

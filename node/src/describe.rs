@@ -97,14 +97,14 @@ async fn find_described(
     // the find past it.
     let deadline = tokio::time::Instant::now() + find_deadline;
     let mut quick = walk_and_describe(inner, wanted, find_deadline, Walk::Quick, &[], deadline, Asking::Find).await?;
-    match found_from(inner, wanted, std::mem::take(&mut quick.described)).await {
+    match found_from(inner, wanted, std::mem::take(&mut quick.described)) {
         Err(NodeError::NotFound(_)) if !quick.lookup.walked_to_the_end => {
             // Every record the quick walk met was stale: walk on to the
             // closest peers, and ask the providers not asked yet.
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let mut thorough =
                 walk_and_describe(inner, wanted, left, Walk::Thorough, &quick.asked, deadline, Asking::Find).await?;
-            found_from(inner, wanted, std::mem::take(&mut thorough.described)).await
+            found_from(inner, wanted, std::mem::take(&mut thorough.described))
         }
         found => found,
     }
@@ -624,7 +624,7 @@ pub(crate) async fn describe_providers(
     let params = stream_params(stream)?;
     let describes = providers.into_iter().map(|peer| describe_one(inner, stream, peer, params.clone(), deadline));
     let described = futures::future::join_all(describes).await.into_iter().flatten().collect();
-    found_from(inner, wanted, described).await
+    found_from(inner, wanted, described)
 }
 
 /// What this node knows of its peers' cost as providers: RTTs from pings
@@ -645,18 +645,18 @@ impl PeerCosts {
 
 /// The found stream `described` makes (of `wanted`'s pinned origin, if
 /// pinned), with each provider's RTT and load; not found if none is left.
-pub(crate) async fn found_from(
+pub(crate) fn found_from(
     inner: &Arc<Inner>,
     wanted: &StreamRef,
     described: Vec<Described>,
 ) -> Result<FoundStream, NodeError> {
-    found_with(inner, wanted, described, None).await
+    found_with(inner, wanted, described, None)
 }
 
-/// Like [`found_from`], with the RTTs and loads in `costs` if given (a
-/// consume asked for them while it waited for descriptions: asking again
-/// would put one more round trip to the swarm task before the pipe).
-pub(crate) async fn found_with(
+/// Like [`found_from`], with the RTTs and loads in `costs` if given (those
+/// a consume judged its providers by while it waited for descriptions, so
+/// that the ranking agrees with that judgement), else as they are now.
+pub(crate) fn found_with(
     inner: &Arc<Inner>,
     wanted: &StreamRef,
     mut described: Vec<Described>,
