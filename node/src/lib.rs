@@ -49,6 +49,7 @@ mod metrics;
 pub mod monitor;
 mod node;
 mod peers_in_use;
+mod pipe_pairs;
 mod pipes;
 mod recent_finds;
 pub mod record;

@@ -169,6 +169,8 @@ impl Node {
             recent_finds: Mutex::default(),
             checked_signatures: crate::record::CheckedSignatures::default(),
             spare_pipes: Mutex::new(crate::spare_pipes::Spares::new(crate::spare_pipes::MAX_SPARE_PIPES)),
+            asking_pairs: Mutex::default(),
+            serving_pairs: Mutex::default(),
             next_egress: std::sync::atomic::AtomicU64::new(1),
             egresses_counted: Mutex::default(),
             events: broadcast::channel(EVENT_BUFFER).0,

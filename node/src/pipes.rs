@@ -25,6 +25,7 @@ use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
 
 use crate::NodeError;
+use crate::pipe_pairs::{KeptPair, Pairs};
 use crate::admission::{Admission, Load, admit};
 use crate::error::BEHIND_NAT;
 use crate::inner::{Inner, lock};
@@ -40,6 +41,22 @@ use crate::streams::{DownstreamPipe, LocalStream, PipeMode, PipeOffer, PipeReque
 ///
 /// [`NodeConfig::max_pipes_per_peer`]: crate::NodeConfig::max_pipes_per_peer
 pub const DEFAULT_MAX_PIPES_PER_PEER: usize = 128;
+
+/// Pipe pairs kept with peers, by peer and this node's router.
+pub(crate) type KeptPairs =
+    Pairs<PeerId, mafalda_media::mediasoup::router::RouterId, mafalda_media::mediasoup::prelude::WeakPipeTransport>;
+
+/// The transport and endpoints of the pair kept with `peer` on `router`, if
+/// it is open and (given `remote`) connected to that far end.
+fn kept_pair(
+    pairs: &std::sync::Mutex<KeptPairs>,
+    peer: PeerId,
+    router: &Router,
+    remote: Option<&PipeEndpoint>,
+) -> Option<(PipeTransport, KeptPair<mafalda_media::mediasoup::prelude::WeakPipeTransport>)> {
+    let pair = lock(pairs).find(peer, &router.id(), remote, |weak| weak.upgrade().is_some())?;
+    Some((pair.handle.upgrade()?, pair))
+}
 
 /// How long a pipe to a node behind NAT waits for that node's first packet.
 const FIRST_PACKET_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -150,7 +167,14 @@ impl Inner {
         provenance: crate::record::UnsignedHandOff,
         router: &Router,
     ) -> Result<PipeOffer, NodeError> {
-        let (transport, endpoint) = self.pipe_end_on(router, Some(request.endpoint.ip)).await?;
+        // A pair kept with this asker, to the very end it quotes, carries
+        // this stream too: nothing to open, nothing to connect.
+        let kept = kept_pair(&self.serving_pairs, peer, router, Some(&request.endpoint));
+        let reused = kept.is_some();
+        let (transport, endpoint) = match kept {
+            Some((transport, pair)) => (transport, pair.local),
+            None => self.pipe_end_on(router, Some(request.endpoint.ip)).await?,
+        };
         // The hand-off is signed while the worker makes the consumers (the
         // requests go out at the first poll): a signature is a tenth of a
         // millisecond of CPU the asker would otherwise wait for too.
@@ -163,8 +187,12 @@ impl Inner {
         let pipe =
             DownstreamPipe { _transport: PipeLeg::Pipe(transport), _consumers: consumers, sent: Default::default() };
         let replaced = self.hold_pipe(peer, &request.stream, pipe)?;
-        // Held first, then connected: a failed connect finds the pipe to close.
-        self.connect_behind(&request.stream, peer, &connecting, &request.endpoint);
+        if !reused {
+            let pair = KeptPair { handle: connecting.downgrade(), local: endpoint.clone(), remote: request.endpoint.clone() };
+            lock(&self.serving_pairs).keep(peer, router.id(), pair);
+            // Held first, then connected: a failed connect finds the pipe to close.
+            self.connect_behind(&request.stream, peer, &connecting, &request.endpoint);
+        }
         debug!(stream = %request.stream, %peer, replaced, "piping to a downstream peer");
         Ok(PipeOffer { endpoint, tracks, provenance })
     }
@@ -323,6 +351,7 @@ impl Inner {
         self.spawn("connect a pipe", async move {
             let Err(error) = pipe::connect_pipe(&transport, &endpoint).await else { return };
             warn!(stream, %peer, %error, "could not connect a pipe already offered; closing it");
+            lock(&inner.serving_pairs).forget(peer, &transport.router().id());
             inner.close_pipe_on(&stream, peer, transport.id());
         });
     }
@@ -354,6 +383,8 @@ impl Inner {
         // Drop the pipes after the lock: closing them calls into mediasoup.
         let released: Vec<DownstreamPipe> =
             lock(&self.streams).values_mut().filter_map(|local| local.pipes.remove(&peer)).collect();
+        lock(&self.serving_pairs).forget_peer(peer);
+        lock(&self.asking_pairs).forget_peer(peer);
         if !released.is_empty() {
             info!(%peer, pipes = released.len(), "closed the pipes to a peer that left");
         }
@@ -382,6 +413,8 @@ pub(crate) struct LocalEnd {
     router: Router,
     transport: PipeLeg,
     endpoint: PipeEndpoint,
+    /// The far end it is connected to already: a kept pair's (`pipe_pairs`).
+    connected_to: Option<PipeEndpoint>,
 }
 
 impl LocalEnd {
@@ -406,13 +439,13 @@ pub(crate) async fn open_local_end(
     if inner.swarm.is_behind_nat() {
         let (media_ip, _) = inner.config.media_ip_for(peer_ip);
         let (transport, endpoint) = nat_pipe::open_sending_first_end(&router, media_ip).await?;
-        return Ok(LocalEnd { router, transport: PipeLeg::Plain(transport), endpoint });
+        return Ok(LocalEnd { router, transport: PipeLeg::Plain(transport), endpoint, connected_to: None });
     }
     // A spare opened ahead serves here too (the relay replaces it once its
     // first packet is in, `Inner::announce_relay`): opening one is a worker
     // call, and the describes that ask the origin to pipe wait for this end.
     let (transport, endpoint) = inner.pipe_end_on(&router, peer_ip).await?;
-    Ok(LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint })
+    Ok(LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint, connected_to: None })
 }
 
 /// A pipe transport on `router`, on this node's media IP for a peer whose
@@ -522,7 +555,16 @@ async fn pull_with(
         Some(end) => in_family_of(inner, stream, end, peer_ip).await?,
         None => open_local_end(inner, stream, peer_ip).await?,
     };
-    let LocalEnd { router, mut transport, mut endpoint } = end;
+    // A pair kept with this provider carries the stream if the provider
+    // still has its end (the offer says): the end opened for it stays unused.
+    let kept = match &end.transport {
+        PipeLeg::Pipe(_) => kept_pair(&inner.asking_pairs, peer, &end.router, None),
+        PipeLeg::Plain(_) => None,
+    };
+    let LocalEnd { mut router, mut transport, mut endpoint, mut connected_to } = end;
+    if let Some((kept, pair)) = kept {
+        (transport, endpoint, connected_to) = (PipeLeg::Pipe(kept), pair.local, Some(pair.remote));
+    }
     let offer: PipeOffer = loop {
         let mode = mode_of(&transport);
         let request = PipeRequest {
@@ -532,7 +574,17 @@ async fn pull_with(
             fetch_from: fetch_from.map(|p| p.to_string()),
         };
         let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-        match call(inner, peer, "stream.pipe", params).await {
+        match call::<PipeOffer>(inner, peer, "stream.pipe", params).await {
+            Ok(offer) if connected_to.as_ref().is_some_and(|far| *far != offer.endpoint) => {
+                // The provider piped from another end than the pair's (it
+                // restarted, say): that one is connected to this node's kept
+                // end in vain. Asked again through a fresh end, it replaces
+                // that pipe; the pair is not used again.
+                debug!(stream, provider = %peer, "a kept pipe pair went stale; piping through a fresh end");
+                lock(&inner.asking_pairs).forget(peer, &router.id());
+                let fresh = open_local_end(inner, stream, peer_ip).await?;
+                (router, transport, endpoint, connected_to) = (fresh.router, fresh.transport, fresh.endpoint, None);
+            }
             Ok(offer) => break offer,
             Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
                 let alternatives = match error.data {
@@ -551,14 +603,14 @@ async fn pull_with(
                 debug!(stream, provider = %peer, "provider behind NAT; listening for it to send first");
                 let (media_ip, announced) = inner.pipe_ips(peer_ip);
                 let (listening, listening_at) = nat_pipe::open_listening_end(&router, media_ip, announced).await?;
-                (transport, endpoint) = (PipeLeg::Plain(listening), listening_at);
+                (transport, endpoint, connected_to) = (PipeLeg::Plain(listening), listening_at, None);
             }
             Err(source) => {
                 return Err(NodeError::PipeRefused { stream: stream.to_owned(), peer, source: Box::new(source) });
             }
         }
     };
-    pull_offered(inner, stream, peer, origin, LocalEnd { router, transport, endpoint }, offer).await
+    pull_offered(inner, stream, peer, origin, LocalEnd { router, transport, endpoint, connected_to }, offer).await
 }
 
 /// The stream relayed here from `peer` that its `offer` to pipe to `end`
@@ -573,14 +625,18 @@ pub(crate) async fn pull_offered(
     end: LocalEnd,
     offer: PipeOffer,
 ) -> Result<LocalStream, NodeError> {
-    let LocalEnd { router, transport, .. } = end;
+    let LocalEnd { router, transport, endpoint, connected_to } = end;
     let spanning = inner.router_of(stream);
     let me = inner.swarm.peer_id();
     check_offer_shape(stream, &offer)?;
+    let paired = connected_to.is_some();
+    if connected_to.is_some_and(|far| far != offer.endpoint) {
+        return Err(NodeError::InvalidInput("the offer names another end than the pair's".into()));
+    }
     // The signatures are checked while the worker makes the producers (the
     // requests go out at the first poll): a refused offer's producers close
     // on return, before anything consumes them.
-    let (produced, checked) = sent_then(produce_offered(&transport, &offer), || {
+    let (produced, checked) = sent_then(produce_offered(&transport, &offer, paired), || {
         check_offer_provenance(stream, me, origin, &offer, Some(&inner.checked_signatures))
     })
     .await;
@@ -588,6 +644,13 @@ pub(crate) async fn pull_offered(
     let producers = produced?;
     for producer in &producers {
         spanning.register_producer(producer, &router);
+    }
+    if let PipeLeg::Pipe(pipe) = &transport
+        && !paired
+    {
+        // Connected for this stream: the next ones from this provider ride it.
+        let pair = KeptPair { handle: pipe.downgrade(), local: endpoint, remote: offer.endpoint.clone() };
+        lock(&inner.asking_pairs).keep(peer, router.id(), pair);
     }
     info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), mode = ?mode_of(&transport), "relaying stream");
     Ok(LocalStream {
@@ -617,8 +680,11 @@ async fn sent_then<T, W>(requests: impl std::future::Future<Output = T>, work: i
 
 /// The offered tracks made producers on this node's end of the pipe, which
 /// is connected to the provider's end meanwhile.
-async fn produce_offered(transport: &PipeLeg, offer: &PipeOffer) -> Result<Vec<Producer>, NodeError> {
+async fn produce_offered(transport: &PipeLeg, offer: &PipeOffer, paired: bool) -> Result<Vec<Producer>, NodeError> {
     let producers = match transport {
+        PipeLeg::Pipe(transport) if paired => {
+            futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track))).await?
+        }
         PipeLeg::Pipe(transport) => {
             let receiving =
                 futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track)));
