@@ -37,9 +37,9 @@ pub(crate) struct Inner {
     pub(crate) spare_pipes: Mutex<crate::spare_pipes::Spares<mafalda_media::mediasoup::router::RouterId>>,
     /// The pipe pairs this node asks streams through, by provider and router
     /// (`pipe_pairs`).
-    pub(crate) asking_pairs: Mutex<crate::pipes::KeptPairs>,
+    pub(crate) asking_pairs: Mutex<crate::pipe_pairs::KeptPairs>,
     /// The pipe pairs this node serves streams through, by asker and router.
-    pub(crate) serving_pairs: Mutex<crate::pipes::KeptPairs>,
+    pub(crate) serving_pairs: Mutex<crate::pipe_pairs::KeptPairs>,
     /// When egress and pipe counters were last read (read at most once a second).
     pub(crate) egresses_counted: Mutex<Option<std::time::Instant>>,
     pub(crate) next_egress: std::sync::atomic::AtomicU64,

@@ -76,6 +76,7 @@ pub use error::NodeError;
 pub use events::{EgressStatus, NodeEvent};
 pub use liveness::StreamStats;
 pub use node::{Egress, FoundStream, Node, ProviderInfo, StreamStatus, Traffic, TrafficCount};
+pub use pipe_pairs::PipePairs;
 pub use pipes::DEFAULT_MAX_PIPES_PER_PEER;
 pub use release::DEFAULT_RELAY_LINGER;
 pub use sdp_session::{SdpSession, SessionRole};

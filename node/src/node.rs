@@ -336,6 +336,14 @@ impl Node {
         lock(&self.inner.spare_pipes).ready()
     }
 
+    /// How many pipe transport pairs this node keeps open with its peers,
+    /// each carrying every stream piped between the two on one router of
+    /// this node: those it pipes streams in through, and out through.
+    pub fn pipe_pairs(&self) -> crate::PipePairs {
+        use crate::pipe_pairs::Side;
+        crate::PipePairs { asking: self.inner.open_pairs(Side::Asking), serving: self.inner.open_pairs(Side::Serving) }
+    }
+
     /// How many egresses are running.
     pub fn egress_count(&self) -> usize {
         lock(&self.inner.egresses).len()

@@ -1,24 +1,37 @@
-//! Pipe transport pairs kept between this node and a peer, one per peer and
-//! router, so that every stream piped between the two after the first rides
-//! a transport already connected: no transport to open and no SRTP connect at
-//! either end (the connect is the longest worker step of a remote consume:
-//! NSS makes its SRTP contexts), only a consume at the provider and a produce
-//! at the asker. Mediasoup's own `pipeToRouter` keeps its pairs the same way.
+//! Pipe transport pairs kept between this node and its peers, so that every
+//! stream piped between two nodes after the first rides a transport pair
+//! already connected: no transport to open and no SRTP connect at either end
+//! (the connect is the longest worker step of a remote consume: NSS makes its
+//! SRTP contexts), only a consume at the provider and a produce at the asker.
+//! Mediasoup's own `pipeToRouter` keeps its pairs the same way.
 //!
-//! Policy ([`Pairs`], no mediasoup in it): a pair is found by the peer and
-//! the local router, and only if its far end is the one expected (the
-//! provider's: the endpoint the asker quotes; the asker's: the endpoint the
-//! offer names), so a peer that restarted, or a rogue quoting another node's
-//! endpoint, never lands on a pair that is not its own. Mechanism (`pipes`):
-//! the pair's transport is held by the streams that use it (the asker's
-//! `LocalStream`, the provider's `DownstreamPipe`); the registry keeps only a
-//! weak handle, so a pair closes with the last stream on it, and an entry
-//! whose transport closed is dropped when next looked at.
+//! The asker decides which pair a stream rides: it quotes its end of the pair
+//! (in `stream.pipe`, or in a describe's `pipeIfOrigin`), and the provider
+//! reuses the transport it connected to that very end for that very peer, if
+//! it still has it. So both sides agree on a pair whatever order concurrent
+//! pipes land in, and a peer that quotes another node's end, or asks a
+//! provider that restarted, never lands on a pair that is not its own: the
+//! provider opens a fresh transport, the asker sees the offer name another
+//! end than its pair's, forgets the pair and pipes through a fresh end.
+//!
+//! Policy ([`Pairs`], no mediasoup in it): pairs by peer and local router,
+//! each known by its two endpoints. Mechanism (`Inner::kept_pair`,
+//! `Inner::keep_pair`): a pair's transport is held by the streams that ride
+//! it (the asker's `LocalStream`, the provider's `DownstreamPipe`), the
+//! registry keeps a weak handle, so a pair closes with the last stream on it
+//! and is forgotten when next looked at; every pair with a peer is forgotten
+//! when it leaves. Pairs need no cap of their own: each one open carries at
+//! least one stream, and streams per peer are capped (`max_pipes_per_peer`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
+use mafalda_media::mediasoup::prelude::{PipeTransport, Router, Transport, WeakPipeTransport};
+use mafalda_media::mediasoup::router::RouterId;
 use mafalda_media::pipe::PipeEndpoint;
+use mafalda_swarm::PeerId;
+
+use crate::inner::{Inner, lock};
 
 /// One kept pair, as one side sees it.
 #[derive(Debug, Clone)]
@@ -27,14 +40,14 @@ pub(crate) struct KeptPair<H> {
     pub(crate) handle: H,
     /// This side's endpoint.
     pub(crate) local: PipeEndpoint,
-    /// The far side's endpoint, this transport's connected to.
+    /// The far side's endpoint, this transport is connected to.
     pub(crate) remote: PipeEndpoint,
 }
 
-/// The pairs of one side (asking or providing), by peer and local router.
+/// The pairs of one side (asking or serving), by peer and local router.
 #[derive(Debug)]
 pub(crate) struct Pairs<P, R, H> {
-    pairs: HashMap<(P, R), KeptPair<H>>,
+    pairs: HashMap<(P, R), Vec<KeptPair<H>>>,
 }
 
 impl<P, R, H> Default for Pairs<P, R, H> {
@@ -44,10 +57,9 @@ impl<P, R, H> Default for Pairs<P, R, H> {
 }
 
 impl<P: Hash + Eq + Copy, R: Hash + Eq + Clone, H: Clone> Pairs<P, R, H> {
-    /// The pair kept with `peer` on `router`, if its transport is still
-    /// `alive` and, when `remote` is given, its far end is that one. A pair
-    /// whose transport closed is forgotten; one with another far end is
-    /// kept (the streams on it still run) but not handed out.
+    /// The newest pair with `peer` on `router` whose transport is still
+    /// `alive` and, when `remote` is given, whose far end is that one. Pairs
+    /// whose transport closed are forgotten.
     pub(crate) fn find(
         &mut self,
         peer: P,
@@ -56,24 +68,47 @@ impl<P: Hash + Eq + Copy, R: Hash + Eq + Clone, H: Clone> Pairs<P, R, H> {
         alive: impl Fn(&H) -> bool,
     ) -> Option<KeptPair<H>> {
         let key = (peer, router.clone());
-        let pair = self.pairs.get(&key)?;
-        if !alive(&pair.handle) {
+        let kept = self.pairs.get_mut(&key)?;
+        kept.retain(|pair| alive(&pair.handle));
+        let found = kept.iter().rev().find(|pair| remote.is_none_or(|remote| pair.remote == *remote)).cloned();
+        if kept.is_empty() {
             self.pairs.remove(&key);
-            return None;
         }
-        remote.is_none_or(|remote| pair.remote == *remote).then(|| pair.clone())
+        found
     }
 
-    /// Keeps `pair` as the one with `peer` on `router`, in place of any
-    /// other (whose streams keep their transport until they end).
-    pub(crate) fn keep(&mut self, peer: P, router: R, pair: KeptPair<H>) {
-        self.pairs.insert((peer, router), pair);
+    /// The pair with `peer` on `router` whose own end is `local`, if its
+    /// transport is still `alive`.
+    pub(crate) fn with_local_end(
+        &mut self,
+        peer: P,
+        router: &R,
+        local: &PipeEndpoint,
+        alive: impl Fn(&H) -> bool,
+    ) -> Option<KeptPair<H>> {
+        let kept = self.pairs.get(&(peer, router.clone()))?;
+        kept.iter().find(|pair| pair.local == *local && alive(&pair.handle)).cloned()
     }
 
-    /// Forgets the pair with `peer` on `router` (its far end turned out
-    /// stale).
-    pub(crate) fn forget(&mut self, peer: P, router: &R) {
-        self.pairs.remove(&(peer, router.clone()));
+    /// Keeps `pair` with `peer` on `router`, the newest (the one a lookup
+    /// with any far end finds), in place of one with the same ends; the
+    /// pairs whose transport is no longer `alive` are forgotten.
+    pub(crate) fn keep(&mut self, peer: P, router: R, pair: KeptPair<H>, alive: impl Fn(&H) -> bool) {
+        let kept = self.pairs.entry((peer, router)).or_default();
+        kept.retain(|old| alive(&old.handle) && (old.local != pair.local || old.remote != pair.remote));
+        kept.push(pair);
+    }
+
+    /// Forgets the pair with `peer` on `router` whose own end is `local`
+    /// (its far end turned out stale, or it could not be connected).
+    pub(crate) fn forget(&mut self, peer: P, router: &R, local: &PipeEndpoint) {
+        let key = (peer, router.clone());
+        if let Some(kept) = self.pairs.get_mut(&key) {
+            kept.retain(|pair| pair.local != *local);
+            if kept.is_empty() {
+                self.pairs.remove(&key);
+            }
+        }
     }
 
     /// Forgets every pair with `peer` (it left).
@@ -81,10 +116,102 @@ impl<P: Hash + Eq + Copy, R: Hash + Eq + Clone, H: Clone> Pairs<P, R, H> {
         self.pairs.retain(|(p, _), _| *p != peer);
     }
 
-    /// How many pairs are kept.
+    /// How many pairs are kept (closed ones included until looked at).
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.pairs.len()
+        self.pairs.values().map(Vec::len).sum()
+    }
+
+    /// How many pairs kept are still `alive`.
+    pub(crate) fn count(&self, alive: impl Fn(&H) -> bool) -> usize {
+        self.pairs.values().flatten().filter(|pair| alive(&pair.handle)).count()
+    }
+}
+
+/// How many pipe transport pairs a node keeps open with its peers
+/// ([`crate::Node::pipe_pairs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PipePairs {
+    /// Pairs this node pipes streams in through (it asked).
+    pub asking: usize,
+    /// Pairs this node pipes streams out through (it serves).
+    pub serving: usize,
+}
+
+/// Pipe pairs kept with peers, by peer and this node's router.
+pub(crate) type KeptPairs = Pairs<PeerId, RouterId, WeakPipeTransport>;
+
+/// A pair's transport, if it is still open.
+fn open_transport(weak: &WeakPipeTransport) -> Option<PipeTransport> {
+    weak.upgrade().filter(|transport| !transport.closed())
+}
+
+/// Which side of the pairs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Side {
+    /// Pairs this node pipes streams in through.
+    Asking,
+    /// Pairs this node pipes streams out through.
+    Serving,
+}
+
+impl Inner {
+    fn pairs(&self, side: Side) -> &std::sync::Mutex<KeptPairs> {
+        match side {
+            Side::Asking => &self.asking_pairs,
+            Side::Serving => &self.serving_pairs,
+        }
+    }
+
+    /// The open transport of the newest pair kept with `peer` on `router`
+    /// (connected to `remote`, if given), and the pair.
+    pub(crate) fn kept_pair(
+        &self,
+        side: Side,
+        peer: PeerId,
+        router: &Router,
+        remote: Option<&PipeEndpoint>,
+    ) -> Option<(PipeTransport, KeptPair<WeakPipeTransport>)> {
+        let pair = lock(self.pairs(side)).find(peer, &router.id(), remote, |weak| open_transport(weak).is_some())?;
+        Some((open_transport(&pair.handle)?, pair))
+    }
+
+    /// The open transport of the pair kept with `peer` on `router` whose
+    /// own end is `local`, and the pair.
+    pub(crate) fn kept_pair_at(
+        &self,
+        side: Side,
+        peer: PeerId,
+        router: RouterId,
+        local: &PipeEndpoint,
+    ) -> Option<(PipeTransport, KeptPair<WeakPipeTransport>)> {
+        let pair =
+            lock(self.pairs(side)).with_local_end(peer, &router, local, |weak| open_transport(weak).is_some())?;
+        Some((open_transport(&pair.handle)?, pair))
+    }
+
+    /// Keeps `transport` (at `local`, connected to `remote`) as a pair with
+    /// `peer`.
+    pub(crate) fn keep_pair(
+        &self,
+        side: Side,
+        peer: PeerId,
+        transport: &PipeTransport,
+        local: PipeEndpoint,
+        remote: PipeEndpoint,
+    ) {
+        let pair = KeptPair { handle: transport.downgrade(), local, remote };
+        lock(self.pairs(side)).keep(peer, transport.router().id(), pair, |weak| open_transport(weak).is_some());
+    }
+
+    /// Forgets the pair with `peer` whose own end is `transport` at `local`.
+    pub(crate) fn forget_pair(&self, side: Side, peer: PeerId, router: RouterId, local: &PipeEndpoint) {
+        lock(self.pairs(side)).forget(peer, &router, local);
+    }
+
+    /// How many pipe pairs this node keeps open with its peers.
+    pub(crate) fn open_pairs(&self, side: Side) -> usize {
+        lock(self.pairs(side)).count(|weak| open_transport(weak).is_some())
     }
 }
 
@@ -102,40 +229,66 @@ mod tests {
         KeptPair { handle, local: endpoint(local), remote: endpoint(remote) }
     }
 
+    const ALIVE: fn(&u32) -> bool = |_| true;
+
     #[test]
     fn a_pair_is_found_only_for_its_peer_router_and_far_end() {
         let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
-        pairs.keep(1, "r", pair(7, 4000, 5000));
-        let alive = |_: &u32| true;
-        assert_eq!(pairs.find(1, &"r", Some(&endpoint(5000)), alive).map(|p| p.handle), Some(7));
-        assert_eq!(pairs.find(1, &"r", None, alive).map(|p| p.handle), Some(7), "any far end");
-        assert!(pairs.find(2, &"r", Some(&endpoint(5000)), alive).is_none(), "another peer quoting it");
-        assert!(pairs.find(1, &"other", None, alive).is_none(), "another router");
-        assert!(pairs.find(1, &"r", Some(&endpoint(5001)), alive).is_none(), "another far end (a restart)");
+        pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
+        assert_eq!(pairs.find(1, &"r", Some(&endpoint(5000)), ALIVE).map(|p| p.handle), Some(7));
+        assert_eq!(pairs.find(1, &"r", None, ALIVE).map(|p| p.handle), Some(7), "any far end");
+        assert!(pairs.find(2, &"r", Some(&endpoint(5000)), ALIVE).is_none(), "another peer quoting it");
+        assert!(pairs.find(1, &"other", None, ALIVE).is_none(), "another router");
+        assert!(pairs.find(1, &"r", Some(&endpoint(5001)), ALIVE).is_none(), "another far end (a restart)");
         assert_eq!(pairs.len(), 1, "a far end that differs does not drop the pair its streams use");
     }
 
     #[test]
-    fn a_closed_pair_is_forgotten_when_looked_at_and_a_new_one_replaces_the_old() {
+    fn each_far_end_finds_its_own_pair_and_any_finds_the_newest() {
+        // Two pipes landed at once, each through a fresh end: the provider
+        // keeps both, and whichever the asker quotes next is found.
         let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
-        pairs.keep(1, "r", pair(7, 4000, 5000));
+        pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
+        pairs.keep(1, "r", pair(8, 4001, 5001), ALIVE);
+        assert_eq!(pairs.find(1, &"r", Some(&endpoint(5000)), ALIVE).map(|p| p.handle), Some(7));
+        assert_eq!(pairs.find(1, &"r", Some(&endpoint(5001)), ALIVE).map(|p| p.handle), Some(8));
+        assert_eq!(pairs.find(1, &"r", None, ALIVE).map(|p| p.handle), Some(8));
+        assert_eq!(pairs.with_local_end(1, &"r", &endpoint(4000), ALIVE).map(|p| p.handle), Some(7));
+        assert!(pairs.with_local_end(1, &"r", &endpoint(4002), ALIVE).is_none());
+        pairs.keep(1, "r", pair(9, 4000, 5000), ALIVE);
+        assert_eq!(pairs.len(), 2, "the same ends kept again replace the old entry");
+    }
+
+    #[test]
+    fn closed_pairs_are_forgotten_when_looked_at_or_when_another_is_kept() {
+        let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
+        pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
         assert!(pairs.find(1, &"r", None, |_| false).is_none());
         assert_eq!(pairs.len(), 0, "closed: forgotten");
-        pairs.keep(1, "r", pair(7, 4000, 5000));
-        pairs.keep(1, "r", pair(8, 4001, 5001));
-        assert_eq!(pairs.find(1, &"r", None, |_| true).map(|p| p.handle), Some(8));
-        pairs.forget(1, &"r");
+        pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
+        pairs.keep(1, "r", pair(8, 4001, 5001), |handle| *handle != 7);
+        assert_eq!(pairs.len(), 1);
+        pairs.forget(1, &"r", &endpoint(4001));
         assert_eq!(pairs.len(), 0);
+    }
+
+    #[test]
+    fn forgetting_one_end_keeps_the_others() {
+        let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
+        pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
+        pairs.keep(1, "r", pair(8, 4001, 5001), ALIVE);
+        pairs.forget(1, &"r", &endpoint(4001));
+        assert_eq!(pairs.find(1, &"r", None, ALIVE).map(|p| p.handle), Some(7));
     }
 
     #[test]
     fn a_peer_that_leaves_takes_its_pairs_on_every_router() {
         let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
-        pairs.keep(1, "r", pair(7, 4000, 5000));
-        pairs.keep(1, "s", pair(8, 4001, 5001));
-        pairs.keep(2, "r", pair(9, 4002, 5002));
+        pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
+        pairs.keep(1, "s", pair(8, 4001, 5001), ALIVE);
+        pairs.keep(2, "r", pair(9, 4002, 5002), ALIVE);
         pairs.forget_peer(1);
         assert_eq!(pairs.len(), 1);
-        assert!(pairs.find(2, &"r", None, |_| true).is_some());
+        assert!(pairs.find(2, &"r", None, ALIVE).is_some());
     }
 }

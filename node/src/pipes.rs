@@ -25,10 +25,10 @@ use mafalda_swarm::{CallError, PeerId};
 use tracing::{debug, info, warn};
 
 use crate::NodeError;
-use crate::pipe_pairs::{KeptPair, Pairs};
 use crate::admission::{Admission, Load, admit};
 use crate::error::BEHIND_NAT;
 use crate::inner::{Inner, lock};
+use crate::pipe_pairs::Side;
 use crate::record::{self, MAX_TRACKS};
 use crate::remote::call;
 use crate::rtp_checks::check_piped_parameters;
@@ -41,22 +41,6 @@ use crate::streams::{DownstreamPipe, LocalStream, PipeMode, PipeOffer, PipeReque
 ///
 /// [`NodeConfig::max_pipes_per_peer`]: crate::NodeConfig::max_pipes_per_peer
 pub const DEFAULT_MAX_PIPES_PER_PEER: usize = 128;
-
-/// Pipe pairs kept with peers, by peer and this node's router.
-pub(crate) type KeptPairs =
-    Pairs<PeerId, mafalda_media::mediasoup::router::RouterId, mafalda_media::mediasoup::prelude::WeakPipeTransport>;
-
-/// The transport and endpoints of the pair kept with `peer` on `router`, if
-/// it is open and (given `remote`) connected to that far end.
-fn kept_pair(
-    pairs: &std::sync::Mutex<KeptPairs>,
-    peer: PeerId,
-    router: &Router,
-    remote: Option<&PipeEndpoint>,
-) -> Option<(PipeTransport, KeptPair<mafalda_media::mediasoup::prelude::WeakPipeTransport>)> {
-    let pair = lock(pairs).find(peer, &router.id(), remote, |weak| weak.upgrade().is_some())?;
-    Some((pair.handle.upgrade()?, pair))
-}
 
 /// How long a pipe to a node behind NAT waits for that node's first packet.
 const FIRST_PACKET_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -169,7 +153,7 @@ impl Inner {
     ) -> Result<PipeOffer, NodeError> {
         // A pair kept with this asker, to the very end it quotes, carries
         // this stream too: nothing to open, nothing to connect.
-        let kept = kept_pair(&self.serving_pairs, peer, router, Some(&request.endpoint));
+        let kept = self.kept_pair(Side::Serving, peer, router, Some(&request.endpoint));
         let reused = kept.is_some();
         let (transport, endpoint) = match kept {
             Some((transport, pair)) => (transport, pair.local),
@@ -188,10 +172,10 @@ impl Inner {
             DownstreamPipe { _transport: PipeLeg::Pipe(transport), _consumers: consumers, sent: Default::default() };
         let replaced = self.hold_pipe(peer, &request.stream, pipe)?;
         if !reused {
-            let pair = KeptPair { handle: connecting.downgrade(), local: endpoint.clone(), remote: request.endpoint.clone() };
-            lock(&self.serving_pairs).keep(peer, router.id(), pair);
-            // Held first, then connected: a failed connect finds the pipe to close.
-            self.connect_behind(&request.stream, peer, &connecting, &request.endpoint);
+            // Held first, then kept and connected: a failed connect finds
+            // the pipes to close, and the pair to forget.
+            self.keep_pair(Side::Serving, peer, &connecting, endpoint.clone(), request.endpoint.clone());
+            self.connect_behind(&request.stream, peer, &connecting, &endpoint, &request.endpoint);
         }
         debug!(stream = %request.stream, %peer, replaced, "piping to a downstream peer");
         Ok(PipeOffer { endpoint, tracks, provenance })
@@ -263,7 +247,7 @@ impl Inner {
                 return;
             }
             warn!(%stream, %peer, expected = %remote_ip, came_from = ?source, "NAT pipe: first packet not from the asker; closing");
-            inner.close_pipe_on(&stream, peer, transport.id());
+            inner.close_pipes_on(peer, transport.id());
         });
         Ok(PipeOffer { endpoint, tracks, provenance })
     }
@@ -337,36 +321,38 @@ impl Inner {
         Ok(replaced.is_some())
     }
 
-    /// Connects the pipe of `stream` to `peer` to the asker's `endpoint` in the
-    /// background; closes the pipe if that fails.
+    /// Connects the pipe of `stream` to `peer` (this node's end `local`) to
+    /// the asker's `endpoint` in the background; if that fails, closes every
+    /// pipe to `peer` on that transport (the streams that rode the new pair
+    /// meanwhile too) and forgets the pair.
     fn connect_behind(
         self: &Arc<Self>,
         stream: &str,
         peer: PeerId,
         transport: &PipeTransport,
+        local: &PipeEndpoint,
         endpoint: &PipeEndpoint,
     ) {
-        let (inner, stream, transport, endpoint) =
-            (Arc::clone(self), stream.to_owned(), transport.clone(), endpoint.clone());
+        let (inner, stream, transport, local, endpoint) =
+            (Arc::clone(self), stream.to_owned(), transport.clone(), local.clone(), endpoint.clone());
         self.spawn("connect a pipe", async move {
             let Err(error) = pipe::connect_pipe(&transport, &endpoint).await else { return };
             warn!(stream, %peer, %error, "could not connect a pipe already offered; closing it");
-            lock(&inner.serving_pairs).forget(peer, &transport.router().id());
-            inner.close_pipe_on(&stream, peer, transport.id());
+            inner.forget_pair(Side::Serving, peer, transport.router().id(), &local);
+            inner.close_pipes_on(peer, transport.id());
         });
     }
 
-    /// Closes `peer`'s pipe of `stream` if it still is the one on `transport`
-    /// (a newer request may have replaced it meanwhile).
-    fn close_pipe_on(&self, stream: &str, peer: PeerId, transport: mafalda_media::mediasoup::prelude::TransportId) {
-        let closed = {
+    /// Closes `peer`'s pipes that still are on `transport` (a newer request
+    /// may have replaced one meanwhile); a pair's transport carries several.
+    fn close_pipes_on(&self, peer: PeerId, transport: mafalda_media::mediasoup::prelude::TransportId) {
+        let closed: Vec<DownstreamPipe> = {
             let mut streams = lock(&self.streams);
-            match streams.get_mut(stream) {
-                Some(local) if local.pipes.get(&peer).is_some_and(|p| p._transport.id() == transport) => {
-                    local.pipes.remove(&peer)
-                }
-                _ => None,
-            }
+            streams
+                .values_mut()
+                .filter(|local| local.pipes.get(&peer).is_some_and(|p| p._transport.id() == transport))
+                .filter_map(|local| local.pipes.remove(&peer))
+                .collect()
         };
         // Closing mediasoup objects outside the lock.
         drop(closed);
@@ -418,10 +404,29 @@ pub(crate) struct LocalEnd {
 }
 
 impl LocalEnd {
-    /// The endpoint an origin may pipe to with its description: that of a
-    /// pipe transport (an end across NAT is asked for by `stream.pipe`).
-    pub(crate) fn endpoint_for_origin(&self) -> Option<PipeEndpoint> {
-        matches!(self.transport, PipeLeg::Pipe(_)).then(|| self.endpoint.clone())
+    /// The endpoint an origin may pipe to with its description, and the
+    /// router it is on: that of a pipe transport (an end across NAT is asked
+    /// for by `stream.pipe`).
+    pub(crate) fn endpoint_for_origin(&self) -> Option<(Router, PipeEndpoint)> {
+        matches!(self.transport, PipeLeg::Pipe(_)).then(|| (self.router.clone(), self.endpoint.clone()))
+    }
+
+    /// The endpoint this end is at.
+    pub(crate) fn endpoint(&self) -> &PipeEndpoint {
+        &self.endpoint
+    }
+
+    /// The router this end is on.
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Lets go of this end, unused: a pipe transport not connected yet goes
+    /// back to the spares, anything else closes.
+    pub(crate) fn give_back(self, inner: &Inner) {
+        if let (PipeLeg::Pipe(transport), None) = (self.transport, self.connected_to) {
+            inner.put_back_spare(&self.router, (transport, self.endpoint));
+        }
     }
 }
 
@@ -436,6 +441,11 @@ pub(crate) async fn open_local_end(
     peer_ip: Option<IpAddr>,
 ) -> Result<LocalEnd, NodeError> {
     let router = inner.router_of(stream).ingest_router().await?;
+    open_local_end_on(inner, router, peer_ip).await
+}
+
+/// [`open_local_end`] on `router`.
+async fn open_local_end_on(inner: &Arc<Inner>, router: Router, peer_ip: Option<IpAddr>) -> Result<LocalEnd, NodeError> {
     if inner.swarm.is_behind_nat() {
         let (media_ip, _) = inner.config.media_ip_for(peer_ip);
         let (transport, endpoint) = nat_pipe::open_sending_first_end(&router, media_ip).await?;
@@ -446,6 +456,44 @@ pub(crate) async fn open_local_end(
     // call, and the describes that ask the origin to pipe wait for this end.
     let (transport, endpoint) = inner.pipe_end_on(&router, peer_ip).await?;
     Ok(LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint, connected_to: None })
+}
+
+/// This node's end of the newest pair kept with `peer` on `router`
+/// (`pipe_pairs`), if it is in the family of `peer`'s connection (`peer_ip`).
+fn paired_end(inner: &Inner, peer: PeerId, router: &Router, peer_ip: Option<IpAddr>) -> Option<LocalEnd> {
+    if inner.swarm.is_behind_nat() {
+        return None; // ends across NAT are never kept
+    }
+    let (media_ip, _) = inner.config.media_ip_for(peer_ip);
+    let (transport, pair) = inner.kept_pair(Side::Asking, peer, router, None)?;
+    (pair.local.ip.is_ipv4() == media_ip.is_ipv4()).then(|| LocalEnd {
+        router: router.clone(),
+        transport: PipeLeg::Pipe(transport),
+        endpoint: pair.local,
+        connected_to: Some(pair.remote),
+    })
+}
+
+/// The end of this node's a describe to `peer` quotes for it to pipe to if
+/// it is the origin: that of the newest pair kept with `peer` on `router`,
+/// in `end`'s family, else `end` (the consume's own).
+pub(crate) fn end_to_quote(inner: &Inner, peer: PeerId, router: &Router, end: PipeEndpoint) -> PipeEndpoint {
+    match inner.kept_pair(Side::Asking, peer, router, None) {
+        Some((_, pair)) if pair.local.ip.is_ipv4() == end.ip.is_ipv4() => pair.local,
+        _ => end,
+    }
+}
+
+/// This node's end of the pair kept with `peer` whose own end is `local`
+/// (quoted to `peer` in a describe), if it is still open.
+pub(crate) fn paired_end_at(inner: &Inner, peer: PeerId, router: &Router, local: &PipeEndpoint) -> Option<LocalEnd> {
+    let (transport, pair) = inner.kept_pair_at(Side::Asking, peer, router.id(), local)?;
+    Some(LocalEnd {
+        router: router.clone(),
+        transport: PipeLeg::Pipe(transport),
+        endpoint: pair.local,
+        connected_to: Some(pair.remote),
+    })
 }
 
 /// A pipe transport on `router`, on this node's media IP for a peer whose
@@ -551,20 +599,28 @@ async fn pull_with(
     // The peer's IP picks between two media families; with one it changes
     // nothing, and asking the swarm task for it delays the pipe request.
     let peer_ip = if inner.config.second_media_ip.is_some() { inner.peer_ip(peer).await } else { None };
+    // A pair kept with this provider carries the stream (if the provider
+    // still has its end: the offer says); an end opened for it goes back.
     let end = match end {
-        Some(end) => in_family_of(inner, stream, end, peer_ip).await?,
-        None => open_local_end(inner, stream, peer_ip).await?,
-    };
-    // A pair kept with this provider carries the stream if the provider
-    // still has its end (the offer says): the end opened for it stays unused.
-    let kept = match &end.transport {
-        PipeLeg::Pipe(_) => kept_pair(&inner.asking_pairs, peer, &end.router, None),
-        PipeLeg::Plain(_) => None,
+        Some(end) => {
+            let end = in_family_of(inner, stream, end, peer_ip).await?;
+            match paired_end(inner, peer, &end.router, peer_ip) {
+                Some(paired) => {
+                    end.give_back(inner);
+                    paired
+                }
+                None => end,
+            }
+        }
+        None => {
+            let router = inner.router_of(stream).ingest_router().await?;
+            match paired_end(inner, peer, &router, peer_ip) {
+                Some(paired) => paired,
+                None => open_local_end_on(inner, router, peer_ip).await?,
+            }
+        }
     };
     let LocalEnd { mut router, mut transport, mut endpoint, mut connected_to } = end;
-    if let Some((kept, pair)) = kept {
-        (transport, endpoint, connected_to) = (PipeLeg::Pipe(kept), pair.local, Some(pair.remote));
-    }
     let offer: PipeOffer = loop {
         let mode = mode_of(&transport);
         let request = PipeRequest {
@@ -581,8 +637,8 @@ async fn pull_with(
                 // end in vain. Asked again through a fresh end, it replaces
                 // that pipe; the pair is not used again.
                 debug!(stream, provider = %peer, "a kept pipe pair went stale; piping through a fresh end");
-                lock(&inner.asking_pairs).forget(peer, &router.id());
-                let fresh = open_local_end(inner, stream, peer_ip).await?;
+                inner.forget_pair(Side::Asking, peer, router.id(), &endpoint);
+                let fresh = open_local_end_on(inner, router.clone(), peer_ip).await?;
                 (router, transport, endpoint, connected_to) = (fresh.router, fresh.transport, fresh.endpoint, None);
             }
             Ok(offer) => break offer,
@@ -631,7 +687,10 @@ pub(crate) async fn pull_offered(
     check_offer_shape(stream, &offer)?;
     let paired = connected_to.is_some();
     if connected_to.is_some_and(|far| far != offer.endpoint) {
-        return Err(NodeError::InvalidInput("the offer names another end than the pair's".into()));
+        // Quoted in a describe, the pair's end was not the provider's any
+        // more (it restarted, say): the pair is not used again.
+        inner.forget_pair(Side::Asking, peer, router.id(), &endpoint);
+        return Err(NodeError::InvalidInput("the offer names another end than the kept pipe pair's".into()));
     }
     // The signatures are checked while the worker makes the producers (the
     // requests go out at the first poll): a refused offer's producers close
@@ -649,8 +708,7 @@ pub(crate) async fn pull_offered(
         && !paired
     {
         // Connected for this stream: the next ones from this provider ride it.
-        let pair = KeptPair { handle: pipe.downgrade(), local: endpoint, remote: offer.endpoint.clone() };
-        lock(&inner.asking_pairs).keep(peer, router.id(), pair);
+        inner.keep_pair(Side::Asking, peer, pipe, endpoint, offer.endpoint.clone());
     }
     info!(stream, upstream = %peer, origin = %verified.origin, hops = verified.hops(), mode = ?mode_of(&transport), "relaying stream");
     Ok(LocalStream {
@@ -683,7 +741,8 @@ async fn sent_then<T, W>(requests: impl std::future::Future<Output = T>, work: i
 async fn produce_offered(transport: &PipeLeg, offer: &PipeOffer, paired: bool) -> Result<Vec<Producer>, NodeError> {
     let producers = match transport {
         PipeLeg::Pipe(transport) if paired => {
-            futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track))).await?
+            futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track)))
+                .await?
         }
         PipeLeg::Pipe(transport) => {
             let receiving =

@@ -105,6 +105,17 @@ impl<K: Hash + Eq + Clone, T> Spares<K, T> {
         }
     }
 
+    /// Takes back a spare handed out and not used, if `key` has no spare
+    /// (nor one being opened) and the cap leaves room; otherwise hands it
+    /// back to drop.
+    pub(crate) fn put_back(&mut self, key: K, spare: T) -> Option<T> {
+        if self.slots.contains_key(&key) || self.slots.len() >= self.cap {
+            return Some(spare);
+        }
+        self.slots.insert(key, Slot::Ready(spare));
+        None
+    }
+
     /// Lets go of the spares (and the openings) of every key `wanted` refuses;
     /// returns the spares, to be dropped outside the caller's lock.
     pub(crate) fn retain(&mut self, wanted: impl Fn(&K) -> bool) -> Vec<T> {
@@ -177,6 +188,17 @@ impl Inner {
         });
     }
 
+    /// Takes back `spare`, opened on `router` for a pipe that rode a kept
+    /// pair instead (`pipe_pairs`), as the router's spare if it has none;
+    /// otherwise closes it.
+    pub(crate) fn put_back_spare(&self, router: &Router, spare: SparePipe) {
+        if spare.1.ip.is_ipv4() != self.config.media_ip.is_ipv4() {
+            return; // an end in the second family: spares are in the first
+        }
+        let unwanted = lock(&self.spare_pipes).put_back(router.id(), spare);
+        drop(unwanted);
+    }
+
     /// Lets go of the spares on routers no stream held here lives on: a
     /// spare is there for the next pipe of a stream, and would otherwise keep
     /// an emptied router (and its worker) from being released.
@@ -215,6 +237,17 @@ mod tests {
         assert_eq!(spares.take(&"a"), Some(1));
         assert_eq!(spares.take(&"a"), None, "a spare is handed out once");
         assert!(spares.begin("c", |_| false).0, "room again once taken");
+    }
+
+    #[test]
+    fn an_unused_spare_goes_back_only_into_an_empty_slot_within_the_cap() {
+        let mut spares: Spares<&str, u32> = Spares::new(2);
+        assert_eq!(spares.put_back("a", 1), None);
+        assert_eq!(spares.put_back("a", 2), Some(2), "a has one already");
+        assert!(spares.begin("b", |_| false).0);
+        assert_eq!(spares.put_back("b", 3), Some(3), "b is being opened");
+        assert_eq!(spares.put_back("c", 4), Some(4), "the cap is reached");
+        assert_eq!(spares.take(&"a"), Some(1));
     }
 
     #[test]

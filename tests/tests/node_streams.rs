@@ -502,6 +502,75 @@ async fn finds_never_consumed_leave_no_pipe_end_behind() {
     }
 }
 
+/// Transports at `node`, less the spare pipe transports it keeps ready.
+fn pipe_free_transports(node: &Node) -> u32 {
+    let all = node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
+    all - u32::try_from(node.spare_pipes()).expect("a few spares")
+}
+
+/// Every stream piped between two nodes after the first rides the pipe
+/// transport pair the first one connected, whichever way it is asked for
+/// (a cold consume's describe asking the origin to pipe at once, or
+/// `stream.pipe` after a find): no transport opened at either end, and the
+/// pair closes with the last stream on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_between_two_nodes_ride_one_pipe_pair_that_closes_with_the_last() {
+    let a = node(None).await;
+    let b = node_with(Some(&a), |config| config.relay_linger = Duration::from_millis(100)).await;
+    let mut ingests = Vec::new();
+    for i in 0..3 {
+        ingests.push(a.publish_rtp(&format!("paired-{i}"), vec![opus_track()]).await.expect("publish"));
+    }
+    let consume = |stream: &'static str| {
+        let b = &b;
+        async move {
+            let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+            let egress = b.consume_rtp(stream, receiver.local_addr().expect("addr")).await.expect("consume");
+            (receiver, egress)
+        }
+    };
+    // The first stream connects the pair.
+    let first = consume("paired-0").await;
+    assert_carried(ingests[0], &first.0, &first.1, 20).await;
+    assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (1, 1), "the first pipe is kept as a pair");
+    let (a_transports, b_transports) = (pipe_free_transports(&a), pipe_free_transports(&b));
+    let pipes_asked = calls_in(&a, "stream.pipe");
+
+    // Cold: the describe quotes the pair's end, the origin pipes on it.
+    let second = consume("paired-1").await;
+    assert_eq!(calls_in(&a, "stream.pipe"), pipes_asked, "piped with the origin's description");
+    // After a find: `stream.pipe` through the pair.
+    b.find("paired-2").await.expect("find");
+    let third = consume("paired-2").await;
+    assert_eq!(calls_in(&a, "stream.pipe"), pipes_asked + 1, "piped with stream.pipe");
+    // (Each stream is checked once: the test packets start from the same
+    // sequence number every time, and a second batch would be old news.)
+    assert_carried(ingests[1], &second.0, &second.1, 20).await;
+    assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (1, 1), "still one pair");
+    assert_eq!(pipe_free_transports(&a), a_transports, "no pipe transport opened at a for the later streams");
+    assert_eq!(pipe_free_transports(&b) - b_transports, 2, "only the two egresses at b");
+
+    // Unpiping some streams leaves the others on the pair.
+    for (_, egress) in [&first, &second] {
+        b.stop_egress(&egress.id).expect("stop");
+    }
+    let two_gone = eventually(Duration::from_secs(5), || async { b.streams().len() == 1 }).await;
+    assert!(two_gone, "b let go of the two relays: {:?}", b.streams());
+    assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (1, 1), "the third stream keeps the pair");
+    assert_carried(ingests[2], &third.0, &third.1, 20).await;
+    // The last one takes the pair with it, at both ends.
+    b.stop_egress(&third.1.id).expect("stop");
+    let closed = eventually(Duration::from_secs(5), || async {
+        b.streams().is_empty() && a.pipe_pairs() == Default::default() && b.pipe_pairs() == Default::default()
+    })
+    .await;
+    assert!(closed, "the pair closed: a {:?}, b {:?}", a.pipe_pairs(), b.pipe_pairs());
+    assert_eq!(pipe_free_transports(&a), 3, "only the ingests are left at a");
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}
+
 /// A first node whose workers are meant to carry `consumers` consumers each
 /// (over the default watermark, 0.6, at 60 % of that).
 async fn origin_carrying(consumers: u32) -> Node {
@@ -657,6 +726,9 @@ async fn a_node_pulls_forty_streams_from_one_peer() {
     }
     let piped_to_b = a.streams().iter().filter(|s| s.downstream.contains(&b.peer_id().to_string())).count();
     assert_eq!(piped_to_b, 40, "a pipes each of the 40 streams to b");
+    // All 40 ride one pipe transport pair: a holds its 40 ingests and one pipe.
+    assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (1, 1), "one kept pipe pair");
+    assert_eq!(pipe_free_transports(&a), 40 + 1, "40 ingests and one pipe at a");
     for (i, (receiver, egress)) in consumed.iter().enumerate().skip(30) {
         assert_carried(ingests[i], receiver, egress, 5).await;
     }

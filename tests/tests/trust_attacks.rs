@@ -267,14 +267,28 @@ async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
     let got = receive_rtp(&receiver, egress.tracks[0].ssrc, 50, Duration::from_secs(3)).await;
     assert!(got.len() >= 50, "the honest consumer got {} packets", got.len());
 
-    // The rogue leaves: its pipes close within 2 s and nothing reaches its socket after.
+    // The rogue's pipes all went to one end of its: they ride one kept pipe
+    // pair (the honest consumer's pipe rides another).
+    assert_eq!(a.pipe_pairs().serving, 2, "one pair for the rogue's pipes, one for the honest consumer's");
+
+    // The rogue leaves: its pipes close within 2 s (their consumers, and the
+    // pair's transport with the last of them) and nothing reaches its socket after.
     assert!(eventually(Duration::from_secs(2), || async { a.spare_pipes() == 1 }).await, "the spare is ready again");
-    let before = transports(&a);
+    let (transports_before, _, consumers_before) = objects(&a);
     rogue.handle.shutdown().await.expect("rogue leaves");
     let left = Instant::now();
-    let closed =
-        eventually(Duration::from_secs(2), || async { transports(&a) == before - MAX_PIPES_PER_PEER as u32 }).await;
-    assert!(closed, "the rogue's pipes closed within 2 s (transports {} of {before})", transports(&a));
+    let expected = (transports_before - 1, consumers_before - MAX_PIPES_PER_PEER as u32);
+    let closed = eventually(Duration::from_secs(2), || async {
+        let (transports, _, consumers) = objects(&a);
+        (transports, consumers) == expected
+    })
+    .await;
+    let (transports, _, consumers) = objects(&a);
+    assert!(
+        closed,
+        "the rogue's pipes closed within 2 s: transports {transports}, consumers {consumers}, expected {expected:?}"
+    );
+    assert_eq!(a.pipe_pairs().serving, 1, "the rogue's pair is gone, the honest one stays");
     let closed_after = left.elapsed();
     while count_datagrams(&own, Duration::from_millis(100)).await > 0 {} // in flight
     assert_eq!(count_datagrams(&own, Duration::from_secs(1)).await, 0, "packets still sent to a peer that left");
