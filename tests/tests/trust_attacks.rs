@@ -320,6 +320,10 @@ enum Forgery {
     /// only after `describe_after` and each `stream.pipe` after `pipe_after`;
     /// every method it is called with goes to `heard`.
     OwnRecordAfter { describe_after: Duration, pipe_after: Duration, heard: Heard },
+    /// Its own record, honestly offered, each `stream.pipe` from another
+    /// port (as a node restarted between two pipes would); every method it
+    /// is called with goes to `heard`.
+    NewEndEveryPipe { heard: Heard },
 }
 
 fn record_track() -> RecordTrack {
@@ -348,6 +352,7 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
     let (peer, handle) = (rogue.peer_id(), rogue.handle.clone());
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
+        let mut pipes_answered: u16 = 0;
         while let Some(call) = rogue.calls.recv().await {
             let stream = call
                 .request
@@ -358,6 +363,9 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
                 .unwrap_or_default();
             let asker = call.peer;
             let mut answer_after = None;
+            if let Forgery::NewEndEveryPipe { heard } = &forgery {
+                heard.lock().expect("lock").push(call.request.method.clone());
+            }
             if let Forgery::OwnRecordAfter { describe_after, pipe_after, heard } = &forgery {
                 heard.lock().expect("lock").push(call.request.method.clone());
                 answer_after = match call.request.method.as_str() {
@@ -396,7 +404,11 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
             // For a pipe, the rogue's hand-off to the asker (honest in form).
             let offered = if matches!(
                 forgery,
-                Forgery::OwnRecord | Forgery::ThousandTracks | Forgery::MalformedRtp | Forgery::OwnRecordAfter { .. }
+                Forgery::OwnRecord
+                    | Forgery::ThousandTracks
+                    | Forgery::MalformedRtp
+                    | Forgery::OwnRecordAfter { .. }
+                    | Forgery::NewEndEveryPipe { .. }
             ) {
                 let verified = provenance.verify(&stream, peer).expect("own record verifies");
                 provenance.hand_off(&rogue.keypair, &verified, asker)
@@ -421,12 +433,16 @@ fn answer_with(mut rogue: Rogue, forgery: Forgery) -> (PeerId, SwarmHandle, toki
                     "path": vec!["x"; 1000],
                 }),
                 "stream.pipe" => serde_json::json!({
-                    "endpoint": {"ip": "127.0.0.1", "port": 9, "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
+                    "endpoint": {"ip": "127.0.0.1", "port": if matches!(forgery, Forgery::NewEndEveryPipe { .. }) { 10 + pipes_answered } else { 9 },
+                                 "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
                     "tracks": tracks.iter().map(|t| serde_json::json!({"kind": "audio", "rtpParameters": t, "paused": false, "producerId": "00000000-0000-4000-8000-000000000000"})).collect::<Vec<_>>(),
                     "hops": u32::MAX,
                 }),
                 _ => serde_json::Value::Null,
             };
+            if call.request.method == "stream.pipe" {
+                pipes_answered += 1;
+            }
             // Signed items travel as CBOR byte strings: put them in as such.
             let mut answer = Value::serialized(&answer).expect("value");
             if let Value::Map(entries) = &mut answer {
@@ -608,6 +624,87 @@ async fn served_by_the_origin(consumer: &Node, origin: &Node) -> Duration {
     let received = receive_rtp(&receiver, egress.tracks[0].ssrc, 20, Duration::from_secs(2)).await;
     assert!(received.len() >= 20, "{} packets of the real stream", received.len());
     took
+}
+
+/// Streams from one provider ride one kept pipe pair at the asker. A rogue
+/// provider that offers a second stream on its pair under the SSRC of the
+/// first has that produce refused by mediasoup: the consume fails, naming
+/// the rogue, the first stream's producer and pair are untouched, and nothing
+/// of the second is left in mediasoup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_stream_offered_on_a_pair_under_the_first_ones_ssrc_is_refused() {
+    let a = node(None).await;
+    let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
+    let before = objects(&c);
+    // Every stream.pipe it answers offers SSRC 4242 from 127.0.0.1:9.
+    let (rogue_id, rogue, task) = answer_with(Rogue::join(&a).await, Forgery::OwnRecord);
+    for stream in ["solo-1", "solo-2"] {
+        rogue.provide(stream_key(stream)).await.expect("the rogue provides the id");
+    }
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let first = c.consume_rtp("solo-1", receiver.local_addr().expect("addr")).await.expect("its own stream, signed");
+    assert_eq!(c.pipe_pairs().asking, 1, "the first pipe is kept as a pair");
+    let with_first = objects(&c);
+
+    let second = c.consume_rtp("solo-2", receiver.local_addr().expect("addr")).await;
+    match &second {
+        Err(NodeError::NoProvider { reasons, .. }) => {
+            assert!(reasons.contains(&rogue_id.to_string()) && reasons.contains("ssrc"), "{reasons}");
+        }
+        other => panic!("a second stream under the first one's SSRC is refused: {other:?}"),
+    }
+    let unchanged = eventually(Duration::from_secs(2), || async { objects(&c) == with_first }).await;
+    assert!(unchanged, "transports, producers, consumers {:?}, with the first stream {with_first:?}", objects(&c));
+    assert_eq!(c.streams().len(), 1, "the first stream is still relayed");
+    assert_eq!(c.pipe_pairs().asking, 1, "its pair is still kept");
+
+    c.stop_egress(&first.id).expect("stop");
+    task.abort();
+    rogue.shutdown().await.expect("rogue leaves");
+    let cleaned = eventually(Duration::from_secs(5), || async { objects(&c) == before }).await;
+    assert!(cleaned, "transports, producers, consumers {:?}, before {before:?}", objects(&c));
+    assert_eq!(c.pipe_pairs(), Default::default(), "no pair with a peer that left");
+    for node in [c, a] {
+        node.shutdown().await;
+    }
+}
+
+/// A provider whose end of a kept pair is not the one it offers from (it
+/// restarted, or lies) never gets a stream onto the stale pair: the asker
+/// forgets the pair, asks again through a fresh end, and keeps that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_offering_from_another_end_than_its_pairs_gets_a_fresh_pair() {
+    let a = node(None).await;
+    let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
+    let heard = Heard::default();
+    let (_, rogue, task) =
+        answer_with(Rogue::join(&a).await, Forgery::NewEndEveryPipe { heard: std::sync::Arc::clone(&heard) });
+    for stream in ["solo-1", "solo-2"] {
+        rogue.provide(stream_key(stream)).await.expect("the rogue provides the id");
+    }
+    let pipes_heard = || heard.lock().expect("lock").iter().filter(|m| *m == "stream.pipe").count();
+    let receiver = UdpSocket::bind((LOOPBACK, 0)).await.expect("bind");
+    let first = c.consume_rtp("solo-1", receiver.local_addr().expect("addr")).await.expect("first");
+    assert_eq!((pipes_heard(), c.pipe_pairs().asking), (1, 1), "one pipe, kept as a pair");
+    let (before_transports, (_, producers, _)) = (transports(&c), objects(&c));
+
+    // Asked through the pair, the rogue offers from another end: asked
+    // again through a fresh end (whose offer, from yet another, is taken).
+    let second = c.consume_rtp("solo-2", receiver.local_addr().expect("addr")).await.expect("second");
+    assert_eq!(pipes_heard(), 3, "asked through the pair, then through a fresh end");
+    assert_eq!(c.pipe_pairs().asking, 1, "the stale pair is forgotten, the fresh one kept");
+    assert_eq!(objects(&c).1, producers + 1, "the second stream's producer");
+    // The fresh end, and the second's egress (the stale pair stays for the
+    // first stream, which rides it).
+    assert_eq!(transports(&c), before_transports + 2, "a fresh end and an egress");
+    for egress in [first, second] {
+        c.stop_egress(&egress.id).expect("stop");
+    }
+    task.abort();
+    rogue.shutdown().await.expect("rogue leaves");
+    for node in [c, a] {
+        node.shutdown().await;
+    }
 }
 
 /// A consume checks a relay's description only when that relay could be
