@@ -106,6 +106,11 @@ async fn publish_through_one_api_and_take_out_through_another() {
     assert!(metrics.contains("mafalda_streams 1") && metrics.contains("mafalda_egresses 1"), "{metrics}");
     assert!(metrics.contains("mafalda_worker_cpu_percent{worker="), "{metrics}");
     assert!(
+        metrics.contains("mafalda_pipe_pairs{side=\"asking\"} 1")
+            && metrics.contains("mafalda_pipe_pairs{side=\"serving\"} 0"),
+        "b pipes the stream in over one kept pair: {metrics}"
+    );
+    assert!(
         metrics.contains("mafalda_find_latency_seconds_count 1"),
         "one find: the consume right after the GET pipes from what the GET found {metrics}"
     );

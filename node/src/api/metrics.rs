@@ -18,6 +18,11 @@ struct RoleLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SideLabel {
+    side: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkerLabel {
     worker: String,
 }
@@ -38,6 +43,15 @@ pub(super) async fn render(State(state): State<ApiState>) -> Response {
     let pipes = Gauge::<i64>::default();
     pipes.set(node.pipe_count() as i64);
     registry.register("pipes", "Pipes this node feeds other nodes through", pipes);
+    let pairs = Family::<SideLabel, Gauge<i64>>::default();
+    let kept = node.pipe_pairs();
+    pairs.get_or_create(&SideLabel { side: "asking" }).set(i64::try_from(kept.asking).unwrap_or(i64::MAX));
+    pairs.get_or_create(&SideLabel { side: "serving" }).set(i64::try_from(kept.serving).unwrap_or(i64::MAX));
+    registry.register(
+        "pipe_pairs",
+        "Pipe transport pairs kept with peers, each carrying every stream piped between the two (asking: in, serving: out)",
+        pairs,
+    );
     let local_consumers = Gauge::<i64>::default();
     local_consumers.set(node.streams().iter().map(|s| s.local_consumers as i64).sum());
     registry.register(
