@@ -476,7 +476,7 @@ impl Inner {
             return Ok(None);
         };
         // The cheapest provider's pipe, if it made one with its description.
-        let offered = ranked.first().and_then(|first| offers.iter().position(|offered| offered.peer == *first));
+        let offered = ranked.first().and_then(|first| offers.iter().position(|(peer, _)| peer == first));
         let offered = offered.map(|at| offers.swap_remove(at));
         walked.not_using(offers);
         // The pipe is made while the rest answer; those in by then are heard.
@@ -569,36 +569,19 @@ impl Inner {
         excluded: &[PeerId],
         ranked: Vec<PeerId>,
         origin: PeerId,
-        offered: Option<describe::Offered>,
+        offered: Option<(PeerId, crate::streams::PipeOffer)>,
         deadline: tokio::time::Instant,
         attempt: &mut Attempt,
     ) -> Result<Option<LocalStream>, NodeError> {
         let stream = wanted.id.as_str();
-        if let Some(describe::Offered { peer, offer, to }) = offered {
+        if let Some((peer, offer)) = offered {
             attempt.tried.insert(peer);
-            // The offer is for the end its describe quoted: the consume's
-            // own, or that of a pair kept with the origin (the consume's end
-            // then stays for another pull, or goes back to the spares).
-            let end = match attempt.end.take() {
-                Some(end) if to.as_ref() == Some(end.endpoint()) => Some(end),
-                Some(end) => {
-                    let paired = to.and_then(|to| crate::pipes::paired_end_at(self, peer, end.router(), &to));
-                    attempt.end = Some(end);
-                    paired
-                }
-                None => None,
-            };
-            let pulled = match end {
+            let pulled = match attempt.end.take() {
                 Some(end) => crate::pipes::pull_offered(self, stream, peer, Some(origin), end, offer).await,
                 None => Err(NodeError::InvalidInput("no end of a pipe for the offer".into())),
             };
             match pulled {
-                Ok(local) => {
-                    if let Some(unused) = attempt.end.take() {
-                        unused.give_back(self);
-                    }
-                    return Ok(Some(local));
-                }
+                Ok(local) => return Ok(Some(local)),
                 Err(error) => {
                     warn!(stream, %peer, %error, "the origin's pipe made with its description is not used");
                     attempt.reasons.push(format!("{peer}: {error}"));

@@ -134,9 +134,6 @@ pub(crate) struct Described {
     /// provider just dialled). Judged at the RTT assumed for one never
     /// pinged instead, a near provider that answered lost to a far one.
     pub(crate) answered_in: std::time::Duration,
-    /// The end of this node's the describe asked it to pipe to if it is the
-    /// origin (`pipeIfOrigin`): the end its offer, if any, is for.
-    pub(crate) offered_to: Option<PipeEndpoint>,
 }
 
 impl Described {
@@ -167,19 +164,6 @@ pub(crate) struct Deferred {
     description: StreamDescription,
     /// How long its answer took to come.
     pub(crate) answered_in: std::time::Duration,
-    /// The end its offer, if any, is for ([`Described::offered_to`]).
-    offered_to: Option<PipeEndpoint>,
-}
-
-impl Answer {
-    /// The answer to a describe that quoted `end` to pipe to.
-    fn quoting(mut self, end: Option<PipeEndpoint>) -> Self {
-        match &mut self {
-            Self::Checked(described) => described.offered_to = end,
-            Self::Deferred(deferred) => deferred.offered_to = end,
-        }
-        self
-    }
 }
 
 /// A provider's answer on its way: `None` when it did not come by the
@@ -253,22 +237,9 @@ impl Drop for WalkedAndDescribed {
     }
 }
 
-/// A pipe an origin made with its description, for this node's end `to`.
-pub(crate) struct Offered {
-    /// The origin.
-    pub(crate) peer: PeerId,
-    /// Its offer.
-    pub(crate) offer: PipeOffer,
-    /// This node's end the describe quoted (a pair's, or the consume's own).
-    pub(crate) to: Option<PipeEndpoint>,
-}
-
 /// Takes the offers made with the descriptions in `described`.
-pub(crate) fn take_offers(described: &mut [Described]) -> Vec<Offered> {
-    described
-        .iter_mut()
-        .filter_map(|d| Some(Offered { peer: d.peer, offer: d.description.offer.take()?, to: d.offered_to.clone() }))
-        .collect()
+pub(crate) fn take_offers(described: &mut [Described]) -> Vec<(PeerId, PipeOffer)> {
+    described.iter_mut().filter_map(|d| Some((d.peer, d.description.offer.take()?))).collect()
 }
 
 impl WalkedAndDescribed {
@@ -298,8 +269,8 @@ impl WalkedAndDescribed {
     }
 
     /// Marks `offers` unused: they are unpiped when the walk is dropped.
-    pub(crate) fn not_using(&mut self, offers: Vec<Offered>) {
-        self.unused_offers.extend(offers.into_iter().map(|offered| offered.peer));
+    pub(crate) fn not_using(&mut self, offers: Vec<(PeerId, PipeOffer)>) {
+        self.unused_offers.extend(offers.into_iter().map(|(peer, _)| peer));
     }
 
     /// Takes the offers made with `described` out of them, unused
@@ -347,9 +318,8 @@ impl WalkedAndDescribed {
         }
         let deferred = std::mem::take(&mut self.deferred);
         let Some((inner, stream)) = self.consume.clone() else { return true };
-        for Deferred { peer, description, answered_in, offered_to } in deferred {
-            let described = checked(&inner, &stream, peer, description, answered_in);
-            self.described.extend(described.map(|d| Described { offered_to, ..d }));
+        for Deferred { peer, description, answered_in } in deferred {
+            self.described.extend(checked(&inner, &stream, peer, description, answered_in));
         }
         true
     }
@@ -415,7 +385,7 @@ pub(crate) async fn walk_meanwhile<T>(
 /// rest wait for its answer).
 const NAMED_AHEAD: usize = 32;
 
-/// This node's end of a pipe as it will be ready, with the router it is on
+/// This node's end of a pipe as it will be ready, and the router it is on
 /// (`None`: it could not be opened), for the describes of a consume.
 pub(crate) type EndReady = futures::future::Shared<futures::future::BoxFuture<'static, Option<(Router, PipeEndpoint)>>>;
 
@@ -494,20 +464,19 @@ pub(crate) async fn walk_and_describe(
             (Arc::clone(inner), stream.to_owned(), params.clone(), end_ready.clone());
         fresh.then(|| -> Describing {
             Box::pin(async move {
-                // A pair kept with the peer is quoted rather than the
-                // consume's end: its offer then rides the pair.
-                let quoted = match end_ready {
-                    Some(end_ready) => {
-                        end_ready.await.map(|(router, end)| crate::pipes::end_to_quote(&inner, peer, &router, end))
-                    }
-                    None => None,
+                let params = match end_ready {
+                    // With the ends of the pairs kept with the peer: an
+                    // origin that has one connected pipes on it.
+                    Some(end_ready) => match end_ready.await {
+                        Some((router, end)) => {
+                            let paired = inner.paired_ends_with(peer, &router, end.ip);
+                            describe_params(&stream, Some(end), paired).unwrap_or(params)
+                        }
+                        None => describe_params(&stream, None, Vec::new()).unwrap_or(params),
+                    },
+                    None => params,
                 };
-                let params = match (&quoted, pipes_at_origin) {
-                    (_, false) => params,
-                    (quoted, true) => describe_params(&stream, quoted.clone()).unwrap_or(params),
-                };
-                let answer = answer_of(&inner, &stream, peer, params, deadline, !wait_for_all).await;
-                (peer, answer.map(|answer| answer.quoting(quoted)))
+                (peer, answer_of(&inner, &stream, peer, params, deadline, !wait_for_all).await)
             })
         })
     };
@@ -586,9 +555,14 @@ fn stream_params(stream: &str) -> Result<Value, NodeError> {
 }
 
 /// The params of a `stream.describe` of `stream` that asks the origin to
-/// pipe to `end` at once.
-fn describe_params(stream: &str, end: Option<PipeEndpoint>) -> Result<Value, NodeError> {
-    let params = DescribeParams { stream: stream.to_owned(), pipe_if_origin: end };
+/// pipe to `end` at once, or on a pair kept with it whose end here is one of
+/// `paired_ends`.
+fn describe_params(
+    stream: &str,
+    end: Option<PipeEndpoint>,
+    paired_ends: Vec<PipeEndpoint>,
+) -> Result<Value, NodeError> {
+    let params = DescribeParams { stream: stream.to_owned(), pipe_if_origin: end, paired_ends };
     Value::serialized(&params).map_err(|e| NodeError::InvalidInput(e.to_string()))
 }
 
@@ -623,7 +597,7 @@ async fn answer_of(
         describe_at(inner, peer, params, deadline).await?
     };
     if defer_relays && !description.provenance.is_origins() {
-        return Some(Answer::Deferred(Deferred { peer, description, answered_in, offered_to: None }));
+        return Some(Answer::Deferred(Deferred { peer, description, answered_in }));
     }
     checked(inner, stream, peer, description, answered_in).map(Answer::Checked)
 }
@@ -638,7 +612,7 @@ fn checked(
     answered_in: std::time::Duration,
 ) -> Option<Described> {
     match check_description(stream, peer, &description, Some(&inner.checked_signatures)) {
-        Ok(verified) => Some(Described { peer, description, verified, answered_in, offered_to: None }),
+        Ok(verified) => Some(Described { peer, description, verified, answered_in }),
         Err(error) => {
             warn!(stream, %peer, %error, "provider's description refused");
             if description.offer.is_some() {

@@ -32,6 +32,7 @@ use mafalda_media::pipe::PipeEndpoint;
 use mafalda_swarm::PeerId;
 
 use crate::inner::{Inner, lock};
+use crate::streams::MAX_PAIRED_ENDS;
 
 /// One kept pair, as one side sees it.
 #[derive(Debug, Clone)]
@@ -58,36 +59,36 @@ impl<P, R, H> Default for Pairs<P, R, H> {
 
 impl<P: Hash + Eq + Copy, R: Hash + Eq + Clone, H: Clone> Pairs<P, R, H> {
     /// The newest pair with `peer` on `router` whose transport is still
-    /// `alive` and, when `remote` is given, whose far end is that one. Pairs
-    /// whose transport closed are forgotten.
+    /// `alive` and whose far end is `remote`. Pairs whose transport closed
+    /// are forgotten.
     pub(crate) fn find(
         &mut self,
         peer: P,
         router: &R,
-        remote: Option<&PipeEndpoint>,
+        remote: &PipeEndpoint,
         alive: impl Fn(&H) -> bool,
     ) -> Option<KeptPair<H>> {
         let key = (peer, router.clone());
         let kept = self.pairs.get_mut(&key)?;
         kept.retain(|pair| alive(&pair.handle));
-        let found = kept.iter().rev().find(|pair| remote.is_none_or(|remote| pair.remote == *remote)).cloned();
+        let found = kept.iter().rev().find(|pair| pair.remote == *remote).cloned();
         if kept.is_empty() {
             self.pairs.remove(&key);
         }
         found
     }
 
-    /// The pair with `peer` on `router` whose own end is `local`, if its
-    /// transport is still `alive`.
-    pub(crate) fn with_local_end(
-        &mut self,
-        peer: P,
-        router: &R,
-        local: &PipeEndpoint,
-        alive: impl Fn(&H) -> bool,
-    ) -> Option<KeptPair<H>> {
-        let kept = self.pairs.get(&(peer, router.clone()))?;
-        kept.iter().find(|pair| pair.local == *local && alive(&pair.handle)).cloned()
+    /// The pairs with `peer` on `router` whose transport is still `alive`,
+    /// newest first, at most `most`.
+    pub(crate) fn newest(&mut self, peer: P, router: &R, most: usize, alive: impl Fn(&H) -> bool) -> Vec<KeptPair<H>> {
+        let key = (peer, router.clone());
+        let Some(kept) = self.pairs.get_mut(&key) else { return Vec::new() };
+        kept.retain(|pair| alive(&pair.handle));
+        let newest = kept.iter().rev().take(most).cloned().collect();
+        if kept.is_empty() {
+            self.pairs.remove(&key);
+        }
+        newest
     }
 
     /// Keeps `pair` with `peer` on `router`, the newest (the one a lookup
@@ -163,31 +164,48 @@ impl Inner {
         }
     }
 
-    /// The open transport of the newest pair kept with `peer` on `router`
-    /// (connected to `remote`, if given), and the pair.
+    /// The open transport of the pair kept with `peer` on `router` that is
+    /// connected to `remote`, and the pair.
     pub(crate) fn kept_pair(
         &self,
         side: Side,
         peer: PeerId,
         router: &Router,
-        remote: Option<&PipeEndpoint>,
+        remote: &PipeEndpoint,
     ) -> Option<(PipeTransport, KeptPair<WeakPipeTransport>)> {
         let pair = lock(self.pairs(side)).find(peer, &router.id(), remote, |weak| open_transport(weak).is_some())?;
         Some((open_transport(&pair.handle)?, pair))
     }
 
-    /// The open transport of the pair kept with `peer` on `router` whose
-    /// own end is `local`, and the pair.
-    pub(crate) fn kept_pair_at(
+    /// The open transport of a pair kept with `peer` on `router` whose far
+    /// end is one of the asker's `paired_ends`, and the pair, to pipe
+    /// `stream` to `peer` on; none on which `peer` has that stream piped
+    /// already (asked again, a stream gets a transport of its own: the new
+    /// pipe's consumers would send under the same SSRCs as the old ones, on
+    /// the transport the asker still receives the old pipe on).
+    pub(crate) fn pair_to_serve_on(
         &self,
-        side: Side,
         peer: PeerId,
-        router: RouterId,
-        local: &PipeEndpoint,
+        stream: &str,
+        router: &Router,
+        paired_ends: &[PipeEndpoint],
     ) -> Option<(PipeTransport, KeptPair<WeakPipeTransport>)> {
-        let pair =
-            lock(self.pairs(side)).with_local_end(peer, &router, local, |weak| open_transport(weak).is_some())?;
-        Some((open_transport(&pair.handle)?, pair))
+        if paired_ends.is_empty() {
+            return None;
+        }
+        let piped_on = lock(&self.streams).get(stream).and_then(|local| Some(local.pipes.get(&peer)?._transport.id()));
+        paired_ends
+            .iter()
+            .filter_map(|end| self.kept_pair(Side::Serving, peer, router, end))
+            .find(|(transport, _)| Some(transport.id()) != piped_on)
+    }
+
+    /// This node's ends of the pairs kept with `peer` on `router`, newest
+    /// first, in the family of `ip` (at most [`MAX_PAIRED_ENDS`]).
+    pub(crate) fn paired_ends_with(&self, peer: PeerId, router: &Router, ip: std::net::IpAddr) -> Vec<PipeEndpoint> {
+        let pairs =
+            lock(&self.asking_pairs).newest(peer, &router.id(), MAX_PAIRED_ENDS, |weak| open_transport(weak).is_some());
+        pairs.into_iter().map(|pair| pair.local).filter(|end| end.ip.is_ipv4() == ip.is_ipv4()).collect()
     }
 
     /// Keeps `transport` (at `local`, connected to `remote`) as a pair with
@@ -235,26 +253,26 @@ mod tests {
     fn a_pair_is_found_only_for_its_peer_router_and_far_end() {
         let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
         pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
-        assert_eq!(pairs.find(1, &"r", Some(&endpoint(5000)), ALIVE).map(|p| p.handle), Some(7));
-        assert_eq!(pairs.find(1, &"r", None, ALIVE).map(|p| p.handle), Some(7), "any far end");
-        assert!(pairs.find(2, &"r", Some(&endpoint(5000)), ALIVE).is_none(), "another peer quoting it");
-        assert!(pairs.find(1, &"other", None, ALIVE).is_none(), "another router");
-        assert!(pairs.find(1, &"r", Some(&endpoint(5001)), ALIVE).is_none(), "another far end (a restart)");
+        assert_eq!(pairs.find(1, &"r", &endpoint(5000), ALIVE).map(|p| p.handle), Some(7));
+        assert!(pairs.find(2, &"r", &endpoint(5000), ALIVE).is_none(), "another peer quoting it");
+        assert!(pairs.find(1, &"other", &endpoint(5000), ALIVE).is_none(), "another router");
+        assert!(pairs.find(1, &"r", &endpoint(5001), ALIVE).is_none(), "another far end (a restart)");
         assert_eq!(pairs.len(), 1, "a far end that differs does not drop the pair its streams use");
     }
 
     #[test]
-    fn each_far_end_finds_its_own_pair_and_any_finds_the_newest() {
+    fn each_far_end_finds_its_own_pair() {
         // Two pipes landed at once, each through a fresh end: the provider
         // keeps both, and whichever the asker quotes next is found.
         let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
         pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
         pairs.keep(1, "r", pair(8, 4001, 5001), ALIVE);
-        assert_eq!(pairs.find(1, &"r", Some(&endpoint(5000)), ALIVE).map(|p| p.handle), Some(7));
-        assert_eq!(pairs.find(1, &"r", Some(&endpoint(5001)), ALIVE).map(|p| p.handle), Some(8));
-        assert_eq!(pairs.find(1, &"r", None, ALIVE).map(|p| p.handle), Some(8));
-        assert_eq!(pairs.with_local_end(1, &"r", &endpoint(4000), ALIVE).map(|p| p.handle), Some(7));
-        assert!(pairs.with_local_end(1, &"r", &endpoint(4002), ALIVE).is_none());
+        assert_eq!(pairs.find(1, &"r", &endpoint(5000), ALIVE).map(|p| p.handle), Some(7));
+        assert_eq!(pairs.find(1, &"r", &endpoint(5001), ALIVE).map(|p| p.handle), Some(8));
+        let newest: Vec<u32> = pairs.newest(1, &"r", 5, ALIVE).iter().map(|p| p.handle).collect();
+        assert_eq!(newest, vec![8, 7], "newest first");
+        assert_eq!(pairs.newest(1, &"r", 1, ALIVE).len(), 1, "at most as many as asked");
+        assert!(pairs.newest(2, &"r", 5, ALIVE).is_empty());
         pairs.keep(1, "r", pair(9, 4000, 5000), ALIVE);
         assert_eq!(pairs.len(), 2, "the same ends kept again replace the old entry");
     }
@@ -263,7 +281,7 @@ mod tests {
     fn closed_pairs_are_forgotten_when_looked_at_or_when_another_is_kept() {
         let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
         pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
-        assert!(pairs.find(1, &"r", None, |_| false).is_none());
+        assert!(pairs.find(1, &"r", &endpoint(5000), |_| false).is_none());
         assert_eq!(pairs.len(), 0, "closed: forgotten");
         pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
         pairs.keep(1, "r", pair(8, 4001, 5001), |handle| *handle != 7);
@@ -278,7 +296,7 @@ mod tests {
         pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
         pairs.keep(1, "r", pair(8, 4001, 5001), ALIVE);
         pairs.forget(1, &"r", &endpoint(4001));
-        assert_eq!(pairs.find(1, &"r", None, ALIVE).map(|p| p.handle), Some(7));
+        assert_eq!(pairs.newest(1, &"r", 5, ALIVE).len(), 1);
     }
 
     #[test]
@@ -289,6 +307,6 @@ mod tests {
         pairs.keep(2, "r", pair(9, 4002, 5002), ALIVE);
         pairs.forget_peer(1);
         assert_eq!(pairs.len(), 1);
-        assert!(pairs.find(2, &"r", None, ALIVE).is_some());
+        assert!(pairs.find(2, &"r", &endpoint(5002), ALIVE).is_some());
     }
 }

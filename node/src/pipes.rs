@@ -69,6 +69,10 @@ impl Inner {
         if request.endpoint.srtp.is_none() || request.endpoint.port == 0 {
             return Err(NodeError::InvalidInput("a pipe endpoint needs a port and SRTP parameters".into()));
         }
+        if request.paired_ends.len() > crate::streams::MAX_PAIRED_ENDS {
+            let (quoted, most) = (request.paired_ends.len(), crate::streams::MAX_PAIRED_ENDS);
+            return Err(NodeError::InvalidInput(format!("{quoted} paired ends quoted (at most {most})")));
+        }
         // The asker's end is in the family of its connection (or, behind
         // NAT, of the address it comes from): this end must be too.
         let family_of = remote_ip.unwrap_or(request.endpoint.ip);
@@ -151,9 +155,9 @@ impl Inner {
         provenance: crate::record::UnsignedHandOff,
         router: &Router,
     ) -> Result<PipeOffer, NodeError> {
-        // A pair kept with this asker, to the very end it quotes, carries
-        // this stream too: nothing to open, nothing to connect.
-        let kept = self.kept_pair(Side::Serving, peer, router, Some(&request.endpoint));
+        // A pair kept with this asker, connected to an end it quotes,
+        // carries this stream too: nothing to open, nothing to connect.
+        let kept = self.pair_to_serve_on(peer, &request.stream, router, &request.paired_ends);
         let reused = kept.is_some();
         let (transport, endpoint) = match kept {
             Some((transport, pair)) => (transport, pair.local),
@@ -193,8 +197,10 @@ impl Inner {
         remote_ip: Option<IpAddr>,
         stream: &str,
         endpoint: mafalda_media::pipe::PipeEndpoint,
+        paired_ends: Vec<PipeEndpoint>,
     ) -> Option<PipeOffer> {
-        let request = PipeRequest { stream: stream.to_owned(), endpoint, mode: PipeMode::Pipe, fetch_from: None };
+        let request =
+            PipeRequest { stream: stream.to_owned(), endpoint, mode: PipeMode::Pipe, fetch_from: None, paired_ends };
         match self.offer_pipe(peer, remote_ip, request).await {
             Ok(offer) => Some(offer),
             Err(error) => {
@@ -411,22 +417,36 @@ impl LocalEnd {
         matches!(self.transport, PipeLeg::Pipe(_)).then(|| (self.router.clone(), self.endpoint.clone()))
     }
 
-    /// The endpoint this end is at.
-    pub(crate) fn endpoint(&self) -> &PipeEndpoint {
-        &self.endpoint
-    }
-
-    /// The router this end is on.
-    pub(crate) fn router(&self) -> &Router {
-        &self.router
-    }
-
     /// Lets go of this end, unused: a pipe transport not connected yet goes
     /// back to the spares, anything else closes.
-    pub(crate) fn give_back(self, inner: &Inner) {
+    fn give_back(self, inner: &Inner) {
         if let (PipeLeg::Pipe(transport), None) = (self.transport, self.connected_to) {
             inner.put_back_spare(&self.router, (transport, self.endpoint));
         }
+    }
+
+    /// This node's ends of the pairs kept with `peer` on this end's router,
+    /// in its family, for a request through this end to quote (none for an
+    /// end across NAT: those are never kept).
+    pub(crate) fn paired_ends(&self, inner: &Inner, peer: PeerId) -> Vec<PipeEndpoint> {
+        match self.transport {
+            PipeLeg::Pipe(_) => inner.paired_ends_with(peer, &self.router, self.endpoint.ip),
+            PipeLeg::Plain(_) => Vec::new(),
+        }
+    }
+
+    /// The end of the pair kept with `peer` whose far end is `offered` (the
+    /// provider piped on the pair), this end given back; or this end.
+    fn or_pair_offered(self, inner: &Inner, peer: PeerId, offered: &PipeEndpoint) -> LocalEnd {
+        if !matches!(self.transport, PipeLeg::Pipe(_)) {
+            return self;
+        }
+        let Some((transport, pair)) = inner.kept_pair(Side::Asking, peer, &self.router, offered) else {
+            return self;
+        };
+        let router = self.router.clone();
+        self.give_back(inner);
+        LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint: pair.local, connected_to: Some(pair.remote) }
     }
 }
 
@@ -441,11 +461,6 @@ pub(crate) async fn open_local_end(
     peer_ip: Option<IpAddr>,
 ) -> Result<LocalEnd, NodeError> {
     let router = inner.router_of(stream).ingest_router().await?;
-    open_local_end_on(inner, router, peer_ip).await
-}
-
-/// [`open_local_end`] on `router`.
-async fn open_local_end_on(inner: &Arc<Inner>, router: Router, peer_ip: Option<IpAddr>) -> Result<LocalEnd, NodeError> {
     if inner.swarm.is_behind_nat() {
         let (media_ip, _) = inner.config.media_ip_for(peer_ip);
         let (transport, endpoint) = nat_pipe::open_sending_first_end(&router, media_ip).await?;
@@ -456,44 +471,6 @@ async fn open_local_end_on(inner: &Arc<Inner>, router: Router, peer_ip: Option<I
     // call, and the describes that ask the origin to pipe wait for this end.
     let (transport, endpoint) = inner.pipe_end_on(&router, peer_ip).await?;
     Ok(LocalEnd { router, transport: PipeLeg::Pipe(transport), endpoint, connected_to: None })
-}
-
-/// This node's end of the newest pair kept with `peer` on `router`
-/// (`pipe_pairs`), if it is in the family of `peer`'s connection (`peer_ip`).
-fn paired_end(inner: &Inner, peer: PeerId, router: &Router, peer_ip: Option<IpAddr>) -> Option<LocalEnd> {
-    if inner.swarm.is_behind_nat() {
-        return None; // ends across NAT are never kept
-    }
-    let (media_ip, _) = inner.config.media_ip_for(peer_ip);
-    let (transport, pair) = inner.kept_pair(Side::Asking, peer, router, None)?;
-    (pair.local.ip.is_ipv4() == media_ip.is_ipv4()).then(|| LocalEnd {
-        router: router.clone(),
-        transport: PipeLeg::Pipe(transport),
-        endpoint: pair.local,
-        connected_to: Some(pair.remote),
-    })
-}
-
-/// The end of this node's a describe to `peer` quotes for it to pipe to if
-/// it is the origin: that of the newest pair kept with `peer` on `router`,
-/// in `end`'s family, else `end` (the consume's own).
-pub(crate) fn end_to_quote(inner: &Inner, peer: PeerId, router: &Router, end: PipeEndpoint) -> PipeEndpoint {
-    match inner.kept_pair(Side::Asking, peer, router, None) {
-        Some((_, pair)) if pair.local.ip.is_ipv4() == end.ip.is_ipv4() => pair.local,
-        _ => end,
-    }
-}
-
-/// This node's end of the pair kept with `peer` whose own end is `local`
-/// (quoted to `peer` in a describe), if it is still open.
-pub(crate) fn paired_end_at(inner: &Inner, peer: PeerId, router: &Router, local: &PipeEndpoint) -> Option<LocalEnd> {
-    let (transport, pair) = inner.kept_pair_at(Side::Asking, peer, router.id(), local)?;
-    Some(LocalEnd {
-        router: router.clone(),
-        transport: PipeLeg::Pipe(transport),
-        endpoint: pair.local,
-        connected_to: Some(pair.remote),
-    })
 }
 
 /// A pipe transport on `router`, on this node's media IP for a peer whose
@@ -599,28 +576,12 @@ async fn pull_with(
     // The peer's IP picks between two media families; with one it changes
     // nothing, and asking the swarm task for it delays the pipe request.
     let peer_ip = if inner.config.second_media_ip.is_some() { inner.peer_ip(peer).await } else { None };
-    // A pair kept with this provider carries the stream (if the provider
-    // still has its end: the offer says); an end opened for it goes back.
     let end = match end {
-        Some(end) => {
-            let end = in_family_of(inner, stream, end, peer_ip).await?;
-            match paired_end(inner, peer, &end.router, peer_ip) {
-                Some(paired) => {
-                    end.give_back(inner);
-                    paired
-                }
-                None => end,
-            }
-        }
-        None => {
-            let router = inner.router_of(stream).ingest_router().await?;
-            match paired_end(inner, peer, &router, peer_ip) {
-                Some(paired) => paired,
-                None => open_local_end_on(inner, router, peer_ip).await?,
-            }
-        }
+        Some(end) => in_family_of(inner, stream, end, peer_ip).await?,
+        None => open_local_end(inner, stream, peer_ip).await?,
     };
-    let LocalEnd { mut router, mut transport, mut endpoint, mut connected_to } = end;
+    let paired_ends = end.paired_ends(inner, peer);
+    let LocalEnd { router, mut transport, mut endpoint, .. } = end;
     let offer: PipeOffer = loop {
         let mode = mode_of(&transport);
         let request = PipeRequest {
@@ -628,19 +589,10 @@ async fn pull_with(
             endpoint: endpoint.clone(),
             mode,
             fetch_from: fetch_from.map(|p| p.to_string()),
+            paired_ends: if matches!(transport, PipeLeg::Pipe(_)) { paired_ends.clone() } else { Vec::new() },
         };
         let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
         match call::<PipeOffer>(inner, peer, "stream.pipe", params).await {
-            Ok(offer) if connected_to.as_ref().is_some_and(|far| *far != offer.endpoint) => {
-                // The provider piped from another end than the pair's (it
-                // restarted, say): that one is connected to this node's kept
-                // end in vain. Asked again through a fresh end, it replaces
-                // that pipe; the pair is not used again.
-                debug!(stream, provider = %peer, "a kept pipe pair went stale; piping through a fresh end");
-                inner.forget_pair(Side::Asking, peer, router.id(), &endpoint);
-                let fresh = open_local_end_on(inner, router.clone(), peer_ip).await?;
-                (router, transport, endpoint, connected_to) = (fresh.router, fresh.transport, fresh.endpoint, None);
-            }
             Ok(offer) => break offer,
             Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
                 let alternatives = match error.data {
@@ -659,14 +611,14 @@ async fn pull_with(
                 debug!(stream, provider = %peer, "provider behind NAT; listening for it to send first");
                 let (media_ip, announced) = inner.pipe_ips(peer_ip);
                 let (listening, listening_at) = nat_pipe::open_listening_end(&router, media_ip, announced).await?;
-                (transport, endpoint, connected_to) = (PipeLeg::Plain(listening), listening_at, None);
+                (transport, endpoint) = (PipeLeg::Plain(listening), listening_at);
             }
             Err(source) => {
                 return Err(NodeError::PipeRefused { stream: stream.to_owned(), peer, source: Box::new(source) });
             }
         }
     };
-    pull_offered(inner, stream, peer, origin, LocalEnd { router, transport, endpoint, connected_to }, offer).await
+    pull_offered(inner, stream, peer, origin, LocalEnd { router, transport, endpoint, connected_to: None }, offer).await
 }
 
 /// The stream relayed here from `peer` that its `offer` to pipe to `end`
@@ -681,17 +633,14 @@ pub(crate) async fn pull_offered(
     end: LocalEnd,
     offer: PipeOffer,
 ) -> Result<LocalStream, NodeError> {
+    // An offer from the far end of a pair kept with `peer` rides that pair:
+    // the end opened for it goes back to the spares.
+    let end = end.or_pair_offered(inner, peer, &offer.endpoint);
     let LocalEnd { router, transport, endpoint, connected_to } = end;
     let spanning = inner.router_of(stream);
     let me = inner.swarm.peer_id();
     check_offer_shape(stream, &offer)?;
     let paired = connected_to.is_some();
-    if connected_to.is_some_and(|far| far != offer.endpoint) {
-        // Quoted in a describe, the pair's end was not the provider's any
-        // more (it restarted, say): the pair is not used again.
-        inner.forget_pair(Side::Asking, peer, router.id(), &endpoint);
-        return Err(NodeError::InvalidInput("the offer names another end than the kept pipe pair's".into()));
-    }
     // The signatures are checked while the worker makes the producers (the
     // requests go out at the first poll): a refused offer's producers close
     // on return, before anything consumes them.

@@ -65,7 +65,8 @@ pub(crate) async fn handle(
             if let Some(endpoint) = params.pipe_if_origin
                 && description.provenance.is_origins()
             {
-                description.offer = inner.pipe_as_origin(peer, remote_ip, &params.stream, endpoint).await;
+                description.offer =
+                    inner.pipe_as_origin(peer, remote_ip, &params.stream, endpoint, params.paired_ends).await;
             }
             to_value(&description)
         }

@@ -105,7 +105,19 @@ pub struct PipeRequest {
     /// one so, for a stream only nodes behind NAT hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch_from: Option<String>,
+    /// The asking node's ends of the pipe pairs it keeps with the provider
+    /// (newest first, at most [`MAX_PAIRED_ENDS`]): a provider with a
+    /// transport connected to one of them for this asker, on the stream's
+    /// router, pipes the stream on it and answers with that transport's
+    /// end; otherwise it pipes to `endpoint` as it would without.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paired_ends: Vec<PipeEndpoint>,
 }
+
+/// Most paired ends a pipe request or describe may quote
+/// ([`PipeRequest::paired_ends`]): one per router of the provider's that
+/// pipes to the asker's router, and a provider rarely has more workers.
+pub const MAX_PAIRED_ENDS: usize = 16;
 
 /// How the two ends of a pipe find each other (`mafalda_media::nat_pipe`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +168,10 @@ pub struct DescribeParams {
     /// The asking node's end of a pipe, for the origin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipe_if_origin: Option<PipeEndpoint>,
+    /// With `pipe_if_origin`: the ends of the pairs kept with the origin
+    /// ([`PipeRequest::paired_ends`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paired_ends: Vec<PipeEndpoint>,
 }
 
 /// Params of `stream.unpipe`, `stream.closed` and `stream.stats`.

@@ -59,7 +59,13 @@ fn golden() -> Vec<(&'static str, String)> {
         ("StreamParams", hex(&cbor(&StreamParams { stream: "cam".into() }))),
         (
             "PipeRequest",
-            hex(&cbor(&PipeRequest { stream: "cam".into(), endpoint, mode: Default::default(), fetch_from: None })),
+            hex(&cbor(&PipeRequest {
+                stream: "cam".into(),
+                endpoint,
+                mode: Default::default(),
+                fetch_from: None,
+                paired_ends: vec![],
+            })),
         ),
         ("Provenance", hex(&cbor(&golden_provenance()))),
     ]
@@ -159,6 +165,7 @@ fn every_node_message_survives_fuzzing() {
                 endpoint: endpoint.clone(),
                 mode: Default::default(),
                 fetch_from: None,
+                paired_ends: vec![],
             }),
         ),
         (

@@ -74,11 +74,26 @@ impl Rogue {
 
     /// Asks `node` to pipe `stream` to `endpoint`.
     async fn pipe(&self, node: &Node, stream: &str, endpoint: SocketAddr) -> Result<Value, CallError> {
-        let params = serde_json::json!({
-            "stream": stream,
-            "endpoint": {"ip": endpoint.ip(), "port": endpoint.port(),
-                         "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}},
-        });
+        self.pipe_quoting(node, stream, endpoint, &[]).await
+    }
+
+    /// Asks `node` to pipe `stream` to `endpoint`, or on a pair kept with it
+    /// whose end here is one of `paired` (`pairedEnds`).
+    async fn pipe_quoting(
+        &self,
+        node: &Node,
+        stream: &str,
+        endpoint: SocketAddr,
+        paired: &[SocketAddr],
+    ) -> Result<Value, CallError> {
+        let end = |at: &SocketAddr| {
+            serde_json::json!({"ip": at.ip(), "port": at.port(),
+                               "srtp": {"cryptoSuite": "AEAD_AES_256_GCM", "keyBase64": SRTP_KEY}})
+        };
+        let mut params = serde_json::json!({"stream": stream, "endpoint": end(&endpoint)});
+        if !paired.is_empty() {
+            params["pairedEnds"] = paired.iter().map(end).collect();
+        }
         self.call(node.peer_id(), "stream.pipe", params).await
     }
 }
@@ -267,28 +282,19 @@ async fn pipes_go_only_to_the_asker_are_capped_and_close_when_it_leaves() {
     let got = receive_rtp(&receiver, egress.tracks[0].ssrc, 50, Duration::from_secs(3)).await;
     assert!(got.len() >= 50, "the honest consumer got {} packets", got.len());
 
-    // The rogue's pipes all went to one end of its: they ride one kept pipe
-    // pair (the honest consumer's pipe rides another).
-    assert_eq!(a.pipe_pairs().serving, 2, "one pair for the rogue's pipes, one for the honest consumer's");
+    // It quoted no pair's end: each pipe has a transport of its own, kept
+    // as a pair (the honest consumer's is one more).
+    assert_eq!(a.pipe_pairs().serving, MAX_PIPES_PER_PEER + 1);
 
-    // The rogue leaves: its pipes close within 2 s (their consumers, and the
-    // pair's transport with the last of them) and nothing reaches its socket after.
+    // The rogue leaves: its pipes close within 2 s and nothing reaches its socket after.
     assert!(eventually(Duration::from_secs(2), || async { a.spare_pipes() == 1 }).await, "the spare is ready again");
-    let (transports_before, _, consumers_before) = objects(&a);
+    let before = transports(&a);
     rogue.handle.shutdown().await.expect("rogue leaves");
     let left = Instant::now();
-    let expected = (transports_before - 1, consumers_before - MAX_PIPES_PER_PEER as u32);
-    let closed = eventually(Duration::from_secs(2), || async {
-        let (transports, _, consumers) = objects(&a);
-        (transports, consumers) == expected
-    })
-    .await;
-    let (transports, _, consumers) = objects(&a);
-    assert!(
-        closed,
-        "the rogue's pipes closed within 2 s: transports {transports}, consumers {consumers}, expected {expected:?}"
-    );
-    assert_eq!(a.pipe_pairs().serving, 1, "the rogue's pair is gone, the honest one stays");
+    let closed =
+        eventually(Duration::from_secs(2), || async { transports(&a) == before - MAX_PIPES_PER_PEER as u32 }).await;
+    assert!(closed, "the rogue's pipes closed within 2 s (transports {} of {before})", transports(&a));
+    assert_eq!(a.pipe_pairs().serving, 1, "the rogue's pipes are forgotten as pairs; the honest consumer's stays");
     let closed_after = left.elapsed();
     while count_datagrams(&own, Duration::from_millis(100)).await > 0 {} // in flight
     assert_eq!(count_datagrams(&own, Duration::from_secs(1)).await, 0, "packets still sent to a peer that left");
@@ -669,11 +675,11 @@ async fn a_second_stream_offered_on_a_pair_under_the_first_ones_ssrc_is_refused(
     }
 }
 
-/// A provider whose end of a kept pair is not the one it offers from (it
-/// restarted, or lies) never gets a stream onto the stale pair: the asker
-/// forgets the pair, asks again through a fresh end, and keeps that one.
+/// A provider that offers from another end than its kept pair's (it
+/// restarted, or lies) never gets a stream onto that pair: the asker pipes
+/// through the fresh end it quoted beside the pair's, and keeps that pair too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_provider_offering_from_another_end_than_its_pairs_gets_a_fresh_pair() {
+async fn a_provider_offering_from_another_end_than_its_pairs_is_piped_through_a_fresh_end() {
     let a = node(None).await;
     let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
     let heard = Heard::default();
@@ -688,15 +694,11 @@ async fn a_provider_offering_from_another_end_than_its_pairs_gets_a_fresh_pair()
     assert_eq!((pipes_heard(), c.pipe_pairs().asking), (1, 1), "one pipe, kept as a pair");
     let (before_transports, (_, producers, _)) = (transports(&c), objects(&c));
 
-    // Asked through the pair, the rogue offers from another end: asked
-    // again through a fresh end (whose offer, from yet another, is taken).
     let second = c.consume_rtp("solo-2", receiver.local_addr().expect("addr")).await.expect("second");
-    assert_eq!(pipes_heard(), 3, "asked through the pair, then through a fresh end");
-    assert_eq!(c.pipe_pairs().asking, 1, "the stale pair is forgotten, the fresh one kept");
+    assert_eq!(pipes_heard(), 2, "asked once, quoting the pair's end and a fresh one");
     assert_eq!(objects(&c).1, producers + 1, "the second stream's producer");
-    // The fresh end, and the second's egress (the stale pair stays for the
-    // first stream, which rides it).
-    assert_eq!(transports(&c), before_transports + 2, "a fresh end and an egress");
+    assert_eq!(transports(&c), before_transports + 2, "the fresh end and the second's egress");
+    assert_eq!(c.pipe_pairs().asking, 2, "the first pair still carries the first stream; the fresh one is kept");
     for egress in [first, second] {
         c.stop_egress(&egress.id).expect("stop");
     }
@@ -705,6 +707,48 @@ async fn a_provider_offering_from_another_end_than_its_pairs_gets_a_fresh_pair()
     for node in [c, a] {
         node.shutdown().await;
     }
+}
+
+/// A peer's next pipes ride the pair kept with it when it quotes its end of
+/// it (`pairedEnds`); quoting another peer's end gets it a transport of its
+/// own (that end ignores what comes from it: tuple and SRTP key), and more
+/// than 16 quoted ends are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_quoting_another_peers_pair_end_gets_a_pipe_of_its_own() {
+    let a = node(None).await;
+    for stream in ["show", "extra"] {
+        a.publish_rtp(stream, vec![opus_track()]).await.expect("publish");
+    }
+    let (first, second) = (Rogue::join(&a).await, Rogue::join(&a).await);
+    let socket = || async { UdpSocket::bind((LOOPBACK, 0)).await.expect("bind").local_addr().expect("addr") };
+    let offer_port = |offer: Value| -> u16 {
+        let offer: mafalda_node::streams::PipeOffer = offer.deserialized().expect("an offer");
+        offer.endpoint.port
+    };
+    let first_end = socket().await;
+    let piped = offer_port(first.pipe(&a, "show", first_end).await.expect("a pipe"));
+    let before = transports(&a);
+
+    // Quoting its own pair's end: the next stream rides that pair.
+    let paired = offer_port(first.pipe_quoting(&a, "extra", socket().await, &[first_end]).await.expect("a pipe"));
+    assert_eq!(paired, piped, "the first peer's second stream rides its pair");
+    assert_eq!(transports(&a), before, "no transport opened for it");
+
+    // Another peer quoting that end: a transport of its own.
+    let own = offer_port(second.pipe_quoting(&a, "show", socket().await, &[first_end]).await.expect("a pipe"));
+    assert_ne!(own, piped, "another peer never rides the first one's pair");
+    assert_eq!(transports(&a), before + 1, "a transport of its own");
+    assert_eq!(a.pipe_pairs().serving, 2);
+
+    let too_many = vec![first_end; 17];
+    let refused = second.pipe_quoting(&a, "extra", socket().await, &too_many).await;
+    assert_eq!(remote_code(&refused), Some(mafalda_rope::ErrorCode::InvalidParams.code()), "{refused:?}");
+    assert_eq!(transports(&a), before + 1, "a refused request leaves nothing behind");
+    for rogue in [first, second] {
+        rogue.handle.shutdown().await.expect("rogue leaves");
+    }
+    assert!(eventually(Duration::from_secs(2), || async { a.pipe_pairs() == Default::default() }).await);
+    a.shutdown().await;
 }
 
 /// A consume checks a relay's description only when that relay could be
