@@ -146,6 +146,49 @@ async fn an_emptied_worker_closes_after_its_grace_and_the_node_keeps_serving() {
     node.shutdown().await;
 }
 
+/// A provider whose streams live on two workers keeps a pipe pair with its
+/// consumer on each (a transport belongs to one router): the consumer quotes
+/// both pairs' ends, and each stream rides the pair on its own router, with
+/// no transport opened and no extra round trip once both exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_with_streams_on_two_workers_keeps_a_pair_on_each() {
+    // Capacity 3 at watermark 0.6: a publication goes to the first worker
+    // under its watermark, so two streams piped to b fill the first worker
+    // and the next two go to the second.
+    let a = node_with(None, |config| {
+        config.media.workers = 2;
+        config.media.placement = placement(3);
+    })
+    .await;
+    let b = node_with(Some(&a), |_| {}).await;
+    let transports = |node: &Node| {
+        let all = node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
+        all - u32::try_from(node.spare_pipes()).expect("a few spares")
+    };
+    let mut consumed = Vec::new();
+    let expected_pairs = [1, 1, 2, 2];
+    for i in 0..4u32 {
+        let stream = format!("split-{i}");
+        let ingest = a.publish_rtp(&stream, vec![opus_track(SSRC + i)]).await.expect("publish");
+        let socket = bind().await;
+        let egress = b.consume_rtp(&stream, addr(&socket)).await.expect("consume at b");
+        consumed.push((ingest, socket, egress));
+        let pairs = expected_pairs[i as usize];
+        assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (pairs, pairs), "after stream {i}");
+    }
+    let homes = a.media().status().iter().filter(|w| w.objects.producers == 2).count();
+    assert_eq!(homes, 2, "two publications on each of a's workers: {:?}", a.media().status());
+    assert_eq!(transports(&a), 4 + 2, "four ingests and two pipe ends at a");
+    for (i, (ingest, socket, egress)) in consumed.iter().enumerate() {
+        let ssrc = SSRC + u32::try_from(i).expect("small");
+        let packets = test_stream(ssrc, OPUS_PAYLOAD_TYPE, 30);
+        check_delivery(&bind().await, *ingest, &packets, &[(egress, socket)]).await;
+    }
+    for node in [b, a] {
+        node.shutdown().await;
+    }
+}
+
 /// 1,500 consumers of one stream on a four-worker node spread over all four
 /// workers, the stream piped exactly once to each of the three others, and
 /// every consumer gets the RTP.
