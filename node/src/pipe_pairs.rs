@@ -5,23 +5,27 @@
 //! SRTP contexts), only a consume at the provider and a produce at the asker.
 //! Mediasoup's own `pipeToRouter` keeps its pairs the same way.
 //!
-//! The asker decides which pair a stream rides: it quotes its end of the pair
-//! (in `stream.pipe`, or in a describe's `pipeIfOrigin`), and the provider
-//! reuses the transport it connected to that very end for that very peer, if
-//! it still has it. So both sides agree on a pair whatever order concurrent
-//! pipes land in, and a peer that quotes another node's end, or asks a
-//! provider that restarted, never lands on a pair that is not its own: the
-//! provider opens a fresh transport, the asker sees the offer name another
-//! end than its pair's, forgets the pair and pipes through a fresh end.
+//! The asker quotes, beside a fresh end, its ends of the pairs it keeps with
+//! the provider (`pairedEnds` in `stream.pipe` and in a describe's
+//! `pipeIfOrigin`); the provider pipes on the transport it connected to one
+//! of them for that very peer, on the stream's router, if it has one (else to
+//! the fresh end, as without pairs), and its offer names the end it piped
+//! from; the asker rides the pair whose far end that is, else connects the
+//! fresh end and keeps it as a pair too. So a provider with streams on several
+//! routers keeps a pair on each, a provider that restarted costs no extra
+//! round trip, and a peer quoting another node's end never lands on a pair
+//! that is not its own (pairs are looked up by the peer that asks).
 //!
 //! Policy ([`Pairs`], no mediasoup in it): pairs by peer and local router,
-//! each known by its two endpoints. Mechanism (`Inner::kept_pair`,
-//! `Inner::keep_pair`): a pair's transport is held by the streams that ride
-//! it (the asker's `LocalStream`, the provider's `DownstreamPipe`), the
-//! registry keeps a weak handle, so a pair closes with the last stream on it
-//! and is forgotten when next looked at; every pair with a peer is forgotten
-//! when it leaves. Pairs need no cap of their own: each one open carries at
-//! least one stream, and streams per peer are capped (`max_pipes_per_peer`).
+//! each known by its two endpoints. Mechanism (`Inner::pair_to_serve_on`,
+//! `Inner::paired_ends_with`, `Inner::keep_pair`): a pair's transport is
+//! held by the streams that ride it (the asker's `LocalStream`, the
+//! provider's `DownstreamPipe`) and the registry keeps a weak handle, so a
+//! pair closes with the last stream on it; closed pairs are forgotten when
+//! next looked at and within a second anyway (`Inner::forget_closed_pairs`),
+//! and every pair with a peer when it leaves. Pairs need no cap of their
+//! own: each one open carries at least one stream, and streams per peer are
+//! capped (`max_pipes_per_peer`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -110,6 +114,14 @@ impl<P: Hash + Eq + Copy, R: Hash + Eq + Clone, H: Clone> Pairs<P, R, H> {
                 self.pairs.remove(&key);
             }
         }
+    }
+
+    /// Forgets the pairs whose transport is no longer `alive`.
+    pub(crate) fn forget_closed(&mut self, alive: impl Fn(&H) -> bool) {
+        self.pairs.retain(|_, kept| {
+            kept.retain(|pair| alive(&pair.handle));
+            !kept.is_empty()
+        });
     }
 
     /// Forgets every pair with `peer` (it left).
@@ -227,6 +239,13 @@ impl Inner {
         lock(self.pairs(side)).forget(peer, &router, local);
     }
 
+    /// Forgets the pairs whose transports closed (their last stream ended).
+    pub(crate) fn forget_closed_pairs(&self) {
+        for side in [Side::Asking, Side::Serving] {
+            lock(self.pairs(side)).forget_closed(|weak| open_transport(weak).is_some());
+        }
+    }
+
     /// How many pipe pairs this node keeps open with its peers.
     pub(crate) fn open_pairs(&self, side: Side) -> usize {
         lock(self.pairs(side)).count(|weak| open_transport(weak).is_some())
@@ -288,6 +307,17 @@ mod tests {
         assert_eq!(pairs.len(), 1);
         pairs.forget(1, &"r", &endpoint(4001));
         assert_eq!(pairs.len(), 0);
+    }
+
+    #[test]
+    fn closed_pairs_are_forgotten_on_every_key() {
+        let mut pairs: Pairs<u8, &str, u32> = Pairs::default();
+        pairs.keep(1, "r", pair(7, 4000, 5000), ALIVE);
+        pairs.keep(2, "s", pair(8, 4001, 5001), ALIVE);
+        pairs.keep(2, "s", pair(9, 4002, 5002), ALIVE);
+        pairs.forget_closed(|handle| *handle == 9);
+        assert_eq!(pairs.len(), 1);
+        assert!(pairs.find(2, &"s", &endpoint(5002), ALIVE).is_some());
     }
 
     #[test]

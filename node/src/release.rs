@@ -81,7 +81,8 @@ impl Inner {
 const RELEASE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Lets go of relayed streams nobody here consumes (see `release`), of
-/// idle rooms' routers and of spare pipe transports no stream needs.
+/// idle rooms' routers, of spare pipe transports no stream needs and of
+/// closed pipe pairs.
 pub(crate) async fn release_idle_relays(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(RELEASE_CHECK_INTERVAL);
     let mut linger = Linger::default();
@@ -90,6 +91,7 @@ pub(crate) async fn release_idle_relays(inner: Arc<Inner>) {
         inner.release_idle_relays(&mut linger, std::time::Instant::now()).await;
         inner.forget_idle_room_routers();
         inner.let_go_of_unneeded_spares();
+        inner.forget_closed_pairs();
     }
 }
 
