@@ -122,3 +122,11 @@ pub async fn finds_provider(node: &Node, stream: &str, relay: &Node) -> bool {
     })
     .await
 }
+
+/// Transports on `node`'s workers, less the spare pipe transports it keeps
+/// ready for the next pipe (one per router, whoever asks): what its streams,
+/// egresses and pipes hold.
+pub fn transports_besides_spares(node: &Node) -> u32 {
+    let all: u32 = node.media().status().iter().map(|w| w.objects.transports).sum();
+    all - u32::try_from(node.spare_pipes()).expect("a few spares")
+}

@@ -9,7 +9,7 @@ use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_node::{Codec, Egress, Node, NodeConfig, NodeError, NodeEvent, TrackSpec};
 use mafalda_swarm::{KadSettings, ProtocolLabel, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::node::node_with;
+use mafalda_tests::node::{node_with, transports_besides_spares};
 use mafalda_tests::rtp::{send_paced, test_stream};
 use mafalda_tests::swarm::eventually;
 use tokio::net::UdpSocket;
@@ -465,10 +465,7 @@ async fn finds_never_consumed_leave_no_pipe_end_behind() {
     let b = node_with(Some(&a), |config| config.relay_linger = Duration::from_secs(60)).await;
     // Less the spare a relay keeps ready for the next pipe (a find's end may
     // take it: then it closes with that end, unused).
-    let transports = |node: &Node| {
-        let all = node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
-        all - u32::try_from(node.spare_pipes()).expect("a few spares")
-    };
+    let transports = transports_besides_spares;
     let streams: Vec<String> = (0..26).map(|i| format!("looked-at-{i}")).collect();
     for stream in &streams {
         a.publish_rtp(stream, vec![opus_track()]).await.expect("publish");
@@ -502,12 +499,6 @@ async fn finds_never_consumed_leave_no_pipe_end_behind() {
     }
 }
 
-/// Transports at `node`, less the spare pipe transports it keeps ready.
-fn pipe_free_transports(node: &Node) -> u32 {
-    let all = node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
-    all - u32::try_from(node.spare_pipes()).expect("a few spares")
-}
-
 /// Every stream piped between two nodes after the first rides the pipe
 /// transport pair the first one connected, whichever way it is asked for
 /// (a cold consume's describe asking the origin to pipe at once, or
@@ -533,7 +524,7 @@ async fn streams_between_two_nodes_ride_one_pipe_pair_that_closes_with_the_last(
     let first = consume("paired-0").await;
     assert_carried(ingests[0], &first.0, &first.1, 20).await;
     assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (1, 1), "the first pipe is kept as a pair");
-    let (a_transports, b_transports) = (pipe_free_transports(&a), pipe_free_transports(&b));
+    let (a_transports, b_transports) = (transports_besides_spares(&a), transports_besides_spares(&b));
     let pipes_asked = calls_in(&a, "stream.pipe");
 
     // Cold: the describe quotes the pair's end, the origin pipes on it.
@@ -547,8 +538,8 @@ async fn streams_between_two_nodes_ride_one_pipe_pair_that_closes_with_the_last(
     // sequence number every time, and a second batch would be old news.)
     assert_carried(ingests[1], &second.0, &second.1, 20).await;
     assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (1, 1), "still one pair");
-    assert_eq!(pipe_free_transports(&a), a_transports, "no pipe transport opened at a for the later streams");
-    assert_eq!(pipe_free_transports(&b) - b_transports, 2, "only the two egresses at b");
+    assert_eq!(transports_besides_spares(&a), a_transports, "no pipe transport opened at a for the later streams");
+    assert_eq!(transports_besides_spares(&b) - b_transports, 2, "only the two egresses at b");
 
     // Unpiping some streams leaves the others on the pair.
     for (_, egress) in [&first, &second] {
@@ -565,7 +556,7 @@ async fn streams_between_two_nodes_ride_one_pipe_pair_that_closes_with_the_last(
     })
     .await;
     assert!(closed, "the pair closed: a {:?}, b {:?}", a.pipe_pairs(), b.pipe_pairs());
-    assert_eq!(pipe_free_transports(&a), 3, "only the ingests are left at a");
+    assert_eq!(transports_besides_spares(&a), 3, "only the ingests are left at a");
     for node in [b, a] {
         node.shutdown().await;
     }
@@ -728,7 +719,7 @@ async fn a_node_pulls_forty_streams_from_one_peer() {
     assert_eq!(piped_to_b, 40, "a pipes each of the 40 streams to b");
     // All 40 ride one pipe transport pair: a holds its 40 ingests and one pipe.
     assert_eq!((a.pipe_pairs().serving, b.pipe_pairs().asking), (1, 1), "one kept pipe pair");
-    assert_eq!(pipe_free_transports(&a), 40 + 1, "40 ingests and one pipe at a");
+    assert_eq!(transports_besides_spares(&a), 40 + 1, "40 ingests and one pipe at a");
     for (i, (receiver, egress)) in consumed.iter().enumerate().skip(30) {
         assert_carried(ingests[i], receiver, egress, 5).await;
     }

@@ -14,7 +14,7 @@ use mafalda_media::mediasoup::worker::WorkerId;
 use mafalda_media::{MediaEvent, PlacementPolicy};
 use mafalda_node::{Codec, Egress, Node, TrackSpec};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::node::node_with;
+use mafalda_tests::node::{node_with, transports_besides_spares};
 use mafalda_tests::rtp::{RtpPacket, assert_delivered, receive_rtp, send_paced, test_stream};
 use tokio::net::UdpSocket;
 
@@ -161,10 +161,6 @@ async fn a_provider_with_streams_on_two_workers_keeps_a_pair_on_each() {
     })
     .await;
     let b = node_with(Some(&a), |_| {}).await;
-    let transports = |node: &Node| {
-        let all = node.media().status().iter().map(|w| w.objects.transports).sum::<u32>();
-        all - u32::try_from(node.spare_pipes()).expect("a few spares")
-    };
     let mut consumed = Vec::new();
     let expected_pairs = [1, 1, 2, 2];
     for i in 0..4u32 {
@@ -178,7 +174,7 @@ async fn a_provider_with_streams_on_two_workers_keeps_a_pair_on_each() {
     }
     let homes = a.media().status().iter().filter(|w| w.objects.producers == 2).count();
     assert_eq!(homes, 2, "two publications on each of a's workers: {:?}", a.media().status());
-    assert_eq!(transports(&a), 4 + 2, "four ingests and two pipe ends at a");
+    assert_eq!(transports_besides_spares(&a), 4 + 2, "four ingests and two pipe ends at a");
     for (i, (ingest, socket, egress)) in consumed.iter().enumerate() {
         let ssrc = SSRC + u32::try_from(i).expect("small");
         let packets = test_stream(ssrc, OPUS_PAYLOAD_TYPE, 30);

@@ -14,7 +14,7 @@ use mafalda_node::{Codec, Node, NodeError, TrackSpec};
 use mafalda_rope::{RpcError, Value};
 use mafalda_swarm::{CallError, InboundCall, Keypair, PeerId, StartedSwarm, SwarmHandle, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::node::node_with;
+use mafalda_tests::node::{node_with, transports_besides_spares as transports};
 use mafalda_tests::rtp::{receive_rtp, send_paced, test_stream};
 use mafalda_tests::swarm::{eventually, loopback_config};
 use tokio::net::UdpSocket;
@@ -212,13 +212,6 @@ async fn walk_names(node: &Node, stream: &str, providers: &[PeerId]) -> bool {
         providers.iter().all(|peer| named.contains(peer))
     })
     .await
-}
-
-/// Transports at `node`, besides the spare pipe transports it keeps ready
-/// for the next pipe it serves (one per router, whoever asks).
-fn transports(node: &Node) -> u32 {
-    let all: u32 = node.media().status().iter().map(|w| w.objects.transports).sum();
-    all - u32::try_from(node.spare_pipes()).expect("a few spares")
 }
 
 /// Transports, producers and consumers at `node`, over all its workers.
