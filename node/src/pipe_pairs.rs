@@ -62,9 +62,21 @@ impl<P, R, H> Default for Pairs<P, R, H> {
 }
 
 impl<P: Hash + Eq + Copy, R: Hash + Eq + Clone, H: Clone> Pairs<P, R, H> {
+    /// The pairs with `peer` on `router`, oldest first, those whose transport
+    /// is no longer `alive` forgotten (an emptied entry goes with the next
+    /// [`Pairs::forget_closed`]).
+    fn live(&mut self, peer: P, router: &R, alive: impl Fn(&H) -> bool) -> &[KeptPair<H>] {
+        match self.pairs.get_mut(&(peer, router.clone())) {
+            Some(kept) => {
+                kept.retain(|pair| alive(&pair.handle));
+                kept
+            }
+            None => &[],
+        }
+    }
+
     /// The newest pair with `peer` on `router` whose transport is still
-    /// `alive` and whose far end is `remote`. Pairs whose transport closed
-    /// are forgotten.
+    /// `alive` and whose far end is `remote`.
     pub(crate) fn find(
         &mut self,
         peer: P,
@@ -72,40 +84,26 @@ impl<P: Hash + Eq + Copy, R: Hash + Eq + Clone, H: Clone> Pairs<P, R, H> {
         remote: &PipeEndpoint,
         alive: impl Fn(&H) -> bool,
     ) -> Option<KeptPair<H>> {
-        let key = (peer, router.clone());
-        let kept = self.pairs.get_mut(&key)?;
-        kept.retain(|pair| alive(&pair.handle));
-        let found = kept.iter().rev().find(|pair| pair.remote == *remote).cloned();
-        if kept.is_empty() {
-            self.pairs.remove(&key);
-        }
-        found
+        self.live(peer, router, alive).iter().rev().find(|pair| pair.remote == *remote).cloned()
     }
 
     /// The pairs with `peer` on `router` whose transport is still `alive`,
     /// newest first, at most `most`.
     pub(crate) fn newest(&mut self, peer: P, router: &R, most: usize, alive: impl Fn(&H) -> bool) -> Vec<KeptPair<H>> {
-        let key = (peer, router.clone());
-        let Some(kept) = self.pairs.get_mut(&key) else { return Vec::new() };
-        kept.retain(|pair| alive(&pair.handle));
-        let newest = kept.iter().rev().take(most).cloned().collect();
-        if kept.is_empty() {
-            self.pairs.remove(&key);
-        }
-        newest
+        self.live(peer, router, alive).iter().rev().take(most).cloned().collect()
     }
 
-    /// Keeps `pair` with `peer` on `router`, the newest (the one a lookup
-    /// with any far end finds), in place of one with the same ends; the
-    /// pairs whose transport is no longer `alive` are forgotten.
+    /// Keeps `pair` with `peer` on `router`, the newest (quoted first), in
+    /// place of one with the same ends; the pairs whose transport is no
+    /// longer `alive` are forgotten.
     pub(crate) fn keep(&mut self, peer: P, router: R, pair: KeptPair<H>, alive: impl Fn(&H) -> bool) {
         let kept = self.pairs.entry((peer, router)).or_default();
         kept.retain(|old| alive(&old.handle) && (old.local != pair.local || old.remote != pair.remote));
         kept.push(pair);
     }
 
-    /// Forgets the pair with `peer` on `router` whose own end is `local`
-    /// (its far end turned out stale, or it could not be connected).
+    /// Forgets the pair with `peer` on `router` whose own end is `local` (it
+    /// could not be connected).
     pub(crate) fn forget(&mut self, peer: P, router: &R, local: &PipeEndpoint) {
         let key = (peer, router.clone());
         if let Some(kept) = self.pairs.get_mut(&key) {

@@ -188,7 +188,7 @@ async fn pull_with(
             paired_ends: if matches!(transport, PipeLeg::Pipe(_)) { paired_ends.clone() } else { Vec::new() },
         };
         let params = Value::serialized(&request).map_err(|e| NodeError::InvalidInput(e.to_string()))?;
-        match call::<PipeOffer>(inner, peer, "stream.pipe", params).await {
+        match call(inner, peer, "stream.pipe", params).await {
             Ok(offer) => break offer,
             Err(CallError::Remote(error)) if error.code == ErrorCode::Busy.code() => {
                 let alternatives = match error.data {
@@ -268,17 +268,16 @@ pub(crate) async fn pull_offered(
 }
 
 /// The offered tracks made producers on this node's end of the pipe, which
-/// is connected to the provider's end meanwhile.
+/// is connected to the provider's end meanwhile (unless `paired`: a kept
+/// pair's end is connected already).
 async fn produce_offered(transport: &PipeLeg, offer: &PipeOffer, paired: bool) -> Result<Vec<Producer>, NodeError> {
     let producers = match transport {
-        PipeLeg::Pipe(transport) if paired => {
-            futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track)))
-                .await?
-        }
         PipeLeg::Pipe(transport) => {
             let receiving =
                 futures::future::try_join_all(offer.tracks.iter().map(|track| pipe::receive_track(transport, track)));
-            let (connected, received) = tokio::join!(pipe::connect_pipe(transport, &offer.endpoint), receiving);
+            let connecting =
+                async { if paired { Ok(()) } else { pipe::connect_pipe(transport, &offer.endpoint).await } };
+            let (connected, received) = tokio::join!(connecting, receiving);
             connected?;
             received?
         }
