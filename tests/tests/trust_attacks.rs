@@ -14,7 +14,7 @@ use mafalda_node::{Codec, Node, NodeError, TrackSpec};
 use mafalda_rope::{RpcError, Value};
 use mafalda_swarm::{CallError, InboundCall, Keypair, PeerId, StartedSwarm, SwarmHandle, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::node::{node_with, transports_besides_spares as transports};
+use mafalda_tests::node::{joined, node_with, transports_besides_spares as transports};
 use mafalda_tests::rtp::{receive_rtp, send_paced, test_stream};
 use mafalda_tests::swarm::{eventually, loopback_config};
 use tokio::net::UdpSocket;
@@ -509,9 +509,10 @@ async fn an_offer_refused_for_its_provenance_leaves_nothing_in_mediasoup() {
 async fn forged_providers_never_feed_a_consumer() {
     let a = node(None).await;
     // b only fetches the real provenance and checks it still finds the
-    // stream: the default deadline (a first find 2 s after joining once
+    // stream: the default deadline (its first find, 2 s as it joined, once
     // failed on a saturated CI host). c's finds are the ones bounded.
     let b = node(Some(&a)).await;
+    assert!(joined(&b, a.peer_id()).await, "b joins through a");
     let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish at a");
     let _sending = keep_sending(ingest);
     let real = {
@@ -543,6 +544,7 @@ async fn forged_providers_never_feed_a_consumer() {
         rogue.provide(stream_key("show")).await.expect("the rogue provides the id");
         // A consumer that hears of the rogue: fresh, so it holds nothing yet.
         let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
+        assert!(joined(&c, a.peer_id()).await, "{name}: c joins through a");
         let started = Instant::now();
         let found = c.find_stream("show").await.expect("find");
         assert!(started.elapsed() < Duration::from_secs(3), "{name}: find took {:?}", started.elapsed());
