@@ -130,12 +130,3 @@ pub fn transports_besides_spares(node: &Node) -> u32 {
     let all: u32 = node.media().status().iter().map(|w| w.objects.transports).sum();
     all - u32::try_from(node.spare_pipes()).expect("a few spares")
 }
-
-/// Whether `node` is connected to `peer` within 5 s: for a test that times
-/// what a node does once it joined, not how long joining takes.
-pub async fn joined(node: &Node, peer: mafalda_swarm::PeerId) -> bool {
-    crate::swarm::eventually(std::time::Duration::from_secs(5), || async {
-        node.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&peer))
-    })
-    .await
-}

@@ -120,3 +120,9 @@ pub async fn wait_for_event<T>(
     .ok()
     .flatten()
 }
+
+/// Whether `handle`'s node is connected to `peer` within `deadline`: for a
+/// test that works with a node once it joined, not on how long joining takes.
+pub async fn connected_within(handle: &SwarmHandle, peer: PeerId, deadline: Duration) -> bool {
+    eventually(deadline, || async { handle.connected_peers().await.is_ok_and(|peers| peers.contains(&peer)) }).await
+}

@@ -14,7 +14,7 @@ use mafalda_swarm::{Keypair, Multiaddr, PeerId};
 use mafalda_tests::http::raw;
 use mafalda_tests::media::LOOPBACK;
 use mafalda_tests::node::webrtc_node_with_api_config;
-use mafalda_tests::swarm::{eventually, loopback_config};
+use mafalda_tests::swarm::{connected_within, loopback_config};
 use tokio::net::TcpListener;
 
 const APP: &str = "app-probe-token";
@@ -57,13 +57,8 @@ async fn healthz_answers_without_the_token_a_token_guards() {
 async fn readyz_is_200_on_a_joined_node_without_the_token() {
     let (seed, seed_addr, _) = webrtc_node_with_api_config(None, tokens()).await;
     let (node, addr, _) = webrtc_node_with_api_config(Some(&seed), tokens()).await;
-    let seed_id = seed.peer_id();
     assert!(
-        eventually(Duration::from_secs(10), || {
-            let node = Arc::clone(&node);
-            async move { node.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&seed_id)) }
-        })
-        .await,
+        connected_within(node.swarm(), seed.peer_id(), Duration::from_secs(10)).await,
         "the node joins through its seed"
     );
     let (status, body) = http(addr, "GET", "/readyz", None).await;

@@ -9,7 +9,7 @@ use mafalda_node::api::ApiConfig;
 use mafalda_rope::{CallError, Client, ClientConfig, ClientEvent, EventKind, Value};
 use mafalda_tests::node::webrtc_node_with_api_config;
 use mafalda_tests::rope::call_json as call;
-use mafalda_tests::swarm::eventually;
+use mafalda_tests::swarm::{connected_within, eventually};
 use serde_json::json;
 
 const APP: &str = "app-s3cret";
@@ -94,10 +94,7 @@ async fn a_worker_on_another_node_is_driven_through_the_entry_and_dies_with_its_
     let host = mafalda_tests::node::node_with(Some(&entry), |_| {}).await;
     let host_id = host.peer_id().to_string();
     assert!(
-        eventually(Duration::from_secs(10), || async {
-            entry.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&host.peer_id()))
-        })
-        .await,
+        connected_within(entry.swarm(), host.peer_id(), Duration::from_secs(10)).await,
         "the host joined the entry"
     );
     let url = format!("ws://{addr}/v1/rope?format=json");
@@ -188,12 +185,7 @@ async fn a_rogue_peer_can_neither_inject_objects_into_an_app_nor_reach_another_e
         entry.listen_addrs().await.expect("addrs").remove(0).with_p2p(entry.peer_id()).expect("p2p"),
     ]))
     .await;
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            entry.swarm().connected_peers().await.is_ok_and(|peers| peers.contains(&host.peer_id()))
-        })
-        .await
-    );
+    assert!(connected_within(entry.swarm(), host.peer_id(), Duration::from_secs(10)).await);
     let (app, _events) =
         Client::connect(format!("ws://{addr}/v1/rope?format=json"), ClientConfig::default()).await.expect("connect");
     let worker = call(&app, None, "mediasoup.createWorker", json!({ "node": host.peer_id().to_string() }))

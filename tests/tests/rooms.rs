@@ -13,7 +13,7 @@ use mafalda_rope::CallError;
 use mafalda_tests::node::webrtc_node_with_api;
 use mafalda_tests::room::{OPUS_PT, RoomApp};
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
-use mafalda_tests::swarm::eventually;
+use mafalda_tests::swarm::{connected_within, eventually};
 use serde_json::json;
 use tokio::net::UdpSocket;
 
@@ -370,11 +370,7 @@ async fn a_cut_connection_that_comes_back_within_the_grace_keeps_its_producer_pl
     config.hosts = vec!["127.0.0.1".parse().expect("a host")];
     let (a_node, a_api, _) = mafalda_tests::node::webrtc_node_with_api_config(None, config).await;
     let (b_node, b_api, _) = webrtc_node_with_api(Some(&a_node)).await;
-    let connected = eventually(Duration::from_secs(10), || async {
-        b_node.swarm().connected_peers().await.unwrap_or_default().contains(&a_node.peer_id())
-    })
-    .await;
-    assert!(connected);
+    assert!(connected_within(b_node.swarm(), a_node.peer_id(), Duration::from_secs(10)).await);
     let relay = TcpRelay::start(a_api).await;
     // This first client reconnects by itself after the cut, without the
     // token (a new, empty session): the app resumes with a client of its own.
@@ -442,11 +438,7 @@ async fn a_cut_connection_that_comes_back_within_the_grace_keeps_its_producer_pl
 async fn a_transport_made_with_node_lives_on_that_node_and_carries_media() {
     let (a_node, a_api, a_port) = webrtc_node_with_api(None).await;
     let (b_node, _b_api, b_port) = webrtc_node_with_api(Some(&a_node)).await;
-    let connected = eventually(Duration::from_secs(10), || async {
-        a_node.swarm().connected_peers().await.unwrap_or_default().contains(&b_node.peer_id())
-    })
-    .await;
-    assert!(connected);
+    assert!(connected_within(a_node.swarm(), b_node.peer_id(), Duration::from_secs(10)).await);
     let b_id = b_node.peer_id().to_string();
     let app = RoomApp::connect(a_api).await;
     let listener = RoomApp::connect(a_api).await;
@@ -592,11 +584,7 @@ async fn a_room_consumer_keeps_its_copy_of_a_remote_producer_past_the_relay_ling
     use mafalda_tests::node::{node_with, serve_api};
     let origin = Arc::new(node_with(None, |_| {}).await);
     let player = Arc::new(node_with(Some(&origin), |config| config.relay_linger = Duration::from_millis(500)).await);
-    let connected = eventually(Duration::from_secs(10), || async {
-        player.swarm().connected_peers().await.unwrap_or_default().contains(&origin.peer_id())
-    })
-    .await;
-    assert!(connected);
+    assert!(connected_within(player.swarm(), origin.peer_id(), Duration::from_secs(10)).await);
     let a = RoomApp::connect(serve_api(Arc::clone(&origin)).await).await;
     let b = RoomApp::connect(serve_api(Arc::clone(&player)).await).await;
     a.join("linger").await;

@@ -11,7 +11,7 @@ use mafalda_media::PlacementPolicy;
 use mafalda_tests::node::{node_with, serve_api, webrtc_node_with_api};
 use mafalda_tests::room::{OPUS_PT, RoomApp};
 use mafalda_tests::rtp::{assert_delivered, receive_rtp, send_paced, test_stream};
-use mafalda_tests::swarm::eventually;
+use mafalda_tests::swarm::connected_within;
 use tokio::net::UdpSocket;
 
 const CONSUMERS: usize = 30;
@@ -37,11 +37,7 @@ async fn thirty_consumers_of_a_room_producer_spread_over_three_workers_with_one_
         .await,
     );
     let b_api = serve_api(Arc::clone(&b_node)).await;
-    let connected = eventually(Duration::from_secs(10), || async {
-        b_node.swarm().connected_peers().await.unwrap_or_default().contains(&a_node.peer_id())
-    })
-    .await;
-    assert!(connected, "B joined A");
+    assert!(connected_within(b_node.swarm(), a_node.peer_id(), Duration::from_secs(10)).await, "B joined A");
     let home = b_node.media().workers()[0].id();
     assert_eq!(b_node.media().workers().len(), 1, "B starts with one worker; placement adds the others");
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::{gossipsub, noise, tcp, yamux};
 use mafalda_swarm::{CallError, LOAD_TOPIC, RopeSettings, SwarmEvent};
-use mafalda_tests::swarm::{eventually, loopback_config, spawn_node, spawn_swarm, wait_for_event};
+use mafalda_tests::swarm::{connected_within, eventually, loopback_config, spawn_node, spawn_swarm, wait_for_event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rope_call_between_peers_that_never_bootstrapped_from_each_other() {
@@ -51,11 +51,7 @@ async fn rope_call_needs_only_the_peer_id() {
     let nodes = spawn_swarm(6, 1, loopback_config).await;
     let (seed, a, b) = (&nodes[0], &nodes[1], &nodes[5]);
     // The seed must know b (b has joined) for anyone to find b through it.
-    let joined = eventually(Duration::from_secs(10), || async {
-        seed.handle.connected_peers().await.expect("peers").contains(&b.peer_id())
-    })
-    .await;
-    assert!(joined, "b joined through the seed");
+    assert!(connected_within(&seed.handle, b.peer_id(), Duration::from_secs(10)).await, "b joined through the seed");
     let params = ciborium::Value::Integer(42.into());
     let reply = a.handle.call(b.peer_id(), "echo", None, params.clone()).await;
     assert_eq!(reply, Ok(params.clone()), "b reached by id and answered");

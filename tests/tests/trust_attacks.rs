@@ -14,9 +14,9 @@ use mafalda_node::{Codec, Node, NodeError, TrackSpec};
 use mafalda_rope::{RpcError, Value};
 use mafalda_swarm::{CallError, InboundCall, Keypair, PeerId, StartedSwarm, SwarmHandle, stream_key};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::node::{joined, node_with, transports_besides_spares as transports};
+use mafalda_tests::node::{node_with, transports_besides_spares as transports};
 use mafalda_tests::rtp::{receive_rtp, send_paced, test_stream};
-use mafalda_tests::swarm::{eventually, loopback_config};
+use mafalda_tests::swarm::{connected_within, eventually, loopback_config};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -51,16 +51,7 @@ impl Rogue {
         let config = config.with_bootstrap(seed.listen_addrs().await.expect("addrs"));
         let StartedSwarm { handle, calls, .. } = mafalda_swarm::start(config).await.expect("rogue starts");
         let rogue = Self { keypair, handle, calls };
-        let seed_id = seed.peer_id();
-        let handle = rogue.handle.clone();
-        assert!(
-            eventually(Duration::from_secs(5), || {
-                let handle = handle.clone();
-                async move { handle.connected_peers().await.is_ok_and(|p| p.contains(&seed_id)) }
-            })
-            .await,
-            "the rogue joins"
-        );
+        assert!(connected_within(&rogue.handle, seed.peer_id(), Duration::from_secs(5)).await, "the rogue joins");
         rogue
     }
 
@@ -512,7 +503,7 @@ async fn forged_providers_never_feed_a_consumer() {
     // stream: the default deadline (its first find, 2 s as it joined, once
     // failed on a saturated CI host). c's finds are the ones bounded.
     let b = node(Some(&a)).await;
-    assert!(joined(&b, a.peer_id()).await, "b joins through a");
+    assert!(connected_within(b.swarm(), a.peer_id(), Duration::from_secs(5)).await, "b joins through a");
     let ingest = a.publish_rtp("show", vec![opus_track()]).await.expect("publish at a");
     let _sending = keep_sending(ingest);
     let real = {
@@ -544,7 +535,7 @@ async fn forged_providers_never_feed_a_consumer() {
         rogue.provide(stream_key("show")).await.expect("the rogue provides the id");
         // A consumer that hears of the rogue: fresh, so it holds nothing yet.
         let c = node_with(Some(&a), |config| config.find_deadline = Duration::from_secs(2)).await;
-        assert!(joined(&c, a.peer_id()).await, "{name}: c joins through a");
+        assert!(connected_within(c.swarm(), a.peer_id(), Duration::from_secs(5)).await, "{name}: c joins through a");
         let started = Instant::now();
         let found = c.find_stream("show").await.expect("find");
         assert!(started.elapsed() < Duration::from_secs(3), "{name}: find took {:?}", started.elapsed());
