@@ -7,7 +7,7 @@ use mafalda_media::mediasoup::prelude::MediaKind;
 use mafalda_media::running_worker_threads;
 use mafalda_node::{Codec, Node, NodeConfig, TrackSpec};
 use mafalda_tests::media::{LOOPBACK, OPUS_PAYLOAD_TYPE};
-use mafalda_tests::node::node_with;
+use mafalda_tests::node::{node_with, transports_besides_spares};
 use mafalda_tests::swarm::eventually;
 use tokio::net::UdpSocket;
 
@@ -24,9 +24,8 @@ fn opus_track(ssrc: u32) -> TrackSpec {
 /// Transports and consumers on all of a node's workers, besides the spare
 /// pipe transports it keeps ready for the next pipe it serves.
 fn objects(node: &Node) -> (u32, u32) {
-    let (transports, consumers) =
-        node.media().status().iter().fold((0, 0), |(t, c), w| (t + w.objects.transports, c + w.objects.consumers));
-    (transports - u32::try_from(node.spare_pipes()).expect("a few spares"), consumers)
+    let consumers = node.media().status().iter().map(|w| w.objects.consumers).sum();
+    (transports_besides_spares(node), consumers)
 }
 
 /// Provider records that live 8 s (re-announced every 4 s), so their end shows in a test.
