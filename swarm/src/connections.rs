@@ -22,13 +22,30 @@
 //! few seconds. Only the excess goes: a node trimmed to its target would
 //! break the Kademlia requests of the crowd it keeps serving.
 //!
-//! Pure: it takes `now` and the facts, and answers which peers to disconnect;
-//! the event loop does the disconnecting.
+//! Each side trims on its own, so a node can be let go by every peer at
+//! once: in a 10-node lab with a target of 4, all nodes trimmed within the
+//! same second, each by its own least-recently-used order, and the seed,
+//! which nobody called, was dropped by all nine and left with no connection
+//! (finds still worked, as lookups dial on demand, but gossip and load
+//! reports did not reach it). So a node below `target_peers` dials peers
+//! from its routing table back up to the target, as Lighthouse's peer
+//! manager does. The gap between `target_peers` and `max_peers` keeps that
+//! from undoing the trims: a peer at its target takes a few dialers before
+//! it trims again. A peer dialed to make up the number is not dialed for
+//! that again within [`REDIAL_AFTER`], so a peer with tighter bounds that
+//! lets this node go is not asked again on every trim.
+//!
+//! Pure: it takes `now` and the facts, and answers which peers to disconnect
+//! and which to dial; the event loop does the disconnecting and dialing.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
+
+/// How long a peer dialed to make up `target_peers` is not dialed for that
+/// again (see the module doc).
+pub(crate) const REDIAL_AFTER: Duration = Duration::from_secs(60);
 
 /// Connection bounds (see [`ConnectionSettings`](crate::ConnectionSettings)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,16 +63,44 @@ pub(crate) struct PeerBounds {
     pub(crate) crowd_idle_after: Duration,
 }
 
-/// Last use of each connected peer.
+/// Last use of each connected peer, and when peers were last dialed to make
+/// up the target.
 #[derive(Debug)]
 pub(crate) struct ConnectionPolicy {
     bounds: PeerBounds,
     last_used: HashMap<PeerId, Instant>,
+    /// Only peers dialed within [`REDIAL_AFTER`]: older entries are dropped
+    /// at each [`ConnectionPolicy::peers_to_dial`], so it holds at most the peers
+    /// dialed in that while.
+    filled_with: HashMap<PeerId, Instant>,
 }
 
 impl ConnectionPolicy {
     pub(crate) fn new(bounds: PeerBounds) -> Self {
-        Self { bounds, last_used: HashMap::new() }
+        Self { bounds, last_used: HashMap::new(), filled_with: HashMap::new() }
+    }
+
+    /// The peers to dial now, and recorded as dialed: none while at least
+    /// `target_peers` are connected; otherwise as many of the `unconnected`
+    /// peers the routing table knows as make up the difference, in the order
+    /// given, skipping those dialed for this within [`REDIAL_AFTER`].
+    pub(crate) fn peers_to_dial(
+        &mut self,
+        connected: usize,
+        unconnected: impl IntoIterator<Item = PeerId>,
+        now: Instant,
+    ) -> Vec<PeerId> {
+        self.filled_with.retain(|_, at| now.saturating_duration_since(*at) < REDIAL_AFTER);
+        let missing = self.bounds.target_peers.saturating_sub(connected);
+        if missing == 0 {
+            return Vec::new();
+        }
+        let dialing: Vec<PeerId> =
+            unconnected.into_iter().filter(|peer| !self.filled_with.contains_key(peer)).take(missing).collect();
+        for peer in &dialing {
+            self.filled_with.insert(*peer, now);
+        }
+        dialing
     }
 
     /// `peer` connected or a call went either way with it.
@@ -222,6 +267,35 @@ mod tests {
         policy.disconnected(&connected[0]);
         let closing = policy.to_disconnect(&connected, |_| false, |_| false, start + IDLE);
         assert_eq!(closing, vec![connected[1]], "a forgotten peer counts as just used");
+    }
+
+    #[test]
+    fn a_node_below_its_target_dials_known_peers_up_to_it() {
+        let start = Instant::now();
+        let mut policy = policy(6, 4);
+        let known = peers(9);
+        assert!(policy.peers_to_dial(4, known.clone(), start).is_empty(), "at the target: no dial");
+        assert!(policy.peers_to_dial(5, known.clone(), start).is_empty(), "above it: no dial");
+        // Let go by every peer at once: four dials, in the table's order.
+        assert_eq!(policy.peers_to_dial(0, known.clone(), start), known[..4].to_vec());
+        // One came through; the next trim dials others than the three pending.
+        let later = start + Duration::from_secs(5);
+        assert_eq!(policy.peers_to_dial(1, known[1..].to_vec(), later), known[4..7].to_vec());
+    }
+
+    #[test]
+    fn a_peer_dialed_to_fill_up_is_not_redialed_within_the_grace() {
+        let start = Instant::now();
+        let mut policy = policy(2, 2);
+        let known = peers(3);
+        assert_eq!(policy.peers_to_dial(1, known.clone(), start), vec![known[0]]);
+        // Known[0] let this node go at once: the others are asked, not it.
+        let soon = start + Duration::from_secs(5);
+        assert_eq!(policy.peers_to_dial(1, known.clone(), soon), vec![known[1]]);
+        assert_eq!(policy.peers_to_dial(1, known.clone(), soon), vec![known[2]]);
+        assert!(policy.peers_to_dial(1, known.clone(), soon).is_empty(), "every known peer was asked within the grace");
+        // After it, the first may be asked again.
+        assert_eq!(policy.peers_to_dial(1, known.clone(), start + REDIAL_AFTER), vec![known[0]]);
     }
 
     #[test]

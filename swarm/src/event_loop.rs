@@ -14,6 +14,7 @@ use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::kad::{self, QueryId, RecordKey};
 use libp2p::request_response::{InboundRequestId, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{self, DialError, FromSwarm, NetworkBehaviour, NewExternalAddrCandidate};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, ping};
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +29,7 @@ use crate::handle::InboundCall;
 use crate::load::{LoadReport, LoadReportError};
 use crate::penalties::{PeerAction, Penalties};
 use crate::refresh::{Bootstraps, RefreshPolicy};
+use crate::routing;
 use crate::traffic::Traffic;
 use crate::transport::build_swarm;
 use crate::{SwarmConfig, SwarmError, SwarmEvent};
@@ -444,6 +446,7 @@ impl EventLoop {
         if now >= self.next_trim || self.connection_policy.crowded(self.swarm.connected_peers().count()) {
             self.next_trim = now + TRIM_INTERVAL;
             self.disconnect_unused(now);
+            self.dial_up_to_target(now);
         }
         for peer in self.penalties.expired_bans(now) {
             info!(%peer, "ban ended");
@@ -494,6 +497,29 @@ impl EventLoop {
         }
         for peer in unused {
             let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// Dials peers the routing table knows while fewer than the target are
+    /// connected: each side trims on its own, and a node can be let go by
+    /// all its peers at once (see `connections`).
+    fn dial_up_to_target(&mut self, now: Instant) {
+        let connected = self.swarm.connected_peers().count();
+        let blocked = self.swarm.behaviour().blocked.blocked_peers().clone();
+        let unconnected: Vec<PeerId> = routing::known_peers(&mut self.swarm.behaviour_mut().kad)
+            .into_iter()
+            .map(|key| key.into_preimage())
+            .filter(|peer| !self.swarm.is_connected(peer) && !blocked.contains(peer))
+            .collect();
+        let dialing = self.connection_policy.peers_to_dial(connected, unconnected, now);
+        if !dialing.is_empty() {
+            debug!(connected, dialing = dialing.len(), "below the target peers: dialing known peers");
+        }
+        for peer in dialing {
+            let opts = DialOpts::peer_id(peer).condition(PeerCondition::DisconnectedAndNotDialing).build();
+            if let Err(error) = self.swarm.dial(opts) {
+                debug!(%peer, %error, "cannot dial known peer");
+            }
         }
     }
 

@@ -447,3 +447,32 @@ async fn peers_the_node_uses_stay_connected_and_unused_ones_go() {
         node.handle.shutdown().await.expect("shutdown");
     }
 }
+
+/// Each node trims its unused peers on its own, each by its own
+/// least-recently-used order, so a node can be let go by every peer at once
+/// (a 10-process lab left its seed, which nobody called, with no connection
+/// at all). A node below its target dials peers its routing table knows back
+/// up to it: after the trims every node holds between its target and its
+/// maximum, as in the lab's bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_trimmed_below_their_target_dial_back_up_to_it() {
+    let (max_peers, target_peers) = (6, 4);
+    let nodes = spawn_swarm(10, 1, || bounded(max_peers, target_peers)).await;
+    let (low, high) = (target_peers as usize, max_peers as usize);
+    let within_bounds = |counts: &[usize]| counts.iter().all(|n| (low..=high).contains(n));
+    // Joining connects all ten, past the maximum; the first trims (every
+    // 5 s, idle after 1 s) leave some nodes below 4 (without dialing back,
+    // one stayed at 3 for the 50 s watched); the dials back follow at the
+    // next trim.
+    let crowded = eventually(Duration::from_secs(20), || async { peer_counts(&nodes).await[0] > high }).await;
+    assert!(crowded, "joining connects a node to more than {high} peers: {:?}", peer_counts(&nodes).await);
+    let settled = eventually(Duration::from_secs(45), || async { within_bounds(&peer_counts(&nodes).await) }).await;
+    assert!(settled, "every node between {low} and {high} peers: {:?}", peer_counts(&nodes).await);
+    // Two more trims: the dials back did not start a round of trims.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let counts = peer_counts(&nodes).await;
+    assert!(within_bounds(&counts), "still between {low} and {high} peers: {counts:?}");
+    for node in &nodes {
+        node.handle.shutdown().await.expect("shutdown");
+    }
+}
