@@ -183,9 +183,10 @@ pub(crate) struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     max_peers: u32,
 
-    /// Peers left connected after unused ones are disconnected; a node with
-    /// fewer (its peers trim on their own too) dials peers it knows back up to
-    /// it, each at most once a minute [default: 3/4 of --max-peers].
+    /// Peers left connected after unused ones are disconnected. A node left
+    /// with fewer than half of it (its peers trim on their own too) dials peers
+    /// it knows back up to it, each at most once a minute [default: 3/4 of
+    /// --max-peers].
     #[arg(long, value_name = "N", env = "MAFALDA_TARGET_PEERS", value_parser = clap::value_parser!(u32).range(1..))]
     target_peers: Option<u32>,
 

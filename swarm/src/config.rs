@@ -155,8 +155,9 @@ pub struct ConnectionSettings {
     /// disconnected, so a busy node may exceed it (`max_established` is the hard cap).
     pub max_peers: u32,
     /// Peers left connected after disconnecting unused ones (default 24). A
-    /// node with fewer, as when its peers trimmed it on their own, dials peers
-    /// its routing table knows back up to it, each at most once a minute.
+    /// node left with fewer than half of it, as when its peers trimmed it on
+    /// their own, dials peers its routing table knows back up to it, each at
+    /// most once a minute.
     pub target_peers: u32,
     /// A peer is unused after this long without a ROPE call or a Kademlia
     /// request either way (default 60 s).

@@ -446,7 +446,7 @@ impl EventLoop {
         if now >= self.next_trim || self.connection_policy.crowded(self.swarm.connected_peers().count()) {
             self.next_trim = now + TRIM_INTERVAL;
             self.disconnect_unused(now);
-            self.dial_up_to_target(now);
+            self.dial_back_when_few(now);
         }
         for peer in self.penalties.expired_bans(now) {
             info!(%peer, "ban ended");
@@ -500,10 +500,10 @@ impl EventLoop {
         }
     }
 
-    /// Dials peers the routing table knows while fewer than the target are
-    /// connected: each side trims on its own, and a node can be let go by
-    /// all its peers at once (see `connections`).
-    fn dial_up_to_target(&mut self, now: Instant) {
+    /// Dials peers the routing table knows, up to the target, once fewer
+    /// than half of it are connected: each side trims on its own, and a node
+    /// can be let go by all its peers at once (see `connections`).
+    fn dial_back_when_few(&mut self, now: Instant) {
         let connected = self.swarm.connected_peers().count();
         let blocked = self.swarm.behaviour().blocked.blocked_peers().clone();
         let unconnected: Vec<PeerId> = routing::known_peers(&mut self.swarm.behaviour_mut().kad)
@@ -513,7 +513,7 @@ impl EventLoop {
             .collect();
         let dialing = self.connection_policy.peers_to_dial(connected, unconnected, now);
         if !dialing.is_empty() {
-            debug!(connected, dialing = dialing.len(), "below the target peers: dialing known peers");
+            debug!(connected, dialing = dialing.len(), "few peers left: dialing known peers up to the target");
         }
         for peer in dialing {
             let opts = DialOpts::peer_id(peer).condition(PeerCondition::DisconnectedAndNotDialing).build();

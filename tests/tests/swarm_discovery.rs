@@ -448,31 +448,47 @@ async fn peers_the_node_uses_stay_connected_and_unused_ones_go() {
     }
 }
 
-/// Each node trims its unused peers on its own, each by its own
-/// least-recently-used order, so a node can be let go by every peer at once
-/// (a 10-process lab left its seed, which nobody called, with no connection
-/// at all). A node below its target dials peers its routing table knows back
-/// up to it: after the trims every node holds between its target and its
-/// maximum, as in the lab's bounds.
+/// A node left with fewer than half its target of peers dials peers its
+/// routing table knows back up to the target. Each side trims on its own, so
+/// a node can be let go by all its peers at once: a 10-process lab left its
+/// seed, which nobody called, with no connection at all. Here the node (the
+/// lab's bounds) trims itself to its target of 4, then 3 of those 4 peers
+/// stop; the others (bounds no trim reaches, and a target of 2 they meet) do
+/// not dial it, so only its own dials bring it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_trimmed_below_their_target_dial_back_up_to_it() {
+async fn a_node_left_with_few_peers_dials_known_peers_back_up_to_its_target() {
     let (max_peers, target_peers) = (6, 4);
-    let nodes = spawn_swarm(10, 1, || bounded(max_peers, target_peers)).await;
-    let (low, high) = (target_peers as usize, max_peers as usize);
-    let within_bounds = |counts: &[usize]| counts.iter().all(|n| (low..=high).contains(n));
-    // Joining connects all ten, past the maximum; the first trims (every
-    // 5 s, idle after 1 s) leave some nodes below 4 (without dialing back,
-    // one stayed at 3 for the 50 s watched); the dials back follow at the
-    // next trim.
-    let crowded = eventually(Duration::from_secs(20), || async { peer_counts(&nodes).await[0] > high }).await;
-    assert!(crowded, "joining connects a node to more than {high} peers: {:?}", peer_counts(&nodes).await);
-    let settled = eventually(Duration::from_secs(45), || async { within_bounds(&peer_counts(&nodes).await) }).await;
-    assert!(settled, "every node between {low} and {high} peers: {:?}", peer_counts(&nodes).await);
-    // Two more trims: the dials back did not start a round of trims.
+    let total = 10;
+    let started = std::sync::atomic::AtomicUsize::new(0);
+    let mut nodes = spawn_swarm(total, 1, || match started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+        i if i == total - 1 => bounded(max_peers, target_peers),
+        _ => bounded(64, 2),
+    })
+    .await;
+    let node = nodes.pop().expect("the bounded node");
+    let held = || async { node.handle.connected_peers().await.expect("peers") };
+    let joined = eventually(Duration::from_secs(20), || async { held().await.len() > max_peers as usize }).await;
+    assert!(joined, "joining connects the node to more than {max_peers} peers: {:?}", held().await);
+    let trimmed = eventually(Duration::from_secs(20), || async { held().await.len() == target_peers as usize }).await;
+    assert!(trimmed, "the node trims itself to its target of {target_peers}: {:?}", held().await);
+    let kept = held().await;
+    let (stopping, staying): (Vec<TestNode>, Vec<TestNode>) =
+        nodes.into_iter().partition(|other| kept[1..].contains(&other.peer_id()));
+    let stopped: Vec<PeerId> = stopping.iter().map(TestNode::peer_id).collect();
+    for other in &stopping {
+        other.handle.shutdown().await.expect("shutdown");
+    }
+    let left = eventually(Duration::from_secs(10), || async { held().await.len() == 1 }).await;
+    assert!(left, "one peer left: {:?}", held().await);
+    // Within a trim or two (every 5 s) it dials the live peers it knows
+    // (the stopped ones fail) back up to its target, and no further.
+    let back = eventually(Duration::from_secs(30), || async { held().await.len() == target_peers as usize }).await;
+    let now = held().await;
+    assert!(back, "the node dials back up to {target_peers} peers: {now:?}");
+    assert!(now.iter().all(|peer| !stopped.contains(peer)), "only live peers: {now:?}");
     tokio::time::sleep(Duration::from_secs(11)).await;
-    let counts = peer_counts(&nodes).await;
-    assert!(within_bounds(&counts), "still between {low} and {high} peers: {counts:?}");
-    for node in &nodes {
-        node.handle.shutdown().await.expect("shutdown");
+    assert_eq!(held().await.len(), target_peers as usize, "and holds them through two more trims");
+    for other in staying.iter().chain([&node]) {
+        other.handle.shutdown().await.expect("shutdown");
     }
 }
