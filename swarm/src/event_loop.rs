@@ -505,6 +505,10 @@ impl EventLoop {
     /// can be let go by all its peers at once (see `connections`).
     fn dial_back_when_few(&mut self, now: Instant) {
         let connected = self.swarm.connected_peers().count();
+        // A crowded node trims every tick: no table scan while it has peers enough.
+        if !self.connection_policy.dials_back(connected) {
+            return;
+        }
         let blocked = self.swarm.behaviour().blocked.blocked_peers().clone();
         let unconnected: Vec<PeerId> = routing::known_peers(&mut self.swarm.behaviour_mut().kad)
             .into_iter()
