@@ -509,8 +509,9 @@ impl EventLoop {
         if !self.connection_policy.dials_back(connected) {
             return;
         }
-        let blocked = self.swarm.behaviour().blocked.blocked_peers().clone();
-        let unconnected: Vec<PeerId> = routing::known_peers(&mut self.swarm.behaviour_mut().kad)
+        let known = routing::known_peers(&mut self.swarm.behaviour_mut().kad);
+        let blocked = self.swarm.behaviour().blocked.blocked_peers();
+        let unconnected: Vec<PeerId> = known
             .into_iter()
             .map(|key| key.into_preimage())
             .filter(|peer| !self.swarm.is_connected(peer) && !blocked.contains(peer))

@@ -70,6 +70,12 @@ async fn echo(mut calls: mpsc::Receiver<InboundCall>) {
 /// Starts `seeds` seed nodes (each bootstrapping from the first) and then
 /// `total - seeds` nodes, each bootstrapping from one seed in turn.
 pub async fn spawn_swarm(total: usize, seeds: usize, config: impl Fn() -> SwarmConfig) -> Vec<TestNode> {
+    spawn_swarm_with(total, seeds, |_| config()).await
+}
+
+/// [`spawn_swarm`], with each node's config made from its index (0 is the
+/// first seed): for a swarm where some nodes are set apart.
+pub async fn spawn_swarm_with(total: usize, seeds: usize, config: impl Fn(usize) -> SwarmConfig) -> Vec<TestNode> {
     assert!(seeds >= 1 && seeds <= total);
     let mut nodes: Vec<TestNode> = Vec::with_capacity(total);
     for i in 0..total {
@@ -78,7 +84,7 @@ pub async fn spawn_swarm(total: usize, seeds: usize, config: impl Fn() -> SwarmC
             i if i < seeds => vec![nodes[0].addr.clone()],
             i => vec![nodes[i % seeds].addr.clone()],
         };
-        nodes.push(spawn_node(config().with_bootstrap(bootstrap)).await);
+        nodes.push(spawn_node(config(i).with_bootstrap(bootstrap)).await);
     }
     nodes
 }

@@ -8,7 +8,9 @@ use mafalda_swarm::{
     ConnectionSettings, GossipSettings, KadSettings, LoadReport, PeerId, ProtocolLabel, SwarmConfig, WorkerLoad,
     stream_key,
 };
-use mafalda_tests::swarm::{TestNode, connected_within, eventually, loopback_config, spawn_node, spawn_swarm};
+use mafalda_tests::swarm::{
+    TestNode, connected_within, eventually, loopback_config, spawn_node, spawn_swarm, spawn_swarm_with,
+};
 
 /// Finds from every node but `provider`; returns how many did not see it.
 async fn finders_missing(nodes: &[TestNode], provider: usize, key: &str) -> Vec<usize> {
@@ -405,8 +407,7 @@ async fn with_bounded_connections_every_node_still_finds_a_key() {
 /// so the others never cut a connection from their side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_the_node_uses_stay_connected_and_unused_ones_go() {
-    let started = std::sync::atomic::AtomicUsize::new(0);
-    let nodes = spawn_swarm(12, 1, || match started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+    let nodes = spawn_swarm_with(12, 1, |i| match i {
         0 | 1 => bounded(1, 1),
         _ => loopback_config(),
     })
@@ -459,12 +460,9 @@ async fn peers_the_node_uses_stay_connected_and_unused_ones_go() {
 async fn a_node_left_with_few_peers_dials_known_peers_back_up_to_its_target() {
     let (max_peers, target_peers) = (6, 4);
     let total = 10;
-    let started = std::sync::atomic::AtomicUsize::new(0);
-    let mut nodes = spawn_swarm(total, 1, || match started.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-        i if i == total - 1 => bounded(max_peers, target_peers),
-        _ => bounded(64, 2),
-    })
-    .await;
+    let mut nodes =
+        spawn_swarm_with(total, 1, |i| if i == total - 1 { bounded(max_peers, target_peers) } else { bounded(64, 2) })
+            .await;
     let node = nodes.pop().expect("the bounded node");
     let held = || async { node.handle.connected_peers().await.expect("peers") };
     let joined = eventually(Duration::from_secs(20), || async { held().await.len() > max_peers as usize }).await;
